@@ -1,0 +1,63 @@
+//! ApiVersions: the list of served APIs. An unsupported version gets Kafka's
+//! fallback: a v0 body with UNSUPPORTED_VERSION and the list, so the client
+//! can pick a version it shares with us.
+
+use crate::protocol::response::encode_response;
+use crate::protocol::versions;
+use crate::protocol::{ParsedRequest, RequestError};
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::Decodable;
+use kafka_protocol::ResponseError;
+
+pub fn respond(req: &ParsedRequest) -> Result<Bytes, RequestError> {
+    let version = req.version();
+    let correlation_id = req.header.correlation_id;
+    let list = versions::advertised();
+    if !versions::is_served(ApiKey::ApiVersions, version) {
+        let body = ApiVersionsResponse::default()
+            .with_error_code(ResponseError::UnsupportedVersion.code())
+            .with_api_keys(list);
+        return encode_response(ApiKey::ApiVersions, 0, correlation_id, &body);
+    }
+    let mut body = req.body.clone();
+    let error_code = match ApiVersionsRequest::decode(&mut body, version) {
+        Ok(r) if version >= 3 && !valid_software_field(&r.client_software_name) => {
+            ResponseError::InvalidRequest.code()
+        }
+        Ok(r) if version >= 3 && !valid_software_field(&r.client_software_version) => {
+            ResponseError::InvalidRequest.code()
+        }
+        Ok(_) => 0,
+        Err(_) => ResponseError::InvalidRequest.code(),
+    };
+    let body = ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(list)
+        .with_throttle_time_ms(0);
+    encode_response(ApiKey::ApiVersions, version, correlation_id, &body)
+}
+
+/// Kafka's rule for client software name and version: non-empty, letters,
+/// digits, '.', '-' and nothing else, starting and ending with a letter or digit.
+fn valid_software_field(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_software_field;
+
+    #[test]
+    fn software_names() {
+        assert!(valid_software_field("apache-kafka-java"));
+        assert!(valid_software_field("2.16.1"));
+        assert!(!valid_software_field(""));
+        assert!(!valid_software_field("-x"));
+        assert!(!valid_software_field("a b"));
+    }
+}

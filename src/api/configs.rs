@@ -1,0 +1,217 @@
+//! DescribeConfigs for topics and this broker, with Kafka's config sources
+//! and synonyms.
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::config::topic::{ConfigSource, ConfigType, TOPIC_CONFIGS};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const BROKER_LOGGER: i8 = 8;
+
+/// One config as DescribeConfigs and CreateTopics report it.
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: ConfigSource,
+    pub kind: ConfigType,
+    pub read_only: bool,
+    /// (name, value, source), most specific first.
+    pub synonyms: Vec<(String, String, ConfigSource)>,
+}
+
+/// Every topic config with its effective value: the topic's override, else
+/// the broker's setting, else Kafka's default.
+pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    let defaults = broker.cluster.topic_defaults();
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(def.name) {
+                synonyms.push((def.name.to_string(), v.clone(), ConfigSource::DynamicTopic));
+            }
+            for (key, _) in def.broker_keys {
+                if let Some(v) = broker.config.properties.get(*key) {
+                    synonyms.push((key.to_string(), v.clone(), ConfigSource::StaticBroker));
+                }
+            }
+            if let Some((key, _)) = def.broker_keys.first() {
+                synonyms.push((key.to_string(), def.default.to_string(), ConfigSource::Default));
+            }
+            let (value, source) = match overrides.get(def.name) {
+                Some(v) => (v.clone(), ConfigSource::DynamicTopic),
+                None => defaults
+                    .get(def.name)
+                    .cloned()
+                    .unwrap_or((def.default.to_string(), ConfigSource::Default)),
+            };
+            ConfigEntry {
+                name: def.name.to_string(),
+                value,
+                source,
+                kind: def.kind,
+                read_only: false,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+/// The broker's own configs, as this node runs with them.
+fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
+    let c = &broker.config;
+    let props = &c.properties;
+    let listeners = |ls: &[crate::config::listener::ListenerSpec]| {
+        ls.iter().map(|l| l.url()).collect::<Vec<_>>().join(",")
+    };
+    let mut entries: Vec<(String, String, ConfigType)> = vec![
+        ("advertised.listeners".into(), listeners(&c.advertised_listeners), ConfigType::String),
+        ("auto.create.topics.enable".into(), c.auto_create_topics.to_string(), ConfigType::Boolean),
+        ("broker.id".into(), c.node_id.to_string(), ConfigType::Int),
+        ("default.replication.factor".into(), c.default_replication_factor.to_string(), ConfigType::Int),
+        ("delete.topic.enable".into(), c.delete_topic_enable.to_string(), ConfigType::Boolean),
+        (
+            "group.initial.rebalance.delay.ms".into(),
+            c.group_initial_rebalance_delay_ms.to_string(),
+            ConfigType::Int,
+        ),
+        ("listeners".into(), listeners(&c.listeners), ConfigType::String),
+        (
+            "log.dirs".into(),
+            c.log_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
+            ConfigType::String,
+        ),
+        (
+            "log.retention.check.interval.ms".into(),
+            c.retention_check_interval_ms.to_string(),
+            ConfigType::Long,
+        ),
+        ("node.id".into(), c.node_id.to_string(), ConfigType::Int),
+        ("num.partitions".into(), c.num_partitions.to_string(), ConfigType::Int),
+        ("socket.request.max.bytes".into(), c.socket_request_max_bytes.to_string(), ConfigType::Int),
+    ];
+    let defaults = broker.cluster.topic_defaults();
+    for def in TOPIC_CONFIGS {
+        if let Some((key, _)) = def.broker_keys.first() {
+            if entries.iter().any(|(n, _, _)| n == key) {
+                continue;
+            }
+            let value = defaults.get(def.name).map(|(v, _)| v.clone()).unwrap_or_default();
+            entries.push((key.to_string(), value, def.kind));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+        .into_iter()
+        .map(|(name, value, kind)| {
+            let source = if props.contains_key(&name) {
+                ConfigSource::StaticBroker
+            } else {
+                ConfigSource::Default
+            };
+            ConfigEntry {
+                synonyms: vec![(name.clone(), value.clone(), source)],
+                name,
+                value,
+                source,
+                kind,
+                read_only: true,
+            }
+        })
+        .collect()
+}
+
+pub async fn handle_describe_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let version = ctx.api_version;
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let fail = |code: i16, msg: String| {
+                result
+                    .clone()
+                    .with_error_code(code)
+                    .with_error_message(Some(StrBytes::from_string(msg)))
+            };
+            let entries = match r.resource_type {
+                TOPIC => match broker.cluster.topic(&r.resource_name) {
+                    Some(t) => topic_config_entries(broker, &t.configs),
+                    None => {
+                        return fail(
+                            ResponseError::UnknownTopicOrPartition.code(),
+                            format!("Topic {} does not exist", &*r.resource_name),
+                        )
+                    }
+                },
+                BROKER if r.resource_name.is_empty() => Vec::new(),
+                BROKER if *r.resource_name == *broker.cluster.node_id().to_string() => broker_config_entries(broker),
+                BROKER => {
+                    return fail(
+                        ResponseError::InvalidRequest.code(),
+                        format!(
+                            "Unexpected broker id, expected {} or empty string, but received {}",
+                            broker.cluster.node_id(),
+                            &*r.resource_name
+                        ),
+                    )
+                }
+                BROKER_LOGGER => Vec::new(),
+                other => {
+                    return fail(
+                        ResponseError::InvalidRequest.code(),
+                        format!("Unsupported resource type {other}"),
+                    )
+                }
+            };
+            let configs = entries
+                .into_iter()
+                .filter(|e| {
+                    r.configuration_keys
+                        .as_ref()
+                        .is_none_or(|keys| keys.iter().any(|k| **k == *e.name))
+                })
+                .map(|e| {
+                    let synonyms = if req.include_synonyms {
+                        e.synonyms
+                            .iter()
+                            .map(|(n, v, s)| {
+                                DescribeConfigsSynonym::default()
+                                    .with_name(StrBytes::from_string(n.clone()))
+                                    .with_value(Some(StrBytes::from_string(v.clone())))
+                                    .with_source(*s as i8)
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    DescribeConfigsResourceResult::default()
+                        .with_name(StrBytes::from_string(e.name))
+                        .with_value(Some(StrBytes::from_string(e.value)))
+                        .with_read_only(e.read_only)
+                        .with_config_source(e.source as i8)
+                        .with_is_sensitive(false)
+                        .with_synonyms(synonyms)
+                        .with_config_type(if version >= 3 { e.kind as i8 } else { 0 })
+                        .with_documentation(None)
+                })
+                .collect();
+            result.with_configs(configs)
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}

@@ -1,0 +1,49 @@
+//! FindCoordinator: on a single node, this node coordinates every group.
+//! Transaction coordination is not served yet: clients are told it is not
+//! available, which they treat as retriable.
+
+use super::RequestContext;
+use crate::broker::Broker;
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+const GROUP: i8 = 0;
+
+pub async fn handle_find_coordinator(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let endpoint = broker.endpoint_for(&ctx.listener);
+    let node = BrokerId(broker.cluster.node_id());
+    let answer = |key: StrBytes| {
+        let c = Coordinator::default().with_key(key);
+        if req.key_type == GROUP {
+            c.with_node_id(node)
+                .with_host(StrBytes::from_string(endpoint.host.clone()))
+                .with_port(endpoint.port as i32)
+        } else {
+            c.with_node_id(BrokerId(-1))
+                .with_host(StrBytes::from_static_str(""))
+                .with_port(-1)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "this broker does not coordinate transactions yet",
+                )))
+        }
+    };
+    if ctx.api_version >= 4 {
+        let coordinators = req.coordinator_keys.iter().cloned().map(answer).collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let c = answer(req.key.clone());
+    FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_error_message(c.error_message)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port)
+}

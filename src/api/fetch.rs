@@ -1,0 +1,179 @@
+//! Fetch: returns stored batches as they are, whole, from the batch holding
+//! the fetch offset. Long-polls until `min_bytes` are there or `max_wait_ms`
+//! passes, woken by appends. Fetch sessions are declined (session id 0), so
+//! every request is answered in full, as Kafka answers sessionless fetches.
+
+use super::{leader_epoch_error, log_error_code, RequestContext};
+use crate::broker::Broker;
+use crate::cluster::Topic;
+use crate::storage::{LogError, Partition};
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::ResponseError;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+const READ_COMMITTED: i8 = 1;
+
+/// One requested partition, resolved once.
+struct Wanted {
+    topic_index: usize,
+    partition_index: i32,
+    target: Result<Arc<Partition>, i16>,
+    fetch_offset: i64,
+    max_bytes: usize,
+    leader_epoch: i32,
+}
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+    let by_id = ctx.api_version >= 13;
+    // Sessions are declined; an incremental fetch for a session we never
+    // created must be told so rather than answered as if it were full.
+    if req.session_id != 0 && req.session_epoch != -1 {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+            .with_session_id(0);
+    }
+
+    let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(req.topics.len());
+    let mut wanted = Vec::new();
+    for t in &req.topics {
+        let topic: Option<Arc<Topic>> = if by_id {
+            broker.cluster.topic_by_id(t.topic_id)
+        } else {
+            broker.cluster.topic(&t.topic)
+        };
+        topics.push((t.topic.clone(), t.topic_id));
+        for p in &t.partitions {
+            let target = match &topic {
+                None if by_id => Err(ResponseError::UnknownTopicId.code()),
+                None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                Some(topic) => topic
+                    .partition(p.partition)
+                    .cloned()
+                    .ok_or(ResponseError::UnknownTopicOrPartition.code()),
+            };
+            wanted.push(Wanted {
+                topic_index: topics.len() - 1,
+                partition_index: p.partition,
+                target,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                leader_epoch: p.current_leader_epoch,
+            });
+        }
+    }
+
+    let read_committed = req.isolation_level == READ_COMMITTED;
+    let max_bytes = req.max_bytes.max(0) as usize;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let waiter = Arc::new(Notify::new());
+    let results = loop {
+        // Register before reading, so that an append between the read and the
+        // wait still wakes us.
+        for w in &wanted {
+            if let Ok(p) = &w.target {
+                p.register_waiter(&waiter);
+            }
+        }
+        let (results, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
+        if bytes >= min_bytes || any_error || tokio::time::Instant::now() >= deadline || wanted.is_empty() {
+            break results;
+        }
+        tokio::select! {
+            _ = waiter.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = broker.shutdown.cancelled() => {}
+        }
+        if broker.shutdown.is_cancelled() {
+            break read_all(&wanted, max_bytes, read_committed).0;
+        }
+    };
+
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .into_iter()
+        .map(|(name, id)| {
+            FetchableTopicResponse::default()
+                .with_topic(name)
+                .with_topic_id(id)
+        })
+        .collect();
+    for (w, data) in wanted.iter().zip(results) {
+        responses[w.topic_index].partitions.push(data);
+    }
+    FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses)
+}
+
+/// Reads every partition once. Returns the partition answers, the bytes of
+/// records they carry, and whether any carries an error.
+fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let data = match &w.target {
+            Err(code) => {
+                any_error = true;
+                empty(w.partition_index, *code, -1, -1, -1)
+            }
+            Ok(partition) => {
+                // The first partition with data may exceed the limits by one
+                // batch, so that a large batch never blocks a consumer.
+                let min_one = total == 0;
+                let limit = w.max_bytes.min(max_bytes.saturating_sub(total));
+                let data = read_partition(partition, w, limit, min_one, read_committed);
+                if data.error_code != 0 {
+                    any_error = true;
+                }
+                total += data.records.as_ref().map_or(0, Bytes::len);
+                data
+            }
+        };
+        out.push(data);
+    }
+    (out, total, any_error)
+}
+
+fn empty(index: i32, code: i16, hw: i64, lso: i64, log_start: i64) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(code)
+        .with_high_watermark(hw)
+        .with_last_stable_offset(lso)
+        .with_log_start_offset(log_start)
+        .with_preferred_read_replica((-1).into())
+        .with_records(Some(Bytes::new()))
+}
+
+fn read_partition(partition: &Partition, w: &Wanted, limit: usize, min_one: bool, read_committed: bool) -> PartitionData {
+    let (plan, offsets) = {
+        let mut log = partition.log();
+        let offsets = (log.high_watermark(), log.last_stable_offset(), log.log_start_offset(), log.leader_epoch());
+        if let Some(code) = leader_epoch_error(w.leader_epoch, offsets.3) {
+            return empty(w.partition_index, code, offsets.0, offsets.1, offsets.2);
+        }
+        let max_offset = if read_committed { offsets.1 } else { offsets.0 };
+        (log.plan_read(w.fetch_offset, max_offset), offsets)
+    };
+    let (hw, lso, log_start, _) = offsets;
+    let mut data = empty(w.partition_index, 0, hw, lso, log_start);
+    if read_committed {
+        data.aborted_transactions = Some(Vec::new());
+    }
+    match plan {
+        Ok(None) => data,
+        Ok(Some(_)) if limit == 0 && !min_one => data,
+        Ok(Some(plan)) => match plan.read(limit, min_one) {
+            Ok(records) => data.with_records(Some(records)),
+            Err(e) => data.with_error_code(log_error_code(&LogError::Io(e))),
+        },
+        Err(e) => data.with_error_code(log_error_code(&e)),
+    }
+}

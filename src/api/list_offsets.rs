@@ -1,0 +1,86 @@
+//! ListOffsets: earliest, latest, max timestamp, and the first offset at or
+//! after a timestamp (through the time index).
+
+use super::{leader_epoch_error, log_error_code, RequestContext};
+use crate::broker::Broker;
+use crate::storage::Partition;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::ResponseError;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+const READ_COMMITTED: i8 = 1;
+
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = req.isolation_level == READ_COMMITTED;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.cluster.topic(&t.name);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let answer = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                        None => answer
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                            .with_leader_epoch(-1),
+                        Some(partition) => {
+                            lookup(partition, p.timestamp, p.current_leader_epoch, read_committed, answer)
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    requested_epoch: i32,
+    read_committed: bool,
+    answer: ListOffsetsPartitionResponse,
+) -> ListOffsetsPartitionResponse {
+    let mut log = partition.log();
+    let epoch = log.leader_epoch();
+    let not_found = |a: ListOffsetsPartitionResponse| a.with_timestamp(-1).with_offset(-1).with_leader_epoch(-1);
+    if let Some(code) = leader_epoch_error(requested_epoch, epoch) {
+        return not_found(answer).with_error_code(code);
+    }
+    let at = |a: ListOffsetsPartitionResponse, offset: i64| {
+        a.with_timestamp(-1).with_offset(offset).with_leader_epoch(epoch)
+    };
+    match timestamp {
+        LATEST if read_committed => at(answer, log.last_stable_offset()),
+        LATEST => at(answer, log.high_watermark()),
+        EARLIEST | EARLIEST_LOCAL => at(answer, log.log_start_offset()),
+        // Nothing is tiered: there is no tiered offset to report.
+        LATEST_TIERED => not_found(answer),
+        MAX_TIMESTAMP => match log.max_timestamp_record() {
+            Ok(Some((offset, ts))) => answer.with_timestamp(ts).with_offset(offset).with_leader_epoch(epoch),
+            Ok(None) => not_found(answer),
+            Err(e) => not_found(answer).with_error_code(log_error_code(&e)),
+        },
+        ts if ts >= 0 => match log.offset_for_timestamp(ts) {
+            Ok(Some((offset, found))) if offset < log.high_watermark() => {
+                answer.with_timestamp(found).with_offset(offset).with_leader_epoch(epoch)
+            }
+            Ok(_) => not_found(answer),
+            Err(e) => not_found(answer).with_error_code(log_error_code(&e)),
+        },
+        _ => not_found(answer).with_error_code(ResponseError::InvalidRequest.code()),
+    }
+}

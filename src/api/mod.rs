@@ -1,0 +1,62 @@
+//! Request handlers, one file per API family. A handler takes the broker, a
+//! small request context and the decoded request, and returns the response.
+
+pub mod api_versions;
+pub mod cluster;
+pub mod configs;
+pub mod coordinator;
+pub mod delete_records;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod producer_id;
+pub mod topics;
+
+use crate::storage::LogError;
+use kafka_protocol::ResponseError;
+use std::net::SocketAddr;
+
+/// What a handler may know about where a request came from.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub listener: String,
+    pub peer: SocketAddr,
+    pub client_id: Option<String>,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+/// Kafka's "authorized operations not requested" marker.
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Maps a storage error to the error code a client expects.
+pub fn log_error_code(e: &LogError) -> i16 {
+    use crate::storage::batch::BatchError;
+    match e {
+        LogError::Io(_) => ResponseError::KafkaStorageError.code(),
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::Batch(BatchError::UnsupportedMagic(_)) => {
+            ResponseError::UnsupportedForMessageFormat.code()
+        }
+        LogError::Batch(BatchError::Invalid(_)) => ResponseError::InvalidRecord.code(),
+        LogError::Batch(_) => ResponseError::CorruptMessage.code(),
+        LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        LogError::ProducerState(crate::storage::producer_state::ProducerStateError::InvalidEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
+        LogError::ProducerState(_) => ResponseError::OutOfOrderSequenceNumber.code(),
+        LogError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
+    }
+}
+
+/// Checks a client's view of the leader epoch against ours (-1: no check).
+pub fn leader_epoch_error(requested: i32, current: i32) -> Option<i16> {
+    if requested < 0 || requested == current {
+        None
+    } else if requested > current {
+        Some(ResponseError::UnknownLeaderEpoch.code())
+    } else {
+        Some(ResponseError::FencedLeaderEpoch.code())
+    }
+}

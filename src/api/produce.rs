@@ -1,0 +1,125 @@
+//! Produce: validates each partition's batch header and CRC, then appends the
+//! bytes as received with offsets assigned. Records are never decoded here.
+
+use super::{log_error_code, RequestContext};
+use crate::broker::Broker;
+use crate::cluster::Topic;
+use crate::storage::batch::{validate_produced, BatchError};
+use crate::storage::LogError;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::sync::Arc;
+use tracing::debug;
+
+/// Returns None for acks=0: the client expects no response.
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+    let by_id = ctx.api_version >= 13;
+    let acks = req.acks;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let topic = if by_id {
+            broker.cluster.topic_by_id(topic_data.topic_id)
+        } else {
+            broker.cluster.topic(&topic_data.name)
+        };
+        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let index = data.index;
+            let response = match (&topic, acks) {
+                (_, a) if !(a == -1 || a == 0 || a == 1) => {
+                    error_response(index, ResponseError::InvalidRequiredAcks.code(), None)
+                }
+                (None, _) => {
+                    let code = if by_id {
+                        ResponseError::UnknownTopicId.code()
+                    } else {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    };
+                    error_response(index, code, None)
+                }
+                (Some(topic), _) => append_partition(topic, data, acks).await,
+            };
+            partition_responses.push(response);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_topic_id(topic_data.topic_id)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}
+
+fn error_response(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+async fn append_partition(topic: &Arc<Topic>, data: PartitionProduceData, acks: i16) -> PartitionProduceResponse {
+    let index = data.index;
+    let Some(partition) = topic.partition(index) else {
+        return error_response(index, ResponseError::UnknownTopicOrPartition.code(), None);
+    };
+    let Some(records) = data.records else {
+        return error_response(
+            index,
+            ResponseError::InvalidRecord.code(),
+            Some("produce request carries no records".into()),
+        );
+    };
+    let header = match validate_produced(&records) {
+        Ok(h) => h,
+        Err(e) => {
+            debug!(topic = %topic.name, partition = index, error = %e, "refused a batch");
+            let mut r = error_response(index, log_error_code(&LogError::Batch(e.clone())), Some(e.to_string()));
+            if matches!(e, BatchError::Invalid(_)) {
+                r.record_errors = vec![BatchIndexAndErrorMessage::default()
+                    .with_batch_index(0)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(e.to_string())))];
+            }
+            return r;
+        }
+    };
+    if header.is_transactional() {
+        return error_response(
+            index,
+            ResponseError::InvalidTxnState.code(),
+            Some("transactions are not supported by this broker yet".into()),
+        );
+    }
+    // A single node is the only in-sync replica.
+    if acks == -1 && topic.log_config.min_insync_replicas > 1 {
+        return error_response(
+            index,
+            ResponseError::NotEnoughReplicas.code(),
+            Some(format!(
+                "min.insync.replicas is {} but only 1 replica is in sync",
+                topic.log_config.min_insync_replicas
+            )),
+        );
+    }
+    match partition.append(records.to_vec()).await {
+        Ok(info) => PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(info.base_offset)
+            .with_log_append_time_ms(info.log_append_time.unwrap_or(-1))
+            .with_log_start_offset(info.log_start_offset),
+        Err(e) => {
+            debug!(topic = %topic.name, partition = index, error = %e, "append failed");
+            error_response(index, log_error_code(&e), Some(e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! `Broker`: what every handler shares (config, cluster metadata and logs,
+//! advertised endpoints, the shutdown signal), and `RunningBroker`, which
+//! starts listeners and background work and stops them cleanly.
+
+use crate::cluster::Cluster;
+use crate::config::BrokerConfig;
+use crate::server::listener::{accept_loop, bind};
+use crate::storage::now_ms;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// Where clients are told to connect for one listener.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster: Cluster,
+    pub endpoints: Vec<Endpoint>,
+    pub shutdown: CancellationToken,
+}
+
+impl Broker {
+    /// The advertised endpoint of the listener a request came in on.
+    pub fn endpoint_for(&self, listener: &str) -> &Endpoint {
+        self.endpoints
+            .iter()
+            .find(|e| e.listener == listener)
+            .unwrap_or(&self.endpoints[0])
+    }
+}
+
+/// A broker serving on its listeners. Dropping it does not stop it: call
+/// `shutdown`.
+pub struct RunningBroker {
+    broker: Arc<Broker>,
+    addresses: Vec<(String, SocketAddr)>,
+    connections: TaskTracker,
+    background: TaskTracker,
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc != 0 {
+        return "localhost".to_string();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+impl RunningBroker {
+    /// Opens the logs, binds every listener and starts serving.
+    pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
+        let started = Instant::now();
+        let (cluster, report) = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || Cluster::open(&config))
+                .await
+                .map_err(io::Error::other)??
+        };
+        let mut bound = Vec::new();
+        for spec in &config.listeners {
+            let listener = bind(spec)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", spec.url())))?;
+            bound.push(listener);
+        }
+        let endpoints = config
+            .advertised_listeners
+            .iter()
+            .map(|a| {
+                // Port 0 and an empty or wildcard host are filled in from what was bound.
+                let port = if a.port == 0 {
+                    bound.iter().find(|b| b.name == a.name).map_or(0, |b| b.port)
+                } else {
+                    a.port
+                };
+                let host = if a.host.is_empty() || a.host == "0.0.0.0" || a.host == "::" {
+                    hostname()
+                } else {
+                    a.host.clone()
+                };
+                Endpoint {
+                    listener: a.name.clone(),
+                    host,
+                    port,
+                }
+            })
+            .collect();
+        let broker = Arc::new(Broker {
+            config,
+            cluster,
+            endpoints,
+            shutdown: CancellationToken::new(),
+        });
+
+        let connections = TaskTracker::new();
+        let background = TaskTracker::new();
+        let mut addresses = Vec::new();
+        let mut urls = Vec::new();
+        for listener in bound {
+            for socket in listener.sockets {
+                let addr = socket.local_addr()?;
+                addresses.push((listener.name.clone(), addr));
+                urls.push(format!("{}://{}", listener.name, addr));
+                background.spawn(accept_loop(socket, listener.name.clone(), broker.clone(), connections.clone()));
+            }
+        }
+        background.spawn(housekeeping(broker.clone()));
+        let dirs: Vec<String> = broker
+            .config
+            .log_dirs
+            .iter()
+            .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()).display().to_string())
+            .collect();
+        info!(
+            topics = report.topics,
+            partitions = report.partitions,
+            recovered_segments = report.recovered_segments,
+            truncated_bytes = report.truncated_bytes,
+            clean_shutdown = report.clean_shutdown,
+            "Sluice {} started in {} ms, listening on {}, data in {}",
+            env!("CARGO_PKG_VERSION"),
+            started.elapsed().as_millis(),
+            urls.join(", "),
+            dirs.join(", "),
+        );
+        Ok(RunningBroker {
+            broker,
+            addresses,
+            connections,
+            background,
+        })
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// The bound address of each listener socket, as (listener name, address).
+    pub fn addresses(&self) -> &[(String, SocketAddr)] {
+        &self.addresses
+    }
+
+    /// The first listener's address: what a test or an embedding connects to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addresses[0].1
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then flushes and
+    /// closes every log so that the next start is fast.
+    pub async fn shutdown(self) -> io::Result<()> {
+        info!("shutting down");
+        self.broker.shutdown.cancel();
+        self.background.close();
+        self.connections.close();
+        if tokio::time::timeout(Duration::from_secs(30), self.connections.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not finish within 30 s");
+        }
+        self.background.wait().await;
+        let broker = self.broker.clone();
+        tokio::task::spawn_blocking(move || broker.cluster.shutdown())
+            .await
+            .map_err(io::Error::other)??;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Background work: retention, time-based flushes, checkpoints, producer expiry.
+async fn housekeeping(broker: Arc<Broker>) {
+    let config = &broker.config;
+    let tick = Duration::from_millis(config.flush_scheduler_interval_ms.clamp(10, 1000));
+    let retention_every = Duration::from_millis(config.retention_check_interval_ms);
+    let checkpoint_every = Duration::from_secs(60);
+    let producer_expiry_every = Duration::from_secs(600);
+    let mut last_retention = Instant::now();
+    let mut last_checkpoint = Instant::now();
+    let mut last_expiry = Instant::now();
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        let now = now_ms();
+        let partitions = broker.cluster.all_partitions();
+        for p in &partitions {
+            let file = {
+                let mut log = p.log();
+                log.flush_due(now).then(|| log.take_flush(now))
+            };
+            if let Some(file) = file {
+                let _ = tokio::task::spawn_blocking(move || file.sync_data()).await;
+            }
+        }
+        if last_retention.elapsed() >= retention_every {
+            last_retention = Instant::now();
+            for p in &partitions {
+                let result = p.log().apply_retention(now);
+                match result {
+                    Ok(0) => {}
+                    Ok(n) => info!(topic = p.topic(), partition = p.index(), segments = n, "retention deleted segments"),
+                    Err(e) => warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed"),
+                }
+            }
+        }
+        if last_expiry.elapsed() >= producer_expiry_every {
+            last_expiry = Instant::now();
+            let horizon = now - config.producer_id_expiration_ms;
+            for p in &partitions {
+                p.log().expire_producers(horizon);
+            }
+        }
+        if last_checkpoint.elapsed() >= checkpoint_every {
+            last_checkpoint = Instant::now();
+            let b = broker.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || b.cluster.checkpoint()).await {
+                warn!(error = %e, "could not write checkpoints");
+            }
+        }
+    }
+}

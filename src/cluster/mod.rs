@@ -1,0 +1,422 @@
+//! The cluster's metadata: this node, its topics (ids, partitions, config
+//! overrides) and their partition logs, kept durable by the `MetadataStore`.
+//! A single node is a complete cluster of one: it leads every partition.
+
+pub mod ids;
+pub mod metadata_store;
+pub mod topic_name;
+
+pub use ids::{new_uuid, parse_topic_id, topic_id_string};
+
+use crate::config::topic::{topic_config_def, validate_value, LogConfig, TopicDefaults};
+use crate::config::BrokerConfig;
+use crate::storage::{LogManager, Partition};
+use metadata_store::{write_meta_properties, MetadataRecord, MetadataStore, TopicRecord};
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use thiserror::Error;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+/// Producer ids are reserved on disk in blocks, so that ids are never reused
+/// across restarts without a write per id.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub configs: BTreeMap<String, String>,
+    pub log_config: LogConfig,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+impl Topic {
+    pub fn is_internal(&self) -> bool {
+        topic_name::is_internal(&self.name)
+    }
+
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum TopicError {
+    #[error("Topic '{0}' already exists.")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("This server does not host this topic-partition.")]
+    Unknown,
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("Topic deletion is disabled.")]
+    DeletionDisabled,
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl TopicError {
+    pub fn code(&self) -> i16 {
+        use kafka_protocol::ResponseError as E;
+        match self {
+            TopicError::AlreadyExists(_) => E::TopicAlreadyExists.code(),
+            TopicError::InvalidName(_) => E::InvalidTopicException.code(),
+            TopicError::Unknown => E::UnknownTopicOrPartition.code(),
+            TopicError::InvalidPartitions(_) => E::InvalidPartitions.code(),
+            TopicError::InvalidReplicationFactor(_) => E::InvalidReplicationFactor.code(),
+            TopicError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment.code(),
+            TopicError::InvalidConfig(_) => E::InvalidConfig.code(),
+            TopicError::DeletionDisabled => E::TopicDeletionDisabled.code(),
+            TopicError::Storage(_) => E::KafkaStorageError.code(),
+        }
+    }
+}
+
+/// A request to create a topic, with defaults already applied.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct Image {
+    topics: BTreeMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+impl Image {
+    fn insert(&mut self, topic: Arc<Topic>) {
+        self.by_id.insert(topic.id, topic.clone());
+        self.topics.insert(topic.name.clone(), topic);
+    }
+}
+
+pub struct Cluster {
+    node_id: i32,
+    cluster_id: String,
+    logs: LogManager,
+    store: MetadataStore,
+    defaults: TopicDefaults,
+    default_partitions: i32,
+    default_replication_factor: i16,
+    delete_topic_enable: bool,
+    image: RwLock<Image>,
+    next_producer_id: Mutex<i64>,
+    producer_id_block_end: AtomicI64,
+}
+
+/// What opening the cluster found, for the start-up log line.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    pub topics: usize,
+    pub partitions: usize,
+    pub recovered_segments: usize,
+    pub truncated_bytes: u64,
+    pub clean_shutdown: bool,
+}
+
+impl Cluster {
+    /// Opens the log directories and loads every topic's partitions.
+    pub fn open(config: &BrokerConfig) -> io::Result<(Cluster, OpenReport)> {
+        let logs = LogManager::open(&config.log_dirs)?;
+        let store = MetadataStore::new(logs.primary_dir());
+        let record = match store.load()? {
+            Some(r) => r,
+            None => MetadataRecord {
+                cluster_id: config
+                    .cluster_id
+                    .clone()
+                    .unwrap_or_else(|| topic_id_string(new_uuid())),
+                ..Default::default()
+            },
+        };
+        let mut report = OpenReport {
+            clean_shutdown: logs.was_clean_shutdown(),
+            ..Default::default()
+        };
+        let mut image = Image::default();
+        for t in &record.topics {
+            let id = parse_topic_id(&t.id).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("bad topic id {} for {}", t.id, t.name))
+            })?;
+            let log_config = LogConfig::resolve(&config.topic_defaults, &t.configs);
+            let mut partitions = Vec::new();
+            for p in 0..t.partitions {
+                let (partition, load) = logs
+                    .open_partition(&t.name, p, id, log_config.clone())
+                    .map_err(|e| io::Error::other(format!("loading {}-{p}: {e}", t.name)))?;
+                if let Some(reason) = &load.truncation_reason {
+                    warn!(topic = %t.name, partition = p, bytes = load.truncated_bytes, reason = %reason,
+                        "truncated an invalid tail of the log");
+                }
+                report.recovered_segments += load.recovered_segments;
+                report.truncated_bytes += load.truncated_bytes;
+                partitions.push(partition);
+            }
+            report.partitions += partitions.len();
+            image.insert(Arc::new(Topic {
+                name: t.name.clone(),
+                id,
+                configs: t.configs.clone(),
+                log_config,
+                partitions,
+            }));
+        }
+        report.topics = image.topics.len();
+        for (topic, p) in logs.partitions_on_disk() {
+            let known = image.topics.get(&topic).is_some_and(|t| p < t.partitions.len() as i32);
+            if !known {
+                warn!(topic = %topic, partition = p, "partition directory belongs to no known topic; left untouched");
+            }
+        }
+        for dir in &config.log_dirs {
+            write_meta_properties(dir, &record.cluster_id, config.node_id)?;
+        }
+        let block_end = record.producer_id_block_end;
+        let cluster = Cluster {
+            node_id: config.node_id,
+            cluster_id: record.cluster_id.clone(),
+            logs,
+            store,
+            defaults: config.topic_defaults.clone(),
+            default_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+            delete_topic_enable: config.delete_topic_enable,
+            image: RwLock::new(image),
+            // Ids below the saved block end may have been handed out before a crash.
+            next_producer_id: Mutex::new(block_end),
+            producer_id_block_end: AtomicI64::new(block_end),
+        };
+        cluster.save(&cluster.read_image())?;
+        Ok((cluster, report))
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn default_partitions(&self) -> i32 {
+        self.default_partitions
+    }
+
+    pub fn default_replication_factor(&self) -> i16 {
+        self.default_replication_factor
+    }
+
+    pub fn topic_defaults(&self) -> &TopicDefaults {
+        &self.defaults
+    }
+
+    fn read_image(&self) -> RwLockReadGuard<'_, Image> {
+        self.image.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_image().topics.get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.read_image().by_id.get(&id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.read_image().topics.values().cloned().collect()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.topic(topic).and_then(|t| t.partition(index).cloned())
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.read_image()
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    fn save(&self, image: &Image) -> io::Result<()> {
+        let record = MetadataRecord {
+            cluster_id: self.cluster_id.clone(),
+            topics: image
+                .topics
+                .values()
+                .map(|t| TopicRecord {
+                    name: t.name.clone(),
+                    id: topic_id_string(t.id),
+                    partitions: t.partitions.len() as i32,
+                    configs: t.configs.clone(),
+                })
+                .collect(),
+            producer_id_block_end: self.producer_id_block_end.load(Ordering::SeqCst),
+        };
+        self.store.save(&record)
+    }
+
+    /// Checks topic config overrides: known keys, valid values.
+    pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicError> {
+        for (k, v) in configs {
+            let def = topic_config_def(k)
+                .ok_or_else(|| TopicError::InvalidConfig(format!("Unknown topic config name: {k}")))?;
+            validate_value(def, v).map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a topic and its partition logs (or only checks, when `validate_only`).
+    pub fn create_topic(&self, new: NewTopic, validate_only: bool) -> Result<Arc<Topic>, TopicError> {
+        topic_name::validate(&new.name).map_err(TopicError::InvalidName)?;
+        if new.partitions <= 0 {
+            return Err(TopicError::InvalidPartitions(
+                "Number of partitions must be larger than 0.".into(),
+            ));
+        }
+        if new.replication_factor <= 0 {
+            return Err(TopicError::InvalidReplicationFactor(
+                "Replication factor must be larger than 0.".into(),
+            ));
+        }
+        if new.replication_factor > 1 {
+            return Err(TopicError::InvalidReplicationFactor(format!(
+                "Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.",
+                new.replication_factor, new.replication_factor
+            )));
+        }
+        Self::validate_configs(&new.configs)?;
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        if image.topics.contains_key(&new.name) {
+            return Err(TopicError::AlreadyExists(new.name));
+        }
+        let key = topic_name::collision_key(&new.name);
+        if let Some(other) = image.topics.keys().find(|t| topic_name::collision_key(t) == key) {
+            return Err(TopicError::InvalidName(format!(
+                "Topic '{}' collides with existing topic: {other}",
+                new.name
+            )));
+        }
+        let id = new_uuid();
+        let log_config = LogConfig::resolve(&self.defaults, &new.configs);
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                name: new.name,
+                id,
+                configs: new.configs,
+                log_config,
+                partitions: Vec::new(),
+            }));
+        }
+        let mut partitions = Vec::with_capacity(new.partitions as usize);
+        for p in 0..new.partitions {
+            let (partition, _) = self
+                .logs
+                .open_partition(&new.name, p, id, log_config.clone())
+                .map_err(|e| TopicError::Storage(e.to_string()))?;
+            partitions.push(partition);
+        }
+        let topic = Arc::new(Topic {
+            name: new.name.clone(),
+            id,
+            configs: new.configs,
+            log_config,
+            partitions,
+        });
+        image.insert(topic.clone());
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
+        info!(topic = %topic.name, partitions = topic.partitions.len(), id = %topic_id_string(id), "created topic");
+        Ok(topic)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        if !self.delete_topic_enable {
+            return Err(TopicError::DeletionDisabled);
+        }
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        let topic = image.topics.remove(name).ok_or(TopicError::Unknown)?;
+        image.by_id.remove(&topic.id);
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
+        drop(image);
+        for p in &topic.partitions {
+            self.logs.delete_partition(p);
+            p.wake_waiters();
+        }
+        info!(topic = %name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        let topic = image.topics.get(name).cloned().ok_or(TopicError::Unknown)?;
+        let current = topic.partitions.len() as i32;
+        if count < current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Topic currently has {current} partitions, which is higher than the requested {count}."
+            )));
+        }
+        if count == current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut partitions = topic.partitions.clone();
+        for p in current..count {
+            let (partition, _) = self
+                .logs
+                .open_partition(name, p, topic.id, topic.log_config.clone())
+                .map_err(|e| TopicError::Storage(e.to_string()))?;
+            partitions.push(partition);
+        }
+        image.insert(Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs: topic.configs.clone(),
+            log_config: topic.log_config.clone(),
+            partitions,
+        }));
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
+        info!(topic = %name, from = current, to = count, "added partitions");
+        Ok(())
+    }
+
+    /// Hands out a new producer id, reserving a block on disk when needed.
+    pub fn allocate_producer_id(&self) -> io::Result<i64> {
+        let mut next = self.next_producer_id.lock().unwrap_or_else(|e| e.into_inner());
+        if *next >= self.producer_id_block_end.load(Ordering::SeqCst) {
+            self.producer_id_block_end
+                .store(*next + PRODUCER_ID_BLOCK, Ordering::SeqCst);
+            self.save(&self.read_image())?;
+        }
+        let id = *next;
+        *next += 1;
+        Ok(id)
+    }
+
+    /// Writes the checkpoint files (recovery points, log start offsets).
+    pub fn checkpoint(&self) -> io::Result<()> {
+        self.logs.checkpoint(&self.all_partitions())
+    }
+
+    /// Closes every log cleanly.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.logs.shutdown(&self.all_partitions())
+    }
+}

@@ -1,0 +1,353 @@
+//! Broker configuration: Kafka's own key names, read from a `server.properties`
+//! file and `--override key=value` pairs, checked once at start-up.
+
+pub mod listener;
+pub mod properties;
+pub mod topic;
+
+use indexmap::IndexMap;
+use listener::{parse_listeners, ListenerSpec};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use topic::TopicDefaults;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid value '{value}' for '{key}': {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid override '{0}': expected key=value")]
+    BadOverride(String),
+}
+
+impl ConfigError {
+    /// The same error reported against another key (a broker key behind a topic key).
+    pub fn renamed(self, key: &str) -> ConfigError {
+        match self {
+            ConfigError::InvalidValue { value, reason, .. } => ConfigError::InvalidValue {
+                key: key.to_string(),
+                value,
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Keys that Sluice reads.
+const KNOWN_KEYS: &[&str] = &[
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "log.dirs",
+    "log.dir",
+    "node.id",
+    "broker.id",
+    "num.partitions",
+    "default.replication.factor",
+    "auto.create.topics.enable",
+    "delete.topic.enable",
+    "socket.request.max.bytes",
+    "group.initial.rebalance.delay.ms",
+    "log.retention.check.interval.ms",
+    "log.flush.scheduler.interval.ms",
+    "producer.id.expiration.ms",
+    "cluster.id",
+];
+
+/// Kafka keys that are accepted and have no effect here (single process, no
+/// ZooKeeper, no thread pools to size). Listed so they are not called unknown.
+const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "offsets.topic.replication.factor",
+    "offsets.topic.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "queued.max.requests",
+    "replica.lag.time.max.ms",
+    "metadata.log.dir",
+];
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Every key as the user gave it (file, then overrides), for DescribeConfigs.
+    pub properties: IndexMap<String, String>,
+    pub listeners: Vec<ListenerSpec>,
+    pub advertised_listeners: Vec<ListenerSpec>,
+    pub log_dirs: Vec<PathBuf>,
+    pub node_id: i32,
+    pub cluster_id: Option<String>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub delete_topic_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub retention_check_interval_ms: u64,
+    pub flush_scheduler_interval_ms: u64,
+    pub producer_id_expiration_ms: i64,
+    pub topic_defaults: TopicDefaults,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig::from_properties(IndexMap::new()).expect("the built-in defaults are valid")
+    }
+}
+
+/// Result of loading: the config and the keys that nobody reads (to warn about).
+pub struct LoadedConfig {
+    pub config: BrokerConfig,
+    pub unknown_keys: Vec<String>,
+    pub ignored_keys: Vec<String>,
+}
+
+impl BrokerConfig {
+    /// Reads the optional file, applies `key=value` overrides, and checks it all.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<LoadedConfig, ConfigError> {
+        let mut props = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                properties::parse(&text)
+            }
+            None => IndexMap::new(),
+        };
+        for item in overrides {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
+            if k.trim().is_empty() {
+                return Err(ConfigError::BadOverride(item.clone()));
+            }
+            props.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let mut unknown_keys = Vec::new();
+        let mut ignored_keys = Vec::new();
+        for key in props.keys() {
+            if ACCEPTED_WITHOUT_EFFECT.contains(&key.as_str()) {
+                ignored_keys.push(key.clone());
+            } else if !is_known_key(key) {
+                unknown_keys.push(key.clone());
+            }
+        }
+        let config = BrokerConfig::from_properties(props)?;
+        Ok(LoadedConfig {
+            config,
+            unknown_keys,
+            ignored_keys,
+        })
+    }
+
+    pub fn from_properties(props: IndexMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        let get = |k: &str| props.get(k).map(|s| s.trim().to_string());
+        let listeners = parse_listeners(
+            "listeners",
+            &get("listeners").unwrap_or_else(|| "PLAINTEXT://localhost:9092".into()),
+        )?;
+        let advertised_listeners = match get("advertised.listeners") {
+            Some(v) => parse_listeners("advertised.listeners", &v)?,
+            None => listeners.clone(),
+        };
+        if let Some(map) = get("listener.security.protocol.map") {
+            check_security_protocol_map(&map, &listeners)?;
+        } else {
+            for l in &listeners {
+                if l.name != "PLAINTEXT" {
+                    return Err(ConfigError::InvalidValue {
+                        key: "listeners".into(),
+                        value: l.url(),
+                        reason: "a listener other than PLAINTEXT needs listener.security.protocol.map".into(),
+                    });
+                }
+            }
+        }
+        let log_dirs: Vec<PathBuf> = get("log.dirs")
+            .or_else(|| get("log.dir"))
+            .unwrap_or_else(|| "sluice-data".into())
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                key: "log.dirs".into(),
+                value: String::new(),
+                reason: "at least one directory is needed".into(),
+            });
+        }
+        let node_id = match get("node.id") {
+            Some(v) => parse_num("node.id", &v, 0, i32::MAX as i64)? as i32,
+            None => match get("broker.id") {
+                Some(v) => parse_num("broker.id", &v, -1, i32::MAX as i64)?.max(1) as i32,
+                None => 1,
+            },
+        };
+        let topic_defaults = TopicDefaults::from_broker_properties(&props)?;
+        let num = |k: &str, default: i64, min: i64, max: i64| -> Result<i64, ConfigError> {
+            match get(k) {
+                Some(v) => parse_num(k, &v, min, max),
+                None => Ok(default),
+            }
+        };
+        Ok(BrokerConfig {
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            node_id,
+            cluster_id: get("cluster.id"),
+            num_partitions: num("num.partitions", 1, 1, i32::MAX as i64)? as i32,
+            default_replication_factor: num("default.replication.factor", 1, 1, i16::MAX as i64)? as i16,
+            auto_create_topics: parse_bool(&props, "auto.create.topics.enable", true)?,
+            delete_topic_enable: parse_bool(&props, "delete.topic.enable", true)?,
+            socket_request_max_bytes: num("socket.request.max.bytes", 104_857_600, 1, i32::MAX as i64)? as usize,
+            group_initial_rebalance_delay_ms: num("group.initial.rebalance.delay.ms", 3000, 0, i32::MAX as i64)? as u64,
+            retention_check_interval_ms: num("log.retention.check.interval.ms", 300_000, 1, i64::MAX)? as u64,
+            flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)? as u64,
+            producer_id_expiration_ms: num("producer.id.expiration.ms", 86_400_000, 1, i64::MAX)?,
+            topic_defaults,
+            properties: props,
+        })
+    }
+
+    /// The advertised endpoint for the listener a client came in on.
+    pub fn advertised_for(&self, listener: &str) -> Option<&ListenerSpec> {
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .or_else(|| self.advertised_listeners.first())
+    }
+}
+
+fn is_known_key(key: &str) -> bool {
+    KNOWN_KEYS.contains(&key)
+        || topic::TOPIC_CONFIGS
+            .iter()
+            .any(|d| d.broker_keys.iter().any(|(k, _)| *k == key))
+}
+
+fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let bad = |reason: String| ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    let n: i64 = value.trim().parse().map_err(|_| bad("not a number".into()))?;
+    if n < min || n > max {
+        return Err(bad(format!("must be between {min} and {max}")));
+    }
+    Ok(n)
+}
+
+fn parse_bool(props: &IndexMap<String, String>, key: &str, default: bool) -> Result<bool, ConfigError> {
+    match props.get(key).map(|s| s.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: v,
+            reason: "must be true or false".into(),
+        }),
+    }
+}
+
+fn check_security_protocol_map(map: &str, listeners: &[ListenerSpec]) -> Result<(), ConfigError> {
+    let bad = |reason: String| ConfigError::InvalidValue {
+        key: "listener.security.protocol.map".into(),
+        value: map.to_string(),
+        reason,
+    };
+    let mut entries = Vec::new();
+    for item in map.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, protocol) = item
+            .split_once(':')
+            .ok_or_else(|| bad("expected NAME:PROTOCOL pairs".into()))?;
+        entries.push((name.trim().to_ascii_uppercase(), protocol.trim().to_ascii_uppercase()));
+    }
+    for l in listeners {
+        match entries.iter().find(|(n, _)| *n == l.name) {
+            Some((_, p)) if p == "PLAINTEXT" => {}
+            Some((_, p)) => {
+                return Err(bad(format!(
+                    "listener {} uses {p}; this build serves PLAINTEXT listeners only",
+                    l.name
+                )))
+            }
+            None => return Err(bad(format!("no security protocol for listener {}", l.name))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_localhost_9092_under_the_working_directory() {
+        let c = BrokerConfig::default();
+        assert_eq!(c.listeners[0].url(), "PLAINTEXT://localhost:9092");
+        assert_eq!(c.log_dirs, vec![PathBuf::from("sluice-data")]);
+        assert_eq!(c.num_partitions, 1);
+        assert!(c.auto_create_topics);
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+    }
+
+    #[test]
+    fn overrides_win_and_unknown_keys_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.properties");
+        std::fs::write(&file, "num.partitions=3\nnot.a.kafka.key=1\nnum.io.threads=8\n").unwrap();
+        let loaded = BrokerConfig::load(Some(&file), &["num.partitions=5".into()]).unwrap();
+        assert_eq!(loaded.config.num_partitions, 5);
+        assert_eq!(loaded.unknown_keys, vec!["not.a.kafka.key".to_string()]);
+        assert_eq!(loaded.ignored_keys, vec!["num.io.threads".to_string()]);
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_key_and_value() {
+        for (k, v) in [
+            ("num.partitions", "zero"),
+            ("num.partitions", "0"),
+            ("auto.create.topics.enable", "maybe"),
+            ("listeners", "nonsense"),
+            ("log.retention.hours", "x"),
+            ("log.message.timestamp.type", "Whenever"),
+        ] {
+            let err = BrokerConfig::load(None, &[format!("{k}={v}")]).err().unwrap().to_string();
+            assert!(err.contains(k) && err.contains(v), "{err}");
+        }
+        assert!(matches!(
+            BrokerConfig::load(None, &["novalue".into()]),
+            Err(ConfigError::BadOverride(_))
+        ));
+    }
+}

@@ -1,0 +1,254 @@
+//! Topic-level configs (Kafka's LogConfig): their names, types, defaults, the
+//! broker keys that set their defaults, and the resolved `LogConfig` a log uses.
+
+use super::ConfigError;
+use std::collections::BTreeMap;
+
+/// Kafka's ConfigEntry types, as DescribeConfigs v3+ reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+/// Where a config value came from, as DescribeConfigs reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    /// The broker key that sets the default, with its unit factor to the topic key's unit.
+    pub broker_keys: &'static [(&'static str, i64)],
+    pub kind: ConfigType,
+    pub default: &'static str,
+    pub allowed: &'static [&'static str],
+    pub min: Option<i64>,
+}
+
+const MS_PER_HOUR: i64 = 3_600_000;
+const MS_PER_MINUTE: i64 = 60_000;
+
+macro_rules! def {
+    ($name:expr, $keys:expr, $kind:ident, $default:expr) => {
+        TopicConfigDef { name: $name, broker_keys: $keys, kind: ConfigType::$kind, default: $default, allowed: &[], min: None }
+    };
+    ($name:expr, $keys:expr, $kind:ident, $default:expr, min = $min:expr) => {
+        TopicConfigDef { name: $name, broker_keys: $keys, kind: ConfigType::$kind, default: $default, allowed: &[], min: Some($min) }
+    };
+    ($name:expr, $keys:expr, $kind:ident, $default:expr, one_of = $allowed:expr) => {
+        TopicConfigDef { name: $name, broker_keys: $keys, kind: ConfigType::$kind, default: $default, allowed: $allowed, min: None }
+    };
+}
+
+/// Every topic config Sluice knows, in Kafka's order (alphabetical).
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    def!("cleanup.policy", &[("log.cleanup.policy", 1)], List, "delete", one_of = &["delete", "compact"]),
+    def!("compression.type", &[("compression.type", 1)], String, "producer", one_of = &["producer"]),
+    def!("delete.retention.ms", &[("log.cleaner.delete.retention.ms", 1)], Long, "86400000", min = 0),
+    def!("file.delete.delay.ms", &[("log.segment.delete.delay.ms", 1)], Long, "60000", min = 0),
+    def!("flush.messages", &[("log.flush.interval.messages", 1)], Long, "9223372036854775807", min = 1),
+    def!("flush.ms", &[("log.flush.interval.ms", 1)], Long, "9223372036854775807", min = 0),
+    def!("index.interval.bytes", &[("log.index.interval.bytes", 1)], Int, "4096", min = 0),
+    def!("max.compaction.lag.ms", &[("log.cleaner.max.compaction.lag.ms", 1)], Long, "9223372036854775807", min = 1),
+    def!("max.message.bytes", &[("message.max.bytes", 1)], Int, "1048588", min = 0),
+    def!("message.timestamp.after.max.ms", &[("log.message.timestamp.after.max.ms", 1)], Long, "3600000", min = 0),
+    def!("message.timestamp.before.max.ms", &[("log.message.timestamp.before.max.ms", 1)], Long, "9223372036854775807", min = 0),
+    def!("message.timestamp.type", &[("log.message.timestamp.type", 1)], String, "CreateTime", one_of = &["CreateTime", "LogAppendTime"]),
+    def!("min.cleanable.dirty.ratio", &[("log.cleaner.min.cleanable.ratio", 1)], Double, "0.5"),
+    def!("min.compaction.lag.ms", &[("log.cleaner.min.compaction.lag.ms", 1)], Long, "0", min = 0),
+    def!("min.insync.replicas", &[("min.insync.replicas", 1)], Int, "1", min = 1),
+    def!("preallocate", &[("log.preallocate", 1)], Boolean, "false"),
+    def!("retention.bytes", &[("log.retention.bytes", 1)], Long, "-1"),
+    def!(
+        "retention.ms",
+        &[("log.retention.ms", 1), ("log.retention.minutes", MS_PER_MINUTE), ("log.retention.hours", MS_PER_HOUR)],
+        Long,
+        "604800000",
+        min = -1
+    ),
+    def!("segment.bytes", &[("log.segment.bytes", 1)], Int, "1073741824", min = 14),
+    def!("segment.index.bytes", &[("log.index.size.max.bytes", 1)], Int, "10485760", min = 4),
+    def!("segment.jitter.ms", &[("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", MS_PER_HOUR)], Long, "0", min = 0),
+    def!("segment.ms", &[("log.roll.ms", 1), ("log.roll.hours", MS_PER_HOUR)], Long, "604800000", min = 1),
+    def!("unclean.leader.election.enable", &[("unclean.leader.election.enable", 1)], Boolean, "false"),
+];
+
+pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks `value` against the definition; the error names the key and value.
+pub fn validate_value(def: &TopicConfigDef, value: &str) -> Result<(), ConfigError> {
+    let bad = |reason: String| ConfigError::InvalidValue {
+        key: def.name.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    match def.kind {
+        ConfigType::Int | ConfigType::Long => {
+            let n: i64 = value.trim().parse().map_err(|_| bad("not a number".into()))?;
+            if def.kind == ConfigType::Int && i32::try_from(n).is_err() {
+                return Err(bad("out of range for an int".into()));
+            }
+            if let Some(min) = def.min {
+                if n < min {
+                    return Err(bad(format!("must be at least {min}")));
+                }
+            }
+        }
+        ConfigType::Double => {
+            value.trim().parse::<f64>().map_err(|_| bad("not a number".into()))?;
+        }
+        ConfigType::Boolean => {
+            if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
+                return Err(bad("must be true or false".into()));
+            }
+        }
+        ConfigType::String | ConfigType::List => {
+            if !def.allowed.is_empty() {
+                for item in value.split(',').map(str::trim) {
+                    if !def.allowed.contains(&item) {
+                        return Err(bad(format!("must be one of {}", def.allowed.join(", "))));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The broker-wide defaults for topic configs, derived once from the broker's
+/// properties: key → (value, source).
+#[derive(Debug, Clone, Default)]
+pub struct TopicDefaults {
+    values: BTreeMap<&'static str, (String, ConfigSource)>,
+}
+
+impl TopicDefaults {
+    pub fn from_broker_properties(props: &indexmap::IndexMap<String, String>) -> Result<Self, ConfigError> {
+        let mut values = BTreeMap::new();
+        for def in TOPIC_CONFIGS {
+            let mut chosen = None;
+            for (key, factor) in def.broker_keys {
+                if let Some(raw) = props.get(*key) {
+                    let value = if *factor == 1 {
+                        raw.trim().to_string()
+                    } else {
+                        let n: i64 = raw.trim().parse().map_err(|_| ConfigError::InvalidValue {
+                            key: key.to_string(),
+                            value: raw.clone(),
+                            reason: "not a number".into(),
+                        })?;
+                        n.saturating_mul(*factor).to_string()
+                    };
+                    validate_value(def, &value).map_err(|e| e.renamed(key))?;
+                    chosen = Some((value, ConfigSource::StaticBroker));
+                    break;
+                }
+            }
+            values.insert(def.name, chosen.unwrap_or((def.default.to_string(), ConfigSource::Default)));
+        }
+        Ok(TopicDefaults { values })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&(String, ConfigSource)> {
+        self.values.get(name)
+    }
+}
+
+/// The effective configs of one topic's logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub max_message_bytes: usize,
+    pub index_interval_bytes: u64,
+    pub flush_messages: i64,
+    pub flush_ms: i64,
+    pub log_append_time: bool,
+    pub min_insync_replicas: i32,
+    pub compact: bool,
+    pub delete: bool,
+}
+
+impl LogConfig {
+    /// Resolves a topic's configs: its overrides first, then the broker defaults.
+    pub fn resolve(defaults: &TopicDefaults, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let get = |name: &str| -> String {
+            overrides
+                .get(name)
+                .cloned()
+                .or_else(|| defaults.get(name).map(|(v, _)| v.clone()))
+                .or_else(|| topic_config_def(name).map(|d| d.default.to_string()))
+                .unwrap_or_default()
+        };
+        let num = |name: &str| -> i64 {
+            get(name).trim().parse().unwrap_or_else(|_| {
+                topic_config_def(name).and_then(|d| d.default.parse().ok()).unwrap_or(0)
+            })
+        };
+        let policy = get("cleanup.policy");
+        LogConfig {
+            segment_bytes: num("segment.bytes").max(14) as u64,
+            segment_ms: num("segment.ms"),
+            retention_ms: num("retention.ms"),
+            retention_bytes: num("retention.bytes"),
+            max_message_bytes: num("max.message.bytes").max(0) as usize,
+            index_interval_bytes: num("index.interval.bytes").max(0) as u64,
+            flush_messages: num("flush.messages"),
+            flush_ms: num("flush.ms"),
+            log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            min_insync_replicas: num("min.insync.replicas") as i32,
+            compact: policy.split(',').any(|p| p.trim() == "compact"),
+            delete: policy.split(',').any(|p| p.trim() == "delete"),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig::resolve(&TopicDefaults::default(), &BTreeMap::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_keys_set_topic_defaults_with_units() {
+        let mut props = indexmap::IndexMap::new();
+        props.insert("log.retention.hours".to_string(), "2".to_string());
+        props.insert("log.segment.bytes".to_string(), "1000".to_string());
+        let d = TopicDefaults::from_broker_properties(&props).unwrap();
+        assert_eq!(d.get("retention.ms").unwrap(), &("7200000".to_string(), ConfigSource::StaticBroker));
+        let mut overrides = BTreeMap::new();
+        overrides.insert("segment.bytes".to_string(), "2000".to_string());
+        let c = LogConfig::resolve(&d, &overrides);
+        assert_eq!(c.segment_bytes, 2000);
+        assert_eq!(c.retention_ms, 7_200_000);
+        assert_eq!(c.max_message_bytes, 1_048_588);
+        assert!(c.delete && !c.compact);
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let def = topic_config_def("message.timestamp.type").unwrap();
+        assert!(validate_value(def, "LogAppendTime").is_ok());
+        let err = validate_value(def, "Sometimes").unwrap_err().to_string();
+        assert!(err.contains("message.timestamp.type") && err.contains("Sometimes"), "{err}");
+        let def = topic_config_def("segment.bytes").unwrap();
+        assert!(validate_value(def, "abc").is_err());
+        assert!(validate_value(def, "99999999999").is_err());
+    }
+}

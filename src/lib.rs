@@ -1,0 +1,33 @@
+//! Sluice: a Kafka wire-protocol compatible broker.
+//!
+//! Embed a broker (tests do):
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let config = sluice::BrokerConfig::for_embedding(std::path::Path::new("/tmp/data"));
+//! let broker = sluice::RunningBroker::start(config).await?;
+//! println!("bootstrap.servers={}", broker.local_addr());
+//! broker.shutdown().await
+//! # }
+//! ```
+
+pub mod api;
+pub mod broker;
+pub mod cluster;
+pub mod config;
+pub mod protocol;
+pub mod server;
+pub mod storage;
+
+pub use broker::{Broker, RunningBroker};
+pub use config::BrokerConfig;
+
+impl BrokerConfig {
+    /// A config for an embedded broker: 127.0.0.1 on a free port, data in `dir`.
+    pub fn for_embedding(dir: &std::path::Path) -> BrokerConfig {
+        let mut props = indexmap::IndexMap::new();
+        props.insert("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string());
+        props.insert("log.dirs".to_string(), dir.display().to_string());
+        props.insert("group.initial.rebalance.delay.ms".to_string(), "0".to_string());
+        BrokerConfig::from_properties(props).expect("embedding defaults are valid")
+    }
+}

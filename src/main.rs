@@ -1,0 +1,97 @@
+//! The `sluice` command: run a broker from Kafka-style configuration.
+
+use clap::Parser;
+use sluice::{BrokerConfig, RunningBroker};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A Kafka wire-protocol compatible broker",
+    long_about = "A Kafka wire-protocol compatible broker. With no arguments it serves on \
+                  localhost:9092 and keeps its data in ./sluice-data. Configuration uses \
+                  Kafka's own server.properties keys."
+)]
+struct Cli {
+    /// A server.properties file (Kafka key names).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Set one config key, overriding the file; repeatable.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+
+    /// The config file may also be given as the only positional argument,
+    /// as with kafka-server-start.sh.
+    #[arg(value_name = "FILE", conflicts_with = "config")]
+    config_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let file = cli.config.or(cli.config_file);
+    let loaded = match BrokerConfig::load(file.as_deref(), &cli.overrides) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for key in &loaded.unknown_keys {
+        warn!(key = %key, "unknown config key, ignored");
+    }
+    if !loaded.ignored_keys.is_empty() {
+        info!(keys = %loaded.ignored_keys.join(", "), "Kafka config keys accepted without effect");
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluice: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let broker = match RunningBroker::start(loaded.config).await {
+            Ok(b) => b,
+            Err(e) => {
+                error!(error = %e, "could not start");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        match broker.shutdown().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!(error = %e, "unclean shutdown");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("received SIGINT"),
+        _ = term.recv() => info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,66 @@
+//! Routes a parsed request to its handler: decodes the body for the request's
+//! version, runs the handler, and frames the response. Handlers never see the
+//! socket; this module never sees storage.
+
+use super::request::{ParsedRequest, RequestError};
+use super::response::encode_response;
+use super::versions;
+use crate::api::{self, RequestContext};
+use crate::broker::Broker;
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+
+fn decode<T: Decodable>(req: &ParsedRequest) -> Result<T, RequestError> {
+    let mut body = req.body.clone();
+    T::decode(&mut body, req.version()).map_err(|e| RequestError::Body {
+        api: req.api_key,
+        version: req.version(),
+        reason: e.to_string(),
+    })
+}
+
+/// Handles one request. `Ok(None)` means no response is due (acks=0).
+pub async fn dispatch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ParsedRequest,
+) -> Result<Option<Bytes>, RequestError> {
+    let version = req.version();
+    let correlation_id = req.header.correlation_id;
+    let key = req.api_key;
+    if key == ApiKey::ApiVersions {
+        return api::api_versions::respond(&req).map(Some);
+    }
+    if !versions::is_served(key, version) {
+        return Err(RequestError::UnsupportedVersion { api: key, version });
+    }
+    macro_rules! serve {
+        ($handler:path) => {{
+            let request = decode(&req)?;
+            let response = $handler(broker, ctx, request).await;
+            encode_response(key, version, correlation_id, &response).map(Some)
+        }};
+    }
+    match key {
+        ApiKey::Produce => {
+            let request = decode(&req)?;
+            match api::produce::handle(broker, ctx, request).await {
+                Some(response) => encode_response(key, version, correlation_id, &response).map(Some),
+                None => Ok(None),
+            }
+        }
+        ApiKey::Fetch => serve!(api::fetch::handle),
+        ApiKey::ListOffsets => serve!(api::list_offsets::handle),
+        ApiKey::Metadata => serve!(api::metadata::handle),
+        ApiKey::FindCoordinator => serve!(api::coordinator::handle_find_coordinator),
+        ApiKey::CreateTopics => serve!(api::topics::handle_create_topics),
+        ApiKey::DeleteTopics => serve!(api::topics::handle_delete_topics),
+        ApiKey::CreatePartitions => serve!(api::topics::handle_create_partitions),
+        ApiKey::DeleteRecords => serve!(api::delete_records::handle),
+        ApiKey::InitProducerId => serve!(api::producer_id::handle),
+        ApiKey::DescribeConfigs => serve!(api::configs::handle_describe_configs),
+        ApiKey::DescribeCluster => serve!(api::cluster::handle_describe_cluster),
+        other => Err(RequestError::UnsupportedVersion { api: other, version }),
+    }
+}

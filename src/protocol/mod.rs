@@ -1,0 +1,11 @@
+//! Glue over the `kafka-protocol` crate: request header parsing, the table of
+//! served API versions, response framing, and the dispatch of a request to
+//! its handler.
+
+pub mod dispatch;
+pub mod request;
+pub mod response;
+pub mod versions;
+
+pub use dispatch::dispatch;
+pub use request::{parse_request, ParsedRequest, RequestError};

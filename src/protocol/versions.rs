@@ -1,0 +1,100 @@
+//! The APIs and versions this broker serves, which ApiVersions advertises.
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::ApiKey;
+
+pub struct ApiRange {
+    pub key: ApiKey,
+    /// Lowest version advertised.
+    pub min: i16,
+    pub max: i16,
+    /// Lowest version actually served; below it (but at or above `min`) the
+    /// request is refused. Only Produce differs: Kafka 4 advertises v0-v2
+    /// without serving them because librdkafka before 2.10 stops compressing
+    /// when Produce v0-v2 are absent from the list.
+    pub served_min: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange {
+        key,
+        min,
+        max,
+        served_min: min,
+    }
+}
+
+pub const APIS: &[ApiRange] = &[
+    ApiRange {
+        key: ApiKey::Produce,
+        min: 0,
+        max: 13,
+        served_min: 3,
+    },
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DescribeCluster, 0, 2),
+];
+
+pub fn range(key: ApiKey) -> Option<&'static ApiRange> {
+    APIS.iter().find(|a| a.key == key)
+}
+
+/// True when a request of this key and version gets a real answer.
+pub fn is_served(key: ApiKey, version: i16) -> bool {
+    range(key).is_some_and(|r| version >= r.served_min && version <= r.max)
+}
+
+pub fn advertised() -> Vec<ApiVersion> {
+    APIS.iter()
+        .map(|a| {
+            ApiVersion::default()
+                .with_api_key(a.key as i16)
+                .with_min_version(a.min)
+                .with_max_version(a.max)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    /// Every advertised version must be one the codec can decode.
+    #[test]
+    fn served_versions_are_within_the_codec() {
+        fn check<T: Message>(r: &ApiRange) {
+            assert!(r.served_min >= T::VERSIONS.min, "{:?}", r.key);
+            assert!(r.max <= T::VERSIONS.max, "{:?}", r.key);
+        }
+        for r in APIS {
+            match r.key {
+                ApiKey::Produce => check::<ProduceRequest>(r),
+                ApiKey::Fetch => check::<FetchRequest>(r),
+                ApiKey::ListOffsets => check::<ListOffsetsRequest>(r),
+                ApiKey::Metadata => check::<MetadataRequest>(r),
+                ApiKey::FindCoordinator => check::<FindCoordinatorRequest>(r),
+                ApiKey::ApiVersions => check::<ApiVersionsRequest>(r),
+                ApiKey::CreateTopics => check::<CreateTopicsRequest>(r),
+                ApiKey::DeleteTopics => check::<DeleteTopicsRequest>(r),
+                ApiKey::DeleteRecords => check::<DeleteRecordsRequest>(r),
+                ApiKey::InitProducerId => check::<InitProducerIdRequest>(r),
+                ApiKey::DescribeConfigs => check::<DescribeConfigsRequest>(r),
+                ApiKey::CreatePartitions => check::<CreatePartitionsRequest>(r),
+                ApiKey::DescribeCluster => check::<DescribeClusterRequest>(r),
+                other => panic!("no codec check for {other:?}"),
+            }
+        }
+    }
+}

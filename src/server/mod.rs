@@ -1,0 +1,6 @@
+//! The network layer: listeners, connections and request framing. It knows
+//! nothing of storage: decoded requests go to `protocol::dispatch`.
+
+pub mod connection;
+pub mod frame;
+pub mod listener;

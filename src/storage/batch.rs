@@ -1,0 +1,337 @@
+//! The v2 record batch header: parsing, validation and in-place patching.
+//!
+//! The broker never decodes records on the produce or fetch path: it reads the
+//! 61-byte batch header, checks the CRC-32C, and patches the base offset (and,
+//! for LogAppendTime topics, the timestamp fields) before storing the batch as is.
+
+use thiserror::Error;
+
+/// Bytes before the batch length field is counted: base offset (8) + length (4).
+pub const LOG_OVERHEAD: usize = 12;
+/// Size of the whole v2 batch header, up to and including the record count.
+pub const BATCH_HEADER_LEN: usize = 61;
+
+const BASE_OFFSET: usize = 0;
+const LENGTH: usize = 8;
+const PARTITION_LEADER_EPOCH: usize = 12;
+const MAGIC: usize = 16;
+const CRC: usize = 17;
+const ATTRIBUTES: usize = 21;
+const LAST_OFFSET_DELTA: usize = 23;
+const BASE_TIMESTAMP: usize = 27;
+const MAX_TIMESTAMP: usize = 35;
+const PRODUCER_ID: usize = 43;
+const PRODUCER_EPOCH: usize = 51;
+const BASE_SEQUENCE: usize = 53;
+const RECORDS_COUNT: usize = 57;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_MASK: i16 = 0x08;
+const TRANSACTIONAL_FLAG: i16 = 0x10;
+const CONTROL_FLAG: i16 = 0x20;
+
+/// Why a batch was refused.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum BatchError {
+    #[error("record batch is truncated")]
+    Truncated,
+    #[error("record batch length {0} is invalid")]
+    InvalidLength(i32),
+    #[error("record batch magic {0} is not supported (only v2)")]
+    UnsupportedMagic(i8),
+    #[error("record batch CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("record batch is invalid: {0}")]
+    Invalid(&'static str),
+}
+
+/// The fixed fields of a v2 record batch, read without touching the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    /// Bytes that follow the length field.
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+impl BatchHeader {
+    /// Reads the base offset and the length field only: enough to step over a batch.
+    pub fn peek_offset_and_size(buf: &[u8]) -> Option<(i64, usize)> {
+        if buf.len() < LOG_OVERHEAD {
+            return None;
+        }
+        let len = be_i32(buf, LENGTH);
+        if len < 0 {
+            return None;
+        }
+        Some((be_i64(buf, BASE_OFFSET), LOG_OVERHEAD + len as usize))
+    }
+
+    /// Parses the header at the start of `buf` (which must hold at least the header).
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        if buf.len() < LOG_OVERHEAD {
+            return Err(BatchError::Truncated);
+        }
+        let batch_length = be_i32(buf, LENGTH);
+        if batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
+            return Err(BatchError::InvalidLength(batch_length));
+        }
+        if buf.len() <= MAGIC {
+            return Err(BatchError::Truncated);
+        }
+        let magic = buf[MAGIC] as i8;
+        if magic != 2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        if buf.len() < BATCH_HEADER_LEN {
+            return Err(BatchError::Truncated);
+        }
+        Ok(BatchHeader {
+            base_offset: be_i64(buf, BASE_OFFSET),
+            batch_length,
+            partition_leader_epoch: be_i32(buf, PARTITION_LEADER_EPOCH),
+            magic,
+            crc: be_i32(buf, CRC) as u32,
+            attributes: be_i16(buf, ATTRIBUTES),
+            last_offset_delta: be_i32(buf, LAST_OFFSET_DELTA),
+            base_timestamp: be_i64(buf, BASE_TIMESTAMP),
+            max_timestamp: be_i64(buf, MAX_TIMESTAMP),
+            producer_id: be_i64(buf, PRODUCER_ID),
+            producer_epoch: be_i16(buf, PRODUCER_EPOCH),
+            base_sequence: be_i32(buf, BASE_SEQUENCE),
+            records_count: be_i32(buf, RECORDS_COUNT),
+        })
+    }
+
+    /// Parses the header and checks that the whole batch is present and its CRC holds.
+    pub fn parse_and_verify(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        let header = BatchHeader::parse(buf)?;
+        let total = header.total_size();
+        if buf.len() < total {
+            return Err(BatchError::Truncated);
+        }
+        let computed = crc32c::crc32c(&buf[ATTRIBUTES..total]);
+        if computed != header.crc {
+            return Err(BatchError::CrcMismatch {
+                stored: header.crc,
+                computed,
+            });
+        }
+        Ok(header)
+    }
+
+    /// Size of the batch including the offset and length fields.
+    pub fn total_size(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length as usize
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + self.last_offset_delta as i64
+    }
+
+    /// The offset after this batch.
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+
+    pub fn compression(&self) -> i16 {
+        self.attributes & COMPRESSION_MASK
+    }
+
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_MASK != 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
+    }
+
+    /// True when the batch carries a producer id and sequence (idempotent or transactional).
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
+    }
+
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return -1;
+        }
+        // Sequences wrap at i32::MAX back to 0, as in Kafka.
+        let last = self.base_sequence as i64 + self.last_offset_delta as i64;
+        if last > i32::MAX as i64 {
+            (last - i32::MAX as i64 - 1) as i32
+        } else {
+            last as i32
+        }
+    }
+}
+
+/// Checks a batch that a producer sent, before it is given offsets.
+/// Returns the header of the single batch that `records` must contain.
+pub fn validate_produced(records: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse_and_verify(records)?;
+    if header.total_size() != records.len() {
+        return Err(BatchError::Invalid(
+            "produce requests must contain exactly one record batch per partition",
+        ));
+    }
+    if header.records_count <= 0 {
+        return Err(BatchError::Invalid("record batch has no records"));
+    }
+    if header.last_offset_delta != header.records_count - 1 {
+        return Err(BatchError::Invalid(
+            "record batch last offset delta does not match its record count",
+        ));
+    }
+    if header.compression() > 4 {
+        return Err(BatchError::Invalid("unknown compression codec"));
+    }
+    Ok(header)
+}
+
+/// Writes the broker-assigned fields into a batch that is about to be stored.
+/// Base offset and leader epoch sit outside the CRC; the timestamp fields do
+/// not, so the CRC is recomputed only when LogAppendTime rewrites them.
+pub fn assign_offsets(
+    batch: &mut [u8],
+    base_offset: i64,
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+) {
+    batch[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
+        .copy_from_slice(&leader_epoch.to_be_bytes());
+    if let Some(now) = log_append_time {
+        let attributes = be_i16(batch, ATTRIBUTES) | TIMESTAMP_TYPE_MASK;
+        batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
+        batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// Builds one v2 batch of `count` records, as a producer would send it.
+    pub fn encode_batch(count: usize, timestamp: i64, compression: Compression) -> BytesMut {
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32,
+                timestamp: timestamp + i as i64,
+                key: Some(Bytes::from(format!("key-{i}"))),
+                value: Some(Bytes::from(format!("value-{i}"))),
+                headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode batch");
+        buf
+    }
+
+    #[test]
+    fn parses_and_verifies_a_client_batch() {
+        let buf = encode_batch(3, 1_000, Compression::None);
+        let header = validate_produced(&buf).unwrap();
+        assert_eq!(header.records_count, 3);
+        assert_eq!(header.last_offset_delta, 2);
+        assert_eq!(header.base_timestamp, 1_000);
+        assert_eq!(header.max_timestamp, 1_002);
+        assert_eq!(header.total_size(), buf.len());
+    }
+
+    #[test]
+    fn detects_a_flipped_bit() {
+        let mut buf = encode_batch(2, 0, Compression::None);
+        let last = buf.len() - 1;
+        buf[last] ^= 0x01;
+        assert!(matches!(
+            validate_produced(&buf),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_two_batches_and_truncation() {
+        let mut two = encode_batch(1, 0, Compression::None);
+        two.extend_from_slice(&encode_batch(1, 0, Compression::None));
+        assert!(matches!(validate_produced(&two), Err(BatchError::Invalid(_))));
+        let one = encode_batch(2, 0, Compression::None);
+        assert_eq!(
+            validate_produced(&one[..one.len() - 3]),
+            Err(BatchError::Truncated)
+        );
+        assert_eq!(validate_produced(&one[..10]), Err(BatchError::Truncated));
+    }
+
+    #[test]
+    fn assigning_offsets_keeps_the_crc_valid() {
+        let mut buf = encode_batch(4, 5, Compression::Gzip);
+        assign_offsets(&mut buf, 1234, 7, None);
+        let h = BatchHeader::parse_and_verify(&buf).unwrap();
+        assert_eq!(h.base_offset, 1234);
+        assert_eq!(h.partition_leader_epoch, 7);
+        assert_eq!(h.last_offset(), 1237);
+        assign_offsets(&mut buf, 1234, 7, Some(99_999));
+        let h = BatchHeader::parse_and_verify(&buf).unwrap();
+        assert!(h.is_log_append_time());
+        assert_eq!(h.max_timestamp, 99_999);
+    }
+
+    #[test]
+    fn sequence_wraps() {
+        let mut buf = encode_batch(3, 0, Compression::None);
+        buf[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        let h = BatchHeader::parse(&buf).unwrap();
+        assert_eq!(h.last_sequence(), 0);
+    }
+}

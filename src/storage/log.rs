@@ -1,0 +1,531 @@
+//! `Log`: one partition's ordered segments, with the offsets that clients see
+//! (log start offset, high watermark, log end offset), appends, reads,
+//! rolling, retention and DeleteRecords.
+
+use super::batch::{assign_offsets, BatchError, BatchHeader};
+use super::producer_state::{ProducerState, ProducerStateError, SequenceCheck};
+use super::batch::LOG_OVERHEAD;
+use super::segment::{file_name, first_batch_size, whole_batches_len, LogSegment};
+use crate::config::topic::LogConfig;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("{0}")]
+    Batch(#[from] BatchError),
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("{0}")]
+    ProducerState(#[from] ProducerStateError),
+    #[error("the partition has been deleted")]
+    Deleted,
+}
+
+/// What an append did.
+#[derive(Debug, Clone)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Set when the topic uses LogAppendTime.
+    pub log_append_time: Option<i64>,
+    pub log_start_offset: i64,
+    /// The batch had already been stored (an idempotent retry).
+    pub duplicate: bool,
+    /// The flush policy asks for an fsync before answering.
+    pub needs_flush: bool,
+    /// A segment was sealed by this append and should be flushed in the background.
+    pub sealed: Option<Arc<File>>,
+}
+
+/// Where to read a fetch's bytes: worked out under the log's lock, read
+/// outside it (a file handle stays valid even if the segment is deleted).
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    file: Arc<File>,
+    position: u64,
+    end: u64,
+}
+
+impl ReadPlan {
+    /// Reads whole batches, at most `max_bytes` of them, or the first batch
+    /// whole when `min_one` is set even if it is larger.
+    pub fn read(&self, max_bytes: usize, min_one: bool) -> io::Result<Bytes> {
+        let available = (self.end - self.position) as usize;
+        let want = available.min(max_bytes.max(LOG_OVERHEAD));
+        let mut chunk = LogSegment::read_at(&self.file, self.position, want)?;
+        let mut keep = whole_batches_len(&chunk, max_bytes);
+        if keep == 0 && min_one {
+            if let Some(size) = first_batch_size(&chunk) {
+                chunk = LogSegment::read_at(&self.file, self.position, size.min(available))?;
+                keep = whole_batches_len(&chunk, size);
+            }
+        }
+        chunk.truncate(keep);
+        Ok(Bytes::from(chunk))
+    }
+}
+
+pub struct Log {
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
+    pub(super) segments: BTreeMap<i64, LogSegment>,
+    pub(super) log_start_offset: i64,
+    pub(super) next_offset: i64,
+    pub(super) high_watermark: i64,
+    pub(super) producers: ProducerState,
+    pub(super) recovery_point: i64,
+    pub(super) unflushed_messages: i64,
+    pub(super) last_flush_ms: i64,
+    pub(super) leader_epoch: i32,
+    pub(super) deleted: bool,
+}
+
+impl Log {
+    /// Creates an empty log in `dir` (which is created).
+    pub fn create(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
+        std::fs::create_dir_all(dir)?;
+        let segment = LogSegment::create(dir, 0, config.index_interval_bytes, now_ms)?;
+        let mut segments = BTreeMap::new();
+        segments.insert(0, segment);
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset: 0,
+            next_offset: 0,
+            high_watermark: 0,
+            producers: ProducerState::default(),
+            recovery_point: 0,
+            unflushed_messages: 0,
+            last_flush_ms: now_ms,
+            leader_epoch: 0,
+            deleted: false,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// Without transactions, the last stable offset is the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    pub fn producers(&self) -> &ProducerState {
+        &self.producers
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
+    fn active(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    /// Stores one validated batch (as received; offsets are assigned here).
+    pub fn append(&mut self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        if self.deleted {
+            return Err(LogError::Deleted);
+        }
+        let header = BatchHeader::parse(batch)?;
+        if batch.len() > self.config.max_message_bytes {
+            return Err(LogError::MessageTooLarge {
+                size: batch.len(),
+                max: self.config.max_message_bytes,
+            });
+        }
+        if let SequenceCheck::Duplicate(original) = self.producers.check(&header)? {
+            return Ok(AppendInfo {
+                base_offset: original.first_offset,
+                last_offset: original.last_offset,
+                log_append_time: self.config.log_append_time.then_some(original.timestamp),
+                log_start_offset: self.log_start_offset,
+                duplicate: true,
+                needs_flush: false,
+                sealed: None,
+            });
+        }
+        let sealed = self.maybe_roll(batch.len(), header.max_timestamp, header.last_offset_delta, now_ms)?;
+        let base_offset = self.next_offset;
+        let log_append_time = self.config.log_append_time.then_some(now_ms);
+        assign_offsets(batch, base_offset, self.leader_epoch, log_append_time);
+        let stored = BatchHeader::parse(batch)?;
+        self.active().append(batch, &stored)?;
+        self.producers.record(&stored);
+        self.next_offset = stored.next_offset();
+        self.high_watermark = self.next_offset;
+        self.unflushed_messages += stored.records_count as i64;
+        let needs_flush = self.unflushed_messages >= self.config.flush_messages;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: stored.last_offset(),
+            log_append_time,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+            needs_flush,
+            sealed,
+        })
+    }
+
+    /// Rolls to a new segment if the active one is full, too old, or would
+    /// overflow its relative offsets. Returns the sealed segment's file.
+    fn maybe_roll(
+        &mut self,
+        incoming: usize,
+        incoming_timestamp: i64,
+        last_offset_delta: i32,
+        now_ms: i64,
+    ) -> Result<Option<Arc<File>>, LogError> {
+        let segment_bytes = self.config.segment_bytes;
+        let segment_ms = self.config.segment_ms;
+        let next_offset = self.next_offset;
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(None);
+        }
+        let full = active.size() + incoming as u64 > segment_bytes;
+        let waited = match active.first_batch_timestamp() {
+            Some(t) if t >= 0 => incoming_timestamp.saturating_sub(t),
+            _ => now_ms.saturating_sub(active.created_at_ms()),
+        };
+        let too_old = waited > segment_ms;
+        let offsets_overflow =
+            next_offset + last_offset_delta as i64 - active.base_offset() > i32::MAX as i64;
+        if full || too_old || offsets_overflow {
+            return self.roll(now_ms).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self, now_ms: i64) -> Result<Arc<File>, LogError> {
+        let next_offset = self.next_offset;
+        let active = self.active();
+        active.seal()?;
+        let sealed = active.file().clone();
+        if active.base_offset() == next_offset {
+            // Nothing was ever written to it: reuse rather than clash on the name.
+            active.reopen_for_append()?;
+            return Ok(sealed);
+        }
+        let segment = LogSegment::create(&self.dir, next_offset, self.config.index_interval_bytes, now_ms)?;
+        self.segments.insert(next_offset, segment);
+        self.write_producer_snapshot(next_offset)?;
+        Ok(sealed)
+    }
+
+    pub(super) fn write_producer_snapshot(&mut self, offset: i64) -> io::Result<()> {
+        self.producers
+            .write_snapshot(&self.dir.join(file_name(offset, ".snapshot")))?;
+        // Keep the newest few snapshots: recovery needs the latest one only.
+        let mut snapshots = list_snapshots(&self.dir)?;
+        snapshots.sort_unstable();
+        let excess = snapshots.len().saturating_sub(3);
+        for old in &snapshots[..excess] {
+            let _ = std::fs::remove_file(self.dir.join(file_name(*old, ".snapshot")));
+        }
+        Ok(())
+    }
+
+    /// Plans a read from `offset` of data below `max_offset` (the high
+    /// watermark or last stable offset). None when there is nothing to read.
+    pub fn plan_read(&mut self, offset: i64, max_offset: i64) -> Result<Option<ReadPlan>, LogError> {
+        if self.deleted {
+            return Err(LogError::Deleted);
+        }
+        if offset < self.log_start_offset || offset > self.next_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.next_offset,
+            });
+        }
+        if offset >= max_offset {
+            return Ok(None);
+        }
+        let start = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(self.log_start_offset);
+        for (_, segment) in self.segments.range_mut(start..) {
+            let end = segment.size();
+            if let Some((position, _)) = segment.find_batch(offset, end)? {
+                return Ok(Some(ReadPlan {
+                    file: segment.file().clone(),
+                    position,
+                    end,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads the first batch holding a timestamp at or after `timestamp`
+    /// (for lookups that must look at records, never on the fetch path).
+    fn batch_at_or_after_timestamp(&mut self, timestamp: i64) -> Result<Option<Vec<u8>>, LogError> {
+        let log_start = self.log_start_offset;
+        for segment in self.segments.values_mut() {
+            if segment.max_timestamp()?.is_some_and(|m| m.timestamp < timestamp) {
+                continue;
+            }
+            let end = segment.size();
+            if let Some((pos, h)) = segment.find_batch_by_timestamp(timestamp, end)? {
+                if h.last_offset() >= log_start {
+                    return Ok(Some(LogSegment::read_at(segment.file(), pos, h.total_size())?));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first record at or after `timestamp`: (offset, timestamp). Decodes
+    /// the one batch that holds it, as Kafka does for ListOffsets.
+    pub fn offset_for_timestamp(&mut self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let Some(batch) = self.batch_at_or_after_timestamp(timestamp)? else {
+            return Ok(None);
+        };
+        let log_start = self.log_start_offset;
+        Ok(records_of(&batch)?
+            .into_iter()
+            .find(|(offset, ts)| *ts >= timestamp && *offset >= log_start))
+    }
+
+    /// The record with the greatest timestamp: (offset, timestamp).
+    pub fn max_timestamp_record(&mut self) -> Result<Option<(i64, i64)>, LogError> {
+        let mut best: Option<(i64, i64)> = None; // (timestamp, batch last offset)
+        for segment in self.segments.values_mut() {
+            if let Some(m) = segment.max_timestamp()? {
+                if best.is_none_or(|(ts, _)| m.timestamp > ts) {
+                    best = Some((m.timestamp, m.offset));
+                }
+            }
+        }
+        let Some((timestamp, offset)) = best else {
+            return Ok(None);
+        };
+        let Some(plan) = self.plan_read(offset.max(self.log_start_offset), self.next_offset)? else {
+            return Ok(None);
+        };
+        let batch = plan.read(1, true)?;
+        Ok(records_of(&batch)?
+            .into_iter()
+            .find(|(_, ts)| *ts == timestamp)
+            .or(Some((offset, timestamp))))
+    }
+
+    /// Moves the log start offset forward (DeleteRecords) and drops segments
+    /// that lie wholly before it. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        if self.deleted {
+            return Err(LogError::Deleted);
+        }
+        if offset > self.high_watermark || offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.high_watermark,
+            });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            self.delete_segments_below_log_start()?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    fn delete_segments_below_log_start(&mut self) -> io::Result<usize> {
+        let mut deletable = Vec::new();
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for pair in bases.windows(2) {
+            // A segment ends where the next begins.
+            if pair[1] <= self.log_start_offset {
+                deletable.push(pair[0]);
+            }
+        }
+        for base in &deletable {
+            if let Some(segment) = self.segments.remove(base) {
+                segment.delete()?;
+            }
+        }
+        Ok(deletable.len())
+    }
+
+    /// Deletes whole segments that break retention.ms or retention.bytes, and
+    /// moves the log start offset past them. Returns how many were deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        if self.deleted || !self.config.delete {
+            return Ok(0);
+        }
+        let mut doomed = 0usize;
+        let retention_ms = self.config.retention_ms;
+        let retention_bytes = self.config.retention_bytes;
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let mut size_over = if retention_bytes >= 0 {
+            self.size_bytes() as i64 - retention_bytes
+        } else {
+            0
+        };
+        for (i, base) in bases.iter().enumerate() {
+            let is_last = i + 1 == bases.len();
+            let segment = self.segments.get_mut(base).expect("listed above");
+            if segment.is_empty() {
+                break;
+            }
+            // Without any timestamp (no index entry), the file's age stands in, as in Kafka.
+            let largest = segment
+                .max_timestamp()?
+                .map_or(segment.created_at_ms(), |m| m.timestamp);
+            let expired = retention_ms >= 0 && now_ms - largest > retention_ms;
+            let too_big = retention_bytes >= 0 && size_over - segment.size() as i64 >= 0;
+            if !(expired || too_big) {
+                break;
+            }
+            size_over -= segment.size() as i64;
+            doomed += 1;
+            if is_last {
+                break;
+            }
+        }
+        if doomed == 0 {
+            return Ok(0);
+        }
+        if doomed == bases.len() {
+            // Deleting the active segment: start a new, empty one first.
+            self.roll(now_ms)?;
+        }
+        for base in &bases[..doomed] {
+            if let Some(segment) = self.segments.remove(base) {
+                segment.delete()?;
+            }
+        }
+        let first = *self.segments.keys().next().expect("the active segment remains");
+        self.log_start_offset = self.log_start_offset.max(first);
+        Ok(doomed)
+    }
+
+    /// The file to fsync for the flush policy, and marks the log as flushed.
+    pub fn take_flush(&mut self, now_ms: i64) -> Arc<File> {
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        self.active().file().clone()
+    }
+
+    /// True when flush.ms has passed since the last flush with data waiting.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        self.unflushed_messages > 0 && now_ms - self.last_flush_ms >= self.config.flush_ms
+    }
+
+    /// Marks everything below `offset` as safely on disk.
+    pub fn advance_recovery_point(&mut self, offset: i64) {
+        self.recovery_point = self.recovery_point.max(offset);
+    }
+
+    /// Flushes everything and writes what a clean start-up needs.
+    pub fn close(&mut self) -> Result<(), LogError> {
+        if self.deleted {
+            return Ok(());
+        }
+        let next = self.next_offset;
+        let active = self.active();
+        active.flush()?;
+        // Seal the indexes so that they are complete on disk; the active
+        // segment is reopened for appends at the next start.
+        active.seal()?;
+        self.recovery_point = next;
+        self.write_producer_snapshot(next)?;
+        Ok(())
+    }
+
+    /// Forgets idempotent producers idle since before `horizon_ms`.
+    pub fn expire_producers(&mut self, horizon_ms: i64) {
+        self.producers.expire(horizon_ms);
+    }
+
+    /// Marks the log deleted; appends and reads fail from now on.
+    pub fn mark_deleted(&mut self) {
+        self.deleted = true;
+    }
+}
+
+/// (offset, timestamp) of each record in one stored batch.
+fn records_of(batch: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
+    let mut buf = Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
+        .map_err(|_| LogError::Batch(BatchError::Invalid("stored batch does not decode")))?;
+    Ok(set.records.iter().map(|r| (r.offset, r.timestamp)).collect())
+}
+
+pub(super) fn list_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".snapshot") {
+            if let Ok(offset) = stem.parse::<i64>() {
+                out.push(offset);
+            }
+        }
+    }
+    Ok(out)
+}

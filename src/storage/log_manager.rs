@@ -1,0 +1,270 @@
+//! `LogManager`: the log directories. It locks them, tells a clean start from
+//! a crash, creates, loads and deletes partition directories
+//! (`<topic>-<partition>`), and keeps the checkpoint files.
+
+use super::checkpoint::{self, Checkpoint, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use super::loader::{LoadReport, LogLoader};
+use super::log::{Log, LogError};
+use super::partition::Partition;
+use super::now_ms;
+use crate::config::topic::LogConfig;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tracing::{info, warn};
+
+const CLEAN_SHUTDOWN_FILE: &str = ".sluice_clean_shutdown";
+const LOCK_FILE: &str = ".lock";
+
+struct LogDir {
+    path: PathBuf,
+    /// Held for the broker's lifetime: a second broker on the same directory fails.
+    _lock: File,
+    clean_shutdown: bool,
+    recovery_points: Checkpoint,
+    log_start_offsets: Checkpoint,
+}
+
+pub struct LogManager {
+    dirs: Vec<LogDir>,
+    /// Which directory holds each partition.
+    placement: Mutex<HashMap<(String, i32), usize>>,
+}
+
+pub fn partition_dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+fn lock_dir(path: &Path) -> io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join(LOCK_FILE))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{} is in use by another broker", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
+impl LogManager {
+    /// Opens (creating if needed) and locks every log directory.
+    pub fn open(paths: &[PathBuf]) -> io::Result<LogManager> {
+        let mut dirs = Vec::new();
+        let mut placement = HashMap::new();
+        for (i, path) in paths.iter().enumerate() {
+            std::fs::create_dir_all(path)?;
+            let lock = lock_dir(path)?;
+            let marker = path.join(CLEAN_SHUTDOWN_FILE);
+            let clean_shutdown = marker.exists();
+            if clean_shutdown {
+                // From now on a crash must look like one.
+                std::fs::remove_file(&marker)?;
+            }
+            for entry in std::fs::read_dir(path)? {
+                let entry = entry?;
+                if !entry.file_type()?.is_dir() {
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.ends_with("-delete") {
+                    // A deletion that a crash interrupted.
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    continue;
+                }
+                if let Some((topic, p)) = parse_partition_dir(&name) {
+                    placement.insert((topic, p), i);
+                }
+            }
+            dirs.push(LogDir {
+                path: path.clone(),
+                _lock: lock,
+                clean_shutdown,
+                recovery_points: checkpoint::read(&path.join(RECOVERY_POINT_FILE))?,
+                log_start_offsets: checkpoint::read(&path.join(LOG_START_OFFSET_FILE))?,
+            });
+        }
+        Ok(LogManager {
+            dirs,
+            placement: Mutex::new(placement),
+        })
+    }
+
+    /// The first log directory, which also holds the cluster metadata.
+    pub fn primary_dir(&self) -> &Path {
+        &self.dirs[0].path
+    }
+
+    pub fn was_clean_shutdown(&self) -> bool {
+        self.dirs.iter().all(|d| d.clean_shutdown)
+    }
+
+    /// Partition directories found on disk, as (topic, partition).
+    pub fn partitions_on_disk(&self) -> Vec<(String, i32)> {
+        let placement = self.placement.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = placement.keys().cloned().collect();
+        out.sort();
+        out
+    }
+
+    /// Loads a partition found on disk, or creates it if it is not there.
+    pub fn open_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        topic_id: uuid::Uuid,
+        config: LogConfig,
+    ) -> Result<(Arc<Partition>, LoadReport), LogError> {
+        let key = (topic.to_string(), partition);
+        let mut placement = self.placement.lock().unwrap_or_else(|e| e.into_inner());
+        let existing = placement.get(&key).copied();
+        let dir_index = match existing {
+            Some(i) => i,
+            None => {
+                // New partitions go to the directory holding the fewest.
+                let mut counts = vec![0usize; self.dirs.len()];
+                for i in placement.values() {
+                    counts[*i] += 1;
+                }
+                (0..self.dirs.len()).min_by_key(|i| counts[*i]).unwrap_or(0)
+            }
+        };
+        let dir = &self.dirs[dir_index];
+        let path = dir.path.join(partition_dir_name(topic, partition));
+        let (log, report) = if existing.is_some() {
+            LogLoader {
+                dir: &path,
+                config,
+                clean_shutdown: dir.clean_shutdown,
+                recovery_point: dir.recovery_points.get(&key).copied().unwrap_or(0),
+                log_start_offset: dir.log_start_offsets.get(&key).copied().unwrap_or(0),
+                now_ms: now_ms(),
+            }
+            .load()?
+        } else {
+            let log = Log::create(&path, config, now_ms())?;
+            (log, LoadReport::default())
+        };
+        write_partition_metadata(&path, topic_id)?;
+        placement.insert(key, dir_index);
+        Ok((Arc::new(Partition::new(topic, partition, log)), report))
+    }
+
+    /// Deletes a partition: it stops serving at once; its directory is renamed
+    /// aside and removed in the background.
+    pub fn delete_partition(&self, partition: &Partition) {
+        partition.log().mark_deleted();
+        let key = (partition.topic().to_string(), partition.index());
+        let removed = self
+            .placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        let Some(dir_index) = removed else { return };
+        let dir = &self.dirs[dir_index].path;
+        let path = dir.join(partition_dir_name(&key.0, key.1));
+        let aside = dir.join(format!(
+            "{}.{}-delete",
+            partition_dir_name(&key.0, key.1),
+            uuid::Uuid::new_v4().simple()
+        ));
+        match std::fs::rename(&path, &aside) {
+            Ok(()) => {
+                std::thread::spawn(move || {
+                    if let Err(e) = std::fs::remove_dir_all(&aside) {
+                        warn!(path = %aside.display(), error = %e, "could not remove deleted partition");
+                    }
+                });
+            }
+            Err(e) => warn!(path = %path.display(), error = %e, "could not delete partition directory"),
+        }
+    }
+
+    /// Writes every directory's recovery point and log start offset checkpoints.
+    pub fn checkpoint(&self, partitions: &[Arc<Partition>]) -> io::Result<()> {
+        let placement = self.placement.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut recovery: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
+        let mut starts: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
+        for p in partitions {
+            let key = (p.topic().to_string(), p.index());
+            let Some(i) = placement.get(&key) else { continue };
+            let log = p.log();
+            if log.is_deleted() {
+                continue;
+            }
+            recovery[*i].insert(key.clone(), log.recovery_point());
+            starts[*i].insert(key, log.log_start_offset());
+        }
+        for (i, dir) in self.dirs.iter().enumerate() {
+            checkpoint::write(&dir.path.join(RECOVERY_POINT_FILE), &recovery[i])?;
+            checkpoint::write(&dir.path.join(LOG_START_OFFSET_FILE), &starts[i])?;
+        }
+        Ok(())
+    }
+
+    /// Closes every log and leaves the marker that makes the next start fast.
+    pub fn shutdown(&self, partitions: &[Arc<Partition>]) -> io::Result<()> {
+        let mut ok = true;
+        for p in partitions {
+            if let Err(e) = p.log().close() {
+                ok = false;
+                warn!(topic = p.topic(), partition = p.index(), error = %e, "could not close log");
+            }
+        }
+        self.checkpoint(partitions)?;
+        if ok {
+            for dir in &self.dirs {
+                crate::storage::write_file_atomically(&dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+            }
+            info!("logs closed cleanly");
+        }
+        Ok(())
+    }
+}
+
+/// Splits `<topic>-<partition>` (topics may contain '-').
+pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
+    let (topic, p) = name.rsplit_once('-')?;
+    if topic.is_empty() || p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((topic.to_string(), p.parse().ok()?))
+}
+
+/// Kafka's `partition.metadata` file: the topic id of the partition's topic.
+fn write_partition_metadata(dir: &Path, topic_id: uuid::Uuid) -> io::Result<()> {
+    let path = dir.join("partition.metadata");
+    let text = format!("version: 0\ntopic_id: {}\n", crate::cluster::topic_id_string(topic_id));
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    crate::storage::write_file_atomically(&path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_dir_names() {
+        assert_eq!(parse_partition_dir("orders-3"), Some(("orders".into(), 3)));
+        assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic".into(), 12)));
+        assert_eq!(parse_partition_dir("nodash"), None);
+        assert_eq!(parse_partition_dir("x-1a"), None);
+    }
+
+    #[test]
+    fn a_second_broker_cannot_take_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = LogManager::open(&[dir.path().to_path_buf()]).unwrap();
+        assert!(LogManager::open(&[dir.path().to_path_buf()]).is_err());
+    }
+}

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use sluice::{BrokerConfig, RunningBroker};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing::{error, info, warn};
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let file = cli.config.or(cli.config_file);

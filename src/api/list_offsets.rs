@@ -17,7 +17,9 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 const READ_COMMITTED: i8 = 1;
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    // Leader epochs exist from v4; earlier versions must carry the default.
+    let with_epochs = ctx.api_version >= 4;
     let read_committed = req.isolation_level == READ_COMMITTED;
     let topics = req
         .topics
@@ -36,7 +38,12 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ListOffsetsRequ
                             .with_offset(-1)
                             .with_leader_epoch(-1),
                         Some(partition) => {
-                            lookup(partition, p.timestamp, p.current_leader_epoch, read_committed, answer)
+                            let a = lookup(partition, p.timestamp, p.current_leader_epoch, read_committed, answer);
+                            if with_epochs {
+                                a
+                            } else {
+                                a.with_leader_epoch(-1)
+                            }
                         }
                     }
                 })

@@ -22,7 +22,9 @@ fn message(text: impl Into<String>) -> Option<StrBytes> {
     Some(StrBytes::from_string(text.into()))
 }
 
-pub async fn handle_create_topics(broker: &Broker, _ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle_create_topics(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    // Configs, partition count and replication factor are echoed from v5.
+    let echo_configs = ctx.api_version >= 5;
     let mut seen: HashMap<TopicName, usize> = HashMap::new();
     for t in &req.topics {
         *seen.entry(t.name.clone()).or_default() += 1;
@@ -72,7 +74,7 @@ pub async fn handle_create_topics(broker: &Broker, _ctx: &RequestContext, req: C
                             topic.partitions.len() as i32
                         })
                         .with_replication_factor(1)
-                        .with_configs(Some(configs))
+                        .with_configs(echo_configs.then_some(configs))
                 }
                 Err(e) => failed(e.code(), e.to_string()),
             }

@@ -41,7 +41,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     };
                     error_response(index, code, None)
                 }
-                (Some(topic), _) => append_partition(topic, data, acks).await,
+                (Some(topic), _) => append_partition(topic, data, acks, ctx.api_version).await,
             };
             partition_responses.push(response);
         }
@@ -68,7 +68,15 @@ fn error_response(index: i32, code: i16, message: Option<String>) -> PartitionPr
         .with_error_message(message.map(StrBytes::from_string))
 }
 
-async fn append_partition(topic: &Arc<Topic>, data: PartitionProduceData, acks: i16) -> PartitionProduceResponse {
+/// ZStandard batches need Produce v7 or later (KIP-110).
+const ZSTD: i16 = 4;
+
+async fn append_partition(
+    topic: &Arc<Topic>,
+    data: PartitionProduceData,
+    acks: i16,
+    version: i16,
+) -> PartitionProduceResponse {
     let index = data.index;
     let Some(partition) = topic.partition(index) else {
         return error_response(index, ResponseError::UnknownTopicOrPartition.code(), None);
@@ -93,6 +101,13 @@ async fn append_partition(topic: &Arc<Topic>, data: PartitionProduceData, acks: 
             return r;
         }
     };
+    if header.compression() == ZSTD && version < 7 {
+        return error_response(
+            index,
+            ResponseError::UnsupportedCompressionType.code(),
+            Some("zstd batches need Produce v7 or later".into()),
+        );
+    }
     if header.is_transactional() {
         return error_response(
             index,

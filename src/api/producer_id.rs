@@ -13,8 +13,10 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdR
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        return response.with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    match req.transactional_id.as_ref().map(|t| t.as_str()) {
+        None => {}
+        Some("") => return response.with_error_code(ResponseError::InvalidRequest.code()),
+        Some(_) => return response.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
     }
     // Kafka gives an idempotent producer a new id on every call, even when it
     // names its previous one.

@@ -1,0 +1,7 @@
+//! Byte-level tests against the real `sluice` binary: golden request →
+//! response pairs, and hostile input after which the broker still serves.
+
+mod golden;
+mod harness;
+mod hostile;
+mod serving;

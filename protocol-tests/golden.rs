@@ -4,8 +4,8 @@
 //! Random topic ids are masked to zeros before comparing.
 //! `UPDATE_GOLDEN=1 cargo test --test protocol golden` rewrites the files.
 
-use crate::harness::*;
 use crate::harness::msgs::*;
+use crate::harness::*;
 use kafka_protocol::protocol::StrBytes;
 use std::path::PathBuf;
 
@@ -18,7 +18,9 @@ struct Conversation {
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("protocol-tests/golden").join(format!("{name}.txt"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("protocol-tests/golden")
+        .join(format!("{name}.txt"))
 }
 
 fn topic(name: &'static str) -> TopicName {
@@ -62,7 +64,10 @@ impl Conversation {
     fn exchange_raw(&mut self, name: &str, about: &str, request: &[u8]) -> Vec<u8> {
         self.next_cid += 1;
         self.client.send_raw(request);
-        let response = self.client.read_frame().unwrap_or_else(|| panic!("{name}: connection closed"));
+        let response = self
+            .client
+            .read_frame()
+            .unwrap_or_else(|| panic!("{name}: connection closed"));
         self.settle(name, about, request, &response);
         response
     }
@@ -82,7 +87,10 @@ impl Conversation {
             _ => request_frame(key, version, cid, body),
         };
         self.client.send_raw(&request);
-        let response = self.client.read_frame().unwrap_or_else(|| panic!("{name}: connection closed"));
+        let response = self
+            .client
+            .read_frame()
+            .unwrap_or_else(|| panic!("{name}: connection closed"));
         (request, response)
     }
 
@@ -91,7 +99,11 @@ impl Conversation {
         let path = golden_path(name);
         let masked = self.mask(response);
         if self.update {
-            let text = format!("# {about}\nrequest: {}\nresponse: {}\n", hex(request), hex(&masked));
+            let text = format!(
+                "# {about}\nrequest: {}\nresponse: {}\n",
+                hex(request),
+                hex(&masked)
+            );
             std::fs::write(&path, text).expect("write golden file");
             return;
         }
@@ -106,9 +118,9 @@ impl Conversation {
                     ));
                 }
             }
-            Err(_) => self
-                .mismatches
-                .push(format!("{name}: no golden file; run with UPDATE_GOLDEN=1 and review it")),
+            Err(_) => self.mismatches.push(format!(
+                "{name}: no golden file; run with UPDATE_GOLDEN=1 and review it"
+            )),
         }
     }
 }
@@ -141,10 +153,20 @@ fn golden_conversation() {
     let r: ApiVersionsResponse = decode(
         ApiKey::ApiVersions,
         0,
-        c.exchange("01-api-versions-v0", "ApiVersions v0", ApiKey::ApiVersions, 0, &ApiVersionsRequest::default()),
+        c.exchange(
+            "01-api-versions-v0",
+            "ApiVersions v0",
+            ApiKey::ApiVersions,
+            0,
+            &ApiVersionsRequest::default(),
+        ),
     );
     assert_eq!(r.error_code, 0);
-    let produce = r.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).unwrap();
+    let produce = r
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce as i16)
+        .unwrap();
     assert_eq!((produce.min_version, produce.max_version), (0, 13));
     let req = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("protocol-tests"))
@@ -152,10 +174,19 @@ fn golden_conversation() {
     let r: ApiVersionsResponse = decode(
         ApiKey::ApiVersions,
         3,
-        c.exchange("02-api-versions-v3", "ApiVersions v3 with client software", ApiKey::ApiVersions, 3, &req),
+        c.exchange(
+            "02-api-versions-v3",
+            "ApiVersions v3 with client software",
+            ApiKey::ApiVersions,
+            3,
+            &req,
+        ),
     );
     assert_eq!(r.error_code, 0);
-    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Fetch as i16 && k.min_version == 4));
+    assert!(r
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::Fetch as i16 && k.min_version == 4));
     // A version from the future: the v0 fallback with UNSUPPORTED_VERSION (35).
     // The codec cannot encode v99: the frame is written by hand (header v2, empty body).
     let mut future = Vec::new();
@@ -177,18 +208,35 @@ fn golden_conversation() {
     let r: MetadataResponse = decode(
         ApiKey::Metadata,
         1,
-        c.exchange("04-metadata-v1-all", "Metadata v1, all topics, none exist", ApiKey::Metadata, 1, &MetadataRequest::default().with_topics(None)),
+        c.exchange(
+            "04-metadata-v1-all",
+            "Metadata v1, all topics, none exist",
+            ApiKey::Metadata,
+            1,
+            &MetadataRequest::default().with_topics(None),
+        ),
     );
     assert!(r.topics.is_empty());
     assert_eq!(r.brokers.len(), 1);
-    assert_eq!((&*r.brokers[0].host, r.brokers[0].port, *r.controller_id), ("localhost", 9092, 1));
+    assert_eq!(
+        (&*r.brokers[0].host, r.brokers[0].port, *r.controller_id),
+        ("localhost", 9092, 1)
+    );
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic("absent")))]))
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic("absent")))
+        ]))
         .with_allow_auto_topic_creation(false);
     let r: MetadataResponse = decode(
         ApiKey::Metadata,
         4,
-        c.exchange("05-metadata-v4-unknown", "Metadata v4, unknown topic, no auto-creation", ApiKey::Metadata, 4, &req),
+        c.exchange(
+            "05-metadata-v4-unknown",
+            "Metadata v4, unknown topic, no auto-creation",
+            ApiKey::Metadata,
+            4,
+            &req,
+        ),
     );
     assert_eq!(r.topics[0].error_code, 3);
 
@@ -202,28 +250,56 @@ fn golden_conversation() {
     assert_eq!(r.topics[0].num_partitions, 3);
     assert!(!r.topics[0].topic_id.is_nil());
     c.topic_ids.push(r.topics[0].topic_id);
-    c.settle("06-create-topics-v7", "CreateTopics v7: orders with 3 partitions (topic id masked)", &request, &frame);
+    c.settle(
+        "06-create-topics-v7",
+        "CreateTopics v7: orders with 3 partitions (topic id masked)",
+        &request,
+        &frame,
+    );
 
     let req = CreateTopicsRequest::default().with_topics(vec![
-        CreatableTopic::default().with_name(topic("orders")).with_num_partitions(1).with_replication_factor(1),
-        CreatableTopic::default().with_name(topic("bad/name")).with_num_partitions(1).with_replication_factor(1),
-        CreatableTopic::default().with_name(topic("replicated")).with_num_partitions(1).with_replication_factor(3),
+        CreatableTopic::default()
+            .with_name(topic("orders"))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+        CreatableTopic::default()
+            .with_name(topic("bad/name"))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+        CreatableTopic::default()
+            .with_name(topic("replicated"))
+            .with_num_partitions(1)
+            .with_replication_factor(3),
     ]);
     let r: CreateTopicsResponse = decode(
         ApiKey::CreateTopics,
         4,
-        c.exchange("07-create-topics-errors", "CreateTopics v4: exists (36), bad name (17), RF 3 on one node (38)", ApiKey::CreateTopics, 4, &req),
+        c.exchange(
+            "07-create-topics-errors",
+            "CreateTopics v4: exists (36), bad name (17), RF 3 on one node (38)",
+            ApiKey::CreateTopics,
+            4,
+            &req,
+        ),
     );
     let codes: Vec<i16> = r.topics.iter().map(|t| t.error_code).collect();
     assert_eq!(codes, vec![36, 17, 38]);
 
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic("orders")))]))
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic("orders")))
+        ]))
         .with_allow_auto_topic_creation(false);
     let r: MetadataResponse = decode(
         ApiKey::Metadata,
         12,
-        c.exchange("08-metadata-v12-orders", "Metadata v12 for orders (topic id masked)", ApiKey::Metadata, 12, &req),
+        c.exchange(
+            "08-metadata-v12-orders",
+            "Metadata v12 for orders (topic id masked)",
+            ApiKey::Metadata,
+            12,
+            &req,
+        ),
     );
     assert_eq!(r.topics[0].partitions.len(), 3);
     assert_eq!(r.topics[0].topic_id, c.topic_ids[0]);
@@ -231,29 +307,56 @@ fn golden_conversation() {
 
     // Produce
     let produce = |partition: i32, records: bytes::Bytes, acks: i16| {
-        ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![
-            TopicProduceData::default().with_name(topic("orders")).with_partition_data(vec![
-                PartitionProduceData::default().with_index(partition).with_records(Some(records)),
-            ]),
-        ])
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic("orders"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])])
     };
     let ts = 1_700_000_000_000;
     let r: ProduceResponse = decode(
         ApiKey::Produce,
         9,
-        c.exchange("09-produce-v9", "Produce v9: 3 records to orders-0, acks=all", ApiKey::Produce, 9, &produce(0, record_batch(3, ts), -1)),
+        c.exchange(
+            "09-produce-v9",
+            "Produce v9: 3 records to orders-0, acks=all",
+            ApiKey::Produce,
+            9,
+            &produce(0, record_batch(3, ts), -1),
+        ),
     );
-    assert_eq!((r.responses[0].partition_responses[0].error_code, r.responses[0].partition_responses[0].base_offset), (0, 0));
+    assert_eq!(
+        (
+            r.responses[0].partition_responses[0].error_code,
+            r.responses[0].partition_responses[0].base_offset
+        ),
+        (0, 0)
+    );
     let r: ProduceResponse = decode(
         ApiKey::Produce,
         9,
-        c.exchange("10-produce-v9-next", "Produce v9: 2 more records to orders-0", ApiKey::Produce, 9, &produce(0, record_batch(2, ts), 1)),
+        c.exchange(
+            "10-produce-v9-next",
+            "Produce v9: 2 more records to orders-0",
+            ApiKey::Produce,
+            9,
+            &produce(0, record_batch(2, ts), 1),
+        ),
     );
     assert_eq!(r.responses[0].partition_responses[0].base_offset, 3);
     let r: ProduceResponse = decode(
         ApiKey::Produce,
         3,
-        c.exchange("11-produce-v3", "Produce v3: 3 records to orders-1", ApiKey::Produce, 3, &produce(1, record_batch(3, ts), 1)),
+        c.exchange(
+            "11-produce-v3",
+            "Produce v3: 3 records to orders-1",
+            ApiKey::Produce,
+            3,
+            &produce(1, record_batch(3, ts), 1),
+        ),
     );
     assert_eq!(r.responses[0].partition_responses[0].base_offset, 0);
     let mut corrupt = record_batch(1, ts).to_vec();
@@ -262,7 +365,13 @@ fn golden_conversation() {
     let r: ProduceResponse = decode(
         ApiKey::Produce,
         9,
-        c.exchange("12-produce-corrupt", "Produce v9 with a bad CRC: CORRUPT_MESSAGE (2)", ApiKey::Produce, 9, &produce(2, corrupt.into(), 1)),
+        c.exchange(
+            "12-produce-corrupt",
+            "Produce v9 with a bad CRC: CORRUPT_MESSAGE (2)",
+            ApiKey::Produce,
+            9,
+            &produce(2, corrupt.into(), 1),
+        ),
     );
     assert_eq!(r.responses[0].partition_responses[0].error_code, 2);
 
@@ -274,36 +383,60 @@ fn golden_conversation() {
             .with_min_bytes(1)
             .with_max_bytes(1 << 20)
             .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default().with_topic(topic("orders")).with_partitions(vec![
-                FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
-            ])])
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic("orders"))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])])
     };
     let r: FetchResponse = decode(
         ApiKey::Fetch,
         12,
-        c.exchange("13-fetch-v12-inside-batch", "Fetch v12 from offset 4: the whole batch 3-4 comes back", ApiKey::Fetch, 12, &fetch(4)),
+        c.exchange(
+            "13-fetch-v12-inside-batch",
+            "Fetch v12 from offset 4: the whole batch 3-4 comes back",
+            ApiKey::Fetch,
+            12,
+            &fetch(4),
+        ),
     );
     let p = &r.responses[0].partitions[0];
-    assert_eq!((p.error_code, p.high_watermark, p.log_start_offset), (0, 5, 0));
+    assert_eq!(
+        (p.error_code, p.high_watermark, p.log_start_offset),
+        (0, 5, 0)
+    );
     let records = p.records.clone().unwrap();
     assert_eq!(i64::from_be_bytes(records[..8].try_into().unwrap()), 3);
     let r: FetchResponse = decode(
         ApiKey::Fetch,
         4,
-        c.exchange("14-fetch-v4-out-of-range", "Fetch v4 from offset 99: OFFSET_OUT_OF_RANGE (1)", ApiKey::Fetch, 4, &fetch(99)),
+        c.exchange(
+            "14-fetch-v4-out-of-range",
+            "Fetch v4 from offset 99: OFFSET_OUT_OF_RANGE (1)",
+            ApiKey::Fetch,
+            4,
+            &fetch(99),
+        ),
     );
     assert_eq!(r.responses[0].partitions[0].error_code, 1);
 
     // ListOffsets
     let list = |timestamps: &[i64]| {
-        ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic("orders"))
-            .with_partitions(
-                timestamps
-                    .iter()
-                    .map(|t| ListOffsetsPartition::default().with_partition_index(0).with_timestamp(*t))
-                    .collect(),
-            )])
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic("orders"))
+                .with_partitions(
+                    timestamps
+                        .iter()
+                        .map(|t| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(*t)
+                        })
+                        .collect(),
+                )])
     };
     let r: ListOffsetsResponse = decode(
         ApiKey::ListOffsets,
@@ -316,17 +449,31 @@ fn golden_conversation() {
             &list(&[-2, -1, ts + 1, -3]),
         ),
     );
-    let got: Vec<(i64, i64)> = r.topics[0].partitions.iter().map(|p| (p.offset, p.timestamp)).collect();
+    let got: Vec<(i64, i64)> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.offset, p.timestamp))
+        .collect();
     assert_eq!(got, vec![(0, -1), (5, -1), (1, ts + 1), (2, ts + 2)]);
 
     // DeleteRecords
-    let req = DeleteRecordsRequest::default().with_timeout_ms(5000).with_topics(vec![DeleteRecordsTopic::default()
-        .with_name(topic("orders"))
-        .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(1).with_offset(2)])]);
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(topic("orders"))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(1)
+                .with_offset(2)])]);
     let r: DeleteRecordsResponse = decode(
         ApiKey::DeleteRecords,
         2,
-        c.exchange("16-delete-records-v2", "DeleteRecords v2: orders-1 below offset 2", ApiKey::DeleteRecords, 2, &req),
+        c.exchange(
+            "16-delete-records-v2",
+            "DeleteRecords v2: orders-1 below offset 2",
+            ApiKey::DeleteRecords,
+            2,
+            &req,
+        ),
     );
     assert_eq!(r.topics[0].partitions[0].low_watermark, 2);
 
@@ -339,7 +486,11 @@ fn golden_conversation() {
             "InitProducerId v4 for an idempotent producer",
             ApiKey::InitProducerId,
             4,
-            &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
         ),
     );
     assert_eq!((r.error_code, *r.producer_id, r.producer_epoch), (0, 0, 0));
@@ -354,7 +505,10 @@ fn golden_conversation() {
             &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("group-a")),
         ),
     );
-    assert_eq!((r.error_code, *r.node_id, &*r.host, r.port), (0, 1, "localhost", 9092));
+    assert_eq!(
+        (r.error_code, *r.node_id, &*r.host, r.port),
+        (0, 1, "localhost", 9092)
+    );
     let r: FindCoordinatorResponse = decode(
         ApiKey::FindCoordinator,
         4,
@@ -363,35 +517,60 @@ fn golden_conversation() {
             "FindCoordinator v4 with two group keys",
             ApiKey::FindCoordinator,
             4,
-            &FindCoordinatorRequest::default()
-                .with_coordinator_keys(vec![StrBytes::from_static_str("a"), StrBytes::from_static_str("b")]),
+            &FindCoordinatorRequest::default().with_coordinator_keys(vec![
+                StrBytes::from_static_str("a"),
+                StrBytes::from_static_str("b"),
+            ]),
         ),
     );
     assert_eq!(r.coordinators.len(), 2);
     let r: DescribeClusterResponse = decode(
         ApiKey::DescribeCluster,
         1,
-        c.exchange("20-describe-cluster-v1", "DescribeCluster v1", ApiKey::DescribeCluster, 1, &DescribeClusterRequest::default()),
+        c.exchange(
+            "20-describe-cluster-v1",
+            "DescribeCluster v1",
+            ApiKey::DescribeCluster,
+            1,
+            &DescribeClusterRequest::default(),
+        ),
     );
-    assert_eq!((&*r.cluster_id, *r.controller_id, r.brokers.len()), ("golden-cluster", 1, 1));
+    assert_eq!(
+        (&*r.cluster_id, *r.controller_id, r.brokers.len()),
+        ("golden-cluster", 1, 1)
+    );
 
     // DescribeConfigs, CreatePartitions, DeleteTopics
-    let req = DescribeConfigsRequest::default().with_include_synonyms(true).with_resources(vec![DescribeConfigsResource::default()
-        .with_resource_type(2)
-        .with_resource_name(StrBytes::from_static_str("orders"))
-        .with_configuration_keys(Some(vec![
-            StrBytes::from_static_str("retention.ms"),
-            StrBytes::from_static_str("cleanup.policy"),
-        ]))]);
+    let req = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("orders"))
+            .with_configuration_keys(Some(vec![
+                StrBytes::from_static_str("retention.ms"),
+                StrBytes::from_static_str("cleanup.policy"),
+            ]))]);
     let r: DescribeConfigsResponse = decode(
         ApiKey::DescribeConfigs,
         4,
-        c.exchange("21-describe-configs-v4", "DescribeConfigs v4: two topic configs with synonyms", ApiKey::DescribeConfigs, 4, &req),
+        c.exchange(
+            "21-describe-configs-v4",
+            "DescribeConfigs v4: two topic configs with synonyms",
+            ApiKey::DescribeConfigs,
+            4,
+            &req,
+        ),
     );
     let configs: Vec<(String, String, i8)> = r.results[0]
         .configs
         .iter()
-        .map(|c| (c.name.to_string(), c.value.as_deref().unwrap_or("").to_string(), c.config_source))
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_deref().unwrap_or("").to_string(),
+                c.config_source,
+            )
+        })
         .collect();
     assert_eq!(
         configs,
@@ -400,32 +579,60 @@ fn golden_conversation() {
             ("retention.ms".into(), "604800000".into(), 5)
         ]
     );
-    let req = CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![
-        CreatePartitionsTopic::default().with_name(topic("orders")).with_count(4),
-    ]);
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(topic("orders"))
+            .with_count(4)]);
     let r: CreatePartitionsResponse = decode(
         ApiKey::CreatePartitions,
         3,
-        c.exchange("22-create-partitions-v3", "CreatePartitions v3: orders to 4", ApiKey::CreatePartitions, 3, &req),
+        c.exchange(
+            "22-create-partitions-v3",
+            "CreatePartitions v3: orders to 4",
+            ApiKey::CreatePartitions,
+            3,
+            &req,
+        ),
     );
     assert_eq!(r.results[0].error_code, 0);
-    let req = CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![
-        CreatePartitionsTopic::default().with_name(topic("orders")).with_count(2),
-    ]);
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(topic("orders"))
+            .with_count(2)]);
     let r: CreatePartitionsResponse = decode(
         ApiKey::CreatePartitions,
         3,
-        c.exchange("23-create-partitions-shrink", "CreatePartitions v3: shrinking is INVALID_PARTITIONS (37)", ApiKey::CreatePartitions, 3, &req),
+        c.exchange(
+            "23-create-partitions-shrink",
+            "CreatePartitions v3: shrinking is INVALID_PARTITIONS (37)",
+            ApiKey::CreatePartitions,
+            3,
+            &req,
+        ),
     );
     assert_eq!(r.results[0].error_code, 37);
-    let req = DeleteTopicsRequest::default().with_timeout_ms(5000).with_topic_names(vec![topic("orders"), topic("absent")]);
+    let req = DeleteTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topic_names(vec![topic("orders"), topic("absent")]);
     let r: DeleteTopicsResponse = decode(
         ApiKey::DeleteTopics,
         4,
-        c.exchange("24-delete-topics-v4", "DeleteTopics v4: orders, and an unknown topic (3)", ApiKey::DeleteTopics, 4, &req),
+        c.exchange(
+            "24-delete-topics-v4",
+            "DeleteTopics v4: orders, and an unknown topic (3)",
+            ApiKey::DeleteTopics,
+            4,
+            &req,
+        ),
     );
     let codes: Vec<i16> = r.responses.iter().map(|t| t.error_code).collect();
     assert_eq!(codes, vec![0, 3]);
 
-    assert!(c.mismatches.is_empty(), "golden mismatches:\n{}", c.mismatches.join("\n"));
+    assert!(
+        c.mismatches.is_empty(),
+        "golden mismatches:\n{}",
+        c.mismatches.join("\n")
+    );
 }

@@ -3,8 +3,8 @@
 //! running, a connection opened before the attack still works, a new client
 //! works, and stored data is intact.
 
-use crate::harness::*;
 use crate::harness::msgs::*;
+use crate::harness::*;
 use kafka_protocol::protocol::StrBytes;
 use rand::{Rng, SeedableRng};
 
@@ -32,7 +32,8 @@ impl Scene {
                 .with_replication_factor(1)]),
         );
         assert_eq!(created.topics[0].error_code, 0);
-        let produced: ProduceResponse = bystander.request(ApiKey::Produce, 9, &produce("kept", record_batch(5, 1000)));
+        let produced: ProduceResponse =
+            bystander.request(ApiKey::Produce, 9, &produce("kept", record_batch(5, 1000)));
         assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
         Scene { broker, bystander }
     }
@@ -41,7 +42,11 @@ impl Scene {
     /// the stored records still there.
     fn assert_still_serving(&mut self) {
         assert!(self.broker.is_running(), "the broker process died");
-        let r: MetadataResponse = self.bystander.request(ApiKey::Metadata, 1, &MetadataRequest::default().with_topics(None));
+        let r: MetadataResponse = self.bystander.request(
+            ApiKey::Metadata,
+            1,
+            &MetadataRequest::default().with_topics(None),
+        );
         assert_eq!(r.brokers.len(), 1);
         let mut fresh = self.broker.client();
         let r: ApiVersionsResponse = fresh.request(ApiKey::ApiVersions, 3, &api_versions_v3());
@@ -60,9 +65,14 @@ pub fn api_versions_v3() -> ApiVersionsRequest {
 }
 
 pub fn produce(name: &str, records: bytes::Bytes) -> ProduceRequest {
-    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(topic(name))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))])])
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic(name))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
 }
 
 pub fn fetch(name: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
@@ -72,9 +82,12 @@ pub fn fetch(name: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
         .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic(topic(name)).with_partitions(vec![
-            FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
-        ])])
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic(name))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])])
 }
 
 fn header_only(key: i16, version: i16) -> Vec<u8> {
@@ -104,7 +117,9 @@ fn frame_over_socket_request_max_bytes_is_refused() {
     attacker.send_raw(&[0u8; 64]);
     assert!(attacker.is_closed());
     scene.assert_still_serving();
-    assert!(scene.broker.log_contains("exceeds socket.request.max.bytes"));
+    assert!(scene
+        .broker
+        .log_contains("exceeds socket.request.max.bytes"));
 }
 
 #[test]
@@ -144,7 +159,11 @@ fn unknown_api_key_closes_the_connection() {
 #[test]
 fn unsupported_versions_close_the_connection_but_api_versions_answers() {
     let mut scene = Scene::new(&[]);
-    for (key, version) in [(ApiKey::Metadata as i16, 99), (ApiKey::Produce as i16, 2), (ApiKey::Fetch as i16, 3)] {
+    for (key, version) in [
+        (ApiKey::Metadata as i16, 99),
+        (ApiKey::Produce as i16, 2),
+        (ApiKey::Fetch as i16, 3),
+    ] {
         let mut attacker = scene.broker.client();
         let mut frame = header_only(key, version);
         frame.extend_from_slice(&[0u8; 16]);
@@ -156,7 +175,8 @@ fn unsupported_versions_close_the_connection_but_api_versions_answers() {
     let mut future = header_only(ApiKey::ApiVersions as i16, 77);
     future.push(0); // a flexible header's tagged fields
     client.send_raw(&frame_with_size(&future));
-    let (cid, r): (i32, ApiVersionsResponse) = decode_response(ApiKey::ApiVersions, 0, client.read_frame().unwrap());
+    let (cid, r): (i32, ApiVersionsResponse) =
+        decode_response(ApiKey::ApiVersions, 0, client.read_frame().unwrap());
     assert_eq!((cid, r.error_code), (7, 35));
     scene.assert_still_serving();
 }
@@ -193,7 +213,10 @@ fn random_bytes_and_random_bodies_never_hurt_the_broker() {
     for _ in 0..100 {
         let len = rng.random_range(0..512);
         let noise: Vec<u8> = (0..len).map(|_| rng.random()).collect();
-        let mut attacker = scene.broker.client().with_timeout(std::time::Duration::from_millis(200));
+        let mut attacker = scene
+            .broker
+            .client()
+            .with_timeout(std::time::Duration::from_millis(200));
         attacker.send_raw(&frame_with_size(&noise));
         // Either an answer (noise that happens to parse) or a close: never a hang.
         let _ = attacker.read_frame();
@@ -206,11 +229,18 @@ fn random_bytes_and_random_bodies_never_hurt_the_broker() {
             for _ in 0..8 {
                 let len = rng.random_range(0..64);
                 let mut frame = header_only(api.api_key, version);
-                if ApiKey::try_from(api.api_key).unwrap().request_header_version(version) >= 2 {
+                if ApiKey::try_from(api.api_key)
+                    .unwrap()
+                    .request_header_version(version)
+                    >= 2
+                {
                     frame.push(0);
                 }
                 frame.extend((0..len).map(|_| rng.random::<u8>()));
-                let mut attacker = scene.broker.client().with_timeout(std::time::Duration::from_millis(200));
+                let mut attacker = scene
+                    .broker
+                    .client()
+                    .with_timeout(std::time::Duration::from_millis(200));
                 attacker.send_raw(&frame_with_size(&frame));
                 let _ = attacker.read_frame();
             }
@@ -246,7 +276,8 @@ fn bad_batches_get_partition_errors_and_lose_nothing() {
                 .with_value(Some(StrBytes::from_static_str("200")))])]),
     );
     assert_eq!(created.topics[0].error_code, 0);
-    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("small", record_batch(20, 0)));
+    let r: ProduceResponse =
+        client.request(ApiKey::Produce, 9, &produce("small", record_batch(20, 0)));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 10);
     // Two batches in one partition's records: INVALID_RECORD (87).
     let mut two = record_batch(1, 0).to_vec();
@@ -254,10 +285,15 @@ fn bad_batches_get_partition_errors_and_lose_nothing() {
     let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("kept", two.into()));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 87);
     // Unknown topic and partition: UNKNOWN_TOPIC_OR_PARTITION (3).
-    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("nowhere", record_batch(1, 0)));
+    let r: ProduceResponse =
+        client.request(ApiKey::Produce, 9, &produce("nowhere", record_batch(1, 0)));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 3);
     // Invalid acks: INVALID_REQUIRED_ACKS (21).
-    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("kept", record_batch(1, 0)).with_acks(2));
+    let r: ProduceResponse = client.request(
+        ApiKey::Produce,
+        9,
+        &produce("kept", record_batch(1, 0)).with_acks(2),
+    );
     assert_eq!(r.responses[0].partition_responses[0].error_code, 21);
     scene.assert_still_serving();
 }

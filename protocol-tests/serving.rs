@@ -2,9 +2,9 @@
 //! that hold up nobody else, idle connections, clean and unclean stops, and
 //! the command line's answer to bad configuration.
 
+use crate::harness::msgs::*;
 use crate::harness::*;
 use crate::hostile::{api_versions_v3, fetch, produce};
-use crate::harness::msgs::*;
 use kafka_protocol::protocol::StrBytes;
 use std::io::Write;
 use std::process::Command;
@@ -41,8 +41,18 @@ fn pipelined_requests_are_answered_in_order() {
         expected.push(cid);
         bytes.extend(match i % 3 {
             0 => request_frame(ApiKey::ApiVersions, 3, cid, &api_versions_v3()),
-            1 => request_frame(ApiKey::Metadata, 12, cid, &MetadataRequest::default().with_topics(None)),
-            _ => request_frame(ApiKey::Produce, 9, cid, &produce("pipe", record_batch(1, 0))),
+            1 => request_frame(
+                ApiKey::Metadata,
+                12,
+                cid,
+                &MetadataRequest::default().with_topics(None),
+            ),
+            _ => request_frame(
+                ApiKey::Produce,
+                9,
+                cid,
+                &produce("pipe", record_batch(1, 0)),
+            ),
         });
     }
     client.send_raw(&bytes);
@@ -67,7 +77,11 @@ fn acks_zero_stores_and_sends_no_response() {
     let broker = Broker::start(&[]);
     let mut client = broker.client();
     create(&mut client, "quiet", 1);
-    let produce_cid = client.send(ApiKey::Produce, 9, &produce("quiet", record_batch(4, 0)).with_acks(0));
+    let produce_cid = client.send(
+        ApiKey::Produce,
+        9,
+        &produce("quiet", record_batch(4, 0)).with_acks(0),
+    );
     let next_cid = client.send(ApiKey::ApiVersions, 3, &api_versions_v3());
     let (cid, _): (i32, ApiVersionsResponse) = client.receive(ApiKey::ApiVersions, 3);
     assert_eq!(cid, next_cid);
@@ -86,7 +100,11 @@ fn a_long_poll_holds_up_no_other_connection_and_wakes_on_append() {
     let fetch_cid = consumer.send(ApiKey::Fetch, 12, &fetch("poll", 0, 20_000));
     // Meanwhile other connections are served.
     for _ in 0..5 {
-        let r: MetadataResponse = producer.request(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
+        let r: MetadataResponse = producer.request(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        );
         assert_eq!(r.topics.len(), 1);
     }
     consumer.stream.set_nonblocking(true).unwrap();
@@ -96,13 +114,17 @@ fn a_long_poll_holds_up_no_other_connection_and_wakes_on_append() {
         "the long-poll answered before any data existed"
     );
     consumer.stream.set_nonblocking(false).unwrap();
-    let r: ProduceResponse = producer.request(ApiKey::Produce, 9, &produce("poll", record_batch(2, 0)));
+    let r: ProduceResponse =
+        producer.request(ApiKey::Produce, 9, &produce("poll", record_batch(2, 0)));
     assert_eq!(base_offset(&r), 0);
     let (cid, f): (i32, FetchResponse) = consumer.receive(ApiKey::Fetch, 12);
     assert_eq!(cid, fetch_cid);
     let p = &f.responses[0].partitions[0];
     assert_eq!(p.high_watermark, 2);
-    assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()), "woken without the new data");
+    assert!(
+        p.records.as_ref().is_some_and(|r| !r.is_empty()),
+        "woken without the new data"
+    );
 }
 
 #[test]
@@ -111,7 +133,8 @@ fn thousands_of_idle_connections_are_fine() {
     let idle: Vec<Client> = (0..2000).map(|_| broker.client()).collect();
     let mut client = broker.client();
     create(&mut client, "busy", 1);
-    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("busy", record_batch(1, 0)));
+    let r: ProduceResponse =
+        client.request(ApiKey::Produce, 9, &produce("busy", record_batch(1, 0)));
     assert_eq!(base_offset(&r), 0);
     // The idle ones are still live and answer.
     for mut c in idle.into_iter().step_by(199) {
@@ -126,7 +149,8 @@ fn sigterm_exits_zero_and_a_restart_serves_the_same_data() {
     let mut client = broker.client();
     create(&mut client, "durable", 2);
     for i in 0..5 {
-        let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("durable", record_batch(3, i)));
+        let r: ProduceResponse =
+            client.request(ApiKey::Produce, 9, &produce("durable", record_batch(3, i)));
         assert_eq!(base_offset(&r), i * 3);
     }
     drop(client);
@@ -137,9 +161,14 @@ fn sigterm_exits_zero_and_a_restart_serves_the_same_data() {
     let mut client = broker.client();
     let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("durable", 0, 0));
     assert_eq!(f.responses[0].partitions[0].high_watermark, 15);
-    let r: MetadataResponse = client.request(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
+    let r: MetadataResponse = client.request(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
     assert_eq!(r.topics[0].partitions.len(), 2);
-    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("durable", record_batch(1, 0)));
+    let r: ProduceResponse =
+        client.request(ApiKey::Produce, 9, &produce("durable", record_batch(1, 0)));
     assert_eq!(base_offset(&r), 15);
 }
 
@@ -149,17 +178,27 @@ fn kill_9_then_a_torn_tail_is_cut_and_appends_continue() {
     let mut client = broker.client();
     create(&mut client, "torn", 1);
     for _ in 0..4 {
-        client.request::<_, ProduceResponse>(ApiKey::Produce, 9, &produce("torn", record_batch(5, 0)));
+        client.request::<_, ProduceResponse>(
+            ApiKey::Produce,
+            9,
+            &produce("torn", record_batch(5, 0)),
+        );
     }
     drop(client);
     let mut broker = broker;
-    let dir_path = broker.dir.path().join("data/torn-0/00000000000000000000.log");
+    let dir_path = broker
+        .dir
+        .path()
+        .join("data/torn-0/00000000000000000000.log");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(broker_pid(&mut broker), libc::SIGKILL) };
     std::thread::sleep(Duration::from_millis(200));
     assert!(!broker.is_running());
     let good = std::fs::metadata(&dir_path).unwrap().len();
-    let mut f = std::fs::OpenOptions::new().append(true).open(&dir_path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&dir_path)
+        .unwrap();
     let half = record_batch(3, 0);
     f.write_all(&half[..half.len() / 2]).unwrap();
     drop(f);
@@ -171,7 +210,8 @@ fn kill_9_then_a_torn_tail_is_cut_and_appends_continue() {
     let mut client = broker.client();
     let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("torn", 15, 0));
     assert_eq!(f.responses[0].partitions[0].high_watermark, 20);
-    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("torn", record_batch(1, 0)));
+    let r: ProduceResponse =
+        client.request(ApiKey::Produce, 9, &produce("torn", record_batch(1, 0)));
     assert_eq!(base_offset(&r), 20);
 }
 
@@ -184,10 +224,14 @@ fn metadata_auto_creates_with_num_partitions_when_allowed() {
     let broker = Broker::start(&["num.partitions=3"]);
     let mut client = broker.client();
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("auto"))))]))
+        .with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("auto"))))]))
         .with_allow_auto_topic_creation(true);
     let r: MetadataResponse = client.request(ApiKey::Metadata, 12, &req);
-    assert_eq!((r.topics[0].error_code, r.topics[0].partitions.len()), (0, 3));
+    assert_eq!(
+        (r.topics[0].error_code, r.topics[0].partitions.len()),
+        (0, 3)
+    );
     let broker = Broker::start(&["auto.create.topics.enable=false"]);
     let mut client = broker.client();
     let r: MetadataResponse = client.request(ApiKey::Metadata, 12, &req);
@@ -197,12 +241,24 @@ fn metadata_auto_creates_with_num_partitions_when_allowed() {
 #[test]
 fn bad_configuration_exits_2_naming_key_and_value() {
     for (args, expect) in [
-        (vec!["--override", "num.partitions=abc"], vec!["num.partitions", "abc"]),
-        (vec!["--override", "listeners=nonsense"], vec!["listeners", "nonsense"]),
+        (
+            vec!["--override", "num.partitions=abc"],
+            vec!["num.partitions", "abc"],
+        ),
+        (
+            vec!["--override", "listeners=nonsense"],
+            vec!["listeners", "nonsense"],
+        ),
         (vec!["--override", "justakey"], vec!["justakey"]),
-        (vec!["--config", "/nonexistent/server.properties"], vec!["/nonexistent/server.properties"]),
+        (
+            vec!["--config", "/nonexistent/server.properties"],
+            vec!["/nonexistent/server.properties"],
+        ),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(&args).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&args)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         for e in expect {

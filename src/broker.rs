@@ -71,9 +71,9 @@ impl RunningBroker {
         };
         let mut bound = Vec::new();
         for spec in &config.listeners {
-            let listener = bind(spec)
-                .await
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", spec.url())))?;
+            let listener = bind(spec).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot listen on {}: {e}", spec.url()))
+            })?;
             bound.push(listener);
         }
         let endpoints = config
@@ -82,7 +82,10 @@ impl RunningBroker {
             .map(|a| {
                 // Port 0 and an empty or wildcard host are filled in from what was bound.
                 let port = if a.port == 0 {
-                    bound.iter().find(|b| b.name == a.name).map_or(0, |b| b.port)
+                    bound
+                        .iter()
+                        .find(|b| b.name == a.name)
+                        .map_or(0, |b| b.port)
                 } else {
                     a.port
                 };
@@ -114,7 +117,12 @@ impl RunningBroker {
                 let addr = socket.local_addr()?;
                 addresses.push((listener.name.clone(), addr));
                 urls.push(format!("{}://{}", listener.name, addr));
-                background.spawn(accept_loop(socket, listener.name.clone(), broker.clone(), connections.clone()));
+                background.spawn(accept_loop(
+                    socket,
+                    listener.name.clone(),
+                    broker.clone(),
+                    connections.clone(),
+                ));
             }
         }
         background.spawn(housekeeping(broker.clone()));
@@ -122,7 +130,12 @@ impl RunningBroker {
             .config
             .log_dirs
             .iter()
-            .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()).display().to_string())
+            .map(|d| {
+                std::fs::canonicalize(d)
+                    .unwrap_or_else(|_| d.clone())
+                    .display()
+                    .to_string()
+            })
             .collect();
         info!(
             topics = report.topics,
@@ -191,10 +204,13 @@ async fn housekeeping(broker: Arc<Broker>) {
     let mut last_retention = Instant::now();
     let mut last_checkpoint = Instant::now();
     let mut last_expiry = Instant::now();
+    let checkpoint_wanted = broker.cluster.checkpoint_wanted();
     loop {
+        let mut checkpoint_now = false;
         tokio::select! {
             _ = broker.shutdown.cancelled() => return,
             _ = tokio::time::sleep(tick) => {}
+            _ = checkpoint_wanted.notified() => checkpoint_now = true,
         }
         let now = now_ms();
         let partitions = broker.cluster.all_partitions();
@@ -213,8 +229,15 @@ async fn housekeeping(broker: Arc<Broker>) {
                 let result = p.log().apply_retention(now);
                 match result {
                     Ok(0) => {}
-                    Ok(n) => info!(topic = p.topic(), partition = p.index(), segments = n, "retention deleted segments"),
-                    Err(e) => warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed"),
+                    Ok(n) => info!(
+                        topic = p.topic(),
+                        partition = p.index(),
+                        segments = n,
+                        "retention deleted segments"
+                    ),
+                    Err(e) => {
+                        warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed")
+                    }
                 }
             }
         }
@@ -225,7 +248,7 @@ async fn housekeeping(broker: Arc<Broker>) {
                 p.log().expire_producers(horizon);
             }
         }
-        if last_checkpoint.elapsed() >= checkpoint_every {
+        if checkpoint_now || last_checkpoint.elapsed() >= checkpoint_every {
             last_checkpoint = Instant::now();
             let b = broker.clone();
             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || b.cluster.checkpoint()).await {

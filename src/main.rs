@@ -42,6 +42,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    raise_open_file_limit();
+    return_large_buffers_to_the_os();
     let file = cli.config.or(cli.config_file);
     let loaded = match BrokerConfig::load(file.as_deref(), &cli.overrides) {
         Ok(l) => l,
@@ -57,7 +59,10 @@ fn main() -> ExitCode {
         info!(keys = %loaded.ignored_keys.join(", "), "Kafka config keys accepted without effect");
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sluice: cannot start the runtime: {e}");
@@ -81,6 +86,34 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Request and fetch buffers of up to tens of MiB come and go; glibc would
+/// otherwise keep them in its heap after a burst, and the broker's resident
+/// memory would stay at its peak. A fixed mmap threshold hands them back.
+fn return_large_buffers_to_the_os() {
+    // SAFETY: mallopt only adjusts allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
+}
+
+/// Every connection and segment is a file descriptor: take the hard limit
+/// rather than the often small soft one, as Kafka's start scripts advise.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -48,7 +48,7 @@ class Sluice:
 
     kind = "sluice"
 
-    def __init__(self, workdir: Path, binary: Path | None = None):
+    def __init__(self, workdir: Path, binary: Path | None = None, overrides: tuple[str, ...] = ()):
         self.binary = Path(binary or sluice_bin())
         if not self.binary.is_file():
             raise FileNotFoundError(
@@ -58,6 +58,7 @@ class Sluice:
         self.log_dir = self.workdir / "data"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_file = self.workdir / "sluice.log"
+        self.overrides = tuple(overrides)
         self.port = 0  # 0 = let the OS choose, the first time; then fixed for restarts
         self.proc: subprocess.Popen | None = None
         self._drain: threading.Thread | None = None
@@ -73,6 +74,8 @@ class Sluice:
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
                 "--override", f"log.dirs={self.log_dir}",
                 "--override", "group.initial.rebalance.delay.ms=0"]
+        for o in self.overrides:
+            args += ["--override", o]
         log = open(self.log_file, "ab")
         log.write(f"\n=== {' '.join(args)}\n".encode())
         log.flush()

@@ -4,13 +4,12 @@
 
 use crate::protocol::response::encode_response;
 use crate::protocol::versions;
-use crate::protocol::{ParsedRequest, RequestError};
-use bytes::Bytes;
+use crate::protocol::{ParsedRequest, RequestError, ResponseFrame};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 
-pub fn respond(req: &ParsedRequest) -> Result<Bytes, RequestError> {
+pub fn respond(req: &ParsedRequest) -> Result<ResponseFrame, RequestError> {
     let version = req.version();
     let correlation_id = req.header.correlation_id;
     let list = versions::advertised();
@@ -45,7 +44,9 @@ fn valid_software_field(s: &str) -> bool {
     !bytes.is_empty()
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-')
 }
 
 #[cfg(test)]

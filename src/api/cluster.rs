@@ -3,7 +3,9 @@
 use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::Broker;
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
-use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use kafka_protocol::messages::describe_cluster_response::{
+    DescribeClusterBroker, DescribeClusterResponse,
+};
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -17,7 +19,9 @@ pub async fn handle_describe_cluster(
 ) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(req.endpoint_type)
-        .with_cluster_id(StrBytes::from_string(broker.cluster.cluster_id().to_string()))
+        .with_cluster_id(StrBytes::from_string(
+            broker.cluster.cluster_id().to_string(),
+        ))
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
     // Brokers are not controllers' clients here: only broker endpoints are served.
     if ctx.api_version >= 1 && req.endpoint_type != ENDPOINT_BROKERS {
@@ -30,9 +34,11 @@ pub async fn handle_describe_cluster(
     }
     let endpoint = broker.endpoint_for(&ctx.listener);
     let node = BrokerId(broker.cluster.node_id());
-    response.with_controller_id(node).with_brokers(vec![DescribeClusterBroker::default()
-        .with_broker_id(node)
-        .with_host(StrBytes::from_string(endpoint.host.clone()))
-        .with_port(endpoint.port as i32)
-        .with_rack(None)])
+    response
+        .with_controller_id(node)
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(node)
+            .with_host(StrBytes::from_string(endpoint.host.clone()))
+            .with_port(endpoint.port as i32)
+            .with_rack(None)])
 }

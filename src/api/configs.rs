@@ -6,7 +6,8 @@ use crate::broker::Broker;
 use crate::config::topic::{ConfigSource, ConfigType, TOPIC_CONFIGS};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult, DescribeConfigsSynonym,
+    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
+    DescribeConfigsSynonym,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -29,7 +30,10 @@ pub struct ConfigEntry {
 
 /// Every topic config with its effective value: the topic's override, else
 /// the broker's setting, else Kafka's default.
-pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+pub fn topic_config_entries(
+    broker: &Broker,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
     let defaults = broker.cluster.topic_defaults();
     TOPIC_CONFIGS
         .iter()
@@ -44,7 +48,11 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
                 }
             }
             if let Some((key, _)) = def.broker_keys.first() {
-                synonyms.push((key.to_string(), def.default.to_string(), ConfigSource::Default));
+                synonyms.push((
+                    key.to_string(),
+                    def.default.to_string(),
+                    ConfigSource::Default,
+                ));
             }
             let (value, source) = match overrides.get(def.name) {
                 Some(v) => (v.clone(), ConfigSource::DynamicTopic),
@@ -73,20 +81,44 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
         ls.iter().map(|l| l.url()).collect::<Vec<_>>().join(",")
     };
     let mut entries: Vec<(String, String, ConfigType)> = vec![
-        ("advertised.listeners".into(), listeners(&c.advertised_listeners), ConfigType::String),
-        ("auto.create.topics.enable".into(), c.auto_create_topics.to_string(), ConfigType::Boolean),
+        (
+            "advertised.listeners".into(),
+            listeners(&c.advertised_listeners),
+            ConfigType::String,
+        ),
+        (
+            "auto.create.topics.enable".into(),
+            c.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+        ),
         ("broker.id".into(), c.node_id.to_string(), ConfigType::Int),
-        ("default.replication.factor".into(), c.default_replication_factor.to_string(), ConfigType::Int),
-        ("delete.topic.enable".into(), c.delete_topic_enable.to_string(), ConfigType::Boolean),
+        (
+            "default.replication.factor".into(),
+            c.default_replication_factor.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "delete.topic.enable".into(),
+            c.delete_topic_enable.to_string(),
+            ConfigType::Boolean,
+        ),
         (
             "group.initial.rebalance.delay.ms".into(),
             c.group_initial_rebalance_delay_ms.to_string(),
             ConfigType::Int,
         ),
-        ("listeners".into(), listeners(&c.listeners), ConfigType::String),
+        (
+            "listeners".into(),
+            listeners(&c.listeners),
+            ConfigType::String,
+        ),
         (
             "log.dirs".into(),
-            c.log_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
+            c.log_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             ConfigType::String,
         ),
         (
@@ -95,8 +127,16 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             ConfigType::Long,
         ),
         ("node.id".into(), c.node_id.to_string(), ConfigType::Int),
-        ("num.partitions".into(), c.num_partitions.to_string(), ConfigType::Int),
-        ("socket.request.max.bytes".into(), c.socket_request_max_bytes.to_string(), ConfigType::Int),
+        (
+            "num.partitions".into(),
+            c.num_partitions.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "socket.request.max.bytes".into(),
+            c.socket_request_max_bytes.to_string(),
+            ConfigType::Int,
+        ),
     ];
     let defaults = broker.cluster.topic_defaults();
     for def in TOPIC_CONFIGS {
@@ -104,7 +144,10 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             if entries.iter().any(|(n, _, _)| n == key) {
                 continue;
             }
-            let value = defaults.get(def.name).map(|(v, _)| v.clone()).unwrap_or_default();
+            let value = defaults
+                .get(def.name)
+                .map(|(v, _)| v.clone())
+                .unwrap_or_default();
             entries.push((key.to_string(), value, def.kind));
         }
     }
@@ -159,7 +202,9 @@ pub async fn handle_describe_configs(
                     }
                 },
                 BROKER if r.resource_name.is_empty() => Vec::new(),
-                BROKER if *r.resource_name == *broker.cluster.node_id().to_string() => broker_config_entries(broker),
+                BROKER if *r.resource_name == *broker.cluster.node_id().to_string() => {
+                    broker_config_entries(broker)
+                }
                 BROKER => {
                     return fail(
                         ResponseError::InvalidRequest.code(),

@@ -12,7 +12,11 @@ use kafka_protocol::ResponseError;
 /// -1 asks to delete everything below the high watermark.
 const HIGH_WATERMARK: i64 = -1;
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -22,21 +26,32 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DeleteRecordsRe
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    let Some(partition) =
+                        topic.as_ref().and_then(|t| t.partition(p.partition_index))
+                    else {
                         return result
                             .with_low_watermark(-1)
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let mut log = partition.log();
-                    let offset = if p.offset == HIGH_WATERMARK { log.high_watermark() } else { p.offset };
+                    let offset = if p.offset == HIGH_WATERMARK {
+                        log.high_watermark()
+                    } else {
+                        p.offset
+                    };
                     match log.delete_records_before(offset) {
                         Ok(low) => result.with_low_watermark(low),
-                        Err(e) => result.with_low_watermark(-1).with_error_code(log_error_code(&e)),
+                        Err(e) => result
+                            .with_low_watermark(-1)
+                            .with_error_code(log_error_code(&e)),
                     }
                 })
                 .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     DeleteRecordsResponse::default().with_topics(topics)

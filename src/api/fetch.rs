@@ -9,7 +9,9 @@ use crate::cluster::Topic;
 use crate::storage::{LogError, Partition};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    FetchResponse, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
@@ -71,7 +73,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     let read_committed = req.isolation_level == READ_COMMITTED;
     let max_bytes = req.max_bytes.max(0) as usize;
     let min_bytes = req.min_bytes.max(0) as usize;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let waiter = Arc::new(Notify::new());
     let results = loop {
         // Register before reading, so that an append between the read and the
@@ -82,7 +85,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             }
         }
         let (results, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
-        if bytes >= min_bytes || any_error || tokio::time::Instant::now() >= deadline || wanted.is_empty() {
+        if bytes >= min_bytes
+            || any_error
+            || tokio::time::Instant::now() >= deadline
+            || wanted.is_empty()
+        {
             break results;
         }
         tokio::select! {
@@ -113,7 +120,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
 
 /// Reads every partition once. Returns the partition answers, the bytes of
 /// records they carry, and whether any carries an error.
-fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<PartitionData>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(wanted.len());
@@ -152,10 +163,21 @@ fn empty(index: i32, code: i16, hw: i64, lso: i64, log_start: i64) -> PartitionD
         .with_records(Some(Bytes::new()))
 }
 
-fn read_partition(partition: &Partition, w: &Wanted, limit: usize, min_one: bool, read_committed: bool) -> PartitionData {
+fn read_partition(
+    partition: &Partition,
+    w: &Wanted,
+    limit: usize,
+    min_one: bool,
+    read_committed: bool,
+) -> PartitionData {
     let (plan, offsets) = {
         let mut log = partition.log();
-        let offsets = (log.high_watermark(), log.last_stable_offset(), log.log_start_offset(), log.leader_epoch());
+        let offsets = (
+            log.high_watermark(),
+            log.last_stable_offset(),
+            log.log_start_offset(),
+            log.leader_epoch(),
+        );
         if let Some(code) = leader_epoch_error(w.leader_epoch, offsets.3) {
             return empty(w.partition_index, code, offsets.0, offsets.1, offsets.2);
         }
@@ -176,4 +198,15 @@ fn read_partition(partition: &Partition, w: &Wanted, limit: usize, min_one: bool
         },
         Err(e) => data.with_error_code(log_error_code(&e)),
     }
+}
+
+/// The record sets of a response, for the encoder to send without copying.
+pub fn record_sets(response: &FetchResponse) -> Vec<Bytes> {
+    response
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.clone())
+        .filter(|r| !r.is_empty())
+        .collect()
 }

@@ -16,7 +16,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::info;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let version = ctx.api_version;
     let endpoint = broker.endpoint_for(&ctx.listener);
     let node = BrokerId(broker.cluster.node_id());
@@ -32,7 +36,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
         Some(t) => t.is_empty() && version == 0,
     };
     // Auto-creation is implied before v4.
-    let may_create = broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let may_create =
+        broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let include_ops = req.include_topic_authorized_operations;
 
     let topics = if all {
@@ -62,7 +67,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
 
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster.cluster_id().to_string())))
+        .with_cluster_id(Some(StrBytes::from_string(
+            broker.cluster.cluster_id().to_string(),
+        )))
         .with_controller_id(node)
         .with_topics(topics)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
@@ -139,4 +146,5 @@ fn topic_metadata(topic: &Arc<Topic>, node: BrokerId, include_ops: bool) -> Meta
 
 /// Bit set of the ACL operations that apply to topics (READ=3, WRITE=4,
 /// CREATE=5, DELETE=6, ALTER=7, DESCRIBE=8, DESCRIBE_CONFIGS=10, ALTER_CONFIGS=11).
-const TOPIC_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+const TOPIC_OPERATIONS_ALL: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);

@@ -16,7 +16,11 @@ use std::sync::Arc;
 use tracing::debug;
 
 /// Returns None for acks=0: the client expects no response.
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ProduceRequest,
+) -> Option<ProduceResponse> {
     let by_id = ctx.api_version >= 13;
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -92,7 +96,11 @@ async fn append_partition(
         Ok(h) => h,
         Err(e) => {
             debug!(topic = %topic.name, partition = index, error = %e, "refused a batch");
-            let mut r = error_response(index, log_error_code(&LogError::Batch(e.clone())), Some(e.to_string()));
+            let mut r = error_response(
+                index,
+                log_error_code(&LogError::Batch(e.clone())),
+                Some(e.to_string()),
+            );
             if matches!(e, BatchError::Invalid(_)) {
                 r.record_errors = vec![BatchIndexAndErrorMessage::default()
                     .with_batch_index(0)

@@ -9,7 +9,11 @@ use kafka_protocol::messages::ProducerId;
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
@@ -21,7 +25,9 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdR
     // Kafka gives an idempotent producer a new id on every call, even when it
     // names its previous one.
     match broker.cluster.allocate_producer_id() {
-        Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Ok(id) => response
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
         Err(e) => {
             warn!(error = %e, "could not reserve producer ids");
             response.with_error_code(ResponseError::KafkaStorageError.code())

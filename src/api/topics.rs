@@ -5,13 +5,17 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::cluster::{NewTopic, TopicError};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
-use kafka_protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
+use kafka_protocol::messages::create_partitions_response::{
+    CreatePartitionsResponse, CreatePartitionsTopicResult,
+};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
-use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
+use kafka_protocol::messages::delete_topics_response::{
+    DeletableTopicResult, DeleteTopicsResponse,
+};
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -22,7 +26,11 @@ fn message(text: impl Into<String>) -> Option<StrBytes> {
     Some(StrBytes::from_string(text.into()))
 }
 
-pub async fn handle_create_topics(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle_create_topics(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     // Configs, partition count and replication factor are echoed from v5.
     let echo_configs = ctx.api_version >= 5;
     let mut seen: HashMap<TopicName, usize> = HashMap::new();
@@ -45,7 +53,10 @@ pub async fn handle_create_topics(broker: &Broker, ctx: &RequestContext, req: Cr
             if seen[&t.name] > 1 {
                 return failed(
                     ResponseError::InvalidRequest.code(),
-                    format!("Create topics request from client contains multiple entries for topic {}", &*t.name),
+                    format!(
+                        "Create topics request from client contains multiple entries for topic {}",
+                        &*t.name
+                    ),
                 );
             }
             let new = match new_topic(broker, t) {
@@ -67,7 +78,11 @@ pub async fn handle_create_topics(broker: &Broker, ctx: &RequestContext, req: Cr
                         .collect();
                     CreatableTopicResult::default()
                         .with_name(name.clone())
-                        .with_topic_id(if req.validate_only { Uuid::nil() } else { topic.id })
+                        .with_topic_id(if req.validate_only {
+                            Uuid::nil()
+                        } else {
+                            topic.id
+                        })
                         .with_num_partitions(if req.validate_only {
                             -1
                         } else {
@@ -89,12 +104,19 @@ fn new_topic(broker: &Broker, t: CreatableTopic) -> Result<NewTopic, TopicError>
     let mut configs = BTreeMap::new();
     for c in t.configs {
         let Some(value) = c.value else {
-            return Err(TopicError::InvalidConfig(format!("Null value not supported for topic config: {}", &*c.name)));
+            return Err(TopicError::InvalidConfig(format!(
+                "Null value not supported for topic config: {}",
+                &*c.name
+            )));
         };
         configs.insert(c.name.to_string(), value.to_string());
     }
     let (partitions, replication_factor) = if t.assignments.is_empty() {
-        let p = if t.num_partitions == -1 { broker.cluster.default_partitions() } else { t.num_partitions };
+        let p = if t.num_partitions == -1 {
+            broker.cluster.default_partitions()
+        } else {
+            t.num_partitions
+        };
         let rf = if t.replication_factor == -1 {
             broker.cluster.default_replication_factor()
         } else {
@@ -116,7 +138,9 @@ fn new_topic(broker: &Broker, t: CreatableTopic) -> Result<NewTopic, TopicError>
         }
         for a in &t.assignments {
             if a.broker_ids.is_empty() {
-                return Err(TopicError::InvalidReplicaAssignment("Replica assignment is empty.".into()));
+                return Err(TopicError::InvalidReplicaAssignment(
+                    "Replica assignment is empty.".into(),
+                ));
             }
             if let Some(b) = a.broker_ids.iter().find(|b| ***b != node) {
                 return Err(TopicError::InvalidReplicaAssignment(format!(
@@ -136,12 +160,22 @@ fn new_topic(broker: &Broker, t: CreatableTopic) -> Result<NewTopic, TopicError>
     })
 }
 
-pub async fn handle_delete_topics(broker: &Broker, ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle_delete_topics(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     // v6 names topics by name or id; earlier versions by name only.
     let targets: Vec<(Option<TopicName>, Uuid)> = if ctx.api_version >= 6 {
-        req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+        req.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
     } else {
-        req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
     };
     let responses = targets
         .into_iter()
@@ -150,7 +184,9 @@ pub async fn handle_delete_topics(broker: &Broker, ctx: &RequestContext, req: De
                 Some(n) => broker.cluster.topic(n),
                 None => broker.cluster.topic_by_id(id),
             };
-            let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+            let result = DeletableTopicResult::default()
+                .with_name(name.clone())
+                .with_topic_id(id);
             let Some(topic) = topic else {
                 let code = if name.is_none() {
                     ResponseError::UnknownTopicId.code()
@@ -165,7 +201,9 @@ pub async fn handle_delete_topics(broker: &Broker, ctx: &RequestContext, req: De
                 Ok(t) => result
                     .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
                     .with_topic_id(t.id),
-                Err(e) => result.with_error_code(e.code()).with_error_message(message(e.to_string())),
+                Err(e) => result
+                    .with_error_code(e.code())
+                    .with_error_message(message(e.to_string())),
             }
         })
         .collect();
@@ -184,16 +222,24 @@ pub async fn handle_create_partitions(
         .map(|t| {
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             if let Some(assignments) = &t.assignments {
-                let bad = assignments.iter().flat_map(|a| a.broker_ids.iter()).find(|b| ***b != node);
+                let bad = assignments
+                    .iter()
+                    .flat_map(|a| a.broker_ids.iter())
+                    .find(|b| ***b != node);
                 if let Some(b) = bad {
                     return result
                         .with_error_code(ResponseError::InvalidReplicaAssignment.code())
                         .with_error_message(message(format!("Unknown broker id {}", **b)));
                 }
             }
-            match broker.cluster.create_partitions(&t.name, t.count, req.validate_only) {
+            match broker
+                .cluster
+                .create_partitions(&t.name, t.count, req.validate_only)
+            {
                 Ok(()) => result,
-                Err(e) => result.with_error_code(e.code()).with_error_message(message(e.to_string())),
+                Err(e) => result
+                    .with_error_code(e.code())
+                    .with_error_message(message(e.to_string())),
             }
         })
         .collect();

@@ -38,7 +38,9 @@ impl Topic {
     }
 
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 }
 
@@ -149,7 +151,10 @@ impl Cluster {
         let mut image = Image::default();
         for t in &record.topics {
             let id = parse_topic_id(&t.id).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("bad topic id {} for {}", t.id, t.name))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad topic id {} for {}", t.id, t.name),
+                )
             })?;
             let log_config = LogConfig::resolve(&config.topic_defaults, &t.configs);
             let mut partitions = Vec::new();
@@ -176,7 +181,10 @@ impl Cluster {
         }
         report.topics = image.topics.len();
         for (topic, p) in logs.partitions_on_disk() {
-            let known = image.topics.get(&topic).is_some_and(|t| p < t.partitions.len() as i32);
+            let known = image
+                .topics
+                .get(&topic)
+                .is_some_and(|t| p < t.partitions.len() as i32);
             if !known {
                 warn!(topic = %topic, partition = p, "partition directory belongs to no known topic; left untouched");
             }
@@ -272,15 +280,20 @@ impl Cluster {
     /// Checks topic config overrides: known keys, valid values.
     pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicError> {
         for (k, v) in configs {
-            let def = topic_config_def(k)
-                .ok_or_else(|| TopicError::InvalidConfig(format!("Unknown topic config name: {k}")))?;
+            let def = topic_config_def(k).ok_or_else(|| {
+                TopicError::InvalidConfig(format!("Unknown topic config name: {k}"))
+            })?;
             validate_value(def, v).map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
         }
         Ok(())
     }
 
     /// Creates a topic and its partition logs (or only checks, when `validate_only`).
-    pub fn create_topic(&self, new: NewTopic, validate_only: bool) -> Result<Arc<Topic>, TopicError> {
+    pub fn create_topic(
+        &self,
+        new: NewTopic,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
         topic_name::validate(&new.name).map_err(TopicError::InvalidName)?;
         if new.partitions <= 0 {
             return Err(TopicError::InvalidPartitions(
@@ -304,7 +317,11 @@ impl Cluster {
             return Err(TopicError::AlreadyExists(new.name));
         }
         let key = topic_name::collision_key(&new.name);
-        if let Some(other) = image.topics.keys().find(|t| topic_name::collision_key(t) == key) {
+        if let Some(other) = image
+            .topics
+            .keys()
+            .find(|t| topic_name::collision_key(t) == key)
+        {
             return Err(TopicError::InvalidName(format!(
                 "Topic '{}' collides with existing topic: {other}",
                 new.name
@@ -337,7 +354,8 @@ impl Cluster {
             partitions,
         });
         image.insert(topic.clone());
-        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image)
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
         info!(topic = %topic.name, partitions = topic.partitions.len(), id = %topic_id_string(id), "created topic");
         Ok(topic)
     }
@@ -349,7 +367,8 @@ impl Cluster {
         let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
         let topic = image.topics.remove(name).ok_or(TopicError::Unknown)?;
         image.by_id.remove(&topic.id);
-        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image)
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
         drop(image);
         for p in &topic.partitions {
             self.logs.delete_partition(p);
@@ -360,7 +379,12 @@ impl Cluster {
     }
 
     /// Grows a topic to `count` partitions.
-    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
         let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
         let topic = image.topics.get(name).cloned().ok_or(TopicError::Unknown)?;
         let current = topic.partitions.len() as i32;
@@ -392,14 +416,18 @@ impl Cluster {
             log_config: topic.log_config.clone(),
             partitions,
         }));
-        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image)
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
         info!(topic = %name, from = current, to = count, "added partitions");
         Ok(())
     }
 
     /// Hands out a new producer id, reserving a block on disk when needed.
     pub fn allocate_producer_id(&self) -> io::Result<i64> {
-        let mut next = self.next_producer_id.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self
+            .next_producer_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if *next >= self.producer_id_block_end.load(Ordering::SeqCst) {
             self.producer_id_block_end
                 .store(*next + PRODUCER_ID_BLOCK, Ordering::SeqCst);
@@ -408,6 +436,11 @@ impl Cluster {
         let id = *next;
         *next += 1;
         Ok(id)
+    }
+
+    /// Notified when recovery points have moved and should be checkpointed.
+    pub fn checkpoint_wanted(&self) -> Arc<tokio::sync::Notify> {
+        self.logs.checkpoint_wanted().clone()
     }
 
     /// Writes the checkpoint files (recovery points, log start offsets).

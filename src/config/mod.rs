@@ -183,7 +183,9 @@ impl BrokerConfig {
                     return Err(ConfigError::InvalidValue {
                         key: "listeners".into(),
                         value: l.url(),
-                        reason: "a listener other than PLAINTEXT needs listener.security.protocol.map".into(),
+                        reason:
+                            "a listener other than PLAINTEXT needs listener.security.protocol.map"
+                                .into(),
                     });
                 }
             }
@@ -224,13 +226,30 @@ impl BrokerConfig {
             node_id,
             cluster_id: get("cluster.id"),
             num_partitions: num("num.partitions", 1, 1, i32::MAX as i64)? as i32,
-            default_replication_factor: num("default.replication.factor", 1, 1, i16::MAX as i64)? as i16,
+            default_replication_factor: num("default.replication.factor", 1, 1, i16::MAX as i64)?
+                as i16,
             auto_create_topics: parse_bool(&props, "auto.create.topics.enable", true)?,
             delete_topic_enable: parse_bool(&props, "delete.topic.enable", true)?,
-            socket_request_max_bytes: num("socket.request.max.bytes", 104_857_600, 1, i32::MAX as i64)? as usize,
-            group_initial_rebalance_delay_ms: num("group.initial.rebalance.delay.ms", 3000, 0, i32::MAX as i64)? as u64,
-            retention_check_interval_ms: num("log.retention.check.interval.ms", 300_000, 1, i64::MAX)? as u64,
-            flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)? as u64,
+            socket_request_max_bytes: num(
+                "socket.request.max.bytes",
+                104_857_600,
+                1,
+                i32::MAX as i64,
+            )? as usize,
+            group_initial_rebalance_delay_ms: num(
+                "group.initial.rebalance.delay.ms",
+                3000,
+                0,
+                i32::MAX as i64,
+            )? as u64,
+            retention_check_interval_ms: num(
+                "log.retention.check.interval.ms",
+                300_000,
+                1,
+                i64::MAX,
+            )? as u64,
+            flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)?
+                as u64,
             producer_id_expiration_ms: num("producer.id.expiration.ms", 86_400_000, 1, i64::MAX)?,
             topic_defaults,
             properties: props,
@@ -259,14 +278,21 @@ fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigEr
         value: value.to_string(),
         reason,
     };
-    let n: i64 = value.trim().parse().map_err(|_| bad("not a number".into()))?;
+    let n: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| bad("not a number".into()))?;
     if n < min || n > max {
         return Err(bad(format!("must be between {min} and {max}")));
     }
     Ok(n)
 }
 
-fn parse_bool(props: &IndexMap<String, String>, key: &str, default: bool) -> Result<bool, ConfigError> {
+fn parse_bool(
+    props: &IndexMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match props.get(key).map(|s| s.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if v == "true" => Ok(true),
@@ -290,7 +316,10 @@ fn check_security_protocol_map(map: &str, listeners: &[ListenerSpec]) -> Result<
         let (name, protocol) = item
             .split_once(':')
             .ok_or_else(|| bad("expected NAME:PROTOCOL pairs".into()))?;
-        entries.push((name.trim().to_ascii_uppercase(), protocol.trim().to_ascii_uppercase()));
+        entries.push((
+            name.trim().to_ascii_uppercase(),
+            protocol.trim().to_ascii_uppercase(),
+        ));
     }
     for l in listeners {
         match entries.iter().find(|(n, _)| *n == l.name) {
@@ -325,7 +354,11 @@ mod tests {
     fn overrides_win_and_unknown_keys_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("server.properties");
-        std::fs::write(&file, "num.partitions=3\nnot.a.kafka.key=1\nnum.io.threads=8\n").unwrap();
+        std::fs::write(
+            &file,
+            "num.partitions=3\nnot.a.kafka.key=1\nnum.io.threads=8\n",
+        )
+        .unwrap();
         let loaded = BrokerConfig::load(Some(&file), &["num.partitions=5".into()]).unwrap();
         assert_eq!(loaded.config.num_partitions, 5);
         assert_eq!(loaded.unknown_keys, vec!["not.a.kafka.key".to_string()]);
@@ -342,7 +375,10 @@ mod tests {
             ("log.retention.hours", "x"),
             ("log.message.timestamp.type", "Whenever"),
         ] {
-            let err = BrokerConfig::load(None, &[format!("{k}={v}")]).err().unwrap().to_string();
+            let err = BrokerConfig::load(None, &[format!("{k}={v}")])
+                .err()
+                .unwrap()
+                .to_string();
             assert!(err.contains(k) && err.contains(v), "{err}");
         }
         assert!(matches!(

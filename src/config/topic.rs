@@ -38,47 +38,193 @@ const MS_PER_MINUTE: i64 = 60_000;
 
 macro_rules! def {
     ($name:expr, $keys:expr, $kind:ident, $default:expr) => {
-        TopicConfigDef { name: $name, broker_keys: $keys, kind: ConfigType::$kind, default: $default, allowed: &[], min: None }
+        TopicConfigDef {
+            name: $name,
+            broker_keys: $keys,
+            kind: ConfigType::$kind,
+            default: $default,
+            allowed: &[],
+            min: None,
+        }
     };
     ($name:expr, $keys:expr, $kind:ident, $default:expr, min = $min:expr) => {
-        TopicConfigDef { name: $name, broker_keys: $keys, kind: ConfigType::$kind, default: $default, allowed: &[], min: Some($min) }
+        TopicConfigDef {
+            name: $name,
+            broker_keys: $keys,
+            kind: ConfigType::$kind,
+            default: $default,
+            allowed: &[],
+            min: Some($min),
+        }
     };
     ($name:expr, $keys:expr, $kind:ident, $default:expr, one_of = $allowed:expr) => {
-        TopicConfigDef { name: $name, broker_keys: $keys, kind: ConfigType::$kind, default: $default, allowed: $allowed, min: None }
+        TopicConfigDef {
+            name: $name,
+            broker_keys: $keys,
+            kind: ConfigType::$kind,
+            default: $default,
+            allowed: $allowed,
+            min: None,
+        }
     };
 }
 
 /// Every topic config Sluice knows, in Kafka's order (alphabetical).
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def!("cleanup.policy", &[("log.cleanup.policy", 1)], List, "delete", one_of = &["delete", "compact"]),
-    def!("compression.type", &[("compression.type", 1)], String, "producer", one_of = &["producer"]),
-    def!("delete.retention.ms", &[("log.cleaner.delete.retention.ms", 1)], Long, "86400000", min = 0),
-    def!("file.delete.delay.ms", &[("log.segment.delete.delay.ms", 1)], Long, "60000", min = 0),
-    def!("flush.messages", &[("log.flush.interval.messages", 1)], Long, "9223372036854775807", min = 1),
-    def!("flush.ms", &[("log.flush.interval.ms", 1)], Long, "9223372036854775807", min = 0),
-    def!("index.interval.bytes", &[("log.index.interval.bytes", 1)], Int, "4096", min = 0),
-    def!("max.compaction.lag.ms", &[("log.cleaner.max.compaction.lag.ms", 1)], Long, "9223372036854775807", min = 1),
-    def!("max.message.bytes", &[("message.max.bytes", 1)], Int, "1048588", min = 0),
-    def!("message.timestamp.after.max.ms", &[("log.message.timestamp.after.max.ms", 1)], Long, "3600000", min = 0),
-    def!("message.timestamp.before.max.ms", &[("log.message.timestamp.before.max.ms", 1)], Long, "9223372036854775807", min = 0),
-    def!("message.timestamp.type", &[("log.message.timestamp.type", 1)], String, "CreateTime", one_of = &["CreateTime", "LogAppendTime"]),
-    def!("min.cleanable.dirty.ratio", &[("log.cleaner.min.cleanable.ratio", 1)], Double, "0.5"),
-    def!("min.compaction.lag.ms", &[("log.cleaner.min.compaction.lag.ms", 1)], Long, "0", min = 0),
-    def!("min.insync.replicas", &[("min.insync.replicas", 1)], Int, "1", min = 1),
+    def!(
+        "cleanup.policy",
+        &[("log.cleanup.policy", 1)],
+        List,
+        "delete",
+        one_of = &["delete", "compact"]
+    ),
+    def!(
+        "compression.type",
+        &[("compression.type", 1)],
+        String,
+        "producer",
+        one_of = &["producer"]
+    ),
+    def!(
+        "delete.retention.ms",
+        &[("log.cleaner.delete.retention.ms", 1)],
+        Long,
+        "86400000",
+        min = 0
+    ),
+    def!(
+        "file.delete.delay.ms",
+        &[("log.segment.delete.delay.ms", 1)],
+        Long,
+        "60000",
+        min = 0
+    ),
+    def!(
+        "flush.messages",
+        &[("log.flush.interval.messages", 1)],
+        Long,
+        "9223372036854775807",
+        min = 1
+    ),
+    def!(
+        "flush.ms",
+        &[("log.flush.interval.ms", 1)],
+        Long,
+        "9223372036854775807",
+        min = 0
+    ),
+    def!(
+        "index.interval.bytes",
+        &[("log.index.interval.bytes", 1)],
+        Int,
+        "4096",
+        min = 0
+    ),
+    def!(
+        "max.compaction.lag.ms",
+        &[("log.cleaner.max.compaction.lag.ms", 1)],
+        Long,
+        "9223372036854775807",
+        min = 1
+    ),
+    def!(
+        "max.message.bytes",
+        &[("message.max.bytes", 1)],
+        Int,
+        "1048588",
+        min = 0
+    ),
+    def!(
+        "message.timestamp.after.max.ms",
+        &[("log.message.timestamp.after.max.ms", 1)],
+        Long,
+        "3600000",
+        min = 0
+    ),
+    def!(
+        "message.timestamp.before.max.ms",
+        &[("log.message.timestamp.before.max.ms", 1)],
+        Long,
+        "9223372036854775807",
+        min = 0
+    ),
+    def!(
+        "message.timestamp.type",
+        &[("log.message.timestamp.type", 1)],
+        String,
+        "CreateTime",
+        one_of = &["CreateTime", "LogAppendTime"]
+    ),
+    def!(
+        "min.cleanable.dirty.ratio",
+        &[("log.cleaner.min.cleanable.ratio", 1)],
+        Double,
+        "0.5"
+    ),
+    def!(
+        "min.compaction.lag.ms",
+        &[("log.cleaner.min.compaction.lag.ms", 1)],
+        Long,
+        "0",
+        min = 0
+    ),
+    def!(
+        "min.insync.replicas",
+        &[("min.insync.replicas", 1)],
+        Int,
+        "1",
+        min = 1
+    ),
     def!("preallocate", &[("log.preallocate", 1)], Boolean, "false"),
     def!("retention.bytes", &[("log.retention.bytes", 1)], Long, "-1"),
     def!(
         "retention.ms",
-        &[("log.retention.ms", 1), ("log.retention.minutes", MS_PER_MINUTE), ("log.retention.hours", MS_PER_HOUR)],
+        &[
+            ("log.retention.ms", 1),
+            ("log.retention.minutes", MS_PER_MINUTE),
+            ("log.retention.hours", MS_PER_HOUR)
+        ],
         Long,
         "604800000",
         min = -1
     ),
-    def!("segment.bytes", &[("log.segment.bytes", 1)], Int, "1073741824", min = 14),
-    def!("segment.index.bytes", &[("log.index.size.max.bytes", 1)], Int, "10485760", min = 4),
-    def!("segment.jitter.ms", &[("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", MS_PER_HOUR)], Long, "0", min = 0),
-    def!("segment.ms", &[("log.roll.ms", 1), ("log.roll.hours", MS_PER_HOUR)], Long, "604800000", min = 1),
-    def!("unclean.leader.election.enable", &[("unclean.leader.election.enable", 1)], Boolean, "false"),
+    def!(
+        "segment.bytes",
+        &[("log.segment.bytes", 1)],
+        Int,
+        "1073741824",
+        min = 14
+    ),
+    def!(
+        "segment.index.bytes",
+        &[("log.index.size.max.bytes", 1)],
+        Int,
+        "10485760",
+        min = 4
+    ),
+    def!(
+        "segment.jitter.ms",
+        &[
+            ("log.roll.jitter.ms", 1),
+            ("log.roll.jitter.hours", MS_PER_HOUR)
+        ],
+        Long,
+        "0",
+        min = 0
+    ),
+    def!(
+        "segment.ms",
+        &[("log.roll.ms", 1), ("log.roll.hours", MS_PER_HOUR)],
+        Long,
+        "604800000",
+        min = 1
+    ),
+    def!(
+        "unclean.leader.election.enable",
+        &[("unclean.leader.election.enable", 1)],
+        Boolean,
+        "false"
+    ),
 ];
 
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
@@ -94,7 +240,10 @@ pub fn validate_value(def: &TopicConfigDef, value: &str) -> Result<(), ConfigErr
     };
     match def.kind {
         ConfigType::Int | ConfigType::Long => {
-            let n: i64 = value.trim().parse().map_err(|_| bad("not a number".into()))?;
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("not a number".into()))?;
             if def.kind == ConfigType::Int && i32::try_from(n).is_err() {
                 return Err(bad("out of range for an int".into()));
             }
@@ -105,7 +254,10 @@ pub fn validate_value(def: &TopicConfigDef, value: &str) -> Result<(), ConfigErr
             }
         }
         ConfigType::Double => {
-            value.trim().parse::<f64>().map_err(|_| bad("not a number".into()))?;
+            value
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad("not a number".into()))?;
         }
         ConfigType::Boolean => {
             if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
@@ -133,7 +285,9 @@ pub struct TopicDefaults {
 }
 
 impl TopicDefaults {
-    pub fn from_broker_properties(props: &indexmap::IndexMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_broker_properties(
+        props: &indexmap::IndexMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let mut values = BTreeMap::new();
         for def in TOPIC_CONFIGS {
             let mut chosen = None;
@@ -154,7 +308,10 @@ impl TopicDefaults {
                     break;
                 }
             }
-            values.insert(def.name, chosen.unwrap_or((def.default.to_string(), ConfigSource::Default)));
+            values.insert(
+                def.name,
+                chosen.unwrap_or((def.default.to_string(), ConfigSource::Default)),
+            );
         }
         Ok(TopicDefaults { values })
     }
@@ -194,7 +351,9 @@ impl LogConfig {
         };
         let num = |name: &str| -> i64 {
             get(name).trim().parse().unwrap_or_else(|_| {
-                topic_config_def(name).and_then(|d| d.default.parse().ok()).unwrap_or(0)
+                topic_config_def(name)
+                    .and_then(|d| d.default.parse().ok())
+                    .unwrap_or(0)
             })
         };
         let policy = get("cleanup.policy");
@@ -231,7 +390,10 @@ mod tests {
         props.insert("log.retention.hours".to_string(), "2".to_string());
         props.insert("log.segment.bytes".to_string(), "1000".to_string());
         let d = TopicDefaults::from_broker_properties(&props).unwrap();
-        assert_eq!(d.get("retention.ms").unwrap(), &("7200000".to_string(), ConfigSource::StaticBroker));
+        assert_eq!(
+            d.get("retention.ms").unwrap(),
+            &("7200000".to_string(), ConfigSource::StaticBroker)
+        );
         let mut overrides = BTreeMap::new();
         overrides.insert("segment.bytes".to_string(), "2000".to_string());
         let c = LogConfig::resolve(&d, &overrides);
@@ -246,7 +408,10 @@ mod tests {
         let def = topic_config_def("message.timestamp.type").unwrap();
         assert!(validate_value(def, "LogAppendTime").is_ok());
         let err = validate_value(def, "Sometimes").unwrap_err().to_string();
-        assert!(err.contains("message.timestamp.type") && err.contains("Sometimes"), "{err}");
+        assert!(
+            err.contains("message.timestamp.type") && err.contains("Sometimes"),
+            "{err}"
+        );
         let def = topic_config_def("segment.bytes").unwrap();
         assert!(validate_value(def, "abc").is_err());
         assert!(validate_value(def, "99999999999").is_err());

@@ -3,11 +3,10 @@
 //! socket; this module never sees storage.
 
 use super::request::{ParsedRequest, RequestError};
-use super::response::encode_response;
+use super::response::{encode_response, encode_response_spliced, ResponseFrame};
 use super::versions;
 use crate::api::{self, RequestContext};
 use crate::broker::Broker;
-use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 
@@ -25,7 +24,7 @@ pub async fn dispatch(
     broker: &Broker,
     ctx: &RequestContext,
     req: ParsedRequest,
-) -> Result<Option<Bytes>, RequestError> {
+) -> Result<Option<ResponseFrame>, RequestError> {
     let version = req.version();
     let correlation_id = req.header.correlation_id;
     let key = req.api_key;
@@ -46,11 +45,19 @@ pub async fn dispatch(
         ApiKey::Produce => {
             let request = decode(&req)?;
             match api::produce::handle(broker, ctx, request).await {
-                Some(response) => encode_response(key, version, correlation_id, &response).map(Some),
+                Some(response) => {
+                    encode_response(key, version, correlation_id, &response).map(Some)
+                }
                 None => Ok(None),
             }
         }
-        ApiKey::Fetch => serve!(api::fetch::handle),
+        ApiKey::Fetch => {
+            let request = decode(&req)?;
+            let response = api::fetch::handle(broker, ctx, request).await;
+            // Fetched batches go to the socket as read, not copied into the frame.
+            let records = api::fetch::record_sets(&response);
+            encode_response_spliced(key, version, correlation_id, &response, records).map(Some)
+        }
         ApiKey::ListOffsets => serve!(api::list_offsets::handle),
         ApiKey::Metadata => serve!(api::metadata::handle),
         ApiKey::FindCoordinator => serve!(api::coordinator::handle_find_coordinator),
@@ -61,6 +68,9 @@ pub async fn dispatch(
         ApiKey::InitProducerId => serve!(api::producer_id::handle),
         ApiKey::DescribeConfigs => serve!(api::configs::handle_describe_configs),
         ApiKey::DescribeCluster => serve!(api::cluster::handle_describe_cluster),
-        other => Err(RequestError::UnsupportedVersion { api: other, version }),
+        other => Err(RequestError::UnsupportedVersion {
+            api: other,
+            version,
+        }),
     }
 }

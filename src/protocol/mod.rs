@@ -9,3 +9,4 @@ pub mod versions;
 
 pub use dispatch::dispatch;
 pub use request::{parse_request, ParsedRequest, RequestError};
+pub use response::ResponseFrame;

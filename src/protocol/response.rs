@@ -1,12 +1,162 @@
-//! Response framing: length prefix, response header, body.
+//! Response framing: length prefix, response header, body. A frame is a list
+//! of chunks so that large record sets (fetched batches) go to the socket
+//! as they were read, without being copied into the encoded response.
 
 use super::RequestError;
+use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
+use std::ops::Range;
+
+/// An encoded response, ready for the socket in chunk order.
+#[derive(Debug, Clone)]
+pub struct ResponseFrame(pub Vec<Bytes>);
+
+impl ResponseFrame {
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame as one buffer (tests and small responses).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.0.as_slice() {
+            [one] => one.clone(),
+            chunks => chunks.concat().into(),
+        }
+    }
+}
+
+/// Below this size copying is cheaper than a separate chunk.
+const SPLICE_MIN: usize = 16 * 1024;
+
+/// A `BufMut` that encodes into a growing tail buffer, except that slices
+/// which are exactly one of the `splices` are kept as their own chunk.
+struct FrameBuilder {
+    chunks: Vec<Bytes>,
+    tail: BytesMut,
+    flushed: usize,
+    splices: Vec<Bytes>,
+}
+
+impl FrameBuilder {
+    fn finish(mut self) -> ResponseFrame {
+        if !self.tail.is_empty() {
+            self.chunks.push(self.tail.freeze());
+        }
+        ResponseFrame(self.chunks)
+    }
+}
+
+// SAFETY: every method delegates to the tail BytesMut, which upholds
+// BufMut's contract; put_slice only adds whole, initialised chunks.
+unsafe impl BufMut for FrameBuilder {
+    fn remaining_mut(&self) -> usize {
+        self.tail.remaining_mut()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller initialised `cnt` bytes of the chunk we handed out.
+        unsafe { self.tail.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut UninitSlice {
+        self.tail.chunk_mut()
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        if src.len() >= SPLICE_MIN {
+            if let Some(b) = self
+                .splices
+                .iter()
+                .find(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len())
+            {
+                let done = std::mem::take(&mut self.tail);
+                self.flushed += done.len();
+                if !done.is_empty() {
+                    self.chunks.push(done.freeze());
+                }
+                self.flushed += b.len();
+                self.chunks.push(b.clone());
+                return;
+            }
+        }
+        self.tail.extend_from_slice(src);
+    }
+}
+
+/// Message encoders never seek or patch (only record encoders do), so these
+/// act on the tail, which is all that could be addressed.
+impl ByteBufMut for FrameBuilder {
+    fn offset(&self) -> usize {
+        self.flushed + self.tail.len()
+    }
+    fn seek(&mut self, offset: usize) {
+        self.tail.resize(offset.saturating_sub(self.flushed), 0);
+    }
+    fn range(&mut self, r: Range<usize>) -> &mut [u8] {
+        let start = r.start.saturating_sub(self.flushed);
+        let end = r.end.saturating_sub(self.flushed).min(self.tail.len());
+        &mut self.tail[start.min(end)..end]
+    }
+}
+
+/// Encodes a whole response frame, keeping the `splices` (record sets the
+/// body refers to) as chunks of their own.
+pub fn encode_response_spliced<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+    splices: Vec<Bytes>,
+) -> Result<ResponseFrame, RequestError> {
+    let fail = |reason: String| RequestError::Encode {
+        api: api_key,
+        version,
+        reason,
+    };
+    let header_version = api_key.response_header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_size = header
+        .compute_size(header_version)
+        .map_err(|e| fail(e.to_string()))?;
+    let body_size = body
+        .compute_size(version)
+        .map_err(|e| fail(e.to_string()))?;
+    let size = header_size + body_size;
+    let inline = size - splices.iter().map(Bytes::len).sum::<usize>().min(size);
+    let mut buf = FrameBuilder {
+        chunks: Vec::with_capacity(1 + 2 * splices.len()),
+        tail: BytesMut::with_capacity(4 + inline),
+        flushed: 0,
+        splices,
+    };
+    buf.put_i32(size as i32);
+    header
+        .encode(&mut buf, header_version)
+        .map_err(|e| fail(e.to_string()))?;
+    body.encode(&mut buf, version)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(buf.finish())
+}
 
 /// Encodes a whole response frame, ready for the socket.
 pub fn encode_response<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Result<ResponseFrame, RequestError> {
+    encode_response_spliced(api_key, version, correlation_id, body, Vec::new())
+}
+
+#[cfg(test)]
+fn encode_response_copied<R: Encodable>(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -22,13 +172,54 @@ pub fn encode_response<R: Encodable>(
     let header_size = header
         .compute_size(header_version)
         .map_err(|e| fail(e.to_string()))?;
-    let body_size = body.compute_size(version).map_err(|e| fail(e.to_string()))?;
+    let body_size = body
+        .compute_size(version)
+        .map_err(|e| fail(e.to_string()))?;
     let size = header_size + body_size;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
     header
         .encode(&mut buf, header_version)
         .map_err(|e| fail(e.to_string()))?;
-    body.encode(&mut buf, version).map_err(|e| fail(e.to_string()))?;
+    body.encode(&mut buf, version)
+        .map_err(|e| fail(e.to_string()))?;
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::fetch_response::{
+        FetchResponse, FetchableTopicResponse, PartitionData,
+    };
+
+    #[test]
+    fn spliced_frames_equal_copied_frames() {
+        let big = Bytes::from(vec![7u8; 100_000]);
+        let small = Bytes::from(vec![9u8; 10]);
+        let body = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            .with_partitions(vec![
+                PartitionData::default().with_records(Some(big.clone())),
+                PartitionData::default()
+                    .with_partition_index(1)
+                    .with_records(Some(small.clone())),
+            ])]);
+        for version in [4, 12, 16] {
+            let spliced = encode_response_spliced(
+                ApiKey::Fetch,
+                version,
+                5,
+                &body,
+                vec![big.clone(), small.clone()],
+            )
+            .unwrap();
+            assert!(
+                spliced.0.len() >= 3,
+                "the large record set is its own chunk"
+            );
+            assert!(spliced.0.iter().any(|c| c.as_ptr() == big.as_ptr()));
+            let copied = encode_response_copied(ApiKey::Fetch, version, 5, &body).unwrap();
+            assert_eq!(spliced.to_bytes(), copied);
+        }
+    }
 }

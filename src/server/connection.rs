@@ -7,16 +7,20 @@
 use super::frame::FrameReader;
 use crate::api::RequestContext;
 use crate::broker::Broker;
+use crate::protocol::ResponseFrame;
 use crate::protocol::{dispatch, parse_request};
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, warn, Instrument};
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: String, broker: Arc<Broker>) {
     let span = info_span!("connection", %peer, listener = %listener);
-    serve_inner(stream, peer, listener, broker).instrument(span).await
+    serve_inner(stream, peer, listener, broker)
+        .instrument(span)
+        .await
 }
 
 async fn serve_inner(stream: TcpStream, peer: SocketAddr, listener: String, broker: Arc<Broker>) {
@@ -63,9 +67,12 @@ async fn serve_inner(stream: TcpStream, peer: SocketAddr, listener: String, brok
             api_version: request.version(),
             correlation_id: request.header.correlation_id,
         };
-        match dispatch(&broker, &ctx, request).instrument(span.clone()).await {
+        match dispatch(&broker, &ctx, request)
+            .instrument(span.clone())
+            .await
+        {
             Ok(Some(response)) => {
-                if let Err(e) = writer.write_all(&response).await {
+                if let Err(e) = write_frame(&mut writer, &response).await {
                     debug!(parent: &span, error = %e, "could not write response");
                     break;
                 }
@@ -77,4 +84,29 @@ async fn serve_inner(stream: TcpStream, peer: SocketAddr, listener: String, brok
             }
         }
     }
+}
+
+/// Writes a frame's chunks with vectored writes, resuming after partial ones.
+async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &ResponseFrame,
+) -> std::io::Result<()> {
+    let chunks = &frame.0;
+    let (mut index, mut offset) = (0usize, 0usize);
+    while index < chunks.len() {
+        let mut slices = Vec::with_capacity((chunks.len() - index).min(64));
+        slices.push(IoSlice::new(&chunks[index][offset..]));
+        slices.extend(chunks[index + 1..].iter().take(63).map(|c| IoSlice::new(c)));
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while index < chunks.len() && written >= chunks[index].len() - offset {
+            written -= chunks[index].len() - offset;
+            index += 1;
+            offset = 0;
+        }
+        offset += written;
+    }
+    Ok(())
 }

@@ -21,7 +21,11 @@ pub struct BoundListener {
 /// Binds every address the host resolves to (all interfaces when the host is
 /// empty). Port 0 takes a free port, shared by all addresses of the listener.
 pub async fn bind(spec: &ListenerSpec) -> io::Result<BoundListener> {
-    let host = if spec.host.is_empty() { "0.0.0.0" } else { spec.host.as_str() };
+    let host = if spec.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        spec.host.as_str()
+    };
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, spec.port)).await?.collect();
     let mut sockets = Vec::new();
     let mut port = spec.port;
@@ -42,7 +46,8 @@ pub async fn bind(spec: &ListenerSpec) -> io::Result<BoundListener> {
         }
     }
     if sockets.is_empty() {
-        return Err(first_error.unwrap_or_else(|| io::Error::other(format!("{} resolves to no address", spec.host))));
+        return Err(first_error
+            .unwrap_or_else(|| io::Error::other(format!("{} resolves to no address", spec.host))));
     }
     Ok(BoundListener {
         name: spec.name.clone(),
@@ -52,7 +57,12 @@ pub async fn bind(spec: &ListenerSpec) -> io::Result<BoundListener> {
 }
 
 /// Accepts connections on one socket until the broker shuts down.
-pub async fn accept_loop(socket: TcpListener, name: String, broker: Arc<Broker>, connections: TaskTracker) {
+pub async fn accept_loop(
+    socket: TcpListener,
+    name: String,
+    broker: Arc<Broker>,
+    connections: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             _ = broker.shutdown.cancelled() => break,
@@ -60,7 +70,12 @@ pub async fn accept_loop(socket: TcpListener, name: String, broker: Arc<Broker>,
         };
         match accepted {
             Ok((stream, peer)) => {
-                connections.spawn(connection::serve(stream, peer, name.clone(), broker.clone()));
+                connections.spawn(connection::serve(
+                    stream,
+                    peer,
+                    name.clone(),
+                    broker.clone(),
+                ));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off rather than spin.

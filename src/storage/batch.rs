@@ -260,9 +260,12 @@ pub(crate) mod tests {
                 timestamp: timestamp + i as i64,
                 key: Some(Bytes::from(format!("key-{i}"))),
                 value: Some(Bytes::from(format!("value-{i}"))),
-                headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))]
-                    .into_iter()
-                    .collect(),
+                headers: [(
+                    StrBytes::from_static_str("h"),
+                    Some(Bytes::from_static(b"v")),
+                )]
+                .into_iter()
+                .collect(),
             })
             .collect();
         let mut buf = BytesMut::new();
@@ -304,7 +307,10 @@ pub(crate) mod tests {
     fn refuses_two_batches_and_truncation() {
         let mut two = encode_batch(1, 0, Compression::None);
         two.extend_from_slice(&encode_batch(1, 0, Compression::None));
-        assert!(matches!(validate_produced(&two), Err(BatchError::Invalid(_))));
+        assert!(matches!(
+            validate_produced(&two),
+            Err(BatchError::Invalid(_))
+        ));
         let one = encode_batch(2, 0, Compression::None);
         assert_eq!(
             validate_produced(&one[..one.len() - 3]),

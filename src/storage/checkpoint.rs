@@ -17,7 +17,12 @@ pub fn read(path: &Path) -> io::Result<Checkpoint> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checkpoint::new()),
         Err(e) => return Err(e),
     };
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {what}", path.display()),
+        )
+    };
     let mut lines = text.lines();
     if lines.next().map(str::trim) != Some("0") {
         return Err(bad("unsupported checkpoint version"));
@@ -60,7 +65,10 @@ mod tests {
         c.insert(("orders".into(), 0), 42);
         c.insert(("orders".into(), 3), 7);
         write(&path, &c).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "0\n2\norders 0 42\norders 3 7\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "0\n2\norders 0 42\norders 3 7\n"
+        );
         assert_eq!(read(&path).unwrap(), c);
     }
 }

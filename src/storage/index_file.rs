@@ -53,7 +53,7 @@ impl<E: IndexEntry> IndexFile<E> {
     pub fn open_for_append(path: PathBuf) -> io::Result<Self> {
         let mut index = IndexFile::lazy(path);
         index.ensure_loaded()?;
-        index.writer = Some(OpenOptions::new().create(true).write(true).open(&index.path)?);
+        index.writer = Some(open_existing_for_writing(&index.path)?);
         Ok(index)
     }
 
@@ -88,7 +88,7 @@ impl<E: IndexEntry> IndexFile<E> {
     pub fn append(&mut self, entry: E) -> io::Result<()> {
         self.ensure_loaded()?;
         if self.writer.is_none() {
-            self.writer = Some(OpenOptions::new().create(true).write(true).open(&self.path)?);
+            self.writer = Some(open_existing_for_writing(&self.path)?);
         }
         let mut buf = [0u8; 16];
         entry.encode(&mut buf[..E::SIZE]);
@@ -106,7 +106,7 @@ impl<E: IndexEntry> IndexFile<E> {
         self.entries.truncate(count);
         let file = match &self.writer {
             Some(f) => f.try_clone()?,
-            None => OpenOptions::new().create(true).write(true).open(&self.path)?,
+            None => open_existing_for_writing(&self.path)?,
         };
         file.set_len((self.entries.len() * E::SIZE) as u64)
     }
@@ -141,6 +141,15 @@ impl<E: IndexEntry> IndexFile<E> {
             _ => Ok(()),
         }
     }
+}
+
+/// Opens (creating if missing) an index file without discarding its entries.
+fn open_existing_for_writing(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
 }
 
 /// Reads a single entry without loading the index, e.g. the last time index entry.

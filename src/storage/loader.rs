@@ -41,7 +41,12 @@ impl LogLoader<'_> {
             if self.log_start_offset > 0 {
                 // Every segment was deleted by retention: restart numbering where it stood.
                 log.segments.clear();
-                let seg = LogSegment::create(dir, self.log_start_offset, log.config.index_interval_bytes, self.now_ms)?;
+                let seg = LogSegment::create(
+                    dir,
+                    self.log_start_offset,
+                    log.config.index_interval_bytes,
+                    self.now_ms,
+                )?;
                 log.segments.insert(self.log_start_offset, seg);
                 log.log_start_offset = self.log_start_offset;
                 log.next_offset = self.log_start_offset;
@@ -97,7 +102,11 @@ impl LogLoader<'_> {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             // Leftovers of interrupted renames or writes are not part of the log.
-            if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap") || name.ends_with(".tmp") {
+            if name.ends_with(".deleted")
+                || name.ends_with(".cleaned")
+                || name.ends_with(".swap")
+                || name.ends_with(".tmp")
+            {
                 let _ = std::fs::remove_file(entry.path());
                 continue;
             }
@@ -176,7 +185,10 @@ fn load_producer_state(log: &mut Log) -> Result<(), LogError> {
     let mut from = log.log_start_offset;
     for candidate in snapshots.iter().rev().filter(|s| **s <= log.next_offset) {
         let path = log.dir.join(file_name(*candidate, ".snapshot"));
-        if let Some(state) = std::fs::read(&path).ok().and_then(|b| ProducerState::decode_snapshot(&b)) {
+        if let Some(state) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| ProducerState::decode_snapshot(&b))
+        {
             log.producers = state;
             from = *candidate;
             break;

@@ -5,8 +5,8 @@
 use super::checkpoint::{self, Checkpoint, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use super::loader::{LoadReport, LogLoader};
 use super::log::{Log, LogError};
-use super::partition::Partition;
 use super::now_ms;
+use super::partition::Partition;
 use crate::config::topic::LogConfig;
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,6 +30,7 @@ struct LogDir {
 
 pub struct LogManager {
     dirs: Vec<LogDir>,
+    checkpoint_wanted: Arc<tokio::sync::Notify>,
     /// Which directory holds each partition.
     placement: Mutex<HashMap<(String, i32), usize>>,
 }
@@ -94,8 +95,14 @@ impl LogManager {
         }
         Ok(LogManager {
             dirs,
+            checkpoint_wanted: Arc::new(tokio::sync::Notify::new()),
             placement: Mutex::new(placement),
         })
+    }
+
+    /// Notified when a partition's recovery point has moved.
+    pub fn checkpoint_wanted(&self) -> &Arc<tokio::sync::Notify> {
+        &self.checkpoint_wanted
     }
 
     /// The first log directory, which also holds the cluster metadata.
@@ -155,7 +162,8 @@ impl LogManager {
         };
         write_partition_metadata(&path, topic_id)?;
         placement.insert(key, dir_index);
-        Ok((Arc::new(Partition::new(topic, partition, log)), report))
+        let partition = Partition::new(topic, partition, log, self.checkpoint_wanted.clone());
+        Ok((Arc::new(partition), report))
     }
 
     /// Deletes a partition: it stops serving at once; its directory is renamed
@@ -184,18 +192,26 @@ impl LogManager {
                     }
                 });
             }
-            Err(e) => warn!(path = %path.display(), error = %e, "could not delete partition directory"),
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "could not delete partition directory")
+            }
         }
     }
 
     /// Writes every directory's recovery point and log start offset checkpoints.
     pub fn checkpoint(&self, partitions: &[Arc<Partition>]) -> io::Result<()> {
-        let placement = self.placement.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let placement = self
+            .placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut recovery: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         let mut starts: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         for p in partitions {
             let key = (p.topic().to_string(), p.index());
-            let Some(i) = placement.get(&key) else { continue };
+            let Some(i) = placement.get(&key) else {
+                continue;
+            };
             let log = p.log();
             if log.is_deleted() {
                 continue;
@@ -242,7 +258,10 @@ pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
 /// Kafka's `partition.metadata` file: the topic id of the partition's topic.
 fn write_partition_metadata(dir: &Path, topic_id: uuid::Uuid) -> io::Result<()> {
     let path = dir.join("partition.metadata");
-    let text = format!("version: 0\ntopic_id: {}\n", crate::cluster::topic_id_string(topic_id));
+    let text = format!(
+        "version: 0\ntopic_id: {}\n",
+        crate::cluster::topic_id_string(topic_id)
+    );
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }
@@ -256,7 +275,10 @@ mod tests {
     #[test]
     fn partition_dir_names() {
         assert_eq!(parse_partition_dir("orders-3"), Some(("orders".into(), 3)));
-        assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic".into(), 12)));
+        assert_eq!(
+            parse_partition_dir("my-topic-12"),
+            Some(("my-topic".into(), 12))
+        );
         assert_eq!(parse_partition_dir("nodash"), None);
         assert_eq!(parse_partition_dir("x-1a"), None);
     }

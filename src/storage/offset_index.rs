@@ -73,7 +73,11 @@ impl OffsetIndex {
         if idx < entries.len() && entries[idx].relative_offset as i64 == target {
             return Ok(entries[idx].position);
         }
-        Ok(if idx == 0 { 0 } else { entries[idx - 1].position })
+        Ok(if idx == 0 {
+            0
+        } else {
+            entries[idx - 1].position
+        })
     }
 
     /// Drops entries that point at or beyond `position` (after truncating the log).

@@ -12,6 +12,9 @@ pub struct Partition {
     index: i32,
     log: Mutex<Log>,
     waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Rung when the recovery point moves, so that it reaches the checkpoint
+    /// file promptly: a crash then rescans only the active segment.
+    checkpoint_wanted: Arc<Notify>,
 }
 
 /// Offsets a fetch or ListOffsets reports alongside data.
@@ -25,12 +28,13 @@ pub struct PartitionOffsets {
 }
 
 impl Partition {
-    pub fn new(topic: &str, index: i32, log: Log) -> Partition {
+    pub fn new(topic: &str, index: i32, log: Log, checkpoint_wanted: Arc<Notify>) -> Partition {
         Partition {
             topic: topic.to_string(),
             index,
             log: Mutex::new(log),
             waiters: Mutex::new(Vec::new()),
+            checkpoint_wanted,
         }
     }
 
@@ -80,6 +84,7 @@ impl Partition {
             tokio::spawn(async move {
                 if let Ok(Ok(())) = tokio::task::spawn_blocking(move || sealed.sync_data()).await {
                     partition.log().advance_recovery_point(sealed_below);
+                    partition.checkpoint_wanted.notify_one();
                 }
             });
         }

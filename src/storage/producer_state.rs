@@ -156,7 +156,8 @@ impl ProducerState {
 
     /// Forgets producers that have not written since `older_than_ms`.
     pub fn expire(&mut self, older_than_ms: i64) {
-        self.producers.retain(|_, e| e.last_timestamp >= older_than_ms);
+        self.producers
+            .retain(|_, e| e.last_timestamp >= older_than_ms);
     }
 
     /// Serialises in Kafka's producer snapshot layout (version 1):
@@ -207,8 +208,9 @@ impl ProducerState {
                 a.copy_from_slice(&chunk[at..at + 8]);
                 i64::from_be_bytes(a)
             };
-            let i32_at =
-                |at: usize| i32::from_be_bytes([chunk[at], chunk[at + 1], chunk[at + 2], chunk[at + 3]]);
+            let i32_at = |at: usize| {
+                i32::from_be_bytes([chunk[at], chunk[at + 1], chunk[at + 2], chunk[at + 3]])
+            };
             let id = i64_at(0);
             let epoch = i16::from_be_bytes([chunk[8], chunk[9]]);
             let last_seq = i32_at(10);
@@ -275,12 +277,19 @@ mod tests {
         // A gap.
         assert!(matches!(
             s.check(&batch(7, 0, 5, 1, 0)),
-            Err(ProducerStateError::OutOfOrderSequence { expected: 3, got: 5, .. })
+            Err(ProducerStateError::OutOfOrderSequence {
+                expected: 3,
+                got: 5,
+                ..
+            })
         ));
         assert_eq!(s.check(&batch(7, 0, 3, 1, 0)), Ok(SequenceCheck::Append));
         // A new epoch must restart at 0; an old one is fenced.
         s.record(&batch(7, 2, 0, 1, 103));
-        assert!(matches!(s.check(&batch(7, 1, 1, 1, 0)), Err(ProducerStateError::InvalidEpoch { .. })));
+        assert!(matches!(
+            s.check(&batch(7, 1, 1, 1, 0)),
+            Err(ProducerStateError::InvalidEpoch { .. })
+        ));
         assert!(matches!(
             s.check(&batch(7, 3, 4, 1, 0)),
             Err(ProducerStateError::OutOfOrderSequence { .. })

@@ -227,11 +227,10 @@ impl LogSegment {
     pub fn max_timestamp(&mut self) -> io::Result<Option<MaxTimestamp>> {
         if self.max_timestamp.is_none() && self.sealed {
             let path = self.dir.join(file_name(self.base_offset, ".timeindex"));
-            self.max_timestamp =
-                read_last_entry::<TimestampOffset>(&path)?.map(|e| MaxTimestamp {
-                    timestamp: e.timestamp,
-                    offset: self.base_offset + e.relative_offset as i64,
-                });
+            self.max_timestamp = read_last_entry::<TimestampOffset>(&path)?.map(|e| MaxTimestamp {
+                timestamp: e.timestamp,
+                offset: self.base_offset + e.relative_offset as i64,
+            });
         }
         Ok(self.max_timestamp)
     }
@@ -350,7 +349,8 @@ impl LogSegment {
 
     /// Reopens a segment for appending after a scan that has rebuilt its state.
     pub fn reopen_for_append(&mut self) -> io::Result<()> {
-        let offset_file = IndexFile::open_for_append(self.dir.join(file_name(self.base_offset, ".index")))?;
+        let offset_file =
+            IndexFile::open_for_append(self.dir.join(file_name(self.base_offset, ".index")))?;
         let time_file =
             IndexFile::open_for_append(self.dir.join(file_name(self.base_offset, ".timeindex")))?;
         self.offset_index = OffsetIndex::new(self.base_offset, offset_file);

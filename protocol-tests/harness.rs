@@ -44,14 +44,16 @@ impl Broker {
         // Keep draining stderr so the broker never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on PLAINTEXT://").nth(1) {
-                    let addr: String = rest
-                        .chars()
+                let addr = line.split("listening on PLAINTEXT://").nth(1).map(|rest| {
+                    rest.chars()
                         .take_while(|c| *c != ',' && *c != ' ')
-                        .collect();
+                        .collect::<String>()
+                });
+                // Logged before the address is announced, so a test sees the start line.
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                if let Some(addr) = addr {
                     let _ = tx.send(addr);
                 }
-                sink.lock().unwrap().push(line);
             }
         });
         let addr = rx
@@ -88,7 +90,11 @@ impl Broker {
     }
 
     pub fn log_contains(&self, text: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(text))
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|l| l.contains(text))
     }
 }
 

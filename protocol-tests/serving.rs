@@ -148,6 +148,7 @@ fn sigterm_exits_zero_and_a_restart_serves_the_same_data() {
     let broker = Broker::start(&[]);
     let mut client = broker.client();
     create(&mut client, "durable", 2);
+    create_with_configs(&mut client, "configured", &[("retention.ms", "12345")]);
     for i in 0..5 {
         let r: ProduceResponse =
             client.request(ApiKey::Produce, 9, &produce("durable", record_batch(3, i)));
@@ -166,7 +167,23 @@ fn sigterm_exits_zero_and_a_restart_serves_the_same_data() {
         12,
         &MetadataRequest::default().with_topics(None),
     );
-    assert_eq!(r.topics[0].partitions.len(), 2);
+    let durable = r
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| &***n == "durable"))
+        .unwrap();
+    assert_eq!(durable.partitions.len(), 2);
+    // Topic configs survive too.
+    let r: DescribeConfigsResponse = client.request(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("configured"))
+            .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")]))]),
+    );
+    let c = &r.results[0].configs[0];
+    assert_eq!((c.value.as_deref(), c.config_source), (Some("12345"), 1));
     let r: ProduceResponse =
         client.request(ApiKey::Produce, 9, &produce("durable", record_batch(1, 0)));
     assert_eq!(base_offset(&r), 15);
@@ -268,4 +285,207 @@ fn bad_configuration_exits_2_naming_key_and_value() {
     // Unknown keys are a warning naming them, not an error.
     let broker = Broker::start(&["no.such.kafka.key=1"]);
     assert!(broker.log_contains("no.such.kafka.key"));
+}
+
+fn create_with_configs(client: &mut Client, name: &str, configs: &[(&str, &str)]) {
+    let r: CreateTopicsResponse = client.request(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            )]),
+    );
+    assert_eq!(
+        r.topics[0].error_code, 0,
+        "create {name}: {:?}",
+        r.topics[0].error_message
+    );
+}
+
+fn earliest_offset(client: &mut Client, name: &str) -> i64 {
+    let r: ListOffsetsResponse = client.request(
+        ApiKey::ListOffsets,
+        7,
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-2)])]),
+    );
+    r.topics[0].partitions[0].offset
+}
+
+#[test]
+fn log_append_time_topics_stamp_batches_on_arrival() {
+    let broker = Broker::start(&[]);
+    let mut client = broker.client();
+    create_with_configs(
+        &mut client,
+        "stamped",
+        &[("message.timestamp.type", "LogAppendTime")],
+    );
+    let r: ProduceResponse = client.request(
+        ApiKey::Produce,
+        9,
+        &produce("stamped", record_batch(3, 1000)),
+    );
+    let stamped = r.responses[0].partition_responses[0].log_append_time_ms;
+    assert!(stamped > 1_600_000_000_000, "log append time {stamped}");
+    let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("stamped", 0, 0));
+    let records = f.responses[0].partitions[0].records.clone().unwrap();
+    // Clients read a LogAppendTime batch's records as stamped with its max timestamp.
+    let attributes = i16::from_be_bytes([records[21], records[22]]);
+    let max_timestamp = i64::from_be_bytes(records[35..43].try_into().unwrap());
+    assert_eq!(attributes & 0x08, 0x08, "timestamp type bit");
+    assert_eq!(max_timestamp, stamped);
+}
+
+#[test]
+fn timestamps_an_hour_ahead_are_refused() {
+    let broker = Broker::start(&[]);
+    let mut client = broker.client();
+    create(&mut client, "clock", 1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let r: ProduceResponse = client.request(
+        ApiKey::Produce,
+        9,
+        &produce("clock", record_batch(1, now + 2 * 3_600_000)),
+    );
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 32,
+        "INVALID_TIMESTAMP"
+    );
+    let r: ProduceResponse =
+        client.request(ApiKey::Produce, 9, &produce("clock", record_batch(1, now)));
+    assert_eq!(base_offset(&r), 0);
+}
+
+#[test]
+fn retention_deletes_old_segments_in_the_background() {
+    let broker = Broker::start(&["log.retention.check.interval.ms=100"]);
+    let mut client = broker.client();
+    create_with_configs(
+        &mut client,
+        "shrinking",
+        &[("segment.bytes", "1000"), ("retention.bytes", "2000")],
+    );
+    // Current timestamps: only the size limit applies, not the 7-day time limit.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for _ in 0..30 {
+        client.request::<_, ProduceResponse>(
+            ApiKey::Produce,
+            9,
+            &produce("shrinking", record_batch(3, now)),
+        );
+    }
+    let dir = broker.dir.path().join("data/shrinking-0");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut earliest = earliest_offset(&mut client, "shrinking");
+    while earliest == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        earliest = earliest_offset(&mut client, "shrinking");
+    }
+    assert!(earliest > 0, "retention never moved the log start offset");
+    assert!(
+        !dir.join("00000000000000000000.log").exists(),
+        "the oldest segment is still on disk"
+    );
+    let logs = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count();
+    assert!(
+        logs <= 3,
+        "{logs} segments left for 2000 bytes of retention"
+    );
+    // Fetching below the new start is out of range; from it, data comes back.
+    let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("shrinking", 0, 0));
+    assert_eq!(f.responses[0].partitions[0].error_code, 1);
+    let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("shrinking", earliest, 0));
+    let p = &f.responses[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.log_start_offset, p.high_watermark),
+        (0, earliest, 90)
+    );
+    assert!(
+        p.records.as_ref().is_some_and(|r| !r.is_empty()),
+        "nothing from {earliest}: {p:?}"
+    );
+}
+
+#[test]
+fn fsync_per_message_policy_still_serves() {
+    let broker = Broker::start(&["log.flush.interval.messages=1"]);
+    let mut client = broker.client();
+    create(&mut client, "synced", 1);
+    for i in 0..10 {
+        let r: ProduceResponse =
+            client.request(ApiKey::Produce, 9, &produce("synced", record_batch(2, 0)));
+        assert_eq!(base_offset(&r), i * 2);
+    }
+}
+
+#[test]
+fn describe_configs_reports_broker_settings_and_their_source() {
+    let broker = Broker::start(&["num.partitions=4", "log.retention.hours=2"]);
+    let mut client = broker.client();
+    let r: DescribeConfigsResponse = client.request(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("1"))]),
+    );
+    let find = |name: &str| {
+        r.results[0]
+            .configs
+            .iter()
+            .find(|c| &*c.name == name)
+            .map(|c| {
+                (
+                    c.value.as_deref().unwrap_or("").to_string(),
+                    c.config_source,
+                )
+            })
+    };
+    assert_eq!(find("num.partitions"), Some(("4".into(), 4)));
+    assert_eq!(find("log.retention.ms"), Some(("7200000".into(), 5)));
+    assert_eq!(find("message.max.bytes"), Some(("1048588".into(), 5)));
+    // A topic created now inherits the broker's retention.
+    create(&mut client, "inherits", 1);
+    let r: DescribeConfigsResponse = client.request(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("inherits"))
+            .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")]))]),
+    );
+    let c = &r.results[0].configs[0];
+    assert_eq!((c.value.as_deref(), c.config_source), (Some("7200000"), 4));
 }

@@ -226,9 +226,10 @@ pub async fn handle_describe_configs(
             let configs = entries
                 .into_iter()
                 .filter(|e| {
+                    // As Kafka: a null or an empty key list asks for every config.
                     r.configuration_keys
                         .as_ref()
-                        .is_none_or(|keys| keys.iter().any(|k| **k == *e.name))
+                        .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| **k == *e.name))
                 })
                 .map(|e| {
                     let synonyms = if req.include_synonyms {

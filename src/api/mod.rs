@@ -51,6 +51,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
         ) => ResponseError::InvalidProducerEpoch.code(),
         LogError::ProducerState(_) => ResponseError::OutOfOrderSequenceNumber.code(),
         LogError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
+        LogError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp.code(),
     }
 }
 

@@ -333,6 +333,10 @@ pub struct LogConfig {
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub log_append_time: bool,
+    /// CreateTime records may be at most this far ahead of the broker's clock...
+    pub timestamp_after_max_ms: i64,
+    /// ...and at most this far behind it.
+    pub timestamp_before_max_ms: i64,
     pub min_insync_replicas: i32,
     pub compact: bool,
     pub delete: bool,
@@ -367,6 +371,8 @@ impl LogConfig {
             flush_messages: num("flush.messages"),
             flush_ms: num("flush.ms"),
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            timestamp_after_max_ms: num("message.timestamp.after.max.ms"),
+            timestamp_before_max_ms: num("message.timestamp.before.max.ms"),
             min_insync_replicas: num("min.insync.replicas") as i32,
             compact: policy.split(',').any(|p| p.trim() == "compact"),
             delete: policy.split(',').any(|p| p.trim() == "delete"),

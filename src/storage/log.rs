@@ -33,6 +33,8 @@ pub enum LogError {
     ProducerState(#[from] ProducerStateError),
     #[error("the partition has been deleted")]
     Deleted,
+    #[error("timestamp {timestamp} is out of the range the topic accepts around {now}")]
+    InvalidTimestamp { timestamp: i64, now: i64 },
 }
 
 /// What an append did.
@@ -192,6 +194,20 @@ impl Log {
                 size: batch.len(),
                 max: self.config.max_message_bytes,
             });
+        }
+        if !self.config.log_append_time {
+            // As Kafka's message.timestamp.after/before.max.ms, judged from the
+            // batch's greatest and first timestamps.
+            let newest_allowed = now_ms.saturating_add(self.config.timestamp_after_max_ms);
+            let oldest_allowed = now_ms.saturating_sub(self.config.timestamp_before_max_ms);
+            for timestamp in [header.max_timestamp, header.base_timestamp] {
+                if timestamp >= 0 && (timestamp > newest_allowed || timestamp < oldest_allowed) {
+                    return Err(LogError::InvalidTimestamp {
+                        timestamp,
+                        now: now_ms,
+                    });
+                }
+            }
         }
         if let SequenceCheck::Duplicate(original) = self.producers.check(&header)? {
             return Ok(AppendInfo {
@@ -784,6 +800,33 @@ mod tests {
         log.apply_retention(1_000_000).unwrap();
         assert_eq!(log.log_start_offset(), 20);
         assert_eq!(append(&mut log, 1, 1_000_000).base_offset, 20);
+    }
+
+    #[test]
+    fn rolls_when_the_first_batch_is_older_than_segment_ms() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(1 << 20);
+        cfg.segment_ms = 1000;
+        let mut log = Log::create(dir.path(), cfg, 0).unwrap();
+        append(&mut log, 1, 10_000);
+        append(&mut log, 1, 10_500);
+        assert_eq!(log.segment_count(), 1);
+        append(&mut log, 1, 11_001);
+        assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+    }
+
+    #[test]
+    fn refuses_timestamps_too_far_in_the_future() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(dir.path(), config(1 << 20), 0).unwrap();
+        let now = 1_000_000_000;
+        let mut batch = encode_batch(1, now + 3_600_001, Compression::None).to_vec();
+        assert!(matches!(
+            log.append(&mut batch, now),
+            Err(LogError::InvalidTimestamp { .. })
+        ));
+        let mut batch = encode_batch(1, now + 3_600_000, Compression::None).to_vec();
+        assert!(log.append(&mut batch, now).is_ok());
     }
 
     #[test]

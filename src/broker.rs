@@ -4,6 +4,7 @@
 
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
 use crate::server::listener::{accept_loop, bind};
 use crate::storage::now_ms;
 use std::io;
@@ -25,6 +26,7 @@ pub struct Endpoint {
 pub struct Broker {
     pub config: BrokerConfig,
     pub cluster: Cluster,
+    pub groups: GroupCoordinator,
     pub endpoints: Vec<Endpoint>,
     pub shutdown: CancellationToken,
 }
@@ -63,11 +65,16 @@ impl RunningBroker {
     /// Opens the logs, binds every listener and starts serving.
     pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
         let started = Instant::now();
-        let (cluster, report) = {
+        let (cluster, groups, report) = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || Cluster::open(&config))
-                .await
-                .map_err(io::Error::other)??
+            tokio::task::spawn_blocking(move || {
+                Cluster::open(&config).map(|(cluster, report)| {
+                    let groups = GroupCoordinator::open(&cluster, &config);
+                    (cluster, groups, report)
+                })
+            })
+            .await
+            .map_err(io::Error::other)??
         };
         let mut bound = Vec::new();
         for spec in &config.listeners {
@@ -104,6 +111,7 @@ impl RunningBroker {
         let broker = Arc::new(Broker {
             config,
             cluster,
+            groups,
             endpoints,
             shutdown: CancellationToken::new(),
         });
@@ -126,6 +134,13 @@ impl RunningBroker {
             }
         }
         background.spawn(housekeeping(broker.clone()));
+        let timers = broker.clone();
+        background.spawn(async move {
+            timers
+                .groups
+                .run_timers(&timers.cluster, &timers.shutdown)
+                .await
+        });
         let dirs: Vec<String> = broker
             .config
             .log_dirs

@@ -14,6 +14,7 @@ pub mod api;
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod group;
 pub mod protocol;
 pub mod server;
 pub mod storage;

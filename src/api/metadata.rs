@@ -94,7 +94,8 @@ fn named_topic(
     if topic_name::validate(&name).is_err() {
         return failed(ResponseError::InvalidTopicException.code());
     }
-    if !may_create {
+    // Internal topics are created by their coordinators, never on a metadata request.
+    if !may_create || topic_name::is_internal(&name) {
         return failed(ResponseError::UnknownTopicOrPartition.code());
     }
     let new = NewTopic {

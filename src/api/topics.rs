@@ -50,6 +50,12 @@ pub async fn handle_create_topics(
                     .with_num_partitions(-1)
                     .with_replication_factor(-1)
             };
+            if crate::cluster::topic_name::is_internal(&t.name) {
+                return failed(
+                    ResponseError::InvalidRequest.code(),
+                    format!("Creation of internal topic {} is prohibited.", &*t.name),
+                );
+            }
             if seen[&t.name] > 1 {
                 return failed(
                     ResponseError::InvalidRequest.code(),

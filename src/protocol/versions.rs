@@ -43,6 +43,16 @@ pub const APIS: &[ApiRange] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn range(key: ApiKey) -> Option<&'static ApiRange> {
@@ -93,6 +103,16 @@ mod tests {
                 ApiKey::DescribeConfigs => check::<DescribeConfigsRequest>(r),
                 ApiKey::CreatePartitions => check::<CreatePartitionsRequest>(r),
                 ApiKey::DescribeCluster => check::<DescribeClusterRequest>(r),
+                ApiKey::OffsetCommit => check::<OffsetCommitRequest>(r),
+                ApiKey::OffsetFetch => check::<OffsetFetchRequest>(r),
+                ApiKey::JoinGroup => check::<JoinGroupRequest>(r),
+                ApiKey::Heartbeat => check::<HeartbeatRequest>(r),
+                ApiKey::LeaveGroup => check::<LeaveGroupRequest>(r),
+                ApiKey::SyncGroup => check::<SyncGroupRequest>(r),
+                ApiKey::DescribeGroups => check::<DescribeGroupsRequest>(r),
+                ApiKey::ListGroups => check::<ListGroupsRequest>(r),
+                ApiKey::DeleteGroups => check::<DeleteGroupsRequest>(r),
+                ApiKey::OffsetDelete => check::<OffsetDeleteRequest>(r),
                 other => panic!("no codec check for {other:?}"),
             }
         }

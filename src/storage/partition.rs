@@ -76,24 +76,40 @@ impl Partition {
         if !info.duplicate {
             self.wake_waiters();
         }
-        if let Some(sealed) = info.sealed.clone() {
-            // Sealed segments are flushed in the background; the recovery
-            // point moves past them once they are on disk.
-            let partition = Arc::clone(self);
-            let sealed_below = info.base_offset;
-            tokio::spawn(async move {
-                if let Ok(Ok(())) = tokio::task::spawn_blocking(move || sealed.sync_data()).await {
-                    partition.log().advance_recovery_point(sealed_below);
-                    partition.checkpoint_wanted.notify_one();
-                }
-            });
-        }
+        self.flush_sealed_in_background(&info);
         if let Some(file) = flush {
             tokio::task::spawn_blocking(move || file.sync_data())
                 .await
                 .map_err(|e| LogError::Io(std::io::Error::other(e)))??;
         }
         Ok(info)
+    }
+
+    /// Appends without waiting: no fsync on the caller's path (the flush
+    /// policy's timer still applies). For the broker's own small records.
+    pub fn append_now(self: &Arc<Self>, batch: &mut [u8]) -> Result<AppendInfo, LogError> {
+        let info = self.log().append(batch, now_ms())?;
+        self.wake_waiters();
+        self.flush_sealed_in_background(&info);
+        Ok(info)
+    }
+
+    /// A segment sealed by an append is flushed in the background; the
+    /// recovery point moves past it once it is on disk.
+    fn flush_sealed_in_background(self: &Arc<Self>, info: &AppendInfo) {
+        let (Some(sealed), Ok(runtime)) =
+            (info.sealed.clone(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let partition = Arc::clone(self);
+        let sealed_below = info.base_offset;
+        runtime.spawn(async move {
+            if let Ok(Ok(())) = tokio::task::spawn_blocking(move || sealed.sync_data()).await {
+                partition.log().advance_recovery_point(sealed_below);
+                partition.checkpoint_wanted.notify_one();
+            }
+        });
     }
 
     pub fn plan_read(&self, offset: i64, max_offset: i64) -> Result<Option<ReadPlan>, LogError> {

@@ -2,6 +2,7 @@
 //! response pairs, and hostile input after which the broker still serves.
 
 mod golden;
+mod groups;
 mod harness;
 mod hostile;
 mod serving;

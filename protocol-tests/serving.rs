@@ -474,7 +474,9 @@ fn describe_configs_reports_broker_settings_and_their_source() {
             })
     };
     assert_eq!(find("num.partitions"), Some(("4".into(), 4)));
-    assert_eq!(find("log.retention.ms"), Some(("7200000".into(), 5)));
+    // As Kafka lists them: the key that was set, and the finer one left null.
+    assert_eq!(find("log.retention.hours"), Some(("2".into(), 4)));
+    assert_eq!(find("log.retention.ms"), Some(("".into(), 5)));
     assert_eq!(find("message.max.bytes"), Some(("1048588".into(), 5)));
     // A topic created now inherits the broker's retention.
     create(&mut client, "inherits", 1);

@@ -3,7 +3,7 @@
 
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::config::topic::{ConfigSource, ConfigType, TOPIC_CONFIGS};
+use crate::config::topic::{ConfigSource, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
@@ -20,7 +20,8 @@ const BROKER_LOGGER: i8 = 8;
 /// One config as DescribeConfigs and CreateTopics report it.
 pub struct ConfigEntry {
     pub name: String,
-    pub value: String,
+    /// None where Kafka reports null (a finer-unit key left unset).
+    pub value: Option<String>,
     pub source: ConfigSource,
     pub kind: ConfigType,
     pub read_only: bool,
@@ -35,6 +36,7 @@ pub fn topic_config_entries(
     overrides: &BTreeMap<String, String>,
 ) -> Vec<ConfigEntry> {
     let defaults = broker.cluster.topic_defaults();
+    let layers = broker_layers(broker);
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
@@ -42,18 +44,7 @@ pub fn topic_config_entries(
             if let Some(v) = overrides.get(def.name) {
                 synonyms.push((def.name.to_string(), v.clone(), ConfigSource::DynamicTopic));
             }
-            for (key, _) in def.broker_keys {
-                if let Some(v) = broker.config.properties.get(*key) {
-                    synonyms.push((key.to_string(), v.clone(), ConfigSource::StaticBroker));
-                }
-            }
-            if let Some((key, _)) = def.broker_keys.first() {
-                synonyms.push((
-                    key.to_string(),
-                    def.default.to_string(),
-                    ConfigSource::Default,
-                ));
-            }
+            synonyms.extend(broker_synonyms(def, &layers));
             let (value, source) = match overrides.get(def.name) {
                 Some(v) => (v.clone(), ConfigSource::DynamicTopic),
                 None => defaults
@@ -63,7 +54,7 @@ pub fn topic_config_entries(
             };
             ConfigEntry {
                 name: def.name.to_string(),
-                value,
+                value: Some(value),
                 source,
                 kind: def.kind,
                 read_only: false,
@@ -138,21 +129,8 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             ConfigType::Int,
         ),
     ];
-    let defaults = broker.cluster.topic_defaults();
-    for def in TOPIC_CONFIGS {
-        if let Some((key, _)) = def.broker_keys.first() {
-            if entries.iter().any(|(n, _, _)| n == key) {
-                continue;
-            }
-            let value = defaults
-                .get(def.name)
-                .map(|(v, _)| v.clone())
-                .unwrap_or_default();
-            entries.push((key.to_string(), value, def.kind));
-        }
-    }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries
+    let mut out: Vec<ConfigEntry> = entries
         .into_iter()
         .map(|(name, value, kind)| {
             let source = if props.contains_key(&name) {
@@ -163,11 +141,113 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             ConfigEntry {
                 synonyms: vec![(name.clone(), value.clone(), source)],
                 name,
-                value,
+                value: Some(value),
                 source,
                 kind,
                 read_only: true,
             }
+        })
+        .collect();
+    // Broker keys that set topic defaults: these change at run time. Each is
+    // listed as Kafka lists it: its own value, with the default on the
+    // coarsest unit and null on finer ones (log.retention.hours=168,
+    // log.retention.ms=null).
+    let layers = broker_layers(broker);
+    for def in TOPIC_CONFIGS {
+        let coarsest = def.broker_keys.len().saturating_sub(1);
+        for (i, (key, factor)) in def.broker_keys.iter().enumerate() {
+            let set = layers
+                .iter()
+                .find_map(|(props, source)| props.get(*key).map(|v| (v.clone(), *source)));
+            let (value, source) = match set {
+                Some((v, source)) => (Some(v), source),
+                None if i == coarsest => {
+                    let default = def
+                        .default
+                        .parse::<i64>()
+                        .map(|n| (n / factor).to_string())
+                        .unwrap_or_else(|_| def.default.to_string());
+                    (Some(default), ConfigSource::Default)
+                }
+                None => (None, ConfigSource::Default),
+            };
+            let synonyms = broker_synonyms(def, &layers)
+                .into_iter()
+                .filter(|(k, _, s)| k == key || *s != ConfigSource::Default)
+                .collect();
+            out.push(ConfigEntry {
+                name: key.to_string(),
+                value,
+                source,
+                kind: def.kind,
+                read_only: false,
+                synonyms,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The broker's config layers, most specific first.
+fn broker_layers(broker: &Broker) -> Vec<(BTreeMap<String, String>, ConfigSource)> {
+    let (per_broker, default) = broker.cluster.dynamic_broker_configs();
+    let statics = broker
+        .config
+        .properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vec![
+        (per_broker, ConfigSource::DynamicBroker),
+        (default, ConfigSource::DynamicDefaultBroker),
+        (statics, ConfigSource::StaticBroker),
+    ]
+}
+
+/// Every broker-level setting of a topic config's default, most specific
+/// first, ending with Kafka's built-in default.
+fn broker_synonyms(
+    def: &TopicConfigDef,
+    layers: &[(BTreeMap<String, String>, ConfigSource)],
+) -> Vec<(String, String, ConfigSource)> {
+    let mut out = Vec::new();
+    for (props, source) in layers {
+        for (key, _) in def.broker_keys {
+            if let Some(v) = props.get(*key) {
+                out.push((key.to_string(), v.clone(), *source));
+            }
+        }
+    }
+    if let Some((key, _)) = def.broker_keys.first() {
+        out.push((
+            key.to_string(),
+            def.default.to_string(),
+            ConfigSource::Default,
+        ));
+    }
+    out
+}
+
+/// The cluster-wide dynamic defaults (DescribeConfigs for broker "").
+fn default_broker_entries(broker: &Broker) -> Vec<ConfigEntry> {
+    let (_, default) = broker.cluster.dynamic_broker_configs();
+    default
+        .into_iter()
+        .map(|(name, value)| ConfigEntry {
+            synonyms: vec![(
+                name.clone(),
+                value.clone(),
+                ConfigSource::DynamicDefaultBroker,
+            )],
+            kind: TOPIC_CONFIGS
+                .iter()
+                .find(|d| d.broker_keys.iter().any(|(k, _)| *k == name))
+                .map_or(ConfigType::String, |d| d.kind),
+            name,
+            value: Some(value),
+            source: ConfigSource::DynamicDefaultBroker,
+            read_only: false,
         })
         .collect()
 }
@@ -201,7 +281,7 @@ pub async fn handle_describe_configs(
                         )
                     }
                 },
-                BROKER if r.resource_name.is_empty() => Vec::new(),
+                BROKER if r.resource_name.is_empty() => default_broker_entries(broker),
                 BROKER if *r.resource_name == *broker.cluster.node_id().to_string() => {
                     broker_config_entries(broker)
                 }
@@ -247,7 +327,7 @@ pub async fn handle_describe_configs(
                     };
                     DescribeConfigsResourceResult::default()
                         .with_name(StrBytes::from_string(e.name))
-                        .with_value(Some(StrBytes::from_string(e.value)))
+                        .with_value(e.value.map(StrBytes::from_string))
                         .with_read_only(e.read_only)
                         .with_config_source(e.source as i8)
                         .with_is_sensitive(false)

@@ -1,6 +1,7 @@
 //! Request handlers, one file per API family. A handler takes the broker, a
 //! small request context and the decoded request, and returns the response.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
@@ -9,10 +10,12 @@ pub mod delete_records;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
+pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
-pub mod producer_id;
+pub mod producers;
+pub mod replicas;
 pub mod topics;
 
 use crate::storage::LogError;

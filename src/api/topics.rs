@@ -76,7 +76,7 @@ pub async fn handle_create_topics(
                         .map(|e| {
                             CreatableTopicConfigs::default()
                                 .with_name(StrBytes::from_string(e.name.to_string()))
-                                .with_value(Some(StrBytes::from_string(e.value)))
+                                .with_value(e.value.map(StrBytes::from_string))
                                 .with_read_only(false)
                                 .with_config_source(e.source as i8)
                                 .with_is_sensitive(false)

@@ -28,6 +28,12 @@ pub struct MetadataRecord {
     /// Producer ids below this may have been handed out.
     #[serde(default)]
     pub producer_id_block_end: i64,
+    /// Broker configs changed at run time for this broker (DYNAMIC_BROKER_CONFIG).
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, String>,
+    /// Broker configs changed at run time for every broker (DYNAMIC_DEFAULT_BROKER_CONFIG).
+    #[serde(default)]
+    pub default_broker_configs: BTreeMap<String, String>,
 }
 
 pub struct MetadataStore {

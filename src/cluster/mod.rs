@@ -8,7 +8,9 @@ pub mod topic_name;
 
 pub use ids::{new_uuid, parse_topic_id, topic_id_string};
 
-use crate::config::topic::{topic_config_def, validate_value, LogConfig, TopicDefaults};
+use crate::config::topic::{
+    is_topic_default_key, topic_config_def, validate_value, ConfigSource, LogConfig, TopicDefaults,
+};
 use crate::config::BrokerConfig;
 use crate::storage::{LogManager, Partition};
 use metadata_store::{write_meta_properties, MetadataRecord, MetadataStore, TopicRecord};
@@ -64,6 +66,8 @@ pub enum TopicError {
     DeletionDisabled,
     #[error("storage error: {0}")]
     Storage(String),
+    #[error("{0}")]
+    InvalidRequest(String),
 }
 
 impl TopicError {
@@ -79,6 +83,7 @@ impl TopicError {
             TopicError::InvalidConfig(_) => E::InvalidConfig.code(),
             TopicError::DeletionDisabled => E::TopicDeletionDisabled.code(),
             TopicError::Storage(_) => E::KafkaStorageError.code(),
+            TopicError::InvalidRequest(_) => E::InvalidRequest.code(),
         }
     }
 }
@@ -96,6 +101,11 @@ pub struct NewTopic {
 struct Image {
     topics: BTreeMap<String, Arc<Topic>>,
     by_id: HashMap<Uuid, Arc<Topic>>,
+    /// Broker configs set at run time: for this broker, and for all brokers.
+    broker_configs: BTreeMap<String, String>,
+    default_broker_configs: BTreeMap<String, String>,
+    /// The topic defaults these (and the static configs) resolve to.
+    defaults: TopicDefaults,
 }
 
 impl Image {
@@ -110,7 +120,8 @@ pub struct Cluster {
     cluster_id: String,
     logs: LogManager,
     store: MetadataStore,
-    defaults: TopicDefaults,
+    /// The broker's own configuration file and overrides.
+    static_configs: BTreeMap<String, String>,
     default_partitions: i32,
     default_replication_factor: i16,
     delete_topic_enable: bool,
@@ -148,7 +159,23 @@ impl Cluster {
             clean_shutdown: logs.was_clean_shutdown(),
             ..Default::default()
         };
-        let mut image = Image::default();
+        let static_configs: BTreeMap<String, String> = config
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let defaults = resolve_defaults(
+            &record.broker_configs,
+            &record.default_broker_configs,
+            &static_configs,
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let mut image = Image {
+            broker_configs: record.broker_configs.clone(),
+            default_broker_configs: record.default_broker_configs.clone(),
+            defaults,
+            ..Image::default()
+        };
         for t in &record.topics {
             let id = parse_topic_id(&t.id).ok_or_else(|| {
                 io::Error::new(
@@ -156,7 +183,7 @@ impl Cluster {
                     format!("bad topic id {} for {}", t.id, t.name),
                 )
             })?;
-            let log_config = LogConfig::resolve(&config.topic_defaults, &t.configs);
+            let log_config = LogConfig::resolve(&image.defaults, &t.configs);
             let mut partitions = Vec::new();
             for p in 0..t.partitions {
                 let (partition, load) = logs
@@ -198,7 +225,7 @@ impl Cluster {
             cluster_id: record.cluster_id.clone(),
             logs,
             store,
-            defaults: config.topic_defaults.clone(),
+            static_configs,
             default_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor,
             delete_topic_enable: config.delete_topic_enable,
@@ -227,8 +254,18 @@ impl Cluster {
         self.default_replication_factor
     }
 
-    pub fn topic_defaults(&self) -> &TopicDefaults {
-        &self.defaults
+    /// The current topic defaults (static and dynamic broker configs resolved).
+    pub fn topic_defaults(&self) -> TopicDefaults {
+        self.read_image().defaults.clone()
+    }
+
+    /// Broker configs changed at run time: (this broker's, every broker's).
+    pub fn dynamic_broker_configs(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        let image = self.read_image();
+        (
+            image.broker_configs.clone(),
+            image.default_broker_configs.clone(),
+        )
     }
 
     fn read_image(&self) -> RwLockReadGuard<'_, Image> {
@@ -273,6 +310,8 @@ impl Cluster {
                 })
                 .collect(),
             producer_id_block_end: self.producer_id_block_end.load(Ordering::SeqCst),
+            broker_configs: image.broker_configs.clone(),
+            default_broker_configs: image.default_broker_configs.clone(),
         };
         self.store.save(&record)
     }
@@ -328,7 +367,7 @@ impl Cluster {
             )));
         }
         let id = new_uuid();
-        let log_config = LogConfig::resolve(&self.defaults, &new.configs);
+        let log_config = LogConfig::resolve(&image.defaults, &new.configs);
         if validate_only {
             return Ok(Arc::new(Topic {
                 name: new.name,
@@ -422,6 +461,100 @@ impl Cluster {
         Ok(())
     }
 
+    /// Changes a topic's config overrides: `edit` gets the current ones. The
+    /// new configs apply to the topic's logs at once and are kept.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        validate_only: bool,
+        edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), TopicError>,
+    ) -> Result<(), TopicError> {
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        let topic = image.topics.get(name).cloned().ok_or(TopicError::Unknown)?;
+        let mut configs = topic.configs.clone();
+        edit(&mut configs)?;
+        Self::validate_configs(&configs)?;
+        if validate_only {
+            return Ok(());
+        }
+        let log_config = LogConfig::resolve(&image.defaults, &configs);
+        for p in &topic.partitions {
+            p.log().set_config(log_config.clone());
+        }
+        image.insert(Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs,
+            log_config,
+            partitions: topic.partitions.clone(),
+        }));
+        self.save(&image)
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        info!(topic = %name, "changed topic configs");
+        Ok(())
+    }
+
+    /// Changes broker configs at run time, for this broker (`per_broker`) or
+    /// as every broker's default. Only the keys that set topic defaults may
+    /// change; every topic without its own override follows.
+    pub fn alter_broker_configs(
+        &self,
+        per_broker: bool,
+        validate_only: bool,
+        edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), TopicError>,
+    ) -> Result<(), TopicError> {
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        let mut configs = if per_broker {
+            image.broker_configs.clone()
+        } else {
+            image.default_broker_configs.clone()
+        };
+        edit(&mut configs)?;
+        let fixed: Vec<&String> = configs
+            .keys()
+            .filter(|k| !is_topic_default_key(k))
+            .collect();
+        if !fixed.is_empty() {
+            return Err(TopicError::InvalidRequest(format!(
+                "Cannot update these configs dynamically: {fixed:?}"
+            )));
+        }
+        let (broker, default) = if per_broker {
+            (&configs, &image.default_broker_configs)
+        } else {
+            (&image.broker_configs, &configs)
+        };
+        let defaults = resolve_defaults(broker, default, &self.static_configs)
+            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        if validate_only {
+            return Ok(());
+        }
+        if per_broker {
+            image.broker_configs = configs;
+        } else {
+            image.default_broker_configs = configs;
+        }
+        image.defaults = defaults;
+        let topics: Vec<Arc<Topic>> = image.topics.values().cloned().collect();
+        for topic in topics {
+            let log_config = LogConfig::resolve(&image.defaults, &topic.configs);
+            for p in &topic.partitions {
+                p.log().set_config(log_config.clone());
+            }
+            image.insert(Arc::new(Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                configs: topic.configs.clone(),
+                log_config,
+                partitions: topic.partitions.clone(),
+            }));
+        }
+        self.save(&image)
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        info!(per_broker, "changed broker configs");
+        Ok(())
+    }
+
     /// Hands out a new producer id, reserving a block on disk when needed.
     pub fn allocate_producer_id(&self) -> io::Result<i64> {
         let mut next = self
@@ -452,4 +585,17 @@ impl Cluster {
     pub fn shutdown(&self) -> io::Result<()> {
         self.logs.shutdown(&self.all_partitions())
     }
+}
+
+/// Topic defaults from the broker's layers of configuration, most specific first.
+fn resolve_defaults(
+    broker: &BTreeMap<String, String>,
+    default: &BTreeMap<String, String>,
+    statics: &BTreeMap<String, String>,
+) -> Result<TopicDefaults, crate::config::ConfigError> {
+    TopicDefaults::from_layers(&[
+        (broker, ConfigSource::DynamicBroker),
+        (default, ConfigSource::DynamicDefaultBroker),
+        (statics, ConfigSource::StaticBroker),
+    ])
 }

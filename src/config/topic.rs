@@ -19,6 +19,8 @@ pub enum ConfigType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
 }
@@ -284,28 +286,40 @@ pub struct TopicDefaults {
     values: BTreeMap<&'static str, (String, ConfigSource)>,
 }
 
+/// Whether `key` is a broker key that sets a topic config's default (and so
+/// may be changed while the broker runs).
+pub fn is_topic_default_key(key: &str) -> bool {
+    TOPIC_CONFIGS
+        .iter()
+        .any(|d| d.broker_keys.iter().any(|(k, _)| *k == key))
+}
+
 impl TopicDefaults {
     pub fn from_broker_properties(
         props: &indexmap::IndexMap<String, String>,
     ) -> Result<Self, ConfigError> {
+        let statics: BTreeMap<String, String> =
+            props.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        TopicDefaults::from_layers(&[(&statics, ConfigSource::StaticBroker)])
+    }
+
+    /// Resolves every topic default from broker keys, the first layer that
+    /// sets a key winning (per-broker dynamic, cluster-wide dynamic, static).
+    pub fn from_layers(
+        layers: &[(&BTreeMap<String, String>, ConfigSource)],
+    ) -> Result<Self, ConfigError> {
         let mut values = BTreeMap::new();
         for def in TOPIC_CONFIGS {
             let mut chosen = None;
-            for (key, factor) in def.broker_keys {
-                if let Some(raw) = props.get(*key) {
-                    let value = if *factor == 1 {
-                        raw.trim().to_string()
-                    } else {
-                        let n: i64 = raw.trim().parse().map_err(|_| ConfigError::InvalidValue {
-                            key: key.to_string(),
-                            value: raw.clone(),
-                            reason: "not a number".into(),
-                        })?;
-                        n.saturating_mul(*factor).to_string()
-                    };
-                    validate_value(def, &value).map_err(|e| e.renamed(key))?;
-                    chosen = Some((value, ConfigSource::StaticBroker));
-                    break;
+            'layers: for (props, source) in layers {
+                // Within a layer the finest unit wins (ms over minutes over hours).
+                for (key, factor) in def.broker_keys {
+                    if let Some(raw) = props.get(*key) {
+                        let value = broker_value_in_topic_unit(key, raw, *factor)?;
+                        validate_value(def, &value).map_err(|e| e.renamed(key))?;
+                        chosen = Some((value, *source));
+                        break 'layers;
+                    }
                 }
             }
             values.insert(
@@ -319,6 +333,18 @@ impl TopicDefaults {
     pub fn get(&self, name: &str) -> Option<&(String, ConfigSource)> {
         self.values.get(name)
     }
+}
+
+fn broker_value_in_topic_unit(key: &str, raw: &str, factor: i64) -> Result<String, ConfigError> {
+    if factor == 1 {
+        return Ok(raw.trim().to_string());
+    }
+    let n: i64 = raw.trim().parse().map_err(|_| ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: raw.to_string(),
+        reason: "not a number".into(),
+    })?;
+    Ok(n.saturating_mul(factor).to_string())
 }
 
 /// The effective configs of one topic's logs.

@@ -65,7 +65,7 @@ pub async fn dispatch(
         ApiKey::DeleteTopics => serve!(api::topics::handle_delete_topics),
         ApiKey::CreatePartitions => serve!(api::topics::handle_create_partitions),
         ApiKey::DeleteRecords => serve!(api::delete_records::handle),
-        ApiKey::InitProducerId => serve!(api::producer_id::handle),
+        ApiKey::InitProducerId => serve!(api::producers::handle_init_producer_id),
         ApiKey::DescribeConfigs => serve!(api::configs::handle_describe_configs),
         ApiKey::DescribeCluster => serve!(api::cluster::handle_describe_cluster),
         ApiKey::JoinGroup => serve!(api::groups::handle_join_group),
@@ -78,6 +78,18 @@ pub async fn dispatch(
         ApiKey::OffsetCommit => serve!(api::offsets::handle_offset_commit),
         ApiKey::OffsetFetch => serve!(api::offsets::handle_offset_fetch),
         ApiKey::OffsetDelete => serve!(api::offsets::handle_offset_delete),
+        ApiKey::AlterConfigs => serve!(api::alter_configs::handle_alter_configs),
+        ApiKey::IncrementalAlterConfigs => {
+            serve!(api::alter_configs::handle_incremental_alter_configs)
+        }
+        ApiKey::DescribeLogDirs => serve!(api::log_dirs::handle),
+        ApiKey::DescribeTopicPartitions => serve!(api::metadata::handle_describe_topic_partitions),
+        ApiKey::DescribeProducers => serve!(api::producers::handle_describe_producers),
+        ApiKey::ElectLeaders => serve!(api::replicas::handle_elect_leaders),
+        ApiKey::ListPartitionReassignments => {
+            serve!(api::replicas::handle_list_partition_reassignments)
+        }
+        ApiKey::OffsetForLeaderEpoch => serve!(api::replicas::handle_offset_for_leader_epoch),
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version,

@@ -53,6 +53,14 @@ pub const APIS: &[ApiRange] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 pub fn range(key: ApiKey) -> Option<&'static ApiRange> {
@@ -113,6 +121,14 @@ mod tests {
                 ApiKey::ListGroups => check::<ListGroupsRequest>(r),
                 ApiKey::DeleteGroups => check::<DeleteGroupsRequest>(r),
                 ApiKey::OffsetDelete => check::<OffsetDeleteRequest>(r),
+                ApiKey::AlterConfigs => check::<AlterConfigsRequest>(r),
+                ApiKey::IncrementalAlterConfigs => check::<IncrementalAlterConfigsRequest>(r),
+                ApiKey::DescribeLogDirs => check::<DescribeLogDirsRequest>(r),
+                ApiKey::DescribeTopicPartitions => check::<DescribeTopicPartitionsRequest>(r),
+                ApiKey::DescribeProducers => check::<DescribeProducersRequest>(r),
+                ApiKey::ElectLeaders => check::<ElectLeadersRequest>(r),
+                ApiKey::ListPartitionReassignments => check::<ListPartitionReassignmentsRequest>(r),
+                ApiKey::OffsetForLeaderEpoch => check::<OffsetForLeaderEpochRequest>(r),
                 other => panic!("no codec check for {other:?}"),
             }
         }

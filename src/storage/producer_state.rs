@@ -77,6 +77,10 @@ impl ProducerState {
         self.producers.is_empty()
     }
 
+    pub fn entries(&self) -> impl Iterator<Item = (&i64, &ProducerEntry)> {
+        self.producers.iter()
+    }
+
     pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }

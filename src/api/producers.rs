@@ -1,0 +1,85 @@
+//! Producer ids: InitProducerId for idempotent producers (a fresh id, epoch
+//! 0; transactional ids need the transaction coordinator, not served yet),
+//! and DescribeProducers, the producer state each partition keeps.
+
+use super::RequestContext;
+use crate::broker::Broker;
+use kafka_protocol::messages::{
+    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProducerId,
+};
+use kafka_protocol::ResponseError;
+use tracing::warn;
+
+pub async fn handle_init_producer_id(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    match req.transactional_id.as_ref().map(|t| t.as_str()) {
+        None => {}
+        Some("") => return response.with_error_code(ResponseError::InvalidRequest.code()),
+        Some(_) => return response.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+    }
+    // Kafka gives an idempotent producer a new id on every call, even when it
+    // names its previous one.
+    match broker.cluster.allocate_producer_id() {
+        Ok(id) => response
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            warn!(error = %e, "could not reserve producer ids");
+            response.with_error_code(ResponseError::KafkaStorageError.code())
+        }
+    }
+}
+
+pub async fn handle_describe_producers(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    use kafka_protocol::messages::describe_producers_response::{
+        PartitionResponse, ProducerState, TopicResponse,
+    };
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.cluster.topic(&t.name);
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|index| {
+                    let answer = PartitionResponse::default().with_partition_index(*index);
+                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(*index)) else {
+                        return answer
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let log = partition.log();
+                    let active = log
+                        .producers()
+                        .entries()
+                        .map(|(id, entry)| {
+                            ProducerState::default()
+                                .with_producer_id(ProducerId(*id))
+                                .with_producer_epoch(entry.epoch as i32)
+                                .with_last_sequence(entry.batches.back().map_or(-1, |b| b.last_seq))
+                                .with_last_timestamp(entry.last_timestamp)
+                                .with_coordinator_epoch(-1)
+                                .with_current_txn_start_offset(-1)
+                        })
+                        .collect();
+                    answer.with_active_producers(active)
+                })
+                .collect();
+            TopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
+}

@@ -2,10 +2,12 @@
 //! advertised endpoints, the shutdown signal), and `RunningBroker`, which
 //! starts listeners and background work and stops them cleanly.
 
+use crate::api::RequestContext;
+use crate::auth::acl;
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
-use crate::server::listener::{accept_loop, bind};
+use crate::server::listener::{accept_loop, bind, ListenerContext};
 use crate::storage::now_ms;
 use std::io;
 use std::net::SocketAddr;
@@ -32,6 +34,66 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// Whether the request's principal may do `operation` on the resource.
+    /// Always true without an authorizer (`authorizer.class.name` unset).
+    pub fn authorize(
+        &self,
+        ctx: &RequestContext,
+        operation: i8,
+        resource_type: i8,
+        name: &str,
+    ) -> bool {
+        let settings = &self.config.security.authorizer;
+        if !settings.enabled {
+            return true;
+        }
+        let acls = self.cluster.acls();
+        let host = ctx.peer.ip().to_string();
+        acl::AclPolicy {
+            acls: &acls,
+            super_users: &settings.super_users,
+            allow_everyone_if_no_acl_found: settings.allow_everyone_if_no_acl_found,
+        }
+        .authorize(&acl::AclCheck {
+            principal: &ctx.principal,
+            host: &host,
+            operation,
+            resource_type,
+            name,
+        })
+    }
+
+    pub fn authorize_cluster(&self, ctx: &RequestContext, operation: i8) -> bool {
+        self.authorize(ctx, operation, acl::resource::CLUSTER, acl::CLUSTER_NAME)
+    }
+
+    /// Whether the principal may do `operation` on at least one resource of
+    /// the type (Kafka's authorizeByResourceType, for idempotent producers).
+    pub fn authorize_any(&self, ctx: &RequestContext, operation: i8, resource_type: i8) -> bool {
+        let settings = &self.config.security.authorizer;
+        if !settings.enabled || settings.super_users.iter().any(|s| **s == *ctx.principal) {
+            return true;
+        }
+        let acls = self.cluster.acls();
+        let host = ctx.peer.ip().to_string();
+        let policy = acl::AclPolicy {
+            acls: &acls,
+            super_users: &[],
+            allow_everyone_if_no_acl_found: false,
+        };
+        acls.iter()
+            .filter(|a| a.resource_type == resource_type)
+            .any(|a| {
+                policy.authorize(&acl::AclCheck {
+                    principal: &ctx.principal,
+                    host: &host,
+                    operation,
+                    resource_type,
+                    name: &a.resource_name,
+                })
+            })
+    }
+
     /// The advertised endpoint of the listener a request came in on.
     pub fn endpoint_for(&self, listener: &str) -> &Endpoint {
         self.endpoints
@@ -121,13 +183,28 @@ impl RunningBroker {
         let mut addresses = Vec::new();
         let mut urls = Vec::new();
         for listener in bound {
+            let security = broker
+                .config
+                .security
+                .listener(&listener.name)
+                .cloned()
+                .ok_or_else(|| {
+                    io::Error::other(format!(
+                        "no security settings for listener {}",
+                        listener.name
+                    ))
+                })?;
+            let context = Arc::new(
+                ListenerContext::new(&listener.name, &security, broker.clone())
+                    .map_err(io::Error::other)?,
+            );
             for socket in listener.sockets {
                 let addr = socket.local_addr()?;
                 addresses.push((listener.name.clone(), addr));
                 urls.push(format!("{}://{}", listener.name, addr));
                 background.spawn(accept_loop(
                     socket,
-                    listener.name.clone(),
+                    context.clone(),
                     broker.clone(),
                     connections.clone(),
                 ));

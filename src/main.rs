@@ -29,6 +29,12 @@ struct Cli {
     /// as with kafka-server-start.sh.
     #[arg(value_name = "FILE", conflicts_with = "config")]
     config_file: Option<PathBuf>,
+
+    /// Create or replace a SCRAM credential at start, as
+    /// `kafka-storage format --add-scram` does; repeatable.
+    /// Example: 'SCRAM-SHA-512=[name=alice,password=alice-secret]'
+    #[arg(long = "add-scram", value_name = "SPEC")]
+    add_scram: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -45,13 +51,32 @@ fn main() -> ExitCode {
     raise_open_file_limit();
     return_large_buffers_to_the_os();
     let file = cli.config.or(cli.config_file);
-    let loaded = match BrokerConfig::load(file.as_deref(), &cli.overrides) {
+    let mut loaded = match BrokerConfig::load(file.as_deref(), &cli.overrides) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("sluice: {e}");
             return ExitCode::from(2);
         }
     };
+    // TLS material that rustls refuses (a key not matching its certificate...)
+    // is a configuration error too.
+    for (name, security) in &loaded.config.security.listeners {
+        if let Some(tls) = &security.tls {
+            if let Err(e) = sluice::server::tls::acceptor(tls) {
+                eprintln!("sluice: listener {name}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    for spec in &cli.add_scram {
+        match sluice::auth::scram::parse_add_scram(spec) {
+            Ok(credential) => loaded.config.initial_scram.push(credential),
+            Err(e) => {
+                eprintln!("sluice: --add-scram {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     for key in &loaded.unknown_keys {
         warn!(key = %key, "unknown config key, ignored");
     }

@@ -3,6 +3,7 @@
 //! brokers. Changes apply at once and are kept across restarts.
 
 use super::RequestContext;
+use crate::auth::acl;
 use crate::broker::Broker;
 use crate::cluster::TopicError;
 use crate::config::topic::{topic_config_def, ConfigType, TOPIC_CONFIGS};
@@ -108,11 +109,25 @@ fn apply(configs: &mut BTreeMap<String, String>, changes: &[Change]) -> Result<(
 /// Applies changes to one resource; the result code and message.
 fn alter(
     broker: &Broker,
+    ctx: &RequestContext,
     resource_type: i8,
     name: &str,
     validate_only: bool,
     edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), TopicError>,
 ) -> Result<(), TopicError> {
+    let allowed = if resource_type == TOPIC {
+        broker.authorize(
+            ctx,
+            acl::operation::ALTER_CONFIGS,
+            acl::resource::TOPIC,
+            name,
+        )
+    } else {
+        broker.authorize_cluster(ctx, acl::operation::ALTER_CONFIGS)
+    };
+    if !allowed {
+        return Err(TopicError::NotAuthorized(resource_type == TOPIC));
+    }
     match resource_type {
         TOPIC => broker
             .cluster
@@ -144,7 +159,7 @@ fn outcome(result: Result<(), TopicError>) -> (i16, Option<StrBytes>) {
 
 pub async fn handle_alter_configs(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let responses = req
@@ -159,6 +174,7 @@ pub async fn handle_alter_configs(
                 .collect();
             let (code, message) = outcome(alter(
                 broker,
+                ctx,
                 r.resource_type,
                 &r.resource_name,
                 req.validate_only,
@@ -184,7 +200,7 @@ pub async fn handle_alter_configs(
 
 pub async fn handle_incremental_alter_configs(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let responses = req
@@ -202,6 +218,7 @@ pub async fn handle_incremental_alter_configs(
                 .collect();
             let (code, message) = outcome(alter(
                 broker,
+                ctx,
                 r.resource_type,
                 &r.resource_name,
                 req.validate_only,

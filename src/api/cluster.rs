@@ -1,6 +1,7 @@
 //! DescribeCluster: this node is the whole cluster and its controller.
 
 use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::auth::acl::operation;
 use crate::broker::Broker;
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use kafka_protocol::messages::describe_cluster_response::{
@@ -17,6 +18,16 @@ pub async fn handle_describe_cluster(
     ctx: &RequestContext,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    if !broker.authorize_cluster(ctx, operation::DESCRIBE) {
+        return DescribeClusterResponse::default()
+            .with_endpoint_type(req.endpoint_type)
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )))
+            .with_controller_id(BrokerId(-1))
+            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+    }
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(req.endpoint_type)
         .with_cluster_id(StrBytes::from_string(

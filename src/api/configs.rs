@@ -2,6 +2,7 @@
 //! and synonyms.
 
 use super::RequestContext;
+use crate::auth::acl;
 use crate::broker::Broker;
 use crate::config::topic::{ConfigSource, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
@@ -271,6 +272,26 @@ pub async fn handle_describe_configs(
                     .with_error_code(code)
                     .with_error_message(Some(StrBytes::from_string(msg)))
             };
+            let allowed = match r.resource_type {
+                TOPIC => broker.authorize(
+                    ctx,
+                    acl::operation::DESCRIBE_CONFIGS,
+                    acl::resource::TOPIC,
+                    &r.resource_name,
+                ),
+                BROKER | BROKER_LOGGER => {
+                    broker.authorize_cluster(ctx, acl::operation::DESCRIBE_CONFIGS)
+                }
+                _ => true,
+            };
+            if !allowed {
+                let code = if r.resource_type == TOPIC {
+                    ResponseError::TopicAuthorizationFailed.code()
+                } else {
+                    ResponseError::ClusterAuthorizationFailed.code()
+                };
+                return fail(code, "Authorization failed.".to_string());
+            }
             let entries = match r.resource_type {
                 TOPIC => match broker.cluster.topic(&r.resource_name) {
                     Some(t) => topic_config_entries(broker, &t.configs),

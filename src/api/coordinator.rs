@@ -3,6 +3,7 @@
 //! available, which they treat as retriable.
 
 use super::RequestContext;
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
@@ -20,7 +21,19 @@ pub async fn handle_find_coordinator(
     let endpoint = broker.endpoint_for(&ctx.listener);
     let node = BrokerId(broker.cluster.node_id());
     let answer = |key: StrBytes| {
-        let c = Coordinator::default().with_key(key);
+        let c = Coordinator::default().with_key(key.clone());
+        if req.key_type == GROUP
+            && !broker.authorize(ctx, operation::DESCRIBE, resource::GROUP, &key)
+        {
+            return c
+                .with_node_id(BrokerId(-1))
+                .with_host(StrBytes::from_static_str(""))
+                .with_port(-1)
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "Group authorization failed.",
+                )));
+        }
         if req.key_type == GROUP {
             c.with_node_id(node)
                 .with_host(StrBytes::from_string(endpoint.host.clone()))

@@ -2,6 +2,7 @@
 //! segments before it are deleted.
 
 use super::{log_error_code, RequestContext};
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use kafka_protocol::messages::delete_records_request::DeleteRecordsRequest;
 use kafka_protocol::messages::delete_records_response::{
@@ -14,7 +15,7 @@ const HIGH_WATERMARK: i64 = -1;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let topics = req
@@ -22,12 +23,18 @@ pub async fn handle(
         .into_iter()
         .map(|t| {
             let topic = broker.cluster.topic(&t.name);
+            let allowed = broker.authorize(ctx, operation::DELETE, resource::TOPIC, &t.name);
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
+                    if !allowed {
+                        return result
+                            .with_low_watermark(-1)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(partition) =
                         topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {

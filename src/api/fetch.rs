@@ -4,6 +4,7 @@
 //! every request is answered in full, as Kafka answers sessionless fetches.
 
 use super::{leader_epoch_error, log_error_code, RequestContext};
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::cluster::Topic;
 use crate::storage::{LogError, Partition};
@@ -50,8 +51,12 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             broker.cluster.topic(&t.topic)
         };
         topics.push((t.topic.clone(), t.topic_id));
+        let allowed = topic
+            .as_ref()
+            .is_none_or(|t| broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name));
         for p in &t.partitions {
             let target = match &topic {
+                _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
                 None if by_id => Err(ResponseError::UnknownTopicId.code()),
                 None => Err(ResponseError::UnknownTopicOrPartition.code()),
                 Some(topic) => topic

@@ -2,6 +2,7 @@
 //! group administration APIs DescribeGroups, ListGroups and DeleteGroups.
 
 use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::group::{JoinRequest, LeavingMember, SyncRequest};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -17,6 +18,12 @@ fn s(text: &str) -> StrBytes {
 }
 
 /// Kafka shows client addresses as `/ip`.
+const GROUP_AUTHORIZATION_FAILED: i16 = ResponseError::GroupAuthorizationFailed.code();
+
+pub fn group_allowed(broker: &Broker, ctx: &RequestContext, op: i8, group: &str) -> bool {
+    broker.authorize(ctx, op, resource::GROUP, group)
+}
+
 fn client_host(ctx: &RequestContext) -> String {
     format!("/{}", ctx.peer.ip())
 }
@@ -27,6 +34,17 @@ pub async fn handle_join_group(
     req: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let version = ctx.api_version;
+    if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(GROUP_AUTHORIZATION_FAILED)
+            .with_generation_id(-1)
+            .with_member_id(req.member_id)
+            .with_protocol_name(if version < 7 {
+                Some(StrBytes::default())
+            } else {
+                None
+            });
+    }
     let request = JoinRequest {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
@@ -61,9 +79,12 @@ pub async fn handle_join_group(
 
 pub async fn handle_sync_group(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: SyncGroupRequest,
 ) -> SyncGroupResponse {
+    if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
+        return SyncGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+    }
     let request = SyncRequest {
         group_id: req.group_id.to_string(),
         generation: req.generation_id,
@@ -85,9 +106,12 @@ pub async fn handle_sync_group(
 
 pub async fn handle_heartbeat(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {
+    if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
+        return HeartbeatResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+    }
     let code = broker.groups.heartbeat(
         &broker.cluster,
         &req.group_id,
@@ -103,6 +127,9 @@ pub async fn handle_leave_group(
     ctx: &RequestContext,
     req: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
+    if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
+        return LeaveGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+    }
     // v3 leaves members in a batch; earlier versions name one member.
     let batched = ctx.api_version >= 3;
     let leaving: Vec<LeavingMember> = if batched {
@@ -158,6 +185,9 @@ pub async fn handle_describe_groups(
             let answer = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            if !group_allowed(broker, ctx, operation::DESCRIBE, &id) {
+                return answer.with_error_code(GROUP_AUTHORIZATION_FAILED);
+            }
             match broker.groups.describe(&id) {
                 Some(g) => answer
                     .with_group_state(s(g.state.name()))
@@ -193,9 +223,11 @@ pub async fn handle_describe_groups(
 
 pub async fn handle_list_groups(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {
+    // Describe on the cluster shows every group; otherwise those the principal may describe.
+    let all = broker.authorize_cluster(ctx, operation::DESCRIBE);
     let states: Vec<String> = req
         .states_filter
         .iter()
@@ -210,6 +242,7 @@ pub async fn handle_list_groups(
         .groups
         .list()
         .into_iter()
+        .filter(|g| all || group_allowed(broker, ctx, operation::DESCRIBE, &g.group_id))
         .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
         // Every group here speaks the classic protocol.
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
@@ -226,14 +259,18 @@ pub async fn handle_list_groups(
 
 pub async fn handle_delete_groups(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let results = req
         .groups_names
         .into_iter()
         .map(|id| {
-            let code = broker.groups.delete_group(&broker.cluster, &id);
+            let code = if group_allowed(broker, ctx, operation::DELETE, &id) {
+                broker.groups.delete_group(&broker.cluster, &id)
+            } else {
+                GROUP_AUTHORIZATION_FAILED
+            };
             DeletableGroupResult::default()
                 .with_group_id(id)
                 .with_error_code(code)

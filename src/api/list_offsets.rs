@@ -2,6 +2,7 @@
 //! after a timestamp (through the time index).
 
 use super::{leader_epoch_error, log_error_code, RequestContext};
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::storage::Partition;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
@@ -30,12 +31,20 @@ pub async fn handle(
         .into_iter()
         .map(|t| {
             let topic = broker.cluster.topic(&t.name);
+            let allowed = broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.name);
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let answer = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
+                    if !allowed {
+                        return answer
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                            .with_leader_epoch(-1);
+                    }
                     match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                         None => answer
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())

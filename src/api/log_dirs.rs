@@ -30,9 +30,17 @@ fn disk_space(dir: &Path) -> (i64, i64) {
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    if !broker.authorize_cluster(ctx, crate::auth::acl::operation::DESCRIBE) {
+        let code = if ctx.api_version >= 3 {
+            kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()
+        } else {
+            0
+        };
+        return DescribeLogDirsResponse::default().with_error_code(code);
+    }
     let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.topic.to_string(), t.partitions))

@@ -3,6 +3,7 @@
 //! topics when the broker and the request allow it.
 
 use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::auth::acl::{self, operation, resource};
 use crate::broker::Broker;
 use crate::cluster::{topic_name, NewTopic, Topic, TopicError};
 use kafka_protocol::messages::metadata_request::MetadataRequest;
@@ -35,26 +36,42 @@ pub async fn handle(
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
-    // Auto-creation is implied before v4.
-    let may_create =
-        broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
-    let include_ops = req.include_topic_authorized_operations;
+    let view = View {
+        broker,
+        ctx,
+        node,
+        include_ops: req.include_topic_authorized_operations,
+        // Auto-creation is implied before v4.
+        may_create: broker.config.auto_create_topics
+            && (version < 4 || req.allow_auto_topic_creation),
+    };
 
     let topics = if all {
+        // Topics the principal may not describe are left out.
         broker
             .cluster
             .topics()
             .iter()
-            .map(|t| topic_metadata(t, node, include_ops))
+            .filter(|t| broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.name))
+            .map(|t| view.topic(t))
             .collect()
     } else {
         req.topics
             .unwrap_or_default()
             .into_iter()
             .map(|requested| match requested.name {
-                Some(name) => named_topic(broker, name, may_create, node, include_ops),
+                Some(name) => view.named(name),
                 None => match broker.cluster.topic_by_id(requested.topic_id) {
-                    Some(t) => topic_metadata(&t, node, include_ops),
+                    Some(t)
+                        if broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.name) =>
+                    {
+                        view.topic(&t)
+                    }
+                    Some(_) => MetadataResponseTopic::default()
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_topic_id(requested.topic_id)
+                        .with_name(None)
+                        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
                     None => MetadataResponseTopic::default()
                         .with_error_code(ResponseError::UnknownTopicId.code())
                         .with_topic_id(requested.topic_id)
@@ -64,6 +81,18 @@ pub async fn handle(
             })
             .collect()
     };
+    // Cluster operations exist in v8-v10 responses only.
+    let cluster_ops = if req.include_cluster_authorized_operations && (8..=10).contains(&version) {
+        authorized_operations(
+            broker,
+            ctx,
+            resource::CLUSTER,
+            acl::CLUSTER_NAME,
+            CLUSTER_OPERATIONS,
+        )
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
 
     MetadataResponse::default()
         .with_brokers(brokers)
@@ -72,53 +101,95 @@ pub async fn handle(
         )))
         .with_controller_id(node)
         .with_topics(topics)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(cluster_ops)
 }
 
-fn named_topic(
-    broker: &Broker,
-    name: TopicName,
-    may_create: bool,
+/// What one Metadata request may see and do.
+struct View<'a> {
+    broker: &'a Broker,
+    ctx: &'a RequestContext,
     node: BrokerId,
     include_ops: bool,
-) -> MetadataResponseTopic {
-    if let Some(t) = broker.cluster.topic(&name) {
-        return topic_metadata(&t, node, include_ops);
-    }
-    let failed = |code: i16| {
-        MetadataResponseTopic::default()
-            .with_error_code(code)
-            .with_name(Some(name.clone()))
-            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
-    };
-    if topic_name::validate(&name).is_err() {
-        return failed(ResponseError::InvalidTopicException.code());
-    }
-    // Internal topics are created by their coordinators, never on a metadata request.
-    if !may_create || topic_name::is_internal(&name) {
-        return failed(ResponseError::UnknownTopicOrPartition.code());
-    }
-    let new = NewTopic {
-        name: name.to_string(),
-        partitions: broker.cluster.default_partitions(),
-        replication_factor: broker.cluster.default_replication_factor(),
-        configs: BTreeMap::new(),
-    };
-    match broker.cluster.create_topic(new, false) {
-        Ok(t) => {
-            info!(topic = %t.name, "auto-created topic on metadata request");
-            topic_metadata(&t, node, include_ops)
+    may_create: bool,
+}
+
+impl View<'_> {
+    fn named(&self, name: TopicName) -> MetadataResponseTopic {
+        let failed = |code: i16| {
+            MetadataResponseTopic::default()
+                .with_error_code(code)
+                .with_name(Some(name.clone()))
+                .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        };
+        let describable =
+            self.broker
+                .authorize(self.ctx, operation::DESCRIBE, resource::TOPIC, &name);
+        if let Some(t) = self.broker.cluster.topic(&name) {
+            return if describable {
+                self.topic(&t)
+            } else {
+                failed(ResponseError::TopicAuthorizationFailed.code())
+            };
         }
-        // Another connection created it in the meantime.
-        Err(TopicError::AlreadyExists(_)) => match broker.cluster.topic(&name) {
-            Some(t) => topic_metadata(&t, node, include_ops),
-            None => failed(ResponseError::LeaderNotAvailable.code()),
-        },
-        Err(e) => failed(e.code()),
+        if topic_name::validate(&name).is_err() {
+            return failed(ResponseError::InvalidTopicException.code());
+        }
+        // Internal topics are created by their coordinators, never on a metadata request.
+        if !self.may_create || topic_name::is_internal(&name) {
+            return failed(if describable {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                ResponseError::TopicAuthorizationFailed.code()
+            });
+        }
+        let may_create = self.broker.authorize_cluster(self.ctx, operation::CREATE)
+            || self
+                .broker
+                .authorize(self.ctx, operation::CREATE, resource::TOPIC, &name);
+        if !may_create {
+            return failed(ResponseError::TopicAuthorizationFailed.code());
+        }
+        let new = NewTopic {
+            name: name.to_string(),
+            partitions: self.broker.cluster.default_partitions(),
+            replication_factor: self.broker.cluster.default_replication_factor(),
+            configs: BTreeMap::new(),
+        };
+        match self.broker.cluster.create_topic(new, false) {
+            Ok(t) => {
+                info!(topic = %t.name, "auto-created topic on metadata request");
+                self.topic(&t)
+            }
+            // Another connection created it in the meantime.
+            Err(TopicError::AlreadyExists(_)) => match self.broker.cluster.topic(&name) {
+                Some(t) => self.topic(&t),
+                None => failed(ResponseError::LeaderNotAvailable.code()),
+            },
+            Err(e) => failed(e.code()),
+        }
+    }
+
+    fn topic(&self, topic: &Arc<Topic>) -> MetadataResponseTopic {
+        let ops = if self.include_ops {
+            authorized_operations(
+                self.broker,
+                self.ctx,
+                resource::TOPIC,
+                &topic.name,
+                TOPIC_OPERATIONS,
+            )
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
+        topic_metadata(topic, self.node, ops)
     }
 }
 
-fn topic_metadata(topic: &Arc<Topic>, node: BrokerId, include_ops: bool) -> MetadataResponseTopic {
+fn topic_metadata(
+    topic: &Arc<Topic>,
+    node: BrokerId,
+    authorized_ops: i32,
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -137,36 +208,65 @@ fn topic_metadata(topic: &Arc<Topic>, node: BrokerId, include_ops: bool) -> Meta
         .with_topic_id(topic.id)
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
-        .with_topic_authorized_operations(if include_ops {
-            // Without an authorizer every operation is allowed: Read..DescribeConfigs, AlterConfigs.
-            TOPIC_OPERATIONS_ALL
-        } else {
-            AUTHORIZED_OPERATIONS_OMITTED
-        })
+        .with_topic_authorized_operations(authorized_ops)
 }
 
-/// Bit set of the ACL operations that apply to topics (READ=3, WRITE=4,
-/// CREATE=5, DELETE=6, ALTER=7, DESCRIBE=8, DESCRIBE_CONFIGS=10, ALTER_CONFIGS=11).
-const TOPIC_OPERATIONS_ALL: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// The bit set of `candidates` the principal may perform on a resource
+/// (bit n set for operation code n), as Kafka reports authorized operations.
+pub fn authorized_operations(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    candidates: &[i8],
+) -> i32 {
+    candidates
+        .iter()
+        .filter(|op| broker.authorize(ctx, **op, resource_type, name))
+        .fold(0, |bits, op| bits | (1 << *op))
+}
+
+/// Operations that apply to topics, and to the cluster.
+const TOPIC_OPERATIONS: &[i8] = &[
+    operation::READ,
+    operation::WRITE,
+    operation::CREATE,
+    operation::DELETE,
+    operation::ALTER,
+    operation::DESCRIBE,
+    operation::DESCRIBE_CONFIGS,
+    operation::ALTER_CONFIGS,
+];
+const CLUSTER_OPERATIONS: &[i8] = &[
+    operation::CREATE,
+    operation::ALTER,
+    operation::DESCRIBE,
+    operation::CLUSTER_ACTION,
+    operation::DESCRIBE_CONFIGS,
+    operation::ALTER_CONFIGS,
+    operation::IDEMPOTENT_WRITE,
+];
 
 /// DescribeTopicPartitions: topics by name (all when none are named), in
 /// name order, at most `response_partition_limit` partitions per answer,
 /// with a cursor to continue from.
 pub async fn handle_describe_topic_partitions(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: kafka_protocol::messages::DescribeTopicPartitionsRequest,
 ) -> kafka_protocol::messages::DescribeTopicPartitionsResponse {
     use kafka_protocol::messages::describe_topic_partitions_response::{
         Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
     };
     let node = BrokerId(broker.cluster.node_id());
+    let describable =
+        |name: &str| broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, name);
     let mut names: Vec<String> = if req.topics.is_empty() {
         broker
             .cluster
             .topics()
             .iter()
+            .filter(|t| describable(&t.name))
             .map(|t| t.name.clone())
             .collect()
     } else {
@@ -182,10 +282,16 @@ pub async fn handle_describe_topic_partitions(
     let mut topics = Vec::new();
     let mut next_cursor = None;
     for name in names.into_iter().filter(|n| *n >= start_topic) {
-        let Some(topic) = broker.cluster.topic(&name) else {
+        let found = broker.cluster.topic(&name).filter(|_| describable(&name));
+        let Some(topic) = found else {
+            let code = if describable(&name) {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                ResponseError::TopicAuthorizationFailed.code()
+            };
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
-                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    .with_error_code(code)
                     .with_name(Some(TopicName(StrBytes::from_string(name))))
                     .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
             );

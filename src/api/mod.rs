@@ -1,6 +1,7 @@
 //! Request handlers, one file per API family. A handler takes the broker, a
 //! small request context and the decoded request, and returns the response.
 
+pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod cluster;
@@ -16,6 +17,8 @@ pub mod offsets;
 pub mod produce;
 pub mod producers;
 pub mod replicas;
+pub mod sasl;
+pub mod scram;
 pub mod topics;
 
 use crate::storage::LogError;
@@ -30,6 +33,8 @@ pub struct RequestContext {
     pub client_id: Option<String>,
     pub api_version: i16,
     pub correlation_id: i32,
+    /// "User:<name>": who the client proved to be (User:ANONYMOUS if nobody).
+    pub principal: std::sync::Arc<str>,
 }
 
 /// Kafka's "authorized operations not requested" marker.

@@ -1,7 +1,11 @@
 //! Committed offsets: OffsetCommit, OffsetFetch (one group, or several from
-//! v8) and OffsetDelete.
+//! v8) and OffsetDelete. With an authorizer, committing needs Read on the
+//! group and the topic; fetching needs Describe on both; deleting needs
+//! Delete on the group and Read on the topic.
 
+use super::groups::group_allowed;
 use super::RequestContext;
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::group::{CommittedOffset, OffsetCommitRequest as Commit};
 use kafka_protocol::messages::offset_commit_response::{
@@ -16,50 +20,86 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+const TOPIC_AUTHORIZATION_FAILED: i16 = ResponseError::TopicAuthorizationFailed.code();
+const GROUP_AUTHORIZATION_FAILED: i16 = ResponseError::GroupAuthorizationFailed.code();
+
+fn topic_allowed(broker: &Broker, ctx: &RequestContext, op: i8, topic: &str) -> bool {
+    broker.authorize(ctx, op, resource::TOPIC, topic)
+}
 
 pub async fn handle_offset_commit(
     broker: &Broker,
     ctx: &RequestContext,
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
+    let group_ok = group_allowed(broker, ctx, operation::READ, &req.group_id);
+    // Per partition: an error decided here, or None to commit.
+    let decided: Vec<Vec<Option<i16>>> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic_ok = topic_allowed(broker, ctx, operation::READ, &t.name);
+            t.partitions
+                .iter()
+                .map(|_| match (group_ok, topic_ok) {
+                    (false, _) => Some(GROUP_AUTHORIZATION_FAILED),
+                    (true, false) => Some(TOPIC_AUTHORIZATION_FAILED),
+                    (true, true) => None,
+                })
+                .collect()
+        })
+        .collect();
     let offsets: Vec<(String, i32, i64, i32, Option<String>)> = req
         .topics
         .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| {
-                (
-                    t.name.to_string(),
-                    p.partition_index,
-                    p.committed_offset,
-                    p.committed_leader_epoch,
-                    p.committed_metadata.as_ref().map(|m| m.to_string()),
-                )
-            })
+        .zip(&decided)
+        .flat_map(|(t, d)| {
+            t.partitions
+                .iter()
+                .zip(d)
+                .filter(|(_, e)| e.is_none())
+                .map(move |(p, _)| {
+                    (
+                        t.name.to_string(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    )
+                })
         })
         .collect();
-    let codes = broker.groups.commit_offsets(
-        &broker.cluster,
-        Commit {
-            group_id: req.group_id.to_string(),
-            generation: req.generation_id_or_member_epoch,
-            member_id: req.member_id.to_string(),
-            instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
-            version: ctx.api_version,
-            offsets,
-        },
-    );
-    let mut codes = codes.into_iter();
+    let mut codes = if offsets.is_empty() {
+        Vec::new()
+    } else {
+        broker.groups.commit_offsets(
+            &broker.cluster,
+            Commit {
+                group_id: req.group_id.to_string(),
+                generation: req.generation_id_or_member_epoch,
+                member_id: req.member_id.to_string(),
+                instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+                version: ctx.api_version,
+                offsets,
+            },
+        )
+    }
+    .into_iter();
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(decided)
+        .map(|(t, d)| {
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| {
+                .zip(d)
+                .map(|(p, e)| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or(0))
+                        .with_error_code(e.unwrap_or_else(|| codes.next().unwrap_or(0)))
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
@@ -71,16 +111,62 @@ pub async fn handle_offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// Committed offset fields as OffsetFetch reports them: -1 and "" when none.
-fn offset_fields(o: &Option<CommittedOffset>) -> (i64, i32, StrBytes) {
-    match o {
-        Some(o) => (
-            o.offset,
-            o.leader_epoch,
-            StrBytes::from_string(o.metadata.clone()),
-        ),
-        None => (-1, -1, StrBytes::default()),
-    }
+/// One committed offset as OffsetFetch reports it: -1 and "" when none.
+struct Row {
+    partition: i32,
+    offset: i64,
+    epoch: i32,
+    metadata: StrBytes,
+    error: i16,
+}
+
+/// A group's offsets as the principal may see them: topics it may not
+/// describe are left out of "all", and answered with an error when named.
+fn visible_offsets(
+    broker: &Broker,
+    ctx: &RequestContext,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<(String, Vec<Row>)> {
+    let row = |partition: i32, o: Option<CommittedOffset>, error: i16| match o {
+        Some(o) => Row {
+            partition,
+            offset: o.offset,
+            epoch: o.leader_epoch,
+            metadata: StrBytes::from_string(o.metadata),
+            error,
+        },
+        None => Row {
+            partition,
+            offset: -1,
+            epoch: -1,
+            metadata: StrBytes::default(),
+            error,
+        },
+    };
+    let named = wanted.is_some();
+    broker
+        .groups
+        .fetch_offsets(group, wanted.as_deref())
+        .into_iter()
+        .filter_map(|(topic, rows)| {
+            let allowed = topic_allowed(broker, ctx, operation::DESCRIBE, &topic);
+            if !allowed && !named {
+                return None;
+            }
+            let rows = rows
+                .into_iter()
+                .map(|(p, o)| {
+                    if allowed {
+                        row(p, o, 0)
+                    } else {
+                        row(p, None, TOPIC_AUTHORIZATION_FAILED)
+                    }
+                })
+                .collect();
+            Some((topic, rows))
+        })
+        .collect()
 }
 
 pub async fn handle_offset_fetch(
@@ -93,27 +179,30 @@ pub async fn handle_offset_fetch(
             .groups
             .into_iter()
             .map(|g| {
-                let wanted: Option<Vec<(String, Vec<i32>)>> = g.topics.map(|ts| {
+                if !group_allowed(broker, ctx, operation::DESCRIBE, &g.group_id) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(GROUP_AUTHORIZATION_FAILED);
+                }
+                let wanted = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let topics = broker
-                    .groups
-                    .fetch_offsets(&g.group_id, wanted.as_deref())
+                let topics = visible_offsets(broker, ctx, &g.group_id, wanted)
                     .into_iter()
                     .map(|(topic, rows)| {
                         OffsetFetchResponseTopics::default()
                             .with_name(TopicName(StrBytes::from_string(topic)))
                             .with_partitions(
                                 rows.into_iter()
-                                    .map(|(p, o)| {
-                                        let (offset, epoch, metadata) = offset_fields(&o);
+                                    .map(|r| {
                                         OffsetFetchResponsePartitions::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(offset)
-                                            .with_committed_leader_epoch(epoch)
-                                            .with_metadata(Some(metadata))
+                                            .with_partition_index(r.partition)
+                                            .with_committed_offset(r.offset)
+                                            .with_committed_leader_epoch(r.epoch)
+                                            .with_metadata(Some(r.metadata))
+                                            .with_error_code(r.error)
                                     })
                                     .collect(),
                             )
@@ -126,31 +215,38 @@ pub async fn handle_offset_fetch(
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
+    let group_ok = group_allowed(broker, ctx, operation::DESCRIBE, &req.group_id);
+    if !group_ok && ctx.api_version >= 2 {
+        return OffsetFetchResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let topics = broker
-        .groups
-        .fetch_offsets(&req.group_id, wanted.as_deref())
+    let topics = visible_offsets(broker, ctx, &req.group_id, wanted)
         .into_iter()
         .map(|(topic, rows)| {
             OffsetFetchResponseTopic::default()
                 .with_name(TopicName(StrBytes::from_string(topic)))
                 .with_partitions(
                     rows.into_iter()
-                        .map(|(p, o)| {
-                            let (offset, epoch, metadata) = offset_fields(&o);
+                        .map(|r| {
                             OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(offset)
+                                .with_partition_index(r.partition)
+                                .with_committed_offset(if group_ok { r.offset } else { -1 })
                                 .with_committed_leader_epoch(if ctx.api_version >= 5 {
-                                    epoch
+                                    r.epoch
                                 } else {
                                     -1
                                 })
-                                .with_metadata(Some(metadata))
+                                .with_metadata(Some(r.metadata))
+                                // v1 has no group-level error: each partition carries it.
+                                .with_error_code(if group_ok {
+                                    r.error
+                                } else {
+                                    GROUP_AUTHORIZATION_FAILED
+                                })
                         })
                         .collect(),
                 )
@@ -161,13 +257,23 @@ pub async fn handle_offset_fetch(
 
 pub async fn handle_offset_delete(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    if !group_allowed(broker, ctx, operation::DELETE, &req.group_id) {
+        return OffsetDeleteResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+    }
+    let allowed: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| topic_allowed(broker, ctx, operation::READ, &t.name))
+        .collect();
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&allowed)
+        .filter(|(_, ok)| **ok)
+        .flat_map(|(t, _)| {
             t.partitions
                 .iter()
                 .map(move |p| (t.name.to_string(), p.partition_index))
@@ -183,16 +289,22 @@ pub async fn handle_offset_delete(
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(allowed)
+        .map(|(t, ok)| {
             OffsetDeleteResponseTopic::default()
                 .with_name(t.name)
                 .with_partitions(
                     t.partitions
                         .iter()
                         .map(|p| {
+                            let code = if ok {
+                                codes.next().unwrap_or(0)
+                            } else {
+                                TOPIC_AUTHORIZATION_FAILED
+                            };
                             OffsetDeleteResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(codes.next().unwrap_or(0))
+                                .with_error_code(code)
                         })
                         .collect(),
                 )

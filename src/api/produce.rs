@@ -2,6 +2,7 @@
 //! bytes as received with offsets assigned. Records are never decoded here.
 
 use super::{log_error_code, RequestContext};
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::cluster::Topic;
 use crate::storage::batch::{validate_produced, BatchError};
@@ -30,12 +31,18 @@ pub async fn handle(
         } else {
             broker.cluster.topic(&topic_data.name)
         };
+        let allowed = topic
+            .as_ref()
+            .is_none_or(|t| broker.authorize(ctx, operation::WRITE, resource::TOPIC, &t.name));
         let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let index = data.index;
             let response = match (&topic, acks) {
                 (_, a) if !(a == -1 || a == 0 || a == 1) => {
                     error_response(index, ResponseError::InvalidRequiredAcks.code(), None)
+                }
+                _ if !allowed => {
+                    error_response(index, ResponseError::TopicAuthorizationFailed.code(), None)
                 }
                 (None, _) => {
                     let code = if by_id {

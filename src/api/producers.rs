@@ -3,6 +3,7 @@
 //! and DescribeProducers, the producer state each partition keeps.
 
 use super::RequestContext;
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
@@ -13,7 +14,7 @@ use tracing::warn;
 
 pub async fn handle_init_producer_id(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
@@ -23,6 +24,12 @@ pub async fn handle_init_producer_id(
         None => {}
         Some("") => return response.with_error_code(ResponseError::InvalidRequest.code()),
         Some(_) => return response.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+    }
+    // KIP-679: IdempotentWrite on the cluster, or Write on some topic.
+    if !broker.authorize_cluster(ctx, operation::IDEMPOTENT_WRITE)
+        && !broker.authorize_any(ctx, operation::WRITE, resource::TOPIC)
+    {
+        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     // Kafka gives an idempotent producer a new id on every call, even when it
     // names its previous one.
@@ -39,7 +46,7 @@ pub async fn handle_init_producer_id(
 
 pub async fn handle_describe_producers(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     use kafka_protocol::messages::describe_producers_response::{
@@ -50,11 +57,16 @@ pub async fn handle_describe_producers(
         .into_iter()
         .map(|t| {
             let topic = broker.cluster.topic(&t.name);
+            let allowed = broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name);
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|index| {
                     let answer = PartitionResponse::default().with_partition_index(*index);
+                    if !allowed {
+                        return answer
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(*index)) else {
                         return answer
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());

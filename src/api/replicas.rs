@@ -3,6 +3,7 @@
 //! and OffsetForLeaderEpoch (one epoch, 0, from the start of every log).
 
 use super::{leader_epoch_error, RequestContext};
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -14,9 +15,17 @@ use kafka_protocol::ResponseError;
 
 pub async fn handle_elect_leaders(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
+    if !broker.authorize_cluster(ctx, operation::ALTER) {
+        let response = ElectLeadersResponse::default();
+        return if ctx.api_version >= 1 {
+            response.with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+        } else {
+            response
+        };
+    }
     // Null asks for every partition.
     let wanted: Vec<(TopicName, Vec<i32>)> = match req.topic_partitions {
         Some(list) => list.into_iter().map(|t| (t.topic, t.partitions)).collect(),
@@ -66,16 +75,23 @@ pub async fn handle_elect_leaders(
 }
 
 pub async fn handle_list_partition_reassignments(
-    _broker: &Broker,
-    _ctx: &RequestContext,
+    broker: &Broker,
+    ctx: &RequestContext,
     _req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !broker.authorize_cluster(ctx, operation::DESCRIBE) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     ListPartitionReassignmentsResponse::default()
 }
 
 pub async fn handle_offset_for_leader_epoch(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let topics = req
@@ -83,6 +99,7 @@ pub async fn handle_offset_for_leader_epoch(
         .into_iter()
         .map(|t| {
             let topic = broker.cluster.topic(&t.topic);
+            let allowed = broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.topic);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -91,6 +108,10 @@ pub async fn handle_offset_for_leader_epoch(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !allowed {
+                        return answer
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition))
                     else {
                         return answer

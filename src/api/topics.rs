@@ -2,6 +2,7 @@
 
 use super::configs::topic_config_entries;
 use super::RequestContext;
+use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::cluster::{NewTopic, TopicError};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
@@ -50,6 +51,14 @@ pub async fn handle_create_topics(
                     .with_num_partitions(-1)
                     .with_replication_factor(-1)
             };
+            let may_create = broker.authorize_cluster(ctx, operation::CREATE)
+                || broker.authorize(ctx, operation::CREATE, resource::TOPIC, &t.name);
+            if !may_create {
+                return failed(
+                    ResponseError::TopicAuthorizationFailed.code(),
+                    "Authorization failed.".to_string(),
+                );
+            }
             if crate::cluster::topic_name::is_internal(&t.name) {
                 return failed(
                     ResponseError::InvalidRequest.code(),
@@ -193,6 +202,13 @@ pub async fn handle_delete_topics(
             let result = DeletableTopicResult::default()
                 .with_name(name.clone())
                 .with_topic_id(id);
+            if let Some(t) = &topic {
+                if !broker.authorize(ctx, operation::DELETE, resource::TOPIC, &t.name) {
+                    return result
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_error_message(message("Authorization failed."));
+                }
+            }
             let Some(topic) = topic else {
                 let code = if name.is_none() {
                     ResponseError::UnknownTopicId.code()
@@ -218,7 +234,7 @@ pub async fn handle_delete_topics(
 
 pub async fn handle_create_partitions(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let node = broker.cluster.node_id();
@@ -227,6 +243,11 @@ pub async fn handle_create_partitions(
         .into_iter()
         .map(|t| {
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if !broker.authorize(ctx, operation::ALTER, resource::TOPIC, &t.name) {
+                return result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(message("Authorization failed."));
+            }
             if let Some(assignments) = &t.assignments {
                 let bad = assignments
                     .iter()

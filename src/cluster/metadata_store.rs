@@ -3,6 +3,8 @@
 //! producer id high-water mark), one JSON file replaced atomically on change.
 //! The log directory also gets Kafka's `meta.properties`.
 
+use crate::auth::acl::AclBinding;
+use crate::auth::scram::{ScramCredential, ScramMechanism};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -34,6 +36,11 @@ pub struct MetadataRecord {
     /// Broker configs changed at run time for every broker (DYNAMIC_DEFAULT_BROKER_CONFIG).
     #[serde(default)]
     pub default_broker_configs: BTreeMap<String, String>,
+    /// SCRAM credentials by user and mechanism (salted and iterated; never passwords).
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    #[serde(default)]
+    pub acls: Vec<AclBinding>,
 }
 
 pub struct MetadataStore {
@@ -60,9 +67,11 @@ impl MetadataStore {
         }
     }
 
+    /// Saves the record, readable by the broker's user only: it holds SCRAM
+    /// keys, which let anyone who reads them act as the server.
     pub fn save(&self, record: &MetadataRecord) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-        crate::storage::write_file_atomically(&self.path, &bytes)
+        crate::storage::write_file_atomically_with_mode(&self.path, &bytes, 0o600)
     }
 }
 

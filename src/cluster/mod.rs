@@ -8,6 +8,8 @@ pub mod topic_name;
 
 pub use ids::{new_uuid, parse_topic_id, topic_id_string};
 
+use crate::auth::acl::{AclBinding, AclFilter};
+use crate::auth::scram::{ScramCredential, ScramMechanism};
 use crate::config::topic::{
     is_topic_default_key, topic_config_def, validate_value, ConfigSource, LogConfig, TopicDefaults,
 };
@@ -68,6 +70,9 @@ pub enum TopicError {
     Storage(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// Not allowed: on a topic (true) or on the cluster (false).
+    #[error("Authorization failed.")]
+    NotAuthorized(bool),
 }
 
 impl TopicError {
@@ -84,6 +89,8 @@ impl TopicError {
             TopicError::DeletionDisabled => E::TopicDeletionDisabled.code(),
             TopicError::Storage(_) => E::KafkaStorageError.code(),
             TopicError::InvalidRequest(_) => E::InvalidRequest.code(),
+            TopicError::NotAuthorized(true) => E::TopicAuthorizationFailed.code(),
+            TopicError::NotAuthorized(false) => E::ClusterAuthorizationFailed.code(),
         }
     }
 }
@@ -106,6 +113,8 @@ struct Image {
     default_broker_configs: BTreeMap<String, String>,
     /// The topic defaults these (and the static configs) resolve to.
     defaults: TopicDefaults,
+    scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    acls: Arc<Vec<AclBinding>>,
 }
 
 impl Image {
@@ -174,6 +183,8 @@ impl Cluster {
             broker_configs: record.broker_configs.clone(),
             default_broker_configs: record.default_broker_configs.clone(),
             defaults,
+            scram: record.scram_credentials.clone(),
+            acls: Arc::new(record.acls.clone()),
             ..Image::default()
         };
         for t in &record.topics {
@@ -235,6 +246,15 @@ impl Cluster {
             producer_id_block_end: AtomicI64::new(block_end),
         };
         cluster.save(&cluster.read_image())?;
+        if !config.initial_scram.is_empty() {
+            cluster
+                .alter_scram(config.initial_scram.clone(), Vec::new())
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            info!(
+                credentials = config.initial_scram.len(),
+                "added SCRAM credentials given with --add-scram"
+            );
+        }
         Ok((cluster, report))
     }
 
@@ -312,6 +332,8 @@ impl Cluster {
             producer_id_block_end: self.producer_id_block_end.load(Ordering::SeqCst),
             broker_configs: image.broker_configs.clone(),
             default_broker_configs: image.default_broker_configs.clone(),
+            scram_credentials: image.scram.clone(),
+            acls: image.acls.as_ref().clone(),
         };
         self.store.save(&record)
     }
@@ -553,6 +575,101 @@ impl Cluster {
             .map_err(|e| TopicError::Storage(e.to_string()))?;
         info!(per_broker, "changed broker configs");
         Ok(())
+    }
+
+    /// The SCRAM credential of a user for a mechanism.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<ScramCredential> {
+        self.read_image()
+            .scram
+            .get(user)
+            .and_then(|m| m.get(&mechanism))
+            .cloned()
+    }
+
+    /// Users with SCRAM credentials: (user, [(mechanism, iterations)]).
+    pub fn scram_users(&self) -> Vec<(String, Vec<(ScramMechanism, i32)>)> {
+        self.read_image()
+            .scram
+            .iter()
+            .map(|(user, m)| {
+                (
+                    user.clone(),
+                    m.iter().map(|(k, c)| (*k, c.iterations)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Adds, replaces and removes SCRAM credentials, all saved at once.
+    /// Removing one that does not exist is reported per entry.
+    pub fn alter_scram(
+        &self,
+        upserts: Vec<(String, ScramMechanism, ScramCredential)>,
+        deletions: Vec<(String, ScramMechanism)>,
+    ) -> Result<Vec<bool>, TopicError> {
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        let mut found = Vec::with_capacity(deletions.len());
+        for (user, mechanism) in deletions {
+            let removed = image
+                .scram
+                .get_mut(&user)
+                .and_then(|m| m.remove(&mechanism))
+                .is_some();
+            if image.scram.get(&user).is_some_and(|m| m.is_empty()) {
+                image.scram.remove(&user);
+            }
+            found.push(removed);
+        }
+        for (user, mechanism, credential) in upserts {
+            image
+                .scram
+                .entry(user)
+                .or_default()
+                .insert(mechanism, credential);
+        }
+        self.save(&image)
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        Ok(found)
+    }
+
+    /// Every ACL (a shared snapshot: the authorizer reads it per request).
+    pub fn acls(&self) -> Arc<Vec<AclBinding>> {
+        self.read_image().acls.clone()
+    }
+
+    pub fn create_acls(&self, new: Vec<AclBinding>) -> Result<(), TopicError> {
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        let mut acls = image.acls.as_ref().clone();
+        for b in new {
+            if !acls.contains(&b) {
+                acls.push(b);
+            }
+        }
+        image.acls = Arc::new(acls);
+        self.save(&image)
+            .map_err(|e| TopicError::Storage(e.to_string()))
+    }
+
+    /// Removes the ACLs each filter matches; returns them per filter.
+    pub fn delete_acls(&self, filters: &[AclFilter]) -> Result<Vec<Vec<AclBinding>>, TopicError> {
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        let acls = image.acls.as_ref().clone();
+        let matched: Vec<Vec<AclBinding>> = filters
+            .iter()
+            .map(|f| acls.iter().filter(|a| f.matches(a)).cloned().collect())
+            .collect();
+        let remaining: Vec<AclBinding> = acls
+            .into_iter()
+            .filter(|a| !filters.iter().any(|f| f.matches(a)))
+            .collect();
+        image.acls = Arc::new(remaining);
+        self.save(&image)
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        Ok(matched)
     }
 
     /// Hands out a new producer id, reserving a block on disk when needed.

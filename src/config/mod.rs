@@ -3,6 +3,7 @@
 
 pub mod listener;
 pub mod properties;
+pub mod security;
 pub mod topic;
 
 use indexmap::IndexMap;
@@ -46,7 +47,6 @@ impl ConfigError {
 const KNOWN_KEYS: &[&str] = &[
     "listeners",
     "advertised.listeners",
-    "listener.security.protocol.map",
     "log.dirs",
     "log.dir",
     "node.id",
@@ -124,6 +124,13 @@ pub struct BrokerConfig {
     pub flush_scheduler_interval_ms: u64,
     pub producer_id_expiration_ms: i64,
     pub topic_defaults: TopicDefaults,
+    pub security: security::SecurityConfig,
+    /// SCRAM credentials to create or replace at start (`--add-scram`).
+    pub initial_scram: Vec<(
+        String,
+        crate::auth::scram::ScramMechanism,
+        crate::auth::scram::ScramCredential,
+    )>,
 }
 
 impl Default for BrokerConfig {
@@ -188,19 +195,14 @@ impl BrokerConfig {
             Some(v) => parse_listeners("advertised.listeners", &v)?,
             None => listeners.clone(),
         };
-        if let Some(map) = get("listener.security.protocol.map") {
-            check_security_protocol_map(&map, &listeners)?;
-        } else {
-            for l in &listeners {
-                if l.name != "PLAINTEXT" {
-                    return Err(ConfigError::InvalidValue {
-                        key: "listeners".into(),
-                        value: l.url(),
-                        reason:
-                            "a listener other than PLAINTEXT needs listener.security.protocol.map"
-                                .into(),
-                    });
-                }
+        let security = security::parse(&props, &listeners)?;
+        for a in &advertised_listeners {
+            if !listeners.iter().any(|l| l.name == a.name) {
+                return Err(ConfigError::InvalidValue {
+                    key: "advertised.listeners".into(),
+                    value: a.url(),
+                    reason: format!("no listener is named {}", a.name),
+                });
             }
         }
         let log_dirs: Vec<PathBuf> = get("log.dirs")
@@ -294,6 +296,8 @@ impl BrokerConfig {
                 as u64,
             producer_id_expiration_ms: num("producer.id.expiration.ms", 86_400_000, 1, i64::MAX)?,
             topic_defaults,
+            security,
+            initial_scram: Vec::new(),
             properties: props,
         })
     }
@@ -309,6 +313,7 @@ impl BrokerConfig {
 
 fn is_known_key(key: &str) -> bool {
     KNOWN_KEYS.contains(&key)
+        || security::is_security_key(key)
         || topic::TOPIC_CONFIGS
             .iter()
             .any(|d| d.broker_keys.iter().any(|(k, _)| *k == key))
@@ -345,37 +350,6 @@ fn parse_bool(
             reason: "must be true or false".into(),
         }),
     }
-}
-
-fn check_security_protocol_map(map: &str, listeners: &[ListenerSpec]) -> Result<(), ConfigError> {
-    let bad = |reason: String| ConfigError::InvalidValue {
-        key: "listener.security.protocol.map".into(),
-        value: map.to_string(),
-        reason,
-    };
-    let mut entries = Vec::new();
-    for item in map.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, protocol) = item
-            .split_once(':')
-            .ok_or_else(|| bad("expected NAME:PROTOCOL pairs".into()))?;
-        entries.push((
-            name.trim().to_ascii_uppercase(),
-            protocol.trim().to_ascii_uppercase(),
-        ));
-    }
-    for l in listeners {
-        match entries.iter().find(|(n, _)| *n == l.name) {
-            Some((_, p)) if p == "PLAINTEXT" => {}
-            Some((_, p)) => {
-                return Err(bad(format!(
-                    "listener {} uses {p}; this build serves PLAINTEXT listeners only",
-                    l.name
-                )))
-            }
-            None => return Err(bad(format!("no security protocol for listener {}", l.name))),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -90,6 +90,17 @@ pub async fn dispatch(
             serve!(api::replicas::handle_list_partition_reassignments)
         }
         ApiKey::OffsetForLeaderEpoch => serve!(api::replicas::handle_offset_for_leader_epoch),
+        ApiKey::SaslHandshake => serve!(api::sasl::handle_sasl_handshake),
+        ApiKey::SaslAuthenticate => serve!(api::sasl::handle_sasl_authenticate),
+        ApiKey::CreateAcls => serve!(api::acls::handle_create_acls),
+        ApiKey::DescribeAcls => serve!(api::acls::handle_describe_acls),
+        ApiKey::DeleteAcls => serve!(api::acls::handle_delete_acls),
+        ApiKey::AlterUserScramCredentials => {
+            serve!(api::scram::handle_alter_user_scram_credentials)
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            serve!(api::scram::handle_describe_user_scram_credentials)
+        }
         other => Err(RequestError::UnsupportedVersion {
             api: other,
             version,

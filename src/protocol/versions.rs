@@ -61,6 +61,13 @@ pub const APIS: &[ApiRange] = &[
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
+    api(ApiKey::AlterUserScramCredentials, 0, 0),
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
 ];
 
 pub fn range(key: ApiKey) -> Option<&'static ApiRange> {
@@ -129,6 +136,15 @@ mod tests {
                 ApiKey::ElectLeaders => check::<ElectLeadersRequest>(r),
                 ApiKey::ListPartitionReassignments => check::<ListPartitionReassignmentsRequest>(r),
                 ApiKey::OffsetForLeaderEpoch => check::<OffsetForLeaderEpochRequest>(r),
+                ApiKey::SaslHandshake => check::<SaslHandshakeRequest>(r),
+                ApiKey::SaslAuthenticate => check::<SaslAuthenticateRequest>(r),
+                ApiKey::CreateAcls => check::<CreateAclsRequest>(r),
+                ApiKey::DescribeAcls => check::<DescribeAclsRequest>(r),
+                ApiKey::DeleteAcls => check::<DeleteAclsRequest>(r),
+                ApiKey::AlterUserScramCredentials => check::<AlterUserScramCredentialsRequest>(r),
+                ApiKey::DescribeUserScramCredentials => {
+                    check::<DescribeUserScramCredentialsRequest>(r)
+                }
                 other => panic!("no codec check for {other:?}"),
             }
         }

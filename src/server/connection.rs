@@ -5,27 +5,78 @@
 //! not a well-formed request closes this connection only.
 
 use super::frame::FrameReader;
+use super::listener::ListenerContext;
+use super::sasl_gate::{Decision, SaslGate};
+use super::tls::certificate_principal;
 use crate::api::RequestContext;
+use crate::auth::ANONYMOUS;
 use crate::broker::Broker;
 use crate::protocol::ResponseFrame;
 use crate::protocol::{dispatch, parse_request};
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, warn, Instrument};
 
-pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: String, broker: Arc<Broker>) {
-    let span = info_span!("connection", %peer, listener = %listener);
-    serve_inner(stream, peer, listener, broker)
+/// Anything a connection can run over: plain TCP or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// A client has this long to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerContext>,
+    broker: Arc<Broker>,
+) {
+    let span = info_span!("connection", %peer, listener = %listener.name);
+    serve_inner(tcp, peer, listener, broker)
         .instrument(span)
         .await
 }
 
-async fn serve_inner(stream: TcpStream, peer: SocketAddr, listener: String, broker: Arc<Broker>) {
-    let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
+async fn serve_inner(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerContext>,
+    broker: Arc<Broker>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let (stream, certificate_principal): (Box<dyn Stream>, Option<String>) = match &listener.tls {
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    let principal = listener.principal_mapper.as_ref().and_then(|m| {
+                        certificate_principal(tls.get_ref().1.peer_certificates(), m)
+                    });
+                    (Box::new(tls), principal)
+                }
+                Ok(Err(e)) => {
+                    warn!(error = %e, "closing connection: TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    warn!("closing connection: TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+        None => (Box::new(tcp), None),
+    };
+    let mut principal: Arc<str> = Arc::from(certificate_principal.as_deref().unwrap_or(ANONYMOUS));
+    let mut gate = listener.security.sasl.as_ref().map(|s| {
+        SaslGate::new(
+            s,
+            listener.credentials.clone(),
+            broker.config.security.max_reauth_ms,
+        )
+    });
+    let (reader, mut writer) = tokio::io::split(stream);
     let mut frames = FrameReader::new(reader, broker.config.socket_request_max_bytes);
     debug!("accepted");
     loop {
@@ -52,6 +103,34 @@ async fn serve_inner(stream: TcpStream, peer: SocketAddr, listener: String, brok
                 break;
             }
         };
+        if let Some(gate) = gate.as_mut() {
+            let now = Instant::now();
+            match gate.decide(request.api_key, now) {
+                Decision::Pass => {}
+                Decision::Close(reason) => {
+                    warn!(api = ?request.api_key, reason, "closing connection");
+                    break;
+                }
+                Decision::Handle => {
+                    let reply = match gate.handle(&request, peer, now) {
+                        Ok(reply) => reply,
+                        Err(e) => {
+                            warn!(error = %e, "closing connection: bad SASL request");
+                            break;
+                        }
+                    };
+                    if let Some(p) = gate.principal() {
+                        if *p != *principal {
+                            principal = Arc::from(p);
+                        }
+                    }
+                    if write_frame(&mut writer, &reply.response).await.is_err() || reply.close {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
         let client_id = request.header.client_id.as_ref().map(|c| c.to_string());
         let span = tracing::debug_span!(
             "request",
@@ -61,11 +140,12 @@ async fn serve_inner(stream: TcpStream, peer: SocketAddr, listener: String, brok
             client_id = client_id.as_deref().unwrap_or(""),
         );
         let ctx = RequestContext {
-            listener: listener.clone(),
+            listener: listener.name.clone(),
             peer,
             client_id,
             api_version: request.version(),
             correlation_id: request.header.correlation_id,
+            principal: principal.clone(),
         };
         match dispatch(&broker, &ctx, request)
             .instrument(span.clone())

@@ -1,14 +1,21 @@
-//! Listeners: bind each configured `NAME://host:port` and accept connections
-//! until shutdown.
+//! Listeners: bind each configured `NAME://host:port`, and accept connections
+//! until shutdown, each with its listener's security (TLS, SASL).
 
 use super::connection;
+use super::tls;
+use crate::auth::principal_mapping::PrincipalMapper;
+use crate::auth::sasl::Credentials;
+use crate::auth::scram::ScramMechanism;
 use crate::broker::Broker;
 use crate::config::listener::ListenerSpec;
+use crate::config::security::ListenerSecurity;
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
@@ -16,6 +23,67 @@ pub struct BoundListener {
     pub name: String,
     pub sockets: Vec<TcpListener>,
     pub port: u16,
+}
+
+/// What every connection on one listener shares.
+pub struct ListenerContext {
+    pub name: String,
+    pub security: ListenerSecurity,
+    pub tls: Option<TlsAcceptor>,
+    pub principal_mapper: Option<PrincipalMapper>,
+    pub credentials: Arc<dyn Credentials>,
+}
+
+/// SASL credentials: SCRAM from the cluster's store, PLAIN from the
+/// listener's JAAS configuration.
+struct ListenerCredentials {
+    broker: Arc<Broker>,
+    plain: HashMap<String, String>,
+}
+
+impl Credentials for ListenerCredentials {
+    fn scram(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<crate::auth::scram::ScramCredential> {
+        self.broker.cluster.scram_credential(user, mechanism)
+    }
+    fn plain_password(&self, user: &str) -> Option<String> {
+        self.plain.get(user).cloned()
+    }
+}
+
+impl ListenerContext {
+    /// Builds a listener's TLS acceptor and SASL credentials; errors name what is wrong.
+    pub fn new(
+        name: &str,
+        security: &ListenerSecurity,
+        broker: Arc<Broker>,
+    ) -> Result<ListenerContext, String> {
+        let tls = match &security.tls {
+            Some(settings) => {
+                Some(tls::acceptor(settings).map_err(|e| format!("listener {name}: {e}"))?)
+            }
+            None => None,
+        };
+        let principal_mapper = match &security.tls {
+            Some(settings) => Some(PrincipalMapper::parse(&settings.principal_mapping_rules)?),
+            None => None,
+        };
+        let plain = security
+            .sasl
+            .as_ref()
+            .map(|s| s.plain_users.clone())
+            .unwrap_or_default();
+        Ok(ListenerContext {
+            name: name.to_string(),
+            security: security.clone(),
+            tls,
+            principal_mapper,
+            credentials: Arc::new(ListenerCredentials { broker, plain }),
+        })
+    }
 }
 
 /// Binds every address the host resolves to (all interfaces when the host is
@@ -59,7 +127,7 @@ pub async fn bind(spec: &ListenerSpec) -> io::Result<BoundListener> {
 /// Accepts connections on one socket until the broker shuts down.
 pub async fn accept_loop(
     socket: TcpListener,
-    name: String,
+    listener: Arc<ListenerContext>,
     broker: Arc<Broker>,
     connections: TaskTracker,
 ) {
@@ -73,13 +141,13 @@ pub async fn accept_loop(
                 connections.spawn(connection::serve(
                     stream,
                     peer,
-                    name.clone(),
+                    listener.clone(),
                     broker.clone(),
                 ));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off rather than spin.
-                warn!(listener = %name, error = %e, "accept failed");
+                warn!(listener = %listener.name, error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

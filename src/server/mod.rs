@@ -4,3 +4,5 @@
 pub mod connection;
 pub mod frame;
 pub mod listener;
+pub mod sasl_gate;
+pub mod tls;

@@ -31,9 +31,20 @@ pub fn now_ms() -> i64 {
 /// Writes `bytes` to `path` so that readers see the old or the new content,
 /// never a mix: a temporary file, fsync, rename, fsync of the directory.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_file_atomically_with_mode(path, bytes, 0o644)
+}
+
+/// As `write_file_atomically`, with the file's Unix permissions.
+pub fn write_file_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }

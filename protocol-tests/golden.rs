@@ -99,11 +99,7 @@ impl Conversation {
         let path = golden_path(name);
         let masked = self.mask(response);
         if self.update {
-            let text = format!(
-                "# {about}\nrequest: {}\nresponse: {}\n",
-                hex(request),
-                hex(&masked)
-            );
+            let text = format!("# {about}\nrequest: {}\nresponse: {}\n", hex(request), hex(&masked));
             std::fs::write(&path, text).expect("write golden file");
             return;
         }
@@ -162,11 +158,7 @@ fn golden_conversation() {
         ),
     );
     assert_eq!(r.error_code, 0);
-    let produce = r
-        .api_keys
-        .iter()
-        .find(|k| k.api_key == ApiKey::Produce as i16)
-        .unwrap();
+    let produce = r.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).unwrap();
     assert_eq!((produce.min_version, produce.max_version), (0, 13));
     let req = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("protocol-tests"))
@@ -383,12 +375,12 @@ fn golden_conversation() {
             .with_min_bytes(1)
             .with_max_bytes(1 << 20)
             .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(topic("orders"))
-                .with_partitions(vec![FetchPartition::default()
+            .with_topics(vec![FetchTopic::default().with_topic(topic("orders")).with_partitions(
+                vec![FetchPartition::default()
                     .with_partition(0)
                     .with_fetch_offset(offset)
-                    .with_partition_max_bytes(1 << 20)])])
+                    .with_partition_max_bytes(1 << 20)],
+            )])
     };
     let r: FetchResponse = decode(
         ApiKey::Fetch,
@@ -402,10 +394,7 @@ fn golden_conversation() {
         ),
     );
     let p = &r.responses[0].partitions[0];
-    assert_eq!(
-        (p.error_code, p.high_watermark, p.log_start_offset),
-        (0, 5, 0)
-    );
+    assert_eq!((p.error_code, p.high_watermark, p.log_start_offset), (0, 5, 0));
     let records = p.records.clone().unwrap();
     assert_eq!(i64::from_be_bytes(records[..8].try_into().unwrap()), 3);
     let r: FetchResponse = decode(
@@ -449,11 +438,7 @@ fn golden_conversation() {
             &list(&[-2, -1, ts + 1, -3]),
         ),
     );
-    let got: Vec<(i64, i64)> = r.topics[0]
-        .partitions
-        .iter()
-        .map(|p| (p.offset, p.timestamp))
-        .collect();
+    let got: Vec<(i64, i64)> = r.topics[0].partitions.iter().map(|p| (p.offset, p.timestamp)).collect();
     assert_eq!(got, vec![(0, -1), (5, -1), (1, ts + 1), (2, ts + 2)]);
 
     // DeleteRecords
@@ -505,10 +490,7 @@ fn golden_conversation() {
             &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("group-a")),
         ),
     );
-    assert_eq!(
-        (r.error_code, *r.node_id, &*r.host, r.port),
-        (0, 1, "localhost", 9092)
-    );
+    assert_eq!((r.error_code, *r.node_id, &*r.host, r.port), (0, 1, "localhost", 9092));
     let r: FindCoordinatorResponse = decode(
         ApiKey::FindCoordinator,
         4,
@@ -517,10 +499,8 @@ fn golden_conversation() {
             "FindCoordinator v4 with two group keys",
             ApiKey::FindCoordinator,
             4,
-            &FindCoordinatorRequest::default().with_coordinator_keys(vec![
-                StrBytes::from_static_str("a"),
-                StrBytes::from_static_str("b"),
-            ]),
+            &FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_static_str("a"), StrBytes::from_static_str("b")]),
         ),
     );
     assert_eq!(r.coordinators.len(), 2);

@@ -7,9 +7,7 @@ use crate::harness::msgs::*;
 use crate::harness::*;
 use crate::hostile::produce;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::protocol::StrBytes;
@@ -45,13 +43,7 @@ fn sync(group: &str, member: &str, generation: i32, assignment: &[u8]) -> SyncGr
             .with_assignment(bytes::Bytes::copy_from_slice(assignment))])
 }
 
-fn commit(
-    group: &str,
-    member: &str,
-    generation: i32,
-    topic: &str,
-    offset: i64,
-) -> OffsetCommitRequest {
+fn commit(group: &str, member: &str, generation: i32, topic: &str, offset: i64) -> OffsetCommitRequest {
     OffsetCommitRequest::default()
         .with_group_id(GroupId(st(group)))
         .with_generation_id_or_member_epoch(generation)
@@ -77,10 +69,7 @@ fn fetch_offset(client: &mut Client, group: &str, topic: &str) -> (i64, String) 
     let p = &r.topics[0].partitions[0];
     (
         p.committed_offset,
-        p.metadata
-            .as_deref()
-            .map(|m| m.to_string())
-            .unwrap_or_default(),
+        p.metadata.as_deref().map(|m| m.to_string()).unwrap_or_default(),
     )
 }
 
@@ -116,20 +105,12 @@ fn a_member_lives_and_bad_requests_get_kafka_errors() {
     assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
     let member = first.member_id.to_string();
     assert!(member.starts_with("protocol-tests-"), "{member}");
-    let joined: JoinGroupResponse =
-        c.request(ApiKey::JoinGroup, 9, &join("grp", &member, "consumer"));
+    let joined: JoinGroupResponse = c.request(ApiKey::JoinGroup, 9, &join("grp", &member, "consumer"));
     assert_eq!((joined.error_code, joined.generation_id), (0, 1));
     assert_eq!(joined.leader.as_str(), member);
     assert_eq!(joined.protocol_name.as_deref(), Some("range"));
-    let synced: SyncGroupResponse = c.request(
-        ApiKey::SyncGroup,
-        5,
-        &sync("grp", &member, 1, b"the-assignment"),
-    );
-    assert_eq!(
-        (synced.error_code, &synced.assignment[..]),
-        (0, &b"the-assignment"[..])
-    );
+    let synced: SyncGroupResponse = c.request(ApiKey::SyncGroup, 5, &sync("grp", &member, 1, b"the-assignment"));
+    assert_eq!((synced.error_code, &synced.assignment[..]), (0, &b"the-assignment"[..]));
     assert_eq!(heartbeat(&mut c, "grp", &member, 1), 0);
 
     // Another protocol type for a live group: INCONSISTENT_GROUP_PROTOCOL (23).
@@ -139,39 +120,23 @@ fn a_member_lives_and_bad_requests_get_kafka_errors() {
     let stale: SyncGroupResponse = c.request(ApiKey::SyncGroup, 5, &sync("grp", &member, 0, b""));
     assert_eq!(stale.error_code, 22);
     assert_eq!(heartbeat(&mut c, "grp", &member, 7), 22);
-    let r: OffsetCommitResponse = c.request(
-        ApiKey::OffsetCommit,
-        8,
-        &commit("grp", &member, 0, "events", 1),
-    );
+    let r: OffsetCommitResponse = c.request(ApiKey::OffsetCommit, 8, &commit("grp", &member, 0, "events", 1));
     assert_eq!(r.topics[0].partitions[0].error_code, 22);
     // An unknown member: UNKNOWN_MEMBER_ID (25).
     assert_eq!(heartbeat(&mut c, "grp", "nobody", 1), 25);
     // An unknown topic: UNKNOWN_TOPIC_OR_PARTITION (3).
-    let r: OffsetCommitResponse = c.request(
-        ApiKey::OffsetCommit,
-        8,
-        &commit("grp", &member, 1, "nowhere", 1),
-    );
+    let r: OffsetCommitResponse = c.request(ApiKey::OffsetCommit, 8, &commit("grp", &member, 1, "nowhere", 1));
     assert_eq!(r.topics[0].partitions[0].error_code, 3);
 
     // The group still works.
     assert_eq!(heartbeat(&mut c, "grp", &member, 1), 0);
-    let r: OffsetCommitResponse = c.request(
-        ApiKey::OffsetCommit,
-        8,
-        &commit("grp", &member, 1, "events", 4),
-    );
+    let r: OffsetCommitResponse = c.request(ApiKey::OffsetCommit, 8, &commit("grp", &member, 1, "events", 4));
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
-    assert_eq!(
-        fetch_offset(&mut c, "grp", "events"),
-        (4, "note".to_string())
-    );
+    assert_eq!(fetch_offset(&mut c, "grp", "events"), (4, "note".to_string()));
     let described: DescribeGroupsResponse = c.request(
         ApiKey::DescribeGroups,
         5,
-        &DescribeGroupsRequest::default()
-            .with_groups(vec![GroupId(st("grp")), GroupId(st("absent"))]),
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(st("grp")), GroupId(st("absent"))]),
     );
     let g = &described.groups[0];
     assert_eq!(
@@ -199,13 +164,11 @@ fn a_member_lives_and_bad_requests_get_kafka_errors() {
         &LeaveGroupRequest::default()
             .with_group_id(GroupId(st("grp")))
             .with_members(vec![
-                kafka_protocol::messages::leave_group_request::MemberIdentity::default()
-                    .with_member_id(st(&member)),
+                kafka_protocol::messages::leave_group_request::MemberIdentity::default().with_member_id(st(&member)),
             ]),
     );
     assert_eq!((left.error_code, left.members[0].error_code), (0, 0));
-    let listed: ListGroupsResponse =
-        c.request(ApiKey::ListGroups, 5, &ListGroupsRequest::default());
+    let listed: ListGroupsResponse = c.request(ApiKey::ListGroups, 5, &ListGroupsRequest::default());
     assert_eq!(listed.groups[0].group_state.as_str(), "Empty");
     let r: DeleteGroupsResponse = c.request(
         ApiKey::DeleteGroups,
@@ -230,33 +193,22 @@ fn committed_offsets_and_groups_survive_a_restart() {
             .with_allow_auto_topic_creation(true),
     );
     // A simple group: commits without membership.
-    let r: OffsetCommitResponse = c.request(
-        ApiKey::OffsetCommit,
-        8,
-        &commit("simple", "", -1, "kept", 1),
-    );
+    let r: OffsetCommitResponse = c.request(ApiKey::OffsetCommit, 8, &commit("simple", "", -1, "kept", 1));
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
     drop(c);
     let (code, dir) = broker.terminate();
     assert_eq!(code, Some(0));
     let broker = Broker::start_in(dir, &[]);
     let mut c = broker.client();
-    assert_eq!(
-        fetch_offset(&mut c, "simple", "kept"),
-        (1, "note".to_string())
-    );
-    let listed: ListGroupsResponse =
-        c.request(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+    assert_eq!(fetch_offset(&mut c, "simple", "kept"), (1, "note".to_string()));
+    let listed: ListGroupsResponse = c.request(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
     assert_eq!(listed.groups.len(), 1);
     assert_eq!(listed.groups[0].group_id.as_str(), "simple");
 }
 
 #[test]
 fn the_offsets_log_is_rewritten_and_does_not_grow_without_bound() {
-    let overrides = [
-        "offsets.topic.num.partitions=1",
-        "offsets.topic.segment.bytes=4096",
-    ];
+    let overrides = ["offsets.topic.num.partitions=1", "offsets.topic.segment.bytes=4096"];
     let broker = Broker::start(&overrides);
     let mut c = broker.client();
     let _: MetadataResponse = c.request(
@@ -271,8 +223,7 @@ fn the_offsets_log_is_rewritten_and_does_not_grow_without_bound() {
     // 2000 commits of the same few keys: ~200 KB of records, a few hundred bytes live.
     for i in 0..2000 {
         let group = format!("g{}", i % 4);
-        let r: OffsetCommitResponse =
-            c.request(ApiKey::OffsetCommit, 8, &commit(&group, "", -1, "busy", i));
+        let r: OffsetCommitResponse = c.request(ApiKey::OffsetCommit, 8, &commit(&group, "", -1, "busy", i));
         assert_eq!(r.topics[0].partitions[0].error_code, 0);
     }
     let dir = broker.dir.path().join("data/__consumer_offsets-0");
@@ -282,10 +233,7 @@ fn the_offsets_log_is_rewritten_and_does_not_grow_without_bound() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
         .map(|e| e.metadata().unwrap().len())
         .sum();
-    assert!(
-        on_disk < 3 * 4096,
-        "{on_disk} bytes of offsets log for 4 live keys"
-    );
+    assert!(on_disk < 3 * 4096, "{on_disk} bytes of offsets log for 4 live keys");
     for g in 0..4 {
         assert_eq!(fetch_offset(&mut c, &format!("g{g}"), "busy").0, 1996 + g);
     }

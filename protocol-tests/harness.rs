@@ -33,9 +33,7 @@ impl Broker {
         for o in overrides {
             cmd.arg("--override").arg(o);
         }
-        cmd.env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start sluice");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
@@ -44,11 +42,10 @@ impl Broker {
         // Keep draining stderr so the broker never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let addr = line.split("listening on PLAINTEXT://").nth(1).map(|rest| {
-                    rest.chars()
-                        .take_while(|c| *c != ',' && *c != ' ')
-                        .collect::<String>()
-                });
+                let addr = line
+                    .split("listening on PLAINTEXT://")
+                    .nth(1)
+                    .map(|rest| rest.chars().take_while(|c| *c != ',' && *c != ' ').collect::<String>());
                 // Logged before the address is announced, so a test sees the start line.
                 sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
                 if let Some(addr) = addr {
@@ -111,12 +108,7 @@ pub struct Client {
 }
 
 /// Encodes a full request frame (size prefix included).
-pub fn request_frame<R: Encodable>(
-    key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &R,
-) -> Vec<u8> {
+pub fn request_frame<R: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
     let header = RequestHeader::default()
         .with_request_api_key(key as i16)
         .with_request_api_version(version)
@@ -136,9 +128,7 @@ pub fn request_frame<R: Encodable>(
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Client {
             stream,
             next_correlation: 1,
@@ -178,18 +168,11 @@ impl Client {
 
     /// Reads and decodes one response; returns (correlation id, body).
     pub fn receive<T: Decodable>(&mut self, key: ApiKey, version: i16) -> (i32, T) {
-        let frame = self
-            .read_frame()
-            .expect("a response, not a closed connection");
+        let frame = self.read_frame().expect("a response, not a closed connection");
         decode_response(key, version, frame)
     }
 
-    pub fn request<R: Encodable, T: Decodable>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        body: &R,
-    ) -> T {
+    pub fn request<R: Encodable, T: Decodable>(&mut self, key: ApiKey, version: i16, body: &R) -> T {
         let cid = self.send(key, version, body);
         let (got, response) = self.receive(key, version);
         assert_eq!(got, cid, "correlation id");
@@ -205,14 +188,9 @@ impl Client {
 
 pub fn decode_response<T: Decodable>(key: ApiKey, version: i16, frame: Vec<u8>) -> (i32, T) {
     let mut bytes = Bytes::from(frame);
-    let header = ResponseHeader::decode(&mut bytes, key.response_header_version(version))
-        .expect("response header");
+    let header = ResponseHeader::decode(&mut bytes, key.response_header_version(version)).expect("response header");
     let body = T::decode(&mut bytes, version).expect("response body");
-    assert_eq!(
-        bytes.remaining(),
-        0,
-        "trailing bytes in {key:?} v{version} response"
-    );
+    assert_eq!(bytes.remaining(), 0, "trailing bytes in {key:?} v{version} response");
     (header.correlation_id, body)
 }
 
@@ -272,17 +250,11 @@ pub fn frame_with_size(body: &[u8]) -> Vec<u8> {
 /// The nested message types the tests build, in one place.
 pub mod msgs {
     pub use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-    pub use kafka_protocol::messages::create_topics_request::{
-        CreatableTopic, CreatableTopicConfig,
-    };
-    pub use kafka_protocol::messages::delete_records_request::{
-        DeleteRecordsPartition, DeleteRecordsTopic,
-    };
+    pub use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    pub use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
     pub use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
     pub use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    pub use kafka_protocol::messages::list_offsets_request::{
-        ListOffsetsPartition, ListOffsetsTopic,
-    };
+    pub use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     pub use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     pub use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     pub use kafka_protocol::messages::*;

@@ -32,8 +32,7 @@ impl Scene {
                 .with_replication_factor(1)]),
         );
         assert_eq!(created.topics[0].error_code, 0);
-        let produced: ProduceResponse =
-            bystander.request(ApiKey::Produce, 9, &produce("kept", record_batch(5, 1000)));
+        let produced: ProduceResponse = bystander.request(ApiKey::Produce, 9, &produce("kept", record_batch(5, 1000)));
         assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
         Scene { broker, bystander }
     }
@@ -42,11 +41,9 @@ impl Scene {
     /// the stored records still there.
     fn assert_still_serving(&mut self) {
         assert!(self.broker.is_running(), "the broker process died");
-        let r: MetadataResponse = self.bystander.request(
-            ApiKey::Metadata,
-            1,
-            &MetadataRequest::default().with_topics(None),
-        );
+        let r: MetadataResponse =
+            self.bystander
+                .request(ApiKey::Metadata, 1, &MetadataRequest::default().with_topics(None));
         assert_eq!(r.brokers.len(), 1);
         let mut fresh = self.broker.client();
         let r: ApiVersionsResponse = fresh.request(ApiKey::ApiVersions, 3, &api_versions_v3());
@@ -82,12 +79,12 @@ pub fn fetch(name: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
         .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic(name))
-            .with_partitions(vec![FetchPartition::default()
+        .with_topics(vec![FetchTopic::default().with_topic(topic(name)).with_partitions(
+            vec![FetchPartition::default()
                 .with_partition(0)
                 .with_fetch_offset(offset)
-                .with_partition_max_bytes(1 << 20)])])
+                .with_partition_max_bytes(1 << 20)],
+        )])
 }
 
 fn header_only(key: i16, version: i16) -> Vec<u8> {
@@ -117,9 +114,7 @@ fn frame_over_socket_request_max_bytes_is_refused() {
     attacker.send_raw(&[0u8; 64]);
     assert!(attacker.is_closed());
     scene.assert_still_serving();
-    assert!(scene
-        .broker
-        .log_contains("exceeds socket.request.max.bytes"));
+    assert!(scene.broker.log_contains("exceeds socket.request.max.bytes"));
 }
 
 #[test]
@@ -175,8 +170,7 @@ fn unsupported_versions_close_the_connection_but_api_versions_answers() {
     let mut future = header_only(ApiKey::ApiVersions as i16, 77);
     future.push(0); // a flexible header's tagged fields
     client.send_raw(&frame_with_size(&future));
-    let (cid, r): (i32, ApiVersionsResponse) =
-        decode_response(ApiKey::ApiVersions, 0, client.read_frame().unwrap());
+    let (cid, r): (i32, ApiVersionsResponse) = decode_response(ApiKey::ApiVersions, 0, client.read_frame().unwrap());
     assert_eq!((cid, r.error_code), (7, 35));
     scene.assert_still_serving();
 }
@@ -229,11 +223,7 @@ fn random_bytes_and_random_bodies_never_hurt_the_broker() {
             for _ in 0..8 {
                 let len = rng.random_range(0..64);
                 let mut frame = header_only(api.api_key, version);
-                if ApiKey::try_from(api.api_key)
-                    .unwrap()
-                    .request_header_version(version)
-                    >= 2
-                {
+                if ApiKey::try_from(api.api_key).unwrap().request_header_version(version) >= 2 {
                     frame.push(0);
                 }
                 frame.extend((0..len).map(|_| rng.random::<u8>()));
@@ -276,8 +266,7 @@ fn bad_batches_get_partition_errors_and_lose_nothing() {
                 .with_value(Some(StrBytes::from_static_str("200")))])]),
     );
     assert_eq!(created.topics[0].error_code, 0);
-    let r: ProduceResponse =
-        client.request(ApiKey::Produce, 9, &produce("small", record_batch(20, 0)));
+    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("small", record_batch(20, 0)));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 10);
     // Two batches in one partition's records: INVALID_RECORD (87).
     let mut two = record_batch(1, 0).to_vec();
@@ -285,15 +274,10 @@ fn bad_batches_get_partition_errors_and_lose_nothing() {
     let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("kept", two.into()));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 87);
     // Unknown topic and partition: UNKNOWN_TOPIC_OR_PARTITION (3).
-    let r: ProduceResponse =
-        client.request(ApiKey::Produce, 9, &produce("nowhere", record_batch(1, 0)));
+    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("nowhere", record_batch(1, 0)));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 3);
     // Invalid acks: INVALID_REQUIRED_ACKS (21).
-    let r: ProduceResponse = client.request(
-        ApiKey::Produce,
-        9,
-        &produce("kept", record_batch(1, 0)).with_acks(2),
-    );
+    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("kept", record_batch(1, 0)).with_acks(2));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 21);
     scene.assert_still_serving();
 }

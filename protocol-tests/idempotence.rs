@@ -75,11 +75,7 @@ fn retries_are_stored_once_gaps_and_old_epochs_are_refused_across_restarts() {
     );
     assert_eq!(created.topics[0].error_code, 0);
     let pid = init_producer_id(&mut c);
-    assert_ne!(
-        init_producer_id(&mut c),
-        pid,
-        "every call hands out a new id"
-    );
+    assert_ne!(init_producer_id(&mut c), pid, "every call hands out a new id");
 
     assert_eq!(send(&mut c, idempotent_batch(pid, 0, 0, 3)), (0, 0));
     assert_eq!(send(&mut c, idempotent_batch(pid, 0, 3, 2)), (0, 3));

@@ -41,18 +41,8 @@ fn pipelined_requests_are_answered_in_order() {
         expected.push(cid);
         bytes.extend(match i % 3 {
             0 => request_frame(ApiKey::ApiVersions, 3, cid, &api_versions_v3()),
-            1 => request_frame(
-                ApiKey::Metadata,
-                12,
-                cid,
-                &MetadataRequest::default().with_topics(None),
-            ),
-            _ => request_frame(
-                ApiKey::Produce,
-                9,
-                cid,
-                &produce("pipe", record_batch(1, 0)),
-            ),
+            1 => request_frame(ApiKey::Metadata, 12, cid, &MetadataRequest::default().with_topics(None)),
+            _ => request_frame(ApiKey::Produce, 9, cid, &produce("pipe", record_batch(1, 0))),
         });
     }
     client.send_raw(&bytes);
@@ -77,11 +67,7 @@ fn acks_zero_stores_and_sends_no_response() {
     let broker = Broker::start(&[]);
     let mut client = broker.client();
     create(&mut client, "quiet", 1);
-    let produce_cid = client.send(
-        ApiKey::Produce,
-        9,
-        &produce("quiet", record_batch(4, 0)).with_acks(0),
-    );
+    let produce_cid = client.send(ApiKey::Produce, 9, &produce("quiet", record_batch(4, 0)).with_acks(0));
     let next_cid = client.send(ApiKey::ApiVersions, 3, &api_versions_v3());
     let (cid, _): (i32, ApiVersionsResponse) = client.receive(ApiKey::ApiVersions, 3);
     assert_eq!(cid, next_cid);
@@ -100,11 +86,7 @@ fn a_long_poll_holds_up_no_other_connection_and_wakes_on_append() {
     let fetch_cid = consumer.send(ApiKey::Fetch, 12, &fetch("poll", 0, 20_000));
     // Meanwhile other connections are served.
     for _ in 0..5 {
-        let r: MetadataResponse = producer.request(
-            ApiKey::Metadata,
-            12,
-            &MetadataRequest::default().with_topics(None),
-        );
+        let r: MetadataResponse = producer.request(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
         assert_eq!(r.topics.len(), 1);
     }
     consumer.stream.set_nonblocking(true).unwrap();
@@ -114,8 +96,7 @@ fn a_long_poll_holds_up_no_other_connection_and_wakes_on_append() {
         "the long-poll answered before any data existed"
     );
     consumer.stream.set_nonblocking(false).unwrap();
-    let r: ProduceResponse =
-        producer.request(ApiKey::Produce, 9, &produce("poll", record_batch(2, 0)));
+    let r: ProduceResponse = producer.request(ApiKey::Produce, 9, &produce("poll", record_batch(2, 0)));
     assert_eq!(base_offset(&r), 0);
     let (cid, f): (i32, FetchResponse) = consumer.receive(ApiKey::Fetch, 12);
     assert_eq!(cid, fetch_cid);
@@ -133,8 +114,7 @@ fn thousands_of_idle_connections_are_fine() {
     let idle: Vec<Client> = (0..2000).map(|_| broker.client()).collect();
     let mut client = broker.client();
     create(&mut client, "busy", 1);
-    let r: ProduceResponse =
-        client.request(ApiKey::Produce, 9, &produce("busy", record_batch(1, 0)));
+    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("busy", record_batch(1, 0)));
     assert_eq!(base_offset(&r), 0);
     // The idle ones are still live and answer.
     for mut c in idle.into_iter().step_by(199) {
@@ -150,8 +130,7 @@ fn sigterm_exits_zero_and_a_restart_serves_the_same_data() {
     create(&mut client, "durable", 2);
     create_with_configs(&mut client, "configured", &[("retention.ms", "12345")]);
     for i in 0..5 {
-        let r: ProduceResponse =
-            client.request(ApiKey::Produce, 9, &produce("durable", record_batch(3, i)));
+        let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("durable", record_batch(3, i)));
         assert_eq!(base_offset(&r), i * 3);
     }
     drop(client);
@@ -162,11 +141,7 @@ fn sigterm_exits_zero_and_a_restart_serves_the_same_data() {
     let mut client = broker.client();
     let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("durable", 0, 0));
     assert_eq!(f.responses[0].partitions[0].high_watermark, 15);
-    let r: MetadataResponse = client.request(
-        ApiKey::Metadata,
-        12,
-        &MetadataRequest::default().with_topics(None),
-    );
+    let r: MetadataResponse = client.request(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     let durable = r
         .topics
         .iter()
@@ -184,8 +159,7 @@ fn sigterm_exits_zero_and_a_restart_serves_the_same_data() {
     );
     let c = &r.results[0].configs[0];
     assert_eq!((c.value.as_deref(), c.config_source), (Some("12345"), 1));
-    let r: ProduceResponse =
-        client.request(ApiKey::Produce, 9, &produce("durable", record_batch(1, 0)));
+    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("durable", record_batch(1, 0)));
     assert_eq!(base_offset(&r), 15);
 }
 
@@ -195,27 +169,17 @@ fn kill_9_then_a_torn_tail_is_cut_and_appends_continue() {
     let mut client = broker.client();
     create(&mut client, "torn", 1);
     for _ in 0..4 {
-        client.request::<_, ProduceResponse>(
-            ApiKey::Produce,
-            9,
-            &produce("torn", record_batch(5, 0)),
-        );
+        client.request::<_, ProduceResponse>(ApiKey::Produce, 9, &produce("torn", record_batch(5, 0)));
     }
     drop(client);
     let mut broker = broker;
-    let dir_path = broker
-        .dir
-        .path()
-        .join("data/torn-0/00000000000000000000.log");
+    let dir_path = broker.dir.path().join("data/torn-0/00000000000000000000.log");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(broker_pid(&mut broker), libc::SIGKILL) };
     std::thread::sleep(Duration::from_millis(200));
     assert!(!broker.is_running());
     let good = std::fs::metadata(&dir_path).unwrap().len();
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&dir_path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&dir_path).unwrap();
     let half = record_batch(3, 0);
     f.write_all(&half[..half.len() / 2]).unwrap();
     drop(f);
@@ -227,8 +191,7 @@ fn kill_9_then_a_torn_tail_is_cut_and_appends_continue() {
     let mut client = broker.client();
     let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("torn", 15, 0));
     assert_eq!(f.responses[0].partitions[0].high_watermark, 20);
-    let r: ProduceResponse =
-        client.request(ApiKey::Produce, 9, &produce("torn", record_batch(1, 0)));
+    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("torn", record_batch(1, 0)));
     assert_eq!(base_offset(&r), 20);
 }
 
@@ -241,14 +204,12 @@ fn metadata_auto_creates_with_num_partitions_when_allowed() {
     let broker = Broker::start(&["num.partitions=3"]);
     let mut client = broker.client();
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_static_str("auto"))))]))
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("auto"))))
+        ]))
         .with_allow_auto_topic_creation(true);
     let r: MetadataResponse = client.request(ApiKey::Metadata, 12, &req);
-    assert_eq!(
-        (r.topics[0].error_code, r.topics[0].partitions.len()),
-        (0, 3)
-    );
+    assert_eq!((r.topics[0].error_code, r.topics[0].partitions.len()), (0, 3));
     let broker = Broker::start(&["auto.create.topics.enable=false"]);
     let mut client = broker.client();
     let r: MetadataResponse = client.request(ApiKey::Metadata, 12, &req);
@@ -258,24 +219,15 @@ fn metadata_auto_creates_with_num_partitions_when_allowed() {
 #[test]
 fn bad_configuration_exits_2_naming_key_and_value() {
     for (args, expect) in [
-        (
-            vec!["--override", "num.partitions=abc"],
-            vec!["num.partitions", "abc"],
-        ),
-        (
-            vec!["--override", "listeners=nonsense"],
-            vec!["listeners", "nonsense"],
-        ),
+        (vec!["--override", "num.partitions=abc"], vec!["num.partitions", "abc"]),
+        (vec!["--override", "listeners=nonsense"], vec!["listeners", "nonsense"]),
         (vec!["--override", "justakey"], vec!["justakey"]),
         (
             vec!["--config", "/nonexistent/server.properties"],
             vec!["/nonexistent/server.properties"],
         ),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         for e in expect {
@@ -332,16 +284,8 @@ fn earliest_offset(client: &mut Client, name: &str) -> i64 {
 fn log_append_time_topics_stamp_batches_on_arrival() {
     let broker = Broker::start(&[]);
     let mut client = broker.client();
-    create_with_configs(
-        &mut client,
-        "stamped",
-        &[("message.timestamp.type", "LogAppendTime")],
-    );
-    let r: ProduceResponse = client.request(
-        ApiKey::Produce,
-        9,
-        &produce("stamped", record_batch(3, 1000)),
-    );
+    create_with_configs(&mut client, "stamped", &[("message.timestamp.type", "LogAppendTime")]);
+    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("stamped", record_batch(3, 1000)));
     let stamped = r.responses[0].partition_responses[0].log_append_time_ms;
     assert!(stamped > 1_600_000_000_000, "log append time {stamped}");
     let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("stamped", 0, 0));
@@ -371,8 +315,7 @@ fn timestamps_an_hour_ahead_are_refused() {
         r.responses[0].partition_responses[0].error_code, 32,
         "INVALID_TIMESTAMP"
     );
-    let r: ProduceResponse =
-        client.request(ApiKey::Produce, 9, &produce("clock", record_batch(1, now)));
+    let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("clock", record_batch(1, now)));
     assert_eq!(base_offset(&r), 0);
 }
 
@@ -391,11 +334,7 @@ fn retention_deletes_old_segments_in_the_background() {
         .unwrap()
         .as_millis() as i64;
     for _ in 0..30 {
-        client.request::<_, ProduceResponse>(
-            ApiKey::Produce,
-            9,
-            &produce("shrinking", record_batch(3, now)),
-        );
+        client.request::<_, ProduceResponse>(ApiKey::Produce, 9, &produce("shrinking", record_batch(3, now)));
     }
     let dir = broker.dir.path().join("data/shrinking-0");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -411,27 +350,15 @@ fn retention_deletes_old_segments_in_the_background() {
     );
     let logs = std::fs::read_dir(&dir)
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "log")
-        })
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
         .count();
-    assert!(
-        logs <= 3,
-        "{logs} segments left for 2000 bytes of retention"
-    );
+    assert!(logs <= 3, "{logs} segments left for 2000 bytes of retention");
     // Fetching below the new start is out of range; from it, data comes back.
     let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("shrinking", 0, 0));
     assert_eq!(f.responses[0].partitions[0].error_code, 1);
     let f: FetchResponse = client.request(ApiKey::Fetch, 12, &fetch("shrinking", earliest, 0));
     let p = &f.responses[0].partitions[0];
-    assert_eq!(
-        (p.error_code, p.log_start_offset, p.high_watermark),
-        (0, earliest, 90)
-    );
+    assert_eq!((p.error_code, p.log_start_offset, p.high_watermark), (0, earliest, 90));
     assert!(
         p.records.as_ref().is_some_and(|r| !r.is_empty()),
         "nothing from {earliest}: {p:?}"
@@ -444,8 +371,7 @@ fn fsync_per_message_policy_still_serves() {
     let mut client = broker.client();
     create(&mut client, "synced", 1);
     for i in 0..10 {
-        let r: ProduceResponse =
-            client.request(ApiKey::Produce, 9, &produce("synced", record_batch(2, 0)));
+        let r: ProduceResponse = client.request(ApiKey::Produce, 9, &produce("synced", record_batch(2, 0)));
         assert_eq!(base_offset(&r), i * 2);
     }
 }
@@ -466,12 +392,7 @@ fn describe_configs_reports_broker_settings_and_their_source() {
             .configs
             .iter()
             .find(|c| &*c.name == name)
-            .map(|c| {
-                (
-                    c.value.as_deref().unwrap_or("").to_string(),
-                    c.config_source,
-                )
-            })
+            .map(|c| (c.value.as_deref().unwrap_or("").to_string(), c.config_source))
     };
     assert_eq!(find("num.partitions"), Some(("4".into(), 4)));
     // As Kafka lists them: the key that was set, and the finer one left null.

@@ -36,13 +36,7 @@ pub struct Broker {
 impl Broker {
     /// Whether the request's principal may do `operation` on the resource.
     /// Always true without an authorizer (`authorizer.class.name` unset).
-    pub fn authorize(
-        &self,
-        ctx: &RequestContext,
-        operation: i8,
-        resource_type: i8,
-        name: &str,
-    ) -> bool {
+    pub fn authorize(&self, ctx: &RequestContext, operation: i8, resource_type: i8, name: &str) -> bool {
         let settings = &self.config.security.authorizer;
         if !settings.enabled {
             return true;
@@ -81,17 +75,15 @@ impl Broker {
             super_users: &[],
             allow_everyone_if_no_acl_found: false,
         };
-        acls.iter()
-            .filter(|a| a.resource_type == resource_type)
-            .any(|a| {
-                policy.authorize(&acl::AclCheck {
-                    principal: &ctx.principal,
-                    host: &host,
-                    operation,
-                    resource_type,
-                    name: &a.resource_name,
-                })
+        acls.iter().filter(|a| a.resource_type == resource_type).any(|a| {
+            policy.authorize(&acl::AclCheck {
+                principal: &ctx.principal,
+                host: &host,
+                operation,
+                resource_type,
+                name: &a.resource_name,
             })
+        })
     }
 
     /// The advertised endpoint of the listener a request came in on.
@@ -140,9 +132,9 @@ impl RunningBroker {
         };
         let mut bound = Vec::new();
         for spec in &config.listeners {
-            let listener = bind(spec).await.map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot listen on {}: {e}", spec.url()))
-            })?;
+            let listener = bind(spec)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", spec.url())))?;
             bound.push(listener);
         }
         let endpoints = config
@@ -151,10 +143,7 @@ impl RunningBroker {
             .map(|a| {
                 // Port 0 and an empty or wildcard host are filled in from what was bound.
                 let port = if a.port == 0 {
-                    bound
-                        .iter()
-                        .find(|b| b.name == a.name)
-                        .map_or(0, |b| b.port)
+                    bound.iter().find(|b| b.name == a.name).map_or(0, |b| b.port)
                 } else {
                     a.port
                 };
@@ -188,16 +177,9 @@ impl RunningBroker {
                 .security
                 .listener(&listener.name)
                 .cloned()
-                .ok_or_else(|| {
-                    io::Error::other(format!(
-                        "no security settings for listener {}",
-                        listener.name
-                    ))
-                })?;
-            let context = Arc::new(
-                ListenerContext::new(&listener.name, &security, broker.clone())
-                    .map_err(io::Error::other)?,
-            );
+                .ok_or_else(|| io::Error::other(format!("no security settings for listener {}", listener.name)))?;
+            let context =
+                Arc::new(ListenerContext::new(&listener.name, &security, broker.clone()).map_err(io::Error::other)?);
             for socket in listener.sockets {
                 let addr = socket.local_addr()?;
                 addresses.push((listener.name.clone(), addr));
@@ -211,13 +193,18 @@ impl RunningBroker {
             }
         }
         background.spawn(housekeeping(broker.clone()));
-        let timers = broker.clone();
-        background.spawn(async move {
-            timers
-                .groups
-                .run_timers(&timers.cluster, &timers.shutdown)
+        if let Some(address) = &broker.config.metrics_address {
+            let handle = crate::metrics::install()
+                .ok_or_else(|| io::Error::other("the Prometheus recorder could not be installed"))?;
+            let socket = tokio::net::TcpListener::bind(address.as_str())
                 .await
-        });
+                .map_err(|e| io::Error::new(e.kind(), format!("metrics.prometheus.address {address}: {e}")))?;
+            let bound = socket.local_addr()?;
+            info!("metrics on http://{bound}/metrics");
+            background.spawn(crate::metrics::http::serve(socket, broker.clone(), handle));
+        }
+        let timers = broker.clone();
+        background.spawn(async move { timers.groups.run_timers(&timers.cluster, &timers.shutdown).await });
         let dirs: Vec<String> = broker
             .config
             .log_dirs

@@ -16,6 +16,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod group;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod storage;
@@ -27,15 +28,9 @@ impl BrokerConfig {
     /// A config for an embedded broker: 127.0.0.1 on a free port, data in `dir`.
     pub fn for_embedding(dir: &std::path::Path) -> BrokerConfig {
         let mut props = indexmap::IndexMap::new();
-        props.insert(
-            "listeners".to_string(),
-            "PLAINTEXT://127.0.0.1:0".to_string(),
-        );
+        props.insert("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string());
         props.insert("log.dirs".to_string(), dir.display().to_string());
-        props.insert(
-            "group.initial.rebalance.delay.ms".to_string(),
-            "0".to_string(),
-        );
+        props.insert("group.initial.rebalance.delay.ms".to_string(), "0".to_string());
         BrokerConfig::from_properties(props).expect("embedding defaults are valid")
     }
 }

@@ -1,11 +1,18 @@
 //! The `sluice` command: run a broker from Kafka-style configuration.
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use sluice::{BrokerConfig, RunningBroker};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tracing::{error, info, warn};
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
 
 #[derive(Parser)]
 #[command(
@@ -14,14 +21,15 @@ use tracing::{error, info, warn};
     about = "A Kafka wire-protocol compatible broker",
     long_about = "A Kafka wire-protocol compatible broker. With no arguments it serves on \
                   localhost:9092 and keeps its data in ./sluice-data. Configuration uses \
-                  Kafka's own server.properties keys."
+                  Kafka's own server.properties keys; environment variables SLUICE_<KEY> \
+                  set keys too (SLUICE_LOG_DIRS sets log.dirs), below --override."
 )]
 struct Cli {
     /// A server.properties file (Kafka key names).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Set one config key, overriding the file; repeatable.
+    /// Set one config key, overriding the file and the environment; repeatable.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 
@@ -35,29 +43,55 @@ struct Cli {
     /// Example: 'SCRAM-SHA-512=[name=alice,password=alice-secret]'
     #[arg(long = "add-scram", value_name = "SPEC")]
     add_scram: Vec<String>,
+
+    /// Log lines as text (default) or JSON; the same as logging.format.
+    #[arg(long = "log-format", value_enum)]
+    log_format: Option<LogFormat>,
+
+    /// Check that a broker answers at HOST:PORT (an ApiVersions round trip)
+    /// and exit 0 if it does, 1 if not. For container health checks.
+    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "localhost:9092")]
+    healthcheck: Option<String>,
+}
+
+/// Environment variables that are not configuration (the test suites' own).
+const NOT_CONFIG: &[&str] = &["SLUICE_BIN"];
+
+/// `SLUICE_LOG_DIRS=/data` → `log.dirs=/data`.
+fn environment_overrides() -> Vec<String> {
+    let mut out: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("SLUICE_") && !NOT_CONFIG.contains(&k.as_str()))
+        .map(|(k, v)| format!("{}={v}", k["SLUICE_".len()..].to_ascii_lowercase().replace('_', ".")))
+        .collect();
+    out.sort();
+    out
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-
+    if let Some(address) = &cli.healthcheck {
+        return healthcheck(address);
+    }
     raise_open_file_limit();
     return_large_buffers_to_the_os();
+
     let file = cli.config.or(cli.config_file);
-    let mut loaded = match BrokerConfig::load(file.as_deref(), &cli.overrides) {
+    let mut overrides = environment_overrides();
+    overrides.extend(cli.overrides.iter().cloned());
+    let mut loaded = match BrokerConfig::load(file.as_deref(), &overrides) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("sluice: {e}");
             return ExitCode::from(2);
         }
     };
+    let json = match cli.log_format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => loaded.config.log_json,
+    };
+    init_logging(json, &loaded.config.log_level);
+
     // TLS material that rustls refuses (a key not matching its certificate...)
     // is a configuration error too.
     for (name, security) in &loaded.config.security.listeners {
@@ -84,10 +118,7 @@ fn main() -> ExitCode {
         info!(keys = %loaded.ignored_keys.join(", "), "Kafka config keys accepted without effect");
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sluice: cannot start the runtime: {e}");
@@ -113,6 +144,50 @@ fn main() -> ExitCode {
     })
 }
 
+/// Text for people, JSON (one object per line) for log pipelines. RUST_LOG,
+/// when set, wins over `logging.level`.
+fn init_logging(json: bool, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(true).with_span_list(true).init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// One ApiVersions v0 round trip; exit 0 when the broker answers it.
+fn healthcheck(address: &str) -> ExitCode {
+    let answered = (|| -> std::io::Result<bool> {
+        use std::net::ToSocketAddrs;
+        let addr = address
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        // Size, api key 18, version 0, correlation id 1, null client id.
+        stream.write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff])?;
+        let mut head = [0u8; 10];
+        stream.read_exact(&mut head)?;
+        Ok(head[4..8] == [0, 0, 0, 1] && head[8..10] == [0, 0])
+    })();
+    match answered {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("sluice: {address} answered, but not as a healthy broker");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("sluice: {address}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Request and fetch buffers of up to tens of MiB come and go; glibc would
 /// otherwise keep them in its heap after a burst, and the broker's resident
 /// memory would stay at its peak. A fixed mmap threshold hands them back.
@@ -133,8 +208,7 @@ fn raise_open_file_limit() {
     };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }

@@ -6,9 +6,7 @@ use super::RequestContext;
 use crate::auth::acl::{operation, AclBinding, AclFilter};
 use crate::broker::Broker;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
-use kafka_protocol::messages::delete_acls_response::{
-    DeleteAclsFilterResult, DeleteAclsMatchingAcl,
-};
+use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -21,11 +19,7 @@ fn msg(text: &str) -> Option<StrBytes> {
 
 const NO_AUTHORIZER: &str = "No Authorizer is configured on the broker";
 
-pub async fn handle_create_acls(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: CreateAclsRequest,
-) -> CreateAclsResponse {
+pub async fn handle_create_acls(broker: &Broker, ctx: &RequestContext, req: CreateAclsRequest) -> CreateAclsResponse {
     let fail_all = |code: i16, text: &str| {
         CreateAclsResponse::default().with_results(
             req.creations
@@ -42,10 +36,7 @@ pub async fn handle_create_acls(
         return fail_all(E::SecurityDisabled.code(), NO_AUTHORIZER);
     }
     if !broker.authorize_cluster(ctx, operation::ALTER) {
-        return fail_all(
-            E::ClusterAuthorizationFailed.code(),
-            "Cluster authorization failed.",
-        );
+        return fail_all(E::ClusterAuthorizationFailed.code(), "Cluster authorization failed.");
     }
     let mut results = Vec::with_capacity(req.creations.len());
     let mut valid = Vec::new();
@@ -133,11 +124,7 @@ pub async fn handle_describe_acls(
     DescribeAclsResponse::default().with_resources(resources)
 }
 
-pub async fn handle_delete_acls(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: DeleteAclsRequest,
-) -> DeleteAclsResponse {
+pub async fn handle_delete_acls(broker: &Broker, ctx: &RequestContext, req: DeleteAclsRequest) -> DeleteAclsResponse {
     let fail_all = |code: i16, text: &str| {
         DeleteAclsResponse::default().with_filter_results(
             req.filters
@@ -154,10 +141,7 @@ pub async fn handle_delete_acls(
         return fail_all(E::SecurityDisabled.code(), NO_AUTHORIZER);
     }
     if !broker.authorize_cluster(ctx, operation::ALTER) {
-        return fail_all(
-            E::ClusterAuthorizationFailed.code(),
-            "Cluster authorization failed.",
-        );
+        return fail_all(E::ClusterAuthorizationFailed.code(), "Cluster authorization failed.");
     }
     let filters: Vec<AclFilter> = req
         .filters

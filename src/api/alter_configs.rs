@@ -51,9 +51,10 @@ fn apply(configs: &mut BTreeMap<String, String>, changes: &[Change]) -> Result<(
     for c in changes {
         match c.operation {
             SET => {
-                let value = c.value.clone().ok_or_else(|| {
-                    TopicError::InvalidRequest(format!("Null value not supported for: {}", c.name))
-                })?;
+                let value = c
+                    .value
+                    .clone()
+                    .ok_or_else(|| TopicError::InvalidRequest(format!("Null value not supported for: {}", c.name)))?;
                 configs.insert(c.name.clone(), value);
             }
             DELETE => {
@@ -97,9 +98,7 @@ fn apply(configs: &mut BTreeMap<String, String>, changes: &[Change]) -> Result<(
                 configs.insert(c.name.clone(), updated.join(","));
             }
             other => {
-                return Err(TopicError::InvalidRequest(format!(
-                    "Unknown config operation {other}"
-                )));
+                return Err(TopicError::InvalidRequest(format!("Unknown config operation {other}")));
             }
         }
     }
@@ -116,12 +115,7 @@ fn alter(
     edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), TopicError>,
 ) -> Result<(), TopicError> {
     let allowed = if resource_type == TOPIC {
-        broker.authorize(
-            ctx,
-            acl::operation::ALTER_CONFIGS,
-            acl::resource::TOPIC,
-            name,
-        )
+        broker.authorize(ctx, acl::operation::ALTER_CONFIGS, acl::resource::TOPIC, name)
     } else {
         broker.authorize_cluster(ctx, acl::operation::ALTER_CONFIGS)
     };
@@ -129,17 +123,11 @@ fn alter(
         return Err(TopicError::NotAuthorized(resource_type == TOPIC));
     }
     match resource_type {
-        TOPIC => broker
-            .cluster
-            .alter_topic_configs(name, validate_only, edit),
-        BROKER if name.is_empty() => {
-            broker
-                .cluster
-                .alter_broker_configs(false, validate_only, edit)
+        TOPIC => broker.cluster.alter_topic_configs(name, validate_only, edit),
+        BROKER if name.is_empty() => broker.cluster.alter_broker_configs(false, validate_only, edit),
+        BROKER if name == broker.cluster.node_id().to_string() => {
+            broker.cluster.alter_broker_configs(true, validate_only, edit)
         }
-        BROKER if name == broker.cluster.node_id().to_string() => broker
-            .cluster
-            .alter_broker_configs(true, validate_only, edit),
         BROKER => Err(TopicError::InvalidRequest(format!(
             "Unexpected broker id, expected {} or empty string, but received {name}",
             broker.cluster.node_id()
@@ -276,10 +264,7 @@ mod tests {
             Err(TopicError::InvalidConfig(_))
         ));
         assert!(matches!(
-            apply(
-                &mut c,
-                &[change("a", SET, Some("1")), change("a", DELETE, None)]
-            ),
+            apply(&mut c, &[change("a", SET, Some("1")), change("a", DELETE, None)]),
             Err(TopicError::InvalidRequest(_))
         ));
     }

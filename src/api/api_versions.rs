@@ -21,9 +21,7 @@ pub fn respond(req: &ParsedRequest) -> Result<ResponseFrame, RequestError> {
     }
     let mut body = req.body.clone();
     let error_code = match ApiVersionsRequest::decode(&mut body, version) {
-        Ok(r) if version >= 3 && !valid_software_field(&r.client_software_name) => {
-            ResponseError::InvalidRequest.code()
-        }
+        Ok(r) if version >= 3 && !valid_software_field(&r.client_software_name) => ResponseError::InvalidRequest.code(),
         Ok(r) if version >= 3 && !valid_software_field(&r.client_software_version) => {
             ResponseError::InvalidRequest.code()
         }

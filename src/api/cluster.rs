@@ -4,9 +4,7 @@ use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::auth::acl::operation;
 use crate::broker::Broker;
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
-use kafka_protocol::messages::describe_cluster_response::{
-    DescribeClusterBroker, DescribeClusterResponse,
-};
+use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -22,17 +20,13 @@ pub async fn handle_describe_cluster(
         return DescribeClusterResponse::default()
             .with_endpoint_type(req.endpoint_type)
             .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            .with_error_message(Some(StrBytes::from_static_str(
-                "Cluster authorization failed.",
-            )))
+            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")))
             .with_controller_id(BrokerId(-1))
             .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
     }
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(req.endpoint_type)
-        .with_cluster_id(StrBytes::from_string(
-            broker.cluster.cluster_id().to_string(),
-        ))
+        .with_cluster_id(StrBytes::from_string(broker.cluster.cluster_id().to_string()))
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
     // Brokers are not controllers' clients here: only broker endpoints are served.
     if ctx.api_version >= 1 && req.endpoint_type != ENDPOINT_BROKERS {

@@ -7,8 +7,7 @@ use crate::broker::Broker;
 use crate::config::topic::{ConfigSource, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
-    DescribeConfigsSynonym,
+    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -32,10 +31,7 @@ pub struct ConfigEntry {
 
 /// Every topic config with its effective value: the topic's override, else
 /// the broker's setting, else Kafka's default.
-pub fn topic_config_entries(
-    broker: &Broker,
-    overrides: &BTreeMap<String, String>,
-) -> Vec<ConfigEntry> {
+pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
     let defaults = broker.cluster.topic_defaults();
     let layers = broker_layers(broker);
     TOPIC_CONFIGS
@@ -69,9 +65,8 @@ pub fn topic_config_entries(
 fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
     let c = &broker.config;
     let props = &c.properties;
-    let listeners = |ls: &[crate::config::listener::ListenerSpec]| {
-        ls.iter().map(|l| l.url()).collect::<Vec<_>>().join(",")
-    };
+    let listeners =
+        |ls: &[crate::config::listener::ListenerSpec]| ls.iter().map(|l| l.url()).collect::<Vec<_>>().join(",");
     let mut entries: Vec<(String, String, ConfigType)> = vec![
         (
             "advertised.listeners".into(),
@@ -99,11 +94,7 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             c.group_initial_rebalance_delay_ms.to_string(),
             ConfigType::Int,
         ),
-        (
-            "listeners".into(),
-            listeners(&c.listeners),
-            ConfigType::String,
-        ),
+        ("listeners".into(), listeners(&c.listeners), ConfigType::String),
         (
             "log.dirs".into(),
             c.log_dirs
@@ -119,11 +110,7 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             ConfigType::Long,
         ),
         ("node.id".into(), c.node_id.to_string(), ConfigType::Int),
-        (
-            "num.partitions".into(),
-            c.num_partitions.to_string(),
-            ConfigType::Int,
-        ),
+        ("num.partitions".into(), c.num_partitions.to_string(), ConfigType::Int),
         (
             "socket.request.max.bytes".into(),
             c.socket_request_max_bytes.to_string(),
@@ -221,11 +208,7 @@ fn broker_synonyms(
         }
     }
     if let Some((key, _)) = def.broker_keys.first() {
-        out.push((
-            key.to_string(),
-            def.default.to_string(),
-            ConfigSource::Default,
-        ));
+        out.push((key.to_string(), def.default.to_string(), ConfigSource::Default));
     }
     out
 }
@@ -236,11 +219,7 @@ fn default_broker_entries(broker: &Broker) -> Vec<ConfigEntry> {
     default
         .into_iter()
         .map(|(name, value)| ConfigEntry {
-            synonyms: vec![(
-                name.clone(),
-                value.clone(),
-                ConfigSource::DynamicDefaultBroker,
-            )],
+            synonyms: vec![(name.clone(), value.clone(), ConfigSource::DynamicDefaultBroker)],
             kind: TOPIC_CONFIGS
                 .iter()
                 .find(|d| d.broker_keys.iter().any(|(k, _)| *k == name))
@@ -279,9 +258,7 @@ pub async fn handle_describe_configs(
                     acl::resource::TOPIC,
                     &r.resource_name,
                 ),
-                BROKER | BROKER_LOGGER => {
-                    broker.authorize_cluster(ctx, acl::operation::DESCRIBE_CONFIGS)
-                }
+                BROKER | BROKER_LOGGER => broker.authorize_cluster(ctx, acl::operation::DESCRIBE_CONFIGS),
                 _ => true,
             };
             if !allowed {
@@ -303,9 +280,7 @@ pub async fn handle_describe_configs(
                     }
                 },
                 BROKER if r.resource_name.is_empty() => default_broker_entries(broker),
-                BROKER if *r.resource_name == *broker.cluster.node_id().to_string() => {
-                    broker_config_entries(broker)
-                }
+                BROKER if *r.resource_name == *broker.cluster.node_id().to_string() => broker_config_entries(broker),
                 BROKER => {
                     return fail(
                         ResponseError::InvalidRequest.code(),

@@ -22,17 +22,13 @@ pub async fn handle_find_coordinator(
     let node = BrokerId(broker.cluster.node_id());
     let answer = |key: StrBytes| {
         let c = Coordinator::default().with_key(key.clone());
-        if req.key_type == GROUP
-            && !broker.authorize(ctx, operation::DESCRIBE, resource::GROUP, &key)
-        {
+        if req.key_type == GROUP && !broker.authorize(ctx, operation::DESCRIBE, resource::GROUP, &key) {
             return c
                 .with_node_id(BrokerId(-1))
                 .with_host(StrBytes::from_static_str(""))
                 .with_port(-1)
                 .with_error_code(ResponseError::GroupAuthorizationFailed.code())
-                .with_error_message(Some(StrBytes::from_static_str(
-                    "Group authorization failed.",
-                )));
+                .with_error_message(Some(StrBytes::from_static_str("Group authorization failed.")));
         }
         if req.key_type == GROUP {
             c.with_node_id(node)

@@ -13,11 +13,7 @@ use kafka_protocol::ResponseError;
 /// -1 asks to delete everything below the high watermark.
 const HIGH_WATERMARK: i64 = -1;
 
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: DeleteRecordsRequest,
-) -> DeleteRecordsResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -28,16 +24,13 @@ pub async fn handle(
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index);
+                    let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
                     if !allowed {
                         return result
                             .with_low_watermark(-1)
                             .with_error_code(ResponseError::TopicAuthorizationFailed.code());
                     }
-                    let Some(partition) =
-                        topic.as_ref().and_then(|t| t.partition(p.partition_index))
-                    else {
+                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                         return result
                             .with_low_watermark(-1)
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());
@@ -50,9 +43,7 @@ pub async fn handle(
                     };
                     match log.delete_records_before(offset) {
                         Ok(low) => result.with_low_watermark(low),
-                        Err(e) => result
-                            .with_low_watermark(-1)
-                            .with_error_code(log_error_code(&e)),
+                        Err(e) => result.with_low_watermark(-1).with_error_code(log_error_code(&e)),
                     }
                 })
                 .collect();

@@ -6,13 +6,12 @@
 use super::{leader_epoch_error, log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
-use crate::cluster::Topic;
+use crate::cluster::{Topic, TopicStats};
+use crate::storage::batch::count_records;
 use crate::storage::{LogError, Partition};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{
-    FetchResponse, FetchableTopicResponse, PartitionData,
-};
+use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
@@ -27,6 +26,7 @@ struct Wanted {
     topic_index: usize,
     partition_index: i32,
     target: Result<Arc<Partition>, i16>,
+    stats: Option<Arc<TopicStats>>,
     fetch_offset: i64,
     max_bytes: usize,
     leader_epoch: i32,
@@ -51,6 +51,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             broker.cluster.topic(&t.topic)
         };
         topics.push((t.topic.clone(), t.topic_id));
+        if let Some(t) = &topic {
+            TopicStats::add(&t.stats.fetch_requests, 1);
+        }
         let allowed = topic
             .as_ref()
             .is_none_or(|t| broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name));
@@ -68,6 +71,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 topic_index: topics.len() - 1,
                 partition_index: p.partition,
                 target,
+                stats: topic.as_ref().map(|t| t.stats.clone()),
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 leader_epoch: p.current_leader_epoch,
@@ -78,8 +82,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     let read_committed = req.isolation_level == READ_COMMITTED;
     let max_bytes = req.max_bytes.max(0) as usize;
     let min_bytes = req.min_bytes.max(0) as usize;
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let waiter = Arc::new(Notify::new());
     let results = loop {
         // Register before reading, so that an append between the read and the
@@ -90,11 +93,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             }
         }
         let (results, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
-        if bytes >= min_bytes
-            || any_error
-            || tokio::time::Instant::now() >= deadline
-            || wanted.is_empty()
-        {
+        if bytes >= min_bytes || any_error || tokio::time::Instant::now() >= deadline || wanted.is_empty() {
             break results;
         }
         tokio::select! {
@@ -109,27 +108,23 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
 
     let mut responses: Vec<FetchableTopicResponse> = topics
         .into_iter()
-        .map(|(name, id)| {
-            FetchableTopicResponse::default()
-                .with_topic(name)
-                .with_topic_id(id)
-        })
+        .map(|(name, id)| FetchableTopicResponse::default().with_topic(name).with_topic_id(id))
         .collect();
     for (w, data) in wanted.iter().zip(results) {
+        if let (Some(stats), Some(records)) = (&w.stats, &data.records) {
+            if !records.is_empty() {
+                TopicStats::add(&stats.bytes_out, records.len() as u64);
+                TopicStats::add(&stats.records_out, count_records(records));
+            }
+        }
         responses[w.topic_index].partitions.push(data);
     }
-    FetchResponse::default()
-        .with_session_id(0)
-        .with_responses(responses)
+    FetchResponse::default().with_session_id(0).with_responses(responses)
 }
 
 /// Reads every partition once. Returns the partition answers, the bytes of
 /// records they carry, and whether any carries an error.
-fn read_all(
-    wanted: &[Wanted],
-    max_bytes: usize,
-    read_committed: bool,
-) -> (Vec<PartitionData>, usize, bool) {
+fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(wanted.len());

@@ -28,22 +28,14 @@ fn client_host(ctx: &RequestContext) -> String {
     format!("/{}", ctx.peer.ip())
 }
 
-pub async fn handle_join_group(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: JoinGroupRequest,
-) -> JoinGroupResponse {
+pub async fn handle_join_group(broker: &Broker, ctx: &RequestContext, req: JoinGroupRequest) -> JoinGroupResponse {
     let version = ctx.api_version;
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return JoinGroupResponse::default()
             .with_error_code(GROUP_AUTHORIZATION_FAILED)
             .with_generation_id(-1)
             .with_member_id(req.member_id)
-            .with_protocol_name(if version < 7 {
-                Some(StrBytes::default())
-            } else {
-                None
-            });
+            .with_protocol_name(if version < 7 { Some(StrBytes::default()) } else { None });
     }
     let request = JoinRequest {
         group_id: req.group_id.to_string(),
@@ -66,10 +58,7 @@ pub async fn handle_join_group(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let mut response = broker
-        .groups
-        .join(&broker.cluster, request, &broker.shutdown)
-        .await;
+    let mut response = broker.groups.join(&broker.cluster, request, &broker.shutdown).await;
     if version < 7 && response.protocol_name.is_none() {
         // Not nullable before v7.
         response.protocol_name = Some(StrBytes::default());
@@ -77,11 +66,7 @@ pub async fn handle_join_group(
     response
 }
 
-pub async fn handle_sync_group(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: SyncGroupRequest,
-) -> SyncGroupResponse {
+pub async fn handle_sync_group(broker: &Broker, ctx: &RequestContext, req: SyncGroupRequest) -> SyncGroupResponse {
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return SyncGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
     }
@@ -98,17 +83,10 @@ pub async fn handle_sync_group(
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    broker
-        .groups
-        .sync(&broker.cluster, request, &broker.shutdown)
-        .await
+    broker.groups.sync(&broker.cluster, request, &broker.shutdown).await
 }
 
-pub async fn handle_heartbeat(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: HeartbeatRequest,
-) -> HeartbeatResponse {
+pub async fn handle_heartbeat(broker: &Broker, ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return HeartbeatResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
     }
@@ -122,11 +100,7 @@ pub async fn handle_heartbeat(
     HeartbeatResponse::default().with_error_code(code)
 }
 
-pub async fn handle_leave_group(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: LeaveGroupRequest,
-) -> LeaveGroupResponse {
+pub async fn handle_leave_group(broker: &Broker, ctx: &RequestContext, req: LeaveGroupRequest) -> LeaveGroupResponse {
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return LeaveGroupResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
     }
@@ -146,9 +120,7 @@ pub async fn handle_leave_group(
             instance_id: None,
         }]
     };
-    let (top, per_member) = broker
-        .groups
-        .leave(&broker.cluster, &req.group_id, &leaving);
+    let (top, per_member) = broker.groups.leave(&broker.cluster, &req.group_id, &leaving);
     if !batched {
         let code = if top != 0 {
             top
@@ -196,17 +168,15 @@ pub async fn handle_describe_groups(
                     .with_members(
                         g.members
                             .into_iter()
-                            .map(
-                                |(member_id, instance, client_id, host, metadata, assignment)| {
-                                    DescribedGroupMember::default()
-                                        .with_member_id(s(&member_id))
-                                        .with_group_instance_id(instance.as_deref().map(s))
-                                        .with_client_id(s(&client_id))
-                                        .with_client_host(s(&host))
-                                        .with_member_metadata(metadata)
-                                        .with_member_assignment(assignment)
-                                },
-                            )
+                            .map(|(member_id, instance, client_id, host, metadata, assignment)| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(s(&member_id))
+                                    .with_group_instance_id(instance.as_deref().map(s))
+                                    .with_client_id(s(&client_id))
+                                    .with_client_host(s(&host))
+                                    .with_member_metadata(metadata)
+                                    .with_member_assignment(assignment)
+                            })
                             .collect(),
                     ),
                 // Kafka answers an unknown group as a dead one; from v6 with an error.
@@ -221,23 +191,11 @@ pub async fn handle_describe_groups(
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub async fn handle_list_groups(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: ListGroupsRequest,
-) -> ListGroupsResponse {
+pub async fn handle_list_groups(broker: &Broker, ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
     // Describe on the cluster shows every group; otherwise those the principal may describe.
     let all = broker.authorize_cluster(ctx, operation::DESCRIBE);
-    let states: Vec<String> = req
-        .states_filter
-        .iter()
-        .map(|s| s.to_ascii_lowercase())
-        .collect();
-    let types: Vec<String> = req
-        .types_filter
-        .iter()
-        .map(|t| t.to_ascii_lowercase())
-        .collect();
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let types: Vec<String> = req.types_filter.iter().map(|t| t.to_ascii_lowercase()).collect();
     let groups = broker
         .groups
         .list()
@@ -271,9 +229,7 @@ pub async fn handle_delete_groups(
             } else {
                 GROUP_AUTHORIZATION_FAILED
             };
-            DeletableGroupResult::default()
-                .with_group_id(id)
-                .with_error_code(code)
+            DeletableGroupResult::default().with_group_id(id).with_error_code(code)
         })
         .collect();
     DeleteGroupsResponse::default().with_results(results)

@@ -18,11 +18,7 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 const READ_COMMITTED: i8 = 1;
 
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: ListOffsetsRequest,
-) -> ListOffsetsResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
     // Leader epochs exist from v4; earlier versions must carry the default.
     let with_epochs = ctx.api_version >= 4;
     let read_committed = req.isolation_level == READ_COMMITTED;
@@ -36,8 +32,7 @@ pub async fn handle(
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let answer = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index);
+                    let answer = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                     if !allowed {
                         return answer
                             .with_error_code(ResponseError::TopicAuthorizationFailed.code())
@@ -52,13 +47,7 @@ pub async fn handle(
                             .with_offset(-1)
                             .with_leader_epoch(-1),
                         Some(partition) => {
-                            let a = lookup(
-                                partition,
-                                p.timestamp,
-                                p.current_leader_epoch,
-                                read_committed,
-                                answer,
-                            );
+                            let a = lookup(partition, p.timestamp, p.current_leader_epoch, read_committed, answer);
                             if with_epochs {
                                 a
                             } else {
@@ -85,16 +74,12 @@ fn lookup(
 ) -> ListOffsetsPartitionResponse {
     let mut log = partition.log();
     let epoch = log.leader_epoch();
-    let not_found = |a: ListOffsetsPartitionResponse| {
-        a.with_timestamp(-1).with_offset(-1).with_leader_epoch(-1)
-    };
+    let not_found = |a: ListOffsetsPartitionResponse| a.with_timestamp(-1).with_offset(-1).with_leader_epoch(-1);
     if let Some(code) = leader_epoch_error(requested_epoch, epoch) {
         return not_found(answer).with_error_code(code);
     }
     let at = |a: ListOffsetsPartitionResponse, offset: i64| {
-        a.with_timestamp(-1)
-            .with_offset(offset)
-            .with_leader_epoch(epoch)
+        a.with_timestamp(-1).with_offset(offset).with_leader_epoch(epoch)
     };
     match timestamp {
         LATEST if read_committed => at(answer, log.last_stable_offset()),
@@ -103,10 +88,7 @@ fn lookup(
         // Nothing is tiered: there is no tiered offset to report.
         LATEST_TIERED => not_found(answer),
         MAX_TIMESTAMP => match log.max_timestamp_record() {
-            Ok(Some((offset, ts))) => answer
-                .with_timestamp(ts)
-                .with_offset(offset)
-                .with_leader_epoch(epoch),
+            Ok(Some((offset, ts))) => answer.with_timestamp(ts).with_offset(offset).with_leader_epoch(epoch),
             Ok(None) => not_found(answer),
             Err(e) => not_found(answer).with_error_code(log_error_code(&e)),
         },

@@ -28,11 +28,7 @@ fn disk_space(dir: &Path) -> (i64, i64) {
     }
 }
 
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: DescribeLogDirsRequest,
-) -> DescribeLogDirsResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     if !broker.authorize_cluster(ctx, crate::auth::acl::operation::DESCRIBE) {
         let code = if ctx.api_version >= 3 {
             kafka_protocol::ResponseError::ClusterAuthorizationFailed.code()
@@ -41,11 +37,9 @@ pub async fn handle(
         };
         return DescribeLogDirsResponse::default().with_error_code(code);
     }
-    let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.map(|ts| {
-        ts.into_iter()
-            .map(|t| (t.topic.to_string(), t.partitions))
-            .collect()
-    });
+    let wanted: Option<BTreeMap<String, Vec<i32>>> = req
+        .topics
+        .map(|ts| ts.into_iter().map(|t| (t.topic.to_string(), t.partitions)).collect());
     // log dir → topic → [(partition, size)]
     let mut by_dir: BTreeMap<PathBuf, BTreeMap<String, Vec<(i32, i64)>>> = BTreeMap::new();
     for dir in &broker.config.log_dirs {
@@ -66,11 +60,7 @@ pub async fn handle(
                 continue;
             };
             let log = p.log();
-            let dir = log
-                .dir()
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
+            let dir = log.dir().parent().map(Path::to_path_buf).unwrap_or_default();
             let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
             by_dir
                 .entry(dir)

@@ -17,11 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::info;
 
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: MetadataRequest,
-) -> MetadataResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let version = ctx.api_version;
     let endpoint = broker.endpoint_for(&ctx.listener);
     let node = BrokerId(broker.cluster.node_id());
@@ -42,8 +38,7 @@ pub async fn handle(
         node,
         include_ops: req.include_topic_authorized_operations,
         // Auto-creation is implied before v4.
-        may_create: broker.config.auto_create_topics
-            && (version < 4 || req.allow_auto_topic_creation),
+        may_create: broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation),
     };
 
     let topics = if all {
@@ -62,11 +57,7 @@ pub async fn handle(
             .map(|requested| match requested.name {
                 Some(name) => view.named(name),
                 None => match broker.cluster.topic_by_id(requested.topic_id) {
-                    Some(t)
-                        if broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.name) =>
-                    {
-                        view.topic(&t)
-                    }
+                    Some(t) if broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.name) => view.topic(&t),
                     Some(_) => MetadataResponseTopic::default()
                         .with_error_code(ResponseError::TopicAuthorizationFailed.code())
                         .with_topic_id(requested.topic_id)
@@ -83,22 +74,14 @@ pub async fn handle(
     };
     // Cluster operations exist in v8-v10 responses only.
     let cluster_ops = if req.include_cluster_authorized_operations && (8..=10).contains(&version) {
-        authorized_operations(
-            broker,
-            ctx,
-            resource::CLUSTER,
-            acl::CLUSTER_NAME,
-            CLUSTER_OPERATIONS,
-        )
+        authorized_operations(broker, ctx, resource::CLUSTER, acl::CLUSTER_NAME, CLUSTER_OPERATIONS)
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
 
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(
-            broker.cluster.cluster_id().to_string(),
-        )))
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster.cluster_id().to_string())))
         .with_controller_id(node)
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_ops)
@@ -121,9 +104,9 @@ impl View<'_> {
                 .with_name(Some(name.clone()))
                 .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
         };
-        let describable =
-            self.broker
-                .authorize(self.ctx, operation::DESCRIBE, resource::TOPIC, &name);
+        let describable = self
+            .broker
+            .authorize(self.ctx, operation::DESCRIBE, resource::TOPIC, &name);
         if let Some(t) = self.broker.cluster.topic(&name) {
             return if describable {
                 self.topic(&t)
@@ -171,13 +154,7 @@ impl View<'_> {
 
     fn topic(&self, topic: &Arc<Topic>) -> MetadataResponseTopic {
         let ops = if self.include_ops {
-            authorized_operations(
-                self.broker,
-                self.ctx,
-                resource::TOPIC,
-                &topic.name,
-                TOPIC_OPERATIONS,
-            )
+            authorized_operations(self.broker, self.ctx, resource::TOPIC, &topic.name, TOPIC_OPERATIONS)
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         };
@@ -185,11 +162,7 @@ impl View<'_> {
     }
 }
 
-fn topic_metadata(
-    topic: &Arc<Topic>,
-    node: BrokerId,
-    authorized_ops: i32,
-) -> MetadataResponseTopic {
+fn topic_metadata(topic: &Arc<Topic>, node: BrokerId, authorized_ops: i32) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -259,8 +232,7 @@ pub async fn handle_describe_topic_partitions(
         Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
     };
     let node = BrokerId(broker.cluster.node_id());
-    let describable =
-        |name: &str| broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, name);
+    let describable = |name: &str| broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, name);
     let mut names: Vec<String> = if req.topics.is_empty() {
         broker
             .cluster

@@ -48,17 +48,17 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         // As Kafka's ProduceRequest.validateRecords: no whole batch, or not a
         // v2 batch, or not exactly one, is an invalid record...
-        LogError::Batch(
-            BatchError::Truncated | BatchError::UnsupportedMagic(_) | BatchError::Invalid(_),
-        ) => ResponseError::InvalidRecord.code(),
+        LogError::Batch(BatchError::Truncated | BatchError::UnsupportedMagic(_) | BatchError::Invalid(_)) => {
+            ResponseError::InvalidRecord.code()
+        }
         // ...while a batch that is there but damaged is corrupt.
         LogError::Batch(BatchError::InvalidLength(_) | BatchError::CrcMismatch { .. }) => {
             ResponseError::CorruptMessage.code()
         }
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
-        LogError::ProducerState(
-            crate::storage::producer_state::ProducerStateError::InvalidEpoch { .. },
-        ) => ResponseError::InvalidProducerEpoch.code(),
+        LogError::ProducerState(crate::storage::producer_state::ProducerStateError::InvalidEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
         LogError::ProducerState(_) => ResponseError::OutOfOrderSequenceNumber.code(),
         LogError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
         LogError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp.code(),

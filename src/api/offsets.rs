@@ -8,15 +8,11 @@ use super::RequestContext;
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::group::{CommittedOffset, OffsetCommitRequest as Commit};
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
-use kafka_protocol::messages::offset_delete_response::{
-    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
-};
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
-    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -235,18 +231,10 @@ pub async fn handle_offset_fetch(
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(r.partition)
                                 .with_committed_offset(if group_ok { r.offset } else { -1 })
-                                .with_committed_leader_epoch(if ctx.api_version >= 5 {
-                                    r.epoch
-                                } else {
-                                    -1
-                                })
+                                .with_committed_leader_epoch(if ctx.api_version >= 5 { r.epoch } else { -1 })
                                 .with_metadata(Some(r.metadata))
                                 // v1 has no group-level error: each partition carries it.
-                                .with_error_code(if group_ok {
-                                    r.error
-                                } else {
-                                    GROUP_AUTHORIZATION_FAILED
-                                })
+                                .with_error_code(if group_ok { r.error } else { GROUP_AUTHORIZATION_FAILED })
                         })
                         .collect(),
                 )
@@ -291,23 +279,21 @@ pub async fn handle_offset_delete(
         .into_iter()
         .zip(allowed)
         .map(|(t, ok)| {
-            OffsetDeleteResponseTopic::default()
-                .with_name(t.name)
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            let code = if ok {
-                                codes.next().unwrap_or(0)
-                            } else {
-                                TOPIC_AUTHORIZATION_FAILED
-                            };
-                            OffsetDeleteResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
+            OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        let code = if ok {
+                            codes.next().unwrap_or(0)
+                        } else {
+                            TOPIC_AUTHORIZATION_FAILED
+                        };
+                        OffsetDeleteResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            )
         })
         .collect();
     OffsetDeleteResponse::default().with_topics(topics)

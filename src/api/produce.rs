@@ -4,7 +4,7 @@
 use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
-use crate::cluster::Topic;
+use crate::cluster::{Topic, TopicStats};
 use crate::storage::batch::{validate_produced, BatchError};
 use crate::storage::LogError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
@@ -17,11 +17,7 @@ use std::sync::Arc;
 use tracing::debug;
 
 /// Returns None for acks=0: the client expects no response.
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: ProduceRequest,
-) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let by_id = ctx.api_version >= 13;
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -34,6 +30,9 @@ pub async fn handle(
         let allowed = topic
             .as_ref()
             .is_none_or(|t| broker.authorize(ctx, operation::WRITE, resource::TOPIC, &t.name));
+        if let Some(t) = &topic {
+            TopicStats::add(&t.stats.produce_requests, 1);
+        }
         let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let index = data.index;
@@ -41,9 +40,7 @@ pub async fn handle(
                 (_, a) if !(a == -1 || a == 0 || a == 1) => {
                     error_response(index, ResponseError::InvalidRequiredAcks.code(), None)
                 }
-                _ if !allowed => {
-                    error_response(index, ResponseError::TopicAuthorizationFailed.code(), None)
-                }
+                _ if !allowed => error_response(index, ResponseError::TopicAuthorizationFailed.code(), None),
                 (None, _) => {
                     let code = if by_id {
                         ResponseError::UnknownTopicId.code()
@@ -103,11 +100,7 @@ async fn append_partition(
         Ok(h) => h,
         Err(e) => {
             debug!(topic = %topic.name, partition = index, error = %e, "refused a batch");
-            let mut r = error_response(
-                index,
-                log_error_code(&LogError::Batch(e.clone())),
-                Some(e.to_string()),
-            );
+            let mut r = error_response(index, log_error_code(&LogError::Batch(e.clone())), Some(e.to_string()));
             if matches!(e, BatchError::Invalid(_)) {
                 r.record_errors = vec![BatchIndexAndErrorMessage::default()
                     .with_batch_index(0)
@@ -142,11 +135,17 @@ async fn append_partition(
         );
     }
     match partition.append(records.to_vec()).await {
-        Ok(info) => PartitionProduceResponse::default()
-            .with_index(index)
-            .with_base_offset(info.base_offset)
-            .with_log_append_time_ms(info.log_append_time.unwrap_or(-1))
-            .with_log_start_offset(info.log_start_offset),
+        Ok(info) => {
+            if !info.duplicate {
+                TopicStats::add(&topic.stats.bytes_in, records.len() as u64);
+                TopicStats::add(&topic.stats.records_in, header.records_count as u64);
+            }
+            PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(info.base_offset)
+                .with_log_append_time_ms(info.log_append_time.unwrap_or(-1))
+                .with_log_start_offset(info.log_start_offset)
+        }
         Err(e) => {
             debug!(topic = %topic.name, partition = index, error = %e, "append failed");
             error_response(index, log_error_code(&e), Some(e.to_string()))

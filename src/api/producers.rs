@@ -6,8 +6,7 @@ use super::RequestContext;
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use kafka_protocol::messages::{
-    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ProducerId,
+    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
 };
 use kafka_protocol::ResponseError;
 use tracing::warn;
@@ -34,9 +33,7 @@ pub async fn handle_init_producer_id(
     // Kafka gives an idempotent producer a new id on every call, even when it
     // names its previous one.
     match broker.cluster.allocate_producer_id() {
-        Ok(id) => response
-            .with_producer_id(ProducerId(id))
-            .with_producer_epoch(0),
+        Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             warn!(error = %e, "could not reserve producer ids");
             response.with_error_code(ResponseError::KafkaStorageError.code())
@@ -49,9 +46,7 @@ pub async fn handle_describe_producers(
     ctx: &RequestContext,
     req: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
-    use kafka_protocol::messages::describe_producers_response::{
-        PartitionResponse, ProducerState, TopicResponse,
-    };
+    use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
     let topics = req
         .topics
         .into_iter()
@@ -64,12 +59,10 @@ pub async fn handle_describe_producers(
                 .map(|index| {
                     let answer = PartitionResponse::default().with_partition_index(*index);
                     if !allowed {
-                        return answer
-                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                        return answer.with_error_code(ResponseError::TopicAuthorizationFailed.code());
                     }
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(*index)) else {
-                        return answer
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                        return answer.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let log = partition.log();
                     let active = log
@@ -88,9 +81,7 @@ pub async fn handle_describe_producers(
                     answer.with_active_producers(active)
                 })
                 .collect();
-            TopicResponse::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
+            TopicResponse::default().with_name(t.name).with_partitions(partitions)
         })
         .collect();
     DescribeProducersResponse::default().with_topics(topics)

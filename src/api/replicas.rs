@@ -6,9 +6,7 @@ use super::{leader_epoch_error, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
-use kafka_protocol::messages::offset_for_leader_epoch_response::{
-    EpochEndOffset, OffsetForLeaderTopicResult,
-};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -82,9 +80,7 @@ pub async fn handle_list_partition_reassignments(
     if !broker.authorize_cluster(ctx, operation::DESCRIBE) {
         return ListPartitionReassignmentsResponse::default()
             .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            .with_error_message(Some(StrBytes::from_static_str(
-                "Cluster authorization failed.",
-            )));
+            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
     }
     ListPartitionReassignmentsResponse::default()
 }
@@ -109,18 +105,13 @@ pub async fn handle_offset_for_leader_epoch(
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
                     if !allowed {
-                        return answer
-                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                        return answer.with_error_code(ResponseError::TopicAuthorizationFailed.code());
                     }
-                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition))
-                    else {
-                        return answer
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                        return answer.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let offsets = partition.offsets();
-                    if let Some(code) =
-                        leader_epoch_error(p.current_leader_epoch, offsets.leader_epoch)
-                    {
+                    if let Some(code) = leader_epoch_error(p.current_leader_epoch, offsets.leader_epoch) {
                         return answer.with_error_code(code);
                     }
                     // Every batch carries the one epoch: it ends at the log end.

@@ -55,10 +55,7 @@ pub async fn handle_alter_user_scram_credentials(
     let mut pairs = HashSet::new();
     let mut check = |user: &str, mechanism: i8| -> Result<ScramMechanism, (i16, String)> {
         if user.is_empty() {
-            return Err((
-                E::UnacceptableCredential.code(),
-                "Username must not be empty".into(),
-            ));
+            return Err((E::UnacceptableCredential.code(), "Username must not be empty".into()));
         }
         let m = ScramMechanism::from_code(mechanism).ok_or((
             E::UnsupportedSaslMechanism.code(),
@@ -99,12 +96,7 @@ pub async fn handle_alter_user_scram_credentials(
             Ok(m) => upserts.push((
                 u.name.to_string(),
                 m,
-                ScramCredential::from_salted_password(
-                    m,
-                    u.salt.to_vec(),
-                    &u.salted_password,
-                    u.iterations,
-                ),
+                ScramCredential::from_salted_password(m, u.salt.to_vec(), &u.salted_password, u.iterations),
             )),
             Err(e) => {
                 errors.entry(u.name.to_string()).or_insert(e);
@@ -158,15 +150,10 @@ pub async fn handle_describe_user_scram_credentials(
             .with_error_code(E::ClusterAuthorizationFailed.code())
             .with_error_message(msg("Cluster authorization failed.".into()));
     }
-    let all: BTreeMap<String, Vec<(ScramMechanism, i32)>> =
-        broker.cluster.scram_users().into_iter().collect();
+    let all: BTreeMap<String, Vec<(ScramMechanism, i32)>> = broker.cluster.scram_users().into_iter().collect();
     let info = |list: &Vec<(ScramMechanism, i32)>| {
         list.iter()
-            .map(|(m, i)| {
-                CredentialInfo::default()
-                    .with_mechanism(m.code())
-                    .with_iterations(*i)
-            })
+            .map(|(m, i)| CredentialInfo::default().with_mechanism(m.code()).with_iterations(*i))
             .collect()
     };
     let results = match req.users {
@@ -183,17 +170,22 @@ pub async fn handle_describe_user_scram_credentials(
             names
                 .iter()
                 .map(|u| {
-                    let answer = DescribeUserScramCredentialsResult::default().with_user(StrBytes::from_string(u.clone()));
+                    let answer =
+                        DescribeUserScramCredentialsResult::default().with_user(StrBytes::from_string(u.clone()));
                     if names.iter().filter(|n| *n == u).count() > 1 {
                         return answer
                             .with_error_code(E::DuplicateResource.code())
-                            .with_error_message(msg(format!("Cannot describe SCRAM credentials for the same user twice in a single request: {u}")));
+                            .with_error_message(msg(format!(
+                                "Cannot describe SCRAM credentials for the same user twice in a single request: {u}"
+                            )));
                     }
                     match all.get(u) {
                         Some(list) => answer.with_credential_infos(info(list)),
                         None => answer
                             .with_error_code(E::ResourceNotFound.code())
-                            .with_error_message(msg(format!("Attempt to describe a user credential that does not exist: {u}"))),
+                            .with_error_message(msg(format!(
+                                "Attempt to describe a user credential that does not exist: {u}"
+                            ))),
                     }
                 })
                 .collect()

@@ -6,17 +6,13 @@ use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::cluster::{NewTopic, TopicError};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
-use kafka_protocol::messages::create_partitions_response::{
-    CreatePartitionsResponse, CreatePartitionsTopicResult,
-};
+use kafka_protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
-use kafka_protocol::messages::delete_topics_response::{
-    DeletableTopicResult, DeleteTopicsResponse,
-};
+use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -93,11 +89,7 @@ pub async fn handle_create_topics(
                         .collect();
                     CreatableTopicResult::default()
                         .with_name(name.clone())
-                        .with_topic_id(if req.validate_only {
-                            Uuid::nil()
-                        } else {
-                            topic.id
-                        })
+                        .with_topic_id(if req.validate_only { Uuid::nil() } else { topic.id })
                         .with_num_partitions(if req.validate_only {
                             -1
                         } else {
@@ -182,15 +174,9 @@ pub async fn handle_delete_topics(
 ) -> DeleteTopicsResponse {
     // v6 names topics by name or id; earlier versions by name only.
     let targets: Vec<(Option<TopicName>, Uuid)> = if ctx.api_version >= 6 {
-        req.topics
-            .into_iter()
-            .map(|t| (t.name, t.topic_id))
-            .collect()
+        req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
     } else {
-        req.topic_names
-            .into_iter()
-            .map(|n| (Some(n), Uuid::nil()))
-            .collect()
+        req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
     };
     let responses = targets
         .into_iter()
@@ -259,10 +245,7 @@ pub async fn handle_create_partitions(
                         .with_error_message(message(format!("Unknown broker id {}", **b)));
                 }
             }
-            match broker
-                .cluster
-                .create_partitions(&t.name, t.count, req.validate_only)
-            {
+            match broker.cluster.create_partitions(&t.name, t.count, req.validate_only) {
                 Ok(()) => result,
                 Err(e) => result
                     .with_error_code(e.code())

@@ -201,9 +201,7 @@ impl AclPolicy<'_> {
             .filter(|a| a.covers_principal(check.principal) && a.covers_host(check.host));
         let mut allowed = false;
         for a in applicable {
-            if a.permission == permission::DENY
-                && (a.operation == check.operation || a.operation == operation::ALL)
-            {
+            if a.permission == permission::DENY && (a.operation == check.operation || a.operation == operation::ALL) {
                 return false;
             }
             if a.permission == permission::ALLOW && implies(a.operation, check.operation) {
@@ -230,13 +228,7 @@ mod tests {
         }
     }
 
-    fn check<'a>(
-        principal: &'a str,
-        host: &'a str,
-        operation: i8,
-        resource_type: i8,
-        name: &'a str,
-    ) -> AclCheck<'a> {
+    fn check<'a>(principal: &'a str, host: &'a str, operation: i8, resource_type: i8, name: &'a str) -> AclCheck<'a> {
         AclCheck {
             principal,
             host,
@@ -289,50 +281,20 @@ mod tests {
             allow_everyone_if_no_acl_found: false,
         };
         let may = |p, op, rt, name| policy.authorize(&check(p, "10.0.0.1", op, rt, name));
-        assert!(may(
-            "User:alice",
-            operation::WRITE,
-            resource::TOPIC,
-            "orders"
-        ));
+        assert!(may("User:alice", operation::WRITE, resource::TOPIC, "orders"));
         assert!(
             may("User:alice", operation::DESCRIBE, resource::TOPIC, "orders"),
             "Write implies Describe"
         );
-        assert!(!may(
-            "User:alice",
-            operation::READ,
-            resource::TOPIC,
-            "orders"
-        ));
-        assert!(!may(
-            "User:bob",
-            operation::WRITE,
-            resource::TOPIC,
-            "orders"
-        ));
-        assert!(may(
-            "User:alice",
-            operation::READ,
-            resource::TOPIC,
-            "logs-app"
-        ));
+        assert!(!may("User:alice", operation::READ, resource::TOPIC, "orders"));
+        assert!(!may("User:bob", operation::WRITE, resource::TOPIC, "orders"));
+        assert!(may("User:alice", operation::READ, resource::TOPIC, "logs-app"));
         assert!(
-            !may(
-                "User:alice",
-                operation::READ,
-                resource::TOPIC,
-                "logs-secret"
-            ),
+            !may("User:alice", operation::READ, resource::TOPIC, "logs-secret"),
             "deny wins"
         );
         assert!(
-            may(
-                "User:alice",
-                operation::DESCRIBE,
-                resource::TOPIC,
-                "logs-secret"
-            ),
+            may("User:alice", operation::DESCRIBE, resource::TOPIC, "logs-secret"),
             "a Read deny leaves Describe"
         );
         assert!(may("User:anyone", operation::READ, resource::GROUP, "g1"));
@@ -348,20 +310,8 @@ mod tests {
             allow_everyone_if_no_acl_found: true,
             ..policy
         };
-        assert!(open.authorize(&check(
-            "User:x",
-            "h",
-            operation::READ,
-            resource::TOPIC,
-            "unlisted"
-        )));
-        assert!(!open.authorize(&check(
-            "User:x",
-            "h",
-            operation::READ,
-            resource::TOPIC,
-            "orders"
-        )));
+        assert!(open.authorize(&check("User:x", "h", operation::READ, resource::TOPIC, "unlisted")));
+        assert!(!open.authorize(&check("User:x", "h", operation::READ, resource::TOPIC, "orders")));
     }
 
     #[test]
@@ -381,20 +331,8 @@ mod tests {
             super_users: &[],
             allow_everyone_if_no_acl_found: false,
         };
-        assert!(policy.authorize(&check(
-            "User:a",
-            "10.0.0.1",
-            operation::READ,
-            resource::TOPIC,
-            "t"
-        )));
-        assert!(!policy.authorize(&check(
-            "User:a",
-            "10.0.0.2",
-            operation::READ,
-            resource::TOPIC,
-            "t"
-        )));
+        assert!(policy.authorize(&check("User:a", "10.0.0.1", operation::READ, resource::TOPIC, "t")));
+        assert!(!policy.authorize(&check("User:a", "10.0.0.2", operation::READ, resource::TOPIC, "t")));
         let filter = AclFilter {
             resource_type: resource::ANY,
             resource_name: Some("t".into()),

@@ -58,10 +58,7 @@ fn split_rules(text: &str) -> Result<Vec<String>, String> {
         }
         let end = end.ok_or_else(|| format!("unterminated rule 'RULE:{body}'"))?;
         out.push(format!("RULE:{}", &body[..end]));
-        rest = body[end..]
-            .trim_start()
-            .trim_start_matches(',')
-            .trim_start();
+        rest = body[end..].trim_start().trim_start_matches(',').trim_start();
     }
     Ok(out)
 }
@@ -97,8 +94,8 @@ impl PrincipalMapper {
             if parts.len() != 2 {
                 return Err(format!("malformed rule '{rule}'"));
             }
-            let pattern = Regex::new(&format!("^(?:{})$", parts[0]))
-                .map_err(|e| format!("bad pattern in '{rule}': {e}"))?;
+            let pattern =
+                Regex::new(&format!("^(?:{})$", parts[0])).map_err(|e| format!("bad pattern in '{rule}': {e}"))?;
             rules.push(Rule::Replace {
                 pattern,
                 replacement: parts[1].clone(),
@@ -217,9 +214,6 @@ mod tests {
         params.distinguished_name = dn;
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
-        assert_eq!(
-            subject_dn(cert.der()).unwrap(),
-            "CN=client-1,O=Acme\\, Inc,C=US"
-        );
+        assert_eq!(subject_dn(cert.der()).unwrap(), "CN=client-1,O=Acme\\, Inc,C=US");
     }
 }

@@ -44,15 +44,8 @@ fn scram_mechanism(session: &SessionData) -> Option<ScramMechanism> {
 }
 
 impl SessionCallback for Callback {
-    fn callback(
-        &self,
-        session: &SessionData,
-        context: &Context,
-        request: &mut Request,
-    ) -> Result<(), SessionError> {
-        if let (Some(mechanism), Some(user)) =
-            (scram_mechanism(session), context.get_ref::<AuthId>())
-        {
+    fn callback(&self, session: &SessionData, context: &Context, request: &mut Request) -> Result<(), SessionError> {
+        if let (Some(mechanism), Some(user)) = (scram_mechanism(session), context.get_ref::<AuthId>()) {
             if let Some(c) = self.credentials.scram(user, mechanism) {
                 request.satisfy::<ScramStoredPassword>(&ScramStoredPassword::new(
                     c.iterations.max(1) as u32,
@@ -75,10 +68,7 @@ impl SessionCallback for Callback {
             return Ok(());
         };
         // An authorization id, when given, must be the user itself (as in Kafka).
-        if context
-            .get_ref::<AuthzId>()
-            .is_some_and(|z| !z.is_empty() && z != user)
-        {
+        if context.get_ref::<AuthzId>().is_some_and(|z| !z.is_empty() && z != user) {
             validate.with::<Authenticated, _>(|| Ok(None))?;
             return Ok(());
         }
@@ -116,16 +106,13 @@ pub struct SaslExchange {
 }
 
 impl SaslExchange {
-    pub fn start(
-        mechanism: SaslMechanism,
-        credentials: Arc<dyn Credentials>,
-    ) -> Result<SaslExchange, SaslError> {
+    pub fn start(mechanism: SaslMechanism, credentials: Arc<dyn Credentials>) -> Result<SaslExchange, SaslError> {
         let config = SASLConfig::builder()
             .with_defaults()
             .with_callback(Callback { credentials })
             .map_err(|_| SaslError::Unavailable(mechanism.name()))?;
-        let name = Mechname::parse(mechanism.name().as_bytes())
-            .map_err(|_| SaslError::Unavailable(mechanism.name()))?;
+        let name =
+            Mechname::parse(mechanism.name().as_bytes()).map_err(|_| SaslError::Unavailable(mechanism.name()))?;
         let session = SASLServer::<Authenticated>::new(config)
             .start_suggested(name)
             .map_err(|_| SaslError::Unavailable(mechanism.name()))?;
@@ -142,10 +129,7 @@ impl SaslExchange {
         match self.session.step(Some(token), &mut out) {
             Ok(State::Running) => Ok(Step::Continue(out)),
             Ok(State::Finished(_)) => match self.session.validation() {
-                Some(Some(user)) => Ok(Step::Done {
-                    response: out,
-                    user,
-                }),
+                Some(Some(user)) => Ok(Step::Done { response: out, user }),
                 _ => Err(fail),
             },
             Err(_) => Err(fail),
@@ -184,21 +168,14 @@ mod tests {
         }
         Arc::new(Users {
             scram,
-            plain: [("bob".to_string(), "bob-secret".to_string())]
-                .into_iter()
-                .collect(),
+            plain: [("bob".to_string(), "bob-secret".to_string())].into_iter().collect(),
         })
     }
 
     /// Runs an exchange with rsasl's own client; the authenticated user or the error.
-    fn authenticate(
-        mechanism: SaslMechanism,
-        user: &str,
-        password: &str,
-    ) -> Result<String, SaslError> {
+    fn authenticate(mechanism: SaslMechanism, user: &str, password: &str) -> Result<String, SaslError> {
         let mut server = SaslExchange::start(mechanism, users())?;
-        let config =
-            SASLConfig::with_credentials(None, user.to_string(), password.to_string()).unwrap();
+        let config = SASLConfig::with_credentials(None, user.to_string(), password.to_string()).unwrap();
         let name = Mechname::parse(mechanism.name().as_bytes()).unwrap();
         let mut client = SASLClient::new(config).start_suggested(&[name]).unwrap();
         let mut token = Cursor::new(Vec::new());

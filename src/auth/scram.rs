@@ -88,11 +88,7 @@ impl ScramCredential {
     }
 
     /// From a password, with a fresh random salt (`--add-scram`).
-    pub fn from_password(
-        mechanism: ScramMechanism,
-        password: &str,
-        iterations: i32,
-    ) -> ScramCredential {
+    pub fn from_password(mechanism: ScramMechanism, password: &str, iterations: i32) -> ScramCredential {
         let salt: [u8; 32] = rand::random();
         let salted = salt_password(mechanism, password.as_bytes(), &salt, iterations);
         ScramCredential::from_salted_password(mechanism, salt.to_vec(), &salted, iterations)
@@ -100,12 +96,7 @@ impl ScramCredential {
 }
 
 /// PBKDF2 of the password, as SCRAM's Hi().
-pub fn salt_password(
-    mechanism: ScramMechanism,
-    password: &[u8],
-    salt: &[u8],
-    iterations: i32,
-) -> Vec<u8> {
+pub fn salt_password(mechanism: ScramMechanism, password: &[u8], salt: &[u8], iterations: i32) -> Vec<u8> {
     let iterations = iterations.max(1) as u32;
     match mechanism {
         ScramMechanism::Sha256 => {
@@ -148,9 +139,7 @@ pub fn parse_add_scram(spec: &str) -> Result<(String, ScramMechanism, ScramCrede
                     .parse()
                     .ok()
                     .filter(|n| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(n))
-                    .ok_or_else(|| {
-                        format!("'{spec}': iterations must be {MIN_ITERATIONS} to {MAX_ITERATIONS}")
-                    })?
+                    .ok_or_else(|| format!("'{spec}': iterations must be {MIN_ITERATIONS} to {MAX_ITERATIONS}"))?
             }
             other => return Err(format!("'{spec}': unknown field '{other}'")),
         }
@@ -194,11 +183,7 @@ mod tests {
         const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
+            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
             let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
             for i in 0..4 {
                 if i <= chunk.len() {
@@ -216,17 +201,11 @@ mod tests {
         // RFC 7677 section 3: "user"/"pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations.
         use hmac::{Hmac, Mac};
         let salt = [
-            0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e, 0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36,
-            0xfa, 0x81,
+            0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e, 0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81,
         ];
         assert_eq!(base64(&salt), "W22ZaJ0SNY7soEsUEjb6gQ==");
         let salted = salt_password(ScramMechanism::Sha256, b"pencil", &salt, 4096);
-        let c = ScramCredential::from_salted_password(
-            ScramMechanism::Sha256,
-            salt.to_vec(),
-            &salted,
-            4096,
-        );
+        let c = ScramCredential::from_salted_password(ScramMechanism::Sha256, salt.to_vec(), &salted, 4096);
         let auth_message = "n=user,r=rOprNGfwEbeRWgbNEkqO,\
 r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,\
 c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
@@ -240,15 +219,13 @@ c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
 
     #[test]
     fn add_scram_syntax() {
-        let (name, mech, c) =
-            parse_add_scram("SCRAM-SHA-512=[name=alice,password=alice-secret]").unwrap();
+        let (name, mech, c) = parse_add_scram("SCRAM-SHA-512=[name=alice,password=alice-secret]").unwrap();
         assert_eq!(
             (name.as_str(), mech, c.iterations),
             ("alice", ScramMechanism::Sha512, 4096)
         );
         assert_eq!(c.stored_key.len(), 64);
-        let (_, _, c) =
-            parse_add_scram("SCRAM-SHA-256=[name=\"bob\",password=\"x\",iterations=8192]").unwrap();
+        let (_, _, c) = parse_add_scram("SCRAM-SHA-256=[name=\"bob\",password=\"x\",iterations=8192]").unwrap();
         assert_eq!(c.iterations, 8192);
         assert!(parse_add_scram("SCRAM-SHA-1=[name=a,password=b]").is_err());
         assert!(parse_add_scram("SCRAM-SHA-256=[password=b]").is_err());

@@ -56,12 +56,9 @@ impl MetadataStore {
 
     pub fn load(&self) -> io::Result<Option<MetadataRecord>> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", self.path.display()),
-                )
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", self.path.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -78,8 +75,7 @@ impl MetadataStore {
 /// Writes Kafka's `meta.properties` (so the directory reads like a Kafka log dir).
 pub fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: i32) -> io::Result<()> {
     let path = dir.join("meta.properties");
-    let text =
-        format!("#Written by Sluice\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    let text = format!("#Written by Sluice\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }

@@ -18,7 +18,7 @@ use crate::storage::{LogManager, Partition};
 use metadata_store::{write_meta_properties, MetadataRecord, MetadataStore, TopicRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use thiserror::Error;
 use tracing::{info, warn};
@@ -34,6 +34,26 @@ pub struct Topic {
     pub configs: BTreeMap<String, String>,
     pub log_config: LogConfig,
     pub partitions: Vec<Arc<Partition>>,
+    /// Traffic counters; they live as long as the topic (kept when its
+    /// configs or partitions change, gone when it is deleted).
+    pub stats: Arc<TopicStats>,
+}
+
+/// A topic's traffic since the broker started, for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct TopicStats {
+    pub bytes_in: AtomicU64,
+    pub records_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub records_out: AtomicU64,
+    pub produce_requests: AtomicU64,
+    pub fetch_requests: AtomicU64,
+}
+
+impl TopicStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 impl Topic {
@@ -42,9 +62,7 @@ impl Topic {
     }
 
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.partitions.get(i))
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
     }
 }
 
@@ -157,10 +175,7 @@ impl Cluster {
         let record = match store.load()? {
             Some(r) => r,
             None => MetadataRecord {
-                cluster_id: config
-                    .cluster_id
-                    .clone()
-                    .unwrap_or_else(|| topic_id_string(new_uuid())),
+                cluster_id: config.cluster_id.clone().unwrap_or_else(|| topic_id_string(new_uuid())),
                 ..Default::default()
             },
         };
@@ -168,17 +183,10 @@ impl Cluster {
             clean_shutdown: logs.was_clean_shutdown(),
             ..Default::default()
         };
-        let static_configs: BTreeMap<String, String> = config
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let defaults = resolve_defaults(
-            &record.broker_configs,
-            &record.default_broker_configs,
-            &static_configs,
-        )
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let static_configs: BTreeMap<String, String> =
+            config.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let defaults = resolve_defaults(&record.broker_configs, &record.default_broker_configs, &static_configs)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         let mut image = Image {
             broker_configs: record.broker_configs.clone(),
             default_broker_configs: record.default_broker_configs.clone(),
@@ -215,14 +223,12 @@ impl Cluster {
                 configs: t.configs.clone(),
                 log_config,
                 partitions,
+                stats: Arc::default(),
             }));
         }
         report.topics = image.topics.len();
         for (topic, p) in logs.partitions_on_disk() {
-            let known = image
-                .topics
-                .get(&topic)
-                .is_some_and(|t| p < t.partitions.len() as i32);
+            let known = image.topics.get(&topic).is_some_and(|t| p < t.partitions.len() as i32);
             if !known {
                 warn!(topic = %topic, partition = p, "partition directory belongs to no known topic; left untouched");
             }
@@ -282,10 +288,7 @@ impl Cluster {
     /// Broker configs changed at run time: (this broker's, every broker's).
     pub fn dynamic_broker_configs(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
         let image = self.read_image();
-        (
-            image.broker_configs.clone(),
-            image.default_broker_configs.clone(),
-        )
+        (image.broker_configs.clone(), image.default_broker_configs.clone())
     }
 
     fn read_image(&self) -> RwLockReadGuard<'_, Image> {
@@ -341,20 +344,15 @@ impl Cluster {
     /// Checks topic config overrides: known keys, valid values.
     pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicError> {
         for (k, v) in configs {
-            let def = topic_config_def(k).ok_or_else(|| {
-                TopicError::InvalidConfig(format!("Unknown topic config name: {k}"))
-            })?;
+            let def = topic_config_def(k)
+                .ok_or_else(|| TopicError::InvalidConfig(format!("Unknown topic config name: {k}")))?;
             validate_value(def, v).map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
         }
         Ok(())
     }
 
     /// Creates a topic and its partition logs (or only checks, when `validate_only`).
-    pub fn create_topic(
-        &self,
-        new: NewTopic,
-        validate_only: bool,
-    ) -> Result<Arc<Topic>, TopicError> {
+    pub fn create_topic(&self, new: NewTopic, validate_only: bool) -> Result<Arc<Topic>, TopicError> {
         topic_name::validate(&new.name).map_err(TopicError::InvalidName)?;
         if new.partitions <= 0 {
             return Err(TopicError::InvalidPartitions(
@@ -378,11 +376,7 @@ impl Cluster {
             return Err(TopicError::AlreadyExists(new.name));
         }
         let key = topic_name::collision_key(&new.name);
-        if let Some(other) = image
-            .topics
-            .keys()
-            .find(|t| topic_name::collision_key(t) == key)
-        {
+        if let Some(other) = image.topics.keys().find(|t| topic_name::collision_key(t) == key) {
             return Err(TopicError::InvalidName(format!(
                 "Topic '{}' collides with existing topic: {other}",
                 new.name
@@ -397,6 +391,7 @@ impl Cluster {
                 configs: new.configs,
                 log_config,
                 partitions: Vec::new(),
+                stats: Arc::default(),
             }));
         }
         let mut partitions = Vec::with_capacity(new.partitions as usize);
@@ -413,10 +408,10 @@ impl Cluster {
             configs: new.configs,
             log_config,
             partitions,
+            stats: Arc::default(),
         });
         image.insert(topic.clone());
-        self.save(&image)
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
         info!(topic = %topic.name, partitions = topic.partitions.len(), id = %topic_id_string(id), "created topic");
         Ok(topic)
     }
@@ -428,8 +423,7 @@ impl Cluster {
         let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
         let topic = image.topics.remove(name).ok_or(TopicError::Unknown)?;
         image.by_id.remove(&topic.id);
-        self.save(&image)
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
         drop(image);
         for p in &topic.partitions {
             self.logs.delete_partition(p);
@@ -440,12 +434,7 @@ impl Cluster {
     }
 
     /// Grows a topic to `count` partitions.
-    pub fn create_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
+    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
         let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
         let topic = image.topics.get(name).cloned().ok_or(TopicError::Unknown)?;
         let current = topic.partitions.len() as i32;
@@ -476,9 +465,9 @@ impl Cluster {
             configs: topic.configs.clone(),
             log_config: topic.log_config.clone(),
             partitions,
+            stats: topic.stats.clone(),
         }));
-        self.save(&image)
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
         info!(topic = %name, from = current, to = count, "added partitions");
         Ok(())
     }
@@ -509,9 +498,9 @@ impl Cluster {
             configs,
             log_config,
             partitions: topic.partitions.clone(),
+            stats: topic.stats.clone(),
         }));
-        self.save(&image)
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
         info!(topic = %name, "changed topic configs");
         Ok(())
     }
@@ -532,10 +521,7 @@ impl Cluster {
             image.default_broker_configs.clone()
         };
         edit(&mut configs)?;
-        let fixed: Vec<&String> = configs
-            .keys()
-            .filter(|k| !is_topic_default_key(k))
-            .collect();
+        let fixed: Vec<&String> = configs.keys().filter(|k| !is_topic_default_key(k)).collect();
         if !fixed.is_empty() {
             return Err(TopicError::InvalidRequest(format!(
                 "Cannot update these configs dynamically: {fixed:?}"
@@ -569,20 +555,16 @@ impl Cluster {
                 configs: topic.configs.clone(),
                 log_config,
                 partitions: topic.partitions.clone(),
+                stats: topic.stats.clone(),
             }));
         }
-        self.save(&image)
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
         info!(per_broker, "changed broker configs");
         Ok(())
     }
 
     /// The SCRAM credential of a user for a mechanism.
-    pub fn scram_credential(
-        &self,
-        user: &str,
-        mechanism: ScramMechanism,
-    ) -> Option<ScramCredential> {
+    pub fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
         self.read_image()
             .scram
             .get(user)
@@ -595,12 +577,7 @@ impl Cluster {
         self.read_image()
             .scram
             .iter()
-            .map(|(user, m)| {
-                (
-                    user.clone(),
-                    m.iter().map(|(k, c)| (*k, c.iterations)).collect(),
-                )
-            })
+            .map(|(user, m)| (user.clone(), m.iter().map(|(k, c)| (*k, c.iterations)).collect()))
             .collect()
     }
 
@@ -614,25 +591,16 @@ impl Cluster {
         let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
         let mut found = Vec::with_capacity(deletions.len());
         for (user, mechanism) in deletions {
-            let removed = image
-                .scram
-                .get_mut(&user)
-                .and_then(|m| m.remove(&mechanism))
-                .is_some();
+            let removed = image.scram.get_mut(&user).and_then(|m| m.remove(&mechanism)).is_some();
             if image.scram.get(&user).is_some_and(|m| m.is_empty()) {
                 image.scram.remove(&user);
             }
             found.push(removed);
         }
         for (user, mechanism, credential) in upserts {
-            image
-                .scram
-                .entry(user)
-                .or_default()
-                .insert(mechanism, credential);
+            image.scram.entry(user).or_default().insert(mechanism, credential);
         }
-        self.save(&image)
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
         Ok(found)
     }
 
@@ -650,8 +618,7 @@ impl Cluster {
             }
         }
         image.acls = Arc::new(acls);
-        self.save(&image)
-            .map_err(|e| TopicError::Storage(e.to_string()))
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))
     }
 
     /// Removes the ACLs each filter matches; returns them per filter.
@@ -667,17 +634,13 @@ impl Cluster {
             .filter(|a| !filters.iter().any(|f| f.matches(a)))
             .collect();
         image.acls = Arc::new(remaining);
-        self.save(&image)
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
         Ok(matched)
     }
 
     /// Hands out a new producer id, reserving a block on disk when needed.
     pub fn allocate_producer_id(&self) -> io::Result<i64> {
-        let mut next = self
-            .next_producer_id
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut next = self.next_producer_id.lock().unwrap_or_else(|e| e.into_inner());
         if *next >= self.producer_id_block_end.load(Ordering::SeqCst) {
             self.producer_id_block_end
                 .store(*next + PRODUCER_ID_BLOCK, Ordering::SeqCst);

@@ -30,30 +30,18 @@ pub fn parse_listeners(key: &str, value: &str) -> Result<Vec<ListenerSpec>, Conf
     };
     let mut out: Vec<ListenerSpec> = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, rest) = item
-            .split_once("://")
-            .ok_or_else(|| bad("expected NAME://host:port"))?;
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        let (name, rest) = item.split_once("://").ok_or_else(|| bad("expected NAME://host:port"))?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(bad("listener names are letters, digits, '_' and '-'"));
         }
         let (host, port) = if let Some(stripped) = rest.strip_prefix('[') {
-            let (h, p) = stripped
-                .split_once("]:")
-                .ok_or_else(|| bad("bad IPv6 address"))?;
+            let (h, p) = stripped.split_once("]:").ok_or_else(|| bad("bad IPv6 address"))?;
             (h.to_string(), p)
         } else {
-            let (h, p) = rest
-                .rsplit_once(':')
-                .ok_or_else(|| bad("expected host:port"))?;
+            let (h, p) = rest.rsplit_once(':').ok_or_else(|| bad("expected host:port"))?;
             (h.to_string(), p)
         };
-        let port: u16 = port
-            .parse()
-            .map_err(|_| bad("port is not a number in 0-65535"))?;
+        let port: u16 = port.parse().map_err(|_| bad("port is not a number in 0-65535"))?;
         let name = name.to_ascii_uppercase();
         if out.iter().any(|l| l.name == name) {
             return Err(bad("each listener name may appear once"));

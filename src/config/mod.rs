@@ -15,16 +15,9 @@ use topic::TopicDefaults;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid value '{value}' for '{key}': {reason}")]
-    InvalidValue {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    InvalidValue { key: String, value: String, reason: String },
     #[error("invalid override '{0}': expected key=value")]
     BadOverride(String),
 }
@@ -68,6 +61,9 @@ const KNOWN_KEYS: &[&str] = &[
     "log.flush.scheduler.interval.ms",
     "producer.id.expiration.ms",
     "cluster.id",
+    "metrics.prometheus.address",
+    "logging.format",
+    "logging.level",
 ];
 
 /// Kafka keys that are accepted and have no effect here (single process, no
@@ -125,6 +121,12 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     pub topic_defaults: TopicDefaults,
     pub security: security::SecurityConfig,
+    /// Where the Prometheus scrape endpoint listens (`metrics.prometheus.address`); off when unset.
+    pub metrics_address: Option<String>,
+    /// `logging.format`: text (default) or json.
+    pub log_json: bool,
+    /// `logging.level`: a tracing filter, used when RUST_LOG is not set.
+    pub log_level: String,
     /// SCRAM credentials to create or replace at start (`--add-scram`).
     pub initial_scram: Vec<(
         String,
@@ -241,63 +243,38 @@ impl BrokerConfig {
             node_id,
             cluster_id: get("cluster.id"),
             num_partitions: num("num.partitions", 1, 1, i32::MAX as i64)? as i32,
-            default_replication_factor: num("default.replication.factor", 1, 1, i16::MAX as i64)?
-                as i16,
+            default_replication_factor: num("default.replication.factor", 1, 1, i16::MAX as i64)? as i16,
             auto_create_topics: parse_bool(&props, "auto.create.topics.enable", true)?,
             delete_topic_enable: parse_bool(&props, "delete.topic.enable", true)?,
-            socket_request_max_bytes: num(
-                "socket.request.max.bytes",
-                104_857_600,
-                1,
-                i32::MAX as i64,
-            )? as usize,
-            group_initial_rebalance_delay_ms: num(
-                "group.initial.rebalance.delay.ms",
-                3000,
-                0,
-                i32::MAX as i64,
-            )? as u64,
-            group_min_session_timeout_ms: num(
-                "group.min.session.timeout.ms",
-                6000,
-                0,
-                i32::MAX as i64,
-            )? as i32,
-            group_max_session_timeout_ms: num(
-                "group.max.session.timeout.ms",
-                1_800_000,
-                0,
-                i32::MAX as i64,
-            )? as i32,
+            socket_request_max_bytes: num("socket.request.max.bytes", 104_857_600, 1, i32::MAX as i64)? as usize,
+            group_initial_rebalance_delay_ms: num("group.initial.rebalance.delay.ms", 3000, 0, i32::MAX as i64)? as u64,
+            group_min_session_timeout_ms: num("group.min.session.timeout.ms", 6000, 0, i32::MAX as i64)? as i32,
+            group_max_session_timeout_ms: num("group.max.session.timeout.ms", 1_800_000, 0, i32::MAX as i64)? as i32,
             offsets_retention_minutes: num("offsets.retention.minutes", 10080, 1, i32::MAX as i64)?,
-            offsets_retention_check_interval_ms: num(
-                "offsets.retention.check.interval.ms",
-                600_000,
-                1,
-                i64::MAX,
-            )? as u64,
-            offset_metadata_max_bytes: num("offset.metadata.max.bytes", 4096, 0, i32::MAX as i64)?
-                as usize,
-            offsets_topic_num_partitions: num("offsets.topic.num.partitions", 50, 1, 10_000)?
-                as i32,
-            offsets_topic_segment_bytes: num(
-                "offsets.topic.segment.bytes",
-                104_857_600,
-                1024,
-                i32::MAX as i64,
-            )? as u64,
-            retention_check_interval_ms: num(
-                "log.retention.check.interval.ms",
-                300_000,
-                1,
-                i64::MAX,
-            )? as u64,
-            flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)?
+            offsets_retention_check_interval_ms: num("offsets.retention.check.interval.ms", 600_000, 1, i64::MAX)?
                 as u64,
+            offset_metadata_max_bytes: num("offset.metadata.max.bytes", 4096, 0, i32::MAX as i64)? as usize,
+            offsets_topic_num_partitions: num("offsets.topic.num.partitions", 50, 1, 10_000)? as i32,
+            offsets_topic_segment_bytes: num("offsets.topic.segment.bytes", 104_857_600, 1024, i32::MAX as i64)? as u64,
+            retention_check_interval_ms: num("log.retention.check.interval.ms", 300_000, 1, i64::MAX)? as u64,
+            flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)? as u64,
             producer_id_expiration_ms: num("producer.id.expiration.ms", 86_400_000, 1, i64::MAX)?,
             topic_defaults,
             security,
             initial_scram: Vec::new(),
+            metrics_address: get("metrics.prometheus.address").filter(|a| !a.is_empty()),
+            log_json: match get("logging.format").as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "logging.format".into(),
+                        value: other.to_string(),
+                        reason: "must be text or json".into(),
+                    })
+                }
+            },
+            log_level: get("logging.level").unwrap_or_else(|| "info".into()),
             properties: props,
         })
     }
@@ -325,21 +302,14 @@ fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigEr
         value: value.to_string(),
         reason,
     };
-    let n: i64 = value
-        .trim()
-        .parse()
-        .map_err(|_| bad("not a number".into()))?;
+    let n: i64 = value.trim().parse().map_err(|_| bad("not a number".into()))?;
     if n < min || n > max {
         return Err(bad(format!("must be between {min} and {max}")));
     }
     Ok(n)
 }
 
-fn parse_bool(
-    props: &IndexMap<String, String>,
-    key: &str,
-    default: bool,
-) -> Result<bool, ConfigError> {
+fn parse_bool(props: &IndexMap<String, String>, key: &str, default: bool) -> Result<bool, ConfigError> {
     match props.get(key).map(|s| s.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if v == "true" => Ok(true),
@@ -370,11 +340,7 @@ mod tests {
     fn overrides_win_and_unknown_keys_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("server.properties");
-        std::fs::write(
-            &file,
-            "num.partitions=3\nnot.a.kafka.key=1\nnum.io.threads=8\n",
-        )
-        .unwrap();
+        std::fs::write(&file, "num.partitions=3\nnot.a.kafka.key=1\nnum.io.threads=8\n").unwrap();
         let loaded = BrokerConfig::load(Some(&file), &["num.partitions=5".into()]).unwrap();
         assert_eq!(loaded.config.num_partitions, 5);
         assert_eq!(loaded.unknown_keys, vec!["not.a.kafka.key".to_string()]);

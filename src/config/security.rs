@@ -37,10 +37,7 @@ impl SecurityProtocol {
     }
 
     pub fn uses_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
     }
 
     pub fn name(self) -> &'static str {
@@ -148,8 +145,7 @@ impl SecurityConfig {
     }
 }
 
-const DEFAULT_PROTOCOL_MAP: &str =
-    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+const DEFAULT_PROTOCOL_MAP: &str = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
 
 fn bad(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::InvalidValue {
@@ -160,11 +156,7 @@ fn bad(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
 }
 
 /// Looks a key up for a listener: the `listener.name.<l>.` form first.
-fn lookup<'a>(
-    props: &'a IndexMap<String, String>,
-    listener: &str,
-    key: &str,
-) -> Option<(String, &'a str)> {
+fn lookup<'a>(props: &'a IndexMap<String, String>, listener: &str, key: &str) -> Option<(String, &'a str)> {
     let prefixed = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
     if let Some(v) = props.get(&prefixed) {
         return Some((prefixed, v.as_str()));
@@ -180,11 +172,7 @@ fn pem_source(key: &str, value: &str) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(value.trim()).map_err(|e| bad(key, value, format!("cannot read file: {e}")))
 }
 
-fn certificates(
-    key: &str,
-    value: &str,
-    pem: &[u8],
-) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+fn certificates(key: &str, value: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
     let certs = certs.map_err(|e| bad(key, value, format!("not PEM certificates: {e:?}")))?;
     if certs.is_empty() {
@@ -201,14 +189,10 @@ fn private_key(key: &str, value: &str, pem: &[u8]) -> Result<PrivateKeyDer<'stat
             "encrypted private keys (ssl.key.password) are not supported",
         ));
     }
-    PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|e| bad(key, value, format!("holds no PEM private key: {e:?}")))
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| bad(key, value, format!("holds no PEM private key: {e:?}")))
 }
 
-fn tls_settings(
-    props: &IndexMap<String, String>,
-    listener: &str,
-) -> Result<TlsSettings, ConfigError> {
+fn tls_settings(props: &IndexMap<String, String>, listener: &str) -> Result<TlsSettings, ConfigError> {
     for type_key in ["ssl.keystore.type", "ssl.truststore.type"] {
         if let Some((k, v)) = lookup(props, listener, type_key) {
             if !v.trim().eq_ignore_ascii_case("PEM") {
@@ -278,13 +262,7 @@ fn tls_settings(
             match p {
                 "TLSv1.2" => tls12 = true,
                 "TLSv1.3" => tls13 = true,
-                _ => {
-                    return Err(bad(
-                        &k,
-                        v,
-                        format!("{p} is not supported (TLSv1.2, TLSv1.3)"),
-                    ))
-                }
+                _ => return Err(bad(&k, v, format!("{p} is not supported (TLSv1.2, TLSv1.3)"))),
             }
         }
         if !(tls12 || tls13) {
@@ -294,15 +272,8 @@ fn tls_settings(
     let principal_mapping_rules = lookup(props, listener, "ssl.principal.mapping.rules")
         .map(|(_, v)| v.to_string())
         .unwrap_or_else(|| "DEFAULT".to_string());
-    crate::auth::principal_mapping::PrincipalMapper::parse(&principal_mapping_rules).map_err(
-        |reason| {
-            bad(
-                "ssl.principal.mapping.rules",
-                &principal_mapping_rules,
-                reason,
-            )
-        },
-    )?;
+    crate::auth::principal_mapping::PrincipalMapper::parse(&principal_mapping_rules)
+        .map_err(|reason| bad("ssl.principal.mapping.rules", &principal_mapping_rules, reason))?;
     Ok(TlsSettings {
         certificate_chain,
         private_key: Arc::new(private_key),
@@ -333,10 +304,7 @@ pub fn jaas_plain_users(jaas: &str) -> HashMap<String, String> {
     users
 }
 
-fn sasl_settings(
-    props: &IndexMap<String, String>,
-    listener: &str,
-) -> Result<SaslSettings, ConfigError> {
+fn sasl_settings(props: &IndexMap<String, String>, listener: &str) -> Result<SaslSettings, ConfigError> {
     let mechanisms = match lookup(props, listener, "sasl.enabled.mechanisms") {
         Some((k, v)) => {
             let mut list = Vec::new();
@@ -345,9 +313,7 @@ fn sasl_settings(
                     bad(
                         &k,
                         v,
-                        format!(
-                            "mechanism {m} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
-                        ),
+                        format!("mechanism {m} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
                     )
                 })?);
             }
@@ -377,10 +343,7 @@ fn sasl_settings(
 }
 
 /// Reads the security of every listener and the authorizer settings.
-pub fn parse(
-    props: &IndexMap<String, String>,
-    listeners: &[ListenerSpec],
-) -> Result<SecurityConfig, ConfigError> {
+pub fn parse(props: &IndexMap<String, String>, listeners: &[ListenerSpec]) -> Result<SecurityConfig, ConfigError> {
     let map_text = props
         .get("listener.security.protocol.map")
         .map(String::as_str)
@@ -422,18 +385,10 @@ pub fn parse(
         } else {
             None
         };
-        out.listeners.insert(
-            l.name.clone(),
-            ListenerSecurity {
-                protocol,
-                tls,
-                sasl,
-            },
-        );
+        out.listeners
+            .insert(l.name.clone(), ListenerSecurity { protocol, tls, sasl });
     }
-    out.authorizer.enabled = props
-        .get("authorizer.class.name")
-        .is_some_and(|v| !v.trim().is_empty());
+    out.authorizer.enabled = props.get("authorizer.class.name").is_some_and(|v| !v.trim().is_empty());
     out.authorizer.super_users = props
         .get("super.users")
         .map(|v| {
@@ -443,35 +398,23 @@ pub fn parse(
                 .collect()
         })
         .unwrap_or_default();
-    out.authorizer.allow_everyone_if_no_acl_found =
-        match props.get("allow.everyone.if.no.acl.found") {
-            None => false,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" => true,
-                "false" => false,
-                _ => {
-                    return Err(bad(
-                        "allow.everyone.if.no.acl.found",
-                        v,
-                        "must be true or false",
-                    ))
-                }
-            },
-        };
+    out.authorizer.allow_everyone_if_no_acl_found = match props.get("allow.everyone.if.no.acl.found") {
+        None => false,
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(bad("allow.everyone.if.no.acl.found", v, "must be true or false")),
+        },
+    };
     out.max_reauth_ms = match props.get("connections.max.reauth.ms") {
         None => 0,
-        Some(v) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                bad(
-                    "connections.max.reauth.ms",
-                    v,
-                    "must be a number of milliseconds, 0 or more",
-                )
-            })?,
+        Some(v) => v.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            bad(
+                "connections.max.reauth.ms",
+                v,
+                "must be a number of milliseconds, 0 or more",
+            )
+        })?,
     };
     Ok(out)
 }
@@ -507,9 +450,7 @@ pub fn is_security_key(key: &str) -> bool {
         Some(rest) => rest.split_once('.').map_or(rest, |(_, k)| k),
         None => key,
     };
-    KEYS.contains(&bare)
-        || bare.ends_with(".sasl.jaas.config")
-        || bare.ends_with(".sasl.server.callback.handler.class")
+    KEYS.contains(&bare) || bare.ends_with(".sasl.jaas.config") || bare.ends_with(".sasl.server.callback.handler.class")
 }
 
 #[cfg(test)]
@@ -528,10 +469,7 @@ mod tests {
     #[test]
     fn listener_protocols_and_prefixed_keys() {
         let mut props = IndexMap::new();
-        props.insert(
-            "sasl.enabled.mechanisms".to_string(),
-            "SCRAM-SHA-512".to_string(),
-        );
+        props.insert("sasl.enabled.mechanisms".to_string(), "SCRAM-SHA-512".to_string());
         props.insert(
             "listener.name.internal.sasl.enabled.mechanisms".to_string(),
             "PLAIN".to_string(),
@@ -540,11 +478,8 @@ mod tests {
             "listener.security.protocol.map".to_string(),
             "INTERNAL:SASL_PLAINTEXT,EXTERNAL:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT".to_string(),
         );
-        let listeners = super::super::listener::parse_listeners(
-            "listeners",
-            "INTERNAL://:1,EXTERNAL://:2,PLAINTEXT://:3",
-        )
-        .unwrap();
+        let listeners =
+            super::super::listener::parse_listeners("listeners", "INTERNAL://:1,EXTERNAL://:2,PLAINTEXT://:3").unwrap();
         let s = parse(&props, &listeners).unwrap();
         assert_eq!(
             s.listeners["INTERNAL"].sasl.as_ref().unwrap().mechanisms,
@@ -554,16 +489,9 @@ mod tests {
             s.listeners["EXTERNAL"].sasl.as_ref().unwrap().mechanisms,
             vec![SaslMechanism::ScramSha512]
         );
-        assert_eq!(
-            s.listeners["PLAINTEXT"].protocol,
-            SecurityProtocol::Plaintext
-        );
-        assert!(is_security_key(
-            "listener.name.internal.plain.sasl.jaas.config"
-        ));
-        assert!(is_security_key(
-            "listener.name.external.ssl.keystore.location"
-        ));
+        assert_eq!(s.listeners["PLAINTEXT"].protocol, SecurityProtocol::Plaintext);
+        assert!(is_security_key("listener.name.internal.plain.sasl.jaas.config"));
+        assert!(is_security_key("listener.name.external.ssl.keystore.location"));
         assert!(!is_security_key("listener.name.x.no.such.key"));
         // A TLS listener without material is a configuration error naming the key.
         let tls = super::super::listener::parse_listeners("listeners", "SSL://:4").unwrap();

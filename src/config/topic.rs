@@ -170,13 +170,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "0",
         min = 0
     ),
-    def!(
-        "min.insync.replicas",
-        &[("min.insync.replicas", 1)],
-        Int,
-        "1",
-        min = 1
-    ),
+    def!("min.insync.replicas", &[("min.insync.replicas", 1)], Int, "1", min = 1),
     def!("preallocate", &[("log.preallocate", 1)], Boolean, "false"),
     def!("retention.bytes", &[("log.retention.bytes", 1)], Long, "-1"),
     def!(
@@ -206,10 +200,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     ),
     def!(
         "segment.jitter.ms",
-        &[
-            ("log.roll.jitter.ms", 1),
-            ("log.roll.jitter.hours", MS_PER_HOUR)
-        ],
+        &[("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", MS_PER_HOUR)],
         Long,
         "0",
         min = 0
@@ -242,10 +233,7 @@ pub fn validate_value(def: &TopicConfigDef, value: &str) -> Result<(), ConfigErr
     };
     match def.kind {
         ConfigType::Int | ConfigType::Long => {
-            let n: i64 = value
-                .trim()
-                .parse()
-                .map_err(|_| bad("not a number".into()))?;
+            let n: i64 = value.trim().parse().map_err(|_| bad("not a number".into()))?;
             if def.kind == ConfigType::Int && i32::try_from(n).is_err() {
                 return Err(bad("out of range for an int".into()));
             }
@@ -256,10 +244,7 @@ pub fn validate_value(def: &TopicConfigDef, value: &str) -> Result<(), ConfigErr
             }
         }
         ConfigType::Double => {
-            value
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| bad("not a number".into()))?;
+            value.trim().parse::<f64>().map_err(|_| bad("not a number".into()))?;
         }
         ConfigType::Boolean => {
             if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
@@ -295,19 +280,14 @@ pub fn is_topic_default_key(key: &str) -> bool {
 }
 
 impl TopicDefaults {
-    pub fn from_broker_properties(
-        props: &indexmap::IndexMap<String, String>,
-    ) -> Result<Self, ConfigError> {
-        let statics: BTreeMap<String, String> =
-            props.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pub fn from_broker_properties(props: &indexmap::IndexMap<String, String>) -> Result<Self, ConfigError> {
+        let statics: BTreeMap<String, String> = props.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         TopicDefaults::from_layers(&[(&statics, ConfigSource::StaticBroker)])
     }
 
     /// Resolves every topic default from broker keys, the first layer that
     /// sets a key winning (per-broker dynamic, cluster-wide dynamic, static).
-    pub fn from_layers(
-        layers: &[(&BTreeMap<String, String>, ConfigSource)],
-    ) -> Result<Self, ConfigError> {
+    pub fn from_layers(layers: &[(&BTreeMap<String, String>, ConfigSource)]) -> Result<Self, ConfigError> {
         let mut values = BTreeMap::new();
         for def in TOPIC_CONFIGS {
             let mut chosen = None;
@@ -380,11 +360,10 @@ impl LogConfig {
                 .unwrap_or_default()
         };
         let num = |name: &str| -> i64 {
-            get(name).trim().parse().unwrap_or_else(|_| {
-                topic_config_def(name)
-                    .and_then(|d| d.default.parse().ok())
-                    .unwrap_or(0)
-            })
+            get(name)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| topic_config_def(name).and_then(|d| d.default.parse().ok()).unwrap_or(0))
         };
         let policy = get("cleanup.policy");
         LogConfig {

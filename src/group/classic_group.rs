@@ -171,11 +171,7 @@ impl Group {
             .collect();
         let mut votes: IndexMap<&str, usize> = candidates.iter().map(|c| (*c, 0)).collect();
         for m in self.members.values() {
-            if let Some((name, _)) = m
-                .protocols
-                .iter()
-                .find(|(n, _)| candidates.contains(&n.as_str()))
-            {
+            if let Some((name, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n.as_str())) {
                 *votes.entry(name.as_str()).or_default() += 1;
             }
         }
@@ -233,11 +229,7 @@ impl Group {
                     client_host: m.client_host.clone(),
                     rebalance_timeout: m.rebalance_timeout_ms,
                     session_timeout: m.session_timeout_ms,
-                    subscription: self
-                        .protocol
-                        .as_deref()
-                        .map(|p| m.metadata_for(p))
-                        .unwrap_or_default(),
+                    subscription: self.protocol.as_deref().map(|p| m.metadata_for(p)).unwrap_or_default(),
                     assignment: m.assignment.clone(),
                 })
                 .collect(),
@@ -249,8 +241,7 @@ impl Group {
     pub fn from_value(id: &str, value: &GroupValue, now: i64) -> Group {
         let mut group = Group::new(id, now);
         group.generation = value.generation;
-        group.protocol_type =
-            (!value.protocol_type.is_empty()).then(|| value.protocol_type.clone());
+        group.protocol_type = (!value.protocol_type.is_empty()).then(|| value.protocol_type.clone());
         group.protocol = value.protocol.clone();
         group.leader = value.leader.clone();
         group.state_since = if value.current_state_timestamp > 0 {
@@ -277,9 +268,7 @@ impl Group {
                 },
             );
             if let Some(instance) = &m.group_instance_id {
-                group
-                    .static_members
-                    .insert(instance.clone(), m.member_id.clone());
+                group.static_members.insert(instance.clone(), m.member_id.clone());
             }
         }
         group.state = if group.members.is_empty() {

@@ -156,8 +156,7 @@ impl Groups {
     pub fn load(&mut self, records: BTreeMap<RecordKey, RecordValue>, now: i64) {
         for (key, value) in &records {
             if let (RecordKey::Group { group }, RecordValue::Group(v)) = (key, value) {
-                self.groups
-                    .insert(group.clone(), Group::from_value(group, v, now));
+                self.groups.insert(group.clone(), Group::from_value(group, v, now));
             }
         }
         for (key, value) in records {
@@ -194,9 +193,7 @@ impl Groups {
             if g.protocol_type.is_some() || !g.members.is_empty() {
                 out.push((
                     g.id.clone(),
-                    RecordKey::Group {
-                        group: g.id.clone(),
-                    },
+                    RecordKey::Group { group: g.id.clone() },
                     g.to_value().encode(),
                 ));
             }
@@ -229,12 +226,7 @@ impl Groups {
 
     // ----- JoinGroup -------------------------------------------------------------------------
 
-    pub fn join(
-        &mut self,
-        log: &mut dyn GroupLog,
-        req: JoinRequest,
-        now: i64,
-    ) -> Reply<JoinGroupResponse> {
+    pub fn join(&mut self, log: &mut dyn GroupLog, req: JoinRequest, now: i64) -> Reply<JoinGroupResponse> {
         if req.group_id.is_empty() {
             return Reply::Now(join_error(E::InvalidGroupId.code(), &req.member_id));
         }
@@ -247,16 +239,12 @@ impl Groups {
             if !req.member_id.is_empty() {
                 return Reply::Now(join_error(E::UnknownMemberId.code(), &req.member_id));
             }
-            self.groups
-                .insert(req.group_id.clone(), Group::new(&req.group_id, now));
+            self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now));
         }
         let delay = self.config.initial_rebalance_delay_ms;
         let group = self.groups.get_mut(&req.group_id).expect("inserted above");
         if !group.supports(&req.protocol_type, &req.protocols) {
-            return Reply::Now(join_error(
-                E::InconsistentGroupProtocol.code(),
-                &req.member_id,
-            ));
+            return Reply::Now(join_error(E::InconsistentGroupProtocol.code(), &req.member_id));
         }
         if req.member_id.is_empty() {
             join_unknown_member(group, log, req, delay, now)
@@ -267,12 +255,7 @@ impl Groups {
 
     // ----- SyncGroup -------------------------------------------------------------------------
 
-    pub fn sync(
-        &mut self,
-        log: &mut dyn GroupLog,
-        req: SyncRequest,
-        now: i64,
-    ) -> Reply<SyncGroupResponse> {
+    pub fn sync(&mut self, log: &mut dyn GroupLog, req: SyncRequest, now: i64) -> Reply<SyncGroupResponse> {
         let Some(group) = self.groups.get_mut(&req.group_id) else {
             return Reply::Now(sync_error(E::UnknownMemberId.code()));
         };
@@ -294,9 +277,7 @@ impl Groups {
             return Reply::Now(sync_error(E::InconsistentGroupProtocol.code()));
         }
         match group.state {
-            GroupState::Empty | GroupState::Dead => {
-                Reply::Now(sync_error(E::UnknownMemberId.code()))
-            }
+            GroupState::Empty | GroupState::Dead => Reply::Now(sync_error(E::UnknownMemberId.code())),
             GroupState::PreparingRebalance => Reply::Now(sync_error(E::RebalanceInProgress.code())),
             GroupState::Stable => {
                 let member = &mut group.members[&req.member_id];
@@ -320,8 +301,7 @@ impl Groups {
                             group.transition(GroupState::Stable, now);
                             group.sync_deadline = None;
                             group.pending_sync.clear();
-                            let (protocol_type, protocol) =
-                                (group.protocol_type.clone(), group.protocol.clone());
+                            let (protocol_type, protocol) = (group.protocol_type.clone(), group.protocol.clone());
                             for m in group.members.values_mut() {
                                 if let Some(tx) = m.awaiting_sync.take() {
                                     let _ = tx.send(
@@ -398,11 +378,7 @@ impl Groups {
         let mut errors = Vec::with_capacity(leaving.len());
         for l in leaving {
             let member_id = if l.member_id.is_empty() {
-                match l
-                    .instance_id
-                    .as_ref()
-                    .and_then(|i| group.static_members.get(i))
-                {
+                match l.instance_id.as_ref().and_then(|i| group.static_members.get(i)) {
                     Some(id) => id.clone(),
                     None => {
                         errors.push(E::UnknownMemberId.code());
@@ -448,11 +424,7 @@ impl Groups {
             let expired: Vec<String> = group
                 .members
                 .values()
-                .filter(|m| {
-                    m.awaiting_join.is_none()
-                        && m.awaiting_sync.is_none()
-                        && m.heartbeat_deadline <= now
-                })
+                .filter(|m| m.awaiting_join.is_none() && m.awaiting_sync.is_none() && m.heartbeat_deadline <= now)
                 .map(|m| m.id.clone())
                 .collect();
             for id in expired {
@@ -477,9 +449,7 @@ impl Groups {
             {
                 complete_join(group, log, now);
             }
-            if group.state == GroupState::CompletingRebalance
-                && group.sync_deadline.is_some_and(|d| d <= now)
-            {
+            if group.state == GroupState::CompletingRebalance && group.sync_deadline.is_some_and(|d| d <= now) {
                 let laggards: Vec<String> = group.pending_sync.iter().cloned().collect();
                 group.sync_deadline = None;
                 for id in laggards {
@@ -546,8 +516,7 @@ impl Groups {
                 });
             }
             // A simple (unmanaged) group: created by its first commit.
-            self.groups
-                .insert(req.group_id.clone(), Group::new(&req.group_id, now));
+            self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now));
         }
         let group = self.groups.get_mut(&req.group_id).expect("present");
         if let Err(code) = validate_offset_commit(group, &req) {
@@ -588,10 +557,7 @@ impl Groups {
             return codes;
         }
         if let Err(code) = log.write(&req.group_id, records) {
-            return codes
-                .into_iter()
-                .map(|c| if c == 0 { code } else { c })
-                .collect();
+            return codes.into_iter().map(|c| if c == 0 { code } else { c }).collect();
         }
         group.offsets.extend(accepted);
         codes
@@ -599,11 +565,7 @@ impl Groups {
 
     /// Committed offsets of a group: all of them, or the partitions asked for
     /// (-1 where nothing is committed).
-    pub fn fetch_offsets(
-        &self,
-        group_id: &str,
-        wanted: Option<&[(String, Vec<i32>)]>,
-    ) -> TopicOffsets {
+    pub fn fetch_offsets(&self, group_id: &str, wanted: Option<&[(String, Vec<i32>)]>) -> TopicOffsets {
         let group = self.groups.get(group_id);
         match wanted {
             Some(topics) => topics
@@ -611,25 +573,16 @@ impl Groups {
                 .map(|(topic, partitions)| {
                     let rows = partitions
                         .iter()
-                        .map(|p| {
-                            (
-                                *p,
-                                group.and_then(|g| g.offsets.get(&(topic.clone(), *p)).cloned()),
-                            )
-                        })
+                        .map(|p| (*p, group.and_then(|g| g.offsets.get(&(topic.clone(), *p)).cloned())))
                         .collect();
                     (topic.clone(), rows)
                 })
                 .collect(),
             None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
-                    BTreeMap::new();
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
                 if let Some(g) = group {
                     for ((topic, p), o) in &g.offsets {
-                        by_topic
-                            .entry(topic.clone())
-                            .or_default()
-                            .push((*p, Some(o.clone())));
+                        by_topic.entry(topic.clone()).or_default().push((*p, Some(o.clone())));
                     }
                 }
                 by_topic.into_iter().collect()
@@ -790,11 +743,7 @@ impl Groups {
                 .offsets
                 .iter()
                 .filter(|(_, o)| {
-                    let since = if managed {
-                        group.state_since
-                    } else {
-                        o.commit_timestamp
-                    };
+                    let since = if managed { group.state_since } else { o.commit_timestamp };
                     since + retention <= now
                 })
                 .map(|(k, _)| k.clone())
@@ -943,9 +892,7 @@ fn join_known_member(
                 Reply::Now(join_response(group, &member_id))
             }
         }
-        GroupState::Empty | GroupState::Dead => {
-            Reply::Now(join_error(E::UnknownMemberId.code(), &member_id))
-        }
+        GroupState::Empty | GroupState::Dead => Reply::Now(join_error(E::UnknownMemberId.code(), &member_id)),
     }
 }
 
@@ -985,9 +932,7 @@ fn rejoin_static_member(
     member.heartbeat_deadline = now + req.session_timeout_ms as i64;
     group.members.insert(new_id.clone(), member);
     if let Some(instance) = &req.instance_id {
-        group
-            .static_members
-            .insert(instance.clone(), new_id.clone());
+        group.static_members.insert(instance.clone(), new_id.clone());
     }
     if was_leader {
         group.leader = Some(new_id.clone());
@@ -1001,9 +946,7 @@ fn rejoin_static_member(
                 m.protocols = old_protocols;
                 group.members.insert(old_id.to_string(), m);
                 if let Some(instance) = &req.instance_id {
-                    group
-                        .static_members
-                        .insert(instance.clone(), old_id.to_string());
+                    group.static_members.insert(instance.clone(), old_id.to_string());
                 }
                 if was_leader {
                     group.leader = Some(old_id.to_string());
@@ -1028,21 +971,13 @@ fn rejoin_static_member(
         }
         GroupState::PreparingRebalance => {
             let (tx, rx) = oneshot::channel();
-            group
-                .members
-                .get_mut(&new_id)
-                .expect("inserted")
-                .awaiting_join = Some(tx);
+            group.members.get_mut(&new_id).expect("inserted").awaiting_join = Some(tx);
             try_complete_join(group, log, now);
             Reply::Later(rx)
         }
         _ => {
             let (tx, rx) = oneshot::channel();
-            group
-                .members
-                .get_mut(&new_id)
-                .expect("inserted")
-                .awaiting_join = Some(tx);
+            group.members.get_mut(&new_id).expect("inserted").awaiting_join = Some(tx);
             prepare_rebalance(group, delay, now);
             try_complete_join(group, log, now);
             Reply::Later(rx)
@@ -1063,9 +998,7 @@ fn add_member_and_rebalance(
         group.protocol_type = Some(req.protocol_type.clone());
     }
     if let Some(instance) = &req.instance_id {
-        group
-            .static_members
-            .insert(instance.clone(), member_id.clone());
+        group.static_members.insert(instance.clone(), member_id.clone());
     }
     group.members.insert(
         member_id.clone(),
@@ -1142,10 +1075,7 @@ fn prepare_rebalance(group: &mut Group, delay: i64, now: i64) {
 }
 
 fn try_complete_join(group: &mut Group, log: &mut dyn GroupLog, now: i64) {
-    if group.state == GroupState::PreparingRebalance
-        && group.initial_delay.is_none()
-        && group.all_joined()
-    {
+    if group.state == GroupState::PreparingRebalance && group.initial_delay.is_none() && group.all_joined() {
         complete_join(group, log, now);
     }
 }
@@ -1177,11 +1107,7 @@ fn complete_join(group: &mut Group, log: &mut dyn GroupLog, now: i64) {
         return;
     }
     group.protocol = group.select_protocol();
-    if group
-        .leader
-        .as_ref()
-        .is_none_or(|l| !group.members.contains_key(l))
-    {
+    if group.leader.as_ref().is_none_or(|l| !group.members.contains_key(l)) {
         group.leader = group.members.keys().next().cloned();
     }
     group.transition(GroupState::CompletingRebalance, now);
@@ -1225,12 +1151,7 @@ fn join_response(group: &Group, member_id: &str) -> JoinGroupResponse {
         .with_members(members)
 }
 
-fn remove_member_and_rebalance(
-    group: &mut Group,
-    log: &mut dyn GroupLog,
-    member_id: &str,
-    now: i64,
-) {
+fn remove_member_and_rebalance(group: &mut Group, log: &mut dyn GroupLog, member_id: &str, now: i64) {
     if let Some(mut member) = group.remove_member(member_id) {
         if let Some(tx) = member.awaiting_join.take() {
             let _ = tx.send(join_error(E::UnknownMemberId.code(), member_id));
@@ -1260,11 +1181,7 @@ mod tests {
     }
 
     impl GroupLog for MemLog {
-        fn write(
-            &mut self,
-            _group: &str,
-            records: Vec<(RecordKey, Option<Bytes>)>,
-        ) -> Result<(), i16> {
+        fn write(&mut self, _group: &str, records: Vec<(RecordKey, Option<Bytes>)>) -> Result<(), i16> {
             self.records.extend(records);
             Ok(())
         }
@@ -1362,9 +1279,7 @@ mod tests {
     fn a_lone_member_joins_syncs_and_heartbeats_without_waiting() {
         let (mut g, mut log) = (groups(0), MemLog::default());
         let (id, reply) = join_new(&mut g, &mut log, 0);
-        let joined = later(reply)
-            .try_recv()
-            .expect("answered at once with no initial delay");
+        let joined = later(reply).try_recv().expect("answered at once with no initial delay");
         assert_eq!((joined.error_code, joined.generation_id), (0, 1));
         assert_eq!(joined.leader.as_str(), id);
         assert_eq!(joined.members.len(), 1);
@@ -1373,20 +1288,11 @@ mod tests {
         let synced = later(g.sync(&mut log, sync_req(&id, 1, &[(&id, "all")]), 10))
             .try_recv()
             .unwrap();
-        assert_eq!(
-            (synced.error_code, &synced.assignment[..]),
-            (0, &b"all"[..])
-        );
+        assert_eq!((synced.error_code, &synced.assignment[..]), (0, &b"all"[..]));
         assert_eq!(state(&g), GroupState::Stable);
         assert_eq!(g.heartbeat("g", 1, &id, None, 20), 0);
-        assert_eq!(
-            g.heartbeat("g", 0, &id, None, 20),
-            E::IllegalGeneration.code()
-        );
-        assert_eq!(
-            g.heartbeat("g", 1, "nobody", None, 20),
-            E::UnknownMemberId.code()
-        );
+        assert_eq!(g.heartbeat("g", 0, &id, None, 20), E::IllegalGeneration.code());
+        assert_eq!(g.heartbeat("g", 1, "nobody", None, 20), E::UnknownMemberId.code());
         // The assignment is persisted with the group.
         let stored = log.compacted();
         match stored.get(&RecordKey::Group { group: "g".into() }) {
@@ -1408,10 +1314,7 @@ mod tests {
         let mut b_join = later(b_join);
         assert!(b_join.try_recv().is_err(), "B waits for A to rejoin");
         assert_eq!(state(&g), GroupState::PreparingRebalance);
-        assert_eq!(
-            g.heartbeat("g", 1, &a, None, 200),
-            E::RebalanceInProgress.code()
-        );
+        assert_eq!(g.heartbeat("g", 1, &a, None, 200), E::RebalanceInProgress.code());
         let a_join = later(g.join(&mut log, join_req(&a, None, &["range"]), 300))
             .try_recv()
             .unwrap();
@@ -1422,17 +1325,10 @@ mod tests {
         assert!(b_join.members.is_empty(), "followers see none");
 
         let mut b_sync = later(g.sync(&mut log, sync_req(&b, 2, &[]), 400));
-        assert!(
-            b_sync.try_recv().is_err(),
-            "B waits for the leader's assignment"
-        );
-        let a_sync = later(g.sync(
-            &mut log,
-            sync_req(&a, 2, &[(&a, "p0-p2"), (&b, "p3-p5")]),
-            500,
-        ))
-        .try_recv()
-        .unwrap();
+        assert!(b_sync.try_recv().is_err(), "B waits for the leader's assignment");
+        let a_sync = later(g.sync(&mut log, sync_req(&a, 2, &[(&a, "p0-p2"), (&b, "p3-p5")]), 500))
+            .try_recv()
+            .unwrap();
         assert_eq!(&a_sync.assignment[..], b"p0-p2");
         assert_eq!(&b_sync.try_recv().unwrap().assignment[..], b"p3-p5");
         assert_eq!(state(&g), GroupState::Stable);
@@ -1465,11 +1361,7 @@ mod tests {
         let (a, b) = stable_pair(&mut g, &mut log);
         assert_eq!(g.heartbeat("g", 2, &a, None, 9_000), 0);
         g.tick(&mut log, 9_500);
-        assert_eq!(
-            g.group("g").unwrap().members.len(),
-            2,
-            "B is within its session"
-        );
+        assert_eq!(g.group("g").unwrap().members.len(), 2, "B is within its session");
         g.tick(&mut log, SESSION as i64 + 1);
         assert!(!g.group("g").unwrap().members.contains_key(&b));
         assert_eq!(state(&g), GroupState::PreparingRebalance);
@@ -1548,11 +1440,7 @@ mod tests {
         let mut a_join = later(g.join(&mut log, join_req(&a, None, &["range"]), 1000));
         g.heartbeat("g", 2, &b, None, 1000);
         g.tick(&mut log, 1000 + REBALANCE as i64);
-        assert_eq!(
-            a_join.try_recv().unwrap().members.len(),
-            2,
-            "A and C, without B"
-        );
+        assert_eq!(a_join.try_recv().unwrap().members.len(), 2, "A and C, without B");
         assert_eq!(c.try_recv().unwrap().generation_id, 3);
         assert!(!g.group("g").unwrap().members.contains_key(&b));
         // Nobody syncs: after the rebalance timeout the laggards go.
@@ -1579,10 +1467,7 @@ mod tests {
         assert_eq!(state(&g), GroupState::Stable);
         let mut sync = sync_req(&new, 1, &[]);
         sync.instance_id = Some("pod-1".into());
-        assert_eq!(
-            &now_reply(g.sync(&mut log, sync, 5100)).assignment[..],
-            b"mine"
-        );
+        assert_eq!(&now_reply(g.sync(&mut log, sync, 5100)).assignment[..], b"mine");
         // The old incarnation is fenced.
         assert_eq!(
             g.heartbeat("g", 1, &old, Some("pod-1"), 5200),
@@ -1655,12 +1540,7 @@ mod tests {
         assert_eq!(joined.protocol_name.as_deref(), Some("range"));
     }
 
-    fn commit(
-        group: &str,
-        generation: i32,
-        member: &str,
-        offsets: &[(&str, i32, i64)],
-    ) -> OffsetCommitRequest {
+    fn commit(group: &str, generation: i32, member: &str, offsets: &[(&str, i32, i64)]) -> OffsetCommitRequest {
         OffsetCommitRequest {
             group_id: group.into(),
             generation,
@@ -1702,41 +1582,21 @@ mod tests {
         // Membership rules for a managed group.
         let (a, reply) = join_new(&mut g, &mut log, 0);
         later(reply).try_recv().unwrap();
-        let codes = g.commit_offsets(
-            &mut log,
-            commit("g", 1, &a, &[("orders", 0, 5)]),
-            &exists,
-            0,
-        );
+        let codes = g.commit_offsets(&mut log, commit("g", 1, &a, &[("orders", 0, 5)]), &exists, 0);
         assert_eq!(codes, vec![E::RebalanceInProgress.code()], "not yet synced");
         later(g.sync(&mut log, sync_req(&a, 1, &[(&a, "x")]), 0))
             .try_recv()
             .unwrap();
         assert_eq!(
-            g.commit_offsets(
-                &mut log,
-                commit("g", 1, &a, &[("orders", 0, 5)]),
-                &exists,
-                0
-            ),
+            g.commit_offsets(&mut log, commit("g", 1, &a, &[("orders", 0, 5)]), &exists, 0),
             vec![0]
         );
         assert_eq!(
-            g.commit_offsets(
-                &mut log,
-                commit("g", 0, &a, &[("orders", 0, 6)]),
-                &exists,
-                0
-            ),
+            g.commit_offsets(&mut log, commit("g", 0, &a, &[("orders", 0, 6)]), &exists, 0),
             vec![E::IllegalGeneration.code()]
         );
         assert_eq!(
-            g.commit_offsets(
-                &mut log,
-                commit("g", -1, "", &[("orders", 0, 6)]),
-                &exists,
-                0
-            ),
+            g.commit_offsets(&mut log, commit("g", -1, "", &[("orders", 0, 6)]), &exists, 0),
             vec![E::UnknownMemberId.code()],
             "admin commits need an inactive group"
         );
@@ -1754,10 +1614,7 @@ mod tests {
         assert!(reloaded.group("g").unwrap().members.contains_key(&a));
         assert_eq!(reloaded.heartbeat("g", 1, &a, None, 1000), 0);
         let o = reloaded.fetch_offsets("g", None);
-        assert_eq!(
-            (o[0].0.as_str(), o[0].1[0].1.as_ref().unwrap().offset),
-            ("orders", 5)
-        );
+        assert_eq!((o[0].0.as_str(), o[0].1[0].1.as_ref().unwrap().offset), ("orders", 5));
         assert_eq!(reloaded.fetch_offsets("simple", None)[0].1.len(), 2);
 
         // Offsets of the simple group expire a retention period after their commit.
@@ -1774,10 +1631,7 @@ mod tests {
         let (a, reply) = join_new(&mut g, &mut log, 0);
         later(reply).try_recv().unwrap();
         assert_eq!(g.delete_group(&mut log, "g"), E::NonEmptyGroup.code());
-        assert_eq!(
-            g.delete_group(&mut log, "absent"),
-            E::GroupIdNotFound.code()
-        );
+        assert_eq!(g.delete_group(&mut log, "absent"), E::GroupIdNotFound.code());
         g.leave(
             &mut log,
             "g",
@@ -1790,9 +1644,6 @@ mod tests {
         g.commit_offsets(&mut log, commit("g", -1, "", &[("t", 0, 1)]), &exists, 0);
         assert_eq!(g.delete_group(&mut log, "g"), 0);
         assert!(g.group("g").is_none());
-        assert!(
-            log.compacted().is_empty(),
-            "nothing of the group survives a reload"
-        );
+        assert!(log.compacted().is_empty(), "nothing of the group survives a reload");
     }
 }

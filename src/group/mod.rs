@@ -23,9 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use classic_group::{CommittedOffset, GroupState};
-pub use coordinator::{
-    GroupDescription, JoinRequest, LeavingMember, ListedGroup, OffsetCommitRequest, SyncRequest,
-};
+pub use coordinator::{GroupDescription, JoinRequest, LeavingMember, ListedGroup, OffsetCommitRequest, SyncRequest};
 
 struct State {
     groups: Groups,
@@ -57,30 +55,20 @@ impl GroupCoordinator {
             let records = t.load();
             let count = records.len();
             groups.load(records, now_ms());
-            info!(
-                records = count,
-                groups = groups.list().len(),
-                "loaded consumer groups"
-            );
+            info!(records = count, groups = groups.list().len(), "loaded consumer groups");
         }
         GroupCoordinator {
             state: Mutex::new(State { groups, topic }),
             timers_changed: Notify::new(),
             offsets_partitions: config.offsets_topic_num_partitions,
             offsets_segment_bytes: config.offsets_topic_segment_bytes,
-            retention_check_interval: Duration::from_millis(
-                config.offsets_retention_check_interval_ms,
-            ),
+            retention_check_interval: Duration::from_millis(config.offsets_retention_check_interval_ms),
         }
     }
 
     /// Runs `f` on the state with a writer for `__consumer_offsets`, then
     /// compacts what it wrote to if needed, and wakes the timer task.
-    fn with_state<R>(
-        &self,
-        cluster: &Cluster,
-        f: impl FnOnce(&mut Groups, &mut TopicWriter<'_>) -> R,
-    ) -> R {
+    fn with_state<R>(&self, cluster: &Cluster, f: impl FnOnce(&mut Groups, &mut TopicWriter<'_>) -> R) -> R {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let State { groups, topic } = &mut *state;
         let mut writer = TopicWriter {
@@ -119,9 +107,7 @@ impl GroupCoordinator {
             kafka_protocol::messages::JoinGroupResponse::default()
                 .with_error_code(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
                 .with_generation_id(-1)
-                .with_member_id(kafka_protocol::protocol::StrBytes::from_string(
-                    member_id.clone(),
-                ))
+                .with_member_id(kafka_protocol::protocol::StrBytes::from_string(member_id.clone()))
                 .with_protocol_name(None)
         })
         .await
@@ -154,40 +140,21 @@ impl GroupCoordinator {
         })
     }
 
-    pub fn leave(
-        &self,
-        cluster: &Cluster,
-        group: &str,
-        members: &[LeavingMember],
-    ) -> (i16, Vec<i16>) {
+    pub fn leave(&self, cluster: &Cluster, group: &str, members: &[LeavingMember]) -> (i16, Vec<i16>) {
         self.with_state(cluster, |g, w| g.leave(w, group, members, now_ms()))
     }
 
     pub fn commit_offsets(&self, cluster: &Cluster, request: OffsetCommitRequest) -> Vec<i16> {
-        let exists = |topic: &str, partition: i32| {
-            cluster
-                .topic(topic)
-                .is_some_and(|t| t.partition(partition).is_some())
-        };
-        self.with_state(cluster, |g, w| {
-            g.commit_offsets(w, request, &exists, now_ms())
-        })
+        let exists =
+            |topic: &str, partition: i32| cluster.topic(topic).is_some_and(|t| t.partition(partition).is_some());
+        self.with_state(cluster, |g, w| g.commit_offsets(w, request, &exists, now_ms()))
     }
 
-    pub fn fetch_offsets(
-        &self,
-        group: &str,
-        wanted: Option<&[(String, Vec<i32>)]>,
-    ) -> coordinator::TopicOffsets {
+    pub fn fetch_offsets(&self, group: &str, wanted: Option<&[(String, Vec<i32>)]>) -> coordinator::TopicOffsets {
         self.read(|g| g.fetch_offsets(group, wanted))
     }
 
-    pub fn delete_offsets(
-        &self,
-        cluster: &Cluster,
-        group: &str,
-        partitions: &[(String, i32)],
-    ) -> (i16, Vec<i16>) {
+    pub fn delete_offsets(&self, cluster: &Cluster, group: &str, partitions: &[(String, i32)]) -> (i16, Vec<i16>) {
         self.with_state(cluster, |g, w| g.delete_offsets(w, group, partitions))
     }
 

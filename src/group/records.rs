@@ -161,10 +161,7 @@ impl GroupValue {
 
 impl RecordValue {
     /// Decodes the value for `key`; None for a tombstone (null value).
-    pub fn decode(
-        key: &RecordKey,
-        value: Option<&[u8]>,
-    ) -> Result<Option<RecordValue>, RecordError> {
+    pub fn decode(key: &RecordKey, value: Option<&[u8]>) -> Result<Option<RecordValue>, RecordError> {
         let Some(bytes) = value else { return Ok(None) };
         let mut r = Reader(bytes);
         let version = r.i16()?;
@@ -199,11 +196,7 @@ impl RecordValue {
                 let mut members = Vec::with_capacity(count as usize);
                 for _ in 0..count {
                     let member_id = r.string()?;
-                    let group_instance_id = if version >= 3 {
-                        r.nullable_string()?
-                    } else {
-                        None
-                    };
+                    let group_instance_id = if version >= 3 { r.nullable_string()? } else { None };
                     let client_id = r.string()?;
                     let client_host = r.string()?;
                     let rebalance_timeout = if version >= 1 { r.i32()? } else { -1 };
@@ -315,9 +308,7 @@ mod tests {
 
     #[test]
     fn group_records_round_trip() {
-        let key = RecordKey::Group {
-            group: "grp".into(),
-        };
+        let key = RecordKey::Group { group: "grp".into() };
         let value = GroupValue {
             protocol_type: "consumer".into(),
             generation: 7,

@@ -53,11 +53,7 @@ impl OffsetsTopic {
     }
 
     /// Creates the topic, as Kafka does on first use of a group.
-    pub fn create(
-        cluster: &Cluster,
-        partitions: i32,
-        segment_bytes: u64,
-    ) -> Result<OffsetsTopic, TopicError> {
+    pub fn create(cluster: &Cluster, partitions: i32, segment_bytes: u64) -> Result<OffsetsTopic, TopicError> {
         let mut configs = BTreeMap::new();
         configs.insert("cleanup.policy".to_string(), "compact".to_string());
         configs.insert(
@@ -101,9 +97,7 @@ impl OffsetsTopic {
                     _ => break,
                 };
                 while !chunk.is_empty() {
-                    let Some((_, size)) =
-                        crate::storage::batch::BatchHeader::peek_offset_and_size(&chunk)
-                    else {
+                    let Some((_, size)) = crate::storage::batch::BatchHeader::peek_offset_and_size(&chunk) else {
                         break;
                     };
                     if let Ok(h) = crate::storage::batch::BatchHeader::parse(&chunk) {
@@ -114,8 +108,7 @@ impl OffsetsTopic {
                         break;
                     };
                     for r in set.records {
-                        let Some(key) = r.key.as_deref().and_then(|k| RecordKey::decode(k).ok())
-                        else {
+                        let Some(key) = r.key.as_deref().and_then(|k| RecordKey::decode(k).ok()) else {
                             continue;
                         };
                         match RecordValue::decode(&key, r.value.as_deref()) {
@@ -169,22 +162,15 @@ impl OffsetsTopic {
 
     fn append(&self, index: usize, records: &[(RecordKey, Option<Bytes>)]) -> Result<(), i16> {
         let mut batch = OffsetsTopic::encode(records, now_ms());
-        self.partitions[index]
-            .append_now(&mut batch)
-            .map(|_| ())
-            .map_err(|e| {
-                warn!(error = %e, "could not write to __consumer_offsets");
-                E::CoordinatorNotAvailable.code()
-            })
+        self.partitions[index].append_now(&mut batch).map(|_| ()).map_err(|e| {
+            warn!(error = %e, "could not write to __consumer_offsets");
+            E::CoordinatorNotAvailable.code()
+        })
     }
 
     /// Rewrites the partitions that outgrew their threshold: the live records
     /// (`live`: group, key, value) go into a new segment, older ones are dropped.
-    pub fn maybe_rewrite(
-        &mut self,
-        touched: &HashSet<usize>,
-        live: impl Fn() -> Vec<(String, RecordKey, Bytes)>,
-    ) {
+    pub fn maybe_rewrite(&mut self, touched: &HashSet<usize>, live: impl Fn() -> Vec<(String, RecordKey, Bytes)>) {
         let over: Vec<usize> = touched
             .iter()
             .copied()
@@ -255,8 +241,7 @@ pub struct TopicWriter<'a> {
 impl GroupLog for TopicWriter<'_> {
     fn write(&mut self, group: &str, records: Vec<(RecordKey, Option<Bytes>)>) -> Result<(), i16> {
         if self.topic.is_none() {
-            let created = OffsetsTopic::create(self.cluster, self.partitions, self.segment_bytes)
-                .map_err(|e| {
+            let created = OffsetsTopic::create(self.cluster, self.partitions, self.segment_bytes).map_err(|e| {
                 warn!(error = %e, "could not create __consumer_offsets");
                 E::CoordinatorNotAvailable.code()
             })?;

@@ -19,11 +19,28 @@ fn decode<T: Decodable>(req: &ParsedRequest) -> Result<T, RequestError> {
     })
 }
 
-/// Handles one request. `Ok(None)` means no response is due (acks=0).
+/// Handles one request, counted and timed per API. `Ok(None)` means no
+/// response is due (acks=0).
 pub async fn dispatch(
     broker: &Broker,
     ctx: &RequestContext,
     req: ParsedRequest,
+) -> Result<Option<ResponseFrame>, RequestError> {
+    let api = crate::metrics::api_name(req.api_key);
+    let started = std::time::Instant::now();
+    metrics::gauge!("sluice_requests_in_flight", "api" => api).increment(1.0);
+    let result = dispatch_inner(broker, ctx, req, api).await;
+    metrics::gauge!("sluice_requests_in_flight", "api" => api).decrement(1.0);
+    metrics::counter!("sluice_requests_total", "api" => api).increment(1);
+    metrics::histogram!("sluice_request_duration_seconds", "api" => api).record(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn dispatch_inner(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ParsedRequest,
+    api: &'static str,
 ) -> Result<Option<ResponseFrame>, RequestError> {
     let version = req.version();
     let correlation_id = req.header.correlation_id;
@@ -38,6 +55,7 @@ pub async fn dispatch(
         ($handler:path) => {{
             let request = decode(&req)?;
             let response = $handler(broker, ctx, request).await;
+            crate::metrics::record_errors(api, &response);
             encode_response(key, version, correlation_id, &response).map(Some)
         }};
     }
@@ -46,6 +64,7 @@ pub async fn dispatch(
             let request = decode(&req)?;
             match api::produce::handle(broker, ctx, request).await {
                 Some(response) => {
+                    crate::metrics::record_errors(api, &response);
                     encode_response(key, version, correlation_id, &response).map(Some)
                 }
                 None => Ok(None),
@@ -54,6 +73,7 @@ pub async fn dispatch(
         ApiKey::Fetch => {
             let request = decode(&req)?;
             let response = api::fetch::handle(broker, ctx, request).await;
+            crate::metrics::record_errors(api, &response);
             // Fetched batches go to the socket as read, not copied into the frame.
             let records = api::fetch::record_sets(&response);
             encode_response_spliced(key, version, correlation_id, &response, records).map(Some)
@@ -101,9 +121,6 @@ pub async fn dispatch(
         ApiKey::DescribeUserScramCredentials => {
             serve!(api::scram::handle_describe_user_scram_credentials)
         }
-        other => Err(RequestError::UnsupportedVersion {
-            api: other,
-            version,
-        }),
+        other => Err(RequestError::UnsupportedVersion { api: other, version }),
     }
 }

@@ -17,17 +17,9 @@ pub enum RequestError {
     #[error("malformed request header: {0}")]
     Header(String),
     #[error("malformed {api:?} v{version} request: {reason}")]
-    Body {
-        api: ApiKey,
-        version: i16,
-        reason: String,
-    },
+    Body { api: ApiKey, version: i16, reason: String },
     #[error("could not encode the {api:?} v{version} response: {reason}")]
-    Encode {
-        api: ApiKey,
-        version: i16,
-        reason: String,
-    },
+    Encode { api: ApiKey, version: i16, reason: String },
 }
 
 pub struct ParsedRequest {
@@ -62,12 +54,7 @@ pub fn parse_request(mut frame: Bytes) -> Result<ParsedRequest, RequestError> {
     let (key, version) = peek_api(&frame).ok_or(RequestError::TooShort(frame.len()))?;
     let api_key = ApiKey::try_from(key).map_err(|_| RequestError::UnknownApiKey(key))?;
     let header_version = api_key.request_header_version(version);
-    let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| RequestError::Header(e.to_string()))?;
+    let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| RequestError::Header(e.to_string()))?;
     let body = frame.copy_to_bytes(frame.remaining());
-    Ok(ParsedRequest {
-        api_key,
-        header,
-        body,
-    })
+    Ok(ParsedRequest { api_key, header, body })
 }

@@ -122,12 +122,8 @@ pub fn encode_response_spliced<R: Encodable>(
     };
     let header_version = api_key.response_header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let header_size = header
-        .compute_size(header_version)
-        .map_err(|e| fail(e.to_string()))?;
-    let body_size = body
-        .compute_size(version)
-        .map_err(|e| fail(e.to_string()))?;
+    let header_size = header.compute_size(header_version).map_err(|e| fail(e.to_string()))?;
+    let body_size = body.compute_size(version).map_err(|e| fail(e.to_string()))?;
     let size = header_size + body_size;
     let inline = size - splices.iter().map(Bytes::len).sum::<usize>().min(size);
     let mut buf = FrameBuilder {
@@ -140,8 +136,7 @@ pub fn encode_response_spliced<R: Encodable>(
     header
         .encode(&mut buf, header_version)
         .map_err(|e| fail(e.to_string()))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| fail(e.to_string()))?;
+    body.encode(&mut buf, version).map_err(|e| fail(e.to_string()))?;
     Ok(buf.finish())
 }
 
@@ -169,54 +164,38 @@ fn encode_response_copied<R: Encodable>(
     };
     let header_version = api_key.response_header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let header_size = header
-        .compute_size(header_version)
-        .map_err(|e| fail(e.to_string()))?;
-    let body_size = body
-        .compute_size(version)
-        .map_err(|e| fail(e.to_string()))?;
+    let header_size = header.compute_size(header_version).map_err(|e| fail(e.to_string()))?;
+    let body_size = body.compute_size(version).map_err(|e| fail(e.to_string()))?;
     let size = header_size + body_size;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
     header
         .encode(&mut buf, header_version)
         .map_err(|e| fail(e.to_string()))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| fail(e.to_string()))?;
+    body.encode(&mut buf, version).map_err(|e| fail(e.to_string()))?;
     Ok(buf.freeze())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::fetch_response::{
-        FetchResponse, FetchableTopicResponse, PartitionData,
-    };
+    use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 
     #[test]
     fn spliced_frames_equal_copied_frames() {
         let big = Bytes::from(vec![7u8; 100_000]);
         let small = Bytes::from(vec![9u8; 10]);
-        let body = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-            .with_partitions(vec![
+        let body =
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default().with_partitions(vec![
                 PartitionData::default().with_records(Some(big.clone())),
                 PartitionData::default()
                     .with_partition_index(1)
                     .with_records(Some(small.clone())),
             ])]);
         for version in [4, 12, 16] {
-            let spliced = encode_response_spliced(
-                ApiKey::Fetch,
-                version,
-                5,
-                &body,
-                vec![big.clone(), small.clone()],
-            )
-            .unwrap();
-            assert!(
-                spliced.0.len() >= 3,
-                "the large record set is its own chunk"
-            );
+            let spliced =
+                encode_response_spliced(ApiKey::Fetch, version, 5, &body, vec![big.clone(), small.clone()]).unwrap();
+            assert!(spliced.0.len() >= 3, "the large record set is its own chunk");
             assert!(spliced.0.iter().any(|c| c.as_ptr() == big.as_ptr()));
             let copied = encode_response_copied(ApiKey::Fetch, version, 5, &body).unwrap();
             assert_eq!(spliced.to_bytes(), copied);

@@ -142,9 +142,7 @@ mod tests {
                 ApiKey::DescribeAcls => check::<DescribeAclsRequest>(r),
                 ApiKey::DeleteAcls => check::<DeleteAclsRequest>(r),
                 ApiKey::AlterUserScramCredentials => check::<AlterUserScramCredentialsRequest>(r),
-                ApiKey::DescribeUserScramCredentials => {
-                    check::<DescribeUserScramCredentialsRequest>(r)
-                }
+                ApiKey::DescribeUserScramCredentials => check::<DescribeUserScramCredentialsRequest>(r),
                 other => panic!("no codec check for {other:?}"),
             }
         }

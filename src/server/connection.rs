@@ -4,7 +4,7 @@
 //! answered in order; other connections are never held up. Anything that is
 //! not a well-formed request closes this connection only.
 
-use super::frame::FrameReader;
+use super::frame::{FrameError, FrameReader};
 use super::listener::ListenerContext;
 use super::sasl_gate::{Decision, SaslGate};
 use super::tls::certificate_principal;
@@ -28,54 +28,54 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// A client has this long to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    listener: Arc<ListenerContext>,
-    broker: Arc<Broker>,
-) {
+pub async fn serve(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerContext>, broker: Arc<Broker>) {
     let span = info_span!("connection", %peer, listener = %listener.name);
-    serve_inner(tcp, peer, listener, broker)
-        .instrument(span)
-        .await
+    let name = listener.name.clone();
+    metrics::counter!("sluice_connections_accepted_total", "listener" => name.clone()).increment(1);
+    metrics::gauge!("sluice_connections_open", "listener" => name.clone()).increment(1.0);
+    serve_inner(tcp, peer, listener, broker).instrument(span).await;
+    metrics::gauge!("sluice_connections_open", "listener" => name.clone()).decrement(1.0);
+    metrics::counter!("sluice_connections_closed_total", "listener" => name).increment(1);
 }
 
-async fn serve_inner(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    listener: Arc<ListenerContext>,
-    broker: Arc<Broker>,
-) {
+fn count_authentication_failure(listener: &str, mechanism: &'static str) {
+    metrics::counter!(
+        "sluice_authentication_failures_total",
+        "listener" => listener.to_string(),
+        "mechanism" => mechanism
+    )
+    .increment(1);
+}
+
+async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerContext>, broker: Arc<Broker>) {
     let _ = tcp.set_nodelay(true);
     let (stream, certificate_principal): (Box<dyn Stream>, Option<String>) = match &listener.tls {
-        Some(acceptor) => {
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
-                    let principal = listener.principal_mapper.as_ref().and_then(|m| {
-                        certificate_principal(tls.get_ref().1.peer_certificates(), m)
-                    });
-                    (Box::new(tls), principal)
-                }
-                Ok(Err(e)) => {
-                    warn!(error = %e, "closing connection: TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    warn!("closing connection: TLS handshake timed out");
-                    return;
-                }
+        Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => {
+                let principal = listener
+                    .principal_mapper
+                    .as_ref()
+                    .and_then(|m| certificate_principal(tls.get_ref().1.peer_certificates(), m));
+                (Box::new(tls), principal)
             }
-        }
+            Ok(Err(e)) => {
+                warn!(error = %e, "closing connection: TLS handshake failed");
+                count_authentication_failure(&listener.name, "TLS");
+                return;
+            }
+            Err(_) => {
+                warn!("closing connection: TLS handshake timed out");
+                return;
+            }
+        },
         None => (Box::new(tcp), None),
     };
     let mut principal: Arc<str> = Arc::from(certificate_principal.as_deref().unwrap_or(ANONYMOUS));
-    let mut gate = listener.security.sasl.as_ref().map(|s| {
-        SaslGate::new(
-            s,
-            listener.credentials.clone(),
-            broker.config.security.max_reauth_ms,
-        )
-    });
+    let mut gate = listener
+        .security
+        .sasl
+        .as_ref()
+        .map(|s| SaslGate::new(s, listener.credentials.clone(), broker.config.security.max_reauth_ms));
     let (reader, mut writer) = tokio::io::split(stream);
     let mut frames = FrameReader::new(reader, broker.config.socket_request_max_bytes);
     debug!("accepted");
@@ -86,9 +86,18 @@ async fn serve_inner(
             next = frames.next_frame() => next,
         };
         let frame = match next {
-            Ok(Some(frame)) => frame,
+            Ok(Some(frame)) => {
+                metrics::counter!("sluice_socket_bytes_read_total", "listener" => listener.name.clone())
+                    .increment(frame.len() as u64 + 4);
+                frame
+            }
             Ok(None) => {
                 debug!("closed by the client");
+                break;
+            }
+            Err(FrameError::Io(e)) => {
+                // A client going away abruptly is not the broker's concern.
+                debug!(error = %e, "connection lost");
                 break;
             }
             Err(e) => {
@@ -119,6 +128,9 @@ async fn serve_inner(
                             break;
                         }
                     };
+                    if reply.failed {
+                        count_authentication_failure(&listener.name, "SASL");
+                    }
                     if let Some(p) = gate.principal() {
                         if *p != *principal {
                             principal = Arc::from(p);
@@ -132,7 +144,7 @@ async fn serve_inner(
             }
         }
         let client_id = request.header.client_id.as_ref().map(|c| c.to_string());
-        let span = tracing::debug_span!(
+        let span = tracing::info_span!(
             "request",
             api = ?request.api_key,
             version = request.version(),
@@ -147,11 +159,10 @@ async fn serve_inner(
             correlation_id: request.header.correlation_id,
             principal: principal.clone(),
         };
-        match dispatch(&broker, &ctx, request)
-            .instrument(span.clone())
-            .await
-        {
+        match dispatch(&broker, &ctx, request).instrument(span.clone()).await {
             Ok(Some(response)) => {
+                metrics::counter!("sluice_socket_bytes_written_total", "listener" => listener.name.clone())
+                    .increment(response.len() as u64);
                 if let Err(e) = write_frame(&mut writer, &response).await {
                     debug!(parent: &span, error = %e, "could not write response");
                     break;
@@ -167,10 +178,7 @@ async fn serve_inner(
 }
 
 /// Writes a frame's chunks with vectored writes, resuming after partial ones.
-async fn write_frame<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    frame: &ResponseFrame,
-) -> std::io::Result<()> {
+async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &ResponseFrame) -> std::io::Result<()> {
     let chunks = &frame.0;
     let (mut index, mut offset) = (0usize, 0usize);
     while index < chunks.len() {

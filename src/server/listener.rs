@@ -42,11 +42,7 @@ struct ListenerCredentials {
 }
 
 impl Credentials for ListenerCredentials {
-    fn scram(
-        &self,
-        user: &str,
-        mechanism: ScramMechanism,
-    ) -> Option<crate::auth::scram::ScramCredential> {
+    fn scram(&self, user: &str, mechanism: ScramMechanism) -> Option<crate::auth::scram::ScramCredential> {
         self.broker.cluster.scram_credential(user, mechanism)
     }
     fn plain_password(&self, user: &str) -> Option<String> {
@@ -56,15 +52,9 @@ impl Credentials for ListenerCredentials {
 
 impl ListenerContext {
     /// Builds a listener's TLS acceptor and SASL credentials; errors name what is wrong.
-    pub fn new(
-        name: &str,
-        security: &ListenerSecurity,
-        broker: Arc<Broker>,
-    ) -> Result<ListenerContext, String> {
+    pub fn new(name: &str, security: &ListenerSecurity, broker: Arc<Broker>) -> Result<ListenerContext, String> {
         let tls = match &security.tls {
-            Some(settings) => {
-                Some(tls::acceptor(settings).map_err(|e| format!("listener {name}: {e}"))?)
-            }
+            Some(settings) => Some(tls::acceptor(settings).map_err(|e| format!("listener {name}: {e}"))?),
             None => None,
         };
         let principal_mapper = match &security.tls {
@@ -114,8 +104,7 @@ pub async fn bind(spec: &ListenerSpec) -> io::Result<BoundListener> {
         }
     }
     if sockets.is_empty() {
-        return Err(first_error
-            .unwrap_or_else(|| io::Error::other(format!("{} resolves to no address", spec.host))));
+        return Err(first_error.unwrap_or_else(|| io::Error::other(format!("{} resolves to no address", spec.host))));
     }
     Ok(BoundListener {
         name: spec.name.clone(),
@@ -138,12 +127,7 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                connections.spawn(connection::serve(
-                    stream,
-                    peer,
-                    listener.clone(),
-                    broker.clone(),
-                ));
+                connections.spawn(connection::serve(stream, peer, listener.clone(), broker.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off rather than spin.

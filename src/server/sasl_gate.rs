@@ -9,8 +9,7 @@ use crate::config::security::{SaslMechanism, SaslSettings};
 use crate::protocol::response::{encode_response, ResponseFrame};
 use crate::protocol::{ParsedRequest, RequestError};
 use kafka_protocol::messages::{
-    ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-    SaslHandshakeResponse,
+    ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
@@ -34,6 +33,8 @@ pub enum Decision {
 pub struct GateReply {
     pub response: ResponseFrame,
     pub close: bool,
+    /// The client failed to authenticate (wrong credentials and the like).
+    pub failed: bool,
 }
 
 enum Pending {
@@ -52,11 +53,7 @@ pub struct SaslGate {
 }
 
 impl SaslGate {
-    pub fn new(
-        settings: &SaslSettings,
-        credentials: Arc<dyn Credentials>,
-        max_reauth_ms: i64,
-    ) -> SaslGate {
+    pub fn new(settings: &SaslSettings, credentials: Arc<dyn Credentials>, max_reauth_ms: i64) -> SaslGate {
         SaslGate {
             mechanisms: settings.mechanisms.clone(),
             credentials,
@@ -77,9 +74,9 @@ impl SaslGate {
             ApiKey::ApiVersions => Decision::Pass,
             ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Decision::Handle,
             _ if self.principal.is_none() => Decision::Close("request before SASL authentication"),
-            _ if self.expires.is_some_and(|e| now >= e) => Decision::Close(
-                "SASL session expired without re-authentication (connections.max.reauth.ms)",
-            ),
+            _ if self.expires.is_some_and(|e| now >= e) => {
+                Decision::Close("SASL session expired without re-authentication (connections.max.reauth.ms)")
+            }
             _ => Decision::Pass,
         }
     }
@@ -91,12 +88,7 @@ impl SaslGate {
             .collect()
     }
 
-    pub fn handle(
-        &mut self,
-        req: &ParsedRequest,
-        peer: SocketAddr,
-        now: Instant,
-    ) -> Result<GateReply, RequestError> {
+    pub fn handle(&mut self, req: &ParsedRequest, peer: SocketAddr, now: Instant) -> Result<GateReply, RequestError> {
         let version = req.version();
         let cid = req.header.correlation_id;
         let decode_error = |reason: String| RequestError::Body {
@@ -106,10 +98,9 @@ impl SaslGate {
         };
         let mut body = req.body.clone();
         if req.api_key == ApiKey::SaslHandshake {
-            let handshake = SaslHandshakeRequest::decode(&mut body, version)
-                .map_err(|e| decode_error(e.to_string()))?;
-            let wanted =
-                SaslMechanism::parse(&handshake.mechanism).filter(|m| self.mechanisms.contains(m));
+            let handshake =
+                SaslHandshakeRequest::decode(&mut body, version).map_err(|e| decode_error(e.to_string()))?;
+            let wanted = SaslMechanism::parse(&handshake.mechanism).filter(|m| self.mechanisms.contains(m));
             let (code, close) = match (&self.pending, wanted) {
                 (Pending::Exchanging(_), _) => (ResponseError::IllegalSaslState.code(), true),
                 (_, Some(m)) => {
@@ -124,10 +115,10 @@ impl SaslGate {
             return Ok(GateReply {
                 response: encode_response(ApiKey::SaslHandshake, version, cid, &response)?,
                 close,
+                failed: false,
             });
         }
-        let auth = SaslAuthenticateRequest::decode(&mut body, version)
-            .map_err(|e| decode_error(e.to_string()))?;
+        let auth = SaslAuthenticateRequest::decode(&mut body, version).map_err(|e| decode_error(e.to_string()))?;
         let fail = |code: i16, message: String| {
             SaslAuthenticateResponse::default()
                 .with_error_code(code)
@@ -144,6 +135,7 @@ impl SaslGate {
                 return Ok(GateReply {
                     response: encode_response(ApiKey::SaslAuthenticate, version, cid, &response)?,
                     close: true,
+                    failed: false,
                 });
             }
         };
@@ -151,10 +143,7 @@ impl SaslGate {
         let (response, close) = match outcome {
             Ok((Step::Continue(token), exchange)) => {
                 self.pending = Pending::Exchanging(exchange);
-                (
-                    SaslAuthenticateResponse::default().with_auth_bytes(token.into()),
-                    false,
-                )
+                (SaslAuthenticateResponse::default().with_auth_bytes(token.into()), false)
             }
             Ok((Step::Done { response, user }, exchange)) => {
                 let principal = format!("User:{user}");
@@ -183,10 +172,7 @@ impl SaslGate {
             Err(e) => {
                 warn!(%peer, error = %e, "SASL authentication failed");
                 (
-                    fail(
-                        ResponseError::SaslAuthenticationFailed.code(),
-                        e.to_string(),
-                    ),
+                    fail(ResponseError::SaslAuthenticationFailed.code(), e.to_string()),
                     true,
                 )
             }
@@ -194,6 +180,7 @@ impl SaslGate {
         Ok(GateReply {
             response: encode_response(ApiKey::SaslAuthenticate, version, cid, &response)?,
             close,
+            failed: response.error_code == ResponseError::SaslAuthenticationFailed.code(),
         })
     }
 }

@@ -37,17 +37,10 @@ pub fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, String> {
         } else {
             verifier
         };
-        builder.with_client_cert_verifier(
-            verifier
-                .build()
-                .map_err(|e| format!("client verifier: {e}"))?,
-        )
+        builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("client verifier: {e}"))?)
     };
     let config = builder
-        .with_single_cert(
-            settings.certificate_chain.clone(),
-            settings.private_key.clone_key(),
-        )
+        .with_single_cert(settings.certificate_chain.clone(), settings.private_key.clone_key())
         .map_err(|e| format!("server certificate and key: {e}"))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -191,6 +191,20 @@ impl BatchHeader {
     }
 }
 
+/// Records in a run of whole batches, from their headers alone.
+pub fn count_records(mut batches: &[u8]) -> u64 {
+    let mut count = 0u64;
+    while let Ok(header) = BatchHeader::parse(batches) {
+        count += header.records_count.max(0) as u64;
+        let size = header.total_size();
+        if size > batches.len() {
+            break;
+        }
+        batches = &batches[size..];
+    }
+    count
+}
+
 /// Checks a batch that a producer sent, before it is given offsets.
 /// Returns the header of the single batch that `records` must contain.
 pub fn validate_produced(records: &[u8]) -> Result<BatchHeader, BatchError> {
@@ -217,15 +231,9 @@ pub fn validate_produced(records: &[u8]) -> Result<BatchHeader, BatchError> {
 /// Writes the broker-assigned fields into a batch that is about to be stored.
 /// Base offset and leader epoch sit outside the CRC; the timestamp fields do
 /// not, so the CRC is recomputed only when LogAppendTime rewrites them.
-pub fn assign_offsets(
-    batch: &mut [u8],
-    base_offset: i64,
-    leader_epoch: i32,
-    log_append_time: Option<i64>,
-) {
+pub fn assign_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32, log_append_time: Option<i64>) {
     batch[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
-        .copy_from_slice(&leader_epoch.to_be_bytes());
+    batch[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
     if let Some(now) = log_append_time {
         let attributes = be_i16(batch, ATTRIBUTES) | TIMESTAMP_TYPE_MASK;
         batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
@@ -240,9 +248,7 @@ pub(crate) mod tests {
     use super::*;
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
     /// Builds one v2 batch of `count` records, as a producer would send it.
     pub fn encode_batch(count: usize, timestamp: i64, compression: Compression) -> BytesMut {
@@ -260,12 +266,9 @@ pub(crate) mod tests {
                 timestamp: timestamp + i as i64,
                 key: Some(Bytes::from(format!("key-{i}"))),
                 value: Some(Bytes::from(format!("value-{i}"))),
-                headers: [(
-                    StrBytes::from_static_str("h"),
-                    Some(Bytes::from_static(b"v")),
-                )]
-                .into_iter()
-                .collect(),
+                headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))]
+                    .into_iter()
+                    .collect(),
             })
             .collect();
         let mut buf = BytesMut::new();
@@ -297,25 +300,16 @@ pub(crate) mod tests {
         let mut buf = encode_batch(2, 0, Compression::None);
         let last = buf.len() - 1;
         buf[last] ^= 0x01;
-        assert!(matches!(
-            validate_produced(&buf),
-            Err(BatchError::CrcMismatch { .. })
-        ));
+        assert!(matches!(validate_produced(&buf), Err(BatchError::CrcMismatch { .. })));
     }
 
     #[test]
     fn refuses_two_batches_and_truncation() {
         let mut two = encode_batch(1, 0, Compression::None);
         two.extend_from_slice(&encode_batch(1, 0, Compression::None));
-        assert!(matches!(
-            validate_produced(&two),
-            Err(BatchError::Invalid(_))
-        ));
+        assert!(matches!(validate_produced(&two), Err(BatchError::Invalid(_))));
         let one = encode_batch(2, 0, Compression::None);
-        assert_eq!(
-            validate_produced(&one[..one.len() - 3]),
-            Err(BatchError::Truncated)
-        );
+        assert_eq!(validate_produced(&one[..one.len() - 3]), Err(BatchError::Truncated));
         assert_eq!(validate_produced(&one[..10]), Err(BatchError::Truncated));
     }
 

@@ -17,12 +17,7 @@ pub fn read(path: &Path) -> io::Result<Checkpoint> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checkpoint::new()),
         Err(e) => return Err(e),
     };
-    let bad = |what: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {what}", path.display()),
-        )
-    };
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
     let mut lines = text.lines();
     if lines.next().map(str::trim) != Some("0") {
         return Err(bad("unsupported checkpoint version"));

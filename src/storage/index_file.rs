@@ -36,11 +36,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// An empty index that will be appended to; any existing file is truncated.
     pub fn create(path: PathBuf) -> io::Result<Self> {
-        let writer = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)?;
+        let writer = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
         Ok(IndexFile {
             path,
             entries: Vec::new(),
@@ -145,11 +141,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
 /// Opens (creating if missing) an index file without discarding its entries.
 fn open_existing_for_writing(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
+    OpenOptions::new().create(true).truncate(false).write(true).open(path)
 }
 
 /// Reads a single entry without loading the index, e.g. the last time index entry.

@@ -41,12 +41,7 @@ impl LogLoader<'_> {
             if self.log_start_offset > 0 {
                 // Every segment was deleted by retention: restart numbering where it stood.
                 log.segments.clear();
-                let seg = LogSegment::create(
-                    dir,
-                    self.log_start_offset,
-                    log.config.index_interval_bytes,
-                    self.now_ms,
-                )?;
+                let seg = LogSegment::create(dir, self.log_start_offset, log.config.index_interval_bytes, self.now_ms)?;
                 log.segments.insert(self.log_start_offset, seg);
                 log.log_start_offset = self.log_start_offset;
                 log.next_offset = self.log_start_offset;
@@ -122,11 +117,7 @@ impl LogLoader<'_> {
 
     /// Scans every segment from the one holding the recovery point onwards,
     /// rebuilding indexes, and cuts the log at the first invalid batch.
-    fn recover(
-        &self,
-        segments: &mut BTreeMap<i64, LogSegment>,
-        report: &mut LoadReport,
-    ) -> Result<i64, LogError> {
+    fn recover(&self, segments: &mut BTreeMap<i64, LogSegment>, report: &mut LoadReport) -> Result<i64, LogError> {
         let first = *segments.keys().next().expect("non-empty");
         let start = segments
             .range(..=self.recovery_point.max(first))
@@ -197,12 +188,7 @@ fn load_producer_state(log: &mut Log) -> Result<(), LogError> {
     if from >= log.next_offset {
         return Ok(());
     }
-    let start = log
-        .segments
-        .range(..=from)
-        .next_back()
-        .map(|(b, _)| *b)
-        .unwrap_or(from);
+    let start = log.segments.range(..=from).next_back().map(|(b, _)| *b).unwrap_or(from);
     for (_, segment) in log.segments.range_mut(start..) {
         let end = segment.size();
         let mut position = 0u64;

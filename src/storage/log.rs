@@ -20,11 +20,7 @@ pub enum LogError {
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
-    OffsetOutOfRange {
-        offset: i64,
-        log_start: i64,
-        log_end: i64,
-    },
+    OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
     #[error("{0}")]
     Batch(#[from] BatchError),
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
@@ -202,10 +198,7 @@ impl Log {
             let oldest_allowed = now_ms.saturating_sub(self.config.timestamp_before_max_ms);
             for timestamp in [header.max_timestamp, header.base_timestamp] {
                 if timestamp >= 0 && (timestamp > newest_allowed || timestamp < oldest_allowed) {
-                    return Err(LogError::InvalidTimestamp {
-                        timestamp,
-                        now: now_ms,
-                    });
+                    return Err(LogError::InvalidTimestamp { timestamp, now: now_ms });
                 }
             }
         }
@@ -220,12 +213,7 @@ impl Log {
                 sealed: None,
             });
         }
-        let sealed = self.maybe_roll(
-            batch.len(),
-            header.max_timestamp,
-            header.last_offset_delta,
-            now_ms,
-        )?;
+        let sealed = self.maybe_roll(batch.len(), header.max_timestamp, header.last_offset_delta, now_ms)?;
         let base_offset = self.next_offset;
         let log_append_time = self.config.log_append_time.then_some(now_ms);
         assign_offsets(batch, base_offset, self.leader_epoch, log_append_time);
@@ -269,8 +257,7 @@ impl Log {
             _ => now_ms.saturating_sub(active.created_at_ms()),
         };
         let too_old = waited > segment_ms;
-        let offsets_overflow =
-            next_offset + last_offset_delta as i64 - active.base_offset() > i32::MAX as i64;
+        let offsets_overflow = next_offset + last_offset_delta as i64 - active.base_offset() > i32::MAX as i64;
         if full || too_old || offsets_overflow {
             return self.roll(now_ms).map(Some);
         }
@@ -288,12 +275,7 @@ impl Log {
             active.reopen_for_append()?;
             return Ok(sealed);
         }
-        let segment = LogSegment::create(
-            &self.dir,
-            next_offset,
-            self.config.index_interval_bytes,
-            now_ms,
-        )?;
+        let segment = LogSegment::create(&self.dir, next_offset, self.config.index_interval_bytes, now_ms)?;
         self.segments.insert(next_offset, segment);
         self.write_producer_snapshot(next_offset)?;
         Ok(sealed)
@@ -314,11 +296,7 @@ impl Log {
 
     /// Plans a read from `offset` of data below `max_offset` (the high
     /// watermark or last stable offset). None when there is nothing to read.
-    pub fn plan_read(
-        &mut self,
-        offset: i64,
-        max_offset: i64,
-    ) -> Result<Option<ReadPlan>, LogError> {
+    pub fn plan_read(&mut self, offset: i64, max_offset: i64) -> Result<Option<ReadPlan>, LogError> {
         if self.deleted {
             return Err(LogError::Deleted);
         }
@@ -356,20 +334,13 @@ impl Log {
     fn batch_at_or_after_timestamp(&mut self, timestamp: i64) -> Result<Option<Vec<u8>>, LogError> {
         let log_start = self.log_start_offset;
         for segment in self.segments.values_mut() {
-            if segment
-                .max_timestamp()?
-                .is_some_and(|m| m.timestamp < timestamp)
-            {
+            if segment.max_timestamp()?.is_some_and(|m| m.timestamp < timestamp) {
                 continue;
             }
             let end = segment.size();
             if let Some((pos, h)) = segment.find_batch_by_timestamp(timestamp, end)? {
                 if h.last_offset() >= log_start {
-                    return Ok(Some(LogSegment::read_at(
-                        segment.file(),
-                        pos,
-                        h.total_size(),
-                    )?));
+                    return Ok(Some(LogSegment::read_at(segment.file(), pos, h.total_size())?));
                 }
             }
         }
@@ -401,8 +372,7 @@ impl Log {
         let Some((timestamp, offset)) = best else {
             return Ok(None);
         };
-        let Some(plan) = self.plan_read(offset.max(self.log_start_offset), self.next_offset)?
-        else {
+        let Some(plan) = self.plan_read(offset.max(self.log_start_offset), self.next_offset)? else {
             return Ok(None);
         };
         let batch = plan.read(1, true)?;
@@ -497,11 +467,7 @@ impl Log {
                 segment.delete()?;
             }
         }
-        let first = *self
-            .segments
-            .keys()
-            .next()
-            .expect("the active segment remains");
+        let first = *self.segments.keys().next().expect("the active segment remains");
         self.log_start_offset = self.log_start_offset.max(first);
         Ok(doomed)
     }
@@ -555,11 +521,7 @@ fn records_of(batch: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
     let mut buf = Bytes::copy_from_slice(batch);
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
         .map_err(|_| LogError::Batch(BatchError::Invalid("stored batch does not decode")))?;
-    Ok(set
-        .records
-        .iter()
-        .map(|r| (r.offset, r.timestamp))
-        .collect())
+    Ok(set.records.iter().map(|r| (r.offset, r.timestamp)).collect())
 }
 
 pub(super) fn list_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
@@ -612,12 +574,7 @@ mod tests {
         out
     }
 
-    fn load(
-        dir: &Path,
-        cfg: LogConfig,
-        clean: bool,
-        recovery_point: i64,
-    ) -> (Log, crate::storage::loader::LoadReport) {
+    fn load(dir: &Path, cfg: LogConfig, clean: bool, recovery_point: i64) -> (Log, crate::storage::loader::LoadReport) {
         LogLoader {
             dir,
             config: cfg,
@@ -644,10 +601,7 @@ mod tests {
         // A tiny limit still returns the first batch whole.
         assert_eq!(read_offsets(&mut log, 0, 1), vec![0]);
         assert!(log.plan_read(9, 9).unwrap().is_none());
-        assert!(matches!(
-            log.plan_read(10, 9),
-            Err(LogError::OffsetOutOfRange { .. })
-        ));
+        assert!(matches!(log.plan_read(10, 9), Err(LogError::OffsetOutOfRange { .. })));
     }
 
     #[test]
@@ -665,10 +619,7 @@ mod tests {
         }
         for target in [0, 1, 7, 22, 39] {
             let first = read_offsets(&mut log, target, 1)[0];
-            assert!(
-                first <= target && target < first + 2,
-                "target {target} got {first}"
-            );
+            assert!(first <= target && target < first + 2, "target {target} got {first}");
         }
         // Batch 9 holds offsets 18 and 19, stamped 1009 and 1010.
         assert_eq!(log.offset_for_timestamp(1010).unwrap(), Some((19, 1010)));
@@ -739,32 +690,14 @@ mod tests {
         assert_eq!(report.recovered_segments, 0);
         assert_eq!(log.segment_count(), segments);
         assert_eq!(log.log_end_offset(), 60);
-        assert_eq!(
-            log.producers()
-                .entry(42)
-                .unwrap()
-                .batches
-                .back()
-                .unwrap()
-                .last_seq,
-            59
-        );
+        assert_eq!(log.producers().entry(42).unwrap().batches.back().unwrap().last_seq, 59);
         assert_eq!(read_offsets(&mut log, 59, 1 << 20), vec![58]);
         // After a crash, only segments past the recovery point are scanned.
         drop(log);
         let (log, report) = load(dir.path(), config(600), false, 50);
         assert_eq!(report.recovered_segments, 1);
         assert_eq!(log.log_end_offset(), 60);
-        assert_eq!(
-            log.producers()
-                .entry(42)
-                .unwrap()
-                .batches
-                .back()
-                .unwrap()
-                .last_seq,
-            59
-        );
+        assert_eq!(log.producers().entry(42).unwrap().batches.back().unwrap().last_seq, 59);
     }
 
     #[test]
@@ -782,10 +715,7 @@ mod tests {
         assert!(deleted > 0 && log.segment_count() == before - deleted);
         let start = log.log_start_offset();
         assert_eq!(start, log.segment_base_offsets()[0]);
-        assert!(matches!(
-            log.plan_read(0, 20),
-            Err(LogError::OffsetOutOfRange { .. })
-        ));
+        assert!(matches!(log.plan_read(0, 20), Err(LogError::OffsetOutOfRange { .. })));
         assert!(!read_offsets(&mut log, start, 1).is_empty());
 
         // Size-based: keep at most ~one segment.
@@ -837,10 +767,7 @@ mod tests {
             append(&mut log, 1, i);
         }
         assert_eq!(log.delete_records_before(6).unwrap(), 6);
-        assert!(matches!(
-            log.plan_read(5, 10),
-            Err(LogError::OffsetOutOfRange { .. })
-        ));
+        assert!(matches!(log.plan_read(5, 10), Err(LogError::OffsetOutOfRange { .. })));
         assert!(log.segment_base_offsets()[0] <= 6);
         assert!(matches!(
             log.delete_records_before(11),

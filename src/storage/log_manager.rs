@@ -171,11 +171,7 @@ impl LogManager {
     pub fn delete_partition(&self, partition: &Partition) {
         partition.log().mark_deleted();
         let key = (partition.topic().to_string(), partition.index());
-        let removed = self
-            .placement
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
+        let removed = self.placement.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         let Some(dir_index) = removed else { return };
         let dir = &self.dirs[dir_index].path;
         let path = dir.join(partition_dir_name(&key.0, key.1));
@@ -200,11 +196,7 @@ impl LogManager {
 
     /// Writes every directory's recovery point and log start offset checkpoints.
     pub fn checkpoint(&self, partitions: &[Arc<Partition>]) -> io::Result<()> {
-        let placement = self
-            .placement
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let placement = self.placement.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut recovery: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         let mut starts: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         for p in partitions {
@@ -258,10 +250,7 @@ pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
 /// Kafka's `partition.metadata` file: the topic id of the partition's topic.
 fn write_partition_metadata(dir: &Path, topic_id: uuid::Uuid) -> io::Result<()> {
     let path = dir.join("partition.metadata");
-    let text = format!(
-        "version: 0\ntopic_id: {}\n",
-        crate::cluster::topic_id_string(topic_id)
-    );
+    let text = format!("version: 0\ntopic_id: {}\n", crate::cluster::topic_id_string(topic_id));
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }
@@ -275,10 +264,7 @@ mod tests {
     #[test]
     fn partition_dir_names() {
         assert_eq!(parse_partition_dir("orders-3"), Some(("orders".into(), 3)));
-        assert_eq!(
-            parse_partition_dir("my-topic-12"),
-            Some(("my-topic".into(), 12))
-        );
+        assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic".into(), 12)));
         assert_eq!(parse_partition_dir("nodash"), None);
         assert_eq!(parse_partition_dir("x-1a"), None);
     }

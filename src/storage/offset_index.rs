@@ -73,19 +73,12 @@ impl OffsetIndex {
         if idx < entries.len() && entries[idx].relative_offset as i64 == target {
             return Ok(entries[idx].position);
         }
-        Ok(if idx == 0 {
-            0
-        } else {
-            entries[idx - 1].position
-        })
+        Ok(if idx == 0 { 0 } else { entries[idx - 1].position })
     }
 
     /// Drops entries that point at or beyond `position` (after truncating the log).
     pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
-        let keep = self
-            .file
-            .entries()?
-            .partition_point(|e| e.position < position);
+        let keep = self.file.entries()?.partition_point(|e| e.position < position);
         self.file.truncate_to(keep)
     }
 }

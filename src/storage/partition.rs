@@ -97,9 +97,7 @@ impl Partition {
     /// A segment sealed by an append is flushed in the background; the
     /// recovery point moves past it once it is on disk.
     fn flush_sealed_in_background(self: &Arc<Self>, info: &AppendInfo) {
-        let (Some(sealed), Ok(runtime)) =
-            (info.sealed.clone(), tokio::runtime::Handle::try_current())
-        else {
+        let (Some(sealed), Ok(runtime)) = (info.sealed.clone(), tokio::runtime::Handle::try_current()) else {
             return;
         };
         let partition = Arc::clone(self);

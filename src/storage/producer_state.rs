@@ -16,17 +16,9 @@ const BATCHES_KEPT: usize = 5;
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ProducerStateError {
     #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
-    InvalidEpoch {
-        producer_id: i64,
-        epoch: i16,
-        current: i16,
-    },
+    InvalidEpoch { producer_id: i64, epoch: i16, current: i16 },
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
-    OutOfOrderSequence {
-        producer_id: i64,
-        expected: i32,
-        got: i32,
-    },
+    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,13 +113,11 @@ impl ProducerState {
             return Ok(SequenceCheck::Duplicate(*dup));
         }
         match entry.last_seq() {
-            Some(last) if !in_sequence(last, batch.base_sequence) => {
-                Err(ProducerStateError::OutOfOrderSequence {
-                    producer_id: batch.producer_id,
-                    expected: last.wrapping_add(1),
-                    got: batch.base_sequence,
-                })
-            }
+            Some(last) if !in_sequence(last, batch.base_sequence) => Err(ProducerStateError::OutOfOrderSequence {
+                producer_id: batch.producer_id,
+                expected: last.wrapping_add(1),
+                got: batch.base_sequence,
+            }),
             _ => Ok(SequenceCheck::Append),
         }
     }
@@ -160,8 +150,7 @@ impl ProducerState {
 
     /// Forgets producers that have not written since `older_than_ms`.
     pub fn expire(&mut self, older_than_ms: i64) {
-        self.producers
-            .retain(|_, e| e.last_timestamp >= older_than_ms);
+        self.producers.retain(|_, e| e.last_timestamp >= older_than_ms);
     }
 
     /// Serialises in Kafka's producer snapshot layout (version 1):
@@ -212,9 +201,7 @@ impl ProducerState {
                 a.copy_from_slice(&chunk[at..at + 8]);
                 i64::from_be_bytes(a)
             };
-            let i32_at = |at: usize| {
-                i32::from_be_bytes([chunk[at], chunk[at + 1], chunk[at + 2], chunk[at + 3]])
-            };
+            let i32_at = |at: usize| i32::from_be_bytes([chunk[at], chunk[at + 1], chunk[at + 2], chunk[at + 3]]);
             let id = i64_at(0);
             let epoch = i16::from_be_bytes([chunk[8], chunk[9]]);
             let last_seq = i32_at(10);

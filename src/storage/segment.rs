@@ -54,12 +54,7 @@ pub struct LogSegment {
 
 impl LogSegment {
     /// Creates a new, empty, active segment.
-    pub fn create(
-        dir: &Path,
-        base_offset: i64,
-        index_interval_bytes: u64,
-        now_ms: i64,
-    ) -> io::Result<LogSegment> {
+    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<LogSegment> {
         let file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -104,10 +99,7 @@ impl LogSegment {
             dir: dir.to_path_buf(),
             file: Arc::new(file),
             size: meta.len(),
-            offset_index: OffsetIndex::new(
-                base_offset,
-                IndexFile::lazy(dir.join(file_name(base_offset, ".index"))),
-            ),
+            offset_index: OffsetIndex::new(base_offset, IndexFile::lazy(dir.join(file_name(base_offset, ".index")))),
             time_index: TimeIndex::new(
                 base_offset,
                 IndexFile::lazy(dir.join(file_name(base_offset, ".timeindex"))),
@@ -206,11 +198,7 @@ impl LogSegment {
     }
 
     /// Finds the first batch whose greatest timestamp is at or after `timestamp`.
-    pub fn find_batch_by_timestamp(
-        &mut self,
-        timestamp: i64,
-        end: u64,
-    ) -> io::Result<Option<(u64, BatchHeader)>> {
+    pub fn find_batch_by_timestamp(&mut self, timestamp: i64, end: u64) -> io::Result<Option<(u64, BatchHeader)>> {
         let start_offset = self.time_index.lookup(timestamp)?;
         let mut position = self.offset_index.lookup(start_offset)? as u64;
         while let Some(header) = self.read_header_at(position, end)? {
@@ -321,9 +309,7 @@ impl LogSegment {
         let mut position = start;
         let mut next = None;
         while let Some(header) = self.read_header_at(position, self.size)? {
-            let newer = self
-                .max_timestamp
-                .is_none_or(|m| header.max_timestamp > m.timestamp);
+            let newer = self.max_timestamp.is_none_or(|m| header.max_timestamp > m.timestamp);
             if newer {
                 self.max_timestamp = Some(MaxTimestamp {
                     timestamp: header.max_timestamp,
@@ -349,10 +335,8 @@ impl LogSegment {
 
     /// Reopens a segment for appending after a scan that has rebuilt its state.
     pub fn reopen_for_append(&mut self) -> io::Result<()> {
-        let offset_file =
-            IndexFile::open_for_append(self.dir.join(file_name(self.base_offset, ".index")))?;
-        let time_file =
-            IndexFile::open_for_append(self.dir.join(file_name(self.base_offset, ".timeindex")))?;
+        let offset_file = IndexFile::open_for_append(self.dir.join(file_name(self.base_offset, ".index")))?;
+        let time_file = IndexFile::open_for_append(self.dir.join(file_name(self.base_offset, ".timeindex")))?;
         self.offset_index = OffsetIndex::new(self.base_offset, offset_file);
         self.time_index = TimeIndex::new(self.base_offset, time_file);
         self.sealed = false;

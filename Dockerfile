@@ -1,6 +1,10 @@
-# Sluice broker image: build with cargo, run from a slim base as a non-root user.
+# Sluice broker image: built with cargo, run from a slim base as a non-root user.
 #   docker build -t sluice .
 #   docker run -p 9092:9092 -v sluice-data:/var/lib/sluice sluice
+# Configure with a mounted file (-v ./my.properties:/etc/sluice/server.properties)
+# and/or SLUICE_-prefixed variables: SLUICE_NUM_PARTITIONS=3 sets num.partitions,
+# SLUICE_ADVERTISED_LISTENERS=PLAINTEXT://my-host:9092 sets advertised.listeners.
+# compat/python/test_dockerfile.py runs these same commands outside a container.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
@@ -16,7 +20,9 @@ USER sluice
 WORKDIR /var/lib/sluice
 VOLUME ["/var/lib/sluice"]
 EXPOSE 9092
-ENTRYPOINT ["/usr/local/bin/sluice", "--config", "/etc/sluice/server.properties", \
-            "--override", "listeners=PLAINTEXT://0.0.0.0:9092", \
-            "--override", "advertised.listeners=PLAINTEXT://localhost:9092", \
-            "--override", "log.dirs=/var/lib/sluice/data"]
+ENV SLUICE_LISTENERS=PLAINTEXT://0.0.0.0:9092 \
+    SLUICE_ADVERTISED_LISTENERS=PLAINTEXT://localhost:9092 \
+    SLUICE_LOG_DIRS=/var/lib/sluice/data
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/sluice", "--healthcheck", "localhost:9092"]
+ENTRYPOINT ["/usr/local/bin/sluice", "--config", "/etc/sluice/server.properties"]

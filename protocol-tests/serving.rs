@@ -326,7 +326,7 @@ fn retention_deletes_old_segments_in_the_background() {
     create_with_configs(
         &mut client,
         "shrinking",
-        &[("segment.bytes", "1000"), ("retention.bytes", "2000")],
+        &[("internal.segment.bytes", "1000"), ("retention.bytes", "2000")],
     );
     // Current timestamps: only the size limit applies, not the 7-day time limit.
     let now = std::time::SystemTime::now()

@@ -126,6 +126,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Signal handlers go in before the listeners answer, so a SIGTERM sent
+        // as soon as the broker is reachable still shuts it down cleanly.
+        let signals = ShutdownSignals::install();
         let broker = match RunningBroker::start(loaded.config).await {
             Ok(b) => b,
             Err(e) => {
@@ -133,7 +136,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
+        signals.wait().await;
         match broker.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -215,17 +218,33 @@ fn raise_open_file_limit() {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGTERM and SIGINT, listened for from the moment of installing.
+struct ShutdownSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        ShutdownSignals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("received SIGINT"),
-        _ = term.recv() => info!("received SIGTERM"),
+    }
+
+    async fn wait(mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.int) => info!("received SIGINT"),
+            _ = recv(&mut self.term) => info!("received SIGTERM"),
+        }
     }
 }

@@ -36,12 +36,13 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
     let layers = broker_layers(broker);
     TOPIC_CONFIGS
         .iter()
+        .filter(|def| !def.hidden)
         .map(|def| {
             let mut synonyms = Vec::new();
             if let Some(v) = overrides.get(def.name) {
                 synonyms.push((def.name.to_string(), v.clone(), ConfigSource::DynamicTopic));
             }
-            synonyms.extend(broker_synonyms(def, &layers));
+            synonyms.extend(broker_synonyms(def, &layers, 0));
             let (value, source) = match overrides.get(def.name) {
                 Some(v) => (v.clone(), ConfigSource::DynamicTopic),
                 None => defaults
@@ -141,7 +142,7 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
     // coarsest unit and null on finer ones (log.retention.hours=168,
     // log.retention.ms=null).
     let layers = broker_layers(broker);
-    for def in TOPIC_CONFIGS {
+    for def in TOPIC_CONFIGS.iter().filter(|d| !d.hidden) {
         let coarsest = def.broker_keys.len().saturating_sub(1);
         for (i, (key, factor)) in def.broker_keys.iter().enumerate() {
             let set = layers
@@ -149,20 +150,10 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
                 .find_map(|(props, source)| props.get(*key).map(|v| (v.clone(), *source)));
             let (value, source) = match set {
                 Some((v, source)) => (Some(v), source),
-                None if i == coarsest => {
-                    let default = def
-                        .default
-                        .parse::<i64>()
-                        .map(|n| (n / factor).to_string())
-                        .unwrap_or_else(|_| def.default.to_string());
-                    (Some(default), ConfigSource::Default)
-                }
+                None if i == coarsest => (Some(scaled_default(def, *factor)), ConfigSource::Default),
                 None => (None, ConfigSource::Default),
             };
-            let synonyms = broker_synonyms(def, &layers)
-                .into_iter()
-                .filter(|(k, _, s)| k == key || *s != ConfigSource::Default)
-                .collect();
+            let synonyms = broker_synonyms(def, &layers, i);
             out.push(ConfigEntry {
                 name: key.to_string(),
                 value,
@@ -193,22 +184,34 @@ fn broker_layers(broker: &Broker) -> Vec<(BTreeMap<String, String>, ConfigSource
     ]
 }
 
-/// Every broker-level setting of a topic config's default, most specific
-/// first, ending with Kafka's built-in default.
+/// A topic config's built-in default in a broker key's unit (168 for
+/// log.retention.hours).
+fn scaled_default(def: &TopicConfigDef, factor: i64) -> String {
+    def.default
+        .parse::<i64>()
+        .map(|n| (n / factor).to_string())
+        .unwrap_or_else(|_| def.default.to_string())
+}
+
+/// Every broker-level setting of a topic config's default from broker key
+/// `from` on (finest unit first), most specific layer first, ending as Kafka
+/// does with the built-in default on the coarsest key.
 fn broker_synonyms(
     def: &TopicConfigDef,
     layers: &[(BTreeMap<String, String>, ConfigSource)],
+    from: usize,
 ) -> Vec<(String, String, ConfigSource)> {
+    let keys = def.broker_keys.get(from..).unwrap_or_default();
     let mut out = Vec::new();
     for (props, source) in layers {
-        for (key, _) in def.broker_keys {
+        for (key, _) in keys {
             if let Some(v) = props.get(*key) {
                 out.push((key.to_string(), v.clone(), *source));
             }
         }
     }
-    if let Some((key, _)) = def.broker_keys.first() {
-        out.push((key.to_string(), def.default.to_string(), ConfigSource::Default));
+    if let Some((key, factor)) = def.broker_keys.last() {
+        out.push((key.to_string(), scaled_default(def, *factor), ConfigSource::Default));
     }
     out
 }

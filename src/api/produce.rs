@@ -67,6 +67,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
 }
 
 fn error_response(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    // Kafka explains only record and timestamp refusals in the response; the
+    // rest are logged here at debug.
+    let explained = code == ResponseError::InvalidRecord.code() || code == ResponseError::InvalidTimestamp.code();
+    let message = message.filter(|_| explained);
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(code)
@@ -74,6 +78,14 @@ fn error_response(index: i32, code: i16, message: Option<String>) -> PartitionPr
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(message.map(StrBytes::from_string))
+}
+
+/// Index of the first record without a key, which a compacted topic refuses.
+/// Only compacted topics pay for decoding the records.
+fn first_keyless_record(records: &bytes::Bytes) -> Option<i32> {
+    let mut buf = records.clone();
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records.iter().position(|r| r.key.is_none()).map(|i| i as i32)
 }
 
 /// ZStandard batches need Produce v7 or later (KIP-110).
@@ -109,6 +121,19 @@ async fn append_partition(
             return r;
         }
     };
+    if topic.log_config.compact {
+        if let Some(record_index) = first_keyless_record(&records) {
+            let message = format!(
+                "Compacted topic cannot accept message without key in topic partition {}-{index}.",
+                topic.name
+            );
+            let mut r = error_response(index, ResponseError::InvalidRecord.code(), Some(message.clone()));
+            r.record_errors = vec![BatchIndexAndErrorMessage::default()
+                .with_batch_index(record_index)
+                .with_batch_index_error_message(Some(StrBytes::from_string(message)))];
+            return r;
+        }
+    }
     if header.compression() == ZSTD && version < 7 {
         return error_response(
             index,

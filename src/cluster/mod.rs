@@ -13,7 +13,7 @@ use crate::auth::scram::{ScramCredential, ScramMechanism};
 use crate::config::topic::{
     is_topic_default_key, topic_config_def, validate_value, ConfigSource, LogConfig, TopicDefaults,
 };
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, ConfigError};
 use crate::storage::{LogManager, Partition};
 use metadata_store::{write_meta_properties, MetadataRecord, MetadataStore, TopicRecord};
 use std::collections::{BTreeMap, HashMap};
@@ -176,6 +176,8 @@ impl Cluster {
             Some(r) => r,
             None => MetadataRecord {
                 cluster_id: config.cluster_id.clone().unwrap_or_else(|| topic_id_string(new_uuid())),
+                // Kafka's KRaft bootstrap writes this cluster-wide dynamic default.
+                default_broker_configs: BTreeMap::from([("min.insync.replicas".to_string(), "1".to_string())]),
                 ..Default::default()
             },
         };
@@ -346,7 +348,12 @@ impl Cluster {
         for (k, v) in configs {
             let def = topic_config_def(k)
                 .ok_or_else(|| TopicError::InvalidConfig(format!("Unknown topic config name: {k}")))?;
-            validate_value(def, v).map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+            validate_value(def, v).map_err(|e| match e {
+                ConfigError::InvalidValue { key, value, reason } => {
+                    TopicError::InvalidConfig(format!("Invalid value {value} for configuration {key}: {reason}"))
+                }
+                other => TopicError::InvalidConfig(other.to_string()),
+            })?;
         }
         Ok(())
     }
@@ -440,12 +447,12 @@ impl Cluster {
         let current = topic.partitions.len() as i32;
         if count < current {
             return Err(TopicError::InvalidPartitions(format!(
-                "Topic currently has {current} partitions, which is higher than the requested {count}."
+                "The topic {name} currently has {current} partition(s); {count} would not be an increase."
             )));
         }
         if count == current {
             return Err(TopicError::InvalidPartitions(format!(
-                "Topic already has {current} partitions."
+                "Topic already has {current} partition(s)."
             )));
         }
         if validate_only {

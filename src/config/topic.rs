@@ -27,196 +27,195 @@ pub enum ConfigSource {
 
 pub struct TopicConfigDef {
     pub name: &'static str,
-    /// The broker key that sets the default, with its unit factor to the topic key's unit.
+    /// The broker keys that set the default, finest unit first, each with its
+    /// factor to the topic key's unit (log.retention.hours: 3600000).
     pub broker_keys: &'static [(&'static str, i64)],
     pub kind: ConfigType,
     pub default: &'static str,
     pub allowed: &'static [&'static str],
     pub min: Option<i64>,
+    pub max: Option<i64>,
+    /// Kafka's internal configs: settable, never listed.
+    pub hidden: bool,
+}
+
+const fn cfg(
+    name: &'static str,
+    broker_keys: &'static [(&'static str, i64)],
+    kind: ConfigType,
+    default: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        broker_keys,
+        kind,
+        default,
+        allowed: &[],
+        min: None,
+        max: None,
+        hidden: false,
+    }
+}
+
+impl TopicConfigDef {
+    const fn at_least(mut self, min: i64) -> Self {
+        self.min = Some(min);
+        self
+    }
+    const fn between(mut self, min: i64, max: i64) -> Self {
+        self.min = Some(min);
+        self.max = Some(max);
+        self
+    }
+    const fn one_of(mut self, allowed: &'static [&'static str]) -> Self {
+        self.allowed = allowed;
+        self
+    }
+    const fn internal(mut self) -> Self {
+        self.hidden = true;
+        self
+    }
 }
 
 const MS_PER_HOUR: i64 = 3_600_000;
 const MS_PER_MINUTE: i64 = 60_000;
+const LONG_MAX: &str = "9223372036854775807";
 
-macro_rules! def {
-    ($name:expr, $keys:expr, $kind:ident, $default:expr) => {
-        TopicConfigDef {
-            name: $name,
-            broker_keys: $keys,
-            kind: ConfigType::$kind,
-            default: $default,
-            allowed: &[],
-            min: None,
-        }
-    };
-    ($name:expr, $keys:expr, $kind:ident, $default:expr, min = $min:expr) => {
-        TopicConfigDef {
-            name: $name,
-            broker_keys: $keys,
-            kind: ConfigType::$kind,
-            default: $default,
-            allowed: &[],
-            min: Some($min),
-        }
-    };
-    ($name:expr, $keys:expr, $kind:ident, $default:expr, one_of = $allowed:expr) => {
-        TopicConfigDef {
-            name: $name,
-            broker_keys: $keys,
-            kind: ConfigType::$kind,
-            default: $default,
-            allowed: $allowed,
-            min: None,
-        }
-    };
-}
+use ConfigType::{Boolean, Double, Int, List, Long, String as Str};
 
-/// Every topic config Sluice knows, in Kafka's order (alphabetical).
+/// Every topic config of Kafka 4.4, in its order (alphabetical), with its
+/// defaults and limits and the broker keys behind them.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def!(
-        "cleanup.policy",
-        &[("log.cleanup.policy", 1)],
-        List,
-        "delete",
-        one_of = &["delete", "compact"]
-    ),
-    def!(
-        "compression.type",
-        &[("compression.type", 1)],
-        String,
-        "producer",
-        one_of = &["producer"]
-    ),
-    def!(
+    cfg("cleanup.policy", &[("log.cleanup.policy", 1)], List, "delete").one_of(&["compact", "delete"]),
+    cfg("compression.gzip.level", &[("compression.gzip.level", 1)], Int, "-1").between(-1, 9),
+    cfg("compression.lz4.level", &[("compression.lz4.level", 1)], Int, "9").between(1, 17),
+    // Batches are stored as produced: recompressing to a topic codec is not done.
+    cfg("compression.type", &[("compression.type", 1)], Str, "producer").one_of(&["producer"]),
+    cfg("compression.zstd.level", &[("compression.zstd.level", 1)], Int, "3").between(-131072, 22),
+    cfg(
         "delete.retention.ms",
         &[("log.cleaner.delete.retention.ms", 1)],
         Long,
         "86400000",
-        min = 0
-    ),
-    def!(
+    )
+    .at_least(0),
+    cfg("errors.deadletterqueue.group.enable", &[], Boolean, "false"),
+    cfg(
         "file.delete.delay.ms",
         &[("log.segment.delete.delay.ms", 1)],
         Long,
         "60000",
-        min = 0
-    ),
-    def!(
-        "flush.messages",
-        &[("log.flush.interval.messages", 1)],
-        Long,
-        "9223372036854775807",
-        min = 1
-    ),
-    def!(
+    )
+    .at_least(0),
+    cfg("flush.messages", &[("log.flush.interval.messages", 1)], Long, LONG_MAX).at_least(1),
+    cfg(
         "flush.ms",
-        &[("log.flush.interval.ms", 1)],
+        &[("log.flush.interval.ms", 1), ("log.flush.scheduler.interval.ms", 1)],
         Long,
-        "9223372036854775807",
-        min = 0
-    ),
-    def!(
-        "index.interval.bytes",
-        &[("log.index.interval.bytes", 1)],
-        Int,
-        "4096",
-        min = 0
-    ),
-    def!(
+        LONG_MAX,
+    )
+    .at_least(0),
+    cfg("follower.replication.throttled.replicas", &[], List, ""),
+    cfg("index.interval.bytes", &[("log.index.interval.bytes", 1)], Int, "4096").at_least(0),
+    cfg("internal.segment.bytes", &[], Int, "").at_least(14).internal(),
+    cfg("leader.replication.throttled.replicas", &[], List, ""),
+    cfg("local.retention.bytes", &[("log.local.retention.bytes", 1)], Long, "-2").at_least(-2),
+    cfg("local.retention.ms", &[("log.local.retention.ms", 1)], Long, "-2").at_least(-2),
+    cfg(
         "max.compaction.lag.ms",
         &[("log.cleaner.max.compaction.lag.ms", 1)],
         Long,
-        "9223372036854775807",
-        min = 1
-    ),
-    def!(
-        "max.message.bytes",
-        &[("message.max.bytes", 1)],
+        LONG_MAX,
+    )
+    .at_least(1),
+    cfg(
+        "max.decompressed.message.bytes",
+        &[("max.decompressed.message.bytes", 1)],
         Int,
-        "1048588",
-        min = 0
-    ),
-    def!(
+        "2147483639",
+    )
+    .between(1, 2147483639),
+    cfg("max.message.bytes", &[("message.max.bytes", 1)], Int, "1048588").at_least(0),
+    cfg(
         "message.timestamp.after.max.ms",
         &[("log.message.timestamp.after.max.ms", 1)],
         Long,
         "3600000",
-        min = 0
-    ),
-    def!(
+    )
+    .at_least(0),
+    cfg(
         "message.timestamp.before.max.ms",
         &[("log.message.timestamp.before.max.ms", 1)],
         Long,
-        "9223372036854775807",
-        min = 0
-    ),
-    def!(
+        LONG_MAX,
+    )
+    .at_least(0),
+    cfg(
         "message.timestamp.type",
         &[("log.message.timestamp.type", 1)],
-        String,
+        Str,
         "CreateTime",
-        one_of = &["CreateTime", "LogAppendTime"]
-    ),
-    def!(
+    )
+    .one_of(&["CreateTime", "LogAppendTime"]),
+    cfg(
         "min.cleanable.dirty.ratio",
         &[("log.cleaner.min.cleanable.ratio", 1)],
         Double,
-        "0.5"
+        "0.5",
     ),
-    def!(
+    cfg(
         "min.compaction.lag.ms",
         &[("log.cleaner.min.compaction.lag.ms", 1)],
         Long,
         "0",
-        min = 0
-    ),
-    def!("min.insync.replicas", &[("min.insync.replicas", 1)], Int, "1", min = 1),
-    def!("preallocate", &[("log.preallocate", 1)], Boolean, "false"),
-    def!("retention.bytes", &[("log.retention.bytes", 1)], Long, "-1"),
-    def!(
+    )
+    .at_least(0),
+    cfg("min.insync.replicas", &[("min.insync.replicas", 1)], Int, "1").at_least(1),
+    cfg("preallocate", &[("log.preallocate", 1)], Boolean, "false"),
+    cfg("remote.copy.lag.bytes", &[("log.remote.copy.lag.bytes", 1)], Long, "-1").at_least(-1),
+    cfg("remote.copy.lag.ms", &[("log.remote.copy.lag.ms", 1)], Long, "0").at_least(-1),
+    cfg("remote.log.copy.disable", &[], Boolean, "false"),
+    cfg("remote.log.delete.on.disable", &[], Boolean, "false"),
+    cfg("remote.storage.enable", &[], Boolean, "false"),
+    cfg("retention.bytes", &[("log.retention.bytes", 1)], Long, "-1"),
+    cfg(
         "retention.ms",
         &[
             ("log.retention.ms", 1),
             ("log.retention.minutes", MS_PER_MINUTE),
-            ("log.retention.hours", MS_PER_HOUR)
+            ("log.retention.hours", MS_PER_HOUR),
         ],
         Long,
         "604800000",
-        min = -1
-    ),
-    def!(
-        "segment.bytes",
-        &[("log.segment.bytes", 1)],
-        Int,
-        "1073741824",
-        min = 14
-    ),
-    def!(
+    )
+    .at_least(-1),
+    cfg("segment.bytes", &[("log.segment.bytes", 1)], Int, "1073741824").at_least(1_048_576),
+    cfg(
         "segment.index.bytes",
         &[("log.index.size.max.bytes", 1)],
         Int,
         "10485760",
-        min = 4
-    ),
-    def!(
+    )
+    .at_least(4),
+    cfg(
         "segment.jitter.ms",
         &[("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", MS_PER_HOUR)],
         Long,
         "0",
-        min = 0
-    ),
-    def!(
+    )
+    .at_least(0),
+    cfg(
         "segment.ms",
         &[("log.roll.ms", 1), ("log.roll.hours", MS_PER_HOUR)],
         Long,
         "604800000",
-        min = 1
-    ),
-    def!(
+    )
+    .at_least(1),
+    cfg(
         "unclean.leader.election.enable",
         &[("unclean.leader.election.enable", 1)],
         Boolean,
-        "false"
+        "false",
     ),
 ];
 
@@ -226,6 +225,7 @@ pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
 
 /// Checks `value` against the definition; the error names the key and value.
 pub fn validate_value(def: &TopicConfigDef, value: &str) -> Result<(), ConfigError> {
+    // Reasons in Kafka's words (ConfigDef's validators).
     let bad = |reason: String| ConfigError::InvalidValue {
         key: def.name.to_string(),
         value: value.to_string(),
@@ -233,29 +233,49 @@ pub fn validate_value(def: &TopicConfigDef, value: &str) -> Result<(), ConfigErr
     };
     match def.kind {
         ConfigType::Int | ConfigType::Long => {
-            let n: i64 = value.trim().parse().map_err(|_| bad("not a number".into()))?;
+            let n: i64 = value.trim().parse().map_err(|_| {
+                bad(format!(
+                    "Expected value to be a {}-bit integer",
+                    if def.kind == ConfigType::Int { 32 } else { 64 }
+                ))
+            })?;
             if def.kind == ConfigType::Int && i32::try_from(n).is_err() {
-                return Err(bad("out of range for an int".into()));
+                return Err(bad("Expected value to be a 32-bit integer".into()));
             }
             if let Some(min) = def.min {
                 if n < min {
-                    return Err(bad(format!("must be at least {min}")));
+                    return Err(bad(format!("Value must be at least {min}")));
                 }
+            }
+            if let Some(max) = def.max {
+                if n > max {
+                    return Err(bad(format!("Value must be no more than {max}")));
+                }
+            }
+            // gzip's levels are 1 to 9, or -1 for the codec's default.
+            if def.name == "compression.gzip.level" && n == 0 {
+                return Err(bad("Value must be between 1 and 9, or -1".into()));
             }
         }
         ConfigType::Double => {
-            value.trim().parse::<f64>().map_err(|_| bad("not a number".into()))?;
+            let n: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("Expected value to be a double".into()))?;
+            if def.name == "min.cleanable.dirty.ratio" && !(0.0..=1.0).contains(&n) {
+                return Err(bad("Value must be between 0 and 1".into()));
+            }
         }
         ConfigType::Boolean => {
             if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
-                return Err(bad("must be true or false".into()));
+                return Err(bad("Expected value to be either true or false".into()));
             }
         }
         ConfigType::String | ConfigType::List => {
             if !def.allowed.is_empty() {
                 for item in value.split(',').map(str::trim) {
                     if !def.allowed.contains(&item) {
-                        return Err(bad(format!("must be one of {}", def.allowed.join(", "))));
+                        return Err(bad(format!("String must be one of: {}", def.allowed.join(", "))));
                     }
                 }
             }
@@ -367,7 +387,12 @@ impl LogConfig {
         };
         let policy = get("cleanup.policy");
         LogConfig {
-            segment_bytes: num("segment.bytes").max(14) as u64,
+            // Kafka's hidden `internal.segment.bytes` lifts the 1 MiB floor (tests use it).
+            segment_bytes: overrides
+                .get("internal.segment.bytes")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or_else(|| num("segment.bytes"))
+                .max(14) as u64,
             segment_ms: num("segment.ms"),
             retention_ms: num("retention.ms"),
             retention_bytes: num("retention.bytes"),
@@ -399,14 +424,15 @@ mod tests {
     fn broker_keys_set_topic_defaults_with_units() {
         let mut props = indexmap::IndexMap::new();
         props.insert("log.retention.hours".to_string(), "2".to_string());
-        props.insert("log.segment.bytes".to_string(), "1000".to_string());
+        props.insert("log.segment.bytes".to_string(), "2097152".to_string());
         let d = TopicDefaults::from_broker_properties(&props).unwrap();
         assert_eq!(
             d.get("retention.ms").unwrap(),
             &("7200000".to_string(), ConfigSource::StaticBroker)
         );
         let mut overrides = BTreeMap::new();
-        overrides.insert("segment.bytes".to_string(), "2000".to_string());
+        assert_eq!(LogConfig::resolve(&d, &BTreeMap::new()).segment_bytes, 2_097_152);
+        overrides.insert("internal.segment.bytes".to_string(), "2000".to_string());
         let c = LogConfig::resolve(&d, &overrides);
         assert_eq!(c.segment_bytes, 2000);
         assert_eq!(c.retention_ms, 7_200_000);

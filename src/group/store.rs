@@ -56,10 +56,13 @@ impl OffsetsTopic {
     pub fn create(cluster: &Cluster, partitions: i32, segment_bytes: u64) -> Result<OffsetsTopic, TopicError> {
         let mut configs = BTreeMap::new();
         configs.insert("cleanup.policy".to_string(), "compact".to_string());
-        configs.insert(
-            "segment.bytes".to_string(),
-            segment_bytes.min(i32::MAX as u64).to_string(),
-        );
+        // Below segment.bytes' 1 MiB floor only the internal key may carry the size.
+        let key = if segment_bytes < 1_048_576 {
+            "internal.segment.bytes"
+        } else {
+            "segment.bytes"
+        };
+        configs.insert(key.to_string(), segment_bytes.min(i32::MAX as u64).to_string());
         let new = NewTopic {
             name: OFFSETS_TOPIC.to_string(),
             partitions,

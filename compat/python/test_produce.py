@@ -12,6 +12,8 @@ import time
 from collections import defaultdict
 
 import pytest
+import confluent_kafka
+import confluent_kafka.admin
 
 import clients
 from clients import Msg
@@ -185,3 +187,27 @@ def test_produce_codec_and_acks(broker, topic, client, codec, acks):
         assert {b.codec for b in batches} == {codec}, batches
         assert batches[0].base_offset == 0 and batches[-1].last_offset == 39
         assert all(a.last_offset + 1 == b.base_offset for a, b in zip(batches, batches[1:]))
+
+
+def test_compacted_topic_refuses_records_without_key(broker):
+    """cleanup.policy=compact needs a key on every record: Kafka refuses the batch with
+    INVALID_RECORD and the producer reports it; keyed records still go in."""
+    name = clients.unique_name("compact")
+    admin = clients.ck_admin(broker)
+    futures = admin.create_topics([confluent_kafka.admin.NewTopic(
+        name, 1, 1, config={"cleanup.policy": "compact"})])
+    futures[name].result(timeout=30)
+    clients.wait_for_serving(broker, name, 1)
+
+    outcomes = []
+    producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0,
+                                         "retries": 0})
+    producer.produce(name, value=b"no key", on_delivery=lambda err, msg: outcomes.append(err))
+    producer.flush(30)
+    producer.produce(name, key=b"k", value=b"keyed", on_delivery=lambda err, msg: outcomes.append(err))
+    producer.flush(30)
+    assert len(outcomes) == 2
+    assert outcomes[0] is not None and outcomes[0].code() == confluent_kafka.KafkaError.INVALID_RECORD, \
+        outcomes[0]
+    assert outcomes[1] is None, outcomes[1]
+    assert clients.wait_end_offsets(broker, name, {0: 1}) == {0: 1}

@@ -585,7 +585,7 @@ def test_java_producer_default_config_across_broker_restart(restartable, tool_to
     every record is stored exactly once, in order."""
     topic = tool_topic
     broker = restartable
-    n, partitions = 3000, 2
+    n, partitions = 5000, 2
     create(broker, topic, partitions)
     out, err = tmp_path / "perf.stdout", tmp_path / "perf.stderr"
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
@@ -598,9 +598,10 @@ def test_java_producer_default_config_across_broker_restart(restartable, tool_to
         wait_for(lambda: records_landed(broker, topic, partitions) >= 500, "500 records stored")
         assert perf.poll() is None, "the producer finished before the restart"
         broker.stop()
+        # Still running once the broker is gone: records were left to send across the
+        # restart (Kafka's controlled shutdown takes seconds and serves meanwhile).
+        assert perf.poll() is None, "the producer was done before the broker stopped"
         broker.restart()
-        stored_at_restart = records_landed(broker, topic, partitions)
-        assert stored_at_restart < n, "the producer was done before the broker came back"
         perf.wait(timeout=120)
     finally:
         kafka_tools.kill(perf)

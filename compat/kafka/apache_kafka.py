@@ -96,10 +96,26 @@ class ApacheKafka:
 
     Ports and the data directory are fixed at construction so that a restart (after
     stop() or kill()) comes back on the same address with the same log.
+
+    Security and other set-ups (compat/python/test_security.py):
+        listeners     listener names, each also its security protocol, e.g.
+                      ("SASL_SSL", "SSL", "SASL_PLAINTEXT", "PLAINTEXT"); each gets a port on
+                      127.0.0.1 (`ports` maps name -> port). PLAINTEXT must be one of them: it
+                      is the inter-broker listener and the readiness probe's. The controller
+                      listener (CONTROLLER) stays PLAINTEXT, as KRaft with SCRAM requires.
+                      Default: PLAINTEXT alone, as before.
+        extra_config  more server.properties keys (they win over the defaults), e.g. ssl.*,
+                      sasl.enabled.mechanisms, listener.name.<l>.<mechanism>.sasl.jaas.config,
+                      authorizer.class.name, super.users
+        scram         SCRAM credentials created at format time, as with
+                      `kafka-storage format --add-scram 'SCRAM-SHA-512=[name=u,password=p]'`
+    `extra_config` is a plain attribute: server.properties is rewritten at every start, so a
+    test may change it between stop() and restart().
     """
 
     def __init__(self, workdir: str | Path | None = None, jars_dir: str | Path | None = None,
-                 java: str = "java"):
+                 java: str = "java", listeners: tuple[str, ...] | None = None,
+                 extra_config: dict[str, str] | None = None, scram: tuple[str, ...] = ()):
         self.jars_dir = Path(jars_dir or os.environ.get("KAFKA_JARS_DIR") or DEFAULT_JARS_DIR)
         if not any(self.jars_dir.glob("kafka_2.13-*.jar")):
             raise FileNotFoundError(
@@ -107,10 +123,19 @@ class ApacheKafka:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="apache-kafka-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.java = java
+        self.listener_names = tuple(listeners) if listeners else ("PLAINTEXT",)
+        if "PLAINTEXT" not in self.listener_names:
+            raise ValueError("a PLAINTEXT listener is needed (inter-broker traffic, readiness probe)")
+        self.extra_config = dict(extra_config or {})
+        self.scram = tuple(scram)
         self.port = free_port()
-        self.controller_port = free_port()
-        while self.controller_port == self.port:
-            self.controller_port = free_port()
+        self.ports = {"PLAINTEXT": self.port}
+        taken = {self.port}
+        for name in self.listener_names:
+            if name != "PLAINTEXT":
+                self.ports[name] = self._free_port_not_in(taken)
+        self.ports = {n: self.ports[n] for n in self.listener_names}
+        self.controller_port = self._free_port_not_in(taken)
         self.log_dir = self.workdir / "data"
         self.config_file = self.workdir / "server.properties"
         self.log_file = self.workdir / "server.log"
@@ -118,9 +143,21 @@ class ApacheKafka:
         self.proc: subprocess.Popen | None = None
         self._formatted = False
 
+    @staticmethod
+    def _free_port_not_in(taken: set[int]) -> int:
+        port = free_port()
+        while port in taken:
+            port = free_port()
+        taken.add(port)
+        return port
+
     @property
     def host(self) -> str:
         return "127.0.0.1"
+
+    def bootstrap_for(self, listener: str) -> str:
+        """host:port of one listener (by name, e.g. SASL_SSL)."""
+        return f"127.0.0.1:{self.ports[listener]}"
 
     @property
     def bootstrap(self) -> str:
@@ -135,9 +172,11 @@ class ApacheKafka:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listeners": ",".join([f"{n}://127.0.0.1:{p}" for n, p in self.ports.items()]
+                                  + [f"CONTROLLER://127.0.0.1:{self.controller_port}"]),
+            "advertised.listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in self.ports.items()),
+            "listener.security.protocol.map": ",".join(
+                [f"{n}:{n}" for n in self.ports] + ["CONTROLLER:PLAINTEXT"]),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "offsets.topic.replication.factor": "1",
@@ -150,6 +189,7 @@ class ApacheKafka:
             "log.dirs": str(self.log_dir),
             "num.partitions": "1",
         }
+        config.update(self.extra_config)
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
         (self.workdir / "log4j2.properties").write_text(
             LOG4J2_CONFIG.format(log_file=self.log_file))
@@ -161,8 +201,9 @@ class ApacheKafka:
     def _format(self) -> None:
         """kafka-storage random-uuid + format (static quorum: no --standalone needed)."""
         uuid = self._java("kafka.tools.StorageTool", "random-uuid").stdout.strip().splitlines()[-1]
+        scram = [a for spec in self.scram for a in ("--add-scram", spec)]
         result = self._java("kafka.tools.StorageTool", "format", "-t", uuid,
-                            "-c", str(self.config_file))
+                            "-c", str(self.config_file), *scram)
         if result.returncode != 0:
             raise RuntimeError(f"kafka-storage format failed:\n{result.stdout}\n{result.stderr}")
         self._formatted = True
@@ -170,8 +211,8 @@ class ApacheKafka:
     def start(self, timeout: float = 90.0) -> "ApacheKafka":
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("Kafka is already running")
+        self._write_config()  # every start: extra_config may have changed since the last
         if not self._formatted:
-            self._write_config()
             self._format()
         with open(self.stdout_file, "ab") as out:
             self.proc = subprocess.Popen(

@@ -24,6 +24,9 @@ sys.path.insert(0, str(COMPAT_DIR / "kafka"))
 from apache_kafka import ApacheKafka, die_with_parent  # noqa: E402  (lives beside its pom.xml)
 
 LISTENING = re.compile(r"listening on PLAINTEXT://127\.0\.0\.1:(\d+)")
+# The whole start-up line, any listeners: `listening on SASL_SSL://127.0.0.1:P1, SSL://...`.
+LISTENING_ALL = re.compile(r"listening on ((?:[A-Za-z0-9_]+://[^\s,]+:\d+(?:, )?)+)")
+LISTENER = re.compile(r"([A-Za-z0-9_]+)://[^\s,]+:(\d+)")
 
 
 def target() -> str:
@@ -44,11 +47,22 @@ class Sluice:
     which also tells the real port. stderr is then drained by a thread into
     workdir/sluice.log for the life of the process, so the pipe can never fill and
     block the broker.
+
+    Security and other set-ups (test_security.py):
+        listeners   listener names, e.g. ("SASL_SSL", "SSL", "PLAINTEXT"): each is bound on
+                    127.0.0.1 (an ephemeral port the first time, the same one on restarts);
+                    `ports` maps each name to its port. Default: PLAINTEXT alone.
+        overrides   extra `--override key=value` (e.g. ssl.*, sasl.*, authorizer keys)
+        args        extra command-line arguments (e.g. `--add-scram SPEC`)
+    `overrides` and `args` are plain attributes, read at each start: a test may change them
+    between stop() and restart(). `port`/`bootstrap` are the PLAINTEXT listener's when there
+    is one, else the first listener's.
     """
 
     kind = "sluice"
 
-    def __init__(self, workdir: Path, binary: Path | None = None, overrides: tuple[str, ...] = ()):
+    def __init__(self, workdir: Path, binary: Path | None = None, overrides: tuple[str, ...] = (),
+                 listeners: tuple[str, ...] | None = None, args: tuple[str, ...] = ()):
         self.binary = Path(binary or sluice_bin())
         if not self.binary.is_file():
             raise FileNotFoundError(
@@ -59,7 +73,11 @@ class Sluice:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_file = self.workdir / "sluice.log"
         self.overrides = tuple(overrides)
-        self.port = 0  # 0 = let the OS choose, the first time; then fixed for restarts
+        self.args = tuple(args)
+        self.listener_names = tuple(listeners) if listeners else None
+        # 0 = let the OS choose, the first time; then fixed for restarts
+        self.ports: dict[str, int] = {n: 0 for n in (self.listener_names or ("PLAINTEXT",))}
+        self.port = 0
         self.proc: subprocess.Popen | None = None
         self._drain: threading.Thread | None = None
 
@@ -67,15 +85,24 @@ class Sluice:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def bootstrap_for(self, listener: str) -> str:
+        """host:port of one listener (by name, e.g. SASL_SSL)."""
+        return f"127.0.0.1:{self.ports[listener]}"
+
     def start(self, timeout: float = 30.0) -> "Sluice":
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("Sluice is already running")
+        if self.listener_names is None:
+            listeners = f"PLAINTEXT://127.0.0.1:{self.port}"
+        else:
+            listeners = ",".join(f"{n}://127.0.0.1:{self.ports[n]}" for n in self.listener_names)
         args = [str(self.binary),
-                "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "--override", f"listeners={listeners}",
                 "--override", f"log.dirs={self.log_dir}",
                 "--override", "group.initial.rebalance.delay.ms=0"]
         for o in self.overrides:
             args += ["--override", o]
+        args += list(self.args)
         log = open(self.log_file, "ab")
         log.write(f"\n=== {' '.join(args)}\n".encode())
         log.flush()
@@ -84,6 +111,8 @@ class Sluice:
                                      start_new_session=True, preexec_fn=die_with_parent)
         found = threading.Event()
         port_box: list[int] = []
+        ports_box: list[dict[str, int]] = []
+        multi = self.listener_names is not None
 
         def drain(stream, log_file):
             # Copies every stderr line to the log; spots the readiness line on the way.
@@ -92,8 +121,14 @@ class Sluice:
                     log_file.write(line)
                     log_file.flush()
                     if not found.is_set():
-                        m = LISTENING.search(line.decode("utf-8", "replace"))
-                        if m:
+                        text = line.decode("utf-8", "replace")
+                        m = (LISTENING_ALL if multi else LISTENING).search(text)
+                        if m and multi:
+                            ports = {n: int(p) for n, p in LISTENER.findall(m.group(1))}
+                            ports_box.append(ports)
+                            port_box.append(ports.get("PLAINTEXT", next(iter(ports.values()))))
+                            found.set()
+                        elif m:
                             port_box.append(int(m.group(1)))
                             found.set()
             found.set()  # EOF: the process is gone; wake the waiter
@@ -110,12 +145,21 @@ class Sluice:
             self.kill()
             why = (f"exited with code {exited}" if exited is not None
                    else f"said nothing of it within {timeout}s")
-            raise RuntimeError(f"Sluice never reported 'listening on PLAINTEXT://127.0.0.1:<port>': "
-                               f"it {why}; see {self.log_file}")
-        if self.port not in (0, port_box[0]):
+            said = "listening on NAME://..." if multi else "listening on PLAINTEXT://127.0.0.1:<port>"
+            raise RuntimeError(f"Sluice never reported '{said}': it {why}; see {self.log_file}")
+        if multi:
+            reported = ports_box[0]
+            asked = dict(self.ports)
+            if set(reported) != set(asked) or any(p not in (0, reported[n]) for n, p in asked.items()):
+                self.kill()
+                raise RuntimeError(f"asked Sluice for listeners {asked}, it reported {reported}")
+            self.ports = {n: reported[n] for n in self.listener_names}
+        elif self.port not in (0, port_box[0]):
             self.kill()
             raise RuntimeError(f"asked Sluice for port {self.port}, it reported {port_box[0]}")
         self.port = port_box[0]
+        if not multi:
+            self.ports = {"PLAINTEXT": self.port}
         return self
 
     def restart(self, timeout: float = 30.0) -> "Sluice":

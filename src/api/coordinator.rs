@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 pub async fn handle_find_coordinator(
     broker: &Broker,
@@ -29,6 +30,18 @@ pub async fn handle_find_coordinator(
                 .with_port(-1)
                 .with_error_code(ResponseError::GroupAuthorizationFailed.code())
                 .with_error_message(Some(StrBytes::from_static_str("Group authorization failed.")));
+        }
+        // Describe on the TransactionalId comes before the (missing) coordinator.
+        if req.key_type == TRANSACTION && !broker.authorize(ctx, operation::DESCRIBE, resource::TRANSACTIONAL_ID, &key)
+        {
+            return c
+                .with_node_id(BrokerId(-1))
+                .with_host(StrBytes::from_static_str(""))
+                .with_port(-1)
+                .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "Transactional Id authorization failed.",
+                )));
         }
         if req.key_type == GROUP {
             c.with_node_id(node)

@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producers;
+pub mod quotas;
 pub mod replicas;
 pub mod sasl;
 pub mod scram;

@@ -22,6 +22,9 @@ pub async fn handle_init_producer_id(
     match req.transactional_id.as_ref().map(|t| t.as_str()) {
         None => {}
         Some("") => return response.with_error_code(ResponseError::InvalidRequest.code()),
+        Some(id) if !broker.authorize(ctx, operation::WRITE, resource::TRANSACTIONAL_ID, id) => {
+            return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+        }
         Some(_) => return response.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
     }
     // KIP-679: IdempotentWrite on the cluster, or Write on some topic.

@@ -61,7 +61,8 @@ pub async fn handle_alter_user_scram_credentials(
             E::UnsupportedSaslMechanism.code(),
             format!("Unknown SCRAM mechanism {mechanism}"),
         ))?;
-        if !pairs.insert((user.to_string(), mechanism)) {
+        // As Kafka: one change per user per request, whatever the mechanism.
+        if !pairs.insert(user.to_string()) {
             return Err((
                 E::DuplicateResource.code(),
                 "A user credential cannot be altered twice in the same request".into(),
@@ -156,7 +157,8 @@ pub async fn handle_describe_user_scram_credentials(
             .map(|(m, i)| CredentialInfo::default().with_mechanism(m.code()).with_iterations(*i))
             .collect()
     };
-    let results = match req.users {
+    // Null or empty: every user (the Java admin client sends an empty list).
+    let results = match req.users.filter(|u| !u.is_empty()) {
         None => all
             .iter()
             .map(|(u, list)| {

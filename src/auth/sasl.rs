@@ -23,10 +23,32 @@ pub trait Credentials: Send + Sync {
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SaslError {
     /// What the client is told: Kafka's wording, never which part was wrong.
-    #[error("Authentication failed during authentication due to invalid credentials with SASL mechanism {0}")]
+    #[error("{}", invalid_credentials_message(.0))]
     InvalidCredentials(&'static str),
     #[error("SASL mechanism {0} is not available")]
     Unavailable(&'static str),
+}
+
+/// Kafka's PLAIN server words a failure its own way; the SCRAM one's is generic.
+fn invalid_credentials_message(mechanism: &str) -> String {
+    if mechanism == "PLAIN" {
+        "Authentication failed: Invalid username or password".to_string()
+    } else {
+        format!(
+            "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+        )
+    }
+}
+
+/// The user a SCRAM client-first message names (`n,,n=user,r=nonce`), with
+/// RFC 5802's `=2C` and `=3D` unescaped.
+fn scram_client_first_user(token: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(token).ok()?;
+    // gs2 header: channel-binding flag, optional authzid, then the bare message.
+    let mut parts = text.splitn(3, ',');
+    let (_flag, _authzid, bare) = (parts.next()?, parts.next()?, parts.next()?);
+    let name = bare.split(',').next()?.strip_prefix("n=")?;
+    Some(name.replace("=2C", ",").replace("=3D", "="))
 }
 
 struct Authenticated;
@@ -103,20 +125,29 @@ pub enum Step {
 pub struct SaslExchange {
     session: Session<Authenticated>,
     mechanism: SaslMechanism,
+    credentials: Arc<dyn Credentials>,
+    first_step: bool,
 }
 
 impl SaslExchange {
     pub fn start(mechanism: SaslMechanism, credentials: Arc<dyn Credentials>) -> Result<SaslExchange, SaslError> {
         let config = SASLConfig::builder()
             .with_defaults()
-            .with_callback(Callback { credentials })
+            .with_callback(Callback {
+                credentials: credentials.clone(),
+            })
             .map_err(|_| SaslError::Unavailable(mechanism.name()))?;
         let name =
             Mechname::parse(mechanism.name().as_bytes()).map_err(|_| SaslError::Unavailable(mechanism.name()))?;
         let session = SASLServer::<Authenticated>::new(config)
             .start_suggested(name)
             .map_err(|_| SaslError::Unavailable(mechanism.name()))?;
-        Ok(SaslExchange { session, mechanism })
+        Ok(SaslExchange {
+            session,
+            mechanism,
+            credentials,
+            first_step: true,
+        })
     }
 
     pub fn mechanism(&self) -> SaslMechanism {
@@ -125,6 +156,16 @@ impl SaslExchange {
 
     pub fn step(&mut self, token: &[u8]) -> Result<Step, SaslError> {
         let fail = SaslError::InvalidCredentials(self.mechanism.name());
+        // Kafka refuses an unknown SCRAM user at the first message, where rsasl
+        // would carry on with made-up salt and iterations.
+        if std::mem::take(&mut self.first_step) {
+            if let Some(scram) = ScramMechanism::parse(self.mechanism.name()) {
+                let known = scram_client_first_user(token).is_some_and(|u| self.credentials.scram(&u, scram).is_some());
+                if !known {
+                    return Err(fail);
+                }
+            }
+        }
         let mut out = Vec::new();
         match self.session.step(Some(token), &mut out) {
             Ok(State::Running) => Ok(Step::Continue(out)),
@@ -210,5 +251,18 @@ mod tests {
             assert!(authenticate(m, "alice", "wrong").is_err(), "{m:?}");
             assert!(authenticate(m, "mallory", "alice-secret").is_err(), "{m:?}");
         }
+    }
+
+    #[test]
+    fn an_unknown_scram_user_fails_at_the_first_message() {
+        let mut server = SaslExchange::start(SaslMechanism::ScramSha256, users()).unwrap();
+        assert_eq!(
+            server.step(b"n,,n=mallory,r=abc"),
+            Err(SaslError::InvalidCredentials("SCRAM-SHA-256"))
+        );
+        assert_eq!(scram_client_first_user(b"n,,n=a=2Cb=3Dc,r=x").as_deref(), Some("a,b=c"));
+        assert_eq!(scram_client_first_user(b"garbage"), None);
+        let plain = SaslError::InvalidCredentials("PLAIN").to_string();
+        assert_eq!(plain, "Authentication failed: Invalid username or password");
     }
 }

@@ -67,6 +67,7 @@ error_codes! {
     DeleteAclsResponse => |r| r.filter_results.iter().map(|x| x.error_code);
     AlterUserScramCredentialsResponse => |r| r.results.iter().map(|x| x.error_code);
     DescribeUserScramCredentialsResponse => |r| std::iter::once(r.error_code).chain(r.results.iter().map(|x| x.error_code));
+    DescribeClientQuotasResponse => |r| std::iter::once(r.error_code);
 }
 
 /// Kafka's name for an error code, e.g. UNKNOWN_TOPIC_OR_PARTITION.

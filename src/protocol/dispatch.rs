@@ -118,6 +118,7 @@ async fn dispatch_inner(
         ApiKey::AlterUserScramCredentials => {
             serve!(api::scram::handle_alter_user_scram_credentials)
         }
+        ApiKey::DescribeClientQuotas => serve!(api::quotas::handle_describe_client_quotas),
         ApiKey::DescribeUserScramCredentials => {
             serve!(api::scram::handle_describe_user_scram_credentials)
         }

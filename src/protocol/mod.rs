@@ -3,6 +3,7 @@
 //! its handler.
 
 pub mod dispatch;
+pub mod error_response;
 pub mod request;
 pub mod response;
 pub mod versions;

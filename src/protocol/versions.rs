@@ -66,6 +66,7 @@ pub const APIS: &[ApiRange] = &[
     api(ApiKey::CreateAcls, 1, 3),
     api(ApiKey::DescribeAcls, 1, 3),
     api(ApiKey::DeleteAcls, 1, 3),
+    api(ApiKey::DescribeClientQuotas, 0, 1),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
 ];
@@ -143,6 +144,7 @@ mod tests {
                 ApiKey::DeleteAcls => check::<DeleteAclsRequest>(r),
                 ApiKey::AlterUserScramCredentials => check::<AlterUserScramCredentialsRequest>(r),
                 ApiKey::DescribeUserScramCredentials => check::<DescribeUserScramCredentialsRequest>(r),
+                ApiKey::DescribeClientQuotas => check::<DescribeClientQuotasRequest>(r),
                 other => panic!("no codec check for {other:?}"),
             }
         }

@@ -11,6 +11,7 @@ use super::tls::certificate_principal;
 use crate::api::RequestContext;
 use crate::auth::ANONYMOUS;
 use crate::broker::Broker;
+use crate::protocol::error_response::error_response;
 use crate::protocol::ResponseFrame;
 use crate::protocol::{dispatch, parse_request};
 use std::io::IoSlice;
@@ -118,6 +119,14 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
                 Decision::Pass => {}
                 Decision::Close(reason) => {
                     warn!(api = ?request.api_key, reason, "closing connection");
+                    break;
+                }
+                Decision::Refuse(reason) => {
+                    warn!(api = ?request.api_key, reason, "closing connection");
+                    let code = kafka_protocol::ResponseError::IllegalSaslState.code();
+                    if let Some(Ok(response)) = error_response(&request, code) {
+                        let _ = write_frame(&mut writer, &response).await;
+                    }
                     break;
                 }
                 Decision::Handle => {

@@ -27,6 +27,9 @@ pub enum Decision {
     Handle,
     /// Not allowed in this state: close the connection.
     Close(&'static str),
+    /// Not SaslAuthenticate while an exchange is due: answer with the request's
+    /// ILLEGAL_SASL_STATE error response, then close (as Kafka does).
+    Refuse(&'static str),
 }
 
 /// An answer from the gate, and whether the connection must close after it.
@@ -73,6 +76,9 @@ impl SaslGate {
         match api {
             ApiKey::ApiVersions => Decision::Pass,
             ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Decision::Handle,
+            _ if !matches!(self.pending, Pending::Nothing) => {
+                Decision::Refuse("request during SASL authentication, where SaslAuthenticate is due")
+            }
             _ if self.principal.is_none() => Decision::Close("request before SASL authentication"),
             _ if self.expires.is_some_and(|e| now >= e) => {
                 Decision::Close("SASL session expired without re-authentication (connections.max.reauth.ms)")

@@ -1,0 +1,135 @@
+"""Test certificates, made with the `openssl` command-line tool (compat/setup installs it).
+
+make_certs(dir) writes, all PEM, keys unencrypted PKCS#8 (what Kafka's PEM key stores,
+librdkafka, Python's ssl and rustls all read):
+
+    ca.pem                  the trusted CA (brokers' and clients' trust store)
+    server.pem              the broker's key + certificate chain (server cert, then CA),
+                            for 127.0.0.1 and localhost (subjectAltName)
+    client-1.pem/.crt/.key  a client of the trusted CA: CN=client-1,O=Acme,C=US
+    client-2.pem/.crt/.key  another one:                 CN=client-2,O=Acme,C=US
+    rogue-ca.pem            a second CA, trusted by nobody
+    rogue.pem/.crt/.key     a client of the rogue CA:   CN=client-1,O=Acme,C=US (same name!)
+
+Every certificate is X.509 v3 with the usual extensions (rustls rejects v1 certificates,
+which `openssl x509 -req` makes unless given extensions).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+DAYS = "30"
+
+CA_EXTENSIONS = """\
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+"""
+
+SERVER_EXTENSIONS = """\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+CLIENT_EXTENSIONS = """\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A key and its certificate: separate files, and both in one PEM (key first)."""
+    key: Path
+    cert: Path      # the leaf certificate only
+    pem: Path       # key + leaf + issuing CA: a PEM key store (Kafka's ssl.keystore.location)
+    dn: str         # subject DN as Kafka prints it (RFC 2253, most specific first)
+
+
+@dataclass(frozen=True)
+class Certs:
+    dir: Path
+    ca: Path            # trusted CA certificate
+    server: Identity
+    client1: Identity
+    client2: Identity
+    rogue_ca: Path      # untrusted CA certificate
+    rogue: Identity     # client certificate issued by the untrusted CA
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    exe = shutil.which("openssl")
+    if exe is None:
+        raise FileNotFoundError("the openssl command is missing (compat/setup installs it)")
+    result = subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed ({result.returncode}):\n"
+                           f"{result.stdout}\n{result.stderr}")
+
+
+def _key(d: Path, name: str) -> Path:
+    path = d / f"{name}.key"
+    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+            "-out", str(path), cwd=d)
+    return path
+
+
+def _ca(d: Path, name: str, subject: str) -> tuple[Path, Path]:
+    key = _key(d, name)
+    cert = d / f"{name}.pem"
+    extensions = [a for line in CA_EXTENSIONS.splitlines() for a in ("-addext", line)]
+    openssl("req", "-new", "-x509", "-key", str(key), "-subj", subject, "-days", DAYS,
+            "-sha256", "-config", "/dev/null", *extensions, "-out", str(cert), cwd=d)
+    return key, cert
+
+
+def _issue(d: Path, name: str, subject: str, dn: str, extensions: str,
+           ca_key: Path, ca_cert: Path) -> Identity:
+    key = _key(d, name)
+    csr = d / f"{name}.csr"
+    ext = d / f"{name}.ext"
+    cert = d / f"{name}.crt"
+    ext.write_text(extensions)
+    openssl("req", "-new", "-key", str(key), "-subj", subject, "-config", "/dev/null",
+            "-out", str(csr), cwd=d)
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-days", DAYS, "-sha256", "-extfile", str(ext),
+            "-out", str(cert), cwd=d)
+    pem = d / f"{name}.pem"
+    pem.write_text(key.read_text() + cert.read_text() + ca_cert.read_text())
+    return Identity(key=key, cert=cert, pem=pem, dn=dn)
+
+
+def make_certs(d: Path) -> Certs:
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca = _ca(d, "ca", "/C=US/O=Acme/CN=Compat Test CA")
+    rogue_key, rogue_ca = _ca(d, "rogue-ca", "/C=US/O=Rogue/CN=Rogue CA")
+    server = _issue(d, "server", "/C=US/O=Acme/CN=localhost", "CN=localhost,O=Acme,C=US",
+                    SERVER_EXTENSIONS, ca_key, ca)
+    client1 = _issue(d, "client-1", "/C=US/O=Acme/CN=client-1", "CN=client-1,O=Acme,C=US",
+                     CLIENT_EXTENSIONS, ca_key, ca)
+    client2 = _issue(d, "client-2", "/C=US/O=Acme/CN=client-2", "CN=client-2,O=Acme,C=US",
+                     CLIENT_EXTENSIONS, ca_key, ca)
+    rogue = _issue(d, "rogue", "/C=US/O=Acme/CN=client-1", "CN=client-1,O=Acme,C=US",
+                   CLIENT_EXTENSIONS, rogue_key, rogue_ca)
+    return Certs(dir=d, ca=ca, server=server, client1=client1, client2=client2,
+                 rogue_ca=rogue_ca, rogue=rogue)
+
+
+if __name__ == "__main__":  # by hand: python3 certs.py DIR
+    import sys
+    c = make_certs(Path(sys.argv[1]))
+    for f in sorted(c.dir.iterdir()):
+        print(f)

@@ -9,6 +9,7 @@ use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::server::listener::{accept_loop, bind, ListenerContext};
 use crate::storage::now_ms;
+use crate::txn::TransactionCoordinator;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub cluster: Cluster,
     pub groups: GroupCoordinator,
+    pub txns: TransactionCoordinator,
     pub endpoints: Vec<Endpoint>,
     pub shutdown: CancellationToken,
 }
@@ -119,12 +121,13 @@ impl RunningBroker {
     /// Opens the logs, binds every listener and starts serving.
     pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
         let started = Instant::now();
-        let (cluster, groups, report) = {
+        let (cluster, groups, txns, report) = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
                 Cluster::open(&config).map(|(cluster, report)| {
                     let groups = GroupCoordinator::open(&cluster, &config);
-                    (cluster, groups, report)
+                    let txns = TransactionCoordinator::open(&cluster, &config.transactions);
+                    (cluster, groups, txns, report)
                 })
             })
             .await
@@ -163,6 +166,7 @@ impl RunningBroker {
             config,
             cluster,
             groups,
+            txns,
             endpoints,
             shutdown: CancellationToken::new(),
         });
@@ -205,6 +209,11 @@ impl RunningBroker {
         }
         let timers = broker.clone();
         background.spawn(async move { timers.groups.run_timers(&timers.cluster, &timers.shutdown).await });
+        let txn_timers = broker.clone();
+        background.spawn(async move {
+            let b = &txn_timers;
+            b.txns.run_timers(&b.cluster, &b.groups, &b.shutdown).await
+        });
         let dirs: Vec<String> = broker
             .config
             .log_dirs

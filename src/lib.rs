@@ -19,7 +19,9 @@ pub mod group;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod state_topic;
 pub mod storage;
+pub mod txn;
 
 pub use broker::{Broker, RunningBroker};
 pub use config::BrokerConfig;

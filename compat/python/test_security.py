@@ -678,9 +678,6 @@ def test_transactional_id_without_acl(secure):
     assert failed.value.args[0].code() == TRANSACTIONAL_ID_AUTHORIZATION_FAILED, failed.value
 
 
-@pytest.mark.xfail(brokers.target() == "sluice", strict=True,
-                   reason="Sluice has no transaction coordinator yet (FindCoordinator TRANSACTION "
-                          "answers COORDINATOR_NOT_AVAILABLE); strict: remove once it has")
 def test_transactional_id_prefixed_acl(secure):
     """With Write on TransactionalId liam-tx-* (prefixed) the producer initialises, produces
     and commits, and a read_committed consumer reads the record."""

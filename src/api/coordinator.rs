@@ -1,6 +1,6 @@
-//! FindCoordinator: on a single node, this node coordinates every group.
-//! Transaction coordination is not served yet: clients are told it is not
-//! available, which they treat as retriable.
+//! FindCoordinator: on a single node, this node coordinates every group and
+//! every transactional id (creating `__transaction_state` on first use, as
+//! Kafka does).
 
 use super::RequestContext;
 use crate::auth::acl::{operation, resource};
@@ -43,19 +43,26 @@ pub async fn handle_find_coordinator(
                     "Transactional Id authorization failed.",
                 )));
         }
-        if req.key_type == GROUP {
-            c.with_node_id(node)
-                .with_host(StrBytes::from_string(endpoint.host.clone()))
-                .with_port(endpoint.port as i32)
-        } else {
-            c.with_node_id(BrokerId(-1))
+        let unavailable = |code: i16| {
+            c.clone()
+                .with_node_id(BrokerId(-1))
                 .with_host(StrBytes::from_static_str(""))
                 .with_port(-1)
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                .with_error_message(Some(StrBytes::from_static_str(
-                    "this broker does not coordinate transactions yet",
-                )))
+                .with_error_code(code)
+        };
+        match req.key_type {
+            GROUP => {}
+            TRANSACTION => {
+                if let Err(code) = broker.txns.ensure_topic(&broker.cluster) {
+                    return unavailable(code);
+                }
+            }
+            _ => return unavailable(ResponseError::InvalidRequest.code()),
         }
+        c.clone()
+            .with_node_id(node)
+            .with_host(StrBytes::from_string(endpoint.host.clone()))
+            .with_port(endpoint.port as i32)
     };
     if ctx.api_version >= 4 {
         let coordinators = req.coordinator_keys.iter().cloned().map(answer).collect();

@@ -7,12 +7,14 @@ use super::{leader_epoch_error, log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::cluster::{Topic, TopicStats};
-use crate::storage::batch::count_records;
+use crate::storage::batch::{count_records, BatchHeader};
 use crate::storage::{LogError, Partition};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::TopicName;
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,19 +187,48 @@ fn read_partition(
         (log.plan_read(w.fetch_offset, max_offset), offsets)
     };
     let (hw, lso, log_start, _) = offsets;
-    let mut data = empty(w.partition_index, 0, hw, lso, log_start);
-    if read_committed {
-        data.aborted_transactions = Some(Vec::new());
-    }
-    match plan {
-        Ok(None) => data,
-        Ok(Some(_)) if limit == 0 && !min_one => data,
+    let data = empty(w.partition_index, 0, hw, lso, log_start);
+    let records = match plan {
+        Ok(None) => return committed_view(data, read_committed, Vec::new()),
+        Ok(Some(_)) if limit == 0 && !min_one => return committed_view(data, read_committed, Vec::new()),
         Ok(Some(plan)) => match plan.read(limit, min_one) {
-            Ok(records) => data.with_records(Some(records)),
-            Err(e) => data.with_error_code(log_error_code(&LogError::Io(e))),
+            Ok(records) => records,
+            Err(e) => return data.with_error_code(log_error_code(&LogError::Io(e))),
         },
-        Err(e) => data.with_error_code(log_error_code(&e)),
+        Err(e) => return data.with_error_code(log_error_code(&e)),
+    };
+    // read_committed: the aborted transactions among the returned batches,
+    // which the client skips.
+    let aborted = match (read_committed, next_offset_after(&records)) {
+        (true, Some(upper)) => partition.log().aborted_transactions(w.fetch_offset, upper),
+        _ => Vec::new(),
+    };
+    committed_view(data.with_records(Some(records)), read_committed, aborted)
+}
+
+fn committed_view(data: PartitionData, read_committed: bool, aborted: Vec<(i64, i64)>) -> PartitionData {
+    if !read_committed {
+        return data;
     }
+    let aborted = aborted
+        .into_iter()
+        .map(|(pid, first)| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(pid))
+                .with_first_offset(first)
+        })
+        .collect();
+    data.with_aborted_transactions(Some(aborted))
+}
+
+/// The offset after the last whole batch of a record set, from headers only.
+fn next_offset_after(mut records: &[u8]) -> Option<i64> {
+    let mut next = None;
+    while let Ok(h) = BatchHeader::parse(records) {
+        next = Some(h.next_offset());
+        records = records.get(h.total_size()..)?;
+    }
+    next
 }
 
 /// The record sets of a response, for the encoder to send without copying.

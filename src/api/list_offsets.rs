@@ -81,9 +81,14 @@ fn lookup(
     let at = |a: ListOffsetsPartitionResponse, offset: i64| {
         a.with_timestamp(-1).with_offset(offset).with_leader_epoch(epoch)
     };
+    // read_committed sees up to the last stable offset only.
+    let visible_end = if read_committed {
+        log.last_stable_offset()
+    } else {
+        log.high_watermark()
+    };
     match timestamp {
-        LATEST if read_committed => at(answer, log.last_stable_offset()),
-        LATEST => at(answer, log.high_watermark()),
+        LATEST => at(answer, visible_end),
         EARLIEST | EARLIEST_LOCAL => at(answer, log.log_start_offset()),
         // Nothing is tiered: there is no tiered offset to report.
         LATEST_TIERED => not_found(answer),
@@ -93,7 +98,7 @@ fn lookup(
             Err(e) => not_found(answer).with_error_code(log_error_code(&e)),
         },
         ts if ts >= 0 => match log.offset_for_timestamp(ts) {
-            Ok(Some((offset, found))) if offset < log.high_watermark() => answer
+            Ok(Some((offset, found))) if offset < visible_end => answer
                 .with_timestamp(found)
                 .with_offset(offset)
                 .with_leader_epoch(epoch),

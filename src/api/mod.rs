@@ -21,6 +21,7 @@ pub mod replicas;
 pub mod sasl;
 pub mod scram;
 pub mod topics;
+pub mod txn;
 
 use crate::storage::LogError;
 use kafka_protocol::ResponseError;

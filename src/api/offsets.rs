@@ -123,6 +123,7 @@ fn visible_offsets(
     ctx: &RequestContext,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Vec<(String, Vec<Row>)> {
     let row = |partition: i32, o: Option<CommittedOffset>, error: i16| match o {
         Some(o) => Row {
@@ -153,7 +154,10 @@ fn visible_offsets(
             let rows = rows
                 .into_iter()
                 .map(|(p, o)| {
-                    if allowed {
+                    // An offset committed in an open transaction is not stable yet.
+                    if allowed && require_stable && broker.groups.has_pending_txn_offset(group, &topic, p) {
+                        row(p, None, ResponseError::UnstableOffsetCommit.code())
+                    } else if allowed {
                         row(p, o, 0)
                     } else {
                         row(p, None, TOPIC_AUTHORIZATION_FAILED)
@@ -185,7 +189,7 @@ pub async fn handle_offset_fetch(
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let topics = visible_offsets(broker, ctx, &g.group_id, wanted)
+                let topics = visible_offsets(broker, ctx, &g.group_id, wanted, req.require_stable)
                     .into_iter()
                     .map(|(topic, rows)| {
                         OffsetFetchResponseTopics::default()
@@ -220,7 +224,7 @@ pub async fn handle_offset_fetch(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let topics = visible_offsets(broker, ctx, &req.group_id, wanted)
+    let topics = visible_offsets(broker, ctx, &req.group_id, wanted, req.require_stable)
         .into_iter()
         .map(|(topic, rows)| {
             OffsetFetchResponseTopic::default()

@@ -49,7 +49,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     };
                     error_response(index, code, None)
                 }
-                (Some(topic), _) => append_partition(topic, data, acks, ctx.api_version).await,
+                (Some(topic), _) => {
+                    let txn = TxnContext {
+                        broker,
+                        ctx,
+                        transactional_id: req.transactional_id.as_ref().map(|t| t.as_str()),
+                    };
+                    append_partition(topic, data, acks, ctx.api_version, &txn).await
+                }
             };
             partition_responses.push(response);
         }
@@ -91,11 +98,33 @@ fn first_keyless_record(records: &bytes::Bytes) -> Option<i32> {
 /// ZStandard batches need Produce v7 or later (KIP-110).
 const ZSTD: i16 = 4;
 
+/// What a transactional batch is checked against.
+struct TxnContext<'a> {
+    broker: &'a Broker,
+    ctx: &'a RequestContext,
+    transactional_id: Option<&'a str>,
+}
+
+impl TxnContext<'_> {
+    /// A transactional batch needs Write on the request's TransactionalId
+    /// and a partition added to the producer's open transaction.
+    fn check(&self, topic: &str, partition: i32, producer_id: i64, epoch: i16) -> Result<(), i16> {
+        let Some(id) = self.transactional_id.filter(|id| {
+            self.broker
+                .authorize(self.ctx, operation::WRITE, resource::TRANSACTIONAL_ID, id)
+        }) else {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
+        };
+        self.broker.txns.verify(id, producer_id, epoch, topic, partition)
+    }
+}
+
 async fn append_partition(
     topic: &Arc<Topic>,
     data: PartitionProduceData,
     acks: i16,
     version: i16,
+    txn: &TxnContext<'_>,
 ) -> PartitionProduceResponse {
     let index = data.index;
     let Some(partition) = topic.partition(index) else {
@@ -142,11 +171,10 @@ async fn append_partition(
         );
     }
     if header.is_transactional() {
-        return error_response(
-            index,
-            ResponseError::InvalidTxnState.code(),
-            Some("transactions are not supported by this broker yet".into()),
-        );
+        if let Err(code) = txn.check(&topic.name, index, header.producer_id, header.producer_epoch) {
+            debug!(topic = %topic.name, partition = index, code, "refused a transactional batch");
+            return error_response(index, code, None);
+        }
     }
     // A single node is the only in-sync replica.
     if acks == -1 && topic.log_config.min_insync_replicas > 1 {

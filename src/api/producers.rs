@@ -1,6 +1,6 @@
-//! Producer ids: InitProducerId for idempotent producers (a fresh id, epoch
-//! 0; transactional ids need the transaction coordinator, not served yet),
-//! and DescribeProducers, the producer state each partition keeps.
+//! Producer ids: InitProducerId (for idempotent producers a fresh id, epoch
+//! 0; for transactional ids the transaction coordinator's id and a new
+//! epoch), and DescribeProducers, the producer state each partition keeps.
 
 use super::RequestContext;
 use crate::auth::acl::{operation, resource};
@@ -25,7 +25,28 @@ pub async fn handle_init_producer_id(
         Some(id) if !broker.authorize(ctx, operation::WRITE, resource::TRANSACTIONAL_ID, id) => {
             return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
         }
-        Some(_) => return response.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+        Some(id) => {
+            // KIP-360: a producer that knows its id and epoch names them.
+            let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+            return match broker
+                .txns
+                .init_producer_id(
+                    &broker.cluster,
+                    &broker.groups,
+                    id,
+                    req.transaction_timeout_ms,
+                    expected,
+                )
+                .await
+            {
+                Ok((pid, epoch)) => response.with_producer_id(ProducerId(pid)).with_producer_epoch(epoch),
+                // Older clients know fencing as INVALID_PRODUCER_EPOCH.
+                Err(code) if code == ResponseError::ProducerFenced.code() && ctx.api_version < 4 => {
+                    response.with_error_code(ResponseError::InvalidProducerEpoch.code())
+                }
+                Err(code) => response.with_error_code(code),
+            };
+        }
     }
     // KIP-679: IdempotentWrite on the cluster, or Write on some topic.
     if !broker.authorize_cluster(ctx, operation::IDEMPOTENT_WRITE)
@@ -77,8 +98,8 @@ pub async fn handle_describe_producers(
                                 .with_producer_epoch(entry.epoch as i32)
                                 .with_last_sequence(entry.batches.back().map_or(-1, |b| b.last_seq))
                                 .with_last_timestamp(entry.last_timestamp)
-                                .with_coordinator_epoch(-1)
-                                .with_current_txn_start_offset(-1)
+                                .with_coordinator_epoch(entry.coordinator_epoch)
+                                .with_current_txn_start_offset(entry.current_txn_first_offset.unwrap_or(-1))
                         })
                         .collect();
                     answer.with_active_producers(active)

@@ -60,6 +60,12 @@ const KNOWN_KEYS: &[&str] = &[
     "log.retention.check.interval.ms",
     "log.flush.scheduler.interval.ms",
     "producer.id.expiration.ms",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.segment.bytes",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
     "cluster.id",
     "metrics.prometheus.address",
     "logging.format",
@@ -94,6 +100,19 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "metadata.log.dir",
 ];
 
+/// The transaction coordinator's settings (Kafka's `transaction.*` keys).
+#[derive(Debug, Clone)]
+pub struct TransactionConfig {
+    pub state_log_partitions: i32,
+    pub state_log_segment_bytes: u64,
+    /// A producer may not ask for a longer transaction.timeout.ms.
+    pub max_timeout_ms: i32,
+    /// Idle transactional ids are forgotten after this long.
+    pub id_expiration_ms: i64,
+    pub abort_timed_out_interval_ms: u64,
+    pub remove_expired_interval_ms: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Every key as the user gave it (file, then overrides), for DescribeConfigs.
@@ -119,6 +138,7 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     pub producer_id_expiration_ms: i64,
+    pub transactions: TransactionConfig,
     pub topic_defaults: TopicDefaults,
     pub security: security::SecurityConfig,
     /// Where the Prometheus scrape endpoint listens (`metrics.prometheus.address`); off when unset.
@@ -259,6 +279,25 @@ impl BrokerConfig {
             retention_check_interval_ms: num("log.retention.check.interval.ms", 300_000, 1, i64::MAX)? as u64,
             flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)? as u64,
             producer_id_expiration_ms: num("producer.id.expiration.ms", 86_400_000, 1, i64::MAX)?,
+            transactions: TransactionConfig {
+                state_log_partitions: num("transaction.state.log.num.partitions", 50, 1, 10_000)? as i32,
+                state_log_segment_bytes: num("transaction.state.log.segment.bytes", 104_857_600, 1, i32::MAX as i64)?
+                    as u64,
+                max_timeout_ms: num("transaction.max.timeout.ms", 900_000, 1, i32::MAX as i64)? as i32,
+                id_expiration_ms: num("transactional.id.expiration.ms", 604_800_000, 1, i32::MAX as i64)?,
+                abort_timed_out_interval_ms: num(
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                    10_000,
+                    1,
+                    i32::MAX as i64,
+                )? as u64,
+                remove_expired_interval_ms: num(
+                    "transaction.remove.expired.transaction.cleanup.interval.ms",
+                    3_600_000,
+                    1,
+                    i32::MAX as i64,
+                )? as u64,
+            },
             topic_defaults,
             security,
             initial_scram: Vec::new(),

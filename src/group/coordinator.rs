@@ -13,6 +13,8 @@ use kafka_protocol::ResponseError as E;
 use std::collections::{BTreeMap, HashMap};
 use tokio::sync::oneshot;
 
+use crate::state_topic::TxnProducer;
+
 /// Committed offsets by topic: (partition, offset if committed).
 pub type TopicOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
@@ -20,6 +22,13 @@ pub type TopicOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 pub trait GroupLog {
     /// Persists `records` (key, value or None for a tombstone) for `group`.
     fn write(&mut self, group: &str, records: Vec<(RecordKey, Option<Bytes>)>) -> Result<(), i16>;
+    /// Persists records that count only if `producer`'s transaction commits.
+    fn write_txn(
+        &mut self,
+        group: &str,
+        records: Vec<(RecordKey, Option<Bytes>)>,
+        producer: TxnProducer,
+    ) -> Result<(), i16>;
 }
 
 #[derive(Debug, Clone)]
@@ -121,19 +130,19 @@ fn sync_error(code: i16) -> SyncGroupResponse {
     SyncGroupResponse::default().with_error_code(code)
 }
 
-/// Java's String.hashCode, which Kafka uses to place groups in partitions.
-pub fn java_string_hash(text: &str) -> i32 {
-    text.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
-}
-
 fn new_member_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4())
 }
 
+/// Offsets committed in a transaction, waiting for its marker:
+/// (group, topic, partition) → offset.
+type PendingOffsets = BTreeMap<(String, String, i32), CommittedOffset>;
+
 pub struct Groups {
     groups: HashMap<String, Group>,
     config: GroupConfig,
+    /// By producer id.
+    pending_txn: HashMap<i64, PendingOffsets>,
 }
 
 impl Groups {
@@ -141,6 +150,7 @@ impl Groups {
         Groups {
             groups: HashMap::new(),
             config,
+            pending_txn: HashMap::new(),
         }
     }
 
@@ -182,6 +192,34 @@ impl Groups {
                         commit_timestamp: v.commit_timestamp,
                     },
                 );
+            }
+        }
+    }
+
+    /// Restores offsets of transactions still open at start-up.
+    pub fn load_pending(&mut self, pending: HashMap<i64, Vec<(RecordKey, RecordValue)>>) {
+        for (producer_id, records) in pending {
+            let offsets = self.pending_txn.entry(producer_id).or_default();
+            for (key, value) in records {
+                if let (
+                    RecordKey::Offset {
+                        group,
+                        topic,
+                        partition,
+                    },
+                    RecordValue::Offset(v),
+                ) = (key, value)
+                {
+                    offsets.insert(
+                        (group, topic, partition),
+                        CommittedOffset {
+                            offset: v.offset,
+                            leader_epoch: v.leader_epoch,
+                            metadata: v.metadata,
+                            commit_timestamp: v.commit_timestamp,
+                        },
+                    );
+                }
             }
         }
     }
@@ -561,6 +599,96 @@ impl Groups {
         }
         group.offsets.extend(accepted);
         codes
+    }
+
+    /// TxnOffsetCommit: offsets that take effect when the producer's
+    /// transaction commits (`complete_txn`). Validated as OffsetCommit is.
+    pub fn commit_txn_offsets(
+        &mut self,
+        log: &mut dyn GroupLog,
+        req: OffsetCommitRequest,
+        producer: TxnProducer,
+        exists: &dyn Fn(&str, i32) -> bool,
+        now: i64,
+    ) -> Vec<i16> {
+        let all = |code: i16| vec![code; req.offsets.len()];
+        if req.group_id.is_empty() {
+            return all(E::InvalidGroupId.code());
+        }
+        if !self.groups.contains_key(&req.group_id) {
+            if req.generation >= 0 {
+                return all(E::IllegalGeneration.code());
+            }
+            self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now));
+        }
+        let group = self.groups.get_mut(&req.group_id).expect("present");
+        if let Err(code) = validate_offset_commit(group, &req) {
+            return all(code);
+        }
+        let mut codes = Vec::with_capacity(req.offsets.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for (topic, partition, offset, epoch, metadata) in &req.offsets {
+            let metadata = metadata.clone().unwrap_or_default();
+            if !exists(topic, *partition) {
+                codes.push(E::UnknownTopicOrPartition.code());
+            } else if metadata.len() > self.config.offset_metadata_max_bytes {
+                codes.push(E::OffsetMetadataTooLarge.code());
+            } else {
+                let committed = CommittedOffset {
+                    offset: *offset,
+                    leader_epoch: *epoch,
+                    metadata,
+                    commit_timestamp: now,
+                };
+                records.push((
+                    RecordKey::Offset {
+                        group: req.group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
+                    Some(committed.to_value().encode()),
+                ));
+                accepted.push(((req.group_id.clone(), topic.clone(), *partition), committed));
+                codes.push(0);
+            }
+        }
+        if records.is_empty() {
+            return codes;
+        }
+        if let Err(code) = log.write_txn(&req.group_id, records, producer) {
+            return codes.into_iter().map(|c| if c == 0 { code } else { c }).collect();
+        }
+        self.pending_txn
+            .entry(producer.producer_id)
+            .or_default()
+            .extend(accepted);
+        codes
+    }
+
+    /// A transaction's marker is in `__consumer_offsets`: its offsets now
+    /// count (commit) or are dropped (abort).
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool, now: i64) {
+        let Some(pending) = self.pending_txn.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for ((group, topic, partition), offset) in pending {
+            self.groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group, now))
+                .offsets
+                .insert((topic, partition), offset);
+        }
+    }
+
+    /// Whether an open transaction holds an offset for this partition
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let key = (group.to_string(), topic.to_string(), partition);
+        self.pending_txn.values().any(|p| p.contains_key(&key))
     }
 
     /// Committed offsets of a group: all of them, or the partitions asked for
@@ -1175,14 +1303,28 @@ mod tests {
     use super::*;
     use crate::group::records::RecordValue;
 
+    type GroupRecords = Vec<(RecordKey, Option<Bytes>)>;
+
     #[derive(Default)]
     struct MemLog {
         records: Vec<(RecordKey, Option<Bytes>)>,
+        /// (producer id, records) of transactional writes.
+        txn_records: Vec<(i64, GroupRecords)>,
     }
 
     impl GroupLog for MemLog {
         fn write(&mut self, _group: &str, records: Vec<(RecordKey, Option<Bytes>)>) -> Result<(), i16> {
             self.records.extend(records);
+            Ok(())
+        }
+
+        fn write_txn(
+            &mut self,
+            _group: &str,
+            records: Vec<(RecordKey, Option<Bytes>)>,
+            producer: TxnProducer,
+        ) -> Result<(), i16> {
+            self.txn_records.push((producer.producer_id, records));
             Ok(())
         }
     }
@@ -1552,6 +1694,36 @@ mod tests {
                 .map(|(t, p, o)| (t.to_string(), *p, *o, 0, Some(format!("meta-{o}"))))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn offsets_committed_in_a_transaction_count_once_it_commits() {
+        let (mut g, mut log) = (groups(0), MemLog::default());
+        let exists = |t: &str, p: i32| t == "orders" && p == 0;
+        let producer = |producer_id| TxnProducer {
+            producer_id,
+            producer_epoch: 0,
+        };
+        let codes = g.commit_txn_offsets(&mut log, commit("eos", -1, "", &[("orders", 0, 5)]), producer(7), &exists, 1);
+        assert_eq!(codes, vec![0]);
+        assert!(log.records.is_empty(), "written as transactional records only");
+        assert_eq!(log.txn_records.len(), 1);
+        assert!(g.has_pending_txn_offset("eos", "orders", 0));
+        assert!(g.fetch_offsets("eos", None).is_empty(), "not visible before the commit");
+        g.complete_txn(7, true, 2);
+        assert!(!g.has_pending_txn_offset("eos", "orders", 0));
+        let fetched = g.fetch_offsets("eos", None);
+        assert_eq!(fetched[0].1[0].1.as_ref().map(|o| o.offset), Some(5));
+        // An aborted transaction's offsets are dropped.
+        g.commit_txn_offsets(&mut log, commit("eos", -1, "", &[("orders", 0, 9)]), producer(8), &exists, 3);
+        g.complete_txn(8, false, 4);
+        let fetched = g.fetch_offsets("eos", None);
+        assert_eq!(fetched[0].1[0].1.as_ref().map(|o| o.offset), Some(5));
+        // Validated as OffsetCommit is: an unknown member is refused.
+        assert_eq!(
+            g.commit_txn_offsets(&mut log, commit("eos", 3, "ghost", &[("orders", 0, 1)]), producer(9), &exists, 5),
+            vec![E::UnknownMemberId.code()]
+        );
     }
 
     #[test]

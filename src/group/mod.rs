@@ -12,6 +12,7 @@ pub mod store;
 
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
+use crate::state_topic::TxnProducer;
 use crate::storage::now_ms;
 use coordinator::{GroupConfig, Groups, Reply};
 use std::collections::HashSet;
@@ -52,9 +53,10 @@ impl GroupCoordinator {
         let mut groups = Groups::new(group_config);
         let topic = OffsetsTopic::existing(cluster, config.offsets_topic_segment_bytes);
         if let Some(t) = &topic {
-            let records = t.load();
-            let count = records.len();
-            groups.load(records, now_ms());
+            let loaded = t.load();
+            let count = loaded.records.len();
+            groups.load(loaded.records, now_ms());
+            groups.load_pending(loaded.pending);
             info!(records = count, groups = groups.list().len(), "loaded consumer groups");
         }
         GroupCoordinator {
@@ -152,6 +154,39 @@ impl GroupCoordinator {
 
     pub fn fetch_offsets(&self, group: &str, wanted: Option<&[(String, Vec<i32>)]>) -> coordinator::TopicOffsets {
         self.read(|g| g.fetch_offsets(group, wanted))
+    }
+
+    /// TxnOffsetCommit: offsets that count once `producer`'s transaction commits.
+    pub fn commit_txn_offsets(
+        &self,
+        cluster: &Cluster,
+        request: OffsetCommitRequest,
+        producer: TxnProducer,
+    ) -> Vec<i16> {
+        let exists =
+            |topic: &str, partition: i32| cluster.topic(topic).is_some_and(|t| t.partition(partition).is_some());
+        self.with_state(cluster, |g, w| {
+            g.commit_txn_offsets(w, request, producer, &exists, now_ms())
+        })
+    }
+
+    /// The transaction's marker is written: apply or drop its offsets.
+    pub fn complete_txn(&self, producer_id: i64, commit: bool) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.groups.complete_txn(producer_id, commit, now_ms());
+    }
+
+    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.read(|g| g.has_pending_txn_offset(group, topic, partition))
+    }
+
+    /// The `__consumer_offsets` partition of a group (AddOffsetsToTxn),
+    /// creating the topic on first use.
+    pub fn offsets_partition(&self, cluster: &Cluster, group: &str) -> Result<i32, i16> {
+        self.with_state(cluster, |_, w| {
+            let topic = w.topic()?;
+            Ok(store::partition_for(group, topic.partition_count()) as i32)
+        })
     }
 
     pub fn delete_offsets(&self, cluster: &Cluster, group: &str, partitions: &[(String, i32)]) -> (i16, Vec<i16>) {

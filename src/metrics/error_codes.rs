@@ -68,6 +68,12 @@ error_codes! {
     AlterUserScramCredentialsResponse => |r| r.results.iter().map(|x| x.error_code);
     DescribeUserScramCredentialsResponse => |r| std::iter::once(r.error_code).chain(r.results.iter().map(|x| x.error_code));
     DescribeClientQuotasResponse => |r| std::iter::once(r.error_code);
+    AddPartitionsToTxnResponse => |r| r.results_by_topic_v3_and_below.iter().flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code));
+    AddOffsetsToTxnResponse => |r| std::iter::once(r.error_code);
+    EndTxnResponse => |r| std::iter::once(r.error_code);
+    TxnOffsetCommitResponse => |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    DescribeTransactionsResponse => |r| r.transaction_states.iter().map(|t| t.error_code);
+    ListTransactionsResponse => |r| std::iter::once(r.error_code);
 }
 
 /// Kafka's name for an error code, e.g. UNKNOWN_TOPIC_OR_PARTITION.

@@ -67,6 +67,14 @@ pub const APIS: &[ApiRange] = &[
     api(ApiKey::DescribeAcls, 1, 3),
     api(ApiKey::DeleteAcls, 1, 3),
     api(ApiKey::DescribeClientQuotas, 0, 1),
+    // Transactions, Kafka's first protocol (transaction.version 1): v4 of
+    // AddPartitionsToTxn is broker-to-broker, EndTxn v5 and later belong to KIP-890.
+    api(ApiKey::AddPartitionsToTxn, 0, 3),
+    api(ApiKey::AddOffsetsToTxn, 0, 3),
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 3),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 2),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
 ];
@@ -145,6 +153,12 @@ mod tests {
                 ApiKey::AlterUserScramCredentials => check::<AlterUserScramCredentialsRequest>(r),
                 ApiKey::DescribeUserScramCredentials => check::<DescribeUserScramCredentialsRequest>(r),
                 ApiKey::DescribeClientQuotas => check::<DescribeClientQuotasRequest>(r),
+                ApiKey::AddPartitionsToTxn => check::<AddPartitionsToTxnRequest>(r),
+                ApiKey::AddOffsetsToTxn => check::<AddOffsetsToTxnRequest>(r),
+                ApiKey::EndTxn => check::<EndTxnRequest>(r),
+                ApiKey::TxnOffsetCommit => check::<TxnOffsetCommitRequest>(r),
+                ApiKey::DescribeTransactions => check::<DescribeTransactionsRequest>(r),
+                ApiKey::ListTransactions => check::<ListTransactionsRequest>(r),
                 other => panic!("no codec check for {other:?}"),
             }
         }

@@ -205,6 +205,104 @@ pub fn count_records(mut batches: &[u8]) -> u64 {
     count
 }
 
+/// What a transaction marker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    Abort,
+    Commit,
+}
+
+/// Reads the marker type of a control batch from its single record's key
+/// (version i16, type i16). Control batches are never compressed.
+pub fn control_type(batch: &[u8]) -> Option<ControlType> {
+    let mut rest = batch.get(BATCH_HEADER_LEN..)?;
+    let _length = read_varint(&mut rest)?;
+    let _attributes = take(&mut rest, 1)?;
+    let _timestamp_delta = read_varint(&mut rest)?;
+    let _offset_delta = read_varint(&mut rest)?;
+    let key_length = read_varint(&mut rest)?;
+    if key_length < 4 {
+        return None;
+    }
+    let key = take(&mut rest, 4)?;
+    match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Some(ControlType::Abort),
+        1 => Some(ControlType::Commit),
+        _ => None,
+    }
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if buf.len() < n {
+        return None;
+    }
+    let (head, tail) = buf.split_at(n);
+    *buf = tail;
+    Some(head)
+}
+
+/// A zigzag varint as records use them.
+fn read_varint(buf: &mut &[u8]) -> Option<i64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *take(buf, 1)?.first()?;
+        value |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
+/// A transaction marker batch, as the coordinator writes it into each
+/// partition of a transaction: one control record whose key holds the type
+/// and whose value holds the coordinator epoch.
+pub fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    kind: ControlType,
+    timestamp: i64,
+) -> Vec<u8> {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let kind_code: i16 = match kind {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    };
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&kind_code.to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let record = Record {
+        transactional: true,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id,
+        producer_epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp,
+        key: Some(key.into()),
+        value: Some(value.into()),
+        headers: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    // Encoding one in-memory record cannot fail.
+    let _ = RecordBatchEncoder::encode(
+        &mut buf,
+        std::iter::once(&record),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    );
+    buf.to_vec()
+}
+
 /// Checks a batch that a producer sent, before it is given offsets.
 /// Returns the header of the single batch that `records` must contain.
 pub fn validate_produced(records: &[u8]) -> Result<BatchHeader, BatchError> {
@@ -216,6 +314,10 @@ pub fn validate_produced(records: &[u8]) -> Result<BatchHeader, BatchError> {
     }
     if header.records_count <= 0 {
         return Err(BatchError::Invalid("record batch has no records"));
+    }
+    // Markers are the transaction coordinator's to write.
+    if header.is_control() {
+        return Err(BatchError::Invalid("clients may not write control batches"));
     }
     if header.last_offset_delta != header.records_count - 1 {
         return Err(BatchError::Invalid(
@@ -325,6 +427,23 @@ pub(crate) mod tests {
         let h = BatchHeader::parse_and_verify(&buf).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 99_999);
+    }
+
+    #[test]
+    fn control_batches_say_what_they_mark() {
+        for kind in [ControlType::Abort, ControlType::Commit] {
+            let batch = control_batch(42, 3, 0, kind, 1_000);
+            let header = BatchHeader::parse_and_verify(&batch).unwrap();
+            assert!(header.is_control() && header.is_transactional());
+            assert_eq!(
+                (header.producer_id, header.producer_epoch, header.base_sequence),
+                (42, 3, -1)
+            );
+            assert_eq!(control_type(&batch), Some(kind));
+            // A client may not send one.
+            assert!(validate_produced(&batch).is_err());
+        }
+        assert_eq!(control_type(&encode_batch(1, 0, Compression::None)), None);
     }
 
     #[test]

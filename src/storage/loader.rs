@@ -3,9 +3,11 @@
 //! batch (CRC checked) after a crash, and a torn tail is cut off, so start-up
 //! costs time in proportion to the active segments, not to the whole log.
 
-use super::log::{list_snapshots, Log, LogError};
+use super::batch::control_type;
+use super::log::{list_snapshots, Log, LogError, Transactions};
 use super::producer_state::ProducerState;
 use super::segment::{file_name, LogSegment};
+use super::txn_index;
 use crate::config::topic::LogConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -85,7 +87,9 @@ impl LogLoader<'_> {
             last_flush_ms: self.now_ms,
             leader_epoch: 0,
             deleted: false,
+            aborted: Vec::new(),
         };
+        load_aborted_transactions(&mut log)?;
         load_producer_state(&mut log)?;
         Ok((log, report))
     }
@@ -189,15 +193,38 @@ fn load_producer_state(log: &mut Log) -> Result<(), LogError> {
         return Ok(());
     }
     let start = log.segments.range(..=from).next_back().map(|(b, _)| *b).unwrap_or(from);
-    for (_, segment) in log.segments.range_mut(start..) {
+    let mut txns = Transactions {
+        producers: &mut log.producers,
+        aborted: &mut log.aborted,
+        dir: &log.dir,
+        high_watermark: log.next_offset,
+    };
+    for (base, segment) in log.segments.range_mut(start..) {
         let end = segment.size();
         let mut position = 0u64;
         while let Some(header) = segment.read_header_at(position, end)? {
             if header.base_offset >= from {
-                log.producers.record(&header);
+                txns.producers.record(&header);
+                if header.is_control() {
+                    // Markers are rare and small: read the whole batch for its type.
+                    let batch = LogSegment::read_at(segment.file(), position, header.total_size())?;
+                    txns.complete(*base, &header, control_type(&batch))?;
+                }
             }
             position += header.total_size() as u64;
         }
     }
+    Ok(())
+}
+
+/// Reads the aborted-transaction index of every segment.
+fn load_aborted_transactions(log: &mut Log) -> Result<(), LogError> {
+    let mut aborted = Vec::new();
+    for base in log.segments.keys() {
+        aborted.extend(txn_index::read(&log.dir, *base)?);
+    }
+    aborted.retain(|a| a.last_offset < log.next_offset);
+    aborted.sort_by_key(|a| a.last_offset);
+    log.aborted = aborted;
     Ok(())
 }

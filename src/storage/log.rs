@@ -4,8 +4,10 @@
 
 use super::batch::LOG_OVERHEAD;
 use super::batch::{assign_offsets, BatchError, BatchHeader};
+use super::batch::{control_type, ControlType};
 use super::producer_state::{ProducerState, ProducerStateError, SequenceCheck};
 use super::segment::{file_name, first_batch_size, whole_batches_len, LogSegment};
+use super::txn_index::{self, AbortedTxn};
 use crate::config::topic::LogConfig;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -90,6 +92,8 @@ pub struct Log {
     pub(super) last_flush_ms: i64,
     pub(super) leader_epoch: i32,
     pub(super) deleted: bool,
+    /// Aborted transactions of the retained segments, by marker offset.
+    pub(super) aborted: Vec<AbortedTxn>,
 }
 
 impl Log {
@@ -112,6 +116,7 @@ impl Log {
             last_flush_ms: now_ms,
             leader_epoch: 0,
             deleted: false,
+            aborted: Vec::new(),
         })
     }
 
@@ -139,9 +144,24 @@ impl Log {
         self.high_watermark
     }
 
-    /// Without transactions, the last stable offset is the high watermark.
+    /// The high watermark, or the start of the oldest open transaction if
+    /// that comes first: read_committed consumers stop here.
     pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |f| f.min(self.high_watermark))
+    }
+
+    /// Aborted transactions that overlap `[from, upper)`: (producer id, first
+    /// offset), what a read_committed fetch tells the client to skip.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        // Sorted by marker offset: skip those that ended before `from`.
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..]
+            .iter()
+            .filter(|a| a.first_offset < upper)
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect()
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -222,6 +242,9 @@ impl Log {
         self.producers.record(&stored);
         self.next_offset = stored.next_offset();
         self.high_watermark = self.next_offset;
+        if stored.is_control() {
+            self.complete_transaction(&stored, control_type(batch))?;
+        }
         self.unflushed_messages += stored.records_count as i64;
         let needs_flush = self.unflushed_messages >= self.config.flush_messages;
         Ok(AppendInfo {
@@ -233,6 +256,26 @@ impl Log {
             needs_flush,
             sealed,
         })
+    }
+
+    /// A marker was stored: the producer's transaction is over.
+    pub(super) fn complete_transaction(
+        &mut self,
+        marker: &BatchHeader,
+        kind: Option<ControlType>,
+    ) -> Result<(), LogError> {
+        let segment = self
+            .segments
+            .range(..=marker.base_offset)
+            .next_back()
+            .map_or(marker.base_offset, |(b, _)| *b);
+        let mut txns = Transactions {
+            producers: &mut self.producers,
+            aborted: &mut self.aborted,
+            dir: &self.dir,
+            high_watermark: self.high_watermark,
+        };
+        txns.complete(segment, marker, kind)
     }
 
     /// Rolls to a new segment if the active one is full, too old, or would
@@ -316,9 +359,19 @@ impl Log {
             .next_back()
             .map(|(b, _)| *b)
             .unwrap_or(self.log_start_offset);
+        let bounded = max_offset < self.next_offset;
         for (_, segment) in self.segments.range_mut(start..) {
-            let end = segment.size();
+            let mut end = segment.size();
             if let Some((position, _)) = segment.find_batch(offset, end)? {
+                // Stop before the batch at `max_offset` when it is in this segment.
+                if bounded {
+                    if let Some((stop, _)) = segment.find_batch(max_offset, end)? {
+                        end = stop;
+                    }
+                }
+                if end <= position {
+                    return Ok(None);
+                }
                 return Ok(Some(ReadPlan {
                     file: segment.file().clone(),
                     position,
@@ -416,6 +469,7 @@ impl Log {
                 segment.delete()?;
             }
         }
+        self.forget_aborted_before_first_segment();
         Ok(deletable.len())
     }
 
@@ -469,7 +523,15 @@ impl Log {
         }
         let first = *self.segments.keys().next().expect("the active segment remains");
         self.log_start_offset = self.log_start_offset.max(first);
+        self.forget_aborted_before_first_segment();
         Ok(doomed)
+    }
+
+    /// Index entries go with their segments (the marker's segment).
+    fn forget_aborted_before_first_segment(&mut self) {
+        if let Some(first) = self.segments.keys().next().copied() {
+            self.aborted.retain(|a| a.last_offset >= first);
+        }
     }
 
     /// The file to fsync for the flush policy, and marks the log as flushed.
@@ -513,6 +575,42 @@ impl Log {
     /// Marks the log deleted; appends and reads fail from now on.
     pub fn mark_deleted(&mut self) {
         self.deleted = true;
+    }
+}
+
+/// The transaction side of a log, borrowed apart from its segments so that
+/// start-up can replay markers while reading them.
+pub(super) struct Transactions<'a> {
+    pub producers: &'a mut ProducerState,
+    pub aborted: &'a mut Vec<AbortedTxn>,
+    pub dir: &'a Path,
+    pub high_watermark: i64,
+}
+
+impl Transactions<'_> {
+    /// Closes the marker's transaction; an aborted one goes into the index
+    /// of the segment (`segment`) holding the marker.
+    pub fn complete(&mut self, segment: i64, marker: &BatchHeader, kind: Option<ControlType>) -> Result<(), LogError> {
+        let first = self.producers.complete_txn(marker.producer_id, 0);
+        if kind != Some(ControlType::Abort) {
+            return Ok(());
+        }
+        let marker_offset = marker.base_offset;
+        if self.aborted.last().is_some_and(|a| a.last_offset >= marker_offset) {
+            return Ok(()); // already indexed (replayed at start-up)
+        }
+        let entry = AbortedTxn {
+            producer_id: marker.producer_id,
+            first_offset: first.unwrap_or(marker_offset),
+            last_offset: marker_offset,
+            last_stable_offset: self
+                .producers
+                .first_unstable_offset()
+                .map_or(self.high_watermark, |f| f.min(self.high_watermark)),
+        };
+        txn_index::append(self.dir, segment, &entry)?;
+        self.aborted.push(entry);
+        Ok(())
     }
 }
 
@@ -585,6 +683,93 @@ mod tests {
         }
         .load()
         .unwrap()
+    }
+
+    /// A transactional batch of `count` records from producer `pid`.
+    fn append_txn(log: &mut Log, pid: i64, seq: i32, count: usize) -> AppendInfo {
+        let mut batch = encode_batch(count, 1000, Compression::None).to_vec();
+        // Producer id, epoch 0, sequence and the transactional bit, then the CRC again.
+        batch[43..51].copy_from_slice(&pid.to_be_bytes());
+        batch[51..53].copy_from_slice(&0i16.to_be_bytes());
+        batch[53..57].copy_from_slice(&seq.to_be_bytes());
+        let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x10;
+        batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        log.append(&mut batch, 1000).unwrap()
+    }
+
+    fn append_marker(log: &mut Log, pid: i64, kind: ControlType) -> AppendInfo {
+        let mut batch = crate::storage::batch::control_batch(pid, 0, 0, kind, 1000);
+        log.append(&mut batch, 1000).unwrap()
+    }
+
+    fn read_offsets_below(log: &mut Log, offset: i64, max_offset: i64) -> Vec<i64> {
+        let Some(plan) = log.plan_read(offset, max_offset).unwrap() else {
+            return vec![];
+        };
+        let bytes = plan.read(1 << 20, true).unwrap();
+        let mut out = vec![];
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let h = BatchHeader::parse_and_verify(&bytes[pos..]).unwrap();
+            out.push(h.base_offset);
+            pos += h.total_size();
+        }
+        out
+    }
+
+    #[test]
+    fn open_transactions_hold_back_the_stable_offset_and_aborts_are_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(dir.path(), config(1 << 20), 0).unwrap();
+        append(&mut log, 2, 1000); // 0-1, plain
+        append_txn(&mut log, 7, 0, 3); // 2-4, producer 7 (to be aborted)
+        append(&mut log, 1, 1000); // 5, plain
+        append_txn(&mut log, 8, 0, 2); // 6-7, producer 8 (to be committed)
+        assert_eq!((log.high_watermark(), log.last_stable_offset()), (8, 2));
+        // read_committed stops before the open transaction.
+        assert_eq!(read_offsets_below(&mut log, 0, 2), vec![0]);
+        assert_eq!(append_marker(&mut log, 7, ControlType::Abort).base_offset, 8);
+        assert_eq!(log.last_stable_offset(), 6);
+        assert_eq!(read_offsets_below(&mut log, 0, 6), vec![0, 2, 5]);
+        assert_eq!(append_marker(&mut log, 8, ControlType::Commit).base_offset, 9);
+        assert_eq!(log.last_stable_offset(), 10);
+        assert_eq!(log.aborted_transactions(0, 10), vec![(7, 2)]);
+        assert_eq!(log.aborted_transactions(9, 10), vec![], "ended before the fetch offset");
+        assert_eq!(log.aborted_transactions(0, 2), vec![], "begins after the fetch's end");
+        // A new transaction of producer 7 starts afresh.
+        append_txn(&mut log, 7, 3, 1); // 10
+        assert_eq!(log.last_stable_offset(), 10);
+
+        // Kill -9 (no close): the index and the open transaction come back.
+        drop(log);
+        let (mut log, _) = load(dir.path(), config(1 << 20), false, 0);
+        assert_eq!(log.aborted_transactions(0, 11), vec![(7, 2)]);
+        assert_eq!(log.last_stable_offset(), 10);
+        assert_eq!(read_offsets_below(&mut log, 0, 10), vec![0, 2, 5, 6, 8, 9]);
+        {
+            // (In a copy: the abort after an unclean restart is indexed too.)
+            let copy = tempfile::tempdir().unwrap();
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+            }
+            let (mut other, _) = load(copy.path(), config(1 << 20), false, 0);
+            append_marker(&mut other, 7, ControlType::Abort);
+            assert_eq!(other.aborted_transactions(0, 12), vec![(7, 2), (7, 10)]);
+        }
+        // Clean close: the snapshot carries the open transaction.
+        let mut log = log;
+        log.close().unwrap();
+        drop(log);
+        let (mut log, _) = load(dir.path(), config(1 << 20), true, 11);
+        assert_eq!(log.aborted_transactions(0, 11), vec![(7, 2)]);
+        assert_eq!(log.last_stable_offset(), 10);
+        // The transaction left open is aborted after the restart.
+        assert_eq!(append_marker(&mut log, 7, ControlType::Abort).base_offset, 11);
+        assert_eq!(log.aborted_transactions(0, 12), vec![(7, 2), (7, 10)]);
+        assert_eq!(log.last_stable_offset(), 12);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod partition;
 pub mod producer_state;
 pub mod segment;
 pub mod time_index;
+pub mod txn_index;
 
 use std::io::{self, Write};
 use std::path::Path;

@@ -1,10 +1,12 @@
 //! `ProducerState`: per-partition memory of idempotent producers (id, epoch,
 //! and the last few batches' sequences), so that a retried batch is
 //! acknowledged with its original offset instead of being stored twice.
-//! Snapshots use Kafka's `.snapshot` layout so that they survive restarts.
+//! It also knows each producer's open transaction (where it began), which
+//! bounds the last stable offset. Snapshots use Kafka's `.snapshot` layout so
+//! that they survive restarts.
 
 use super::batch::BatchHeader;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::path::Path;
 use thiserror::Error;
@@ -30,11 +32,28 @@ pub struct BatchMetadata {
     pub timestamp: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
     pub last_timestamp: i64,
+    /// Offset of the first batch of the producer's open transaction.
+    pub current_txn_first_offset: Option<i64>,
+    /// Epoch of the coordinator that wrote the producer's last marker.
+    pub coordinator_epoch: i32,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            last_timestamp: 0,
+            current_txn_first_offset: None,
+            // No marker written yet, as Kafka reports it.
+            coordinator_epoch: -1,
+        }
+    }
 }
 
 impl ProducerEntry {
@@ -54,6 +73,8 @@ pub enum SequenceCheck {
 #[derive(Debug, Default)]
 pub struct ProducerState {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset → producer id.
+    ongoing: BTreeMap<i64, i64>,
 }
 
 fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
@@ -133,6 +154,10 @@ impl ProducerState {
             entry.epoch = batch.producer_epoch;
         }
         entry.last_timestamp = batch.max_timestamp;
+        if batch.is_transactional() && !batch.is_control() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(batch.base_offset);
+            self.ongoing.insert(batch.base_offset, batch.producer_id);
+        }
         if batch.base_sequence < 0 {
             return;
         }
@@ -148,9 +173,32 @@ impl ProducerState {
         });
     }
 
-    /// Forgets producers that have not written since `older_than_ms`.
+    /// Closes the producer's open transaction when its marker is stored;
+    /// returns where the transaction began (None if none was open).
+    pub fn complete_txn(&mut self, producer_id: i64, coordinator_epoch: i32) -> Option<i64> {
+        let entry = self.producers.get_mut(&producer_id)?;
+        entry.coordinator_epoch = coordinator_epoch;
+        let first = entry.current_txn_first_offset.take()?;
+        self.ongoing.remove(&first);
+        Some(first)
+    }
+
+    /// The first offset of the oldest open transaction: nothing at or after
+    /// it is stable yet.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Open transactions: (producer id, first offset).
+    pub fn open_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().map(|(first, pid)| (*pid, *first))
+    }
+
+    /// Forgets producers that have not written since `older_than_ms`, except
+    /// those in the middle of a transaction.
     pub fn expire(&mut self, older_than_ms: i64) {
-        self.producers.retain(|_, e| e.last_timestamp >= older_than_ms);
+        self.producers
+            .retain(|_, e| e.last_timestamp >= older_than_ms || e.current_txn_first_offset.is_some());
     }
 
     /// Serialises in Kafka's producer snapshot layout (version 1):
@@ -170,8 +218,8 @@ impl ProducerState {
             let delta = last.map_or(0, |b| (b.last_offset - b.first_offset) as i32);
             body.extend_from_slice(&delta.to_be_bytes());
             body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
-            body.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator epoch
-            body.extend_from_slice(&(-1i64).to_be_bytes()); // current txn first offset
+            body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
         }
         let mut out = Vec::with_capacity(6 + body.len());
         out.extend_from_slice(&1i16.to_be_bytes());
@@ -208,11 +256,18 @@ impl ProducerState {
             let last_offset = i64_at(14);
             let delta = i32_at(22);
             let timestamp = i64_at(26);
+            let coordinator_epoch = i32_at(34);
+            let txn_first = i64_at(38);
             let mut entry = ProducerEntry {
                 epoch,
                 batches: VecDeque::new(),
                 last_timestamp: timestamp,
+                current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
+                coordinator_epoch,
             };
+            if txn_first >= 0 {
+                state.ongoing.insert(txn_first, id);
+            }
             if last_seq >= 0 {
                 entry.batches.push_back(BatchMetadata {
                     first_seq: last_seq.wrapping_sub(delta).max(0),
@@ -289,6 +344,31 @@ mod tests {
     }
 
     #[test]
+    fn open_transactions_bound_the_stable_offset_and_survive_snapshots() {
+        let mut s = ProducerState::default();
+        let mut t1 = batch(1, 0, 0, 2, 10);
+        t1.attributes = 0x10;
+        let mut t2 = batch(2, 0, 0, 1, 12);
+        t2.attributes = 0x10;
+        s.record(&t1);
+        s.record(&batch(3, 0, 0, 1, 13)); // not transactional
+        s.record(&t2);
+        let mut t1_more = batch(1, 0, 2, 1, 14);
+        t1_more.attributes = 0x10;
+        s.record(&t1_more);
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        let restored = ProducerState::decode_snapshot(&s.encode_snapshot()).unwrap();
+        assert_eq!(restored.first_unstable_offset(), Some(10));
+        assert_eq!(s.complete_txn(1, 0), Some(10));
+        assert_eq!(s.first_unstable_offset(), Some(12));
+        assert_eq!(s.complete_txn(1, 0), None, "no transaction is open any more");
+        // Idle producers with an open transaction are kept.
+        s.expire(i64::MAX);
+        assert_eq!(s.first_unstable_offset(), Some(12));
+        assert!(s.entry(2).is_some() && s.entry(3).is_none());
+    }
+
+    #[test]
     fn snapshot_round_trip_keeps_the_last_batch() {
         let mut s = ProducerState::default();
         s.record(&batch(1, 0, 0, 2, 0));
@@ -309,6 +389,7 @@ mod tests {
         );
         assert_eq!(r.check(&batch(1, 0, 6, 1, 0)), Ok(SequenceCheck::Append));
         let mut corrupt = bytes.clone();
+        assert_eq!(r.first_unstable_offset(), None);
         corrupt[12] ^= 1;
         assert!(ProducerState::decode_snapshot(&corrupt).is_none());
     }

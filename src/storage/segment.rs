@@ -367,6 +367,7 @@ impl LogSegment {
     pub fn delete(mut self) -> io::Result<()> {
         self.offset_index.file_mut().delete()?;
         self.time_index.file_mut().delete()?;
+        super::txn_index::delete(&self.dir, self.base_offset)?;
         let path = self.dir.join(file_name(self.base_offset, ".log"));
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),

@@ -1,0 +1,348 @@
+//! Transactions: AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
+//! TxnOffsetCommit, and the admin views DescribeTransactions and
+//! ListTransactions. (InitProducerId and FindCoordinator live with their
+//! non-transactional uses.) Every call needs Write on the TransactionalId.
+
+use super::groups::group_allowed;
+use super::RequestContext;
+use crate::auth::acl::{operation, resource};
+use crate::broker::Broker;
+use crate::group::store::OFFSETS_TOPIC;
+use crate::group::OffsetCommitRequest as Commit;
+use crate::state_topic::TxnProducer;
+use crate::storage::now_ms;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState as DescribedTxn};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTxn;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError as E;
+use std::collections::BTreeMap;
+
+fn txn_allowed(broker: &Broker, ctx: &RequestContext, op: i8, id: &str) -> bool {
+    broker.authorize(ctx, op, resource::TRANSACTIONAL_ID, id)
+}
+
+pub async fn handle_add_partitions_to_txn(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    let id = req.v3_and_below_transactional_id.to_string();
+    let topics = req.v3_and_below_topics;
+    // Errors decided before the coordinator: per (topic, partition).
+    let mut decided: BTreeMap<(String, i32), i16> = BTreeMap::new();
+    let txn_ok = txn_allowed(broker, ctx, operation::WRITE, &id);
+    for t in &topics {
+        let code = if !txn_ok {
+            Some(E::TransactionalIdAuthorizationFailed.code())
+        } else if !broker.authorize(ctx, operation::WRITE, resource::TOPIC, &t.name) {
+            Some(E::TopicAuthorizationFailed.code())
+        } else {
+            None
+        };
+        let topic = broker.cluster.topic(&t.name);
+        for p in &t.partitions {
+            let exists = topic.as_ref().is_some_and(|topic| topic.partition(*p).is_some());
+            let code = code.or((!exists).then_some(E::UnknownTopicOrPartition.code()));
+            if let Some(code) = code {
+                decided.insert((t.name.to_string(), *p), code);
+            }
+        }
+    }
+    let wanted: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), *p)))
+        .collect();
+    let outcome = if decided.is_empty() {
+        broker
+            .txns
+            .add_partitions(
+                &broker.cluster,
+                &id,
+                req.v3_and_below_producer_id.0,
+                req.v3_and_below_producer_epoch,
+                &wanted,
+            )
+            .err()
+            .unwrap_or(0)
+    } else {
+        // One refusal and nothing is added; the others were not attempted.
+        E::OperationNotAttempted.code()
+    };
+    let results = topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = decided.get(&(t.name.to_string(), *p)).copied().unwrap_or(outcome);
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(code)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name)
+                .with_results_by_partition(partitions)
+        })
+        .collect();
+    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+}
+
+pub async fn handle_add_offsets_to_txn(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AddOffsetsToTxnRequest,
+) -> AddOffsetsToTxnResponse {
+    let answer = |code: i16| AddOffsetsToTxnResponse::default().with_error_code(code);
+    if !txn_allowed(broker, ctx, operation::WRITE, &req.transactional_id) {
+        return answer(E::TransactionalIdAuthorizationFailed.code());
+    }
+    if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
+        return answer(E::GroupAuthorizationFailed.code());
+    }
+    let partition = match broker.groups.offsets_partition(&broker.cluster, &req.group_id) {
+        Ok(p) => p,
+        Err(code) => return answer(code),
+    };
+    let code = broker
+        .txns
+        .add_partitions(
+            &broker.cluster,
+            &req.transactional_id,
+            req.producer_id.0,
+            req.producer_epoch,
+            &[(OFFSETS_TOPIC.to_string(), partition)],
+        )
+        .err()
+        .unwrap_or(0);
+    answer(code)
+}
+
+pub async fn handle_end_txn(broker: &Broker, ctx: &RequestContext, req: EndTxnRequest) -> EndTxnResponse {
+    let answer = |code: i16| EndTxnResponse::default().with_error_code(code);
+    if !txn_allowed(broker, ctx, operation::WRITE, &req.transactional_id) {
+        return answer(E::TransactionalIdAuthorizationFailed.code());
+    }
+    let code = broker
+        .txns
+        .end_txn(
+            &broker.cluster,
+            &broker.groups,
+            &req.transactional_id,
+            req.producer_id.0,
+            req.producer_epoch,
+            req.committed,
+        )
+        .await
+        .err()
+        .unwrap_or(0);
+    answer(code)
+}
+
+pub async fn handle_txn_offset_commit(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let id = req.transactional_id.to_string();
+    let group_code = if !txn_allowed(broker, ctx, operation::WRITE, &id) {
+        Some(E::TransactionalIdAuthorizationFailed.code())
+    } else if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
+        Some(E::GroupAuthorizationFailed.code())
+    } else {
+        // The group's partition must be in the transaction (AddOffsetsToTxn first).
+        match broker.groups.offsets_partition(&broker.cluster, &req.group_id) {
+            Ok(p) => broker
+                .txns
+                .verify(&id, req.producer_id.0, req.producer_epoch, OFFSETS_TOPIC, p)
+                .err()
+                .map(|code| {
+                    if code == E::InvalidProducerEpoch.code() {
+                        E::ProducerFenced.code()
+                    } else {
+                        code
+                    }
+                }),
+            Err(code) => Some(code),
+        }
+    };
+    let decided: Vec<Vec<Option<i16>>> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic_ok = broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name);
+            t.partitions
+                .iter()
+                .map(|_| group_code.or((!topic_ok).then_some(E::TopicAuthorizationFailed.code())))
+                .collect()
+        })
+        .collect();
+    let offsets: Vec<(String, i32, i64, i32, Option<String>)> = req
+        .topics
+        .iter()
+        .zip(&decided)
+        .flat_map(|(t, d)| {
+            t.partitions
+                .iter()
+                .zip(d)
+                .filter(|(_, e)| e.is_none())
+                .map(move |(p, _)| {
+                    (
+                        t.name.to_string(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    )
+                })
+        })
+        .collect();
+    let mut codes = if offsets.is_empty() {
+        Vec::new()
+    } else {
+        broker.groups.commit_txn_offsets(
+            &broker.cluster,
+            Commit {
+                group_id: req.group_id.to_string(),
+                generation: req.generation_id,
+                member_id: req.member_id.to_string(),
+                instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+                version: ctx.api_version,
+                offsets,
+            },
+            TxnProducer {
+                producer_id: req.producer_id.0,
+                producer_epoch: req.producer_epoch,
+            },
+        )
+    }
+    .into_iter();
+    let topics = req
+        .topics
+        .into_iter()
+        .zip(decided)
+        .map(|(t, d)| {
+            let partitions = t
+                .partitions
+                .iter()
+                .zip(d)
+                .map(|(p, e)| {
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(e.unwrap_or_else(|| codes.next().unwrap_or(0)))
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+pub async fn handle_describe_transactions(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    let states = req
+        .transactional_ids
+        .into_iter()
+        .map(|id| {
+            let described = DescribedTxn::default().with_transactional_id(id.clone());
+            if !txn_allowed(broker, ctx, operation::DESCRIBE, &id) {
+                return described.with_error_code(E::TransactionalIdAuthorizationFailed.code());
+            }
+            let Some(m) = broker.txns.describe(&id) else {
+                return described.with_error_code(E::TransactionalIdNotFound.code());
+            };
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (topic, partition) in &m.partitions {
+                by_topic.entry(topic).or_default().push(*partition);
+            }
+            let topics = by_topic
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    TopicData::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            described
+                .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+                .with_transaction_timeout_ms(m.timeout_ms)
+                .with_transaction_start_time_ms(m.start_ms)
+                .with_producer_id(ProducerId(m.producer_id))
+                .with_producer_epoch(m.producer_epoch)
+                .with_topics(topics)
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+const STATE_NAMES: &[&str] = &[
+    "Empty",
+    "Ongoing",
+    "PrepareCommit",
+    "PrepareAbort",
+    "CompleteCommit",
+    "CompleteAbort",
+    "Dead",
+    "PrepareEpochFence",
+];
+
+pub async fn handle_list_transactions(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ListTransactionsRequest,
+) -> ListTransactionsResponse {
+    let unknown: Vec<StrBytes> = req
+        .state_filters
+        .iter()
+        .filter(|s| !STATE_NAMES.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    let now = now_ms();
+    // v2: a regular expression the ids must match.
+    let pattern = match req.transactional_id_pattern.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => match regex::Regex::new(p) {
+            Ok(r) => Some(r),
+            Err(_) => return ListTransactionsResponse::default().with_error_code(E::InvalidRegularExpression.code()),
+        },
+        None => None,
+    };
+    let states = broker
+        .txns
+        .list()
+        .into_iter()
+        .filter(|t| {
+            req.state_filters.is_empty() || req.state_filters.iter().any(|s| s.as_str() == t.metadata.state.name())
+        })
+        .filter(|t| {
+            req.producer_id_filters.is_empty() || req.producer_id_filters.contains(&ProducerId(t.metadata.producer_id))
+        })
+        // Open longer than the duration filter (v1+).
+        .filter(|t| {
+            req.duration_filter < 0 || (t.metadata.start_ms >= 0 && now - t.metadata.start_ms >= req.duration_filter)
+        })
+        .filter(|t| pattern.as_ref().is_none_or(|r| r.is_match(&t.transactional_id)))
+        .filter(|t| txn_allowed(broker, ctx, operation::DESCRIBE, &t.transactional_id))
+        .map(|t| {
+            ListedTxn::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(t.transactional_id)))
+                .with_producer_id(ProducerId(t.metadata.producer_id))
+                .with_transaction_state(StrBytes::from_static_str(t.metadata.state.name()))
+        })
+        .collect();
+    ListTransactionsResponse::default()
+        .with_unknown_state_filters(unknown)
+        .with_transaction_states(states)
+}

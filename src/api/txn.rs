@@ -4,12 +4,13 @@
 //! non-transactional uses.) Every call needs Write on the TransactionalId.
 
 use super::groups::group_allowed;
-use super::RequestContext;
+use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::OffsetCommitRequest as Commit;
 use crate::state_topic::TxnProducer;
+use crate::storage::batch::{control_batch, ControlType};
 use crate::storage::now_ms;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
@@ -286,6 +287,76 @@ pub async fn handle_describe_transactions(
         })
         .collect();
     DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+/// WriteTxnMarkers: what `kafka-transactions abort` sends to end a hanging
+/// transaction by hand (and brokers send each other in Kafka).
+pub async fn handle_write_txn_markers(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    use kafka_protocol::messages::write_txn_markers_response::{
+        WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+    };
+    let allowed = broker.authorize_cluster(ctx, operation::CLUSTER_ACTION);
+    let mut markers = Vec::with_capacity(req.markers.len());
+    for marker in req.markers {
+        let kind = if marker.transaction_result {
+            ControlType::Commit
+        } else {
+            ControlType::Abort
+        };
+        let mut offsets_marked = false;
+        let mut topics = Vec::with_capacity(marker.topics.len());
+        for t in marker.topics {
+            let topic = broker.cluster.topic(&t.name);
+            let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+            for index in t.partition_indexes {
+                let code = match topic.as_ref().and_then(|topic| topic.partition(index)) {
+                    _ if !allowed => E::ClusterAuthorizationFailed.code(),
+                    None => E::UnknownTopicOrPartition.code(),
+                    Some(partition) => {
+                        let batch = control_batch(
+                            marker.producer_id.0,
+                            marker.producer_epoch,
+                            marker.coordinator_epoch,
+                            kind,
+                            now_ms(),
+                        );
+                        match partition.append(batch).await {
+                            Ok(_) => {
+                                offsets_marked |= t.name.as_str() == OFFSETS_TOPIC;
+                                0
+                            }
+                            Err(e) => log_error_code(&e),
+                        }
+                    }
+                };
+                partitions.push(
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(index)
+                        .with_error_code(code),
+                );
+            }
+            topics.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions),
+            );
+        }
+        if offsets_marked {
+            broker
+                .groups
+                .complete_txn(marker.producer_id.0, kind == ControlType::Commit);
+        }
+        markers.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(marker.producer_id)
+                .with_topics(topics),
+        );
+    }
+    WriteTxnMarkersResponse::default().with_markers(markers)
 }
 
 const STATE_NAMES: &[&str] = &[

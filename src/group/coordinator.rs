@@ -1704,7 +1704,13 @@ mod tests {
             producer_id,
             producer_epoch: 0,
         };
-        let codes = g.commit_txn_offsets(&mut log, commit("eos", -1, "", &[("orders", 0, 5)]), producer(7), &exists, 1);
+        let codes = g.commit_txn_offsets(
+            &mut log,
+            commit("eos", -1, "", &[("orders", 0, 5)]),
+            producer(7),
+            &exists,
+            1,
+        );
         assert_eq!(codes, vec![0]);
         assert!(log.records.is_empty(), "written as transactional records only");
         assert_eq!(log.txn_records.len(), 1);
@@ -1715,13 +1721,25 @@ mod tests {
         let fetched = g.fetch_offsets("eos", None);
         assert_eq!(fetched[0].1[0].1.as_ref().map(|o| o.offset), Some(5));
         // An aborted transaction's offsets are dropped.
-        g.commit_txn_offsets(&mut log, commit("eos", -1, "", &[("orders", 0, 9)]), producer(8), &exists, 3);
+        g.commit_txn_offsets(
+            &mut log,
+            commit("eos", -1, "", &[("orders", 0, 9)]),
+            producer(8),
+            &exists,
+            3,
+        );
         g.complete_txn(8, false, 4);
         let fetched = g.fetch_offsets("eos", None);
         assert_eq!(fetched[0].1[0].1.as_ref().map(|o| o.offset), Some(5));
         // Validated as OffsetCommit is: an unknown member is refused.
         assert_eq!(
-            g.commit_txn_offsets(&mut log, commit("eos", 3, "ghost", &[("orders", 0, 1)]), producer(9), &exists, 5),
+            g.commit_txn_offsets(
+                &mut log,
+                commit("eos", 3, "ghost", &[("orders", 0, 1)]),
+                producer(9),
+                &exists,
+                5
+            ),
             vec![E::UnknownMemberId.code()]
         );
     }

@@ -74,6 +74,7 @@ error_codes! {
     TxnOffsetCommitResponse => |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
     DescribeTransactionsResponse => |r| r.transaction_states.iter().map(|t| t.error_code);
     ListTransactionsResponse => |r| std::iter::once(r.error_code);
+    WriteTxnMarkersResponse => |r| r.markers.iter().flat_map(|m| m.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
 }
 
 /// Kafka's name for an error code, e.g. UNKNOWN_TOPIC_OR_PARTITION.

@@ -125,6 +125,7 @@ async fn dispatch_inner(
         ApiKey::TxnOffsetCommit => serve!(api::txn::handle_txn_offset_commit),
         ApiKey::DescribeTransactions => serve!(api::txn::handle_describe_transactions),
         ApiKey::ListTransactions => serve!(api::txn::handle_list_transactions),
+        ApiKey::WriteTxnMarkers => serve!(api::txn::handle_write_txn_markers),
         ApiKey::DescribeUserScramCredentials => {
             serve!(api::scram::handle_describe_user_scram_credentials)
         }

@@ -75,6 +75,7 @@ pub const APIS: &[ApiRange] = &[
     api(ApiKey::TxnOffsetCommit, 0, 3),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 2),
+    api(ApiKey::WriteTxnMarkers, 1, 1),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
 ];
@@ -159,6 +160,7 @@ mod tests {
                 ApiKey::TxnOffsetCommit => check::<TxnOffsetCommitRequest>(r),
                 ApiKey::DescribeTransactions => check::<DescribeTransactionsRequest>(r),
                 ApiKey::ListTransactions => check::<ListTransactionsRequest>(r),
+                ApiKey::WriteTxnMarkers => check::<WriteTxnMarkersRequest>(r),
                 other => panic!("no codec check for {other:?}"),
             }
         }

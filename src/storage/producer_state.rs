@@ -101,6 +101,19 @@ impl ProducerState {
     /// Checks a producer's batch against what is known, as Kafka's
     /// ProducerAppendInfo does. Batches without a producer id always append.
     pub fn check(&self, batch: &BatchHeader) -> Result<SequenceCheck, ProducerStateError> {
+        // A marker from an older epoch than the producer's is stale (WriteTxnMarkers).
+        if batch.is_control() {
+            if let Some(entry) = self.producers.get(&batch.producer_id) {
+                if batch.producer_epoch < entry.epoch {
+                    return Err(ProducerStateError::InvalidEpoch {
+                        producer_id: batch.producer_id,
+                        epoch: batch.producer_epoch,
+                        current: entry.epoch,
+                    });
+                }
+            }
+            return Ok(SequenceCheck::Append);
+        }
         if !batch.has_producer_id() || batch.base_sequence < 0 {
             return Ok(SequenceCheck::Append);
         }

@@ -38,6 +38,7 @@ MAIN_CLASS = {
     "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
     "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
     "kafka-dump-log": "org.apache.kafka.tools.DumpLogSegments",
+    "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
 }
 
 # kafka-run-class.sh's defaults, made smaller: two cores are shared with the broker.

@@ -35,10 +35,6 @@ from test_transactions import (READ_COMMITTED, READ_UNCOMMITTED, assert_both_rea
 from test_transactions import producers  # noqa: F401  (a fixture, found by its name)
 
 
-# kafka-transactions.sh runs this class (Kafka 4.4.0); kafka_tools.py does not list it yet.
-kafka_tools.MAIN_CLASS.setdefault("kafka-transactions", "org.apache.kafka.tools.TransactionsCommand")
-
-
 def transactions(broker, *args) -> kafka_tools.Result:
     return tool("kafka-transactions", "--bootstrap-server", broker.bootstrap, *args)
 

@@ -197,24 +197,49 @@ pub fn decode_response<T: Decodable>(key: ApiKey, version: i16, frame: Vec<u8>) 
 /// A producer's record batch: `count` records with fixed timestamps, so that
 /// responses that return it are byte-for-byte repeatable.
 pub fn record_batch(count: usize, first_timestamp: i64) -> Bytes {
+    encode_batch(
+        (0..count)
+            .map(|i| kafka_protocol::records::Record {
+                sequence: i as i32,
+                ..new_record(
+                    i as i64,
+                    first_timestamp + i as i64,
+                    Some(Bytes::from(format!("key-{i}"))),
+                    Some(Bytes::from(format!("value-{i}"))),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A plain record at `offset` within its batch, from no producer; callers set
+/// the producer fields with struct update syntax.
+pub fn new_record(
+    offset: i64,
+    timestamp: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+) -> kafka_protocol::records::Record {
+    kafka_protocol::records::Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: kafka_protocol::records::TimestampType::Creation,
+        offset,
+        sequence: -1,
+        timestamp,
+        key,
+        value,
+        headers: Default::default(),
+    }
+}
+
+/// `records` as one uncompressed v2 record batch.
+pub fn encode_batch(records: Vec<kafka_protocol::records::Record>) -> Bytes {
     use kafka_protocol::records::*;
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: first_timestamp + i as i64,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,

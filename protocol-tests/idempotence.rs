@@ -5,40 +5,27 @@
 use crate::harness::msgs::*;
 use crate::harness::*;
 use crate::hostile::{fetch, produce};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::*;
 
 /// A batch from producer `pid`/`epoch` with sequences `seq..seq+count`.
 fn idempotent_batch(pid: i64, epoch: i16, seq: i32, count: i32) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: seq + i,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(format!("seq-{}", seq + i))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
+    encode_batch(
+        (0..count)
+            .map(|i| Record {
+                producer_id: pid,
+                producer_epoch: epoch,
+                sequence: seq + i,
+                ..new_record(
+                    i as i64,
+                    1_700_000_000_000,
+                    None,
+                    Some(Bytes::from(format!("seq-{}", seq + i))),
+                )
+            })
+            .collect(),
     )
-    .expect("encode");
-    buf.freeze()
 }
 
 fn send(c: &mut Client, batch: Bytes) -> (i16, i64) {

@@ -6,7 +6,7 @@
 use crate::harness::msgs::*;
 use crate::harness::*;
 use crate::hostile::fetch;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::*;
 
@@ -19,38 +19,22 @@ fn s(text: &str) -> StrBytes {
 
 /// A transactional batch from `pid`/`epoch` with sequences `seq..seq+count`.
 fn txn_batch(pid: i64, epoch: i16, seq: i32, count: i32) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: true,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: seq + i,
-            // Now: an old timestamp would roll the segment (segment.ms) at the
-            // next marker, and a fetch reads one segment at a time.
-            timestamp: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-            key: None,
-            value: Some(Bytes::from(format!("txn-{}", seq + i))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
+    // Now: an old timestamp would roll the segment (segment.ms) at the next
+    // marker, and a fetch reads one segment at a time.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    encode_batch(
+        (0..count)
+            .map(|i| Record {
+                transactional: true,
+                producer_id: pid,
+                producer_epoch: epoch,
+                sequence: seq + i,
+                ..new_record(i as i64, now, None, Some(Bytes::from(format!("txn-{}", seq + i))))
+            })
+            .collect(),
     )
-    .expect("encode");
-    buf.freeze()
 }
 
 fn produce(c: &mut Client, batch: Bytes, transactional_id: Option<&str>) -> (i16, i64) {

@@ -25,77 +25,121 @@ fn topic_allowed(broker: &Broker, ctx: &RequestContext, op: i8, topic: &str) -> 
     broker.authorize(ctx, op, resource::TOPIC, topic)
 }
 
+/// One partition of a commit request: (partition, offset, leader epoch, metadata).
+pub(crate) type PartitionCommit<'a> = (i32, i64, i32, Option<&'a StrBytes>);
+
+/// A topic of an OffsetCommit or TxnOffsetCommit request: its name and partitions.
+pub(crate) trait CommitTopic {
+    fn view(&self) -> (&str, Vec<PartitionCommit<'_>>);
+}
+
+macro_rules! commit_topic {
+    ($topic:ty) => {
+        impl CommitTopic for $topic {
+            fn view(&self) -> (&str, Vec<PartitionCommit<'_>>) {
+                let partitions = self.partitions.iter().map(|p| {
+                    (
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref(),
+                    )
+                });
+                (self.name.as_str(), partitions.collect())
+            }
+        }
+    };
+}
+commit_topic!(kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic);
+commit_topic!(kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic);
+
+/// The commit both OffsetCommit and TxnOffsetCommit make: each topic's
+/// partitions are refused with `refusal(topic)` or handed to `commit`, and
+/// every partition's error code comes back in request order.
+pub(crate) fn commit_where_allowed<T: CommitTopic>(
+    topics: &[T],
+    refusal: impl Fn(&str) -> Option<i16>,
+    commit: impl FnOnce(Vec<(String, i32, i64, i32, Option<String>)>) -> Vec<i16>,
+) -> Vec<Vec<i16>> {
+    let viewed: Vec<(&str, Vec<PartitionCommit>, Option<i16>)> = topics
+        .iter()
+        .map(|t| {
+            let (name, partitions) = t.view();
+            (name, partitions, refusal(name))
+        })
+        .collect();
+    let offsets = viewed
+        .iter()
+        .filter(|(_, _, refused)| refused.is_none())
+        .flat_map(|(name, partitions, _)| {
+            partitions.iter().map(|&(partition, offset, epoch, metadata)| {
+                (
+                    name.to_string(),
+                    partition,
+                    offset,
+                    epoch,
+                    metadata.map(|m| m.to_string()),
+                )
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut committed = if offsets.is_empty() {
+        Vec::new()
+    } else {
+        commit(offsets)
+    }
+    .into_iter();
+    viewed
+        .iter()
+        .map(|(_, partitions, refused)| {
+            partitions
+                .iter()
+                .map(|_| refused.unwrap_or_else(|| committed.next().unwrap_or(0)))
+                .collect()
+        })
+        .collect()
+}
+
 pub async fn handle_offset_commit(
     broker: &Broker,
     ctx: &RequestContext,
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let group_ok = group_allowed(broker, ctx, operation::READ, &req.group_id);
-    // Per partition: an error decided here, or None to commit.
-    let decided: Vec<Vec<Option<i16>>> = req
-        .topics
-        .iter()
-        .map(|t| {
-            let topic_ok = topic_allowed(broker, ctx, operation::READ, &t.name);
-            t.partitions
-                .iter()
-                .map(|_| match (group_ok, topic_ok) {
-                    (false, _) => Some(GROUP_AUTHORIZATION_FAILED),
-                    (true, false) => Some(TOPIC_AUTHORIZATION_FAILED),
-                    (true, true) => None,
-                })
-                .collect()
-        })
-        .collect();
-    let offsets: Vec<(String, i32, i64, i32, Option<String>)> = req
-        .topics
-        .iter()
-        .zip(&decided)
-        .flat_map(|(t, d)| {
-            t.partitions
-                .iter()
-                .zip(d)
-                .filter(|(_, e)| e.is_none())
-                .map(move |(p, _)| {
-                    (
-                        t.name.to_string(),
-                        p.partition_index,
-                        p.committed_offset,
-                        p.committed_leader_epoch,
-                        p.committed_metadata.as_ref().map(|m| m.to_string()),
-                    )
-                })
-        })
-        .collect();
-    let mut codes = if offsets.is_empty() {
-        Vec::new()
-    } else {
-        broker.groups.commit_offsets(
-            &broker.cluster,
-            Commit {
-                group_id: req.group_id.to_string(),
-                generation: req.generation_id_or_member_epoch,
-                member_id: req.member_id.to_string(),
-                instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
-                version: ctx.api_version,
-                offsets,
-            },
-        )
-    }
-    .into_iter();
+    let codes = commit_where_allowed(
+        &req.topics,
+        |topic| match (group_ok, topic_allowed(broker, ctx, operation::READ, topic)) {
+            (false, _) => Some(GROUP_AUTHORIZATION_FAILED),
+            (true, false) => Some(TOPIC_AUTHORIZATION_FAILED),
+            (true, true) => None,
+        },
+        |offsets| {
+            broker.groups.commit_offsets(
+                &broker.cluster,
+                Commit {
+                    group_id: req.group_id.to_string(),
+                    generation: req.generation_id_or_member_epoch,
+                    member_id: req.member_id.to_string(),
+                    instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+                    version: ctx.api_version,
+                    offsets,
+                },
+            )
+        },
+    );
     let topics = req
         .topics
         .into_iter()
-        .zip(decided)
-        .map(|(t, d)| {
+        .zip(codes)
+        .map(|(t, codes)| {
             let partitions = t
                 .partitions
                 .iter()
-                .zip(d)
-                .map(|(p, e)| {
+                .zip(codes)
+                .map(|(p, code)| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(e.unwrap_or_else(|| codes.next().unwrap_or(0)))
+                        .with_error_code(code)
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

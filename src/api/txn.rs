@@ -4,6 +4,7 @@
 //! non-transactional uses.) Every call needs Write on the TransactionalId.
 
 use super::groups::group_allowed;
+use super::offsets::commit_where_allowed;
 use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
@@ -175,70 +176,43 @@ pub async fn handle_txn_offset_commit(
             Err(code) => Some(code),
         }
     };
-    let decided: Vec<Vec<Option<i16>>> = req
-        .topics
-        .iter()
-        .map(|t| {
-            let topic_ok = broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name);
-            t.partitions
-                .iter()
-                .map(|_| group_code.or((!topic_ok).then_some(E::TopicAuthorizationFailed.code())))
-                .collect()
-        })
-        .collect();
-    let offsets: Vec<(String, i32, i64, i32, Option<String>)> = req
-        .topics
-        .iter()
-        .zip(&decided)
-        .flat_map(|(t, d)| {
-            t.partitions
-                .iter()
-                .zip(d)
-                .filter(|(_, e)| e.is_none())
-                .map(move |(p, _)| {
-                    (
-                        t.name.to_string(),
-                        p.partition_index,
-                        p.committed_offset,
-                        p.committed_leader_epoch,
-                        p.committed_metadata.as_ref().map(|m| m.to_string()),
-                    )
-                })
-        })
-        .collect();
-    let mut codes = if offsets.is_empty() {
-        Vec::new()
-    } else {
-        broker.groups.commit_txn_offsets(
-            &broker.cluster,
-            Commit {
-                group_id: req.group_id.to_string(),
-                generation: req.generation_id,
-                member_id: req.member_id.to_string(),
-                instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
-                version: ctx.api_version,
-                offsets,
-            },
-            TxnProducer {
-                producer_id: req.producer_id.0,
-                producer_epoch: req.producer_epoch,
-            },
-        )
-    }
-    .into_iter();
+    let codes = commit_where_allowed(
+        &req.topics,
+        |topic| {
+            group_code.or((!broker.authorize(ctx, operation::READ, resource::TOPIC, topic))
+                .then_some(E::TopicAuthorizationFailed.code()))
+        },
+        |offsets| {
+            broker.groups.commit_txn_offsets(
+                &broker.cluster,
+                Commit {
+                    group_id: req.group_id.to_string(),
+                    generation: req.generation_id,
+                    member_id: req.member_id.to_string(),
+                    instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+                    version: ctx.api_version,
+                    offsets,
+                },
+                TxnProducer {
+                    producer_id: req.producer_id.0,
+                    producer_epoch: req.producer_epoch,
+                },
+            )
+        },
+    );
     let topics = req
         .topics
         .into_iter()
-        .zip(decided)
-        .map(|(t, d)| {
+        .zip(codes)
+        .map(|(t, codes)| {
             let partitions = t
                 .partitions
                 .iter()
-                .zip(d)
-                .map(|(p, e)| {
+                .zip(codes)
+                .map(|(p, code)| {
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(e.unwrap_or_else(|| codes.next().unwrap_or(0)))
+                        .with_error_code(code)
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default()

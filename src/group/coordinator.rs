@@ -563,34 +563,7 @@ impl Groups {
         if let Some(m) = group.members.get_mut(&req.member_id) {
             m.heartbeat_deadline = now + m.session_timeout_ms as i64;
         }
-        let mut codes = Vec::with_capacity(req.offsets.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for (topic, partition, offset, epoch, metadata) in &req.offsets {
-            let metadata = metadata.clone().unwrap_or_default();
-            if !exists(topic, *partition) {
-                codes.push(E::UnknownTopicOrPartition.code());
-            } else if metadata.len() > self.config.offset_metadata_max_bytes {
-                codes.push(E::OffsetMetadataTooLarge.code());
-            } else {
-                let committed = CommittedOffset {
-                    offset: *offset,
-                    leader_epoch: *epoch,
-                    metadata,
-                    commit_timestamp: now,
-                };
-                records.push((
-                    RecordKey::Offset {
-                        group: req.group_id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    Some(committed.to_value().encode()),
-                ));
-                accepted.push(((topic.clone(), *partition), committed));
-                codes.push(0);
-            }
-        }
+        let (codes, records, accepted) = prepare_offsets(&req, self.config.offset_metadata_max_bytes, exists, now);
         if records.is_empty() {
             return codes;
         }
@@ -625,34 +598,10 @@ impl Groups {
         if let Err(code) = validate_offset_commit(group, &req) {
             return all(code);
         }
-        let mut codes = Vec::with_capacity(req.offsets.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for (topic, partition, offset, epoch, metadata) in &req.offsets {
-            let metadata = metadata.clone().unwrap_or_default();
-            if !exists(topic, *partition) {
-                codes.push(E::UnknownTopicOrPartition.code());
-            } else if metadata.len() > self.config.offset_metadata_max_bytes {
-                codes.push(E::OffsetMetadataTooLarge.code());
-            } else {
-                let committed = CommittedOffset {
-                    offset: *offset,
-                    leader_epoch: *epoch,
-                    metadata,
-                    commit_timestamp: now,
-                };
-                records.push((
-                    RecordKey::Offset {
-                        group: req.group_id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    Some(committed.to_value().encode()),
-                ));
-                accepted.push(((req.group_id.clone(), topic.clone(), *partition), committed));
-                codes.push(0);
-            }
-        }
+        let (codes, records, accepted) = prepare_offsets(&req, self.config.offset_metadata_max_bytes, exists, now);
+        let accepted = accepted
+            .into_iter()
+            .map(|((topic, partition), committed)| ((req.group_id.clone(), topic, partition), committed));
         if records.is_empty() {
             return codes;
         }
@@ -936,6 +885,50 @@ fn validate_member(group: &Group, member_id: &str, instance_id: Option<&str>) ->
         return Err(E::UnknownMemberId.code());
     }
     Ok(())
+}
+
+/// A commit's partitions checked (topic exists, metadata not too large): an
+/// error code per partition, the records to write and the offsets accepted.
+#[allow(clippy::type_complexity)]
+fn prepare_offsets(
+    req: &OffsetCommitRequest,
+    max_metadata_bytes: usize,
+    exists: &dyn Fn(&str, i32) -> bool,
+    now: i64,
+) -> (
+    Vec<i16>,
+    Vec<(RecordKey, Option<Bytes>)>,
+    Vec<((String, i32), CommittedOffset)>,
+) {
+    let mut codes = Vec::with_capacity(req.offsets.len());
+    let mut records = Vec::new();
+    let mut accepted = Vec::new();
+    for (topic, partition, offset, epoch, metadata) in &req.offsets {
+        let metadata = metadata.clone().unwrap_or_default();
+        if !exists(topic, *partition) {
+            codes.push(E::UnknownTopicOrPartition.code());
+        } else if metadata.len() > max_metadata_bytes {
+            codes.push(E::OffsetMetadataTooLarge.code());
+        } else {
+            let committed = CommittedOffset {
+                offset: *offset,
+                leader_epoch: *epoch,
+                metadata,
+                commit_timestamp: now,
+            };
+            records.push((
+                RecordKey::Offset {
+                    group: req.group_id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                },
+                Some(committed.to_value().encode()),
+            ));
+            accepted.push(((topic.clone(), *partition), committed));
+            codes.push(0);
+        }
+    }
+    (codes, records, accepted)
 }
 
 /// Kafka's ClassicGroup.validateOffsetCommit.

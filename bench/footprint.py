@@ -2,7 +2,9 @@
 """Footprint: how fast a broker answers its first request, what it costs in
 memory idle and with many idle connections, and how long a restart after
 kill -9 takes as the log grows (it should follow the active segment, not the
-whole log). With --kafka, start-up and memory of Apache Kafka too."""
+whole log), and how soon a lone consumer of a new group gets its partitions
+(group.initial.rebalance.delay.ms=0). With --kafka, the same for Apache Kafka
+where it applies (start-up, memory, first assignment)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import common
@@ -96,7 +98,43 @@ def crash_restart(mb: int) -> tuple[float, str]:
         return t, recovered
 
 
-def kafka_footprint() -> tuple[float, int]:
+def first_assignment(bootstrap: str, runs: int) -> list[float]:
+    """Seconds from subscribe() to the assignment callback for a lone
+    confluent-kafka consumer in a new group, on a 3-partition topic."""
+    topic = f"fp-assign-{time.monotonic_ns()}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+    times = []
+    for i in range(runs):
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-g{i}",
+                             "enable.auto.commit": False})
+        assigned: list[float] = []
+        # One metadata round trip first, so that what is timed is the group, not the connection.
+        consumer.list_topics(topic, timeout=10)
+        t0 = time.perf_counter()
+        consumer.subscribe([topic], on_assign=lambda c, ps: assigned.append(time.perf_counter()))
+        deadline = t0 + 30
+        while not assigned and time.perf_counter() < deadline:
+            consumer.poll(0.01)
+        consumer.close()
+        if not assigned:
+            raise TimeoutError(f"no assignment within 30 s on {bootstrap}")
+        times.append(assigned[0] - t0)
+    return times
+
+
+def sluice_first_assignment(runs: int) -> list[float]:
+    with tempfile.TemporaryDirectory(prefix="fp-") as d:
+        port = common.free_port()
+        proc, _ = start_sluice(Path(d), port, "group.initial.rebalance.delay.ms=0")
+        try:
+            return first_assignment(f"127.0.0.1:{port}", runs)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+def kafka_footprint() -> tuple[float, int, list[float]]:
     with tempfile.TemporaryDirectory(prefix="fp-kafka-") as d:
         k = common.Kafka(workdir=Path(d))
         t0 = time.perf_counter()
@@ -104,8 +142,9 @@ def kafka_footprint() -> tuple[float, int]:
         t = common.wait_first_answer(k.port, t0)
         time.sleep(2)
         rss = common.memory_kib(k.proc.pid)["VmRSS"]
+        assignments = first_assignment(k.bootstrap, 10)
         k.stop()
-        return t, rss
+        return t, rss, assignments
 
 
 def main() -> None:
@@ -124,9 +163,14 @@ def main() -> None:
         t, recovered = crash_restart(mb)
         print(f"restart after kill -9 with {mb} MiB in 16 MiB segments: first answer after {t * 1000:.1f} ms, "
               f"segments scanned: {recovered}")
+    assign = sluice_first_assignment(10)
+    print(f"lone consumer of a new group, subscribe to assignment (10 runs): median "
+          f"{statistics.median(assign) * 1000:.1f} ms, max {max(assign) * 1000:.1f} ms")
     if args.kafka:
-        t, rss = kafka_footprint()
-        print(f"Apache Kafka: first answered request after {t * 1000:.0f} ms, idle RSS {rss / 1024:.1f} MiB")
+        t, rss, assign = kafka_footprint()
+        print(f"Apache Kafka: first answered request after {t * 1000:.0f} ms, idle RSS {rss / 1024:.1f} MiB; "
+              f"subscribe to assignment median {statistics.median(assign) * 1000:.1f} ms, "
+              f"max {max(assign) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

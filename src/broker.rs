@@ -8,7 +8,7 @@ use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::server::listener::{accept_loop, bind, ListenerContext};
-use crate::storage::now_ms;
+use crate::storage::{now_ms, Partition};
 use crate::txn::TransactionCoordinator;
 use std::io;
 use std::net::SocketAddr;
@@ -282,7 +282,33 @@ impl RunningBroker {
     }
 }
 
-/// Background work: retention, time-based flushes, checkpoints, producer expiry.
+/// Compacts the partitions of compacted topics that need it, one at a time
+/// (off the async threads). The internal topics compact themselves (StateTopic).
+async fn clean_compacted(partitions: &[Arc<Partition>]) {
+    for p in partitions {
+        if p.topic().starts_with("__") || !p.log().config().compact {
+            continue;
+        }
+        let partition = p.clone();
+        let result = tokio::task::spawn_blocking(move || crate::storage::cleaner::clean(&partition, now_ms())).await;
+        match result {
+            Ok(Ok(Some(r))) => info!(
+                topic = p.topic(),
+                partition = p.index(),
+                segments = r.segments_rewritten,
+                records_removed = r.records_removed,
+                bytes_before = r.bytes_before,
+                bytes_after = r.bytes_after,
+                "compacted"
+            ),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => warn!(topic = p.topic(), partition = p.index(), error = %e, "compaction failed"),
+            Err(e) => warn!(topic = p.topic(), partition = p.index(), error = %e, "compaction stopped"),
+        }
+    }
+}
+
+/// Background work: retention, compaction, time-based flushes, checkpoints, producer expiry.
 async fn housekeeping(broker: Arc<Broker>) {
     let config = &broker.config;
     let tick = Duration::from_millis(config.flush_scheduler_interval_ms.clamp(10, 1000));
@@ -290,6 +316,8 @@ async fn housekeeping(broker: Arc<Broker>) {
     let checkpoint_every = Duration::from_secs(60);
     let producer_expiry_every = Duration::from_secs(600);
     let mut last_retention = Instant::now();
+    let cleaner_every = Duration::from_millis(config.cleaner_backoff_ms);
+    let mut last_cleaning = Instant::now();
     let mut last_checkpoint = Instant::now();
     let mut last_expiry = Instant::now();
     let checkpoint_wanted = broker.cluster.checkpoint_wanted();
@@ -328,6 +356,10 @@ async fn housekeeping(broker: Arc<Broker>) {
                     }
                 }
             }
+        }
+        if config.cleaner_enable && last_cleaning.elapsed() >= cleaner_every {
+            last_cleaning = Instant::now();
+            clean_compacted(&partitions).await;
         }
         if last_expiry.elapsed() >= producer_expiry_every {
             last_expiry = Instant::now();

@@ -186,6 +186,7 @@ class ApacheKafka:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            "log.cleaner.backoff.ms": "1000",
             "log.dirs": str(self.log_dir),
             "num.partitions": "1",
         }

@@ -99,7 +99,9 @@ class Sluice:
         args = [str(self.binary),
                 "--override", f"listeners={listeners}",
                 "--override", f"log.dirs={self.log_dir}",
-                "--override", "group.initial.rebalance.delay.ms=0"]
+                "--override", "group.initial.rebalance.delay.ms=0",
+                # The compaction cases wait for the cleaner: let it look every second.
+                "--override", "log.cleaner.backoff.ms=1000"]
         for o in self.overrides:
             args += ["--override", o]
         args += list(self.args)

@@ -366,6 +366,12 @@ pub struct LogConfig {
     pub min_insync_replicas: i32,
     pub compact: bool,
     pub delete: bool,
+    /// Compaction: cleaned when this share of the cleanable bytes is dirty...
+    pub min_cleanable_dirty_ratio: f64,
+    /// ...and only records at least this old.
+    pub min_compaction_lag_ms: i64,
+    /// Tombstones older than this are removed by cleaning.
+    pub delete_retention_ms: i64,
 }
 
 impl LogConfig {
@@ -406,6 +412,9 @@ impl LogConfig {
             min_insync_replicas: num("min.insync.replicas") as i32,
             compact: policy.split(',').any(|p| p.trim() == "compact"),
             delete: policy.split(',').any(|p| p.trim() == "delete"),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
+            min_compaction_lag_ms: num("min.compaction.lag.ms"),
+            delete_retention_ms: num("delete.retention.ms"),
         }
     }
 }

@@ -345,6 +345,20 @@ pub fn assign_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32, log
     }
 }
 
+/// A batch with the fixed fields of `header` (its first 61 bytes) around new
+/// records: the record count, length and CRC are set for them.
+pub fn rebuilt_batch(header: &[u8], records_count: i32, records: &[u8]) -> Vec<u8> {
+    let mut batch = Vec::with_capacity(BATCH_HEADER_LEN + records.len());
+    batch.extend_from_slice(&header[..BATCH_HEADER_LEN]);
+    batch.extend_from_slice(records);
+    let length = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[LENGTH..LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    batch[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&records_count.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

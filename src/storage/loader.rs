@@ -36,6 +36,8 @@ impl LogLoader<'_> {
     pub fn load(self) -> Result<(Log, LoadReport), LogError> {
         let dir = self.dir;
         std::fs::create_dir_all(dir)?;
+        // A cleaning interrupted by a crash: its files never replaced any.
+        let _ = std::fs::remove_dir_all(dir.join(super::cleaner::STAGING_DIR));
         let bases = self.list_segments()?;
         let mut report = LoadReport::default();
         if bases.is_empty() {
@@ -88,6 +90,7 @@ impl LogLoader<'_> {
             leader_epoch: 0,
             deleted: false,
             aborted: Vec::new(),
+            cleaned_to: 0,
         };
         load_aborted_transactions(&mut log)?;
         load_producer_state(&mut log)?;

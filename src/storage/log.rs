@@ -94,6 +94,8 @@ pub struct Log {
     pub(super) deleted: bool,
     /// Aborted transactions of the retained segments, by marker offset.
     pub(super) aborted: Vec<AbortedTxn>,
+    /// The cleaner has compacted the log below this offset (since start-up).
+    pub(super) cleaned_to: i64,
 }
 
 impl Log {
@@ -117,6 +119,7 @@ impl Log {
             leader_epoch: 0,
             deleted: false,
             aborted: Vec::new(),
+            cleaned_to: 0,
         })
     }
 
@@ -492,7 +495,12 @@ impl Log {
             let is_last = i + 1 == bases.len();
             let segment = self.segments.get_mut(base).expect("listed above");
             if segment.is_empty() {
-                break;
+                if is_last {
+                    break;
+                }
+                // Emptied by compaction: nothing in it to keep.
+                doomed += 1;
+                continue;
             }
             // Without any timestamp (no index entry), the file's age stands in, as in Kafka.
             let largest = segment

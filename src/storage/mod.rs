@@ -3,6 +3,8 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
+pub mod compaction;
 pub mod index_file;
 pub mod loader;
 pub mod log;

@@ -18,6 +18,9 @@ import pytest
 
 import clients
 from clients import Msg
+from test_transactions import (READ_COMMITTED, READ_UNCOMMITTED, assert_both_read, txn_name,
+                               wait_no_open_transaction)
+from test_transactions import producers  # noqa: F401  (a fixture, found by its name)
 
 KEYS = 10
 VERSIONS = 20
@@ -87,3 +90,35 @@ def test_a_consumer_at_a_removed_offset_continues_at_the_next_record_kept(broker
     finally:
         consumer.close()
     assert [(r.offset, r.key, r.value) for r in got] == [(2, b"a", b"a2"), (3, b"b", b"b2"), (4, b"c", b"c1")]
+
+
+def test_compaction_with_transactions(broker, producers):
+    """A committed transaction's records count as their keys' latest; an aborted
+    transaction's records are removed and never replace what was committed before;
+    read_committed and read_uncommitted consumers of both clients read the same."""
+    topic = clients.unique_name("compacted-txn")
+    create_compacted(broker, topic)
+    producer = producers("confluent-kafka", broker, txn_name("compacted"))
+    producer.begin()
+    producer.send(topic, [Msg(b"a", b"a1"), Msg(b"b", b"b1")])          # 0, 1
+    producer.commit()                                                    # marker at 2
+    wait_no_open_transaction(broker, topic, 1)
+    producer.begin()
+    producer.send(topic, [Msg(b"a", b"a-aborted")])                      # 3
+    producer.abort()                                                     # marker at 4
+    wait_no_open_transaction(broker, topic, 1)
+    producer.begin()
+    producer.send(topic, [Msg(b"b", b"b2")])                             # 5
+    producer.commit()                                                    # marker at 6
+    assert wait_no_open_transaction(broker, topic, 1) == {0: 7}
+    time.sleep(0.5)
+    clients.send_ck(broker, topic, [Msg(b"z", b"roll")], acks=-1)        # 7, rolls the segment
+
+    expected = [(0, 0, b"a", b"a1"), (0, 5, b"b", b"b2"), (0, 7, b"z", b"roll")]
+
+    def cleaned():
+        return len(clients.read_kp(broker, topic)) == len(expected)
+
+    clients.wait_until(cleaned, "the cleaner to compact the closed segment", timeout=90, interval=1)
+    for isolation in (READ_COMMITTED, READ_UNCOMMITTED):
+        assert_both_read(broker, topic, 1, isolation, expected)

@@ -10,7 +10,12 @@
 //! segment's indexes are removed, the new log renamed over the old one and the
 //! new indexes moved in: a crash at any step leaves a whole segment, old or
 //! new, with its indexes or none (a missing index is read as empty, so lookups
-//! scan the segment). Partitions holding transactional batches are left alone.
+//! scan the segment).
+//!
+//! Transactions: only segments below the last stable offset are cleaned, so
+//! every transaction in them has ended. Records of aborted transactions are
+//! removed and never count as a key's latest; transaction markers are kept
+//! (and the segment's aborted-transaction index with them).
 
 use super::batch::BatchHeader;
 use super::compaction::{read_records, rebuild, RecordView};
@@ -51,6 +56,8 @@ struct Plan {
     index_interval_bytes: u64,
     delete_retention_ms: i64,
     segments: Vec<Cleanable>,
+    /// Aborted transactions: (producer id, first offset, marker offset).
+    aborted: Vec<(i64, i64, i64)>,
     /// The first offset not cleaned (the segment after the last cleanable one).
     end: i64,
 }
@@ -69,13 +76,9 @@ pub fn clean(partition: &Partition, now_ms: i64) -> Result<Option<CleanReport>, 
         return Ok(None);
     };
     let staging = plan.dir.join(STAGING_DIR);
-    let report = compact(&plan, &staging, now_ms).and_then(|compacted| {
+    let report = compact(&plan, &staging, now_ms).and_then(|(staged, records_removed)| {
         let mut log = partition.log();
-        // Transactional batches (None) are not cleaned: no need to look again until more is written.
         log.cleaned_to = log.cleaned_to.max(plan.end);
-        let Some((staged, records_removed)) = compacted else {
-            return Ok(None);
-        };
         let installed = log.install_cleaned(&plan, &staging, &staged)?;
         Ok(Some(CleanReport {
             segments_rewritten: installed.len(),
@@ -96,9 +99,13 @@ impl Log {
             return Ok(None);
         }
         let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let stable = self.last_stable_offset();
         let mut segments = Vec::new();
         let mut end = None;
         for pair in bases.windows(2) {
+            if pair[1] > stable {
+                break;
+            }
             let segment = self.segments.get_mut(&pair[0]).expect("listed above");
             let newest = segment
                 .max_timestamp()?
@@ -128,6 +135,11 @@ impl Log {
             index_interval_bytes: self.config.index_interval_bytes,
             delete_retention_ms: self.config.delete_retention_ms,
             segments,
+            aborted: self
+                .aborted
+                .iter()
+                .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+                .collect(),
             end,
         }))
     }
@@ -173,16 +185,21 @@ impl Log {
 }
 
 /// Rewrites the plan's segments into `staging`: the ones that lose records.
-/// None when a transactional batch is in the way.
-fn compact(plan: &Plan, staging: &Path, now_ms: i64) -> Result<Option<(Vec<Staged>, u64)>, LogError> {
+fn compact(plan: &Plan, staging: &Path, now_ms: i64) -> Result<(Vec<Staged>, u64), LogError> {
+    let aborted = |h: &BatchHeader| {
+        h.is_transactional()
+            && !h.is_control()
+            && plan
+                .aborted
+                .iter()
+                .any(|&(pid, first, last)| pid == h.producer_id && first <= h.base_offset && h.base_offset <= last)
+    };
     // Pass 1: the offset of every key's latest record.
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
     for segment in &plan.segments {
-        let mut transactional = false;
         for_each_batch(segment, |batch, header| {
-            if header.is_transactional() || header.is_control() {
-                transactional = true;
-                return Ok(false);
+            if header.is_control() || aborted(header) {
+                return Ok(true);
             }
             // A batch whose records cannot be read is kept whole (pass 2 does the same).
             if let Ok(read) = read_records(batch, header) {
@@ -194,9 +211,6 @@ fn compact(plan: &Plan, staging: &Path, now_ms: i64) -> Result<Option<(Vec<Stage
             }
             Ok(true)
         })?;
-        if transactional {
-            return Ok(None);
-        }
     }
 
     // Pass 2: each segment without the records replaced later.
@@ -212,6 +226,14 @@ fn compact(plan: &Plan, staging: &Path, now_ms: i64) -> Result<Option<(Vec<Stage
         let mut out = LogSegment::create(staging, segment.base, plan.index_interval_bytes, now_ms)?;
         let mut removed = 0u64;
         let whole = for_each_batch(segment, |batch, header| {
+            if header.is_control() {
+                out.append(batch, header)?;
+                return Ok(true);
+            }
+            if aborted(header) {
+                removed += header.records_count.max(0) as u64;
+                return Ok(true);
+            }
             let Ok(read) = read_records(batch, header) else {
                 out.append(batch, header)?;
                 return Ok(true);
@@ -248,7 +270,7 @@ fn compact(plan: &Plan, staging: &Path, now_ms: i64) -> Result<Option<(Vec<Stage
             new_size: out.size(),
         });
     }
-    Ok(Some((staged, removed_total)))
+    Ok((staged, removed_total))
 }
 
 /// Calls `f` with each whole batch of the segment (as planned) and its header,
@@ -288,6 +310,7 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::config::topic::LogConfig;
+    use crate::storage::batch::ControlType;
     use crate::storage::loader::LogLoader;
     use bytes::BytesMut;
     use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
@@ -310,19 +333,34 @@ mod tests {
 
     /// One batch of (key, value) records.
     fn append(log: &mut Log, records: &[(&str, Option<&str>)], ts: i64, compression: Compression) {
+        append_from(log, records, ts, compression, None);
+    }
+
+    /// One batch, from transactional producer `(id, first sequence)` if given.
+    fn append_from(
+        log: &mut Log,
+        records: &[(&str, Option<&str>)],
+        ts: i64,
+        compression: Compression,
+        producer: Option<(i64, i32)>,
+    ) {
+        let (producer_id, producer_epoch, first_sequence) = match producer {
+            Some((id, seq)) => (id, 0, seq),
+            None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE),
+        };
         let records: Vec<Record> = records
             .iter()
             .enumerate()
             .map(|(i, (k, v))| Record {
-                transactional: false,
+                transactional: producer.is_some(),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: NO_PRODUCER_ID,
-                producer_epoch: NO_PRODUCER_EPOCH,
+                producer_id,
+                producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: i as i32 + NO_SEQUENCE, // base sequence -1, one batch
+                sequence: first_sequence + i as i32, // one batch: offset - sequence is the same for all
                 timestamp: ts,
                 key: Some(Bytes::from(k.to_string())),
                 value: v.map(|v| Bytes::from(v.to_string())),
@@ -342,6 +380,11 @@ mod tests {
         log.append(&mut buf.to_vec(), ts).expect("append");
     }
 
+    fn append_marker(log: &mut Log, producer_id: i64, kind: ControlType) {
+        let mut batch = crate::storage::batch::control_batch(producer_id, 0, 0, kind, NOW);
+        log.append(&mut batch, NOW).expect("marker");
+    }
+
     /// Every record from the start: (offset, key, value).
     fn read_all(log: &mut Log) -> Vec<(i64, String, Option<String>)> {
         let text = |b: Option<Bytes>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
@@ -356,7 +399,12 @@ mod tests {
             while at < bytes.len() {
                 let header = BatchHeader::parse_and_verify(&bytes[at..]).expect("valid batch");
                 let mut batch = bytes.slice(at..at + header.total_size());
-                for r in RecordBatchDecoder::decode(&mut batch).expect("decode").records {
+                let records = if header.is_control() {
+                    vec![]
+                } else {
+                    RecordBatchDecoder::decode(&mut batch).expect("decode").records
+                };
+                for r in records {
                     out.push((r.offset, text(r.key).unwrap_or_default(), text(r.value)));
                 }
                 offset = header.next_offset();
@@ -545,5 +593,64 @@ mod tests {
             log.offset_for_timestamp(NOW + 49).expect("lookup").map(|(o, _)| o),
             Some(98)
         );
+    }
+
+    #[test]
+    fn aborted_records_go_committed_ones_count_and_open_transactions_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::create(dir.path(), config(), NOW).expect("log");
+        append(
+            &mut log,
+            &[("a", Some("a0")), ("b", Some("b0"))],
+            NOW,
+            Compression::None,
+        ); // 0, 1
+        append_from(&mut log, &[("a", Some("aborted"))], NOW, Compression::Lz4, Some((9, 0))); // 2
+        append_marker(&mut log, 9, ControlType::Abort); // 3
+        append_from(
+            &mut log,
+            &[("b", Some("committed")), ("c", Some("c0"))],
+            NOW,
+            Compression::None,
+            Some((9, 1)),
+        ); // 4, 5
+        append_marker(&mut log, 9, ControlType::Commit); // 6
+        log.roll(NOW).expect("roll");
+        append_from(&mut log, &[("c", Some("open"))], NOW, Compression::None, Some((10, 0))); // 7
+        log.roll(NOW).expect("roll");
+        append(&mut log, &[("z", Some("z"))], NOW, Compression::None); // 8
+        let p = partition(log);
+        assert_eq!(p.log().last_stable_offset(), 7);
+
+        let report = clean(&p, NOW + 1).expect("clean").expect("work done");
+        // The segment holding the open transaction is past the last stable offset: not cleaned.
+        assert_eq!((report.segments_rewritten, report.records_removed), (1, 2));
+        assert_eq!(
+            seen(&p),
+            vec![
+                (0, "a".into(), Some("a0".into())),
+                (4, "b".into(), Some("committed".into())),
+                (5, "c".into(), Some("c0".into())),
+                (7, "c".into(), Some("open".into())),
+                (8, "z".into(), Some("z".into())),
+            ]
+        );
+        // The markers stay, so read_committed readers and producer state still see them.
+        let markers: Vec<i64> = {
+            let mut log = p.log();
+            let plan = log.plan_read(0, 7).expect("plan").expect("data");
+            let bytes = plan.read(usize::MAX, true).expect("read");
+            let mut at = 0;
+            let mut found = vec![];
+            while at < bytes.len() {
+                let h = BatchHeader::parse(&bytes[at..]).expect("batch");
+                if h.is_control() {
+                    found.push(h.base_offset);
+                }
+                at += h.total_size();
+            }
+            found
+        };
+        assert_eq!(markers, vec![3, 6]);
     }
 }

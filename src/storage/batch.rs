@@ -387,6 +387,11 @@ pub(crate) mod tests {
                     .collect(),
             })
             .collect();
+        encode_records(&records, compression)
+    }
+
+    /// `records` as one v2 batch (they must fit one: same producer, consecutive sequences).
+    pub fn encode_records(records: &[Record], compression: Compression) -> BytesMut {
         let mut buf = BytesMut::new();
         RecordBatchEncoder::encode(
             &mut buf,

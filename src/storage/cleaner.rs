@@ -312,8 +312,7 @@ mod tests {
     use crate::config::topic::LogConfig;
     use crate::storage::batch::ControlType;
     use crate::storage::loader::LogLoader;
-    use bytes::BytesMut;
-    use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+    use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
     use kafka_protocol::records::{TimestampType, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE};
 
     const NOW: i64 = 1_700_000_000_000;
@@ -367,17 +366,8 @@ mod tests {
                 headers: Default::default(),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        log.append(&mut buf.to_vec(), ts).expect("append");
+        let mut batch = crate::storage::batch::tests::encode_records(&records, compression).to_vec();
+        log.append(&mut batch, ts).expect("append");
     }
 
     fn append_marker(log: &mut Log, producer_id: i64, kind: ControlType) {

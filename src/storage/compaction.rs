@@ -151,9 +151,7 @@ fn read_bytes(buf: &Bytes, end: usize, at: &mut usize) -> Option<Option<Bytes>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 
     fn record(offset: i64, key: &str, value: Option<&str>) -> Record {
         Record {
@@ -174,17 +172,7 @@ mod tests {
     }
 
     fn encode(records: &[Record], compression: Compression) -> Vec<u8> {
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        buf.to_vec()
+        crate::storage::batch::tests::encode_records(records, compression).to_vec()
     }
 
     #[test]

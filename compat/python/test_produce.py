@@ -211,3 +211,25 @@ def test_compacted_topic_refuses_records_without_key(broker):
         outcomes[0]
     assert outcomes[1] is None, outcomes[1]
     assert clients.wait_end_offsets(broker, name, {0: 1}) == {0: 1}
+
+
+@pytest.mark.parametrize("topic_codec,sent", [("gzip", "none"), ("zstd", "lz4"), ("uncompressed", "snappy"),
+                                              ("lz4", "lz4")])
+def test_topic_compression_type_recompresses_batches(broker, topic_codec, sent):
+    """A topic's compression.type (other than "producer") is the codec its batches are
+    stored in: batches sent in another are recompressed by the broker, with the same
+    records at the same offsets; consumers of both clients read them as sent."""
+    name = clients.unique_name(f"codec-{topic_codec}")
+    admin = clients.ck_admin(broker)
+    admin.create_topics([confluent_kafka.admin.NewTopic(
+        name, 1, 1, config={"compression.type": topic_codec})])[name].result(timeout=30)
+    clients.wait_for_serving(broker, name, 1)
+    messages = mixed_messages(60, 1)
+    acked, records = produce_and_read_back(broker, name, "confluent-kafka", messages, 1,
+                                           **producer_config("confluent-kafka", sent, "all"))
+    assert [o for _, o in acked] == list(range(60))
+    assert [r.offset for r in clients.read_kp(broker, name)] == list(range(60))
+    batches = clients.stored_batches(broker, name, 0)
+    stored = "none" if topic_codec == "uncompressed" else topic_codec
+    assert {b.codec for b in batches} == {stored}, batches
+    assert batches[0].base_offset == 0 and batches[-1].last_offset == 59

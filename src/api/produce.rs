@@ -6,6 +6,7 @@ use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::cluster::{Topic, TopicStats};
 use crate::storage::batch::{validate_produced, BatchError};
+use crate::storage::codec::recompress;
 use crate::storage::LogError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
 use kafka_protocol::messages::produce_response::{
@@ -187,7 +188,18 @@ async fn append_partition(
             )),
         );
     }
-    match partition.append(records.to_vec()).await {
+    // A topic with its own compression.type stores every batch in that codec.
+    let stored = match topic.log_config.compression {
+        Some(codec) if codec != header.compression() => match recompress(&records, &header, codec) {
+            Ok(batch) => batch,
+            Err(e) => {
+                debug!(topic = %topic.name, partition = index, error = %e, "could not recompress a batch");
+                return error_response(index, ResponseError::CorruptMessage.code(), Some(e.to_string()));
+            }
+        },
+        _ => records.to_vec(),
+    };
+    match partition.append(stored).await {
         Ok(info) => {
             if !info.duplicate {
                 TopicStats::add(&topic.stats.bytes_in, records.len() as u64);

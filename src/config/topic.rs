@@ -89,8 +89,15 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     cfg("cleanup.policy", &[("log.cleanup.policy", 1)], List, "delete").one_of(&["compact", "delete"]),
     cfg("compression.gzip.level", &[("compression.gzip.level", 1)], Int, "-1").between(-1, 9),
     cfg("compression.lz4.level", &[("compression.lz4.level", 1)], Int, "9").between(1, 17),
-    // Batches are stored as produced: recompressing to a topic codec is not done.
-    cfg("compression.type", &[("compression.type", 1)], Str, "producer").one_of(&["producer"]),
+    // "producer": batches are stored as sent; a codec: batches in another are recompressed.
+    cfg("compression.type", &[("compression.type", 1)], Str, "producer").one_of(&[
+        "uncompressed",
+        "zstd",
+        "lz4",
+        "snappy",
+        "gzip",
+        "producer",
+    ]),
     cfg("compression.zstd.level", &[("compression.zstd.level", 1)], Int, "3").between(-131072, 22),
     cfg(
         "delete.retention.ms",
@@ -372,6 +379,8 @@ pub struct LogConfig {
     pub min_compaction_lag_ms: i64,
     /// Tombstones older than this are removed by cleaning.
     pub delete_retention_ms: i64,
+    /// The codec batches are stored in (None: as the producer sent them).
+    pub compression: Option<i16>,
 }
 
 impl LogConfig {
@@ -415,6 +424,7 @@ impl LogConfig {
             min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
             min_compaction_lag_ms: num("min.compaction.lag.ms"),
             delete_retention_ms: num("delete.retention.ms"),
+            compression: crate::storage::codec::codec_of(get("compression.type").trim()),
         }
     }
 }

@@ -345,6 +345,15 @@ pub fn assign_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32, log
     }
 }
 
+/// A copy of a batch header (its first 61 bytes) naming another codec; the CRC
+/// is set when the batch is rebuilt around its records (`rebuilt_batch`).
+pub fn with_codec(header: &[u8], codec: i16) -> Vec<u8> {
+    let mut head = header[..BATCH_HEADER_LEN].to_vec();
+    let attributes = (be_i16(&head, ATTRIBUTES) & !COMPRESSION_MASK) | (codec & COMPRESSION_MASK);
+    head[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    head
+}
+
 /// A batch with the fixed fields of `header` (its first 61 bytes) around new
 /// records: the record count, length and CRC are set for them.
 pub fn rebuilt_batch(header: &[u8], records_count: i32, records: &[u8]) -> Vec<u8> {

@@ -9,8 +9,8 @@
 //! the batch's own codec).
 
 use super::batch::{rebuilt_batch, BatchHeader, BATCH_HEADER_LEN};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use super::codec::{compress, decompress, CodecError};
+use bytes::Bytes;
 use std::ops::Range;
 use thiserror::Error;
 
@@ -18,10 +18,8 @@ use thiserror::Error;
 pub enum CompactionError {
     #[error("record {0} of the batch is malformed")]
     MalformedRecord(usize),
-    #[error("compression codec {0} is unknown")]
-    UnknownCodec(i16),
-    #[error("could not {0} the batch's records")]
-    Codec(&'static str),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
 }
 
 /// One record of a batch, as compaction sees it.
@@ -85,41 +83,6 @@ pub fn rebuild(
     }
     let records = compress(header.compression(), plain)?;
     Ok(rebuilt_batch(&batch[..BATCH_HEADER_LEN], keep.len() as i32, &records))
-}
-
-fn decompress(codec: i16, body: Bytes) -> Result<Bytes, CompactionError> {
-    fn run<D: Decompressor<Bytes, Buf = Bytes>>(mut body: Bytes) -> Result<Bytes, CompactionError> {
-        D::decompress(&mut body, |plain| Ok(plain.copy_to_bytes(plain.remaining())))
-            .map_err(|_| CompactionError::Codec("decompress"))
-    }
-    match codec {
-        0 => Ok(body),
-        1 => run::<Gzip>(body),
-        2 => run::<Snappy>(body),
-        3 => run::<Lz4>(body),
-        4 => run::<Zstd>(body),
-        other => Err(CompactionError::UnknownCodec(other)),
-    }
-}
-
-fn compress(codec: i16, plain: Vec<u8>) -> Result<Vec<u8>, CompactionError> {
-    fn run<C: Compressor<BytesMut, BufMut = BytesMut>>(plain: Vec<u8>) -> Result<Vec<u8>, CompactionError> {
-        let mut out = BytesMut::new();
-        C::compress(&mut out, |buf| {
-            buf.put_slice(&plain);
-            Ok(())
-        })
-        .map_err(|_| CompactionError::Codec("compress"))?;
-        Ok(out.to_vec())
-    }
-    match codec {
-        0 => Ok(plain),
-        1 => run::<Gzip>(plain),
-        2 => run::<Snappy>(plain),
-        3 => run::<Lz4>(plain),
-        4 => run::<Zstd>(plain),
-        other => Err(CompactionError::UnknownCodec(other)),
-    }
 }
 
 /// A zigzag varint (Kafka's varint and varlong), advancing `at`.

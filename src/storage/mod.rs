@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod codec;
 pub mod compaction;
 pub mod index_file;
 pub mod loader;

@@ -32,6 +32,7 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     pub txns: TransactionCoordinator,
     pub endpoints: Vec<Endpoint>,
+    pub quotas: crate::quota::QuotaEnforcer,
     pub shutdown: CancellationToken,
 }
 
@@ -162,12 +163,14 @@ impl RunningBroker {
                 }
             })
             .collect();
+        let (quota_samples, quota_window_ms) = (config.quota_window_num, config.quota_window_size_seconds * 1000);
         let broker = Arc::new(Broker {
             config,
             cluster,
             groups,
             txns,
             endpoints,
+            quotas: crate::quota::QuotaEnforcer::new(quota_samples, quota_window_ms),
             shutdown: CancellationToken::new(),
         });
 

@@ -18,6 +18,7 @@ pub mod config;
 pub mod group;
 pub mod metrics;
 pub mod protocol;
+pub mod quota;
 pub mod server;
 pub mod state_topic;
 pub mod storage;

@@ -7,8 +7,9 @@ use super::{leader_epoch_error, log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::cluster::{Topic, TopicStats};
+use crate::quota::CONSUMER_BYTE_RATE;
 use crate::storage::batch::{count_records, BatchHeader};
-use crate::storage::{LogError, Partition};
+use crate::storage::{now_ms, LogError, Partition};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{
@@ -108,6 +109,27 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
         }
     };
 
+    // Over its consumer_byte_rate: Kafka answers with no records and the throttle time.
+    let fetched: usize = results.iter().map(|d| d.records.as_ref().map_or(0, Bytes::len)).sum();
+    let quotas = broker.cluster.client_quotas();
+    let client_id = ctx.client_id.as_deref().unwrap_or("");
+    let throttle_ms = broker.quotas.record(
+        &quotas,
+        CONSUMER_BYTE_RATE,
+        ctx.user(),
+        client_id,
+        fetched as u64,
+        now_ms(),
+    );
+    if throttle_ms > 0 {
+        broker
+            .quotas
+            .unrecord(&quotas, CONSUMER_BYTE_RATE, ctx.user(), client_id, fetched as u64);
+        ctx.throttle(throttle_ms);
+        return FetchResponse::default()
+            .with_session_id(0)
+            .with_throttle_time_ms(throttle_ms);
+    }
     let mut responses: Vec<FetchableTopicResponse> = topics
         .into_iter()
         .map(|(name, id)| FetchableTopicResponse::default().with_topic(name).with_topic_id(id))

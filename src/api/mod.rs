@@ -37,6 +37,21 @@ pub struct RequestContext {
     pub correlation_id: i32,
     /// "User:<name>": who the client proved to be (User:ANONYMOUS if nobody).
     pub principal: std::sync::Arc<str>,
+    /// Set by a handler when a client quota throttles the client: the
+    /// connection reads nothing more from it for this long (ms).
+    pub throttle_ms: std::sync::Arc<std::sync::atomic::AtomicI32>,
+}
+
+impl RequestContext {
+    /// The user name of the principal ("alice" for "User:alice"), as quotas name users.
+    pub fn user(&self) -> &str {
+        self.principal.strip_prefix("User:").unwrap_or(&self.principal)
+    }
+
+    /// Throttles the client: its quota says it must wait `ms`.
+    pub fn throttle(&self, ms: i32) {
+        self.throttle_ms.fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Kafka's "authorized operations not requested" marker.

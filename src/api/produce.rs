@@ -5,8 +5,10 @@ use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::cluster::{Topic, TopicStats};
+use crate::quota::PRODUCER_BYTE_RATE;
 use crate::storage::batch::{validate_produced, BatchError};
 use crate::storage::codec::recompress;
+use crate::storage::now_ms;
 use crate::storage::LogError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
 use kafka_protocol::messages::produce_response::{
@@ -21,6 +23,12 @@ use tracing::debug;
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let by_id = ctx.api_version >= 13;
     let acks = req.acks;
+    let produced: usize = req
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         let topic = if by_id {
@@ -68,10 +76,23 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                 .with_partition_responses(partition_responses),
         );
     }
+    let throttle_ms = broker.quotas.record(
+        &broker.cluster.client_quotas(),
+        PRODUCER_BYTE_RATE,
+        ctx.user(),
+        ctx.client_id.as_deref().unwrap_or(""),
+        produced as u64,
+        now_ms(),
+    );
+    ctx.throttle(throttle_ms);
     if acks == 0 {
         return None;
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    Some(
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle_ms),
+    )
 }
 
 fn error_response(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {

@@ -1,18 +1,33 @@
-//! DescribeClientQuotas: this broker enforces no client quotas, so none are
-//! ever configured and every valid filter matches nothing. kafka-configs asks
-//! for them before it lists SCRAM users.
+//! Client quotas: AlterClientQuotas and DescribeClientQuotas (what
+//! `kafka-configs --entity-type users|clients|ips` sends), kept in the
+//! cluster metadata. Produce and fetch byte rates are enforced (`crate::quota`);
+//! request_percentage, controller_mutation_rate and connection_creation_rate
+//! are stored and described only.
 
 use super::RequestContext;
 use crate::auth::acl::operation;
 use crate::broker::Broker;
-use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotasResponse};
+use crate::cluster::{ClientQuota, QuotaChange};
+use crate::quota::{IP_KEYS, USER_AND_CLIENT_KEYS};
+use kafka_protocol::messages::alter_client_quotas_request::EntryData as AlterEntry;
+use kafka_protocol::messages::alter_client_quotas_response::{EntityData as AlteredEntity, EntryData as AlteredEntry};
+use kafka_protocol::messages::describe_client_quotas_response::{
+    EntityData as DescribedEntity, EntryData as DescribedEntry, ValueData,
+};
+use kafka_protocol::messages::{
+    AlterClientQuotasRequest, AlterClientQuotasResponse, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use std::net::IpAddr;
 
 const ENTITY_TYPES: &[&str] = &["user", "client-id", "ip"];
 const MATCH_EXACT: i8 = 0;
 const MATCH_DEFAULT: i8 = 1;
 const MATCH_ANY: i8 = 2;
+
+/// Quota keys whose values are whole numbers (Kafka types them LONG or INT).
+const INTEGRAL_KEYS: &[&str] = &["producer_byte_rate", "consumer_byte_rate", "connection_creation_rate"];
 
 pub async fn handle_describe_client_quotas(
     broker: &Broker,
@@ -33,7 +48,162 @@ pub async fn handle_describe_client_quotas(
     if let Err(message) = validate_filter(&req) {
         return fail(ResponseError::InvalidRequest.code(), message);
     }
-    DescribeClientQuotasResponse::default().with_entries(Some(Vec::new()))
+    let entries = broker
+        .cluster
+        .client_quotas()
+        .iter()
+        .filter(|q| filter_matches(&req, q))
+        .map(|q| {
+            DescribedEntry::default()
+                .with_entity(
+                    q.entity
+                        .iter()
+                        .map(|(t, n)| {
+                            DescribedEntity::default()
+                                .with_entity_type(StrBytes::from_string(t.clone()))
+                                .with_entity_name(n.clone().map(StrBytes::from_string))
+                        })
+                        .collect(),
+                )
+                .with_values(
+                    q.values
+                        .iter()
+                        .map(|(k, v)| {
+                            ValueData::default()
+                                .with_key(StrBytes::from_string(k.clone()))
+                                .with_value(*v)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    DescribeClientQuotasResponse::default().with_entries(Some(entries))
+}
+
+/// Whether a stored entity matches the filter: every component matches one of
+/// its parts, and with `strict` it has no other parts.
+fn filter_matches(req: &DescribeClientQuotasRequest, quota: &ClientQuota) -> bool {
+    let all_match = req.components.iter().all(|c| {
+        quota.entity.iter().any(|(t, n)| {
+            t.as_str() == c.entity_type.as_str()
+                && match c.match_type {
+                    MATCH_EXACT => n.as_deref() == c._match.as_deref(),
+                    MATCH_DEFAULT => n.is_none(),
+                    _ => true,
+                }
+        })
+    });
+    all_match && (!req.strict || quota.entity.len() == req.components.len())
+}
+
+pub async fn handle_alter_client_quotas(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AlterClientQuotasRequest,
+) -> AlterClientQuotasResponse {
+    let allowed = broker.authorize_cluster(ctx, operation::ALTER_CONFIGS);
+    let mut changes = Vec::new();
+    let mut results = Vec::new();
+    for entry in &req.entries {
+        let outcome = if allowed {
+            validate_entry(entry)
+        } else {
+            Err((ResponseError::ClusterAuthorizationFailed.code(), None))
+        };
+        let (code, message) = match outcome {
+            Ok(change) => {
+                changes.push(change);
+                (0, None)
+            }
+            Err((code, message)) => (code, message),
+        };
+        results.push(
+            AlteredEntry::default()
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string))
+                .with_entity(
+                    entry
+                        .entity
+                        .iter()
+                        .map(|e| {
+                            AlteredEntity::default()
+                                .with_entity_type(e.entity_type.clone())
+                                .with_entity_name(e.entity_name.clone())
+                        })
+                        .collect(),
+                ),
+        );
+    }
+    if !req.validate_only && !changes.is_empty() {
+        if let Err(e) = broker.cluster.alter_client_quotas(&changes) {
+            for r in results.iter_mut().filter(|r| r.error_code == 0) {
+                r.error_code = ResponseError::UnknownServerError.code();
+                r.error_message = Some(StrBytes::from_string(e.to_string()));
+            }
+        }
+    }
+    AlterClientQuotasResponse::default().with_entries(results)
+}
+
+/// Kafka's checks on one entry (ClientQuotaControlManager), with its wording.
+fn validate_entry(entry: &AlterEntry) -> Result<QuotaChange, (i16, Option<String>)> {
+    let invalid = |m: String| (ResponseError::InvalidRequest.code(), Some(m));
+    if entry.entity.is_empty() {
+        return Err(invalid("Invalid empty client quota entity".into()));
+    }
+    let mut entity: Vec<(String, Option<String>)> = Vec::new();
+    for e in &entry.entity {
+        let kind = e.entity_type.as_str();
+        if entity.iter().any(|(t, _)| t == kind) {
+            return Err(invalid(format!(
+                "Invalid empty client quota entity, duplicate entity entry {kind}"
+            )));
+        }
+        if !ENTITY_TYPES.contains(&kind) {
+            return Err((
+                ResponseError::UnsupportedVersion.code(),
+                Some(format!("Unhandled client quota entity type: {kind}")),
+            ));
+        }
+        let name = e.entity_name.as_ref().map(|n| n.to_string());
+        if kind == "ip" && name.as_deref().is_some_and(|n| n.parse::<IpAddr>().is_err()) {
+            return Err(invalid(format!(
+                "Unable to resolve IP address of {}",
+                name.unwrap_or_default()
+            )));
+        }
+        if name.as_deref() == Some("") {
+            return Err(invalid(format!("Empty {kind} not supported")));
+        }
+        entity.push((kind.to_string(), name));
+    }
+    let is_ip = entity.iter().any(|(t, _)| t == "ip");
+    if is_ip && entity.len() > 1 {
+        return Err(invalid(
+            "Invalid quota entity combination, IP entity should not be combined with User or ClientId".into(),
+        ));
+    }
+    entity.sort();
+    let valid_keys = if is_ip { IP_KEYS } else { USER_AND_CLIENT_KEYS };
+    let mut ops = Vec::new();
+    for op in &entry.ops {
+        let key = op.key.as_str();
+        if !valid_keys.contains(&key) {
+            return Err(invalid(format!("Invalid configuration key {key}")));
+        }
+        if op.remove {
+            ops.push((key.to_string(), None));
+            continue;
+        }
+        if op.value <= 0.0 {
+            return Err(invalid(format!("Quota {key} must be greater than 0")));
+        }
+        if INTEGRAL_KEYS.contains(&key) && op.value.fract().abs() > 1e-6 {
+            return Err(invalid(format!("{key} cannot be a fractional value.")));
+        }
+        ops.push((key.to_string(), Some(op.value)));
+    }
+    Ok(QuotaChange { entity, ops })
 }
 
 /// Kafka's checks on a quota filter, with its wording.

@@ -41,6 +41,16 @@ pub struct MetadataRecord {
     pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     #[serde(default)]
     pub acls: Vec<AclBinding>,
+    #[serde(default)]
+    pub client_quotas: Vec<ClientQuota>,
+}
+
+/// One entity's client quotas: the entity as (type, name) pairs sorted by type,
+/// a None name being the type's default ("<default>"), and its values by key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientQuota {
+    pub entity: Vec<(String, Option<String>)>,
+    pub values: BTreeMap<String, f64>,
 }
 
 pub struct MetadataStore {

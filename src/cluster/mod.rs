@@ -15,7 +15,14 @@ use crate::config::topic::{
 };
 use crate::config::{BrokerConfig, ConfigError};
 use crate::storage::{LogManager, Partition};
+pub use metadata_store::ClientQuota;
 use metadata_store::{write_meta_properties, MetadataRecord, MetadataStore, TopicRecord};
+
+/// A change to one entity's quotas: values to set (Some) or remove (None).
+pub struct QuotaChange {
+    pub entity: Vec<(String, Option<String>)>,
+    pub ops: Vec<(String, Option<f64>)>,
+}
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -133,6 +140,7 @@ struct Image {
     defaults: TopicDefaults,
     scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     acls: Arc<Vec<AclBinding>>,
+    client_quotas: Arc<Vec<ClientQuota>>,
 }
 
 impl Image {
@@ -195,6 +203,7 @@ impl Cluster {
             defaults,
             scram: record.scram_credentials.clone(),
             acls: Arc::new(record.acls.clone()),
+            client_quotas: Arc::new(record.client_quotas.clone()),
             ..Image::default()
         };
         for t in &record.topics {
@@ -339,6 +348,7 @@ impl Cluster {
             default_broker_configs: image.default_broker_configs.clone(),
             scram_credentials: image.scram.clone(),
             acls: image.acls.as_ref().clone(),
+            client_quotas: image.client_quotas.as_ref().clone(),
         };
         self.store.save(&record)
     }
@@ -643,6 +653,39 @@ impl Cluster {
         image.acls = Arc::new(remaining);
         self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))?;
         Ok(matched)
+    }
+
+    /// Every entity's client quotas (a shared snapshot: read per request).
+    pub fn client_quotas(&self) -> Arc<Vec<ClientQuota>> {
+        self.read_image().client_quotas.clone()
+    }
+
+    /// Sets and removes quota values, entity by entity; an entity left with
+    /// no value is forgotten.
+    pub fn alter_client_quotas(&self, changes: &[QuotaChange]) -> Result<(), TopicError> {
+        let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
+        let mut quotas = image.client_quotas.as_ref().clone();
+        for change in changes {
+            let index = match quotas.iter().position(|q| q.entity == change.entity) {
+                Some(i) => i,
+                None => {
+                    quotas.push(ClientQuota {
+                        entity: change.entity.clone(),
+                        values: BTreeMap::new(),
+                    });
+                    quotas.len() - 1
+                }
+            };
+            for (key, value) in &change.ops {
+                match value {
+                    Some(v) => quotas[index].values.insert(key.clone(), *v),
+                    None => quotas[index].values.remove(key),
+                };
+            }
+        }
+        quotas.retain(|q| !q.values.is_empty());
+        image.client_quotas = Arc::new(quotas);
+        self.save(&image).map_err(|e| TopicError::Storage(e.to_string()))
     }
 
     /// Hands out a new producer id, reserving a block on disk when needed.

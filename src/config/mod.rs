@@ -61,6 +61,8 @@ const KNOWN_KEYS: &[&str] = &[
     "log.flush.scheduler.interval.ms",
     "log.cleaner.enable",
     "log.cleaner.backoff.ms",
+    "quota.window.num",
+    "quota.window.size.seconds",
     "producer.id.expiration.ms",
     "transaction.state.log.num.partitions",
     "transaction.state.log.segment.bytes",
@@ -141,6 +143,9 @@ pub struct BrokerConfig {
     /// Whether compacted topics are cleaned, and how often the cleaner looks.
     pub cleaner_enable: bool,
     pub cleaner_backoff_ms: u64,
+    /// Client quotas are measured over this many windows of this many seconds.
+    pub quota_window_num: usize,
+    pub quota_window_size_seconds: i64,
     pub producer_id_expiration_ms: i64,
     pub transactions: TransactionConfig,
     pub topic_defaults: TopicDefaults,
@@ -284,6 +289,8 @@ impl BrokerConfig {
             flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)? as u64,
             cleaner_enable: parse_bool(&props, "log.cleaner.enable", true)?,
             cleaner_backoff_ms: num("log.cleaner.backoff.ms", 15_000, 0, i64::MAX)? as u64,
+            quota_window_num: num("quota.window.num", 11, 1, i32::MAX as i64)? as usize,
+            quota_window_size_seconds: num("quota.window.size.seconds", 1, 1, i32::MAX as i64)?,
             producer_id_expiration_ms: num("producer.id.expiration.ms", 86_400_000, 1, i64::MAX)?,
             transactions: TransactionConfig {
                 state_log_partitions: num("transaction.state.log.num.partitions", 50, 1, 10_000)? as i32,

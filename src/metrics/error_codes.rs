@@ -68,6 +68,7 @@ error_codes! {
     AlterUserScramCredentialsResponse => |r| r.results.iter().map(|x| x.error_code);
     DescribeUserScramCredentialsResponse => |r| std::iter::once(r.error_code).chain(r.results.iter().map(|x| x.error_code));
     DescribeClientQuotasResponse => |r| std::iter::once(r.error_code);
+    AlterClientQuotasResponse => |r| r.entries.iter().map(|e| e.error_code);
     AddPartitionsToTxnResponse => |r| r.results_by_topic_v3_and_below.iter().flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code));
     AddOffsetsToTxnResponse => |r| std::iter::once(r.error_code);
     EndTxnResponse => |r| std::iter::once(r.error_code);

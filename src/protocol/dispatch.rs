@@ -119,6 +119,7 @@ async fn dispatch_inner(
             serve!(api::scram::handle_alter_user_scram_credentials)
         }
         ApiKey::DescribeClientQuotas => serve!(api::quotas::handle_describe_client_quotas),
+        ApiKey::AlterClientQuotas => serve!(api::quotas::handle_alter_client_quotas),
         ApiKey::AddPartitionsToTxn => serve!(api::txn::handle_add_partitions_to_txn),
         ApiKey::AddOffsetsToTxn => serve!(api::txn::handle_add_offsets_to_txn),
         ApiKey::EndTxn => serve!(api::txn::handle_end_txn),

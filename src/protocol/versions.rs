@@ -67,6 +67,7 @@ pub const APIS: &[ApiRange] = &[
     api(ApiKey::DescribeAcls, 1, 3),
     api(ApiKey::DeleteAcls, 1, 3),
     api(ApiKey::DescribeClientQuotas, 0, 1),
+    api(ApiKey::AlterClientQuotas, 0, 1),
     // Transactions, Kafka's first protocol (transaction.version 1): v4 of
     // AddPartitionsToTxn is broker-to-broker, EndTxn v5 and later belong to KIP-890.
     api(ApiKey::AddPartitionsToTxn, 0, 3),
@@ -154,6 +155,7 @@ mod tests {
                 ApiKey::AlterUserScramCredentials => check::<AlterUserScramCredentialsRequest>(r),
                 ApiKey::DescribeUserScramCredentials => check::<DescribeUserScramCredentialsRequest>(r),
                 ApiKey::DescribeClientQuotas => check::<DescribeClientQuotasRequest>(r),
+                ApiKey::AlterClientQuotas => check::<AlterClientQuotasRequest>(r),
                 ApiKey::AddPartitionsToTxn => check::<AddPartitionsToTxnRequest>(r),
                 ApiKey::AddOffsetsToTxn => check::<AddOffsetsToTxnRequest>(r),
                 ApiKey::EndTxn => check::<EndTxnRequest>(r),

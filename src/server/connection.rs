@@ -167,6 +167,7 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
             api_version: request.version(),
             correlation_id: request.header.correlation_id,
             principal: principal.clone(),
+            throttle_ms: Default::default(),
         };
         match dispatch(&broker, &ctx, request).instrument(span.clone()).await {
             Ok(Some(response)) => {
@@ -181,6 +182,15 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
             Err(e) => {
                 warn!(parent: &span, error = %e, "closing connection: request not served");
                 break;
+            }
+        }
+        // A client over its quota: read nothing more from it until it may go on (Kafka mutes its channel).
+        let throttle_ms = ctx.throttle_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if throttle_ms > 0 {
+            debug!(parent: &span, throttle_ms, "throttled by a client quota");
+            tokio::select! {
+                _ = broker.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(throttle_ms as u64)) => {}
             }
         }
     }

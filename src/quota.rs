@@ -82,36 +82,49 @@ impl QuotaEnforcer {
 
 /// The quota value for `key` and the sensor it is counted on, in Kafka's order:
 /// user+client, user+default client, user, default user+client, default
-/// user+default client, default user, client, default client.
+/// user+default client, default user, client, default client. Per request, so
+/// nothing is allocated unless a quota applies.
 fn applicable(quotas: &[ClientQuota], key: &'static str, user: &str, client_id: &str) -> Option<(f64, SensorKey)> {
-    let u = |name: Option<&str>| ("user".to_string(), name.map(str::to_string));
-    let c = |name: Option<&str>| ("client-id".to_string(), name.map(str::to_string));
-    // Entities list their parts sorted by type: "client-id" before "user".
-    let order = [
-        vec![c(Some(client_id)), u(Some(user))],
-        vec![c(None), u(Some(user))],
-        vec![u(Some(user))],
-        vec![c(Some(client_id)), u(None)],
-        vec![c(None), u(None)],
-        vec![u(None)],
-        vec![c(Some(client_id))],
-        vec![c(None)],
+    if quotas.is_empty() {
+        return None;
+    }
+    let order: [(Part, Part); 8] = [
+        (Some(Some(user)), Some(Some(client_id))),
+        (Some(Some(user)), Some(None)),
+        (Some(Some(user)), None),
+        (Some(None), Some(Some(client_id))),
+        (Some(None), Some(None)),
+        (Some(None), None),
+        (None, Some(Some(client_id))),
+        (None, Some(None)),
     ];
-    order.iter().find_map(|entity| {
-        let quota = quotas.iter().find(|q| &q.entity == entity)?;
+    order.iter().find_map(|&(u, c)| {
+        let quota = quotas.iter().find(|q| entity_is(q, u, c))?;
         let value = *quota.values.get(key)?;
-        let has = |t: &str| entity.iter().any(|(kind, _)| kind == t);
         let sensor = (
             key,
-            if has("user") { user.to_string() } else { String::new() },
-            if has("client-id") {
-                client_id.to_string()
-            } else {
-                String::new()
-            },
+            u.map_or(String::new(), |_| user.to_string()),
+            c.map_or(String::new(), |_| client_id.to_string()),
         );
         Some((value, sensor))
     })
+}
+
+/// One part of an entity: None = the entity has no such part; Some(None) = the
+/// type's default; Some(Some(name)) = that name.
+type Part<'a> = Option<Option<&'a str>>;
+
+/// Whether the quota's entity is exactly these parts (sorted: "client-id", then "user").
+fn entity_is(quota: &ClientQuota, user: Part, client: Part) -> bool {
+    let wanted = [("client-id", client), ("user", user)];
+    let mut parts = quota.entity.iter();
+    for (kind, name) in wanted.iter().filter_map(|(k, n)| n.map(|n| (*k, n))) {
+        match parts.next() {
+            Some((t, n)) if t == kind && n.as_deref() == name => {}
+            _ => return false,
+        }
+    }
+    parts.next().is_none()
 }
 
 /// Bytes per sample window, oldest first: (window start ms, amount).

@@ -195,7 +195,8 @@ fn validate_entry(entry: &AlterEntry) -> Result<QuotaChange, (i16, Option<String
             ops.push((key.to_string(), None));
             continue;
         }
-        if op.value <= 0.0 {
+        // NaN and infinity are refused too: the metadata file could not hold them.
+        if !op.value.is_finite() || op.value <= 0.0 {
             return Err(invalid(format!("Quota {key} must be greater than 0")));
         }
         if INTEGRAL_KEYS.contains(&key) && op.value.fract().abs() > 1e-6 {
@@ -228,4 +229,72 @@ fn validate_filter(req: &DescribeClientQuotasRequest) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, OpData};
+
+    fn entry(entity: &[(&str, Option<&str>)], key: &str, value: f64) -> AlterEntry {
+        AlterEntry::default()
+            .with_entity(
+                entity
+                    .iter()
+                    .map(|(t, n)| {
+                        EntityData::default()
+                            .with_entity_type(StrBytes::from_string(t.to_string()))
+                            .with_entity_name(n.map(|n| StrBytes::from_string(n.to_string())))
+                    })
+                    .collect(),
+            )
+            .with_ops(vec![OpData::default()
+                .with_key(StrBytes::from_string(key.to_string()))
+                .with_value(value)])
+    }
+
+    #[test]
+    fn values_the_metadata_file_cannot_hold_are_refused() {
+        let client = [("client-id", Some("app"))];
+        for bad in [f64::NAN, f64::INFINITY, 0.0, -1.0, 10.5] {
+            let refused = validate_entry(&entry(&client, "producer_byte_rate", bad)).err();
+            assert_eq!(
+                refused.map(|(code, _)| code),
+                Some(ResponseError::InvalidRequest.code()),
+                "{bad}"
+            );
+        }
+        let change = validate_entry(&entry(
+            &[("user", Some("u")), ("client-id", None)],
+            "request_percentage",
+            12.5,
+        ))
+        .expect("valid");
+        assert_eq!(
+            change.entity,
+            vec![
+                ("client-id".to_string(), None),
+                ("user".to_string(), Some("u".to_string()))
+            ]
+        );
+    }
+
+    #[test]
+    fn entities_are_checked_as_kafka_checks_them() {
+        let code = |e: &[(&str, Option<&str>)], key: &str| validate_entry(&entry(e, key, 1.0)).err().map(|(c, _)| c);
+        let invalid = Some(ResponseError::InvalidRequest.code());
+        assert_eq!(code(&[], "producer_byte_rate"), invalid);
+        assert_eq!(code(&[("user", Some(""))], "producer_byte_rate"), invalid);
+        assert_eq!(code(&[("ip", Some("not-an-ip"))], "connection_creation_rate"), invalid);
+        assert_eq!(
+            code(&[("ip", None), ("user", None)], "connection_creation_rate"),
+            invalid
+        );
+        assert_eq!(code(&[("ip", Some("10.0.0.1"))], "producer_byte_rate"), invalid);
+        assert_eq!(
+            code(&[("group", Some("g"))], "producer_byte_rate"),
+            Some(ResponseError::UnsupportedVersion.code())
+        );
+        assert_eq!(code(&[("ip", Some("10.0.0.1"))], "connection_creation_rate"), None);
+    }
 }

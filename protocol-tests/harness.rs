@@ -78,9 +78,19 @@ impl Broker {
     }
 
     /// Stops the broker with SIGTERM and returns its exit code.
-    pub fn terminate(mut self) -> (Option<i32>, tempfile::TempDir) {
+    pub fn terminate(self) -> (Option<i32>, tempfile::TempDir) {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Kills the broker with SIGKILL (no chance to flush or close anything)
+    /// and returns its data directory.
+    pub fn kill_9(self) -> tempfile::TempDir {
+        self.stop_with(libc::SIGKILL).1
+    }
+
+    fn stop_with(mut self, signal: i32) -> (Option<i32>, tempfile::TempDir) {
         // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         let status = self.child.wait().expect("wait");
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         (status.code(), dir)

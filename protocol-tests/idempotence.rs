@@ -91,15 +91,7 @@ fn retries_are_stored_once_gaps_and_old_epochs_are_refused_across_restarts() {
     );
     assert_eq!(send(&mut c, idempotent_batch(pid, 1, 1, 2)), (0, 6));
     drop(c);
-    let mut broker = broker;
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(broker.pid() as i32, libc::SIGKILL) };
-    while broker.is_running() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let dir = std::mem::replace(&mut broker.dir, tempfile::tempdir().unwrap());
-    drop(broker);
-    let broker = Broker::start_in(dir, &[]);
+    let broker = Broker::start_in(broker.kill_9(), &[]);
     let mut c = broker.client();
     assert_eq!(
         send(&mut c, idempotent_batch(pid, 1, 1, 2)),

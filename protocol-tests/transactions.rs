@@ -152,15 +152,7 @@ fn commit_abort_fencing_and_the_stable_offset_survive_kill_9() {
 
     // kill -9 with the transaction open: it is still open after the restart.
     drop(c);
-    let mut broker = broker;
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(broker.pid() as i32, libc::SIGKILL) };
-    while broker.is_running() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let dir = std::mem::replace(&mut broker.dir, tempfile::tempdir().unwrap());
-    drop(broker);
-    let broker = Broker::start_in(dir, &[]);
+    let broker = Broker::start_in(broker.kill_9(), &[]);
     let mut c = broker.client();
     assert_eq!(read_committed(&mut c), (8, 7, vec![(pid, 0)]));
 

@@ -532,6 +532,29 @@ impl Groups {
 
     // ----- Offsets ---------------------------------------------------------------------------
 
+    /// The group a commit goes to, checked as Kafka checks it: an unknown group
+    /// is created by a commit outside any generation (a simple group).
+    fn group_to_commit_to(&mut self, req: &OffsetCommitRequest, now: i64) -> Result<&mut Group, i16> {
+        if req.group_id.is_empty() {
+            return Err(E::InvalidGroupId.code());
+        }
+        if !self.groups.contains_key(&req.group_id) {
+            if req.generation >= 0 {
+                // OffsetCommit v9+ names the problem; older versions and TxnOffsetCommit
+                // (whose versions stop at 3) say the generation is wrong.
+                return Err(if req.version >= 9 {
+                    E::GroupIdNotFound.code()
+                } else {
+                    E::IllegalGeneration.code()
+                });
+            }
+            self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now));
+        }
+        let group = self.groups.get_mut(&req.group_id).expect("present");
+        validate_offset_commit(group, req)?;
+        Ok(group)
+    }
+
     /// Commits offsets; returns one error code per requested partition, in
     /// order. `exists` says whether a topic partition exists.
     pub fn commit_offsets(
@@ -541,29 +564,15 @@ impl Groups {
         exists: &dyn Fn(&str, i32) -> bool,
         now: i64,
     ) -> Vec<i16> {
-        let all = |code: i16| vec![code; req.offsets.len()];
-        if req.group_id.is_empty() {
-            return all(E::InvalidGroupId.code());
-        }
-        if !self.groups.contains_key(&req.group_id) {
-            if req.generation >= 0 {
-                return all(if req.version >= 9 {
-                    E::GroupIdNotFound.code()
-                } else {
-                    E::IllegalGeneration.code()
-                });
-            }
-            // A simple (unmanaged) group: created by its first commit.
-            self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now));
-        }
-        let group = self.groups.get_mut(&req.group_id).expect("present");
-        if let Err(code) = validate_offset_commit(group, &req) {
-            return all(code);
-        }
+        let max_metadata_bytes = self.config.offset_metadata_max_bytes;
+        let group = match self.group_to_commit_to(&req, now) {
+            Ok(group) => group,
+            Err(code) => return vec![code; req.offsets.len()],
+        };
         if let Some(m) = group.members.get_mut(&req.member_id) {
             m.heartbeat_deadline = now + m.session_timeout_ms as i64;
         }
-        let (codes, records, accepted) = prepare_offsets(&req, self.config.offset_metadata_max_bytes, exists, now);
+        let (codes, records, accepted) = prepare_offsets(&req, max_metadata_bytes, exists, now);
         if records.is_empty() {
             return codes;
         }
@@ -584,19 +593,8 @@ impl Groups {
         exists: &dyn Fn(&str, i32) -> bool,
         now: i64,
     ) -> Vec<i16> {
-        let all = |code: i16| vec![code; req.offsets.len()];
-        if req.group_id.is_empty() {
-            return all(E::InvalidGroupId.code());
-        }
-        if !self.groups.contains_key(&req.group_id) {
-            if req.generation >= 0 {
-                return all(E::IllegalGeneration.code());
-            }
-            self.groups.insert(req.group_id.clone(), Group::new(&req.group_id, now));
-        }
-        let group = self.groups.get_mut(&req.group_id).expect("present");
-        if let Err(code) = validate_offset_commit(group, &req) {
-            return all(code);
+        if let Err(code) = self.group_to_commit_to(&req, now) {
+            return vec![code; req.offsets.len()];
         }
         let (codes, records, accepted) = prepare_offsets(&req, self.config.offset_metadata_max_bytes, exists, now);
         let accepted = accepted

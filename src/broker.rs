@@ -286,14 +286,17 @@ impl RunningBroker {
 }
 
 /// Compacts the partitions of compacted topics that need it, one at a time
-/// (off the async threads). The internal topics compact themselves (StateTopic).
-async fn clean_compacted(partitions: &[Arc<Partition>]) {
+/// (off the async threads).
+async fn clean_compacted(partitions: &[Arc<Partition>], dedupe_buffer_size: usize) {
     for p in partitions {
-        if p.topic().starts_with("__") || !p.log().config().compact {
+        if !p.log().config().compact {
             continue;
         }
         let partition = p.clone();
-        let result = tokio::task::spawn_blocking(move || crate::storage::cleaner::clean(&partition, now_ms())).await;
+        let result = tokio::task::spawn_blocking(move || {
+            crate::storage::cleaner::clean(&partition, now_ms(), dedupe_buffer_size)
+        })
+        .await;
         match result {
             Ok(Ok(Some(r))) => info!(
                 topic = p.topic(),
@@ -333,36 +336,14 @@ async fn housekeeping(broker: Arc<Broker>) {
         }
         let now = now_ms();
         let partitions = broker.cluster.all_partitions();
-        for p in &partitions {
-            let file = {
-                let mut log = p.log();
-                log.flush_due(now).then(|| log.take_flush(now))
-            };
-            if let Some(file) = file {
-                let _ = tokio::task::spawn_blocking(move || file.sync_data()).await;
-            }
-        }
+        crate::storage::maintenance::flush_due(&partitions, now).await;
         if last_retention.elapsed() >= retention_every {
             last_retention = Instant::now();
-            for p in &partitions {
-                let result = p.log().apply_retention(now);
-                match result {
-                    Ok(0) => {}
-                    Ok(n) => info!(
-                        topic = p.topic(),
-                        partition = p.index(),
-                        segments = n,
-                        "retention deleted segments"
-                    ),
-                    Err(e) => {
-                        warn!(topic = p.topic(), partition = p.index(), error = %e, "retention failed")
-                    }
-                }
-            }
+            crate::storage::maintenance::apply_retention(&partitions, now).await;
         }
         if config.cleaner_enable && last_cleaning.elapsed() >= cleaner_every {
             last_cleaning = Instant::now();
-            clean_compacted(&partitions).await;
+            clean_compacted(&partitions, config.cleaner_dedupe_buffer_size).await;
         }
         if last_expiry.elapsed() >= producer_expiry_every {
             last_expiry = Instant::now();

@@ -4,17 +4,21 @@
 use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
+use crate::storage::{blocking, Partition};
 use kafka_protocol::messages::delete_records_request::DeleteRecordsRequest;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult,
 };
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::ResponseError;
+use std::sync::Arc;
 
-/// -1 asks to delete everything below the high watermark.
-const HIGH_WATERMARK: i64 = -1;
+/// A partition to delete from and the offset asked, or the error code.
+type Target = Result<(Arc<Partition>, i64), i16>;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
-    let topics = req
+    // Resolved here; deleted in one hop to the blocking pool (segment files go).
+    let resolved: Vec<(TopicName, Vec<(i32, Target)>)> = req
         .topics
         .into_iter()
         .map(|t| {
@@ -24,33 +28,64 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteRecordsReq
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    if !allowed {
-                        return result
-                            .with_low_watermark(-1)
-                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
-                    }
-                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
-                        return result
-                            .with_low_watermark(-1)
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let target = match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                        _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
+                        None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                        Some(partition) => Ok((partition.clone(), p.offset)),
                     };
-                    let mut log = partition.log();
-                    let offset = if p.offset == HIGH_WATERMARK {
-                        log.high_watermark()
-                    } else {
-                        p.offset
-                    };
-                    match log.delete_records_before(offset) {
-                        Ok(low) => result.with_low_watermark(low),
-                        Err(e) => result.with_low_watermark(-1).with_error_code(log_error_code(&e)),
-                    }
+                    (p.partition_index, target)
                 })
                 .collect();
-            DeleteRecordsTopicResult::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
+            (t.name, partitions)
         })
         .collect();
+    let shape: Vec<(TopicName, Vec<i32>)> = resolved
+        .iter()
+        .map(|(name, ps)| (name.clone(), ps.iter().map(|(i, _)| *i).collect()))
+        .collect();
+    let deleted = blocking(move || {
+        resolved
+            .into_iter()
+            .map(|(name, partitions)| {
+                let results = partitions
+                    .into_iter()
+                    .map(|(index, target)| {
+                        let result = DeleteRecordsPartitionResult::default().with_partition_index(index);
+                        // -1 asks to delete everything below the high watermark (the partition resolves it).
+                        match target
+                            .and_then(|(p, offset)| p.delete_records_before(offset).map_err(|e| log_error_code(&e)))
+                        {
+                            Ok(low) => result.with_low_watermark(low),
+                            Err(code) => result.with_low_watermark(-1).with_error_code(code),
+                        }
+                    })
+                    .collect();
+                DeleteRecordsTopicResult::default()
+                    .with_name(name)
+                    .with_partitions(results)
+            })
+            .collect()
+    })
+    .await;
+    let topics = deleted.unwrap_or_else(|_| {
+        // The task died: a storage error for each partition, not a hang.
+        shape
+            .into_iter()
+            .map(|(name, indexes)| {
+                let results = indexes
+                    .into_iter()
+                    .map(|i| {
+                        DeleteRecordsPartitionResult::default()
+                            .with_partition_index(i)
+                            .with_low_watermark(-1)
+                            .with_error_code(ResponseError::KafkaStorageError.code())
+                    })
+                    .collect();
+                DeleteRecordsTopicResult::default()
+                    .with_name(name)
+                    .with_partitions(results)
+            })
+            .collect()
+    });
     DeleteRecordsResponse::default().with_topics(topics)
 }

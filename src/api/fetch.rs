@@ -1,5 +1,5 @@
 //! Fetch: returns stored batches as they are, whole, from the batch holding
-//! the fetch offset. Long-polls until `min_bytes` are there or `max_wait_ms`
+//! the fetch offset, read in one hop to the blocking pool per attempt. Long-polls until `min_bytes` are there or `max_wait_ms`
 //! passes, woken by appends. Fetch sessions are declined (session id 0), so
 //! every request is answered in full, as Kafka answers sessionless fetches.
 
@@ -9,7 +9,7 @@ use crate::broker::Broker;
 use crate::cluster::{Topic, TopicStats};
 use crate::quota::CONSUMER_BYTE_RATE;
 use crate::storage::batch::{count_records, BatchHeader};
-use crate::storage::{now_ms, LogError, Partition};
+use crate::storage::{blocking, now_ms, LogError, Partition};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{
@@ -87,15 +87,16 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let waiter = Arc::new(Notify::new());
+    let wanted = Arc::new(wanted);
     let results = loop {
         // Register before reading, so that an append between the read and the
         // wait still wakes us.
-        for w in &wanted {
+        for w in wanted.iter() {
             if let Ok(p) = &w.target {
                 p.register_waiter(&waiter);
             }
         }
-        let (results, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
+        let (results, bytes, any_error) = read_all_blocking(&wanted, max_bytes, read_committed).await;
         if bytes >= min_bytes || any_error || tokio::time::Instant::now() >= deadline || wanted.is_empty() {
             break results;
         }
@@ -105,7 +106,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             _ = broker.shutdown.cancelled() => {}
         }
         if broker.shutdown.is_cancelled() {
-            break read_all(&wanted, max_bytes, read_committed).0;
+            break read_all_blocking(&wanted, max_bytes, read_committed).await.0;
         }
     };
 
@@ -144,6 +145,23 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
         responses[w.topic_index].partitions.push(data);
     }
     FetchResponse::default().with_session_id(0).with_responses(responses)
+}
+
+/// `read_all` in one hop to the blocking pool: reads are file I/O.
+async fn read_all_blocking(
+    wanted: &Arc<Vec<Wanted>>,
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<PartitionData>, usize, bool) {
+    let work = wanted.clone();
+    match blocking(move || read_all(&work, max_bytes, read_committed)).await {
+        Ok(read) => read,
+        Err(_) => {
+            let code = ResponseError::KafkaStorageError.code();
+            let failed = wanted.iter().map(|w| empty(w.partition_index, code, -1, -1, -1));
+            (failed.collect(), 0, true)
+        }
+    }
 }
 
 /// Reads every partition once. Returns the partition answers, the bytes of

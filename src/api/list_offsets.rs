@@ -4,12 +4,14 @@
 use super::{leader_epoch_error, log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
-use crate::storage::Partition;
+use crate::storage::{blocking, Partition};
 use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::ResponseError;
+use std::sync::Arc;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -22,7 +24,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsReque
     // Leader epochs exist from v4; earlier versions must carry the default.
     let with_epochs = ctx.api_version >= 4;
     let read_committed = req.isolation_level == READ_COMMITTED;
-    let topics = req
+    // Resolved here; looked up in one hop to the blocking pool (the time
+    // index and the batches are files).
+    let resolved: Vec<(TopicName, Vec<Answer>)> = req
         .topics
         .into_iter()
         .map(|t| {
@@ -33,36 +37,111 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsReque
                 .into_iter()
                 .map(|p| {
                     let answer = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let refused = |code: i16| {
+                        Answer::Ready(
+                            answer
+                                .clone()
+                                .with_error_code(code)
+                                .with_timestamp(-1)
+                                .with_offset(-1)
+                                .with_leader_epoch(-1),
+                        )
+                    };
                     if !allowed {
-                        return answer
-                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                            .with_timestamp(-1)
-                            .with_offset(-1)
-                            .with_leader_epoch(-1);
+                        return refused(ResponseError::TopicAuthorizationFailed.code());
                     }
                     match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
-                        None => answer
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_timestamp(-1)
-                            .with_offset(-1)
-                            .with_leader_epoch(-1),
-                        Some(partition) => {
-                            let a = lookup(partition, p.timestamp, p.current_leader_epoch, read_committed, answer);
+                        None => refused(ResponseError::UnknownTopicOrPartition.code()),
+                        Some(partition) => Answer::Lookup {
+                            partition: partition.clone(),
+                            timestamp: p.timestamp,
+                            epoch: p.current_leader_epoch,
+                            answer,
+                        },
+                    }
+                })
+                .collect();
+            (t.name, partitions)
+        })
+        .collect();
+    let shape: Vec<(TopicName, Vec<i32>)> = resolved
+        .iter()
+        .map(|(name, answers)| (name.clone(), answers.iter().map(Answer::partition_index).collect()))
+        .collect();
+    let looked_up = blocking(move || {
+        resolved
+            .into_iter()
+            .map(|(name, answers)| {
+                let partitions = answers
+                    .into_iter()
+                    .map(|a| match a {
+                        Answer::Ready(answer) => answer,
+                        Answer::Lookup {
+                            partition,
+                            timestamp,
+                            epoch,
+                            answer,
+                        } => {
+                            let a = lookup(&partition, timestamp, epoch, read_committed, answer);
                             if with_epochs {
                                 a
                             } else {
                                 a.with_leader_epoch(-1)
                             }
                         }
-                    }
+                    })
+                    .collect();
+                ListOffsetsTopicResponse::default()
+                    .with_name(name)
+                    .with_partitions(partitions)
+            })
+            .collect()
+    })
+    .await;
+    match looked_up {
+        Ok(topics) => ListOffsetsResponse::default().with_topics(topics),
+        // The lookup task died: a storage error for each partition, not a hang.
+        Err(_) => ListOffsetsResponse::default().with_topics(
+            shape
+                .into_iter()
+                .map(|(name, indexes)| {
+                    let partitions = indexes
+                        .into_iter()
+                        .map(|i| {
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(i)
+                                .with_error_code(ResponseError::KafkaStorageError.code())
+                                .with_timestamp(-1)
+                                .with_offset(-1)
+                                .with_leader_epoch(-1)
+                        })
+                        .collect();
+                    ListOffsetsTopicResponse::default()
+                        .with_name(name)
+                        .with_partitions(partitions)
                 })
-                .collect();
-            ListOffsetsTopicResponse::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
-    ListOffsetsResponse::default().with_topics(topics)
+                .collect(),
+        ),
+    }
+}
+
+/// A partition's answer, or what to look up for it.
+enum Answer {
+    Ready(ListOffsetsPartitionResponse),
+    Lookup {
+        partition: Arc<Partition>,
+        timestamp: i64,
+        epoch: i32,
+        answer: ListOffsetsPartitionResponse,
+    },
+}
+
+impl Answer {
+    fn partition_index(&self) -> i32 {
+        match self {
+            Answer::Ready(a) | Answer::Lookup { answer: a, .. } => a.partition_index,
+        }
+    }
 }
 
 fn lookup(

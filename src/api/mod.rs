@@ -72,13 +72,11 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Batch(BatchError::InvalidLength(_) | BatchError::CrcMismatch { .. }) => {
             ResponseError::CorruptMessage.code()
         }
-        LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         LogError::ProducerState(crate::storage::producer_state::ProducerStateError::InvalidEpoch { .. }) => {
             ResponseError::InvalidProducerEpoch.code()
         }
         LogError::ProducerState(_) => ResponseError::OutOfOrderSequenceNumber.code(),
         LogError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
-        LogError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp.code(),
     }
 }
 

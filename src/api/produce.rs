@@ -1,15 +1,14 @@
-//! Produce: validates each partition's batch header and CRC, then appends the
-//! bytes as received with offsets assigned. Records are never decoded here.
+//! Produce: validates each partition's batch (`LogValidator`), then appends
+//! every valid batch of the request in one hop to the blocking pool, as
+//! received with offsets assigned. Records are never decoded here.
 
 use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::cluster::{Topic, TopicStats};
 use crate::quota::PRODUCER_BYTE_RATE;
-use crate::storage::batch::{validate_produced, BatchError};
-use crate::storage::codec::recompress;
-use crate::storage::now_ms;
-use crate::storage::LogError;
+use crate::storage::batch::BatchError;
+use crate::storage::{now_ms, AppendInfo, LogError, LogValidator, Partition, ValidationError};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
@@ -29,7 +28,16 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         .flat_map(|t| t.partition_data.iter())
         .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
         .sum();
+    let txn = TxnContext {
+        broker,
+        ctx,
+        transactional_id: req.transactional_id.as_ref().map(|t| t.as_str()),
+    };
+    let now = now_ms();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // The batches that passed every check, appended together below.
+    let mut appends = Vec::new();
+    let mut pending = Vec::new();
     for topic_data in req.topic_data {
         let topic = if by_id {
             broker.cluster.topic_by_id(topic_data.topic_id)
@@ -45,29 +53,33 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let index = data.index;
-            let response = match (&topic, acks) {
+            let checked = match (&topic, acks) {
                 (_, a) if !(a == -1 || a == 0 || a == 1) => {
-                    error_response(index, ResponseError::InvalidRequiredAcks.code(), None)
+                    Checked::Refused(error_response(index, ResponseError::InvalidRequiredAcks.code(), None))
                 }
-                _ if !allowed => error_response(index, ResponseError::TopicAuthorizationFailed.code(), None),
+                _ if !allowed => Checked::Refused(error_response(
+                    index,
+                    ResponseError::TopicAuthorizationFailed.code(),
+                    None,
+                )),
                 (None, _) => {
                     let code = if by_id {
                         ResponseError::UnknownTopicId.code()
                     } else {
                         ResponseError::UnknownTopicOrPartition.code()
                     };
-                    error_response(index, code, None)
+                    Checked::Refused(error_response(index, code, None))
                 }
-                (Some(topic), _) => {
-                    let txn = TxnContext {
-                        broker,
-                        ctx,
-                        transactional_id: req.transactional_id.as_ref().map(|t| t.as_str()),
-                    };
-                    append_partition(topic, data, acks, ctx.api_version, &txn).await
-                }
+                (Some(topic), _) => check_partition(topic, data, acks, ctx.api_version, now, &txn),
             };
-            partition_responses.push(response);
+            match checked {
+                Checked::Valid(append) => {
+                    pending.push((responses.len(), partition_responses.len(), append.received));
+                    appends.push((append.partition, append.batch));
+                    partition_responses.push(PartitionProduceResponse::default().with_index(index));
+                }
+                Checked::Refused(response) => partition_responses.push(response),
+            }
         }
         responses.push(
             TopicProduceResponse::default()
@@ -75,6 +87,12 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                 .with_topic_id(topic_data.topic_id)
                 .with_partition_responses(partition_responses),
         );
+    }
+    // One hop to the blocking pool for the whole request.
+    let results = Partition::append_batches(appends).await;
+    for ((t, p, received), result) in pending.into_iter().zip(results) {
+        let response = &mut responses[t].partition_responses[p];
+        *response = appended(response.index, &received, result);
     }
     let throttle_ms = broker.quotas.record(
         &broker.cluster.client_quotas(),
@@ -109,17 +127,6 @@ fn error_response(index: i32, code: i16, message: Option<String>) -> PartitionPr
         .with_error_message(message.map(StrBytes::from_string))
 }
 
-/// Index of the first record without a key, which a compacted topic refuses.
-/// Only compacted topics pay for decoding the records.
-fn first_keyless_record(records: &bytes::Bytes) -> Option<i32> {
-    let mut buf = records.clone();
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records.iter().position(|r| r.key.is_none()).map(|i| i as i32)
-}
-
-/// ZStandard batches need Produce v7 or later (KIP-110).
-const ZSTD: i16 = 4;
-
 /// What a transactional batch is checked against.
 struct TxnContext<'a> {
     broker: &'a Broker,
@@ -141,90 +148,139 @@ impl TxnContext<'_> {
     }
 }
 
-async fn append_partition(
+/// A partition's batch after the checks: to append, or refused.
+enum Checked {
+    Valid(Append),
+    Refused(PartitionProduceResponse),
+}
+
+/// A batch that passed every check, to append.
+struct Append {
+    partition: Arc<Partition>,
+    batch: Vec<u8>,
+    received: Received,
+}
+
+/// What the producer sent, for the topic's statistics.
+struct Received {
+    stats: Arc<TopicStats>,
+    bytes: u64,
+    records: u64,
+}
+
+/// Validates one partition's batch and checks what the broker requires of
+/// it (transaction, in-sync replicas).
+fn check_partition(
     topic: &Arc<Topic>,
     data: PartitionProduceData,
     acks: i16,
     version: i16,
+    now: i64,
     txn: &TxnContext<'_>,
-) -> PartitionProduceResponse {
+) -> Checked {
     let index = data.index;
     let Some(partition) = topic.partition(index) else {
-        return error_response(index, ResponseError::UnknownTopicOrPartition.code(), None);
+        return Checked::Refused(error_response(
+            index,
+            ResponseError::UnknownTopicOrPartition.code(),
+            None,
+        ));
     };
     let Some(records) = data.records else {
-        return error_response(
+        return Checked::Refused(error_response(
             index,
             ResponseError::InvalidRecord.code(),
             Some("produce request carries no records".into()),
-        );
+        ));
     };
-    let header = match validate_produced(&records) {
-        Ok(h) => h,
+    let validator = LogValidator {
+        config: &topic.log_config,
+        api_version: version,
+        now_ms: now,
+    };
+    let valid = match validator.validate(&records) {
+        Ok(valid) => valid,
         Err(e) => {
             debug!(topic = %topic.name, partition = index, error = %e, "refused a batch");
-            let mut r = error_response(index, log_error_code(&LogError::Batch(e.clone())), Some(e.to_string()));
-            if matches!(e, BatchError::Invalid(_)) {
-                r.record_errors = vec![BatchIndexAndErrorMessage::default()
-                    .with_batch_index(0)
-                    .with_batch_index_error_message(Some(StrBytes::from_string(e.to_string())))];
-            }
-            return r;
+            return Checked::Refused(refused(&topic.name, index, &e));
         }
     };
-    if topic.log_config.compact {
-        if let Some(record_index) = first_keyless_record(&records) {
-            let message = format!(
-                "Compacted topic cannot accept message without key in topic partition {}-{index}.",
-                topic.name
-            );
-            let mut r = error_response(index, ResponseError::InvalidRecord.code(), Some(message.clone()));
-            r.record_errors = vec![BatchIndexAndErrorMessage::default()
-                .with_batch_index(record_index)
-                .with_batch_index_error_message(Some(StrBytes::from_string(message)))];
-            return r;
-        }
-    }
-    if header.compression() == ZSTD && version < 7 {
-        return error_response(
-            index,
-            ResponseError::UnsupportedCompressionType.code(),
-            Some("zstd batches need Produce v7 or later".into()),
-        );
-    }
+    let header = valid.header;
     if header.is_transactional() {
         if let Err(code) = txn.check(&topic.name, index, header.producer_id, header.producer_epoch) {
             debug!(topic = %topic.name, partition = index, code, "refused a transactional batch");
-            return error_response(index, code, None);
+            return Checked::Refused(error_response(index, code, None));
         }
     }
     // A single node is the only in-sync replica.
     if acks == -1 && topic.log_config.min_insync_replicas > 1 {
-        return error_response(
+        return Checked::Refused(error_response(
             index,
             ResponseError::NotEnoughReplicas.code(),
             Some(format!(
                 "min.insync.replicas is {} but only 1 replica is in sync",
                 topic.log_config.min_insync_replicas
             )),
-        );
+        ));
     }
-    // A topic with its own compression.type stores every batch in that codec.
-    let stored = match topic.log_config.compression {
-        Some(codec) if codec != header.compression() => match recompress(&records, &header, codec) {
-            Ok(batch) => batch,
-            Err(e) => {
-                debug!(topic = %topic.name, partition = index, error = %e, "could not recompress a batch");
-                return error_response(index, ResponseError::CorruptMessage.code(), Some(e.to_string()));
-            }
+    Checked::Valid(Append {
+        partition: partition.clone(),
+        batch: valid.bytes,
+        received: Received {
+            stats: topic.stats.clone(),
+            bytes: records.len() as u64,
+            records: header.records_count as u64,
         },
-        _ => records.to_vec(),
+    })
+}
+
+/// The answer for a batch the validator refused, as Kafka words it.
+fn refused(topic: &str, index: i32, e: &ValidationError) -> PartitionProduceResponse {
+    let record_error = |batch_index: i32, message: &str| {
+        vec![BatchIndexAndErrorMessage::default()
+            .with_batch_index(batch_index)
+            .with_batch_index_error_message(Some(StrBytes::from_string(message.to_string())))]
     };
-    match partition.append(stored).await {
+    let message = e.to_string();
+    match e {
+        ValidationError::Batch(b) => {
+            let mut r = error_response(
+                index,
+                log_error_code(&LogError::Batch(b.clone())),
+                Some(message.clone()),
+            );
+            if matches!(b, BatchError::Invalid(_)) {
+                r.record_errors = record_error(0, &message);
+            }
+            r
+        }
+        ValidationError::KeylessRecord { record_index } => {
+            let message =
+                format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}.");
+            let mut r = error_response(index, ResponseError::InvalidRecord.code(), Some(message.clone()));
+            r.record_errors = record_error(*record_index, &message);
+            r
+        }
+        ValidationError::ZstdNeedsV7 => {
+            error_response(index, ResponseError::UnsupportedCompressionType.code(), Some(message))
+        }
+        ValidationError::Recompression(_) => error_response(index, ResponseError::CorruptMessage.code(), Some(message)),
+        ValidationError::MessageTooLarge { .. } => {
+            error_response(index, ResponseError::MessageTooLarge.code(), Some(message))
+        }
+        ValidationError::InvalidTimestamp { .. } => {
+            error_response(index, ResponseError::InvalidTimestamp.code(), Some(message))
+        }
+    }
+}
+
+/// The answer for an appended batch.
+fn appended(index: i32, received: &Received, result: Result<AppendInfo, LogError>) -> PartitionProduceResponse {
+    match result {
         Ok(info) => {
             if !info.duplicate {
-                TopicStats::add(&topic.stats.bytes_in, records.len() as u64);
-                TopicStats::add(&topic.stats.records_in, header.records_count as u64);
+                TopicStats::add(&received.stats.bytes_in, received.bytes);
+                TopicStats::add(&received.stats.records_in, received.records);
             }
             PartitionProduceResponse::default()
                 .with_index(index)
@@ -233,7 +289,7 @@ async fn append_partition(
                 .with_log_start_offset(info.log_start_offset)
         }
         Err(e) => {
-            debug!(topic = %topic.name, partition = index, error = %e, "append failed");
+            debug!(partition = index, error = %e, "append failed");
             error_response(index, log_error_code(&e), Some(e.to_string()))
         }
     }

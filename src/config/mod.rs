@@ -61,6 +61,7 @@ const KNOWN_KEYS: &[&str] = &[
     "log.flush.scheduler.interval.ms",
     "log.cleaner.enable",
     "log.cleaner.backoff.ms",
+    "log.cleaner.dedupe.buffer.size",
     "quota.window.num",
     "quota.window.size.seconds",
     "producer.id.expiration.ms",
@@ -143,6 +144,8 @@ pub struct BrokerConfig {
     /// Whether compacted topics are cleaned, and how often the cleaner looks.
     pub cleaner_enable: bool,
     pub cleaner_backoff_ms: u64,
+    /// Memory of the cleaner's key map (`log.cleaner.dedupe.buffer.size`).
+    pub cleaner_dedupe_buffer_size: usize,
     /// Client quotas are measured over this many windows of this many seconds.
     pub quota_window_num: usize,
     pub quota_window_size_seconds: i64,
@@ -289,6 +292,8 @@ impl BrokerConfig {
             flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)? as u64,
             cleaner_enable: parse_bool(&props, "log.cleaner.enable", true)?,
             cleaner_backoff_ms: num("log.cleaner.backoff.ms", 15_000, 0, i64::MAX)? as u64,
+            cleaner_dedupe_buffer_size: num("log.cleaner.dedupe.buffer.size", 134_217_728, 1_048_576, i64::MAX)?
+                as usize,
             quota_window_num: num("quota.window.num", 11, 1, i32::MAX as i64)? as usize,
             quota_window_size_seconds: num("quota.window.size.seconds", 1, 1, i32::MAX as i64)?,
             producer_id_expiration_ms: num("producer.id.expiration.ms", 86_400_000, 1, i64::MAX)?,

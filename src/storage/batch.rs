@@ -212,48 +212,6 @@ pub enum ControlType {
     Commit,
 }
 
-/// Reads the marker type of a control batch from its single record's key
-/// (version i16, type i16). Control batches are never compressed.
-pub fn control_type(batch: &[u8]) -> Option<ControlType> {
-    let mut rest = batch.get(BATCH_HEADER_LEN..)?;
-    let _length = read_varint(&mut rest)?;
-    let _attributes = take(&mut rest, 1)?;
-    let _timestamp_delta = read_varint(&mut rest)?;
-    let _offset_delta = read_varint(&mut rest)?;
-    let key_length = read_varint(&mut rest)?;
-    if key_length < 4 {
-        return None;
-    }
-    let key = take(&mut rest, 4)?;
-    match i16::from_be_bytes([key[2], key[3]]) {
-        0 => Some(ControlType::Abort),
-        1 => Some(ControlType::Commit),
-        _ => None,
-    }
-}
-
-fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if buf.len() < n {
-        return None;
-    }
-    let (head, tail) = buf.split_at(n);
-    *buf = tail;
-    Some(head)
-}
-
-/// A zigzag varint as records use them.
-fn read_varint(buf: &mut &[u8]) -> Option<i64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *take(buf, 1)?.first()?;
-        value |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
-
 /// A transaction marker batch, as the coordinator writes it into each
 /// partition of a transaction: one control record whose key holds the type
 /// and whose value holds the coordinator epoch.
@@ -303,33 +261,6 @@ pub fn control_batch(
     buf.to_vec()
 }
 
-/// Checks a batch that a producer sent, before it is given offsets.
-/// Returns the header of the single batch that `records` must contain.
-pub fn validate_produced(records: &[u8]) -> Result<BatchHeader, BatchError> {
-    let header = BatchHeader::parse_and_verify(records)?;
-    if header.total_size() != records.len() {
-        return Err(BatchError::Invalid(
-            "produce requests must contain exactly one record batch per partition",
-        ));
-    }
-    if header.records_count <= 0 {
-        return Err(BatchError::Invalid("record batch has no records"));
-    }
-    // Markers are the transaction coordinator's to write.
-    if header.is_control() {
-        return Err(BatchError::Invalid("clients may not write control batches"));
-    }
-    if header.last_offset_delta != header.records_count - 1 {
-        return Err(BatchError::Invalid(
-            "record batch last offset delta does not match its record count",
-        ));
-    }
-    if header.compression() > 4 {
-        return Err(BatchError::Invalid("unknown compression codec"));
-    }
-    Ok(header)
-}
-
 /// Writes the broker-assigned fields into a batch that is about to be stored.
 /// Base offset and leader epoch sit outside the CRC; the timestamp fields do
 /// not, so the CRC is recomputed only when LogAppendTime rewrites them.
@@ -371,6 +302,7 @@ pub fn rebuilt_batch(header: &[u8], records_count: i32, records: &[u8]) -> Vec<u
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::storage::records::control_type;
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -415,35 +347,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn parses_and_verifies_a_client_batch() {
-        let buf = encode_batch(3, 1_000, Compression::None);
-        let header = validate_produced(&buf).unwrap();
-        assert_eq!(header.records_count, 3);
-        assert_eq!(header.last_offset_delta, 2);
-        assert_eq!(header.base_timestamp, 1_000);
-        assert_eq!(header.max_timestamp, 1_002);
-        assert_eq!(header.total_size(), buf.len());
-    }
-
-    #[test]
-    fn detects_a_flipped_bit() {
-        let mut buf = encode_batch(2, 0, Compression::None);
-        let last = buf.len() - 1;
-        buf[last] ^= 0x01;
-        assert!(matches!(validate_produced(&buf), Err(BatchError::CrcMismatch { .. })));
-    }
-
-    #[test]
-    fn refuses_two_batches_and_truncation() {
-        let mut two = encode_batch(1, 0, Compression::None);
-        two.extend_from_slice(&encode_batch(1, 0, Compression::None));
-        assert!(matches!(validate_produced(&two), Err(BatchError::Invalid(_))));
-        let one = encode_batch(2, 0, Compression::None);
-        assert_eq!(validate_produced(&one[..one.len() - 3]), Err(BatchError::Truncated));
-        assert_eq!(validate_produced(&one[..10]), Err(BatchError::Truncated));
-    }
-
-    #[test]
     fn assigning_offsets_keeps_the_crc_valid() {
         let mut buf = encode_batch(4, 5, Compression::Gzip);
         assign_offsets(&mut buf, 1234, 7, None);
@@ -468,8 +371,6 @@ pub(crate) mod tests {
                 (42, 3, -1)
             );
             assert_eq!(control_type(&batch), Some(kind));
-            // A client may not send one.
-            assert!(validate_produced(&batch).is_err());
         }
         assert_eq!(control_type(&encode_batch(1, 0, Compression::None)), None);
     }

@@ -2,7 +2,8 @@
 //! the shape shared by Kafka's `.index` and `.timeindex` files.
 //!
 //! Entries of sealed segments are read from disk on first use only, so opening
-//! a log costs nothing per sealed segment.
+//! a log costs nothing per sealed segment; an active segment's index holds a
+//! file descriptor only once it has an entry.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -20,7 +21,12 @@ pub struct IndexFile<E: IndexEntry> {
     path: PathBuf,
     entries: Vec<E>,
     loaded: bool,
+    /// Opened at the first entry written, closed at seal: an index that
+    /// nothing was written to costs no file descriptor.
     writer: Option<File>,
+    /// The file on disk, if any, is not this index's yet: it is created (or
+    /// emptied) when the first entry is written, or at seal.
+    fresh: bool,
 }
 
 impl<E: IndexEntry> IndexFile<E> {
@@ -31,25 +37,26 @@ impl<E: IndexEntry> IndexFile<E> {
             entries: Vec::new(),
             loaded: false,
             writer: None,
+            fresh: false,
         }
     }
 
-    /// An empty index that will be appended to; any existing file is truncated.
-    pub fn create(path: PathBuf) -> io::Result<Self> {
-        let writer = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
-        Ok(IndexFile {
+    /// An empty index that will be appended to; any existing file is
+    /// replaced, though not before the first entry (or the seal).
+    pub fn create(path: PathBuf) -> Self {
+        IndexFile {
             path,
             entries: Vec::new(),
             loaded: true,
-            writer: Some(writer),
-        })
+            writer: None,
+            fresh: true,
+        }
     }
 
     /// Opens an existing index for appending, reading its entries now.
     pub fn open_for_append(path: PathBuf) -> io::Result<Self> {
         let mut index = IndexFile::lazy(path);
         index.ensure_loaded()?;
-        index.writer = Some(open_existing_for_writing(&index.path)?);
         Ok(index)
     }
 
@@ -63,7 +70,10 @@ impl<E: IndexEntry> IndexFile<E> {
         }
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.fresh = true;
+                Vec::new()
+            }
             Err(e) => return Err(e),
         };
         // A trailing partial entry (torn write) is ignored.
@@ -81,53 +91,54 @@ impl<E: IndexEntry> IndexFile<E> {
         Ok(self.entries()?.last().copied())
     }
 
+    /// The file, opened for writing: emptied first if it is not ours yet.
+    fn writer(&mut self) -> io::Result<&File> {
+        if self.writer.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(self.fresh)
+                .write(true)
+                .open(&self.path)?;
+            if !self.fresh {
+                // Bytes past the entries known (a torn tail) are cut.
+                file.set_len((self.entries.len() * E::SIZE) as u64)?;
+            }
+            self.fresh = false;
+            self.writer = Some(file);
+        }
+        self.writer.as_ref().ok_or_else(|| io::Error::other("index writer"))
+    }
+
     pub fn append(&mut self, entry: E) -> io::Result<()> {
         self.ensure_loaded()?;
-        if self.writer.is_none() {
-            self.writer = Some(open_existing_for_writing(&self.path)?);
-        }
         let mut buf = [0u8; 16];
         entry.encode(&mut buf[..E::SIZE]);
         let position = (self.entries.len() * E::SIZE) as u64;
-        if let Some(writer) = &self.writer {
-            writer.write_all_at(&buf[..E::SIZE], position)?;
-        }
+        self.writer()?.write_all_at(&buf[..E::SIZE], position)?;
         self.entries.push(entry);
         Ok(())
     }
 
-    /// Keeps only the entries for which `keep` holds (a prefix), on disk too.
+    /// Keeps only the first `count` entries, on disk too.
     pub fn truncate_to(&mut self, count: usize) -> io::Result<()> {
         self.ensure_loaded()?;
         self.entries.truncate(count);
-        let file = match &self.writer {
-            Some(f) => f.try_clone()?,
-            None => open_existing_for_writing(&self.path)?,
-        };
-        file.set_len((self.entries.len() * E::SIZE) as u64)
+        if self.fresh {
+            return Ok(()); // nothing of ours on disk
+        }
+        let len = (self.entries.len() * E::SIZE) as u64;
+        self.writer()?.set_len(len)
     }
 
-    /// Stops appending: the file is flushed and closed; entries stay cached if loaded.
+    /// Stops appending: the file exists and holds the entries; it is closed.
+    /// Not synced: the segment's flush does that before the recovery point
+    /// passes it.
     pub fn seal(&mut self) -> io::Result<()> {
-        if let Some(writer) = self.writer.take() {
-            writer.sync_data()?;
+        if self.fresh {
+            self.writer()?;
         }
+        self.writer = None;
         Ok(())
-    }
-
-    pub fn sync(&self) -> io::Result<()> {
-        match &self.writer {
-            Some(w) => w.sync_data(),
-            None => Ok(()),
-        }
-    }
-
-    /// Drops cached entries of a sealed index so memory follows what is being read.
-    pub fn unload(&mut self) {
-        if self.writer.is_none() {
-            self.entries = Vec::new();
-            self.loaded = false;
-        }
     }
 
     pub fn delete(&mut self) -> io::Result<()> {
@@ -137,11 +148,6 @@ impl<E: IndexEntry> IndexFile<E> {
             _ => Ok(()),
         }
     }
-}
-
-/// Opens (creating if missing) an index file without discarding its entries.
-fn open_existing_for_writing(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).truncate(false).write(true).open(path)
 }
 
 /// Reads a single entry without loading the index, e.g. the last time index entry.

@@ -3,11 +3,13 @@
 //! batch (CRC checked) after a crash, and a torn tail is cut off, so start-up
 //! costs time in proportion to the active segments, not to the whole log.
 
-use super::batch::control_type;
-use super::log::{list_snapshots, Log, LogError, Transactions};
+use super::log::{LoadedLog, Log, LogError};
+use super::producer_snapshot;
 use super::producer_state::ProducerState;
-use super::segment::{file_name, LogSegment};
-use super::txn_index;
+use super::records::control_type;
+use super::segment::LogSegment;
+use super::segments::LogSegments;
+use super::txn_index::AbortedTxns;
 use crate::config::topic::LogConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,17 +43,8 @@ impl LogLoader<'_> {
         let bases = self.list_segments()?;
         let mut report = LoadReport::default();
         if bases.is_empty() {
-            let mut log = Log::create(dir, self.config, self.now_ms)?;
-            if self.log_start_offset > 0 {
-                // Every segment was deleted by retention: restart numbering where it stood.
-                log.segments.clear();
-                let seg = LogSegment::create(dir, self.log_start_offset, log.config.index_interval_bytes, self.now_ms)?;
-                log.segments.insert(self.log_start_offset, seg);
-                log.log_start_offset = self.log_start_offset;
-                log.next_offset = self.log_start_offset;
-                log.high_watermark = self.log_start_offset;
-                log.recovery_point = self.log_start_offset;
-            }
+            // Every segment was deleted by retention: numbering restarts where it stood.
+            let log = Log::create_at(dir, self.config, self.log_start_offset.max(0), self.now_ms)?;
             return Ok((log, report));
         }
         let interval = self.config.index_interval_bytes;
@@ -62,38 +55,36 @@ impl LogLoader<'_> {
         report.segments = segments.len();
 
         let next_offset = if self.clean_shutdown {
-            let active = segments.values_mut().next_back().expect("non-empty");
+            let Some(active) = segments.values_mut().next_back() else {
+                return Err(LogError::Io(std::io::Error::other("no segment to append to")));
+            };
             active.reopen_for_append()?;
             let base = active.base_offset();
             active.scan_tail()?.unwrap_or(base)
         } else {
             self.recover(&mut segments, &mut report)?
         };
-
-        let first_base = *segments.keys().next().expect("non-empty");
-        let log_start_offset = self.log_start_offset.max(first_base).min(next_offset);
-        let mut log = Log {
+        let Some(mut segments) = LogSegments::from_segments(segments.into_values()) else {
+            return Err(LogError::Io(std::io::Error::other("no segment to append to")));
+        };
+        let log_start_offset = self.log_start_offset.max(segments.first_base()).min(next_offset);
+        let mut aborted = AbortedTxns::load(dir, segments.bases(), next_offset)?;
+        let producers = load_producer_state(dir, &mut segments, &mut aborted, log_start_offset, next_offset)?;
+        let log = Log::from_loaded(LoadedLog {
             dir: dir.to_path_buf(),
             config: self.config,
             segments,
             log_start_offset,
             next_offset,
-            high_watermark: next_offset,
-            producers: ProducerState::default(),
             recovery_point: if self.clean_shutdown {
                 next_offset
             } else {
                 self.recovery_point.min(next_offset)
             },
-            unflushed_messages: 0,
-            last_flush_ms: self.now_ms,
-            leader_epoch: 0,
-            deleted: false,
-            aborted: Vec::new(),
-            cleaned_to: 0,
-        };
-        load_aborted_transactions(&mut log)?;
-        load_producer_state(&mut log)?;
+            producers,
+            aborted,
+            now_ms: self.now_ms,
+        });
         Ok((log, report))
     }
 
@@ -125,17 +116,14 @@ impl LogLoader<'_> {
     /// Scans every segment from the one holding the recovery point onwards,
     /// rebuilding indexes, and cuts the log at the first invalid batch.
     fn recover(&self, segments: &mut BTreeMap<i64, LogSegment>, report: &mut LoadReport) -> Result<i64, LogError> {
-        let first = *segments.keys().next().expect("non-empty");
+        let first = segments.keys().next().copied().unwrap_or(0);
         let start = segments
             .range(..=self.recovery_point.max(first))
             .next_back()
-            .map(|(b, _)| *b)
-            .unwrap_or(first);
-        let to_scan: Vec<i64> = segments.range(start..).map(|(b, _)| *b).collect();
+            .map_or(first, |(b, _)| *b);
         let mut next_offset = start;
         let mut cut_after: Option<i64> = None;
-        for base in &to_scan {
-            let segment = segments.get_mut(base).expect("listed above");
+        for (base, segment) in segments.range_mut(start..) {
             segment.reopen_for_append()?;
             let outcome = segment.scan(usize::MAX, true)?;
             report.recovered_segments += 1;
@@ -163,9 +151,8 @@ impl LogLoader<'_> {
             }
         }
         // Segments scanned before the active one are complete again: seal them.
-        let last = *segments.keys().next_back().expect("non-empty");
-        for (base, segment) in segments.range_mut(start..last) {
-            let _ = base;
+        let last = segments.keys().next_back().copied().unwrap_or(start);
+        for (_, segment) in segments.range_mut(start..last) {
             segment.seal()?;
         }
         Ok(next_offset)
@@ -173,61 +160,36 @@ impl LogLoader<'_> {
 }
 
 /// Loads the newest producer snapshot at or below the log end and replays
-/// the batch headers written after it.
-fn load_producer_state(log: &mut Log) -> Result<(), LogError> {
-    let mut snapshots = list_snapshots(&log.dir)?;
-    snapshots.sort_unstable();
-    for stale in snapshots.iter().filter(|s| **s > log.next_offset) {
-        let _ = std::fs::remove_file(log.dir.join(file_name(*stale, ".snapshot")));
-    }
-    let mut from = log.log_start_offset;
-    for candidate in snapshots.iter().rev().filter(|s| **s <= log.next_offset) {
-        let path = log.dir.join(file_name(*candidate, ".snapshot"));
-        if let Some(state) = std::fs::read(&path)
-            .ok()
-            .and_then(|b| ProducerState::decode_snapshot(&b))
-        {
-            log.producers = state;
-            from = *candidate;
-            break;
-        }
-    }
-    if from >= log.next_offset {
-        return Ok(());
-    }
-    let start = log.segments.range(..=from).next_back().map(|(b, _)| *b).unwrap_or(from);
-    let mut txns = Transactions {
-        producers: &mut log.producers,
-        aborted: &mut log.aborted,
-        dir: &log.dir,
-        high_watermark: log.next_offset,
+/// the batch headers written after it, completing transactions whose
+/// markers come after it.
+fn load_producer_state(
+    dir: &Path,
+    segments: &mut LogSegments,
+    aborted: &mut AbortedTxns,
+    log_start_offset: i64,
+    next_offset: i64,
+) -> Result<ProducerState, LogError> {
+    let (from, mut producers) = match producer_snapshot::load_latest(dir, next_offset)? {
+        Some((offset, state)) => (offset, state),
+        None => (log_start_offset, ProducerState::default()),
     };
-    for (base, segment) in log.segments.range_mut(start..) {
-        let end = segment.size();
+    if from >= next_offset {
+        return Ok(producers);
+    }
+    for segment in segments.from_offset_mut(from) {
+        let (base, end) = (segment.base_offset(), segment.size());
         let mut position = 0u64;
         while let Some(header) = segment.read_header_at(position, end)? {
             if header.base_offset >= from {
-                txns.producers.record(&header);
+                producers.record(&header);
                 if header.is_control() {
                     // Markers are rare and small: read the whole batch for its type.
                     let batch = LogSegment::read_at(segment.file(), position, header.total_size())?;
-                    txns.complete(*base, &header, control_type(&batch))?;
+                    aborted.complete(&mut producers, base, &header, control_type(&batch), next_offset)?;
                 }
             }
             position += header.total_size() as u64;
         }
     }
-    Ok(())
-}
-
-/// Reads the aborted-transaction index of every segment.
-fn load_aborted_transactions(log: &mut Log) -> Result<(), LogError> {
-    let mut aborted = Vec::new();
-    for base in log.segments.keys() {
-        aborted.extend(txn_index::read(&log.dir, *base)?);
-    }
-    aborted.retain(|a| a.last_offset < log.next_offset);
-    aborted.sort_by_key(|a| a.last_offset);
-    log.aborted = aborted;
-    Ok(())
+    Ok(producers)
 }

@@ -123,6 +123,11 @@ impl LogManager {
     }
 
     /// Loads a partition found on disk, or creates it if it is not there.
+    /// The directory is chosen under the placement lock (shared by all
+    /// partitions); the files are read or created without it. A new
+    /// partition costs a directory, an empty segment file (one descriptor)
+    /// and `partition.metadata`, and no fsync: the metadata log, not the
+    /// directory, says that it exists. Callers open a partition once.
     pub fn open_partition(
         &self,
         topic: &str,
@@ -131,39 +136,57 @@ impl LogManager {
         config: LogConfig,
     ) -> Result<(Arc<Partition>, LoadReport), LogError> {
         let key = (topic.to_string(), partition);
-        let mut placement = self.placement.lock().unwrap_or_else(|e| e.into_inner());
-        let existing = placement.get(&key).copied();
-        let dir_index = match existing {
-            Some(i) => i,
-            None => {
-                // New partitions go to the directory holding the fewest.
-                let mut counts = vec![0usize; self.dirs.len()];
-                for i in placement.values() {
-                    counts[*i] += 1;
+        let (dir_index, existing) = {
+            let mut placement = self.placement.lock().unwrap_or_else(|e| e.into_inner());
+            match placement.get(&key) {
+                Some(i) => (*i, true),
+                None => {
+                    // New partitions go to the directory holding the fewest;
+                    // taken now, so that concurrent creations spread out.
+                    let mut counts = vec![0usize; self.dirs.len()];
+                    for i in placement.values() {
+                        counts[*i] += 1;
+                    }
+                    let chosen = (0..self.dirs.len()).min_by_key(|i| counts[*i]).unwrap_or(0);
+                    placement.insert(key.clone(), chosen);
+                    (chosen, false)
                 }
-                (0..self.dirs.len()).min_by_key(|i| counts[*i]).unwrap_or(0)
             }
         };
+        let opened = self.open_in(dir_index, existing, &key, topic_id, config);
+        if opened.is_err() && !existing {
+            self.placement.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        }
+        let (log, report) = opened?;
+        let partition = Partition::new(topic, partition, log, self.checkpoint_wanted.clone());
+        Ok((Arc::new(partition), report))
+    }
+
+    fn open_in(
+        &self,
+        dir_index: usize,
+        existing: bool,
+        key: &(String, i32),
+        topic_id: uuid::Uuid,
+        config: LogConfig,
+    ) -> Result<(Log, LoadReport), LogError> {
         let dir = &self.dirs[dir_index];
-        let path = dir.path.join(partition_dir_name(topic, partition));
-        let (log, report) = if existing.is_some() {
+        let path = dir.path.join(partition_dir_name(&key.0, key.1));
+        let (log, report) = if existing {
             LogLoader {
                 dir: &path,
                 config,
                 clean_shutdown: dir.clean_shutdown,
-                recovery_point: dir.recovery_points.get(&key).copied().unwrap_or(0),
-                log_start_offset: dir.log_start_offsets.get(&key).copied().unwrap_or(0),
+                recovery_point: dir.recovery_points.get(key).copied().unwrap_or(0),
+                log_start_offset: dir.log_start_offsets.get(key).copied().unwrap_or(0),
                 now_ms: now_ms(),
             }
             .load()?
         } else {
-            let log = Log::create(&path, config, now_ms())?;
-            (log, LoadReport::default())
+            (Log::create(&path, config, now_ms())?, LoadReport::default())
         };
-        write_partition_metadata(&path, topic_id)?;
-        placement.insert(key, dir_index);
-        let partition = Partition::new(topic, partition, log, self.checkpoint_wanted.clone());
-        Ok((Arc::new(partition), report))
+        write_partition_metadata(&path, topic_id, existing)?;
+        Ok((log, report))
     }
 
     /// Deletes a partition: it stops serving at once; its directory is renamed
@@ -248,13 +271,15 @@ pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
 }
 
 /// Kafka's `partition.metadata` file: the topic id of the partition's topic.
-fn write_partition_metadata(dir: &Path, topic_id: uuid::Uuid) -> io::Result<()> {
+/// Not synced: a crash may lose it with the directory, which the metadata
+/// log recreates; a torn one is rewritten at the next open.
+fn write_partition_metadata(dir: &Path, topic_id: uuid::Uuid, existing: bool) -> io::Result<()> {
     let path = dir.join("partition.metadata");
     let text = format!("version: 0\ntopic_id: {}\n", crate::cluster::topic_id_string(topic_id));
-    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+    if existing && std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }
-    crate::storage::write_file_atomically(&path, text.as_bytes())
+    std::fs::write(&path, text)
 }
 
 #[cfg(test)]

@@ -1,28 +1,43 @@
 //! The native log: partitions stored as Kafka stores them, in segments of
-//! record batches with sparse offset and time indexes.
+//! record batches with sparse offset and time indexes. Disk I/O runs on the
+//! blocking pool, under locks that are each one partition's own.
+//!
+//! From the bytes up: `batch` (the v2 batch header), `records` (records in
+//! a batch, read in place), `codec`; `validator` (a produced batch's one
+//! check); `index_file`, `offset_index`, `time_index`, `txn_index`;
+//! `segment` (one segment's files), `segments` (a log's ordered segments);
+//! `producer_state` and `producer_snapshot`; `log` (offsets, appends, reads,
+//! rolls, retention); `loader` (start-up and recovery); `cleaner`
+//! (compaction); `partition` (a shared log and its blocking-pool hops);
+//! `log_manager` (the log directories); `maintenance` (periodic work).
 
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod codec;
-pub mod compaction;
 pub mod index_file;
 pub mod loader;
 pub mod log;
 pub mod log_manager;
+pub mod maintenance;
 pub mod offset_index;
 pub mod partition;
+pub mod producer_snapshot;
 pub mod producer_state;
+pub mod records;
 pub mod segment;
+pub mod segments;
 pub mod time_index;
 pub mod txn_index;
+pub mod validator;
 
 use std::io::{self, Write};
 use std::path::Path;
 
 pub use log::{AppendInfo, Log, LogError, ReadPlan};
 pub use log_manager::LogManager;
-pub use partition::Partition;
+pub use partition::{blocking, Partition};
+pub use validator::{LogValidator, ValidBatch, ValidationError};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -59,4 +74,18 @@ pub fn write_file_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> 
         }
     }
     Ok(())
+}
+
+/// fsyncs a file if it exists (an index that was never written may not).
+pub fn fsync_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::File::open(path) {
+        Ok(f) => f.sync_all(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// fsyncs a directory, so that the files created or renamed in it last.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }

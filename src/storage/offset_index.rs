@@ -4,7 +4,6 @@
 
 use super::index_file::{IndexEntry, IndexFile};
 use std::io;
-use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffsetPosition {
@@ -34,10 +33,6 @@ pub struct OffsetIndex {
 impl OffsetIndex {
     pub fn new(base_offset: i64, file: IndexFile<OffsetPosition>) -> Self {
         OffsetIndex { base_offset, file }
-    }
-
-    pub fn path(&self) -> PathBuf {
-        self.file.path().to_path_buf()
     }
 
     pub fn file_mut(&mut self) -> &mut IndexFile<OffsetPosition> {
@@ -91,7 +86,7 @@ mod tests {
     fn lookup_finds_the_batch_start_at_or_before_the_offset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000100.index");
-        let mut index = OffsetIndex::new(100, IndexFile::create(path.clone()).unwrap());
+        let mut index = OffsetIndex::new(100, IndexFile::create(path.clone()));
         // Batches: [100..=109]@0, [110..=119]@500, [120..=129]@1000
         index.append(109, 0).unwrap();
         index.append(119, 500).unwrap();

@@ -1,11 +1,17 @@
-//! `Partition`: a log shared between connections. Appends and read planning
-//! take a short lock; data is read and fsynced outside it. Fetches waiting
-//! for data (long-poll) register here and are woken by appends.
+//! `Partition`: a log shared between connections, behind its own lock (no
+//! lock here is shared by independent partitions). File work runs on the
+//! blocking pool, never on the async threads: `append` and
+//! `append_batches` hop there once per call, whatever the number of
+//! partitions. A roll's fsyncs run in the background; the recovery point
+//! follows them. Fetches waiting for data (long-poll) register here and are
+//! woken by appends.
 
-use super::log::{AppendInfo, Log, LogError, ReadPlan};
+use super::log::{AppendInfo, FlushPlan, Log, LogError, ReadPlan, Rolled};
 use super::now_ms;
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::Notify;
+use tracing::warn;
 
 pub struct Partition {
     topic: String,
@@ -25,6 +31,11 @@ pub struct PartitionOffsets {
     pub last_stable_offset: i64,
     pub log_end_offset: i64,
     pub leader_epoch: i32,
+}
+
+/// Runs file work on the blocking pool, off the async threads.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(io::Error::other)
 }
 
 impl Partition {
@@ -48,6 +59,7 @@ impl Partition {
 
     /// The log, locked. A poisoned lock (a panic while appending) still holds
     /// a consistent log: every mutation is completed before state is updated.
+    /// Its methods do file I/O: call them on the blocking pool.
     pub fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -63,53 +75,139 @@ impl Partition {
         }
     }
 
-    /// Appends one validated batch, honours the flush policy, and wakes
-    /// waiting fetches.
-    pub async fn append(self: &Arc<Self>, mut batch: Vec<u8>) -> Result<AppendInfo, LogError> {
+    /// Appends one batch on the blocking pool; answers once it is written,
+    /// and fsynced when the flush policy asks for it. What a coordinator
+    /// writing its own records awaits.
+    pub async fn append(self: &Arc<Self>, batch: Vec<u8>) -> Result<AppendInfo, LogError> {
+        let mut results = Partition::append_batches(vec![(self.clone(), batch)]).await;
+        results.pop().unwrap_or(Err(LogError::Deleted))
+    }
+
+    /// Appends each batch to its partition (a produce request's batches) in
+    /// one hop to the blocking pool: see `append_batches_blocking`.
+    pub async fn append_batches(batches: Vec<(Arc<Partition>, Vec<u8>)>) -> Vec<Result<AppendInfo, LogError>> {
+        let count = batches.len();
+        match blocking(move || Partition::append_batches_blocking(batches)).await {
+            Ok(results) => results,
+            Err(e) => (0..count)
+                .map(|_| Err(LogError::Io(io::Error::other(e.to_string()))))
+                .collect(),
+        }
+    }
+
+    /// Appends partition by partition, each under its own lock, then runs
+    /// the fsyncs the flush policy asks for, outside the locks. File I/O:
+    /// call it on the blocking pool.
+    pub fn append_batches_blocking(batches: Vec<(Arc<Partition>, Vec<u8>)>) -> Vec<Result<AppendInfo, LogError>> {
+        let mut flushes = Vec::new();
+        let mut results: Vec<Result<AppendInfo, LogError>> = batches
+            .into_iter()
+            .enumerate()
+            .map(|(i, (partition, mut batch))| {
+                let (info, flush) = partition.append_locked(&mut batch)?;
+                flushes.extend(flush.map(|f| (i, f)));
+                Ok(info)
+            })
+            .collect();
+        for (i, flush) in flushes {
+            if let Err(e) = flush.run() {
+                results[i] = Err(LogError::Io(e));
+            }
+        }
+        results
+    }
+
+    /// Appends on the calling thread, without the flush policy's fsync (its
+    /// timer still applies). For the coordinators' own small records until
+    /// they use `append`.
+    pub fn append_now(self: &Arc<Self>, batch: &mut [u8]) -> Result<AppendInfo, LogError> {
+        self.append_locked(batch).map(|(info, _)| info)
+    }
+
+    /// Appends under the lock; after it, wakes fetches and leaves the roll's
+    /// fsyncs to the background. Returns the policy's flush, if due.
+    fn append_locked(self: &Arc<Self>, batch: &mut [u8]) -> Result<(AppendInfo, Option<FlushPlan>), LogError> {
         let now = now_ms();
         let (info, flush) = {
             let mut log = self.log();
-            let info = log.append(&mut batch, now)?;
+            let info = log.append(batch, now)?;
             let flush = info.needs_flush.then(|| log.take_flush(now));
             (info, flush)
         };
         if !info.duplicate {
             self.wake_waiters();
         }
-        self.flush_sealed_in_background(&info);
-        if let Some(file) = flush {
-            tokio::task::spawn_blocking(move || file.sync_data())
-                .await
-                .map_err(|e| LogError::Io(std::io::Error::other(e)))??;
+        if let Some(rolled) = info.rolled.clone() {
+            self.finish_roll_in_background(rolled);
         }
-        Ok(info)
+        Ok((info, flush))
     }
 
-    /// Appends without waiting: no fsync on the caller's path (the flush
-    /// policy's timer still applies). For the broker's own small records.
-    pub fn append_now(self: &Arc<Self>, batch: &mut [u8]) -> Result<AppendInfo, LogError> {
-        let info = self.log().append(batch, now_ms())?;
-        self.wake_waiters();
-        self.flush_sealed_in_background(&info);
-        Ok(info)
-    }
-
-    /// A segment sealed by an append is flushed in the background; the
-    /// recovery point moves past it once it is on disk.
-    fn flush_sealed_in_background(self: &Arc<Self>, info: &AppendInfo) {
-        let (Some(sealed), Ok(runtime)) = (info.sealed.clone(), tokio::runtime::Handle::try_current()) else {
-            return;
-        };
+    /// Flushes what a roll sealed on the blocking pool (inline when there is
+    /// no runtime, as in unit tests).
+    fn finish_roll_in_background(self: &Arc<Self>, rolled: Rolled) {
         let partition = Arc::clone(self);
-        let sealed_below = info.base_offset;
-        runtime.spawn(async move {
-            if let Ok(Ok(())) = tokio::task::spawn_blocking(move || sealed.sync_data()).await {
-                partition.log().advance_recovery_point(sealed_below);
-                partition.checkpoint_wanted.notify_one();
+        let work = move || {
+            if let Err(e) = partition.finish_roll(&rolled) {
+                warn!(topic = partition.topic(), partition = partition.index(), error = %e, "could not flush a rolled segment");
             }
-        });
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(work)),
+            Err(_) => work(),
+        }
     }
 
+    /// Makes the segments below the roll durable, writes its producer
+    /// snapshot, then moves the recovery point.
+    pub fn finish_roll(&self, rolled: &Rolled) -> io::Result<()> {
+        let (plan, dir) = {
+            let mut log = self.log();
+            (log.flush_plan(rolled.flush_below), log.dir().to_path_buf())
+        };
+        plan.run()?;
+        if let Err(e) = rolled.snapshot.write(&dir) {
+            // Start-up falls back to an older snapshot and replays more.
+            warn!(topic = self.topic(), partition = self.index(), error = %e, "could not write a producer snapshot");
+        }
+        self.log().advance_recovery_point(rolled.flush_below);
+        self.checkpoint_wanted.notify_one();
+        Ok(())
+    }
+
+    /// Runs the flush.ms flush if it is due. File I/O: blocking pool.
+    pub fn flush_if_due(&self, now_ms: i64) -> io::Result<()> {
+        let plan = {
+            let mut log = self.log();
+            log.flush_due(now_ms).then(|| log.take_flush(now_ms))
+        };
+        plan.map_or(Ok(()), |p| p.run())
+    }
+
+    /// Applies retention; the deleted files are unlinked after the lock is
+    /// released. Returns how many segments went. File I/O: blocking pool.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        let (result, deleted) = {
+            let mut log = self.log();
+            (log.apply_retention(now_ms), log.take_deleted())
+        };
+        deleted.into_iter().try_for_each(|d| d.remove())?;
+        result
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high
+    /// watermark). Returns the new log start offset. File I/O: blocking pool.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let (result, deleted) = {
+            let mut log = self.log();
+            let offset = if offset == -1 { log.high_watermark() } else { offset };
+            (log.delete_records_before(offset), log.take_deleted())
+        };
+        deleted.into_iter().try_for_each(|d| d.remove())?;
+        result
+    }
+
+    /// Plans a read (see `Log::plan_read`). File I/O: blocking pool.
     pub fn plan_read(&self, offset: i64, max_offset: i64) -> Result<Option<ReadPlan>, LogError> {
         self.log().plan_read(offset, max_offset)
     }

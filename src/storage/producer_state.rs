@@ -2,13 +2,11 @@
 //! and the last few batches' sequences), so that a retried batch is
 //! acknowledged with its original offset instead of being stored twice.
 //! It also knows each producer's open transaction (where it began), which
-//! bounds the last stable offset. Snapshots use Kafka's `.snapshot` layout so
-//! that they survive restarts.
+//! bounds the last stable offset. Memory only: `producer_snapshot` keeps it
+//! across restarts.
 
 use super::batch::BatchHeader;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io;
-use std::path::Path;
 use thiserror::Error;
 
 /// Kafka keeps this many batches per producer for duplicate detection (the
@@ -96,6 +94,18 @@ impl ProducerState {
 
     pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
+    }
+
+    /// The state holding `entries` (as a snapshot restores it).
+    pub fn from_entries(entries: impl IntoIterator<Item = (i64, ProducerEntry)>) -> Self {
+        let mut state = ProducerState::default();
+        for (id, entry) in entries {
+            if let Some(first) = entry.current_txn_first_offset {
+                state.ongoing.insert(first, id);
+            }
+            state.producers.insert(id, entry);
+        }
+        state
     }
 
     /// Checks a producer's batch against what is known, as Kafka's
@@ -213,98 +223,14 @@ impl ProducerState {
         self.producers
             .retain(|_, e| e.last_timestamp >= older_than_ms || e.current_txn_first_offset.is_some());
     }
-
-    /// Serialises in Kafka's producer snapshot layout (version 1):
-    /// version i16, crc32c u32 over the rest, then an array of entries.
-    pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(4 + self.producers.len() * 46);
-        body.extend_from_slice(&(self.producers.len() as i32).to_be_bytes());
-        let mut ids: Vec<_> = self.producers.keys().copied().collect();
-        ids.sort_unstable();
-        for id in ids {
-            let entry = &self.producers[&id];
-            let last = entry.batches.back();
-            body.extend_from_slice(&id.to_be_bytes());
-            body.extend_from_slice(&entry.epoch.to_be_bytes());
-            body.extend_from_slice(&last.map_or(-1, |b| b.last_seq).to_be_bytes());
-            body.extend_from_slice(&last.map_or(-1, |b| b.last_offset).to_be_bytes());
-            let delta = last.map_or(0, |b| (b.last_offset - b.first_offset) as i32);
-            body.extend_from_slice(&delta.to_be_bytes());
-            body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
-            body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
-            body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
-        }
-        let mut out = Vec::with_capacity(6 + body.len());
-        out.extend_from_slice(&1i16.to_be_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
-        out.extend_from_slice(&body);
-        out
-    }
-
-    pub fn decode_snapshot(bytes: &[u8]) -> Option<ProducerState> {
-        if bytes.len() < 10 || i16::from_be_bytes([bytes[0], bytes[1]]) != 1 {
-            return None;
-        }
-        let crc = u32::from_be_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
-        let body = &bytes[6..];
-        if crc32c::crc32c(body) != crc {
-            return None;
-        }
-        let count = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-        const ENTRY: usize = 46;
-        if count < 0 || body.len() != 4 + count as usize * ENTRY {
-            return None;
-        }
-        let mut state = ProducerState::default();
-        for chunk in body[4..].chunks_exact(ENTRY) {
-            let i64_at = |at: usize| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(&chunk[at..at + 8]);
-                i64::from_be_bytes(a)
-            };
-            let i32_at = |at: usize| i32::from_be_bytes([chunk[at], chunk[at + 1], chunk[at + 2], chunk[at + 3]]);
-            let id = i64_at(0);
-            let epoch = i16::from_be_bytes([chunk[8], chunk[9]]);
-            let last_seq = i32_at(10);
-            let last_offset = i64_at(14);
-            let delta = i32_at(22);
-            let timestamp = i64_at(26);
-            let coordinator_epoch = i32_at(34);
-            let txn_first = i64_at(38);
-            let mut entry = ProducerEntry {
-                epoch,
-                batches: VecDeque::new(),
-                last_timestamp: timestamp,
-                current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
-                coordinator_epoch,
-            };
-            if txn_first >= 0 {
-                state.ongoing.insert(txn_first, id);
-            }
-            if last_seq >= 0 {
-                entry.batches.push_back(BatchMetadata {
-                    first_seq: last_seq.wrapping_sub(delta).max(0),
-                    last_seq,
-                    first_offset: last_offset - delta as i64,
-                    last_offset,
-                    timestamp,
-                });
-            }
-            state.producers.insert(id, entry);
-        }
-        Some(state)
-    }
-
-    pub fn write_snapshot(&self, path: &Path) -> io::Result<()> {
-        super::write_file_atomically(path, &self.encode_snapshot())
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::storage::producer_snapshot;
 
-    fn batch(pid: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> BatchHeader {
+    pub fn batch(pid: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> BatchHeader {
         BatchHeader {
             base_offset: offset,
             batch_length: 100,
@@ -370,7 +296,7 @@ mod tests {
         t1_more.attributes = 0x10;
         s.record(&t1_more);
         assert_eq!(s.first_unstable_offset(), Some(10));
-        let restored = ProducerState::decode_snapshot(&s.encode_snapshot()).unwrap();
+        let restored = producer_snapshot::decode(&producer_snapshot::encode(&s)).unwrap();
         assert_eq!(restored.first_unstable_offset(), Some(10));
         assert_eq!(s.complete_txn(1, 0), Some(10));
         assert_eq!(s.first_unstable_offset(), Some(12));
@@ -379,31 +305,5 @@ mod tests {
         s.expire(i64::MAX);
         assert_eq!(s.first_unstable_offset(), Some(12));
         assert!(s.entry(2).is_some() && s.entry(3).is_none());
-    }
-
-    #[test]
-    fn snapshot_round_trip_keeps_the_last_batch() {
-        let mut s = ProducerState::default();
-        s.record(&batch(1, 0, 0, 2, 0));
-        s.record(&batch(1, 0, 2, 4, 2));
-        s.record(&batch(9, 3, 10, 1, 6));
-        let bytes = s.encode_snapshot();
-        let r = ProducerState::decode_snapshot(&bytes).unwrap();
-        assert_eq!(r.len(), 2);
-        assert_eq!(
-            r.check(&batch(1, 0, 2, 4, 0)),
-            Ok(SequenceCheck::Duplicate(BatchMetadata {
-                first_seq: 2,
-                last_seq: 5,
-                first_offset: 2,
-                last_offset: 5,
-                timestamp: 10
-            }))
-        );
-        assert_eq!(r.check(&batch(1, 0, 6, 1, 0)), Ok(SequenceCheck::Append));
-        let mut corrupt = bytes.clone();
-        assert_eq!(r.first_unstable_offset(), None);
-        corrupt[12] ^= 1;
-        assert!(ProducerState::decode_snapshot(&corrupt).is_none());
     }
 }

@@ -11,6 +11,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The files of a segment besides its `.log`.
+const INDEX_SUFFIXES: [&str; 3] = [".index", ".timeindex", ".txnindex"];
+const SUFFIXES: [&str; 4] = [".log", ".index", ".timeindex", ".txnindex"];
+
 pub fn file_name(base_offset: i64, suffix: &str) -> String {
     format!("{base_offset:020}{suffix}")
 }
@@ -53,7 +57,8 @@ pub struct LogSegment {
 }
 
 impl LogSegment {
-    /// Creates a new, empty, active segment.
+    /// Creates a new, empty, active segment: one file and one descriptor
+    /// (the indexes appear with their first entry).
     pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<LogSegment> {
         let file = OpenOptions::new()
             .create(true)
@@ -68,11 +73,11 @@ impl LogSegment {
             size: 0,
             offset_index: OffsetIndex::new(
                 base_offset,
-                IndexFile::create(dir.join(file_name(base_offset, ".index")))?,
+                IndexFile::create(dir.join(file_name(base_offset, ".index"))),
             ),
             time_index: TimeIndex::new(
                 base_offset,
-                IndexFile::create(dir.join(file_name(base_offset, ".timeindex")))?,
+                IndexFile::create(dir.join(file_name(base_offset, ".timeindex"))),
             ),
             index_interval_bytes,
             bytes_since_last_index_entry: 0,
@@ -343,14 +348,23 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Flushes the batches to disk. Indexes are not synced: recovery rebuilds
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// What an fsync of this segment needs, to run outside the log's lock.
+    /// The indexes of the active segment are left out: recovery rebuilds
     /// them for every segment past the recovery point.
-    pub fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()
+    pub fn flush_handle(&self) -> SegmentFlush {
+        SegmentFlush {
+            file: self.file.clone(),
+            indexes: self.sealed.then(|| (self.dir.clone(), self.base_offset)),
+        }
     }
 
     /// Stops appending: writes the final time index entry (so a sealed
-    /// segment's greatest timestamp is its last entry) and closes the indexes.
+    /// segment's greatest timestamp is its last entry) and closes the
+    /// indexes. Nothing is synced here: see `flush_handle`.
     pub fn seal(&mut self) -> io::Result<()> {
         if self.sealed {
             return Ok(());
@@ -368,11 +382,42 @@ impl LogSegment {
         self.offset_index.file_mut().delete()?;
         self.time_index.file_mut().delete()?;
         super::txn_index::delete(&self.dir, self.base_offset)?;
-        let path = self.dir.join(file_name(self.base_offset, ".log"));
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        remove_if_present(&self.dir.join(file_name(self.base_offset, ".log")))
+    }
+
+    /// Takes the segment out of the log at once: its files are renamed
+    /// `.deleted` (which start-up removes) and unlinked later, outside the
+    /// log's lock, by `DeletedSegment::remove`. Readers holding the file keep it.
+    pub fn mark_deleted(self) -> io::Result<DeletedSegment> {
+        let mut renamed = Vec::with_capacity(SUFFIXES.len());
+        for suffix in SUFFIXES {
+            let from = self.dir.join(file_name(self.base_offset, suffix));
+            let to = self
+                .dir
+                .join(format!("{}.deleted", file_name(self.base_offset, suffix)));
+            match std::fs::rename(&from, &to) {
+                Ok(()) => renamed.push(to),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(DeletedSegment { renamed })
+    }
+
+    /// Replaces this sealed segment's files with a cleaned copy staged in
+    /// `staging` (log and indexes), in an order that a crash at any step
+    /// leaves a whole segment, old or new: the old indexes go first (a
+    /// missing index reads as empty), the new log is renamed over the old,
+    /// then the new indexes move in.
+    pub fn replace_with(&self, staging: &Path) -> io::Result<LogSegment> {
+        for suffix in [".index", ".timeindex"] {
+            remove_if_present(&self.dir.join(file_name(self.base_offset, suffix)))?;
+        }
+        for suffix in [".log", ".index", ".timeindex"] {
+            let name = file_name(self.base_offset, suffix);
+            std::fs::rename(staging.join(&name), self.dir.join(&name))?;
+        }
+        LogSegment::open(&self.dir, self.base_offset, self.index_interval_bytes)
     }
 
     /// Reads bytes `[position, position + len)` of the segment.
@@ -388,6 +433,42 @@ impl LogSegment {
             done += n;
         }
         Ok(buf)
+    }
+}
+
+/// A segment's files, renamed aside and waiting to be unlinked.
+pub struct DeletedSegment {
+    renamed: Vec<PathBuf>,
+}
+
+impl DeletedSegment {
+    pub fn remove(self) -> io::Result<()> {
+        self.renamed.iter().try_for_each(|path| remove_if_present(path))
+    }
+}
+
+/// An fsync of one segment: its log, and the indexes of a sealed one.
+pub struct SegmentFlush {
+    file: Arc<File>,
+    indexes: Option<(PathBuf, i64)>,
+}
+
+impl SegmentFlush {
+    pub fn run(&self) -> io::Result<()> {
+        self.file.sync_data()?;
+        if let Some((dir, base)) = &self.indexes {
+            for suffix in INDEX_SUFFIXES {
+                super::fsync_if_present(&dir.join(file_name(*base, suffix)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

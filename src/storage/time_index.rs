@@ -89,7 +89,7 @@ mod tests {
     fn lookup_and_monotonic_append() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000050.timeindex");
-        let mut index = TimeIndex::new(50, IndexFile::create(path.clone()).unwrap());
+        let mut index = TimeIndex::new(50, IndexFile::create(path.clone()));
         index.maybe_append(1000, 59).unwrap();
         index.maybe_append(900, 65).unwrap(); // ignored: not greater
         index.maybe_append(2000, 69).unwrap();

@@ -4,10 +4,12 @@
 //! transaction by the segment that holds its abort marker. read_committed
 //! fetches hand these ranges to the client, which skips their records.
 
+use super::batch::{BatchHeader, ControlType};
+use super::producer_state::ProducerState;
 use super::segment::file_name;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const ENTRY_LEN: usize = 34;
 const VERSION: i16 = 0;
@@ -71,6 +73,91 @@ pub fn delete(dir: &Path, segment_base: i64) -> io::Result<()> {
     match std::fs::remove_file(dir.join(file_name(segment_base, ".txnindex"))) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+/// The aborted transactions of a log's retained segments, in memory, in
+/// marker order, mirrored to each segment's `.txnindex`.
+#[derive(Debug)]
+pub struct AbortedTxns {
+    dir: PathBuf,
+    entries: Vec<AbortedTxn>,
+}
+
+impl AbortedTxns {
+    pub fn empty(dir: &Path) -> Self {
+        AbortedTxns {
+            dir: dir.to_path_buf(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Reads the index files of the segments at `segment_bases`, keeping the
+    /// entries of markers below `log_end` (later ones were lost in a crash).
+    pub fn load(dir: &Path, segment_bases: impl Iterator<Item = i64>, log_end: i64) -> io::Result<Self> {
+        let mut entries = Vec::new();
+        for base in segment_bases {
+            entries.extend(read(dir, base)?);
+        }
+        entries.retain(|a| a.last_offset < log_end);
+        entries.sort_by_key(|a| a.last_offset);
+        Ok(AbortedTxns {
+            dir: dir.to_path_buf(),
+            entries,
+        })
+    }
+
+    /// A marker was stored in the segment at `segment_base`: its producer's
+    /// transaction is over, and an aborted one is indexed (once: start-up
+    /// replays markers that may be indexed already).
+    pub fn complete(
+        &mut self,
+        producers: &mut ProducerState,
+        segment_base: i64,
+        marker: &BatchHeader,
+        kind: Option<ControlType>,
+        high_watermark: i64,
+    ) -> io::Result<()> {
+        let first = producers.complete_txn(marker.producer_id, 0);
+        if kind != Some(ControlType::Abort) {
+            return Ok(());
+        }
+        let marker_offset = marker.base_offset;
+        if self.entries.last().is_some_and(|a| a.last_offset >= marker_offset) {
+            return Ok(());
+        }
+        let entry = AbortedTxn {
+            producer_id: marker.producer_id,
+            first_offset: first.unwrap_or(marker_offset),
+            last_offset: marker_offset,
+            last_stable_offset: producers
+                .first_unstable_offset()
+                .map_or(high_watermark, |f| f.min(high_watermark)),
+        };
+        append(&self.dir, segment_base, &entry)?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Aborted transactions that overlap `[from, upper)`: (producer id, first
+    /// offset), what a read_committed fetch tells the client to skip.
+    pub fn overlapping(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        // Sorted by marker offset: skip those that ended before `from`.
+        let start = self.entries.partition_point(|a| a.last_offset < from);
+        self.entries[start..]
+            .iter()
+            .filter(|a| a.first_offset < upper)
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &AbortedTxn> {
+        self.entries.iter()
+    }
+
+    /// Entries go with the segment of their marker: those before `first_segment` are gone.
+    pub fn forget_before(&mut self, first_segment: i64) {
+        self.entries.retain(|a| a.last_offset >= first_segment);
     }
 }
 

@@ -1,0 +1,273 @@
+//! `Log`: one partition's log. It owns the offsets clients see (log start,
+//! high watermark, last stable offset, log end), assigns offsets to the
+//! batches it appends, and keeps the producer state and aborted transactions
+//! in step with them. Rolling and flushing are in `flush`, reads and
+//! timestamp lookups in `read`, retention and DeleteRecords in `retention`,
+//! what the cleaner needs in `cleaning`.
+//!
+//! Its methods do file I/O: callers run them on the blocking pool (see
+//! `Partition`), under the partition's own lock.
+
+mod cleaning;
+mod flush;
+mod read;
+mod retention;
+#[cfg(test)]
+mod tests;
+
+pub use cleaning::SealedSegment;
+pub use flush::{FlushPlan, Rolled};
+pub use read::ReadPlan;
+
+use super::batch::{assign_offsets, BatchError, BatchHeader};
+use super::producer_state::{ProducerState, ProducerStateError, SequenceCheck};
+use super::records::control_type;
+use super::segment::{DeletedSegment, LogSegment};
+use super::segments::LogSegments;
+use super::txn_index::AbortedTxns;
+use crate::config::topic::LogConfig;
+use std::io;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
+    #[error("{0}")]
+    Batch(#[from] BatchError),
+    #[error("{0}")]
+    ProducerState(#[from] ProducerStateError),
+    #[error("the partition has been deleted")]
+    Deleted,
+}
+
+/// What an append did.
+#[derive(Debug, Clone)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Set when the topic uses LogAppendTime.
+    pub log_append_time: Option<i64>,
+    pub log_start_offset: i64,
+    /// The batch had already been stored (an idempotent retry).
+    pub duplicate: bool,
+    /// The flush policy asks for an fsync before answering.
+    pub needs_flush: bool,
+    /// The append rolled the log: what to finish in the background.
+    pub rolled: Option<Rolled>,
+}
+
+/// A log as the loader found it on disk.
+pub struct LoadedLog {
+    pub dir: PathBuf,
+    pub config: LogConfig,
+    pub segments: LogSegments,
+    pub log_start_offset: i64,
+    pub next_offset: i64,
+    pub recovery_point: i64,
+    pub producers: ProducerState,
+    pub aborted: AbortedTxns,
+    pub now_ms: i64,
+}
+
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: LogSegments,
+    log_start_offset: i64,
+    next_offset: i64,
+    high_watermark: i64,
+    producers: ProducerState,
+    /// Aborted transactions of the retained segments, by marker offset.
+    aborted: AbortedTxns,
+    recovery_point: i64,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+    /// Directory entries not yet synced: the partition directory's own (a
+    /// new log) and the segment files' (a new log, a roll).
+    unsynced_dirs: flush::UnsyncedDirs,
+    leader_epoch: i32,
+    deleted: bool,
+    /// The cleaner has compacted the log below this offset (since start-up).
+    first_dirty_offset: i64,
+    /// Segments deleted, their files not yet unlinked (see `take_deleted`).
+    deleted_segments: Vec<DeletedSegment>,
+}
+
+impl Log {
+    /// Creates an empty log in `dir` (which is created): a directory and one
+    /// empty segment file, nothing synced. The metadata log, not the
+    /// directory, says that the partition exists.
+    pub fn create(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
+        Log::create_at(dir, config, 0, now_ms)
+    }
+
+    /// As `create`, with offsets starting at `base_offset` (a log whose
+    /// every segment was deleted by retention keeps its numbering).
+    pub fn create_at(dir: &Path, config: LogConfig, base_offset: i64, now_ms: i64) -> Result<Log, LogError> {
+        std::fs::create_dir_all(dir)?;
+        let segment = LogSegment::create(dir, base_offset, config.index_interval_bytes, now_ms)?;
+        let mut log = Log::from_loaded(LoadedLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments: LogSegments::new(segment),
+            log_start_offset: base_offset,
+            next_offset: base_offset,
+            recovery_point: base_offset,
+            producers: ProducerState::default(),
+            aborted: AbortedTxns::empty(dir),
+            now_ms,
+        });
+        log.unsynced_dirs = flush::UnsyncedDirs::NewLog;
+        Ok(log)
+    }
+
+    pub fn from_loaded(loaded: LoadedLog) -> Log {
+        Log {
+            dir: loaded.dir,
+            config: loaded.config,
+            segments: loaded.segments,
+            log_start_offset: loaded.log_start_offset,
+            next_offset: loaded.next_offset,
+            high_watermark: loaded.next_offset,
+            producers: loaded.producers,
+            aborted: loaded.aborted,
+            recovery_point: loaded.recovery_point,
+            unflushed_messages: 0,
+            last_flush_ms: loaded.now_ms,
+            unsynced_dirs: flush::UnsyncedDirs::None,
+            leader_epoch: 0,
+            deleted: false,
+            first_dirty_offset: 0,
+            deleted_segments: Vec::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// The high watermark, or the start of the oldest open transaction if
+    /// that comes first: read_committed consumers stop here.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |f| f.min(self.high_watermark))
+    }
+
+    /// Aborted transactions that overlap `[from, upper)`: (producer id, first
+    /// offset), what a read_committed fetch tells the client to skip.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<(i64, i64)> {
+        self.aborted.overlapping(from, upper)
+    }
+
+    pub fn aborted_txns(&self) -> &AbortedTxns {
+        &self.aborted
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    pub fn producers(&self) -> &ProducerState {
+        &self.producers
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.size_bytes()
+    }
+
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.bases().collect()
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
+    /// Stores one batch (validated, or written by the broker itself) with
+    /// offsets assigned here.
+    pub fn append(&mut self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        if self.deleted {
+            return Err(LogError::Deleted);
+        }
+        let header = BatchHeader::parse(batch)?;
+        if let SequenceCheck::Duplicate(original) = self.producers.check(&header)? {
+            return Ok(AppendInfo {
+                base_offset: original.first_offset,
+                last_offset: original.last_offset,
+                log_append_time: self.config.log_append_time.then_some(original.timestamp),
+                log_start_offset: self.log_start_offset,
+                duplicate: true,
+                needs_flush: false,
+                rolled: None,
+            });
+        }
+        let rolled = self.maybe_roll(batch.len(), &header, now_ms)?;
+        let base_offset = self.next_offset;
+        let log_append_time = self.config.log_append_time.then_some(now_ms);
+        assign_offsets(batch, base_offset, self.leader_epoch, log_append_time);
+        let stored = BatchHeader::parse(batch)?;
+        self.segments.active_mut().append(batch, &stored)?;
+        self.producers.record(&stored);
+        self.next_offset = stored.next_offset();
+        self.high_watermark = self.next_offset;
+        if stored.is_control() {
+            let segment = self.segments.active().base_offset();
+            let kind = control_type(batch);
+            let hw = self.high_watermark;
+            self.aborted.complete(&mut self.producers, segment, &stored, kind, hw)?;
+        }
+        self.unflushed_messages += stored.records_count as i64;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: stored.last_offset(),
+            log_append_time,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+            needs_flush: self.unflushed_messages >= self.config.flush_messages,
+            rolled,
+        })
+    }
+
+    /// Forgets idempotent producers idle since before `horizon_ms`.
+    pub fn expire_producers(&mut self, horizon_ms: i64) {
+        self.producers.expire(horizon_ms);
+    }
+
+    /// Marks the log deleted; appends and reads fail from now on.
+    pub fn mark_deleted(&mut self) {
+        self.deleted = true;
+    }
+}

@@ -1,0 +1,155 @@
+//! Reads: a fetch's `ReadPlan` (which file, which bytes), worked out under
+//! the log's lock and read outside it, and the timestamp lookups of
+//! ListOffsets, which alone look inside a batch (the one that holds the
+//! answer).
+
+use super::{Log, LogError};
+use crate::storage::batch::{BatchError, BatchHeader, LOG_OVERHEAD};
+use crate::storage::records::{records_section, RecordIter};
+use crate::storage::segment::{first_batch_size, whole_batches_len, LogSegment};
+use bytes::Bytes;
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+
+/// Where to read a fetch's bytes (a file handle stays valid even if the
+/// segment is deleted meanwhile).
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    file: Arc<File>,
+    position: u64,
+    end: u64,
+}
+
+impl ReadPlan {
+    /// Reads whole batches, at most `max_bytes` of them, or the first batch
+    /// whole when `min_one` is set even if it is larger. File I/O: run it on
+    /// the blocking pool.
+    pub fn read(&self, max_bytes: usize, min_one: bool) -> io::Result<Bytes> {
+        let available = (self.end - self.position) as usize;
+        let want = available.min(max_bytes.max(LOG_OVERHEAD));
+        let mut chunk = LogSegment::read_at(&self.file, self.position, want)?;
+        let mut keep = whole_batches_len(&chunk, max_bytes);
+        if keep == 0 && min_one {
+            if let Some(size) = first_batch_size(&chunk) {
+                chunk = LogSegment::read_at(&self.file, self.position, size.min(available))?;
+                keep = whole_batches_len(&chunk, size);
+            }
+        }
+        chunk.truncate(keep);
+        Ok(Bytes::from(chunk))
+    }
+}
+
+impl Log {
+    /// Plans a read from `offset` of data below `max_offset` (the high
+    /// watermark or last stable offset). None when there is nothing to read.
+    pub fn plan_read(&mut self, offset: i64, max_offset: i64) -> Result<Option<ReadPlan>, LogError> {
+        if self.deleted {
+            return Err(LogError::Deleted);
+        }
+        if offset < self.log_start_offset || offset > self.next_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.next_offset,
+            });
+        }
+        if offset >= max_offset {
+            return Ok(None);
+        }
+        let bounded = max_offset < self.next_offset;
+        for segment in self.segments.from_offset_mut(offset) {
+            let mut end = segment.size();
+            if let Some((position, _)) = segment.find_batch(offset, end)? {
+                // Stop before the batch at `max_offset` when it is in this segment.
+                if bounded {
+                    if let Some((stop, _)) = segment.find_batch(max_offset, end)? {
+                        end = stop;
+                    }
+                }
+                if end <= position {
+                    return Ok(None);
+                }
+                return Ok(Some(ReadPlan {
+                    file: segment.file().clone(),
+                    position,
+                    end,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads the first batch holding a timestamp at or after `timestamp`.
+    fn batch_at_or_after_timestamp(&mut self, timestamp: i64) -> Result<Option<Bytes>, LogError> {
+        let log_start = self.log_start_offset;
+        for segment in self.segments.iter_mut() {
+            if segment.max_timestamp()?.is_some_and(|m| m.timestamp < timestamp) {
+                continue;
+            }
+            let end = segment.size();
+            if let Some((pos, h)) = segment.find_batch_by_timestamp(timestamp, end)? {
+                if h.last_offset() >= log_start {
+                    let batch = LogSegment::read_at(segment.file(), pos, h.total_size())?;
+                    return Ok(Some(Bytes::from(batch)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first record at or after `timestamp`: (offset, timestamp), as
+    /// Kafka answers ListOffsets.
+    pub fn offset_for_timestamp(&mut self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let Some(batch) = self.batch_at_or_after_timestamp(timestamp)? else {
+            return Ok(None);
+        };
+        let log_start = self.log_start_offset;
+        Ok(records_of(&batch)?
+            .into_iter()
+            .find(|(offset, ts)| *ts >= timestamp && *offset >= log_start))
+    }
+
+    /// The record with the greatest timestamp: (offset, timestamp).
+    pub fn max_timestamp_record(&mut self) -> Result<Option<(i64, i64)>, LogError> {
+        let mut best: Option<(i64, i64)> = None; // (timestamp, batch last offset)
+        for segment in self.segments.iter_mut() {
+            if let Some(m) = segment.max_timestamp()? {
+                if best.is_none_or(|(ts, _)| m.timestamp > ts) {
+                    best = Some((m.timestamp, m.offset));
+                }
+            }
+        }
+        let Some((timestamp, offset)) = best else {
+            return Ok(None);
+        };
+        let Some(plan) = self.plan_read(offset.max(self.log_start_offset), self.next_offset)? else {
+            return Ok(None);
+        };
+        let batch = plan.read(1, true)?;
+        Ok(records_of(&batch)?
+            .into_iter()
+            .find(|(_, ts)| *ts == timestamp)
+            .or(Some((offset, timestamp))))
+    }
+}
+
+/// (offset, timestamp) of each record of the stored batch at the start of
+/// `batch`. A LogAppendTime batch's records all carry its max timestamp.
+fn records_of(batch: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
+    let unreadable = || LogError::Batch(BatchError::Invalid("stored batch does not decode"));
+    let header = BatchHeader::parse(batch)?;
+    let section = records_section(batch, &header).map_err(|_| unreadable())?;
+    RecordIter::new(&section, header.records_count)
+        .map(|r| {
+            let r = r.map_err(|_| unreadable())?;
+            let timestamp = if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                header.base_timestamp.saturating_add(r.timestamp_delta)
+            };
+            Ok((header.base_offset.saturating_add(r.offset_delta as i64), timestamp))
+        })
+        .collect()
+}

@@ -1,0 +1,307 @@
+//! `LogValidator`: the one check of a batch that a producer sent, before it
+//! is given offsets (Kafka's LogValidator, with the request-level checks of
+//! its ProduceRequest): one whole v2 batch with a valid CRC, records a
+//! compacted topic can keep, a codec the request's version allows, the
+//! topic's compression.type, max.message.bytes and the timestamp bounds.
+//!
+//! Records are looked at only where a check needs them (the keys of a
+//! compacted topic's records) or the topic asks for another codec.
+
+use super::batch::{BatchError, BatchHeader};
+use super::codec::{recompress, CodecError};
+use super::records::{records_section, RecordIter};
+use crate::config::topic::LogConfig;
+use thiserror::Error;
+
+/// Batches compressed with zstd need Produce v7 or later (KIP-110).
+const ZSTD: i16 = 4;
+const ZSTD_MIN_VERSION: i16 = 7;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ValidationError {
+    #[error("{0}")]
+    Batch(#[from] BatchError),
+    /// Record `record_index` has no key, which a compacted topic cannot keep.
+    #[error("compacted topic cannot accept a record without a key (record {record_index})")]
+    KeylessRecord { record_index: i32 },
+    #[error("zstd batches need Produce v7 or later")]
+    ZstdNeedsV7,
+    #[error("{0}")]
+    Recompression(CodecError),
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("timestamp {timestamp} is out of the range the topic accepts around {now}")]
+    InvalidTimestamp { timestamp: i64, now: i64 },
+}
+
+/// A batch ready to append, as it will be stored.
+#[derive(Debug)]
+pub struct ValidBatch {
+    /// The header as the producer sent it (the records count and producer
+    /// fields are the stored batch's too).
+    pub header: BatchHeader,
+    pub bytes: Vec<u8>,
+}
+
+pub struct LogValidator<'a> {
+    pub config: &'a LogConfig,
+    /// The version of the Produce request that carried the batch.
+    pub api_version: i16,
+    pub now_ms: i64,
+}
+
+impl LogValidator<'_> {
+    /// Checks `records` (one partition's data of a Produce request) and
+    /// returns the batch to store.
+    pub fn validate(&self, records: &[u8]) -> Result<ValidBatch, ValidationError> {
+        let header = check_batch(records)?;
+        if self.config.compact {
+            if let Some(record_index) = first_keyless_record(records, &header) {
+                return Err(ValidationError::KeylessRecord { record_index });
+            }
+        }
+        if header.compression() == ZSTD && self.api_version < ZSTD_MIN_VERSION {
+            return Err(ValidationError::ZstdNeedsV7);
+        }
+        // A topic with its own compression.type stores every batch in that codec.
+        let bytes = match self.config.compression {
+            Some(codec) if codec != header.compression() => {
+                recompress(records, &header, codec).map_err(ValidationError::Recompression)?
+            }
+            _ => records.to_vec(),
+        };
+        if bytes.len() > self.config.max_message_bytes {
+            return Err(ValidationError::MessageTooLarge {
+                size: bytes.len(),
+                max: self.config.max_message_bytes,
+            });
+        }
+        self.check_timestamps(&header)?;
+        Ok(ValidBatch { header, bytes })
+    }
+
+    /// As Kafka's message.timestamp.after/before.max.ms, judged from the
+    /// batch's greatest and first timestamps.
+    fn check_timestamps(&self, header: &BatchHeader) -> Result<(), ValidationError> {
+        if self.config.log_append_time {
+            return Ok(());
+        }
+        let now = self.now_ms;
+        let newest_allowed = now.saturating_add(self.config.timestamp_after_max_ms);
+        let oldest_allowed = now.saturating_sub(self.config.timestamp_before_max_ms);
+        for timestamp in [header.max_timestamp, header.base_timestamp] {
+            if timestamp >= 0 && (timestamp > newest_allowed || timestamp < oldest_allowed) {
+                return Err(ValidationError::InvalidTimestamp { timestamp, now });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The batch's framing: exactly one whole v2 batch, CRC intact, with
+/// records, not a marker, a known codec.
+fn check_batch(records: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse_and_verify(records)?;
+    if header.total_size() != records.len() {
+        return Err(BatchError::Invalid(
+            "produce requests must contain exactly one record batch per partition",
+        ));
+    }
+    if header.records_count <= 0 {
+        return Err(BatchError::Invalid("record batch has no records"));
+    }
+    // Markers are the transaction coordinator's to write.
+    if header.is_control() {
+        return Err(BatchError::Invalid("clients may not write control batches"));
+    }
+    if header.last_offset_delta != header.records_count - 1 {
+        return Err(BatchError::Invalid(
+            "record batch last offset delta does not match its record count",
+        ));
+    }
+    if header.compression() > ZSTD {
+        return Err(BatchError::Invalid("unknown compression codec"));
+    }
+    Ok(header)
+}
+
+/// Index of the first record without a key. Records that cannot be read
+/// stop the search (the batch is stored as sent, as before this check).
+fn first_keyless_record(batch: &[u8], header: &BatchHeader) -> Option<i32> {
+    let section = records_section(batch, header).ok()?;
+    RecordIter::new(&section, header.records_count)
+        .map_while(Result::ok)
+        .position(|r| r.key.is_none())
+        .map(|i| i as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::control_batch;
+    use crate::storage::batch::tests::{encode_batch, encode_records};
+    use crate::storage::batch::ControlType;
+    use bytes::Bytes;
+    use kafka_protocol::records::{Compression, Record, TimestampType};
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn validator(config: &LogConfig) -> LogValidator<'_> {
+        LogValidator {
+            config,
+            api_version: 9,
+            now_ms: NOW,
+        }
+    }
+
+    fn keyed(keys: &[Option<&str>], compression: Compression) -> Vec<u8> {
+        let records: Vec<Record> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32,
+                timestamp: NOW,
+                key: key.map(|k| Bytes::from(k.to_string())),
+                value: Some(Bytes::from_static(b"v")),
+                headers: Default::default(),
+            })
+            .collect();
+        encode_records(&records, compression).to_vec()
+    }
+
+    #[test]
+    fn accepts_one_whole_batch_as_sent() {
+        let config = LogConfig::default();
+        let batch = encode_batch(3, NOW, Compression::None);
+        let valid = validator(&config).validate(&batch).unwrap();
+        assert_eq!((valid.header.records_count, valid.header.last_offset_delta), (3, 2));
+        assert_eq!(
+            (valid.header.base_timestamp, valid.header.max_timestamp),
+            (NOW, NOW + 2)
+        );
+        assert_eq!(valid.bytes, batch.to_vec());
+    }
+
+    #[test]
+    fn refuses_damage_truncation_two_batches_and_markers() {
+        let config = LogConfig::default();
+        let v = validator(&config);
+        let mut flipped = encode_batch(2, NOW, Compression::None);
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x01;
+        assert!(matches!(
+            v.validate(&flipped),
+            Err(ValidationError::Batch(BatchError::CrcMismatch { .. }))
+        ));
+        let mut two = encode_batch(1, NOW, Compression::None);
+        two.extend_from_slice(&encode_batch(1, NOW, Compression::None));
+        assert!(matches!(
+            v.validate(&two),
+            Err(ValidationError::Batch(BatchError::Invalid(_)))
+        ));
+        let one = encode_batch(2, NOW, Compression::None);
+        assert_eq!(
+            v.validate(&one[..one.len() - 3]).err(),
+            Some(ValidationError::Batch(BatchError::Truncated))
+        );
+        assert_eq!(
+            v.validate(&one[..10]).err(),
+            Some(ValidationError::Batch(BatchError::Truncated))
+        );
+        let marker = control_batch(42, 3, 0, ControlType::Commit, NOW);
+        assert_eq!(
+            v.validate(&marker).err(),
+            Some(ValidationError::Batch(BatchError::Invalid(
+                "clients may not write control batches"
+            )))
+        );
+    }
+
+    #[test]
+    fn compacted_topics_refuse_keyless_records_in_any_codec() {
+        let compacted = LogConfig {
+            compact: true,
+            ..LogConfig::default()
+        };
+        for compression in [Compression::None, Compression::Lz4] {
+            let batch = keyed(&[Some("a"), None, Some("c")], compression);
+            assert_eq!(
+                validator(&compacted).validate(&batch).err(),
+                Some(ValidationError::KeylessRecord { record_index: 1 })
+            );
+            assert!(validator(&LogConfig::default()).validate(&batch).is_ok());
+            let keys = keyed(&[Some("a"), Some("b")], compression);
+            assert!(validator(&compacted).validate(&keys).is_ok());
+        }
+    }
+
+    #[test]
+    fn zstd_needs_produce_v7() {
+        let config = LogConfig::default();
+        let batch = encode_batch(1, NOW, Compression::Zstd);
+        let old = LogValidator {
+            api_version: 6,
+            ..validator(&config)
+        };
+        assert_eq!(old.validate(&batch).err(), Some(ValidationError::ZstdNeedsV7));
+        assert!(validator(&config).validate(&batch).is_ok());
+    }
+
+    #[test]
+    fn stores_in_the_topic_codec_and_checks_the_stored_size() {
+        let gzip = LogConfig {
+            compression: Some(1),
+            ..LogConfig::default()
+        };
+        let batch = encode_batch(20, NOW, Compression::None);
+        let valid = validator(&gzip).validate(&batch).unwrap();
+        let stored = BatchHeader::parse_and_verify(&valid.bytes).unwrap();
+        assert_eq!((stored.compression(), stored.records_count), (1, 20));
+        assert!(valid.bytes.len() < batch.len());
+        // Too big as stored, though it fits compressed... and the reverse.
+        let small = LogConfig {
+            max_message_bytes: valid.bytes.len(),
+            ..LogConfig::default()
+        };
+        assert_eq!(
+            validator(&small).validate(&batch).err(),
+            Some(ValidationError::MessageTooLarge {
+                size: batch.len(),
+                max: valid.bytes.len()
+            })
+        );
+        let small_gzip = LogConfig {
+            compression: Some(1),
+            ..small
+        };
+        assert!(validator(&small_gzip).validate(&batch).is_ok());
+    }
+
+    #[test]
+    fn timestamps_within_the_topic_bounds_unless_log_append_time() {
+        let config = LogConfig::default(); // after.max.ms is one hour
+        let v = validator(&config);
+        let future = encode_batch(1, NOW + 3_600_001, Compression::None);
+        assert_eq!(
+            v.validate(&future).err(),
+            Some(ValidationError::InvalidTimestamp {
+                timestamp: NOW + 3_600_001,
+                now: NOW
+            })
+        );
+        assert!(v.validate(&encode_batch(1, NOW + 3_600_000, Compression::None)).is_ok());
+        let append_time = LogConfig {
+            log_append_time: true,
+            ..LogConfig::default()
+        };
+        assert!(validator(&append_time).validate(&future).is_ok());
+    }
+}

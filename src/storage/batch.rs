@@ -310,25 +310,35 @@ pub(crate) mod tests {
     /// Builds one v2 batch of `count` records, as a producer would send it.
     pub fn encode_batch(count: usize, timestamp: i64, compression: Compression) -> BytesMut {
         let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32,
-                timestamp: timestamp + i as i64,
-                key: Some(Bytes::from(format!("key-{i}"))),
-                value: Some(Bytes::from(format!("value-{i}"))),
-                headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))]
+            .map(|i| {
+                let mut r = record(i as i64, Some(&format!("key-{i}")), Some(&format!("value-{i}")));
+                r.timestamp = timestamp + i as i64;
+                r.headers = [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))]
                     .into_iter()
-                    .collect(),
+                    .collect();
+                r
             })
             .collect();
         encode_records(&records, compression)
+    }
+
+    /// A plain producer's record at `offset` (sequence alike), stamped 1000 + offset.
+    pub fn record(offset: i64, key: Option<&str>, value: Option<&str>) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: offset as i32,
+            timestamp: 1_000 + offset,
+            key: key.map(|k| Bytes::from(k.to_string())),
+            value: value.map(|v| Bytes::from(v.to_string())),
+            headers: Default::default(),
+        }
     }
 
     /// `records` as one v2 batch (they must fit one: same producer, consecutive sequences).

@@ -166,26 +166,8 @@ pub fn control_type(batch: &[u8]) -> Option<ControlType> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::batch::tests::encode_records;
-    use kafka_protocol::records::{Compression, Record, TimestampType};
-
-    fn record(offset: i64, key: Option<&str>, value: Option<&str>) -> Record {
-        Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            sequence: offset as i32,
-            timestamp: 1_000 + offset,
-            key: key.map(|k| Bytes::from(k.to_string())),
-            value: value.map(|v| Bytes::from(v.to_string())),
-            headers: Default::default(),
-        }
-    }
+    use crate::storage::batch::tests::{encode_records, record};
+    use kafka_protocol::records::Compression;
 
     #[test]
     fn varints_as_kafka_writes_them_and_no_longer() {

@@ -139,10 +139,9 @@ fn first_keyless_record(batch: &[u8], header: &BatchHeader) -> Option<i32> {
 mod tests {
     use super::*;
     use crate::storage::batch::control_batch;
-    use crate::storage::batch::tests::{encode_batch, encode_records};
+    use crate::storage::batch::tests::{encode_batch, encode_records, record};
     use crate::storage::batch::ControlType;
-    use bytes::Bytes;
-    use kafka_protocol::records::{Compression, Record, TimestampType};
+    use kafka_protocol::records::Compression;
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -155,24 +154,10 @@ mod tests {
     }
 
     fn keyed(keys: &[Option<&str>], compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = keys
+        let records: Vec<_> = keys
             .iter()
             .enumerate()
-            .map(|(i, key)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32,
-                timestamp: NOW,
-                key: key.map(|k| Bytes::from(k.to_string())),
-                value: Some(Bytes::from_static(b"v")),
-                headers: Default::default(),
-            })
+            .map(|(i, key)| record(i as i64, *key, Some("v")))
             .collect();
         encode_records(&records, compression).to_vec()
     }

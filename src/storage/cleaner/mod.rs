@@ -86,7 +86,8 @@ fn plan(log: &mut Log, now_ms: i64) -> Result<Option<Plan>, LogError> {
     let segments: Vec<SealedSegment> = log
         .sealed_segments()?
         .into_iter()
-        .take_while(|s| s.end <= stable && now_ms - s.newest_timestamp >= lag)
+        // An emptied segment has no records to be too young (nor a timestamp).
+        .take_while(|s| s.end <= stable && (s.size == 0 || now_ms - s.newest_timestamp >= lag))
         .collect();
     let Some(first) = segments.first() else {
         return Ok(None);

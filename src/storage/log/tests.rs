@@ -20,7 +20,17 @@ fn append(log: &mut Log, count: usize, ts: i64) -> AppendInfo {
 
 /// Offsets of the batches a read returns.
 fn read_offsets(log: &mut Log, offset: i64, max: usize) -> Vec<i64> {
-    let Some(plan) = log.plan_read(offset, log.high_watermark()).unwrap() else {
+    let hw = log.high_watermark();
+    read_offsets_of(log, offset, hw, max)
+}
+
+/// Offsets of the batches a read below `max_offset` returns.
+fn read_offsets_below(log: &mut Log, offset: i64, max_offset: i64) -> Vec<i64> {
+    read_offsets_of(log, offset, max_offset, 1 << 20)
+}
+
+fn read_offsets_of(log: &mut Log, offset: i64, max_offset: i64, max: usize) -> Vec<i64> {
+    let Some(plan) = log.plan_read(offset, max_offset).unwrap() else {
         return vec![];
     };
     let bytes = plan.read(max, true).unwrap();
@@ -64,21 +74,6 @@ fn append_txn(log: &mut Log, pid: i64, seq: i32, count: usize) -> AppendInfo {
 fn append_marker(log: &mut Log, pid: i64, kind: ControlType) -> AppendInfo {
     let mut batch = crate::storage::batch::control_batch(pid, 0, 0, kind, 1000);
     log.append(&mut batch, 1000).unwrap()
-}
-
-fn read_offsets_below(log: &mut Log, offset: i64, max_offset: i64) -> Vec<i64> {
-    let Some(plan) = log.plan_read(offset, max_offset).unwrap() else {
-        return vec![];
-    };
-    let bytes = plan.read(1 << 20, true).unwrap();
-    let mut out = vec![];
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let h = BatchHeader::parse_and_verify(&bytes[pos..]).unwrap();
-        out.push(h.base_offset);
-        pos += h.total_size();
-    }
-    out
 }
 
 #[test]

@@ -1,3 +1,9 @@
+//! The cleaner's tests: here the basics; `bounded` for a full offset map,
+//! `state_topic` for the internal topics' records.
+
+mod bounded;
+mod state_topic;
+
 use super::*;
 use crate::config::topic::LogConfig;
 use crate::storage::batch::{BatchHeader, ControlType};
@@ -8,9 +14,9 @@ use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use kafka_protocol::records::{TimestampType, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE};
 use std::sync::Arc;
 
-const NOW: i64 = 1_700_000_000_000;
+pub(super) const NOW: i64 = 1_700_000_000_000;
 
-fn config() -> LogConfig {
+pub(super) fn config() -> LogConfig {
     LogConfig {
         segment_bytes: 1 << 30,
         index_interval_bytes: 100,
@@ -24,12 +30,12 @@ fn config() -> LogConfig {
 }
 
 /// One batch of (key, value) records.
-fn append(log: &mut Log, records: &[(&str, Option<&str>)], ts: i64, compression: Compression) {
+pub(super) fn append(log: &mut Log, records: &[(&str, Option<&str>)], ts: i64, compression: Compression) {
     append_from(log, records, ts, compression, None);
 }
 
 /// One batch, from transactional producer `(id, first sequence)` if given.
-fn append_from(
+pub(super) fn append_from(
     log: &mut Log,
     records: &[(&str, Option<&str>)],
     ts: i64,
@@ -63,13 +69,13 @@ fn append_from(
     log.append(&mut batch, ts).expect("append");
 }
 
-fn append_marker(log: &mut Log, producer_id: i64, kind: ControlType) {
+pub(super) fn append_marker(log: &mut Log, producer_id: i64, kind: ControlType) {
     let mut batch = crate::storage::batch::control_batch(producer_id, 0, 0, kind, NOW);
     log.append(&mut batch, NOW).expect("marker");
 }
 
 /// Every record from the start: (offset, key, value).
-fn read_all(log: &mut Log) -> Vec<(i64, String, Option<String>)> {
+pub(super) fn read_all(log: &mut Log) -> Vec<(i64, String, Option<String>)> {
     let text = |b: Option<Bytes>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
@@ -97,12 +103,12 @@ fn read_all(log: &mut Log) -> Vec<(i64, String, Option<String>)> {
     out
 }
 
-fn clean(p: &Partition, now_ms: i64) -> Result<Option<CleanReport>, LogError> {
+pub(super) fn clean(p: &Partition, now_ms: i64) -> Result<Option<CleanReport>, LogError> {
     super::clean(p, now_ms, DEFAULT_DEDUPE_BUFFER_SIZE)
 }
 
 /// Closes the log and opens it again, as a restart does (nothing is known clean).
-fn restart(p: Partition, config: LogConfig) -> Partition {
+pub(super) fn restart(p: Partition, config: LogConfig) -> Partition {
     let dir = p.log().dir().to_path_buf();
     p.log().close().expect("close");
     drop(p);
@@ -119,11 +125,11 @@ fn restart(p: Partition, config: LogConfig) -> Partition {
     partition(log)
 }
 
-fn partition(log: Log) -> Partition {
+pub(super) fn partition(log: Log) -> Partition {
     Partition::new("t", 0, log, Arc::new(tokio::sync::Notify::new()))
 }
 
-fn seen(p: &Partition) -> Vec<(i64, String, Option<String>)> {
+pub(super) fn seen(p: &Partition) -> Vec<(i64, String, Option<String>)> {
     read_all(&mut p.log())
 }
 

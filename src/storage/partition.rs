@@ -229,3 +229,102 @@ impl Partition {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::topic::LogConfig;
+    use crate::storage::batch::tests::encode_batch;
+    use crate::storage::segment::file_name;
+    use kafka_protocol::records::Compression;
+    use std::time::Duration;
+
+    fn partition(dir: &std::path::Path, segment_bytes: u64) -> Arc<Partition> {
+        let config = LogConfig {
+            segment_bytes,
+            flush_messages: 1,
+            ..LogConfig::default()
+        };
+        let log = Log::create(dir, config, now_ms()).unwrap();
+        Arc::new(Partition::new("t", 0, log, Arc::new(Notify::new())))
+    }
+
+    fn batch() -> Vec<u8> {
+        encode_batch(2, now_ms(), Compression::None).to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_request_appends_in_one_hop_and_wakes_fetches() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (pa, pb) = (partition(a.path(), 1 << 20), partition(b.path(), 1 << 20));
+        let waiter = Arc::new(Notify::new());
+        pb.register_waiter(&waiter);
+        let appends = vec![(pa.clone(), batch()), (pb.clone(), batch()), (pa.clone(), batch())];
+        let offsets: Vec<i64> = Partition::append_batches(appends)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().base_offset)
+            .collect();
+        assert_eq!(offsets, vec![0, 0, 2]);
+        assert_eq!((pa.offsets().high_watermark, pb.offsets().high_watermark), (4, 2));
+        tokio::time::timeout(Duration::from_secs(5), waiter.notified())
+            .await
+            .expect("woken");
+        // flush.messages=1: flushed before answering, nothing left due.
+        assert!(!pa.log().flush_due(i64::MAX));
+        // The coordinators' await: the same path, one batch.
+        assert_eq!(pb.append(batch()).await.unwrap().base_offset, 2);
+    }
+
+    #[tokio::test]
+    async fn a_roll_is_flushed_in_the_background_then_the_recovery_point_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path(), 200);
+        for _ in 0..3 {
+            p.append(batch()).await.unwrap();
+        }
+        let sealed_below = p.log().segment_base_offsets()[1];
+        assert!(sealed_below > 0, "rolled");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while p.log().recovery_point() < sealed_below {
+            assert!(tokio::time::Instant::now() < deadline, "recovery point never moved");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(dir.path().join(file_name(sealed_below, ".snapshot")).exists());
+    }
+
+    /// Descriptors this process holds on files of `dir`.
+    fn descriptors_in(dir: &std::path::Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir))
+            .count()
+    }
+
+    #[test]
+    fn a_new_partition_is_a_directory_two_files_and_one_descriptor() {
+        let root = tempfile::tempdir().unwrap();
+        let logs = crate::storage::LogManager::open(&[root.path().to_path_buf()]).unwrap();
+        let config = LogConfig {
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        };
+        let (p, _) = logs.open_partition("t", 0, uuid::Uuid::new_v4(), config).unwrap();
+        let dir = root.path().join("t-0");
+        assert_eq!(descriptors_in(&dir), 1, "the empty .log only");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec![file_name(0, ".log"), "partition.metadata".to_string()]);
+        // Index entries open the active segment's indexes; a roll closes the sealed one's.
+        for _ in 0..40 {
+            p.append_now(&mut batch()).unwrap();
+        }
+        let segments = p.log().segment_count();
+        assert!(segments > 1);
+        assert!(descriptors_in(&dir) <= segments + 2);
+    }
+}

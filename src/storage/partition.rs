@@ -128,7 +128,7 @@ impl Partition {
     /// fsyncs to the background. Returns the policy's flush, if due.
     fn append_locked(self: &Arc<Self>, batch: &mut [u8]) -> Result<(AppendInfo, Option<FlushPlan>), LogError> {
         let now = now_ms();
-        let (info, flush) = {
+        let (mut info, flush) = {
             let mut log = self.log();
             let info = log.append(batch, now)?;
             let flush = info.needs_flush.then(|| log.take_flush(now));
@@ -137,7 +137,7 @@ impl Partition {
         if !info.duplicate {
             self.wake_waiters();
         }
-        if let Some(rolled) = info.rolled.clone() {
+        if let Some(rolled) = info.rolled.take() {
             self.finish_roll_in_background(rolled);
         }
         Ok((info, flush))

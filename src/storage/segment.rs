@@ -348,10 +348,6 @@ impl LogSegment {
         Ok(())
     }
 
-    pub fn is_sealed(&self) -> bool {
-        self.sealed
-    }
-
     /// What an fsync of this segment needs, to run outside the log's lock.
     /// The indexes of the active segment are left out: recovery rebuilds
     /// them for every segment past the recovery point.

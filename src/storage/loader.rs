@@ -38,8 +38,10 @@ impl LogLoader<'_> {
     pub fn load(self) -> Result<(Log, LoadReport), LogError> {
         let dir = self.dir;
         std::fs::create_dir_all(dir)?;
-        // A cleaning interrupted by a crash: its files never replaced any.
+        // A cleaning interrupted by a crash: staged files never replaced any;
+        // a replacement under way is finished.
         let _ = std::fs::remove_dir_all(dir.join(super::cleaner::STAGING_DIR));
+        super::swap::complete_interrupted(dir)?;
         let bases = self.list_segments()?;
         let mut report = LoadReport::default();
         if bases.is_empty() {
@@ -95,11 +97,7 @@ impl LogLoader<'_> {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             // Leftovers of interrupted renames or writes are not part of the log.
-            if name.ends_with(".deleted")
-                || name.ends_with(".cleaned")
-                || name.ends_with(".swap")
-                || name.ends_with(".tmp")
-            {
+            if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".tmp") {
                 let _ = std::fs::remove_file(entry.path());
                 continue;
             }

@@ -5,7 +5,8 @@
 //! From the bytes up: `batch` (the v2 batch header), `records` (records in
 //! a batch, read in place), `codec`; `validator` (a produced batch's one
 //! check); `index_file`, `offset_index`, `time_index`, `txn_index`;
-//! `segment` (one segment's files), `segments` (a log's ordered segments);
+//! `segment` (one segment's files), `segments` (a log's ordered segments),
+//! `swap` (cleaned segments in, crash-safely);
 //! `producer_state` and `producer_snapshot`; `log` (offsets, appends, reads,
 //! rolls, retention); `loader` (start-up and recovery); `cleaner`
 //! (compaction); `partition` (a shared log and its blocking-pool hops);
@@ -27,6 +28,7 @@ pub mod producer_state;
 pub mod records;
 pub mod segment;
 pub mod segments;
+pub mod swap;
 pub mod time_index;
 pub mod txn_index;
 pub mod validator;

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 /// The files of a segment besides its `.log`.
 const INDEX_SUFFIXES: [&str; 3] = [".index", ".timeindex", ".txnindex"];
-const SUFFIXES: [&str; 4] = [".log", ".index", ".timeindex", ".txnindex"];
+/// All the files of a segment.
+pub const SUFFIXES: [&str; 4] = [".log", ".index", ".timeindex", ".txnindex"];
 
 pub fn file_name(base_offset: i64, suffix: &str) -> String {
     format!("{base_offset:020}{suffix}")
@@ -381,39 +382,17 @@ impl LogSegment {
         remove_if_present(&self.dir.join(file_name(self.base_offset, ".log")))
     }
 
-    /// Takes the segment out of the log at once: its files are renamed
-    /// `.deleted` (which start-up removes) and unlinked later, outside the
-    /// log's lock, by `DeletedSegment::remove`. Readers holding the file keep it.
-    pub fn mark_deleted(self) -> io::Result<DeletedSegment> {
-        let mut renamed = Vec::with_capacity(SUFFIXES.len());
-        for suffix in SUFFIXES {
-            let from = self.dir.join(file_name(self.base_offset, suffix));
-            let to = self
-                .dir
-                .join(format!("{}.deleted", file_name(self.base_offset, suffix)));
-            match std::fs::rename(&from, &to) {
-                Ok(()) => renamed.push(to),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(DeletedSegment { renamed })
+    /// The segment's files were moved to `dir` (its descriptor follows them).
+    pub fn moved_to(&mut self, dir: &Path) {
+        let base = self.base_offset;
+        self.dir = dir.to_path_buf();
+        self.offset_index = OffsetIndex::new(base, IndexFile::lazy(dir.join(file_name(base, ".index"))));
+        self.time_index = TimeIndex::new(base, IndexFile::lazy(dir.join(file_name(base, ".timeindex"))));
     }
 
-    /// Replaces this sealed segment's files with a cleaned copy staged in
-    /// `staging` (log and indexes), in an order that a crash at any step
-    /// leaves a whole segment, old or new: the old indexes go first (a
-    /// missing index reads as empty), the new log is renamed over the old,
-    /// then the new indexes move in.
-    pub fn replace_with(&self, staging: &Path) -> io::Result<LogSegment> {
-        for suffix in [".index", ".timeindex"] {
-            remove_if_present(&self.dir.join(file_name(self.base_offset, suffix)))?;
-        }
-        for suffix in [".log", ".index", ".timeindex"] {
-            let name = file_name(self.base_offset, suffix);
-            std::fs::rename(staging.join(&name), self.dir.join(&name))?;
-        }
-        LogSegment::open(&self.dir, self.base_offset, self.index_interval_bytes)
+    /// Takes the segment out of the log at once: see `mark_deleted`.
+    pub fn mark_deleted(self) -> io::Result<DeletedSegment> {
+        mark_deleted(&self.dir, self.base_offset)
     }
 
     /// Reads bytes `[position, position + len)` of the segment.
@@ -430,6 +409,23 @@ impl LogSegment {
         }
         Ok(buf)
     }
+}
+
+/// Renames the files of the segment at `base` aside (`.deleted`, which
+/// start-up removes), to be unlinked later, outside the log's lock, by
+/// `DeletedSegment::remove`. Readers holding the file keep it.
+pub fn mark_deleted(dir: &Path, base: i64) -> io::Result<DeletedSegment> {
+    let mut renamed = Vec::with_capacity(SUFFIXES.len());
+    for suffix in SUFFIXES {
+        let from = dir.join(file_name(base, suffix));
+        let to = dir.join(format!("{}.deleted", file_name(base, suffix)));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => renamed.push(to),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(DeletedSegment { renamed })
 }
 
 /// A segment's files, renamed aside and waiting to be unlinked.
@@ -461,7 +457,7 @@ impl SegmentFlush {
     }
 }
 
-fn remove_if_present(path: &Path) -> io::Result<()> {
+pub fn remove_if_present(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

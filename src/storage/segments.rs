@@ -118,16 +118,10 @@ impl LogSegments {
         self.sealed.remove(&base)
     }
 
-    /// Puts `segment` in place of the sealed segment with its base offset;
-    /// false (and nothing done) if there is none.
-    pub fn replace_sealed(&mut self, segment: LogSegment) -> bool {
-        match self.sealed.get_mut(&segment.base_offset()) {
-            Some(slot) => {
-                *slot = segment;
-                true
-            }
-            None => false,
-        }
+    /// Adds a sealed segment (below the active one), or replaces the one
+    /// with its base offset.
+    pub fn insert_sealed(&mut self, segment: LogSegment) {
+        self.sealed.insert(segment.base_offset(), segment);
     }
 }
 

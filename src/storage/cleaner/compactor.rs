@@ -1,6 +1,7 @@
 //! The cleaner's file work, outside the log's lock: mapping each key of the
 //! dirty section to its latest offset, and rewriting segments without the
-//! records that a later one of the same key replaces.
+//! records that a later one of the same key replaces, small neighbours
+//! merged into one (as Kafka groups them).
 //!
 //! Record bytes are copied, never re-encoded: each record is stored relative
 //! to its batch's base offset and first timestamp, and a rebuilt batch keeps
@@ -15,7 +16,7 @@ use crate::storage::codec::{compress, CodecError};
 use crate::storage::log::{LogError, SealedSegment};
 use crate::storage::records::{records_section, RecordIter};
 use crate::storage::segment::LogSegment;
-use crate::storage::txn_index::AbortedTxn;
+use crate::storage::txn_index::{self, AbortedTxn};
 use std::collections::HashMap;
 use std::io;
 use std::ops::Range;
@@ -120,42 +121,56 @@ pub(super) struct Rewritten {
     pub new_size: u64,
 }
 
-/// Writes a cleaned copy of `segment` into `staging` (log and indexes,
-/// synced). None, and nothing left in `staging`, when it would lose no
-/// record or could not be read to its end.
+/// Writes the cleaned copy of `group` (consecutive sealed segments) into
+/// `staging` as one segment, named by the first: log, indexes and the
+/// aborted-transaction entries of the group (their markers stay), synced.
+/// None, and nothing left in `staging`, when a lone segment would lose no
+/// record, or a segment could not be read to its end.
 pub(super) fn rewrite(
-    segment: &SealedSegment,
+    group: &[SealedSegment],
+    dir: &Path,
     staging: &Path,
     index_interval_bytes: u64,
     rule: &KeepRule,
     aborted: &Aborted,
 ) -> Result<Option<Rewritten>, LogError> {
-    let mut out = LogSegment::create(staging, segment.base, index_interval_bytes, segment.newest_timestamp)?;
+    let Some(first) = group.first() else {
+        return Ok(None);
+    };
+    let mut out = LogSegment::create(staging, first.base, index_interval_bytes, first.newest_timestamp)?;
     let mut removed = 0u64;
-    let whole = for_each_batch(segment, |batch, header| {
-        if header.is_control() {
-            return Ok(out.append(batch, header)?);
-        }
-        if aborted.contains(header) {
-            removed += header.records_count.max(0) as u64;
-            return Ok(());
-        }
-        match filter_batch(batch, header, rule) {
-            Ok(Filtered::All) => out.append(batch, header)?,
-            Ok(Filtered::None) => removed += header.records_count.max(0) as u64,
-            Ok(Filtered::Some { rebuilt, dropped }) => {
-                let new_header = BatchHeader::parse(&rebuilt)?;
-                out.append(&rebuilt, &new_header)?;
-                removed += dropped;
+    let mut whole = true;
+    for segment in group {
+        whole &= for_each_batch(segment, |batch, header| {
+            if header.is_control() {
+                return Ok(out.append(batch, header)?);
             }
-            // Unreadable records: the batch stays as it is.
-            Err(_) => out.append(batch, header)?,
-        }
-        Ok(())
-    })?;
-    if removed == 0 || !whole {
+            if aborted.contains(header) {
+                removed += header.records_count.max(0) as u64;
+                return Ok(());
+            }
+            match filter_batch(batch, header, rule) {
+                Ok(Filtered::All) => out.append(batch, header)?,
+                Ok(Filtered::None) => removed += header.records_count.max(0) as u64,
+                Ok(Filtered::Some { rebuilt, dropped }) => {
+                    let new_header = BatchHeader::parse(&rebuilt)?;
+                    out.append(&rebuilt, &new_header)?;
+                    removed += dropped;
+                }
+                // Unreadable records: the batch stays as it is.
+                Err(_) => out.append(batch, header)?,
+            }
+            Ok(())
+        })?;
+    }
+    if !whole || (removed == 0 && group.len() == 1) {
         out.delete()?;
         return Ok(None);
+    }
+    for segment in group {
+        for entry in txn_index::read(dir, segment.base)? {
+            txn_index::append(staging, first.base, &entry)?;
+        }
     }
     out.seal()?;
     out.flush_handle().run()?;
@@ -163,6 +178,30 @@ pub(super) fn rewrite(
         records_removed: removed,
         new_size: out.size(),
     }))
+}
+
+/// Consecutive segments to clean into one: as many as fit segment.bytes
+/// (as they are now: they shrink as they are cleaned) and relative offsets.
+pub(super) fn group_by_size(segments: &[SealedSegment], max_bytes: u64) -> Vec<&[SealedSegment]> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < segments.len() {
+        let first = &segments[start];
+        let mut size = first.size;
+        let mut end = start + 1;
+        while let Some(next) = segments.get(end) {
+            let fits = size + next.size <= max_bytes;
+            let offsets_fit = next.end - 1 - first.base <= i32::MAX as i64;
+            if !(fits && offsets_fit) {
+                break;
+            }
+            size += next.size;
+            end += 1;
+        }
+        groups.push(&segments[start..end]);
+        start = end;
+    }
+    groups
 }
 
 enum Filtered {

@@ -12,8 +12,11 @@
 //!
 //! Closed segments never change, so reading and rewriting happen outside
 //! the partition lock; the lock is taken to plan and to swap the files in
-//! (`Log::swap_cleaned`). Cleaned files are written to a staging directory
-//! and synced first, so a crash leaves a whole segment, old or new.
+//! (`Log::swap_cleaned`). Neighbours that fit one segment.bytes are cleaned
+//! into one segment, so that a compacted log does not keep a segment (and a
+//! descriptor) for every segment it ever rolled. Cleaned files are written to
+//! a staging directory and synced first, and swapped in as Kafka does
+//! (`swap`), so a crash leaves whole segments, old or new.
 //!
 //! Transactions: only segments below the last stable offset are cleaned, so
 //! every transaction in them has ended. Records of aborted transactions are
@@ -29,7 +32,7 @@ pub use offset_map::OffsetMap;
 
 use super::log::{Log, LogError, SealedSegment};
 use super::Partition;
-use compactor::{build_offset_map, rewrite, Aborted, KeepRule};
+use compactor::{build_offset_map, group_by_size, rewrite, Aborted, KeepRule};
 use std::path::{Path, PathBuf};
 
 /// Where cleaned segments are written before they replace the originals
@@ -42,6 +45,7 @@ pub const DEFAULT_DEDUPE_BUFFER_SIZE: usize = 128 * 1024 * 1024;
 /// What one cleaning did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CleanReport {
+    /// Segments replaced by cleaned ones (several may become one).
     pub segments_rewritten: usize,
     pub records_removed: u64,
     pub bytes_before: u64,
@@ -54,6 +58,7 @@ pub struct CleanReport {
 struct Plan {
     dir: PathBuf,
     index_interval_bytes: u64,
+    segment_bytes: u64,
     delete_retention_ms: i64,
     /// Oldest first; a prefix of the sealed segments.
     segments: Vec<SealedSegment>,
@@ -101,6 +106,7 @@ fn plan(log: &mut Log, now_ms: i64) -> Result<Option<Plan>, LogError> {
     Ok(Some(Plan {
         dir: log.dir().to_path_buf(),
         index_interval_bytes: log.config().index_interval_bytes,
+        segment_bytes: log.config().segment_bytes,
         delete_retention_ms: log.config().delete_retention_ms,
         segments,
         first_dirty,
@@ -122,6 +128,7 @@ fn run(
     // Records are at most one per offset: a bound on the keys to map.
     let keys = dirty.last().map_or(0, |s| s.end - plan.first_dirty).max(0) as usize;
     let mut map = OffsetMap::new(dedupe_buffer_size, keys);
+    let deleted;
     let end = build_offset_map(dirty, plan.first_dirty, &plan.aborted, &mut map)?;
     let rule = KeepRule {
         map: &map,
@@ -129,11 +136,18 @@ fn run(
         tombstone_horizon: now_ms.saturating_sub(plan.delete_retention_ms),
     };
     std::fs::create_dir_all(staging)?;
+    let cleaned = plan.segments.partition_point(|s| s.base < end);
     let mut staged = Vec::new();
-    for segment in plan.segments.iter().filter(|s| s.base < end) {
-        if let Some(rewritten) = rewrite(segment, staging, plan.index_interval_bytes, &rule, &plan.aborted)? {
-            staged.push((segment, rewritten));
-        }
+    for group in group_by_size(&plan.segments[..cleaned], plan.segment_bytes) {
+        let rewritten = rewrite(
+            group,
+            &plan.dir,
+            staging,
+            plan.index_interval_bytes,
+            &rule,
+            &plan.aborted,
+        )?;
+        staged.extend(rewritten.map(|r| (group, r)));
     }
     let mut report = CleanReport {
         cleaned_to: end,
@@ -141,15 +155,20 @@ fn run(
     };
     {
         let mut log = partition.log();
-        for (segment, rewritten) in &staged {
-            if log.swap_cleaned(segment.base, segment.size, staging)? {
-                report.segments_rewritten += 1;
+        for (group, rewritten) in &staged {
+            let old: Vec<(i64, u64)> = group.iter().map(|s| (s.base, s.size)).collect();
+            if log.swap_cleaned(&old, staging)? {
+                report.segments_rewritten += group.len();
                 report.records_removed += rewritten.records_removed;
-                report.bytes_before += segment.size;
+                report.bytes_before += group.iter().map(|s| s.size).sum::<u64>();
                 report.bytes_after += rewritten.new_size;
             }
         }
         log.mark_cleaned(end);
+        deleted = log.take_deleted();
+    }
+    for segment in deleted {
+        segment.remove()?;
     }
     super::fsync_dir(&plan.dir)?;
     Ok(report)

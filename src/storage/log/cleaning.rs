@@ -1,7 +1,9 @@
 //! What the cleaner asks of a log: its sealed segments as they are now, and
-//! a swap of one for its cleaned copy, refused if it changed meanwhile.
+//! a swap of some for their cleaned copy, refused if they changed meanwhile.
 
 use super::{Log, LogError};
+use crate::storage::segment::LogSegment;
+use crate::storage::swap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,18 +51,29 @@ impl Log {
         self.first_dirty_offset = self.first_dirty_offset.max(offset);
     }
 
-    /// Replaces the sealed segment at `base` with the cleaned copy staged in
-    /// `staging`, unless the segment is no longer the `size` bytes it was
-    /// when read (deleted by retention, DeleteRecords or the topic's
-    /// deletion). True when swapped.
-    pub fn swap_cleaned(&mut self, base: i64, size: u64, staging: &Path) -> Result<bool, LogError> {
-        if self.deleted || base >= self.segments.active().base_offset() {
-            return Ok(false);
-        }
-        let Some(old) = self.segments.get(base).filter(|s| s.size() == size) else {
+    /// Replaces the sealed segments `old` ((base, size) as the cleaner read
+    /// them) with the cleaned segment staged in `staging` under the first
+    /// one's base (see `swap`), unless one of them is no longer what was read
+    /// (deleted by retention, DeleteRecords or the topic's deletion). True
+    /// when replaced.
+    pub fn swap_cleaned(&mut self, old: &[(i64, u64)], staging: &Path) -> Result<bool, LogError> {
+        let active = self.segments.active().base_offset();
+        let unchanged = old
+            .iter()
+            .all(|&(base, size)| base < active && self.segments.get(base).is_some_and(|s| s.size() == size));
+        let Some(&(first, _)) = old.first().filter(|_| unchanged && !self.deleted) else {
             return Ok(false);
         };
-        let cleaned = old.replace_with(staging)?;
-        Ok(self.segments.replace_sealed(cleaned))
+        // Opened before the renames: its descriptor follows the file.
+        let mut cleaned = LogSegment::open(staging, first, self.config.index_interval_bytes)?;
+        let bases: Vec<i64> = old.iter().map(|(base, _)| *base).collect();
+        let deleted = swap::replace_segments(&self.dir, staging, &bases)?;
+        self.deleted_segments.extend(deleted);
+        for base in &bases {
+            self.segments.remove_sealed(*base);
+        }
+        cleaned.moved_to(&self.dir);
+        self.segments.insert_sealed(cleaned);
+        Ok(true)
     }
 }

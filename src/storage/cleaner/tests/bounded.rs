@@ -40,20 +40,24 @@ fn a_full_map_cleans_up_to_the_last_whole_segment_and_the_next_round_continues()
     append(&mut log, &[("z", Some("z"))], NOW, Compression::None); // 24, active
     let p = partition(log);
 
-    // 10 slots hold 9 keys: segments 0 and 6 (6 keys) fit whole, segment 12 does not.
+    // 10 slots hold 9 keys: segments 0 and 6 (6 keys) fit whole, segment 12
+    // does not. The two cleaned segments become one.
     let r = clean_with_slots(&p, NOW + 1, 10);
-    assert_eq!((r.cleaned_to, r.segments_rewritten, r.records_removed), (12, 1, 6));
+    assert_eq!((r.cleaned_to, r.segments_rewritten, r.records_removed), (12, 2, 6));
+    assert_eq!(p.log().segment_base_offsets(), vec![0, 12, 18, 24]);
     assert_eq!(p.log().first_dirty_offset(), 12);
     assert_eq!(seen(&p).len(), 19);
 
     // From 12: segment 12 (6 keys) fits, segment 18 does not; segment 6 loses
     // the keys mapped from segment 18 so far.
     let r = clean_with_slots(&p, NOW + 2, 10);
-    assert_eq!((r.cleaned_to, r.segments_rewritten, r.records_removed), (18, 1, 3));
+    assert_eq!((r.cleaned_to, r.segments_rewritten, r.records_removed), (18, 2, 3));
+    assert_eq!(p.log().segment_base_offsets(), vec![0, 18, 24]);
 
     // From 18: the rest fits.
     let r = clean_with_slots(&p, NOW + 3, 10);
     assert_eq!((r.cleaned_to, r.records_removed), (24, 3));
+    assert_eq!(p.log().segment_base_offsets(), vec![0, 24]);
     let mut want: Vec<(i64, &str)> = second.iter().enumerate().map(|(i, k)| (12 + i as i64, *k)).collect();
     want.extend(first.iter().enumerate().map(|(i, k)| (18 + i as i64, *k)));
     want.push((24, "z"));

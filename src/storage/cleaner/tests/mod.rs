@@ -1,7 +1,9 @@
 //! The cleaner's tests: here the basics; `bounded` for a full offset map,
-//! `state_topic` for the internal topics' records.
+//! `crash` for a swap interrupted, `state_topic` for the internal topics'
+//! records.
 
 mod bounded;
+mod crash;
 mod state_topic;
 
 use super::*;
@@ -147,8 +149,10 @@ fn keeps_the_latest_record_of_each_key_at_its_offset() {
         let p = partition(log);
 
         let report = clean(&p, NOW + 1).expect("clean").expect("work done");
-        assert_eq!((report.segments_rewritten, report.records_removed), (1, 3));
+        // Both closed segments, cleaned into one.
+        assert_eq!((report.segments_rewritten, report.records_removed), (2, 3));
         assert!(report.bytes_after < report.bytes_before);
+        assert_eq!(p.log().segment_base_offsets(), vec![0, 6]);
         assert_eq!(
             seen(&p),
             vec![

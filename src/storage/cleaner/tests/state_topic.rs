@@ -122,8 +122,10 @@ fn the_internal_topics_records_load_the_same_after_cleaning() {
     assert_eq!(markers(&mut p.log()), vec![4, 8, 10]);
     assert_eq!(p.log().aborted_transactions(0, 13), vec![(5, 2), (5, 9)]);
 
-    // After a restart, and delete.retention.ms later, the delete goes too.
+    // After a restart (the aborted-transaction index of the merged segment
+    // read back), and delete.retention.ms later, the delete goes too.
     let p = restart(p, cfg);
+    assert_eq!(p.log().aborted_transactions(0, 13), vec![(5, 2), (5, 9)]);
     clean(&p, NOW + retention + 1).expect("clean").expect("work done");
     assert_eq!(replay(&mut p.log()), loaded);
     assert_eq!(

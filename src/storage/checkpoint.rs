@@ -1,6 +1,6 @@
 //! Kafka's offset checkpoint files (`recovery-point-offset-checkpoint`,
-//! `log-start-offset-checkpoint`): a version line, a count line, then
-//! `topic partition offset` lines.
+//! `log-start-offset-checkpoint`, `cleaner-offset-checkpoint`): a version
+//! line, a count line, then `topic partition offset` lines.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -8,6 +8,7 @@ use std::path::Path;
 
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
+pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset-checkpoint";
 
 pub type Checkpoint = BTreeMap<(String, i32), i64>;
 

@@ -2,7 +2,7 @@
 //! a crash, creates, loads and deletes partition directories
 //! (`<topic>-<partition>`), and keeps the checkpoint files.
 
-use super::checkpoint::{self, Checkpoint, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use super::checkpoint::{self, Checkpoint, CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use super::loader::{LoadReport, LogLoader};
 use super::log::{Log, LogError};
 use super::now_ms;
@@ -26,6 +26,8 @@ struct LogDir {
     clean_shutdown: bool,
     recovery_points: Checkpoint,
     log_start_offsets: Checkpoint,
+    /// Where each compacted log's uncleaned part began (Kafka's file too).
+    cleaner_offsets: Checkpoint,
 }
 
 pub struct LogManager {
@@ -91,6 +93,7 @@ impl LogManager {
                 clean_shutdown,
                 recovery_points: checkpoint::read(&path.join(RECOVERY_POINT_FILE))?,
                 log_start_offsets: checkpoint::read(&path.join(LOG_START_OFFSET_FILE))?,
+                cleaner_offsets: checkpoint::read(&path.join(CLEANER_OFFSET_FILE))?,
             });
         }
         Ok(LogManager {
@@ -172,7 +175,7 @@ impl LogManager {
     ) -> Result<(Log, LoadReport), LogError> {
         let dir = &self.dirs[dir_index];
         let path = dir.path.join(partition_dir_name(&key.0, key.1));
-        let (log, report) = if existing {
+        let (mut log, report) = if existing {
             LogLoader {
                 dir: &path,
                 config,
@@ -185,6 +188,9 @@ impl LogManager {
         } else {
             (Log::create(&path, config, now_ms())?, LoadReport::default())
         };
+        if let Some(cleaned) = dir.cleaner_offsets.get(key).filter(|_| existing) {
+            log.mark_cleaned((*cleaned).min(log.log_end_offset()));
+        }
         write_partition_metadata(&path, topic_id, existing)?;
         Ok((log, report))
     }
@@ -217,11 +223,13 @@ impl LogManager {
         }
     }
 
-    /// Writes every directory's recovery point and log start offset checkpoints.
+    /// Writes every directory's recovery point, log start offset and cleaner
+    /// offset checkpoints.
     pub fn checkpoint(&self, partitions: &[Arc<Partition>]) -> io::Result<()> {
         let placement = self.placement.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut recovery: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         let mut starts: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
+        let mut cleaned: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         for p in partitions {
             let key = (p.topic().to_string(), p.index());
             let Some(i) = placement.get(&key) else {
@@ -231,12 +239,16 @@ impl LogManager {
             if log.is_deleted() {
                 continue;
             }
+            if log.first_dirty_offset() > 0 {
+                cleaned[*i].insert(key.clone(), log.first_dirty_offset());
+            }
             recovery[*i].insert(key.clone(), log.recovery_point());
             starts[*i].insert(key, log.log_start_offset());
         }
         for (i, dir) in self.dirs.iter().enumerate() {
             checkpoint::write(&dir.path.join(RECOVERY_POINT_FILE), &recovery[i])?;
             checkpoint::write(&dir.path.join(LOG_START_OFFSET_FILE), &starts[i])?;
+            checkpoint::write(&dir.path.join(CLEANER_OFFSET_FILE), &cleaned[i])?;
         }
         Ok(())
     }
@@ -292,6 +304,25 @@ mod tests {
         assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic".into(), 12)));
         assert_eq!(parse_partition_dir("nodash"), None);
         assert_eq!(parse_partition_dir("x-1a"), None);
+    }
+
+    #[test]
+    fn where_the_cleaner_stopped_survives_a_restart() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = [root.path().to_path_buf()];
+        let id = uuid::Uuid::new_v4();
+        {
+            let logs = LogManager::open(&dirs).unwrap();
+            let (p, _) = logs.open_partition("c", 0, id, LogConfig::default()).unwrap();
+            let mut batch =
+                crate::storage::batch::tests::encode_batch(10, 0, kafka_protocol::records::Compression::None).to_vec();
+            p.append_now(&mut batch).unwrap();
+            p.log().mark_cleaned(7);
+            logs.shutdown(&[p]).unwrap();
+        }
+        let logs = LogManager::open(&dirs).unwrap();
+        let (p, _) = logs.open_partition("c", 0, id, LogConfig::default()).unwrap();
+        assert_eq!(p.log().first_dirty_offset(), 7);
     }
 
     #[test]

@@ -164,12 +164,13 @@ fn run(
                 report.bytes_after += rewritten.new_size;
             }
         }
-        log.mark_cleaned(end);
         deleted = log.take_deleted();
     }
     for segment in deleted {
         segment.remove()?;
     }
+    // The swaps are durable before the checkpoint may say the log is clean.
     super::fsync_dir(&plan.dir)?;
+    partition.log().mark_cleaned(end);
     Ok(report)
 }

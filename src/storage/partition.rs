@@ -163,6 +163,9 @@ impl Partition {
     pub fn finish_roll(&self, rolled: &Rolled) -> io::Result<()> {
         let (plan, dir) = {
             let mut log = self.log();
+            if log.is_deleted() {
+                return Ok(());
+            }
             (log.flush_plan(rolled.flush_below), log.dir().to_path_buf())
         };
         plan.run()?;

@@ -5,6 +5,7 @@
 use super::RequestContext;
 use crate::auth::acl::{operation, AclBinding, AclFilter};
 use crate::broker::Broker;
+use crate::metadata::ControllerError;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
@@ -58,10 +59,14 @@ pub async fn handle_create_acls(broker: &Broker, ctx: &RequestContext, req: Crea
             }
         }
     }
-    let stored = broker.cluster.create_acls(valid);
+    let stored = broker.controller.create_acls(valid).await;
     let results = results
         .into_iter()
         .map(|r| match (r, &stored) {
+            // Kafka's controller fails the whole request, invalid entries included.
+            (_, Err(e @ ControllerError::ExcessivelyLargeBatch)) => AclCreationResult::default()
+                .with_error_code(e.code())
+                .with_error_message(msg(&e.to_string())),
             (Some((code, reason)), _) => AclCreationResult::default()
                 .with_error_code(code)
                 .with_error_message(msg(reason)),
@@ -99,7 +104,7 @@ pub async fn handle_describe_acls(
         permission: req.permission_type,
     };
     let mut by_resource: BTreeMap<(i8, String, i8), Vec<AclDescription>> = BTreeMap::new();
-    for a in broker.cluster.acls().iter().filter(|a| filter.matches(a)) {
+    for a in broker.image().acls.iter().filter(|a| filter.matches(a)) {
         by_resource
             .entry((a.resource_type, a.resource_name.clone(), a.pattern_type))
             .or_default()
@@ -156,7 +161,7 @@ pub async fn handle_delete_acls(broker: &Broker, ctx: &RequestContext, req: Dele
             permission: f.permission_type,
         })
         .collect();
-    match broker.cluster.delete_acls(&filters) {
+    match broker.controller.delete_acls(filters).await {
         Ok(matched) => DeleteAclsResponse::default().with_filter_results(
             matched
                 .into_iter()

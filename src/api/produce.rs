@@ -4,8 +4,8 @@
 use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
-use crate::cluster::{Topic, TopicStats};
 use crate::quota::PRODUCER_BYTE_RATE;
+use crate::replication::{Topic, TopicStats};
 use crate::storage::batch::{validate_produced, BatchError};
 use crate::storage::codec::recompress;
 use crate::storage::now_ms;
@@ -32,9 +32,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         let topic = if by_id {
-            broker.cluster.topic_by_id(topic_data.topic_id)
+            broker.replicas.topic_by_id(topic_data.topic_id)
         } else {
-            broker.cluster.topic(&topic_data.name)
+            broker.replicas.topic(&topic_data.name)
         };
         let allowed = topic
             .as_ref()
@@ -77,7 +77,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         );
     }
     let throttle_ms = broker.quotas.record(
-        &broker.cluster.client_quotas(),
+        &broker.image().client_quotas,
         PRODUCER_BYTE_RATE,
         ctx.user(),
         ctx.client_id.as_deref().unwrap_or(""),
@@ -130,14 +130,14 @@ struct TxnContext<'a> {
 impl TxnContext<'_> {
     /// A transactional batch needs Write on the request's TransactionalId
     /// and a partition added to the producer's open transaction.
-    fn check(&self, topic: &str, partition: i32, producer_id: i64, epoch: i16) -> Result<(), i16> {
+    async fn check(&self, topic: &str, partition: i32, producer_id: i64, epoch: i16) -> Result<(), i16> {
         let Some(id) = self.transactional_id.filter(|id| {
             self.broker
                 .authorize(self.ctx, operation::WRITE, resource::TRANSACTIONAL_ID, id)
         }) else {
             return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
         };
-        self.broker.txns.verify(id, producer_id, epoch, topic, partition)
+        self.broker.txns.verify(id, producer_id, epoch, topic, partition).await
     }
 }
 
@@ -193,7 +193,10 @@ async fn append_partition(
         );
     }
     if header.is_transactional() {
-        if let Err(code) = txn.check(&topic.name, index, header.producer_id, header.producer_epoch) {
+        if let Err(code) = txn
+            .check(&topic.name, index, header.producer_id, header.producer_epoch)
+            .await
+        {
             debug!(topic = %topic.name, partition = index, code, "refused a transactional batch");
             return error_response(index, code, None);
         }

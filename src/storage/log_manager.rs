@@ -250,7 +250,7 @@ pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
 /// Kafka's `partition.metadata` file: the topic id of the partition's topic.
 fn write_partition_metadata(dir: &Path, topic_id: uuid::Uuid) -> io::Result<()> {
     let path = dir.join("partition.metadata");
-    let text = format!("version: 0\ntopic_id: {}\n", crate::cluster::topic_id_string(topic_id));
+    let text = format!("version: 0\ntopic_id: {}\n", crate::metadata::topic_id_string(topic_id));
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }

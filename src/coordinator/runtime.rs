@@ -277,3 +277,7 @@ impl<S: Shard> CoordinatorRuntime<S> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;

@@ -13,7 +13,7 @@ pub mod rebalance;
 pub mod records;
 pub mod shard;
 #[cfg(test)]
-mod shard_tests;
+mod tests;
 
 use crate::config::BrokerConfig;
 use crate::coordinator::state_topic::new_state_topic;

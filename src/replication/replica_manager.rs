@@ -318,7 +318,11 @@ impl ReplicaManager {
                 }
             }
         }
-        info!(topic = %topic.name, partitions = out.len(), "created partition logs");
+        if from == 0 {
+            info!(topic = %topic.name, partitions = out.len(), id = %crate::metadata::topic_id_string(topic.id), "created topic");
+        } else {
+            info!(topic = %topic.name, from, to = from + out.len(), "added partitions");
+        }
         out
     }
 
@@ -332,7 +336,7 @@ impl ReplicaManager {
             }
         })
         .await;
-        info!(topic = %topic.name, "deleted topic logs");
+        info!(topic = %topic.name, "deleted topic");
     }
 
     /// Notified when recovery points have moved and should be checkpointed.

@@ -62,7 +62,7 @@ impl Controller {
             match result {
                 Ok(records) => {
                     if !records.is_empty() {
-                        info!(topic = %topic, "changing topic configs");
+                        info!(topic = %topic, "changed topic configs");
                     }
                     ControllerResult::of(records, Ok(()))
                 }
@@ -91,7 +91,12 @@ impl Controller {
                 }
             });
             match result {
-                Ok(records) => ControllerResult::of(records, Ok(())),
+                Ok(records) => {
+                    if !records.is_empty() {
+                        info!(per_broker = broker.is_some(), "changed broker configs");
+                    }
+                    ControllerResult::of(records, Ok(()))
+                }
                 Err(e) => ControllerResult::none(Err(e)),
             }
         })

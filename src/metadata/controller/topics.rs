@@ -10,7 +10,7 @@ use crate::metadata::image::MetadataImage;
 use crate::metadata::records::{ConfigResource, MetadataRecord, PartitionRecord};
 use crate::metadata::{new_uuid, placement, topic_name};
 use std::collections::{BTreeMap, HashSet};
-use tracing::info;
+use tracing::debug;
 use uuid::Uuid;
 
 /// A topic to create, with the request's defaults (-1) already applied.
@@ -151,7 +151,7 @@ fn create_topics(
                     value: Some(value.clone()),
                 });
             }
-            info!(topic = %new.name, partitions = created.partitions, "creating topic");
+            debug!(topic = %new.name, partitions = created.partitions, "creating topic");
         }
         created_here.push(new.name);
         results.push(Ok(created));
@@ -222,7 +222,7 @@ fn delete_topics(
             _ if !config.delete_topic_enable => Err(ControllerError::TopicDeletionDisabled),
             Some(t) if deleted.insert(t.id) => {
                 records.push(MetadataRecord::RemoveTopic { topic_id: t.id });
-                info!(topic = %name, "deleting topic");
+                debug!(topic = %name, "deleting topic");
                 Ok(t.id)
             }
             _ => Err(ControllerError::UnknownTopicOrPartition),
@@ -262,7 +262,7 @@ fn create_partitions(
                             partition_epoch: 0,
                         }));
                     }
-                    info!(topic = %t.name, to = t.count, "adding partitions");
+                    debug!(topic = %t.name, to = t.count, "adding partitions");
                 }
                 results.push(Ok(()));
             }

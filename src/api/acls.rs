@@ -20,6 +20,18 @@ fn msg(text: &str) -> Option<StrBytes> {
 
 const NO_AUTHORIZER: &str = "No Authorizer is configured on the broker";
 
+/// Why an ACL request is refused whole, if it is: there is no authorizer,
+/// or the principal may not do `operation` on the cluster.
+fn refusal(broker: &Broker, ctx: &RequestContext, operation: i8) -> Option<(i16, &'static str)> {
+    if !broker.config.security.authorizer.enabled {
+        return Some((E::SecurityDisabled.code(), NO_AUTHORIZER));
+    }
+    if !broker.authorize_cluster(ctx, operation) {
+        return Some((E::ClusterAuthorizationFailed.code(), "Cluster authorization failed."));
+    }
+    None
+}
+
 pub async fn handle_create_acls(broker: &Broker, ctx: &RequestContext, req: CreateAclsRequest) -> CreateAclsResponse {
     let fail_all = |code: i16, text: &str| {
         CreateAclsResponse::default().with_results(
@@ -33,11 +45,8 @@ pub async fn handle_create_acls(broker: &Broker, ctx: &RequestContext, req: Crea
                 .collect(),
         )
     };
-    if !broker.config.security.authorizer.enabled {
-        return fail_all(E::SecurityDisabled.code(), NO_AUTHORIZER);
-    }
-    if !broker.authorize_cluster(ctx, operation::ALTER) {
-        return fail_all(E::ClusterAuthorizationFailed.code(), "Cluster authorization failed.");
+    if let Some((code, text)) = refusal(broker, ctx, operation::ALTER) {
+        return fail_all(code, text);
     }
     let mut results = Vec::with_capacity(req.creations.len());
     let mut valid = Vec::new();
@@ -84,15 +93,10 @@ pub async fn handle_describe_acls(
     ctx: &RequestContext,
     req: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
-    if !broker.config.security.authorizer.enabled {
+    if let Some((code, text)) = refusal(broker, ctx, operation::DESCRIBE) {
         return DescribeAclsResponse::default()
-            .with_error_code(E::SecurityDisabled.code())
-            .with_error_message(msg(NO_AUTHORIZER));
-    }
-    if !broker.authorize_cluster(ctx, operation::DESCRIBE) {
-        return DescribeAclsResponse::default()
-            .with_error_code(E::ClusterAuthorizationFailed.code())
-            .with_error_message(msg("Cluster authorization failed."));
+            .with_error_code(code)
+            .with_error_message(msg(text));
     }
     let filter = AclFilter {
         resource_type: req.resource_type_filter,
@@ -142,11 +146,8 @@ pub async fn handle_delete_acls(broker: &Broker, ctx: &RequestContext, req: Dele
                 .collect(),
         )
     };
-    if !broker.config.security.authorizer.enabled {
-        return fail_all(E::SecurityDisabled.code(), NO_AUTHORIZER);
-    }
-    if !broker.authorize_cluster(ctx, operation::ALTER) {
-        return fail_all(E::ClusterAuthorizationFailed.code(), "Cluster authorization failed.");
+    if let Some((code, text)) = refusal(broker, ctx, operation::ALTER) {
+        return fail_all(code, text);
     }
     let filters: Vec<AclFilter> = req
         .filters

@@ -160,40 +160,25 @@ pub async fn handle_alter_configs(
 ) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
-        {
-            // The legacy API replaces the resource's whole set of dynamic configs.
-            let replacement: Vec<(String, Option<String>)> = r
-                .configs
-                .iter()
-                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
-                .collect();
-            let (code, message) = outcome(
-                alter(
-                    broker,
-                    ctx,
-                    r.resource_type,
-                    &r.resource_name,
-                    req.validate_only,
-                    move |configs| {
-                        configs.clear();
-                        for (name, value) in replacement {
-                            if let Some(v) = value {
-                                configs.insert(name, v);
-                            }
-                        }
-                        Ok(())
-                    },
-                )
-                .await,
-            );
-            responses.push(
-                AlterConfigsResourceResponse::default()
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name)
-                    .with_error_code(code)
-                    .with_error_message(message),
-            );
-        }
+        // The legacy API replaces the resource's whole set of dynamic configs.
+        let replacement: BTreeMap<String, String> = r
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
+        let edit = move |configs: &mut BTreeMap<String, String>| {
+            *configs = replacement;
+            Ok(())
+        };
+        let result = alter(broker, ctx, r.resource_type, &r.resource_name, req.validate_only, edit).await;
+        let (code, message) = outcome(result);
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(message),
+        );
     }
     AlterConfigsResponse::default().with_responses(responses)
 }
@@ -205,35 +190,25 @@ pub async fn handle_incremental_alter_configs(
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
-        {
-            let changes: Vec<Change> = r
-                .configs
-                .iter()
-                .map(|c| Change {
-                    name: c.name.to_string(),
-                    operation: c.config_operation,
-                    value: c.value.as_ref().map(|v| v.to_string()),
-                })
-                .collect();
-            let (code, message) = outcome(
-                alter(
-                    broker,
-                    ctx,
-                    r.resource_type,
-                    &r.resource_name,
-                    req.validate_only,
-                    move |configs| apply(configs, &changes),
-                )
-                .await,
-            );
-            responses.push(
-                IncrementalResult::default()
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name)
-                    .with_error_code(code)
-                    .with_error_message(message),
-            );
-        }
+        let changes: Vec<Change> = r
+            .configs
+            .iter()
+            .map(|c| Change {
+                name: c.name.to_string(),
+                operation: c.config_operation,
+                value: c.value.as_ref().map(|v| v.to_string()),
+            })
+            .collect();
+        let edit = move |configs: &mut BTreeMap<String, String>| apply(configs, &changes);
+        let result = alter(broker, ctx, r.resource_type, &r.resource_name, req.validate_only, edit).await;
+        let (code, message) = outcome(result);
+        responses.push(
+            IncrementalResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(message),
+        );
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

@@ -14,6 +14,9 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -28,14 +31,19 @@ fn topic_allowed(broker: &Broker, ctx: &RequestContext, op: i8, topic: &str) -> 
 /// One partition of a commit request: (partition, offset, leader epoch, metadata).
 pub(crate) type PartitionCommit<'a> = (i32, i64, i32, Option<&'a StrBytes>);
 
-/// A topic of an OffsetCommit or TxnOffsetCommit request: its name and partitions.
+/// A topic of an OffsetCommit or TxnOffsetCommit request: its name and
+/// partitions, and its answer given an error code per partition.
 pub(crate) trait CommitTopic {
+    type Answer;
     fn view(&self) -> (&str, Vec<PartitionCommit<'_>>);
+    fn answer(self, codes: Vec<i16>) -> Self::Answer;
 }
 
 macro_rules! commit_topic {
-    ($topic:ty) => {
+    ($topic:ty => $answer:ty, $partition:ty $(, $with_id:ident)?) => {
         impl CommitTopic for $topic {
+            type Answer = $answer;
+
             fn view(&self) -> (&str, Vec<PartitionCommit<'_>>) {
                 let partitions = self.partitions.iter().map(|p| {
                     (
@@ -47,11 +55,34 @@ macro_rules! commit_topic {
                 });
                 (self.name.as_str(), partitions.collect())
             }
+
+            fn answer(self, codes: Vec<i16>) -> $answer {
+                let partitions = self
+                    .partitions
+                    .iter()
+                    .zip(codes)
+                    .map(|(p, code)| {
+                        <$partition>::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code)
+                    })
+                    .collect();
+                <$answer>::default()
+                    $(.with_topic_id(self.$with_id))?
+                    .with_name(self.name)
+                    .with_partitions(partitions)
+            }
         }
     };
 }
-commit_topic!(kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic);
-commit_topic!(kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic);
+commit_topic!(
+    kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic => OffsetCommitResponseTopic,
+    OffsetCommitResponsePartition, topic_id
+);
+commit_topic!(
+    kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic => TxnOffsetCommitResponseTopic,
+    TxnOffsetCommitResponsePartition
+);
 
 /// The commit both OffsetCommit and TxnOffsetCommit make: each topic's
 /// partitions are refused with `refusal(topic)` or handed to `commit`, and
@@ -125,27 +156,7 @@ pub async fn handle_offset_commit(
         },
     )
     .await;
-    let topics = req
-        .topics
-        .into_iter()
-        .zip(codes)
-        .map(|(t, codes)| {
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(codes)
-                .map(|(p, code)| {
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
-                .collect();
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let topics = req.topics.into_iter().zip(codes).map(|(t, c)| t.answer(c)).collect();
     OffsetCommitResponse::default().with_topics(topics)
 }
 

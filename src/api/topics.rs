@@ -5,6 +5,7 @@ use super::RequestContext;
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::metadata::controller::{NewTopic, PartitionCount};
+use crate::metadata::ControllerError;
 use crate::metadata::ControllerError as TopicError;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
 use kafka_protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
@@ -185,6 +186,24 @@ fn new_topic(broker: &Broker, t: CreatableTopic) -> Result<NewTopic, TopicError>
     })
 }
 
+/// Why a topic is refused before the controller sees it: (code, message).
+type Refusal = Option<(i16, String)>;
+
+fn not_authorized() -> Refusal {
+    Some((
+        ResponseError::TopicAuthorizationFailed.code(),
+        "Authorization failed.".into(),
+    ))
+}
+
+/// A topic's outcome: refused here, or the controller's answer.
+fn outcome<T>(refusal: Refusal, answers: &mut impl Iterator<Item = Result<T, ControllerError>>) -> Refusal {
+    refusal.or_else(|| match answers.next() {
+        Some(Err(e)) => Some((e.code(), e.to_string())),
+        _ => None,
+    })
+}
+
 pub async fn handle_delete_topics(
     broker: &Broker,
     ctx: &RequestContext,
@@ -197,68 +216,41 @@ pub async fn handle_delete_topics(
         req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
     };
     let image = broker.image();
-    let mut results = Vec::with_capacity(targets.len());
+    let mut checked = Vec::with_capacity(targets.len());
     let mut doomed = Vec::new();
     for (name, id) in targets {
         let topic = match &name {
             Some(n) => image.topics.get(n),
             None => image.topics.by_id(id),
         };
-        let result = DeletableTopicResult::default()
-            .with_name(name.clone())
-            .with_topic_id(id);
-        let Some(topic) = topic else {
-            let code = if name.is_none() {
-                ResponseError::UnknownTopicId.code()
-            } else {
-                ResponseError::UnknownTopicOrPartition.code()
-            };
-            results.push((
-                result
-                    .with_error_code(code)
-                    .with_error_message(message("This server does not host this topic.")),
-                false,
-            ));
-            continue;
-        };
-        if !broker.authorize(ctx, operation::DELETE, resource::TOPIC, &topic.name) {
-            results.push((
-                result
-                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                    .with_error_message(message("Authorization failed.")),
-                false,
-            ));
-            continue;
-        }
-        doomed.push(topic.name.clone());
-        results.push((
-            result
-                .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
-                .with_topic_id(topic.id),
-            true,
-        ));
-    }
-    let outcomes = if doomed.is_empty() {
-        Ok(Vec::new())
-    } else {
-        broker.controller.delete_topics(doomed).await
-    };
-    let mut outcomes = outcomes.map(|o| o.into_iter());
-    let responses = results
-        .into_iter()
-        .map(|(result, sent)| {
-            if !sent {
-                return result;
+        let unknown = "This server does not host this topic.".to_string();
+        let refusal = match topic {
+            None if name.is_none() => Some((ResponseError::UnknownTopicId.code(), unknown)),
+            None => Some((ResponseError::UnknownTopicOrPartition.code(), unknown)),
+            Some(t) if !broker.authorize(ctx, operation::DELETE, resource::TOPIC, &t.name) => not_authorized(),
+            Some(t) => {
+                doomed.push(t.name.clone());
+                None
             }
-            let outcome = match &mut outcomes {
-                Ok(o) => o.next().unwrap_or(Ok(result.topic_id)).map(|_| ()),
-                Err(e) => Err(e.clone()),
+        };
+        let known = topic.map(|t| (TopicName(StrBytes::from_string(t.name.clone())), t.id));
+        checked.push((name, id, known, refusal));
+    }
+    let mut answers = match broker.controller.delete_topics(doomed).await {
+        Ok(a) => a.into_iter(),
+        Err(e) => vec![Err(e); checked.len()].into_iter(),
+    };
+    let responses = checked
+        .into_iter()
+        .map(|(name, id, known, refusal)| {
+            let result = DeletableTopicResult::default().with_name(name).with_topic_id(id);
+            let result = match (&refusal, known) {
+                (None, Some((name, id))) => result.with_name(Some(name)).with_topic_id(id),
+                _ => result,
             };
-            match outcome {
-                Ok(()) => result,
-                Err(e) => result
-                    .with_error_code(e.code())
-                    .with_error_message(message(e.to_string())),
+            match outcome(refusal, &mut answers) {
+                None => result,
+                Some((code, text)) => result.with_error_code(code).with_error_message(message(text)),
             }
         })
         .collect();
@@ -270,17 +262,11 @@ pub async fn handle_create_partitions(
     ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let mut results = Vec::with_capacity(req.topics.len());
+    let mut checked = Vec::with_capacity(req.topics.len());
     let mut wanted = Vec::new();
     for t in req.topics {
-        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         if !broker.authorize(ctx, operation::ALTER, resource::TOPIC, &t.name) {
-            results.push((
-                result
-                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                    .with_error_message(message("Authorization failed.")),
-                false,
-            ));
+            checked.push((t.name, not_authorized()));
             continue;
         }
         wanted.push(PartitionCount {
@@ -293,37 +279,31 @@ pub async fn handle_create_partitions(
                     .collect()
             }),
         });
-        results.push((result, true));
+        checked.push((t.name, None));
     }
-    let names: Vec<TopicName> = results.iter().map(|(r, _)| r.name.clone()).collect();
-    let outcomes = if wanted.is_empty() {
+    let answers = if wanted.is_empty() {
         Ok(Vec::new())
     } else {
         broker.controller.create_partitions(wanted, req.validate_only).await
     };
-    let mut outcomes = match outcomes {
-        Ok(o) => o.into_iter(),
+    let mut answers = match answers {
+        Ok(a) => a.into_iter(),
         // Kafka's controller fails the whole request: every topic says why.
         Err(e) => {
-            let results = names
-                .into_iter()
-                .map(|n| {
-                    CreatePartitionsTopicResult::default()
-                        .with_name(n)
-                        .with_error_code(e.code())
-                        .with_error_message(message(e.to_string()))
-                })
-                .collect();
-            return CreatePartitionsResponse::default().with_results(results);
+            for (_, refusal) in checked.iter_mut() {
+                *refusal = Some((e.code(), e.to_string()));
+            }
+            Vec::new().into_iter()
         }
     };
-    let results = results
+    let results = checked
         .into_iter()
-        .map(|(result, sent)| match (sent, outcomes.next().filter(|_| sent)) {
-            (true, Some(Err(e))) => result
-                .with_error_code(e.code())
-                .with_error_message(message(e.to_string())),
-            _ => result,
+        .map(|(name, refusal)| {
+            let result = CreatePartitionsTopicResult::default().with_name(name);
+            match outcome(refusal, &mut answers) {
+                None => result,
+                Some((code, text)) => result.with_error_code(code).with_error_message(message(text)),
+            }
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)

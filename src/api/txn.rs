@@ -4,7 +4,7 @@
 //! non-transactional uses.) Every call needs Write on the TransactionalId.
 
 use super::groups::group_allowed;
-use super::offsets::commit_where_allowed;
+use super::offsets::{commit_where_allowed, CommitTopic};
 use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
@@ -18,9 +18,6 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState as DescribedTxn};
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTxn;
-use kafka_protocol::messages::txn_offset_commit_response::{
-    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as E;
@@ -200,26 +197,7 @@ pub async fn handle_txn_offset_commit(
         },
     )
     .await;
-    let topics = req
-        .topics
-        .into_iter()
-        .zip(codes)
-        .map(|(t, codes)| {
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(codes)
-                .map(|(p, code)| {
-                    TxnOffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
-                .collect();
-            TxnOffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let topics = req.topics.into_iter().zip(codes).map(|(t, c)| t.answer(c)).collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 

@@ -40,6 +40,22 @@ impl Topic {
         usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
     }
 
+    fn new(
+        t: &TopicImage,
+        configs: BTreeMap<String, String>,
+        log_config: LogConfig,
+        partitions: Vec<Arc<Partition>>,
+    ) -> Topic {
+        Topic {
+            name: t.name.clone(),
+            id: t.id,
+            configs,
+            log_config,
+            partitions,
+            stats: Arc::default(),
+        }
+    }
+
     fn with(&self, configs: BTreeMap<String, String>, log_config: LogConfig, partitions: Vec<Arc<Partition>>) -> Topic {
         Topic {
             name: self.name.clone(),
@@ -138,14 +154,7 @@ impl ReplicaManager {
                 partitions.push(partition);
             }
             report.partitions += partitions.len();
-            hosted.insert(Arc::new(Topic {
-                name: t.name.clone(),
-                id: t.id,
-                configs,
-                log_config,
-                partitions,
-                stats: Arc::default(),
-            }));
+            hosted.insert(Arc::new(Topic::new(t, configs, log_config, partitions)));
         }
         report.topics = hosted.by_name.len();
         for (topic, p) in logs.partitions_on_disk() {
@@ -240,14 +249,7 @@ impl ReplicaManager {
                     all.extend(partitions);
                     current.with(configs, log_config, all)
                 }
-                None => Topic {
-                    name: t.name.clone(),
-                    id: t.id,
-                    configs,
-                    log_config,
-                    partitions,
-                    stats: Arc::default(),
-                },
+                None => Topic::new(&t, configs, log_config, partitions),
             };
             hosted.insert(Arc::new(topic));
         }

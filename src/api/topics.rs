@@ -196,12 +196,20 @@ fn not_authorized() -> Refusal {
     ))
 }
 
-/// A topic's outcome: refused here, or the controller's answer.
+/// A topic's outcome: refused here, or the controller's answer. Kafka
+/// gives an unknown topic no message.
 fn outcome<T>(refusal: Refusal, answers: &mut impl Iterator<Item = Result<T, ControllerError>>) -> Refusal {
     refusal.or_else(|| match answers.next() {
+        Some(Err(ControllerError::UnknownTopicOrPartition)) => {
+            Some((ControllerError::UnknownTopicOrPartition.code(), String::new()))
+        }
         Some(Err(e)) => Some((e.code(), e.to_string())),
         _ => None,
     })
+}
+
+fn message_of(text: String) -> Option<StrBytes> {
+    (!text.is_empty()).then(|| StrBytes::from_string(text))
 }
 
 pub async fn handle_delete_topics(
@@ -272,8 +280,7 @@ pub async fn handle_create_partitions(
         wanted.push(PartitionCount {
             name: t.name.to_string(),
             count: t.count,
-            // An empty list is taken as none, as before the controller.
-            assignments: t.assignments.filter(|a| !a.is_empty()).map(|a| {
+            assignments: t.assignments.map(|a| {
                 a.into_iter()
                     .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
                     .collect()
@@ -302,7 +309,7 @@ pub async fn handle_create_partitions(
             let result = CreatePartitionsTopicResult::default().with_name(name);
             match outcome(refusal, &mut answers) {
                 None => result,
-                Some((code, text)) => result.with_error_code(code).with_error_message(message(text)),
+                Some((code, text)) => result.with_error_code(code).with_error_message(message_of(text)),
             }
         })
         .collect();

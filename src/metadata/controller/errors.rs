@@ -24,9 +24,15 @@ pub enum ControllerError {
     TopicDeletionDisabled,
     #[error("{0}")]
     InvalidRequest(String),
-    /// Kafka's controller refuses an operation of more than 10,000 records.
+    /// Kafka's controller refuses an operation of more than 10,000 records,
     #[error("Unable to perform excessively large batch operation.")]
     ExcessivelyLargeBatch,
+    /// a CreateTopics of more than 10,000 partitions in all,
+    #[error("Excessively large number of partitions per request.")]
+    TooManyPartitions,
+    /// and a CreatePartitions adding more than 10,000.
+    #[error("Excessively large number of additional partitions per request.")]
+    TooManyAdditionalPartitions,
     /// Not allowed: on a topic (true) or on the cluster (false).
     #[error("Authorization failed.")]
     NotAuthorized(bool),
@@ -48,7 +54,9 @@ impl ControllerError {
             ControllerError::InvalidConfig(_) => E::InvalidConfig.code(),
             ControllerError::TopicDeletionDisabled => E::TopicDeletionDisabled.code(),
             ControllerError::InvalidRequest(_) => E::InvalidRequest.code(),
-            ControllerError::ExcessivelyLargeBatch => E::PolicyViolation.code(),
+            ControllerError::ExcessivelyLargeBatch
+            | ControllerError::TooManyPartitions
+            | ControllerError::TooManyAdditionalPartitions => E::PolicyViolation.code(),
             ControllerError::NotAuthorized(true) => E::TopicAuthorizationFailed.code(),
             ControllerError::NotAuthorized(false) => E::ClusterAuthorizationFailed.code(),
             ControllerError::Storage(_) => E::KafkaStorageError.code(),

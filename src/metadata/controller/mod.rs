@@ -30,6 +30,9 @@ use tracing::warn;
 /// Kafka's cap on the records one request may produce
 /// (QuorumController.MAX_RECORDS_PER_USER_OP).
 pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+/// Kafka's cap on the partitions one CreateTopics or CreatePartitions may
+/// add, checked before anything else (MAX_PARTITIONS_PER_BATCH).
+pub const MAX_PARTITIONS_PER_BATCH: i64 = 10_000;
 
 /// What an operation produced: the records to write and the answer to give
 /// once they are written (Kafka's ControllerResult).

@@ -3,7 +3,9 @@
 //! them, with its wording. Every count a client sends is checked against
 //! the records it would make before anything is allocated for it.
 
-use super::{Controller, ControllerConfig, ControllerError, ControllerResult, MAX_RECORDS_PER_USER_OP};
+use super::{
+    Controller, ControllerConfig, ControllerError, ControllerResult, MAX_PARTITIONS_PER_BATCH, MAX_RECORDS_PER_USER_OP,
+};
 use crate::config::topic::{topic_config_def, validate_value};
 use crate::config::ConfigError;
 use crate::metadata::image::MetadataImage;
@@ -97,6 +99,17 @@ fn create_topics(
     topics: Vec<NewTopic>,
     validate_only: bool,
 ) -> ControllerResult<Result<PerTopic<CreatedTopic>, ControllerError>> {
+    // Kafka counts what each topic asks for before checking anything else.
+    let asked: i64 = topics
+        .iter()
+        .map(|t| match &t.assignments {
+            Some(a) => a.len() as i64,
+            None => t.partitions.max(0) as i64,
+        })
+        .sum();
+    if asked > MAX_PARTITIONS_PER_BATCH {
+        return ControllerResult::none(Err(ControllerError::TooManyPartitions));
+    }
     let mut records = Vec::new();
     let mut results = Vec::with_capacity(topics.len());
     let mut created_here: Vec<String> = Vec::new();
@@ -238,6 +251,15 @@ fn create_partitions(
     topics: Vec<PartitionCount>,
     validate_only: bool,
 ) -> ControllerResult<Result<PerTopic<()>, ControllerError>> {
+    // Partitions added to topics that exist, counted before anything else.
+    let adding: i64 = topics
+        .iter()
+        .filter_map(|t| Some(t.count as i64 - image.topics.get(&t.name)?.partitions.len() as i64))
+        .filter(|n| *n > 0)
+        .sum();
+    if adding > MAX_PARTITIONS_PER_BATCH {
+        return ControllerResult::none(Err(ControllerError::TooManyAdditionalPartitions));
+    }
     let mut records = Vec::new();
     let mut results = Vec::with_capacity(topics.len());
     let mut budget = MAX_RECORDS_PER_USER_OP;
@@ -298,9 +320,6 @@ fn grow(
         )));
     }
     let additional = t.count - current;
-    if additional as usize > MAX_RECORDS_PER_USER_OP {
-        return Err(ControllerError::ExcessivelyLargeBatch);
-    }
     let replication_factor = topic.partitions.first().map_or(1, |p| p.replicas.len() as i16);
     let replicas = match &t.assignments {
         Some(a) => {

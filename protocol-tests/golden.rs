@@ -563,7 +563,8 @@ fn golden_conversation() {
         .with_timeout_ms(5000)
         .with_topics(vec![CreatePartitionsTopic::default()
             .with_name(topic("orders"))
-            .with_count(4)]);
+            .with_count(4)
+            .with_assignments(None)]);
     let r: CreatePartitionsResponse = decode(
         ApiKey::CreatePartitions,
         3,

@@ -189,10 +189,23 @@ impl Client {
         response
     }
 
-    /// True when the broker has closed this connection (reads hit end of stream).
+    /// True when the broker has closed this connection: a read hits end of
+    /// stream or a reset. A broker that neither answers nor closes within the
+    /// read timeout has hung, and that fails the test rather than passing it.
     pub fn is_closed(&mut self) -> bool {
+        use std::io::ErrorKind;
         let mut b = [0u8; 1];
-        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+        match self.stream.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the broker neither answered nor closed the connection: it hung ({e})")
+            }
+            Err(e) => matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+            ),
+        }
     }
 }
 

@@ -281,3 +281,13 @@ fn bad_batches_get_partition_errors_and_lose_nothing() {
     assert_eq!(r.responses[0].partition_responses[0].error_code, 21);
     scene.assert_still_serving();
 }
+
+/// The check the tests above rely on: silence is a hang, not a close.
+#[test]
+#[should_panic(expected = "hung")]
+fn a_peer_that_neither_answers_nor_closes_fails_is_closed() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = Client::connect(silent.local_addr().unwrap()).with_timeout(std::time::Duration::from_millis(200));
+    let _held = silent.accept().unwrap();
+    client.is_closed();
+}

@@ -13,14 +13,15 @@
 pub mod api;
 pub mod auth;
 pub mod broker;
-pub mod cluster;
 pub mod config;
+pub mod coordinator;
 pub mod group;
+pub mod metadata;
 pub mod metrics;
 pub mod protocol;
 pub mod quota;
+pub mod replication;
 pub mod server;
-pub mod state_topic;
 pub mod storage;
 pub mod txn;
 

@@ -5,7 +5,7 @@
 //! over its rate is told how long to wait (throttle_time_ms) and is not read
 //! from for that long.
 
-use crate::cluster::ClientQuota;
+use crate::metadata::image::ClientQuota;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 

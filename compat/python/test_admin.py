@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -120,3 +121,47 @@ def test_ck_list_shows_partition_counts(broker, topic):
         clients.create_topic(broker, name, n)
     listed = clients.ck_admin(broker).list_topics(timeout=10).topics
     assert {name: len(listed[name].partitions) for name in names if name in listed} == names
+
+
+# ------------------------------------------------------------------ Kafka's caps on one request
+
+def _kp_errors(exc) -> list[tuple[str, int, str | None]]:
+    """(name, error code, message) of each topic in the response an admin error carries."""
+    response = exc.args[0]
+    return [tuple(x) for x in re.findall(r"name='([^']*)'[^)]*?error_code=(\d+), error_message=(?:'([^']*)'|None)",
+                                         response)]
+
+
+def test_kp_requests_over_kafka_caps_are_refused_whole(broker, topic):
+    """A CreateTopics or CreatePartitions over Kafka's controller caps is refused whole with
+    POLICY_VIOLATION (44) and Kafka's words, before anything is created; a count near 2^31
+    is refused the same way, not allocated."""
+    from kafka.admin import NewPartitions
+    from kafka.errors import InvalidReplicationAssignmentError, PolicyViolationError
+
+    admin = clients.kp_admin(broker)
+    try:
+        cases = [
+            ([KpNewTopic(f"{topic}-big", 10_000, 1)], "Unable to perform excessively large batch operation."),
+            ([KpNewTopic(f"{topic}-a", 6000, 1), KpNewTopic(f"{topic}-b", 6000, 1), KpNewTopic("bad name", 1, 1)],
+             "Excessively large number of partitions per request."),
+            ([KpNewTopic(f"{topic}-huge", 2**31 - 1, 1)], "Excessively large number of partitions per request."),
+        ]
+        for topics, words in cases:
+            with pytest.raises(PolicyViolationError) as refused:
+                admin.create_topics(topics)
+            errors = _kp_errors(refused.value)
+            assert [(n, int(c), m) for n, c, m in errors] == [(t.name, 44, words) for t in topics]
+        assert not [t for t in admin.list_topics() if t.startswith(topic)], "nothing was created"
+
+        admin.create_topics([KpNewTopic(topic, 1, 1)])
+        with pytest.raises(PolicyViolationError, match="Excessively large number of additional partitions"):
+            admin.create_partitions({topic: NewPartitions(2**31 - 1)})
+        # An empty (not null) assignment list for two new partitions is an assignment of none.
+        with pytest.raises(InvalidReplicationAssignmentError,
+                           match=r"Attempted to add 2 additional partition\(s\), but only 0 assignment\(s\)"):
+            admin.create_partitions({topic: NewPartitions(3, [])})
+        (described,) = admin.describe_topics([topic])
+        assert len(described["partitions"]) == 1
+    finally:
+        admin.close()

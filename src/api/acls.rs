@@ -5,6 +5,7 @@
 use super::RequestContext;
 use crate::auth::acl::{operation, AclBinding, AclFilter};
 use crate::broker::Broker;
+use crate::metadata::ControllerError;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
@@ -19,6 +20,18 @@ fn msg(text: &str) -> Option<StrBytes> {
 
 const NO_AUTHORIZER: &str = "No Authorizer is configured on the broker";
 
+/// Why an ACL request is refused whole, if it is: there is no authorizer,
+/// or the principal may not do `operation` on the cluster.
+fn refusal(broker: &Broker, ctx: &RequestContext, operation: i8) -> Option<(i16, &'static str)> {
+    if !broker.config.security.authorizer.enabled {
+        return Some((E::SecurityDisabled.code(), NO_AUTHORIZER));
+    }
+    if !broker.authorize_cluster(ctx, operation) {
+        return Some((E::ClusterAuthorizationFailed.code(), "Cluster authorization failed."));
+    }
+    None
+}
+
 pub async fn handle_create_acls(broker: &Broker, ctx: &RequestContext, req: CreateAclsRequest) -> CreateAclsResponse {
     let fail_all = |code: i16, text: &str| {
         CreateAclsResponse::default().with_results(
@@ -32,11 +45,8 @@ pub async fn handle_create_acls(broker: &Broker, ctx: &RequestContext, req: Crea
                 .collect(),
         )
     };
-    if !broker.config.security.authorizer.enabled {
-        return fail_all(E::SecurityDisabled.code(), NO_AUTHORIZER);
-    }
-    if !broker.authorize_cluster(ctx, operation::ALTER) {
-        return fail_all(E::ClusterAuthorizationFailed.code(), "Cluster authorization failed.");
+    if let Some((code, text)) = refusal(broker, ctx, operation::ALTER) {
+        return fail_all(code, text);
     }
     let mut results = Vec::with_capacity(req.creations.len());
     let mut valid = Vec::new();
@@ -58,10 +68,14 @@ pub async fn handle_create_acls(broker: &Broker, ctx: &RequestContext, req: Crea
             }
         }
     }
-    let stored = broker.cluster.create_acls(valid);
+    let stored = broker.controller.create_acls(valid).await;
     let results = results
         .into_iter()
         .map(|r| match (r, &stored) {
+            // Kafka's controller fails the whole request, invalid entries included.
+            (_, Err(e @ ControllerError::ExcessivelyLargeBatch)) => AclCreationResult::default()
+                .with_error_code(e.code())
+                .with_error_message(msg(&e.to_string())),
             (Some((code, reason)), _) => AclCreationResult::default()
                 .with_error_code(code)
                 .with_error_message(msg(reason)),
@@ -79,15 +93,10 @@ pub async fn handle_describe_acls(
     ctx: &RequestContext,
     req: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
-    if !broker.config.security.authorizer.enabled {
+    if let Some((code, text)) = refusal(broker, ctx, operation::DESCRIBE) {
         return DescribeAclsResponse::default()
-            .with_error_code(E::SecurityDisabled.code())
-            .with_error_message(msg(NO_AUTHORIZER));
-    }
-    if !broker.authorize_cluster(ctx, operation::DESCRIBE) {
-        return DescribeAclsResponse::default()
-            .with_error_code(E::ClusterAuthorizationFailed.code())
-            .with_error_message(msg("Cluster authorization failed."));
+            .with_error_code(code)
+            .with_error_message(msg(text));
     }
     let filter = AclFilter {
         resource_type: req.resource_type_filter,
@@ -99,7 +108,7 @@ pub async fn handle_describe_acls(
         permission: req.permission_type,
     };
     let mut by_resource: BTreeMap<(i8, String, i8), Vec<AclDescription>> = BTreeMap::new();
-    for a in broker.cluster.acls().iter().filter(|a| filter.matches(a)) {
+    for a in broker.image().acls.iter().filter(|a| filter.matches(a)) {
         by_resource
             .entry((a.resource_type, a.resource_name.clone(), a.pattern_type))
             .or_default()
@@ -137,11 +146,8 @@ pub async fn handle_delete_acls(broker: &Broker, ctx: &RequestContext, req: Dele
                 .collect(),
         )
     };
-    if !broker.config.security.authorizer.enabled {
-        return fail_all(E::SecurityDisabled.code(), NO_AUTHORIZER);
-    }
-    if !broker.authorize_cluster(ctx, operation::ALTER) {
-        return fail_all(E::ClusterAuthorizationFailed.code(), "Cluster authorization failed.");
+    if let Some((code, text)) = refusal(broker, ctx, operation::ALTER) {
+        return fail_all(code, text);
     }
     let filters: Vec<AclFilter> = req
         .filters
@@ -156,7 +162,7 @@ pub async fn handle_delete_acls(broker: &Broker, ctx: &RequestContext, req: Dele
             permission: f.permission_type,
         })
         .collect();
-    match broker.cluster.delete_acls(&filters) {
+    match broker.controller.delete_acls(filters).await {
         Ok(matched) => DeleteAclsResponse::default().with_filter_results(
             matched
                 .into_iter()

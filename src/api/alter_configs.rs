@@ -5,8 +5,8 @@
 use super::RequestContext;
 use crate::auth::acl;
 use crate::broker::Broker;
-use crate::cluster::TopicError;
 use crate::config::topic::{topic_config_def, ConfigType, TOPIC_CONFIGS};
+use crate::metadata::ControllerError as TopicError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult;
 use kafka_protocol::messages::*;
@@ -106,13 +106,13 @@ fn apply(configs: &mut BTreeMap<String, String>, changes: &[Change]) -> Result<(
 }
 
 /// Applies changes to one resource; the result code and message.
-fn alter(
+async fn alter(
     broker: &Broker,
     ctx: &RequestContext,
     resource_type: i8,
     name: &str,
     validate_only: bool,
-    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), TopicError>,
+    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), TopicError> + Send + 'static,
 ) -> Result<(), TopicError> {
     let allowed = if resource_type == TOPIC {
         broker.authorize(ctx, acl::operation::ALTER_CONFIGS, acl::resource::TOPIC, name)
@@ -123,14 +123,22 @@ fn alter(
         return Err(TopicError::NotAuthorized(resource_type == TOPIC));
     }
     match resource_type {
-        TOPIC => broker.cluster.alter_topic_configs(name, validate_only, edit),
-        BROKER if name.is_empty() => broker.cluster.alter_broker_configs(false, validate_only, edit),
-        BROKER if name == broker.cluster.node_id().to_string() => {
-            broker.cluster.alter_broker_configs(true, validate_only, edit)
+        TOPIC => {
+            broker
+                .controller
+                .alter_topic_configs(name.to_string(), validate_only, edit)
+                .await
+        }
+        BROKER if name.is_empty() => broker.controller.alter_broker_configs(None, validate_only, edit).await,
+        BROKER if name == broker.node_id().to_string() => {
+            broker
+                .controller
+                .alter_broker_configs(Some(broker.node_id()), validate_only, edit)
+                .await
         }
         BROKER => Err(TopicError::InvalidRequest(format!(
             "Unexpected broker id, expected {} or empty string, but received {name}",
-            broker.cluster.node_id()
+            broker.node_id()
         ))),
         other => Err(TopicError::InvalidRequest(format!(
             "Unsupported resource type {other} for altering configs"
@@ -150,39 +158,28 @@ pub async fn handle_alter_configs(
     ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
-            // The legacy API replaces the resource's whole set of dynamic configs.
-            let replacement: Vec<(String, Option<String>)> = r
-                .configs
-                .iter()
-                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
-                .collect();
-            let (code, message) = outcome(alter(
-                broker,
-                ctx,
-                r.resource_type,
-                &r.resource_name,
-                req.validate_only,
-                |configs| {
-                    configs.clear();
-                    for (name, value) in replacement {
-                        if let Some(v) = value {
-                            configs.insert(name, v);
-                        }
-                    }
-                    Ok(())
-                },
-            ));
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        // The legacy API replaces the resource's whole set of dynamic configs.
+        let replacement: BTreeMap<String, String> = r
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
+        let edit = move |configs: &mut BTreeMap<String, String>| {
+            *configs = replacement;
+            Ok(())
+        };
+        let result = alter(broker, ctx, r.resource_type, &r.resource_name, req.validate_only, edit).await;
+        let (code, message) = outcome(result);
+        responses.push(
             AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name)
                 .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
+                .with_error_message(message),
+        );
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -191,34 +188,28 @@ pub async fn handle_incremental_alter_configs(
     ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
-            let changes: Vec<Change> = r
-                .configs
-                .iter()
-                .map(|c| Change {
-                    name: c.name.to_string(),
-                    operation: c.config_operation,
-                    value: c.value.as_ref().map(|v| v.to_string()),
-                })
-                .collect();
-            let (code, message) = outcome(alter(
-                broker,
-                ctx,
-                r.resource_type,
-                &r.resource_name,
-                req.validate_only,
-                |configs| apply(configs, &changes),
-            ));
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let changes: Vec<Change> = r
+            .configs
+            .iter()
+            .map(|c| Change {
+                name: c.name.to_string(),
+                operation: c.config_operation,
+                value: c.value.as_ref().map(|v| v.to_string()),
+            })
+            .collect();
+        let edit = move |configs: &mut BTreeMap<String, String>| apply(configs, &changes);
+        let result = alter(broker, ctx, r.resource_type, &r.resource_name, req.validate_only, edit).await;
+        let (code, message) = outcome(result);
+        responses.push(
             IncrementalResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name)
                 .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
+                .with_error_message(message),
+        );
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 

@@ -26,7 +26,7 @@ pub async fn handle_describe_cluster(
     }
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(req.endpoint_type)
-        .with_cluster_id(StrBytes::from_string(broker.cluster.cluster_id().to_string()))
+        .with_cluster_id(StrBytes::from_string(broker.cluster_id.as_str().to_string()))
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
     // Brokers are not controllers' clients here: only broker endpoints are served.
     if ctx.api_version >= 1 && req.endpoint_type != ENDPOINT_BROKERS {
@@ -38,7 +38,7 @@ pub async fn handle_describe_cluster(
             .with_controller_id(BrokerId(-1));
     }
     let endpoint = broker.endpoint_for(&ctx.listener);
-    let node = BrokerId(broker.cluster.node_id());
+    let node = BrokerId(broker.node_id());
     response
         .with_controller_id(node)
         .with_brokers(vec![DescribeClusterBroker::default()

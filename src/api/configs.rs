@@ -32,7 +32,7 @@ pub struct ConfigEntry {
 /// Every topic config with its effective value: the topic's override, else
 /// the broker's setting, else Kafka's default.
 pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
-    let defaults = broker.cluster.topic_defaults();
+    let defaults = broker.replicas.topic_defaults();
     let layers = broker_layers(broker);
     TOPIC_CONFIGS
         .iter()
@@ -170,7 +170,7 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
 
 /// The broker's config layers, most specific first.
 fn broker_layers(broker: &Broker) -> Vec<(BTreeMap<String, String>, ConfigSource)> {
-    let (per_broker, default) = broker.cluster.dynamic_broker_configs();
+    let (per_broker, default) = broker.dynamic_broker_configs();
     let statics = broker
         .config
         .properties
@@ -218,7 +218,7 @@ fn broker_synonyms(
 
 /// The cluster-wide dynamic defaults (DescribeConfigs for broker "").
 fn default_broker_entries(broker: &Broker) -> Vec<ConfigEntry> {
-    let (_, default) = broker.cluster.dynamic_broker_configs();
+    let (_, default) = broker.dynamic_broker_configs();
     default
         .into_iter()
         .map(|(name, value)| ConfigEntry {
@@ -273,7 +273,7 @@ pub async fn handle_describe_configs(
                 return fail(code, "Authorization failed.".to_string());
             }
             let entries = match r.resource_type {
-                TOPIC => match broker.cluster.topic(&r.resource_name) {
+                TOPIC => match broker.replicas.topic(&r.resource_name) {
                     Some(t) => topic_config_entries(broker, &t.configs),
                     None => {
                         return fail(
@@ -283,13 +283,13 @@ pub async fn handle_describe_configs(
                     }
                 },
                 BROKER if r.resource_name.is_empty() => default_broker_entries(broker),
-                BROKER if *r.resource_name == *broker.cluster.node_id().to_string() => broker_config_entries(broker),
+                BROKER if *r.resource_name == *broker.node_id().to_string() => broker_config_entries(broker),
                 BROKER => {
                     return fail(
                         ResponseError::InvalidRequest.code(),
                         format!(
                             "Unexpected broker id, expected {} or empty string, but received {}",
-                            broker.cluster.node_id(),
+                            broker.node_id(),
                             &*r.resource_name
                         ),
                     )

@@ -20,7 +20,13 @@ pub async fn handle_find_coordinator(
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let endpoint = broker.endpoint_for(&ctx.listener);
-    let node = BrokerId(broker.cluster.node_id());
+    let node = BrokerId(broker.node_id());
+    // As Kafka, the first lookup of a transaction coordinator creates its topic.
+    let txn_topic = if req.key_type == TRANSACTION {
+        broker.txns.ensure_topic().await
+    } else {
+        Ok(())
+    };
     let answer = |key: StrBytes| {
         let c = Coordinator::default().with_key(key.clone());
         if req.key_type == GROUP && !broker.authorize(ctx, operation::DESCRIBE, resource::GROUP, &key) {
@@ -53,7 +59,7 @@ pub async fn handle_find_coordinator(
         match req.key_type {
             GROUP => {}
             TRANSACTION => {
-                if let Err(code) = broker.txns.ensure_topic(&broker.cluster) {
+                if let Err(code) = txn_topic {
                     return unavailable(code);
                 }
             }

@@ -22,7 +22,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteRecordsReq
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.cluster.topic(&t.name);
+            let topic = broker.replicas.topic(&t.name);
             let allowed = broker.authorize(ctx, operation::DELETE, resource::TOPIC, &t.name);
             let partitions = t
                 .partitions

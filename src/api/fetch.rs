@@ -6,8 +6,8 @@
 use super::{leader_epoch_error, log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
-use crate::cluster::{Topic, TopicStats};
 use crate::quota::CONSUMER_BYTE_RATE;
+use crate::replication::{Topic, TopicStats};
 use crate::storage::batch::{count_records, BatchHeader};
 use crate::storage::{blocking, now_ms, LogError, Partition};
 use bytes::Bytes;
@@ -49,9 +49,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     let mut wanted = Vec::new();
     for t in &req.topics {
         let topic: Option<Arc<Topic>> = if by_id {
-            broker.cluster.topic_by_id(t.topic_id)
+            broker.replicas.topic_by_id(t.topic_id)
         } else {
-            broker.cluster.topic(&t.topic)
+            broker.replicas.topic(&t.topic)
         };
         topics.push((t.topic.clone(), t.topic_id));
         if let Some(t) = &topic {
@@ -112,7 +112,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
 
     // Over its consumer_byte_rate: Kafka answers with no records and the throttle time.
     let fetched: usize = results.iter().map(|d| d.records.as_ref().map_or(0, Bytes::len)).sum();
-    let quotas = broker.cluster.client_quotas();
+    let quotas = broker.image().client_quotas.clone();
     let client_id = ctx.client_id.as_deref().unwrap_or("");
     let throttle_ms = broker.quotas.record(
         &quotas,

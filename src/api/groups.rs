@@ -58,7 +58,7 @@ pub async fn handle_join_group(broker: &Broker, ctx: &RequestContext, req: JoinG
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let mut response = broker.groups.join(&broker.cluster, request, &broker.shutdown).await;
+    let mut response = broker.groups.join(request, &broker.shutdown).await;
     if version < 7 && response.protocol_name.is_none() {
         // Not nullable before v7.
         response.protocol_name = Some(StrBytes::default());
@@ -83,20 +83,22 @@ pub async fn handle_sync_group(broker: &Broker, ctx: &RequestContext, req: SyncG
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    broker.groups.sync(&broker.cluster, request, &broker.shutdown).await
+    broker.groups.sync(request, &broker.shutdown).await
 }
 
 pub async fn handle_heartbeat(broker: &Broker, ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return HeartbeatResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
     }
-    let code = broker.groups.heartbeat(
-        &broker.cluster,
-        &req.group_id,
-        req.generation_id,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-    );
+    let code = broker
+        .groups
+        .heartbeat(
+            &req.group_id,
+            req.generation_id,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+        )
+        .await;
     HeartbeatResponse::default().with_error_code(code)
 }
 
@@ -120,7 +122,7 @@ pub async fn handle_leave_group(broker: &Broker, ctx: &RequestContext, req: Leav
             instance_id: None,
         }]
     };
-    let (top, per_member) = broker.groups.leave(&broker.cluster, &req.group_id, &leaving);
+    let (top, per_member) = broker.groups.leave(&req.group_id, &leaving).await;
     if !batched {
         let code = if top != 0 {
             top
@@ -150,44 +152,43 @@ pub async fn handle_describe_groups(
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let version = ctx.api_version;
-    let groups = req
-        .groups
-        .into_iter()
-        .map(|id| {
-            let answer = DescribedGroup::default()
-                .with_group_id(id.clone())
-                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
-            if !group_allowed(broker, ctx, operation::DESCRIBE, &id) {
-                return answer.with_error_code(GROUP_AUTHORIZATION_FAILED);
-            }
-            match broker.groups.describe(&id) {
-                Some(g) => answer
-                    .with_group_state(s(g.state.name()))
-                    .with_protocol_type(s(&g.protocol_type))
-                    .with_protocol_data(s(&g.protocol))
-                    .with_members(
-                        g.members
-                            .into_iter()
-                            .map(|(member_id, instance, client_id, host, metadata, assignment)| {
-                                DescribedGroupMember::default()
-                                    .with_member_id(s(&member_id))
-                                    .with_group_instance_id(instance.as_deref().map(s))
-                                    .with_client_id(s(&client_id))
-                                    .with_client_host(s(&host))
-                                    .with_member_metadata(metadata)
-                                    .with_member_assignment(assignment)
-                            })
-                            .collect(),
-                    ),
-                // Kafka answers an unknown group as a dead one; from v6 with an error.
-                None if version >= 6 => answer
-                    .with_group_state(s("Dead"))
-                    .with_error_code(ResponseError::GroupIdNotFound.code())
-                    .with_error_message(Some(s(&format!("Group {} not found.", &*id)))),
-                None => answer.with_group_state(s("Dead")),
-            }
-        })
-        .collect();
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for id in req.groups {
+        let answer = DescribedGroup::default()
+            .with_group_id(id.clone())
+            .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+        if !group_allowed(broker, ctx, operation::DESCRIBE, &id) {
+            groups.push(answer.with_error_code(GROUP_AUTHORIZATION_FAILED));
+            continue;
+        }
+        let described = match broker.groups.describe(&id).await {
+            Some(g) => answer
+                .with_group_state(s(g.state.name()))
+                .with_protocol_type(s(&g.protocol_type))
+                .with_protocol_data(s(&g.protocol))
+                .with_members(
+                    g.members
+                        .into_iter()
+                        .map(|(member_id, instance, client_id, host, metadata, assignment)| {
+                            DescribedGroupMember::default()
+                                .with_member_id(s(&member_id))
+                                .with_group_instance_id(instance.as_deref().map(s))
+                                .with_client_id(s(&client_id))
+                                .with_client_host(s(&host))
+                                .with_member_metadata(metadata)
+                                .with_member_assignment(assignment)
+                        })
+                        .collect(),
+                ),
+            // Kafka answers an unknown group as a dead one; from v6 with an error.
+            None if version >= 6 => answer
+                .with_group_state(s("Dead"))
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+                .with_error_message(Some(s(&format!("Group {} not found.", &*id)))),
+            None => answer.with_group_state(s("Dead")),
+        };
+        groups.push(described);
+    }
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
@@ -199,6 +200,7 @@ pub async fn handle_list_groups(broker: &Broker, ctx: &RequestContext, req: List
     let groups = broker
         .groups
         .list()
+        .await
         .into_iter()
         .filter(|g| all || group_allowed(broker, ctx, operation::DESCRIBE, &g.group_id))
         .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
@@ -220,17 +222,14 @@ pub async fn handle_delete_groups(
     ctx: &RequestContext,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let results = req
-        .groups_names
-        .into_iter()
-        .map(|id| {
-            let code = if group_allowed(broker, ctx, operation::DELETE, &id) {
-                broker.groups.delete_group(&broker.cluster, &id)
-            } else {
-                GROUP_AUTHORIZATION_FAILED
-            };
-            DeletableGroupResult::default().with_group_id(id).with_error_code(code)
-        })
-        .collect();
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for id in req.groups_names {
+        let code = if group_allowed(broker, ctx, operation::DELETE, &id) {
+            broker.groups.delete_group(&id).await
+        } else {
+            GROUP_AUTHORIZATION_FAILED
+        };
+        results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code));
+    }
     DeleteGroupsResponse::default().with_results(results)
 }

@@ -30,7 +30,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsReque
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.cluster.topic(&t.name);
+            let topic = broker.replicas.topic(&t.name);
             let allowed = broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.name);
             let partitions = t
                 .partitions

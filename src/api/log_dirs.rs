@@ -47,7 +47,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeLogDirsR
             .entry(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()))
             .or_default();
     }
-    for topic in broker.cluster.topics() {
+    for topic in broker.replicas.topics() {
         let partitions: Vec<i32> = match &wanted {
             Some(w) => match w.get(&topic.name) {
                 Some(ps) => ps.clone(),

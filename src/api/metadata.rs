@@ -1,11 +1,12 @@
-//! Metadata: this node as the only broker and controller, and the topics asked
-//! for (all when the list is null, or empty in v0), auto-creating unknown
+//! Metadata: the live brokers and the topics asked for (all when the list is
+//! null, or empty in v0), from the metadata image, auto-creating unknown
 //! topics when the broker and the request allow it.
 
 use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::auth::acl::{self, operation, resource};
 use crate::broker::Broker;
-use crate::cluster::{topic_name, NewTopic, Topic, TopicError};
+use crate::metadata::controller::NewTopic;
+use crate::metadata::{topic_name, ControllerError, MetadataImage, TopicImage};
 use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -19,23 +20,16 @@ use tracing::info;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let version = ctx.api_version;
-    let endpoint = broker.endpoint_for(&ctx.listener);
-    let node = BrokerId(broker.cluster.node_id());
-    let brokers = vec![MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(StrBytes::from_string(endpoint.host.clone()))
-        .with_port(endpoint.port as i32)
-        .with_rack(None)];
-
+    let node = BrokerId(broker.node_id());
     // Before v1 an empty list meant every topic; from v1 on that is null.
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
-    let view = View {
+    let mut view = View {
         broker,
         ctx,
-        node,
+        image: broker.image(),
         include_ops: req.include_topic_authorized_operations,
         // Auto-creation is implied before v4.
         may_create: broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation),
@@ -43,20 +37,18 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
 
     let topics = if all {
         // Topics the principal may not describe are left out.
-        broker
-            .cluster
-            .topics()
+        view.image
+            .topics
             .iter()
             .filter(|t| broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.name))
             .map(|t| view.topic(t))
             .collect()
     } else {
-        req.topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|requested| match requested.name {
-                Some(name) => view.named(name),
-                None => match broker.cluster.topic_by_id(requested.topic_id) {
+        let mut topics = Vec::new();
+        for requested in req.topics.unwrap_or_default() {
+            let answer = match requested.name {
+                Some(name) => view.named(name).await,
+                None => match view.image.topics.by_id(requested.topic_id).cloned() {
                     Some(t) if broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.name) => view.topic(&t),
                     Some(_) => MetadataResponseTopic::default()
                         .with_error_code(ResponseError::TopicAuthorizationFailed.code())
@@ -69,8 +61,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
                         .with_name(None)
                         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
                 },
-            })
-            .collect()
+            };
+            topics.push(answer);
+        }
+        topics
     };
     // Cluster operations exist in v8-v10 responses only.
     let cluster_ops = if req.include_cluster_authorized_operations && (8..=10).contains(&version) {
@@ -80,24 +74,55 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
     };
 
     MetadataResponse::default()
-        .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster.cluster_id().to_string())))
+        .with_brokers(live_brokers(broker, &view.image, &ctx.listener))
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(node)
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_ops)
+}
+
+/// The registered, unfenced brokers, each at its endpoint for `listener`;
+/// this broker from its own config until its registration is published.
+pub fn live_brokers(broker: &Broker, image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
+    let mut out: Vec<MetadataResponseBroker> = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let e = b.endpoints.iter().find(|e| e.listener == listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.broker_id))
+                    .with_host(StrBytes::from_string(e.host.clone()))
+                    .with_port(e.port as i32)
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect();
+    if !image.brokers.contains_key(&broker.node_id()) {
+        let endpoint = broker.endpoint_for(listener);
+        out.push(
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(broker.node_id()))
+                .with_host(StrBytes::from_string(endpoint.host.clone()))
+                .with_port(endpoint.port as i32)
+                .with_rack(broker.config.broker_rack.clone().map(StrBytes::from_string)),
+        );
+    }
+    out
 }
 
 /// What one Metadata request may see and do.
 struct View<'a> {
     broker: &'a Broker,
     ctx: &'a RequestContext,
-    node: BrokerId,
+    image: Arc<MetadataImage>,
     include_ops: bool,
     may_create: bool,
 }
 
 impl View<'_> {
-    fn named(&self, name: TopicName) -> MetadataResponseTopic {
+    async fn named(&mut self, name: TopicName) -> MetadataResponseTopic {
         let failed = |code: i16| {
             MetadataResponseTopic::default()
                 .with_error_code(code)
@@ -107,7 +132,7 @@ impl View<'_> {
         let describable = self
             .broker
             .authorize(self.ctx, operation::DESCRIBE, resource::TOPIC, &name);
-        if let Some(t) = self.broker.cluster.topic(&name) {
+        if let Some(t) = self.image.topics.get(&name).cloned() {
             return if describable {
                 self.topic(&t)
             } else {
@@ -134,45 +159,52 @@ impl View<'_> {
         }
         let new = NewTopic {
             name: name.to_string(),
-            partitions: self.broker.cluster.default_partitions(),
-            replication_factor: self.broker.cluster.default_replication_factor(),
+            partitions: self.broker.config.num_partitions,
+            replication_factor: self.broker.config.default_replication_factor,
             configs: BTreeMap::new(),
+            assignments: None,
         };
-        match self.broker.cluster.create_topic(new, false) {
-            Ok(t) => {
-                info!(topic = %t.name, "auto-created topic on metadata request");
-                self.topic(&t)
-            }
-            // Another connection created it in the meantime.
-            Err(TopicError::AlreadyExists(_)) => match self.broker.cluster.topic(&name) {
-                Some(t) => self.topic(&t),
-                None => failed(ResponseError::LeaderNotAvailable.code()),
-            },
-            Err(e) => failed(e.code()),
+        let created = self.broker.controller.create_topics(vec![new], false).await;
+        // The new image (or another connection's creation) is published now.
+        self.image = self.broker.image();
+        match created.map(|mut r| r.pop()) {
+            Ok(Some(Ok(_))) => info!(topic = %&*name, "auto-created topic on metadata request"),
+            Ok(Some(Err(ControllerError::TopicAlreadyExists(_)))) => {}
+            Ok(Some(Err(e))) | Err(e) => return failed(e.code()),
+            Ok(None) => {}
+        }
+        match self.image.topics.get(&name).cloned() {
+            Some(t) => self.topic(&t),
+            None => failed(ResponseError::LeaderNotAvailable.code()),
         }
     }
 
-    fn topic(&self, topic: &Arc<Topic>) -> MetadataResponseTopic {
+    fn topic(&self, topic: &TopicImage) -> MetadataResponseTopic {
         let ops = if self.include_ops {
             authorized_operations(self.broker, self.ctx, resource::TOPIC, &topic.name, TOPIC_OPERATIONS)
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         };
-        topic_metadata(topic, self.node, ops)
+        topic_metadata(topic, ops)
     }
 }
 
-fn topic_metadata(topic: &Arc<Topic>, node: BrokerId, authorized_ops: i32) -> MetadataResponseTopic {
+fn broker_ids(ids: &[i32]) -> Vec<BrokerId> {
+    ids.iter().map(|b| BrokerId(*b)).collect()
+}
+
+fn topic_metadata(topic: &TopicImage, authorized_ops: i32) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
             MetadataResponsePartition::default()
-                .with_partition_index(p.index())
-                .with_leader_id(node)
-                .with_leader_epoch(p.offsets().leader_epoch)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(broker_ids(&p.replicas))
+                .with_isr_nodes(broker_ids(&p.isr))
                 .with_offline_replicas(vec![])
         })
         .collect();
@@ -231,12 +263,11 @@ pub async fn handle_describe_topic_partitions(
     use kafka_protocol::messages::describe_topic_partitions_response::{
         Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
     };
-    let node = BrokerId(broker.cluster.node_id());
+    let image = broker.image();
     let describable = |name: &str| broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, name);
     let mut names: Vec<String> = if req.topics.is_empty() {
-        broker
-            .cluster
-            .topics()
+        image
+            .topics
             .iter()
             .filter(|t| describable(&t.name))
             .map(|t| t.name.clone())
@@ -254,7 +285,7 @@ pub async fn handle_describe_topic_partitions(
     let mut topics = Vec::new();
     let mut next_cursor = None;
     for name in names.into_iter().filter(|n| *n >= start_topic) {
-        let found = broker.cluster.topic(&name).filter(|_| describable(&name));
+        let found = image.topics.get(&name).filter(|_| describable(&name));
         let Some(topic) = found else {
             let code = if describable(&name) {
                 ResponseError::UnknownTopicOrPartition.code()
@@ -275,23 +306,23 @@ pub async fn handle_describe_topic_partitions(
             0
         };
         let mut partitions = Vec::new();
-        for p in topic.partitions.iter().skip(first) {
+        for (index, p) in topic.partitions.iter().enumerate().skip(first) {
             if budget == 0 {
                 next_cursor = Some(
                     Cursor::default()
                         .with_topic_name(TopicName(StrBytes::from_string(name.clone())))
-                        .with_partition_index(p.index()),
+                        .with_partition_index(index as i32),
                 );
                 break;
             }
             budget -= 1;
             partitions.push(
                 DescribeTopicPartitionsResponsePartition::default()
-                    .with_partition_index(p.index())
-                    .with_leader_id(node)
-                    .with_leader_epoch(p.offsets().leader_epoch)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
+                    .with_partition_index(index as i32)
+                    .with_leader_id(BrokerId(p.leader))
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(broker_ids(&p.replicas))
+                    .with_isr_nodes(broker_ids(&p.isr))
                     .with_eligible_leader_replicas(Some(vec![]))
                     .with_last_known_elr(Some(vec![]))
                     .with_offline_replicas(vec![]),

@@ -14,6 +14,9 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -28,14 +31,19 @@ fn topic_allowed(broker: &Broker, ctx: &RequestContext, op: i8, topic: &str) -> 
 /// One partition of a commit request: (partition, offset, leader epoch, metadata).
 pub(crate) type PartitionCommit<'a> = (i32, i64, i32, Option<&'a StrBytes>);
 
-/// A topic of an OffsetCommit or TxnOffsetCommit request: its name and partitions.
+/// A topic of an OffsetCommit or TxnOffsetCommit request: its name and
+/// partitions, and its answer given an error code per partition.
 pub(crate) trait CommitTopic {
+    type Answer;
     fn view(&self) -> (&str, Vec<PartitionCommit<'_>>);
+    fn answer(self, codes: Vec<i16>) -> Self::Answer;
 }
 
 macro_rules! commit_topic {
-    ($topic:ty) => {
+    ($topic:ty => $answer:ty, $partition:ty $(, $with_id:ident)?) => {
         impl CommitTopic for $topic {
+            type Answer = $answer;
+
             fn view(&self) -> (&str, Vec<PartitionCommit<'_>>) {
                 let partitions = self.partitions.iter().map(|p| {
                     (
@@ -47,19 +55,42 @@ macro_rules! commit_topic {
                 });
                 (self.name.as_str(), partitions.collect())
             }
+
+            fn answer(self, codes: Vec<i16>) -> $answer {
+                let partitions = self
+                    .partitions
+                    .iter()
+                    .zip(codes)
+                    .map(|(p, code)| {
+                        <$partition>::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code)
+                    })
+                    .collect();
+                <$answer>::default()
+                    $(.with_topic_id(self.$with_id))?
+                    .with_name(self.name)
+                    .with_partitions(partitions)
+            }
         }
     };
 }
-commit_topic!(kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic);
-commit_topic!(kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic);
+commit_topic!(
+    kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic => OffsetCommitResponseTopic,
+    OffsetCommitResponsePartition, topic_id
+);
+commit_topic!(
+    kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic => TxnOffsetCommitResponseTopic,
+    TxnOffsetCommitResponsePartition
+);
 
 /// The commit both OffsetCommit and TxnOffsetCommit make: each topic's
 /// partitions are refused with `refusal(topic)` or handed to `commit`, and
 /// every partition's error code comes back in request order.
-pub(crate) fn commit_where_allowed<T: CommitTopic>(
+pub(crate) async fn commit_where_allowed<T: CommitTopic, F: std::future::Future<Output = Vec<i16>>>(
     topics: &[T],
     refusal: impl Fn(&str) -> Option<i16>,
-    commit: impl FnOnce(Vec<(String, i32, i64, i32, Option<String>)>) -> Vec<i16>,
+    commit: impl FnOnce(Vec<(String, i32, i64, i32, Option<String>)>) -> F,
 ) -> Vec<Vec<i16>> {
     let viewed: Vec<(&str, Vec<PartitionCommit>, Option<i16>)> = topics
         .iter()
@@ -86,7 +117,7 @@ pub(crate) fn commit_where_allowed<T: CommitTopic>(
     let mut committed = if offsets.is_empty() {
         Vec::new()
     } else {
-        commit(offsets)
+        commit(offsets).await
     }
     .into_iter();
     viewed
@@ -114,40 +145,18 @@ pub async fn handle_offset_commit(
             (true, true) => None,
         },
         |offsets| {
-            broker.groups.commit_offsets(
-                &broker.cluster,
-                Commit {
-                    group_id: req.group_id.to_string(),
-                    generation: req.generation_id_or_member_epoch,
-                    member_id: req.member_id.to_string(),
-                    instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
-                    version: ctx.api_version,
-                    offsets,
-                },
-            )
+            broker.groups.commit_offsets(Commit {
+                group_id: req.group_id.to_string(),
+                generation: req.generation_id_or_member_epoch,
+                member_id: req.member_id.to_string(),
+                instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+                version: ctx.api_version,
+                offsets,
+            })
         },
-    );
-    let topics = req
-        .topics
-        .into_iter()
-        .zip(codes)
-        .map(|(t, codes)| {
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(codes)
-                .map(|(p, code)| {
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
-                .collect();
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions)
-        })
-        .collect();
+    )
+    .await;
+    let topics = req.topics.into_iter().zip(codes).map(|(t, c)| t.answer(c)).collect();
     OffsetCommitResponse::default().with_topics(topics)
 }
 
@@ -162,7 +171,7 @@ struct Row {
 
 /// A group's offsets as the principal may see them: topics it may not
 /// describe are left out of "all", and answered with an error when named.
-fn visible_offsets(
+async fn visible_offsets(
     broker: &Broker,
     ctx: &RequestContext,
     group: &str,
@@ -186,31 +195,27 @@ fn visible_offsets(
         },
     };
     let named = wanted.is_some();
-    broker
-        .groups
-        .fetch_offsets(group, wanted.as_deref())
-        .into_iter()
-        .filter_map(|(topic, rows)| {
-            let allowed = topic_allowed(broker, ctx, operation::DESCRIBE, &topic);
-            if !allowed && !named {
-                return None;
-            }
-            let rows = rows
-                .into_iter()
-                .map(|(p, o)| {
-                    // An offset committed in an open transaction is not stable yet.
-                    if allowed && require_stable && broker.groups.has_pending_txn_offset(group, &topic, p) {
-                        row(p, None, ResponseError::UnstableOffsetCommit.code())
-                    } else if allowed {
-                        row(p, o, 0)
-                    } else {
-                        row(p, None, TOPIC_AUTHORIZATION_FAILED)
-                    }
-                })
-                .collect();
-            Some((topic, rows))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (topic, offsets) in broker.groups.fetch_offsets(group, wanted.as_deref()).await {
+        let allowed = topic_allowed(broker, ctx, operation::DESCRIBE, &topic);
+        if !allowed && !named {
+            continue;
+        }
+        let mut rows = Vec::with_capacity(offsets.len());
+        for (p, o) in offsets {
+            // An offset committed in an open transaction is not stable yet.
+            let row = if allowed && require_stable && broker.groups.has_pending_txn_offset(group, &topic, p).await {
+                row(p, None, ResponseError::UnstableOffsetCommit.code())
+            } else if allowed {
+                row(p, o, 0)
+            } else {
+                row(p, None, TOPIC_AUTHORIZATION_FAILED)
+            };
+            rows.push(row);
+        }
+        out.push((topic, rows));
+    }
+    out
 }
 
 pub async fn handle_offset_fetch(
@@ -219,21 +224,24 @@ pub async fn handle_offset_fetch(
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     if ctx.api_version >= 8 {
-        let groups = req
-            .groups
-            .into_iter()
-            .map(|g| {
-                if !group_allowed(broker, ctx, operation::DESCRIBE, &g.group_id) {
-                    return OffsetFetchResponseGroup::default()
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in req.groups {
+            if !group_allowed(broker, ctx, operation::DESCRIBE, &g.group_id) {
+                groups.push(
+                    OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
-                        .with_error_code(GROUP_AUTHORIZATION_FAILED);
-                }
+                        .with_error_code(GROUP_AUTHORIZATION_FAILED),
+                );
+                continue;
+            }
+            {
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
                 let topics = visible_offsets(broker, ctx, &g.group_id, wanted, req.require_stable)
+                    .await
                     .into_iter()
                     .map(|(topic, rows)| {
                         OffsetFetchResponseTopics::default()
@@ -252,11 +260,13 @@ pub async fn handle_offset_fetch(
                             )
                     })
                     .collect();
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id)
-                    .with_topics(topics)
-            })
-            .collect();
+                groups.push(
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_topics(topics),
+                );
+            }
+        }
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let group_ok = group_allowed(broker, ctx, operation::DESCRIBE, &req.group_id);
@@ -269,6 +279,7 @@ pub async fn handle_offset_fetch(
             .collect()
     });
     let topics = visible_offsets(broker, ctx, &req.group_id, wanted, req.require_stable)
+        .await
         .into_iter()
         .map(|(topic, rows)| {
             OffsetFetchResponseTopic::default()
@@ -315,9 +326,7 @@ pub async fn handle_offset_delete(
                 .map(move |p| (t.name.to_string(), p.partition_index))
         })
         .collect();
-    let (top, codes) = broker
-        .groups
-        .delete_offsets(&broker.cluster, &req.group_id, &partitions);
+    let (top, codes) = broker.groups.delete_offsets(&req.group_id, &partitions).await;
     if top != 0 {
         return OffsetDeleteResponse::default().with_error_code(top);
     }

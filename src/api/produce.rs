@@ -5,8 +5,8 @@
 use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
-use crate::cluster::{Topic, TopicStats};
 use crate::quota::PRODUCER_BYTE_RATE;
+use crate::replication::{Topic, TopicStats};
 use crate::storage::batch::BatchError;
 use crate::storage::{now_ms, AppendInfo, LogError, LogValidator, Partition, ValidationError};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
@@ -40,9 +40,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     let mut pending = Vec::new();
     for topic_data in req.topic_data {
         let topic = if by_id {
-            broker.cluster.topic_by_id(topic_data.topic_id)
+            broker.replicas.topic_by_id(topic_data.topic_id)
         } else {
-            broker.cluster.topic(&topic_data.name)
+            broker.replicas.topic(&topic_data.name)
         };
         let allowed = topic
             .as_ref()
@@ -70,7 +70,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     };
                     Checked::Refused(error_response(index, code, None))
                 }
-                (Some(topic), _) => check_partition(topic, data, acks, ctx.api_version, now, &txn),
+                (Some(topic), _) => check_partition(topic, data, acks, ctx.api_version, now, &txn).await,
             };
             match checked {
                 Checked::Valid(append) => {
@@ -95,7 +95,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         *response = appended(response.index, &received, result);
     }
     let throttle_ms = broker.quotas.record(
-        &broker.cluster.client_quotas(),
+        &broker.image().client_quotas,
         PRODUCER_BYTE_RATE,
         ctx.user(),
         ctx.client_id.as_deref().unwrap_or(""),
@@ -137,14 +137,14 @@ struct TxnContext<'a> {
 impl TxnContext<'_> {
     /// A transactional batch needs Write on the request's TransactionalId
     /// and a partition added to the producer's open transaction.
-    fn check(&self, topic: &str, partition: i32, producer_id: i64, epoch: i16) -> Result<(), i16> {
+    async fn check(&self, topic: &str, partition: i32, producer_id: i64, epoch: i16) -> Result<(), i16> {
         let Some(id) = self.transactional_id.filter(|id| {
             self.broker
                 .authorize(self.ctx, operation::WRITE, resource::TRANSACTIONAL_ID, id)
         }) else {
             return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
         };
-        self.broker.txns.verify(id, producer_id, epoch, topic, partition)
+        self.broker.txns.verify(id, producer_id, epoch, topic, partition).await
     }
 }
 
@@ -170,7 +170,7 @@ struct Received {
 
 /// Validates one partition's batch and checks what the broker requires of
 /// it (transaction, in-sync replicas).
-fn check_partition(
+async fn check_partition(
     topic: &Arc<Topic>,
     data: PartitionProduceData,
     acks: i16,
@@ -207,7 +207,10 @@ fn check_partition(
     };
     let header = valid.header;
     if header.is_transactional() {
-        if let Err(code) = txn.check(&topic.name, index, header.producer_id, header.producer_epoch) {
+        if let Err(code) = txn
+            .check(&topic.name, index, header.producer_id, header.producer_epoch)
+            .await
+        {
             debug!(topic = %topic.name, partition = index, code, "refused a transactional batch");
             return Checked::Refused(error_response(index, code, None));
         }

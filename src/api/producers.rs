@@ -9,7 +9,6 @@ use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
 };
 use kafka_protocol::ResponseError;
-use tracing::warn;
 
 pub async fn handle_init_producer_id(
     broker: &Broker,
@@ -30,13 +29,7 @@ pub async fn handle_init_producer_id(
             let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
             return match broker
                 .txns
-                .init_producer_id(
-                    &broker.cluster,
-                    &broker.groups,
-                    id,
-                    req.transaction_timeout_ms,
-                    expected,
-                )
+                .init_producer_id(&broker.marker_targets(), id, req.transaction_timeout_ms, expected)
                 .await
             {
                 Ok((pid, epoch)) => response.with_producer_id(ProducerId(pid)).with_producer_epoch(epoch),
@@ -56,12 +49,9 @@ pub async fn handle_init_producer_id(
     }
     // Kafka gives an idempotent producer a new id on every call, even when it
     // names its previous one.
-    match broker.cluster.allocate_producer_id() {
+    match broker.producer_ids.next().await {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => {
-            warn!(error = %e, "could not reserve producer ids");
-            response.with_error_code(ResponseError::KafkaStorageError.code())
-        }
+        Err(code) => response.with_error_code(code),
     }
 }
 
@@ -75,7 +65,7 @@ pub async fn handle_describe_producers(
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.cluster.topic(&t.name);
+            let topic = broker.replicas.topic(&t.name);
             let allowed = broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name);
             let partitions = t
                 .partition_indexes

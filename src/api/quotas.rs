@@ -7,7 +7,8 @@
 use super::RequestContext;
 use crate::auth::acl::operation;
 use crate::broker::Broker;
-use crate::cluster::{ClientQuota, QuotaChange};
+use crate::metadata::controller::QuotaChange;
+use crate::metadata::image::ClientQuota;
 use crate::quota::{IP_KEYS, USER_AND_CLIENT_KEYS};
 use kafka_protocol::messages::alter_client_quotas_request::EntryData as AlterEntry;
 use kafka_protocol::messages::alter_client_quotas_response::{EntityData as AlteredEntity, EntryData as AlteredEntry};
@@ -49,8 +50,8 @@ pub async fn handle_describe_client_quotas(
         return fail(ResponseError::InvalidRequest.code(), message);
     }
     let entries = broker
-        .cluster
-        .client_quotas()
+        .image()
+        .client_quotas
         .iter()
         .filter(|q| filter_matches(&req, q))
         .map(|q| {
@@ -135,7 +136,7 @@ pub async fn handle_alter_client_quotas(
         );
     }
     if !req.validate_only && !changes.is_empty() {
-        if let Err(e) = broker.cluster.alter_client_quotas(&changes) {
+        if let Err(e) = broker.controller.alter_client_quotas(changes).await {
             for r in results.iter_mut().filter(|r| r.error_code == 0) {
                 r.error_code = ResponseError::UnknownServerError.code();
                 r.error_message = Some(StrBytes::from_string(e.to_string()));

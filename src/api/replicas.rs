@@ -28,7 +28,7 @@ pub async fn handle_elect_leaders(
     let wanted: Vec<(TopicName, Vec<i32>)> = match req.topic_partitions {
         Some(list) => list.into_iter().map(|t| (t.topic, t.partitions)).collect(),
         None => broker
-            .cluster
+            .replicas
             .topics()
             .iter()
             .map(|t| {
@@ -42,7 +42,7 @@ pub async fn handle_elect_leaders(
     let results = wanted
         .into_iter()
         .map(|(name, partitions)| {
-            let topic = broker.cluster.topic(&name);
+            let topic = broker.replicas.topic(&name);
             let partition_result = partitions
                 .into_iter()
                 .map(|p| {
@@ -94,7 +94,7 @@ pub async fn handle_offset_for_leader_epoch(
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.cluster.topic(&t.topic);
+            let topic = broker.replicas.topic(&t.topic);
             let allowed = broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &t.topic);
             let partitions = t
                 .partitions

@@ -107,11 +107,11 @@ pub async fn handle_alter_user_scram_credentials(
     deletions.retain(|(user, _)| !errors.contains_key(user));
     upserts.retain(|(user, _, _)| !errors.contains_key(user));
     // Deleting what does not exist is an error for that user, and stops its changes.
-    let existing: HashSet<(String, ScramMechanism)> = broker
-        .cluster
-        .scram_users()
-        .into_iter()
-        .flat_map(|(u, ms)| ms.into_iter().map(move |(m, _)| (u.clone(), m)))
+    let image = broker.image();
+    let existing: HashSet<(String, ScramMechanism)> = image
+        .scram
+        .iter()
+        .flat_map(|(u, ms)| ms.keys().map(move |m| (u.clone(), *m)))
         .collect();
     for (user, m) in &deletions {
         if !existing.contains(&(user.clone(), *m)) {
@@ -123,7 +123,7 @@ pub async fn handle_alter_user_scram_credentials(
     }
     deletions.retain(|(user, _)| !errors.contains_key(user));
     upserts.retain(|(user, _, _)| !errors.contains_key(user));
-    if let Err(e) = broker.cluster.alter_scram(upserts, deletions) {
+    if let Err(e) = broker.controller.alter_scram(upserts, deletions).await {
         for u in &users {
             errors.entry(u.clone()).or_insert((e.code(), e.to_string()));
         }
@@ -151,7 +151,12 @@ pub async fn handle_describe_user_scram_credentials(
             .with_error_code(E::ClusterAuthorizationFailed.code())
             .with_error_message(msg("Cluster authorization failed.".into()));
     }
-    let all: BTreeMap<String, Vec<(ScramMechanism, i32)>> = broker.cluster.scram_users().into_iter().collect();
+    let image = broker.image();
+    let all: BTreeMap<String, Vec<(ScramMechanism, i32)>> = image
+        .scram
+        .iter()
+        .map(|(user, m)| (user.clone(), m.iter().map(|(k, c)| (*k, c.iterations)).collect()))
+        .collect();
     let info = |list: &Vec<(ScramMechanism, i32)>| {
         list.iter()
             .map(|(m, i)| CredentialInfo::default().with_mechanism(m.code()).with_iterations(*i))

@@ -4,13 +4,13 @@
 //! non-transactional uses.) Every call needs Write on the TransactionalId.
 
 use super::groups::group_allowed;
-use super::offsets::commit_where_allowed;
+use super::offsets::{commit_where_allowed, CommitTopic};
 use super::{log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
-use crate::group::store::OFFSETS_TOPIC;
+use crate::coordinator::TxnProducer;
 use crate::group::OffsetCommitRequest as Commit;
-use crate::state_topic::TxnProducer;
+use crate::group::OFFSETS_TOPIC;
 use crate::storage::batch::{control_batch, ControlType};
 use crate::storage::now_ms;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -18,9 +18,6 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState as DescribedTxn};
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTxn;
-use kafka_protocol::messages::txn_offset_commit_response::{
-    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as E;
@@ -48,7 +45,7 @@ pub async fn handle_add_partitions_to_txn(
         } else {
             None
         };
-        let topic = broker.cluster.topic(&t.name);
+        let topic = broker.replicas.topic(&t.name);
         for p in &t.partitions {
             let exists = topic.as_ref().is_some_and(|topic| topic.partition(*p).is_some());
             let code = code.or((!exists).then_some(E::UnknownTopicOrPartition.code()));
@@ -65,12 +62,12 @@ pub async fn handle_add_partitions_to_txn(
         broker
             .txns
             .add_partitions(
-                &broker.cluster,
                 &id,
                 req.v3_and_below_producer_id.0,
                 req.v3_and_below_producer_epoch,
                 &wanted,
             )
+            .await
             .err()
             .unwrap_or(0)
     } else {
@@ -110,19 +107,19 @@ pub async fn handle_add_offsets_to_txn(
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return answer(E::GroupAuthorizationFailed.code());
     }
-    let partition = match broker.groups.offsets_partition(&broker.cluster, &req.group_id) {
+    let partition = match broker.groups.offsets_partition(&req.group_id).await {
         Ok(p) => p,
         Err(code) => return answer(code),
     };
     let code = broker
         .txns
         .add_partitions(
-            &broker.cluster,
             &req.transactional_id,
             req.producer_id.0,
             req.producer_epoch,
             &[(OFFSETS_TOPIC.to_string(), partition)],
         )
+        .await
         .err()
         .unwrap_or(0);
     answer(code)
@@ -136,8 +133,7 @@ pub async fn handle_end_txn(broker: &Broker, ctx: &RequestContext, req: EndTxnRe
     let code = broker
         .txns
         .end_txn(
-            &broker.cluster,
-            &broker.groups,
+            &broker.marker_targets(),
             &req.transactional_id,
             req.producer_id.0,
             req.producer_epoch,
@@ -161,10 +157,11 @@ pub async fn handle_txn_offset_commit(
         Some(E::GroupAuthorizationFailed.code())
     } else {
         // The group's partition must be in the transaction (AddOffsetsToTxn first).
-        match broker.groups.offsets_partition(&broker.cluster, &req.group_id) {
+        match broker.groups.offsets_partition(&req.group_id).await {
             Ok(p) => broker
                 .txns
                 .verify(&id, req.producer_id.0, req.producer_epoch, OFFSETS_TOPIC, p)
+                .await
                 .err()
                 .map(|code| {
                     if code == E::InvalidProducerEpoch.code() {
@@ -184,7 +181,6 @@ pub async fn handle_txn_offset_commit(
         },
         |offsets| {
             broker.groups.commit_txn_offsets(
-                &broker.cluster,
                 Commit {
                     group_id: req.group_id.to_string(),
                     generation: req.generation_id,
@@ -199,27 +195,9 @@ pub async fn handle_txn_offset_commit(
                 },
             )
         },
-    );
-    let topics = req
-        .topics
-        .into_iter()
-        .zip(codes)
-        .map(|(t, codes)| {
-            let partitions = t
-                .partitions
-                .iter()
-                .zip(codes)
-                .map(|(p, code)| {
-                    TxnOffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
-                .collect();
-            TxnOffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+    )
+    .await;
+    let topics = req.topics.into_iter().zip(codes).map(|(t, c)| t.answer(c)).collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
@@ -228,17 +206,18 @@ pub async fn handle_describe_transactions(
     ctx: &RequestContext,
     req: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
-    let states = req
-        .transactional_ids
-        .into_iter()
-        .map(|id| {
-            let described = DescribedTxn::default().with_transactional_id(id.clone());
-            if !txn_allowed(broker, ctx, operation::DESCRIBE, &id) {
-                return described.with_error_code(E::TransactionalIdAuthorizationFailed.code());
-            }
-            let Some(m) = broker.txns.describe(&id) else {
-                return described.with_error_code(E::TransactionalIdNotFound.code());
-            };
+    let mut states = Vec::with_capacity(req.transactional_ids.len());
+    for id in req.transactional_ids {
+        let described = DescribedTxn::default().with_transactional_id(id.clone());
+        if !txn_allowed(broker, ctx, operation::DESCRIBE, &id) {
+            states.push(described.with_error_code(E::TransactionalIdAuthorizationFailed.code()));
+            continue;
+        }
+        let Some(m) = broker.txns.describe(&id).await else {
+            states.push(described.with_error_code(E::TransactionalIdNotFound.code()));
+            continue;
+        };
+        {
             let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
             for (topic, partition) in &m.partitions {
                 by_topic.entry(topic).or_default().push(*partition);
@@ -251,15 +230,16 @@ pub async fn handle_describe_transactions(
                         .with_partitions(partitions)
                 })
                 .collect();
-            described
+            let described = described
                 .with_transaction_state(StrBytes::from_static_str(m.state.name()))
                 .with_transaction_timeout_ms(m.timeout_ms)
                 .with_transaction_start_time_ms(m.start_ms)
                 .with_producer_id(ProducerId(m.producer_id))
                 .with_producer_epoch(m.producer_epoch)
-                .with_topics(topics)
-        })
-        .collect();
+                .with_topics(topics);
+            states.push(described);
+        }
+    }
     DescribeTransactionsResponse::default().with_transaction_states(states)
 }
 
@@ -281,15 +261,25 @@ pub async fn handle_write_txn_markers(
         } else {
             ControlType::Abort
         };
-        let mut offsets_marked = false;
         let mut topics = Vec::with_capacity(marker.topics.len());
         for t in marker.topics {
-            let topic = broker.cluster.topic(&t.name);
+            let topic = broker.replicas.topic(&t.name);
             let mut partitions = Vec::with_capacity(t.partition_indexes.len());
             for index in t.partition_indexes {
+                let producer = TxnProducer {
+                    producer_id: marker.producer_id.0,
+                    producer_epoch: marker.producer_epoch,
+                };
                 let code = match topic.as_ref().and_then(|topic| topic.partition(index)) {
                     _ if !allowed => E::ClusterAuthorizationFailed.code(),
                     None => E::UnknownTopicOrPartition.code(),
+                    // The group coordinator writes its own partitions' markers.
+                    Some(_) if t.name.as_str() == OFFSETS_TOPIC => broker
+                        .groups
+                        .complete_transaction(index, producer, marker.transaction_result)
+                        .await
+                        .err()
+                        .unwrap_or(0),
                     Some(partition) => {
                         let batch = control_batch(
                             marker.producer_id.0,
@@ -299,10 +289,7 @@ pub async fn handle_write_txn_markers(
                             now_ms(),
                         );
                         match partition.append(batch).await {
-                            Ok(_) => {
-                                offsets_marked |= t.name.as_str() == OFFSETS_TOPIC;
-                                0
-                            }
+                            Ok(_) => 0,
                             Err(e) => log_error_code(&e),
                         }
                     }
@@ -318,11 +305,6 @@ pub async fn handle_write_txn_markers(
                     .with_name(t.name)
                     .with_partitions(partitions),
             );
-        }
-        if offsets_marked {
-            broker
-                .groups
-                .complete_txn(marker.producer_id.0, kind == ControlType::Commit);
         }
         markers.push(
             WritableTxnMarkerResult::default()
@@ -367,6 +349,7 @@ pub async fn handle_list_transactions(
     let states = broker
         .txns
         .list()
+        .await
         .into_iter()
         .filter(|t| {
             req.state_filters.is_empty() || req.state_filters.iter().any(|s| s.as_str() == t.metadata.state.name())

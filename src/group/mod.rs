@@ -1,38 +1,46 @@
-//! The group coordinator: consumer groups (Kafka's classic protocol) and their
-//! committed offsets, kept durable in `__consumer_offsets`.
-//!
-//! `coordinator` holds the state machine (synchronous, clock passed in);
-//! this module wraps it for the request handlers: one lock, delayed answers
-//! awaited outside it, a timer task for session and rebalance timeouts.
+//! The group coordinator: consumer groups (Kafka's classic protocol) and
+//! their committed offsets, kept in `__consumer_offsets`. Each partition of
+//! that topic is a `GroupShard` run by the coordinator runtime; a group lives
+//! in the partition Kafka would put it in. This module routes requests to
+//! shards, creates the topic on first use, waits for delayed answers outside
+//! the shard, and runs the session and rebalance timers.
 
+pub mod admin;
 pub mod classic_group;
-pub mod coordinator;
+pub mod membership;
+pub mod offsets;
+pub mod rebalance;
 pub mod records;
-pub mod store;
+pub mod shard;
+#[cfg(test)]
+mod tests;
 
-use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
-use crate::state_topic::TxnProducer;
+use crate::coordinator::state_topic::new_state_topic;
+use crate::coordinator::{partition_for, CoordinatorResult, CoordinatorRuntime, TxnProducer};
+use crate::metadata::{Controller, MetadataCache};
 use crate::storage::now_ms;
-use coordinator::{GroupConfig, Groups, Reply};
-use std::collections::HashSet;
-use std::sync::Mutex;
+use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError as E;
+use shard::{GroupConfig, GroupRecord, GroupShard, Reply};
+use std::sync::Arc;
 use std::time::Duration;
-use store::{OffsetsTopic, TopicWriter};
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
+pub use admin::{GroupDescription, ListedGroup};
 pub use classic_group::{CommittedOffset, GroupState};
-pub use coordinator::{GroupDescription, JoinRequest, LeavingMember, ListedGroup, OffsetCommitRequest, SyncRequest};
+pub use membership::{JoinRequest, LeavingMember, SyncRequest};
+pub use offsets::{OffsetCommitRequest, TopicOffsets};
 
-struct State {
-    groups: Groups,
-    topic: Option<OffsetsTopic>,
-}
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 pub struct GroupCoordinator {
-    state: Mutex<State>,
+    runtime: CoordinatorRuntime<GroupShard>,
+    controller: Arc<Controller>,
+    metadata: Arc<MetadataCache>,
     /// Rung when deadlines may have moved, so the timer task looks again.
     timers_changed: Notify,
     offsets_partitions: i32,
@@ -41,8 +49,7 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// Loads every group and committed offset from `__consumer_offsets`.
-    pub fn open(cluster: &Cluster, config: &BrokerConfig) -> GroupCoordinator {
+    pub fn new(config: &BrokerConfig, controller: Arc<Controller>, metadata: Arc<MetadataCache>) -> GroupCoordinator {
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms as i64,
             min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -50,17 +57,10 @@ impl GroupCoordinator {
             offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
         };
-        let mut groups = Groups::new(group_config);
-        let topic = OffsetsTopic::existing(cluster, config.offsets_topic_segment_bytes);
-        if let Some(t) = &topic {
-            let loaded = t.load();
-            let count = loaded.records.len();
-            groups.load(loaded.records, now_ms());
-            groups.load_pending(loaded.pending);
-            info!(records = count, groups = groups.list().len(), "loaded consumer groups");
-        }
         GroupCoordinator {
-            state: Mutex::new(State { groups, topic }),
+            runtime: CoordinatorRuntime::new(OFFSETS_TOPIC, move || GroupShard::new(group_config.clone())),
+            controller,
+            metadata,
             timers_changed: Notify::new(),
             offsets_partitions: config.offsets_topic_num_partitions,
             offsets_segment_bytes: config.offsets_topic_segment_bytes,
@@ -68,151 +68,211 @@ impl GroupCoordinator {
         }
     }
 
-    /// Runs `f` on the state with a writer for `__consumer_offsets`, then
-    /// compacts what it wrote to if needed, and wakes the timer task.
-    fn with_state<R>(&self, cluster: &Cluster, f: impl FnOnce(&mut Groups, &mut TopicWriter<'_>) -> R) -> R {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let State { groups, topic } = &mut *state;
-        let mut writer = TopicWriter {
-            topic,
-            cluster,
-            partitions: self.offsets_partitions,
-            segment_bytes: self.offsets_segment_bytes,
-            touched: HashSet::new(),
-        };
-        let result = f(groups, &mut writer);
-        let touched = std::mem::take(&mut writer.touched);
-        if !touched.is_empty() {
-            if let Some(t) = topic.as_mut() {
-                t.maybe_rewrite(&touched, || groups.live_records());
-            }
+    /// The runtime, for loading and unloading partitions as they come and go.
+    pub fn runtime(&self) -> &CoordinatorRuntime<GroupShard> {
+        &self.runtime
+    }
+
+    /// The partition of a group, when the topic exists.
+    fn partition_of(&self, group: &str) -> Option<i32> {
+        match self.runtime.partition_count() {
+            0 => None,
+            n => Some(partition_for(group, n) as i32),
         }
-        drop(state);
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet (as Kafka does
+    /// on first use); its shards are loaded once this returns.
+    pub async fn ensure_topic(&self) -> Result<(), i16> {
+        if self.runtime.partition_count() > 0 {
+            return Ok(());
+        }
+        let topic = new_state_topic(OFFSETS_TOPIC, self.offsets_partitions, self.offsets_segment_bytes);
+        match self.controller.create_topics(vec![topic], false).await {
+            Ok(results) => {
+                if let Some(Err(e)) = results.into_iter().next() {
+                    if e.code() != E::TopicAlreadyExists.code() {
+                        warn!(error = %e, "could not create __consumer_offsets");
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "could not create __consumer_offsets"),
+        }
+        if self.runtime.partition_count() > 0 {
+            Ok(())
+        } else {
+            Err(E::CoordinatorNotAvailable.code())
+        }
+    }
+
+    /// The `__consumer_offsets` partition of a group (FindCoordinator,
+    /// AddOffsetsToTxn), creating the topic on first use.
+    pub async fn offsets_partition(&self, group: &str) -> Result<i32, i16> {
+        self.ensure_topic().await?;
+        self.partition_of(group).ok_or(E::CoordinatorNotAvailable.code())
+    }
+
+    /// Runs a write on the group's shard, creating the topic if needed.
+    async fn write<T>(
+        &self,
+        group: &str,
+        op: impl FnOnce(&mut GroupShard) -> CoordinatorResult<T, GroupRecord>,
+    ) -> Result<T, i16> {
+        let index = self.offsets_partition(group).await?;
+        let result = self.runtime.write(index, op).await;
         self.timers_changed.notify_one();
         result
     }
 
-    fn read<R>(&self, f: impl FnOnce(&Groups) -> R) -> R {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        f(&state.groups)
+    /// Reads the group's shard; `None` when the topic does not exist.
+    async fn read<T>(&self, group: &str, f: impl FnOnce(&GroupShard) -> T) -> Result<Option<T>, i16> {
+        let Some(index) = self.partition_of(group) else {
+            return Ok(None);
+        };
+        self.runtime.read(index, f).await.map(Some)
     }
 
-    pub async fn join(
-        &self,
-        cluster: &Cluster,
-        request: JoinRequest,
-        shutdown: &CancellationToken,
-    ) -> kafka_protocol::messages::JoinGroupResponse {
-        let member_id = request.member_id.clone();
-        let reply = self.with_state(cluster, |g, w| g.join(w, request, now_ms()));
-        settle(reply, shutdown, || {
-            kafka_protocol::messages::JoinGroupResponse::default()
-                .with_error_code(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
+    pub async fn join(&self, request: JoinRequest, shutdown: &CancellationToken) -> JoinGroupResponse {
+        let (group, member_id) = (request.group_id.clone(), request.member_id.clone());
+        let fallback = |code: i16| {
+            JoinGroupResponse::default()
+                .with_error_code(code)
                 .with_generation_id(-1)
-                .with_member_id(kafka_protocol::protocol::StrBytes::from_string(member_id.clone()))
+                .with_member_id(StrBytes::from_string(member_id.clone()))
                 .with_protocol_name(None)
-        })
-        .await
+        };
+        match self.write(&group, |g| g.join(request, now_ms())).await {
+            Ok(reply) => settle(reply, shutdown, || fallback(E::CoordinatorNotAvailable.code())).await,
+            Err(code) => fallback(code),
+        }
     }
 
-    pub async fn sync(
-        &self,
-        cluster: &Cluster,
-        request: SyncRequest,
-        shutdown: &CancellationToken,
-    ) -> kafka_protocol::messages::SyncGroupResponse {
-        let reply = self.with_state(cluster, |g, w| g.sync(w, request, now_ms()));
-        settle(reply, shutdown, || {
-            kafka_protocol::messages::SyncGroupResponse::default()
-                .with_error_code(kafka_protocol::ResponseError::CoordinatorNotAvailable.code())
-        })
-        .await
+    pub async fn sync(&self, request: SyncRequest, shutdown: &CancellationToken) -> SyncGroupResponse {
+        let group = request.group_id.clone();
+        let fallback = |code: i16| SyncGroupResponse::default().with_error_code(code);
+        match self.write(&group, |g| g.sync(request, now_ms())).await {
+            Ok(reply) => settle(reply, shutdown, || fallback(E::CoordinatorNotAvailable.code())).await,
+            Err(code) => fallback(code),
+        }
     }
 
-    pub fn heartbeat(
-        &self,
-        cluster: &Cluster,
-        group: &str,
-        generation: i32,
-        member: &str,
-        instance: Option<&str>,
-    ) -> i16 {
-        self.with_state(cluster, |g, _| {
-            g.heartbeat(group, generation, member, instance, now_ms())
-        })
+    pub async fn heartbeat(&self, group: &str, generation: i32, member: &str, instance: Option<&str>) -> i16 {
+        let result = self
+            .write(group, |g| {
+                CoordinatorResult::answer(g.heartbeat(group, generation, member, instance, now_ms()))
+            })
+            .await;
+        result.unwrap_or_else(|code| code)
     }
 
-    pub fn leave(&self, cluster: &Cluster, group: &str, members: &[LeavingMember]) -> (i16, Vec<i16>) {
-        self.with_state(cluster, |g, w| g.leave(w, group, members, now_ms()))
+    pub async fn leave(&self, group: &str, members: &[LeavingMember]) -> (i16, Vec<i16>) {
+        match self.write(group, |g| g.leave(group, members, now_ms())).await {
+            Ok(answer) => answer,
+            Err(code) => (code, vec![code; members.len()]),
+        }
     }
 
-    pub fn commit_offsets(&self, cluster: &Cluster, request: OffsetCommitRequest) -> Vec<i16> {
-        let exists =
-            |topic: &str, partition: i32| cluster.topic(topic).is_some_and(|t| t.partition(partition).is_some());
-        self.with_state(cluster, |g, w| g.commit_offsets(w, request, &exists, now_ms()))
+    /// Whether a topic partition exists (offsets are committed only for those).
+    fn partition_exists(&self) -> impl Fn(&str, i32) -> bool {
+        let image = self.metadata.image();
+        move |topic: &str, partition: i32| {
+            image
+                .topics
+                .get(topic)
+                .is_some_and(|t| t.partition(partition).is_some())
+        }
     }
 
-    pub fn fetch_offsets(&self, group: &str, wanted: Option<&[(String, Vec<i32>)]>) -> coordinator::TopicOffsets {
-        self.read(|g| g.fetch_offsets(group, wanted))
+    pub async fn commit_offsets(&self, request: OffsetCommitRequest) -> Vec<i16> {
+        let (group, count) = (request.group_id.clone(), request.offsets.len());
+        let exists = self.partition_exists();
+        self.write(&group, |g| g.commit_offsets(request, &exists, now_ms()))
+            .await
+            .unwrap_or_else(|code| vec![code; count])
     }
 
     /// TxnOffsetCommit: offsets that count once `producer`'s transaction commits.
-    pub fn commit_txn_offsets(
-        &self,
-        cluster: &Cluster,
-        request: OffsetCommitRequest,
-        producer: TxnProducer,
-    ) -> Vec<i16> {
-        let exists =
-            |topic: &str, partition: i32| cluster.topic(topic).is_some_and(|t| t.partition(partition).is_some());
-        self.with_state(cluster, |g, w| {
-            g.commit_txn_offsets(w, request, producer, &exists, now_ms())
-        })
+    pub async fn commit_txn_offsets(&self, request: OffsetCommitRequest, producer: TxnProducer) -> Vec<i16> {
+        let (group, count) = (request.group_id.clone(), request.offsets.len());
+        let exists = self.partition_exists();
+        self.write(&group, |g| g.commit_txn_offsets(request, producer, &exists, now_ms()))
+            .await
+            .unwrap_or_else(|code| vec![code; count])
     }
 
-    /// The transaction's marker is written: apply or drop its offsets.
-    pub fn complete_txn(&self, producer_id: i64, commit: bool) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.groups.complete_txn(producer_id, commit, now_ms());
+    /// Ends a transaction in one `__consumer_offsets` partition: its marker
+    /// is written there and its offsets take effect (commit) or are dropped.
+    pub async fn complete_transaction(&self, partition: i32, producer: TxnProducer, commit: bool) -> Result<(), i16> {
+        self.runtime.write_marker(partition, producer, commit).await
     }
 
-    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
-        self.read(|g| g.has_pending_txn_offset(group, topic, partition))
+    pub async fn fetch_offsets(&self, group: &str, wanted: Option<&[(String, Vec<i32>)]>) -> TopicOffsets {
+        self.read(group, |g| g.fetch_offsets(group, wanted))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| GroupShard::new(GroupConfig::default()).fetch_offsets(group, wanted))
     }
 
-    /// The `__consumer_offsets` partition of a group (AddOffsetsToTxn),
-    /// creating the topic on first use.
-    pub fn offsets_partition(&self, cluster: &Cluster, group: &str) -> Result<i32, i16> {
-        self.with_state(cluster, |_, w| {
-            let topic = w.topic()?;
-            Ok(store::partition_for(group, topic.partition_count()) as i32)
-        })
+    pub async fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.read(group, |g| g.has_pending_txn_offset(group, topic, partition))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
     }
 
-    pub fn delete_offsets(&self, cluster: &Cluster, group: &str, partitions: &[(String, i32)]) -> (i16, Vec<i16>) {
-        self.with_state(cluster, |g, w| g.delete_offsets(w, group, partitions))
+    pub async fn delete_offsets(&self, group: &str, partitions: &[(String, i32)]) -> (i16, Vec<i16>) {
+        match self.read(group, |_| ()).await {
+            Ok(Some(())) => self
+                .write(group, |g| g.delete_offsets(group, partitions))
+                .await
+                .unwrap_or_else(|code| (code, vec![0; partitions.len()])),
+            Ok(None) => (E::GroupIdNotFound.code(), vec![0; partitions.len()]),
+            Err(code) => (code, vec![0; partitions.len()]),
+        }
     }
 
-    pub fn describe(&self, group: &str) -> Option<GroupDescription> {
-        self.read(|g| g.describe(group))
+    pub async fn describe(&self, group: &str) -> Option<GroupDescription> {
+        self.read(group, |g| g.describe(group)).await.ok().flatten().flatten()
     }
 
-    pub fn list(&self) -> Vec<ListedGroup> {
-        self.read(|g| g.list())
+    /// Every group of every loaded partition, by id.
+    pub async fn list(&self) -> Vec<ListedGroup> {
+        let mut out = Vec::new();
+        for index in self.runtime.loaded() {
+            if let Ok(groups) = self.runtime.read(index, |g| g.list()).await {
+                out.extend(groups);
+            }
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
     }
 
-    pub fn delete_group(&self, cluster: &Cluster, group: &str) -> i16 {
-        self.with_state(cluster, |g, w| g.delete_group(w, group))
+    pub async fn delete_group(&self, group: &str) -> i16 {
+        if self.partition_of(group).is_none() {
+            return if group.is_empty() {
+                E::InvalidGroupId.code()
+            } else {
+                E::GroupIdNotFound.code()
+            };
+        }
+        self.write(group, |g| g.delete_group(group))
+            .await
+            .unwrap_or_else(|code| code)
     }
 
     /// Applies timeouts as they fall due, and expires old offsets, until shutdown.
-    pub async fn run_timers(&self, cluster: &Cluster, shutdown: &CancellationToken) {
+    pub async fn run_timers(&self, shutdown: &CancellationToken) {
         let mut last_expiry = std::time::Instant::now();
         loop {
-            let wait = self
-                .read(|g| g.next_deadline())
-                .map(|d| (d - now_ms()).clamp(0, 1000) as u64)
-                .unwrap_or(1000);
+            let mut next: Option<i64> = None;
+            for index in self.runtime.loaded() {
+                if let Ok(Some(d)) = self.runtime.read(index, |g| g.next_deadline()).await {
+                    next = Some(next.map_or(d, |n| n.min(d)));
+                }
+            }
+            let wait = next.map(|d| (d - now_ms()).clamp(0, 1000) as u64).unwrap_or(1000);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.timers_changed.notified() => {}
@@ -222,20 +282,21 @@ impl GroupCoordinator {
             if expire {
                 last_expiry = std::time::Instant::now();
             }
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let State { groups, topic } = &mut *state;
-            let mut writer = TopicWriter {
-                topic,
-                cluster,
-                partitions: self.offsets_partitions,
-                segment_bytes: self.offsets_segment_bytes,
-                touched: HashSet::new(),
-            };
-            groups.tick(&mut writer, now_ms());
-            if expire {
-                let n = groups.expire_offsets(&mut writer, now_ms());
-                if n > 0 {
-                    info!(offsets = n, "expired committed offsets");
+            let now = now_ms();
+            for index in self.runtime.loaded() {
+                let due = self
+                    .runtime
+                    .read(index, |g| g.next_deadline().is_some_and(|d| d <= now))
+                    .await;
+                if due == Ok(true) {
+                    let _ = self.runtime.write(index, |g| g.tick(now)).await;
+                }
+                if expire {
+                    if let Ok(n) = self.runtime.write(index, |g| g.expire_offsets(now)).await {
+                        if n > 0 {
+                            info!(offsets = n, partition = index, "expired committed offsets");
+                        }
+                    }
                 }
             }
         }

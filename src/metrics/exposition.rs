@@ -41,12 +41,12 @@ fn process_stats() -> (Option<u64>, Option<u64>) {
 }
 
 /// Reads one of a topic's counters.
-type ReadCounter = fn(&crate::cluster::TopicStats) -> u64;
+type ReadCounter = fn(&crate::replication::TopicStats) -> u64;
 
-pub fn render(broker: &Broker) -> String {
+pub async fn render(broker: &Broker) -> String {
     let mut out = String::new();
     let mut f = Family { out: &mut out };
-    let topics = broker.cluster.topics();
+    let topics = broker.replicas.topics();
 
     let topic_counters: [(&str, &str, ReadCounter); 6] = [
         (
@@ -129,7 +129,7 @@ pub fn render(broker: &Broker) -> String {
     }
 
     // Groups: state, members, committed offsets and lag (high watermark minus committed).
-    let groups = broker.groups.list();
+    let groups = broker.groups.list().await;
     f.header(
         "sluice_group_state",
         "gauge",
@@ -145,13 +145,13 @@ pub fn render(broker: &Broker) -> String {
     f.header("sluice_group_members", "gauge", "Members of the consumer group.");
     let mut offsets = Vec::new();
     for g in &groups {
-        let members = broker.groups.describe(&g.group_id).map_or(0, |d| d.members.len());
+        let members = broker.groups.describe(&g.group_id).await.map_or(0, |d| d.members.len());
         f.sample("sluice_group_members", &[("group", &g.group_id)], members as f64);
-        for (topic, rows) in broker.groups.fetch_offsets(&g.group_id, None) {
+        for (topic, rows) in broker.groups.fetch_offsets(&g.group_id, None).await {
             for (partition, committed) in rows {
                 let Some(committed) = committed else { continue };
                 let end = broker
-                    .cluster
+                    .replicas
                     .partition(&topic, partition)
                     .map(|p| p.offsets().high_watermark);
                 offsets.push((

@@ -50,7 +50,7 @@ async fn answer(mut stream: TcpStream, broker: &Broker, handle: &PrometheusHandl
     let first = line.lines().next().unwrap_or_default();
     let (status, body) = if first.starts_with("GET /metrics ") || first.starts_with("GET /metrics?") {
         let mut body = handle.render();
-        body.push_str(&super::exposition::render(broker));
+        body.push_str(&super::exposition::render(broker).await);
         ("200 OK", body)
     } else {
         ("404 Not Found", "not found: the metrics are at /metrics\n".to_string())

@@ -4,6 +4,7 @@
 
 pub mod dispatch;
 pub mod error_response;
+pub mod registry;
 pub mod request;
 pub mod response;
 pub mod versions;

@@ -120,11 +120,7 @@ pub fn encode_response_spliced<R: Encodable>(
         version,
         reason,
     };
-    let header_version = api_key.response_header_version(version);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let header_size = header.compute_size(header_version).map_err(|e| fail(e.to_string()))?;
-    let body_size = body.compute_size(version).map_err(|e| fail(e.to_string()))?;
-    let size = header_size + body_size;
+    let (header, header_version, size) = frame_header(api_key, version, correlation_id, body)?;
     let inline = size - splices.iter().map(Bytes::len).sum::<usize>().min(size);
     let mut buf = FrameBuilder {
         chunks: Vec::with_capacity(1 + 2 * splices.len()),
@@ -138,6 +134,25 @@ pub fn encode_response_spliced<R: Encodable>(
         .map_err(|e| fail(e.to_string()))?;
     body.encode(&mut buf, version).map_err(|e| fail(e.to_string()))?;
     Ok(buf.finish())
+}
+
+/// A response's header, its version, and the size of header and body.
+fn frame_header<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Result<(ResponseHeader, i16, usize), RequestError> {
+    let fail = |reason: String| RequestError::Encode {
+        api: api_key,
+        version,
+        reason,
+    };
+    let header_version = api_key.response_header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_size = header.compute_size(header_version).map_err(|e| fail(e.to_string()))?;
+    let body_size = body.compute_size(version).map_err(|e| fail(e.to_string()))?;
+    Ok((header, header_version, header_size + body_size))
 }
 
 /// Encodes a whole response frame, ready for the socket.
@@ -162,11 +177,7 @@ fn encode_response_copied<R: Encodable>(
         version,
         reason,
     };
-    let header_version = api_key.response_header_version(version);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let header_size = header.compute_size(header_version).map_err(|e| fail(e.to_string()))?;
-    let body_size = body.compute_size(version).map_err(|e| fail(e.to_string()))?;
-    let size = header_size + body_size;
+    let (header, header_version, size) = frame_header(api_key, version, correlation_id, body)?;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
     header

@@ -43,7 +43,7 @@ struct ListenerCredentials {
 
 impl Credentials for ListenerCredentials {
     fn scram(&self, user: &str, mechanism: ScramMechanism) -> Option<crate::auth::scram::ScramCredential> {
-        self.broker.cluster.scram_credential(user, mechanism)
+        self.broker.image().scram_credential(user, mechanism).cloned()
     }
     fn plain_password(&self, user: &str) -> Option<String> {
         self.plain.get(user).cloned()

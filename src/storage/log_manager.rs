@@ -287,7 +287,7 @@ pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
 /// log recreates; a torn one is rewritten at the next open.
 fn write_partition_metadata(dir: &Path, topic_id: uuid::Uuid, existing: bool) -> io::Result<()> {
     let path = dir.join("partition.metadata");
-    let text = format!("version: 0\ntopic_id: {}\n", crate::cluster::topic_id_string(topic_id));
+    let text = format!("version: 0\ntopic_id: {}\n", crate::metadata::topic_id_string(topic_id));
     if existing && std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(());
     }

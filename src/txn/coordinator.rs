@@ -4,9 +4,19 @@
 //! clock passed in. As in Kafka, a change is first prepared (a new metadata
 //! value, nothing mutated), then persisted by the caller, then applied.
 
-use super::records::{TxnMetadata, TxnState};
+use super::records::{self, TxnMetadata, TxnState};
+use crate::coordinator::{Shard, TxnProducer};
+use bytes::Bytes;
 use kafka_protocol::ResponseError as E;
 use std::collections::{BTreeSet, HashMap};
+
+/// A record of `__transaction_state`: a transactional id's metadata, or its
+/// tombstone (None) once the id expires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnRecord {
+    pub transactional_id: String,
+    pub metadata: Option<TxnMetadata>,
+}
 
 /// What InitProducerId must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +58,6 @@ impl Transactions {
             max_timeout_ms,
             ..Transactions::default()
         }
-    }
-
-    pub fn load(&mut self, txns: HashMap<String, TxnMetadata>) {
-        self.txns = txns;
     }
 
     pub fn get(&self, id: &str) -> Option<&TxnMetadata> {
@@ -268,6 +274,39 @@ impl Transactions {
             return Err(E::InvalidTxnState.code());
         }
         Ok(())
+    }
+}
+
+impl Shard for Transactions {
+    type Record = TxnRecord;
+
+    fn replay(&mut self, record: &TxnRecord, _producer: Option<TxnProducer>, _now: i64) {
+        match &record.metadata {
+            Some(m) => self.apply(&record.transactional_id, m.clone()),
+            None => self.remove(&record.transactional_id),
+        }
+    }
+
+    /// `__transaction_state` holds no transactional records.
+    fn replay_marker(&mut self, _producer_id: i64, _commit: bool, _now: i64) {}
+
+    fn encode(record: &TxnRecord) -> (Bytes, Option<Bytes>) {
+        (
+            records::encode_key(&record.transactional_id),
+            record.metadata.as_ref().map(records::encode_value),
+        )
+    }
+
+    fn decode(key: &[u8], value: Option<&[u8]>) -> Result<TxnRecord, String> {
+        let transactional_id = records::decode_key(key).map_err(|e| e.to_string())?;
+        let metadata = value
+            .map(records::decode_value)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        Ok(TxnRecord {
+            transactional_id,
+            metadata,
+        })
     }
 }
 

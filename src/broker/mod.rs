@@ -1,0 +1,140 @@
+//! `Broker`: what every handler shares — config, the metadata image and
+//! controller, the hosted partitions, the coordinators, advertised
+//! endpoints, the shutdown signal. `start` brings one up (`RunningBroker`),
+//! `publisher` keeps it in step with the metadata, `housekeeping` runs the
+//! logs' background work.
+
+mod housekeeping;
+mod publisher;
+mod start;
+
+pub use start::RunningBroker;
+
+use crate::api::RequestContext;
+use crate::auth::acl;
+use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
+use crate::metadata::{Controller, MetadataCache, MetadataImage};
+use crate::replication::ReplicaManager;
+use crate::txn::producer_ids::ProducerIdManager;
+use crate::txn::{MarkerTargets, TransactionCoordinator};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Where clients are told to connect for one listener.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    /// The metadata image this broker serves from.
+    pub metadata: Arc<MetadataCache>,
+    /// Where metadata changes are made.
+    pub controller: Arc<Controller>,
+    pub replicas: ReplicaManager,
+    pub producer_ids: Arc<ProducerIdManager>,
+    pub groups: GroupCoordinator,
+    pub txns: TransactionCoordinator,
+    pub endpoints: Vec<Endpoint>,
+    pub quotas: crate::quota::QuotaEnforcer,
+    pub shutdown: CancellationToken,
+}
+
+impl Broker {
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.image()
+    }
+
+    /// Broker configs changed at run time: (this broker's, every broker's).
+    pub fn dynamic_broker_configs(
+        &self,
+    ) -> (
+        std::collections::BTreeMap<String, String>,
+        std::collections::BTreeMap<String, String>,
+    ) {
+        use crate::metadata::records::ConfigResource;
+        let image = self.image();
+        (
+            image.configs_of(&ConfigResource::Broker(Some(self.node_id()))).clone(),
+            image.configs_of(&ConfigResource::Broker(None)).clone(),
+        )
+    }
+
+    /// Where a transaction's markers are written.
+    pub fn marker_targets(&self) -> MarkerTargets<'_> {
+        MarkerTargets {
+            replicas: &self.replicas,
+            groups: &self.groups,
+        }
+    }
+
+    /// Whether the request's principal may do `operation` on the resource.
+    /// Always true without an authorizer (`authorizer.class.name` unset).
+    pub fn authorize(&self, ctx: &RequestContext, operation: i8, resource_type: i8, name: &str) -> bool {
+        let settings = &self.config.security.authorizer;
+        if !settings.enabled {
+            return true;
+        }
+        let acls = self.image().acls.clone();
+        let host = ctx.peer.ip().to_string();
+        acl::AclPolicy {
+            acls: &acls,
+            super_users: &settings.super_users,
+            allow_everyone_if_no_acl_found: settings.allow_everyone_if_no_acl_found,
+        }
+        .authorize(&acl::AclCheck {
+            principal: &ctx.principal,
+            host: &host,
+            operation,
+            resource_type,
+            name,
+        })
+    }
+
+    pub fn authorize_cluster(&self, ctx: &RequestContext, operation: i8) -> bool {
+        self.authorize(ctx, operation, acl::resource::CLUSTER, acl::CLUSTER_NAME)
+    }
+
+    /// Whether the principal may do `operation` on at least one resource of
+    /// the type (Kafka's authorizeByResourceType, for idempotent producers).
+    pub fn authorize_any(&self, ctx: &RequestContext, operation: i8, resource_type: i8) -> bool {
+        let settings = &self.config.security.authorizer;
+        if !settings.enabled || settings.super_users.iter().any(|s| **s == *ctx.principal) {
+            return true;
+        }
+        let acls = self.image().acls.clone();
+        let host = ctx.peer.ip().to_string();
+        let policy = acl::AclPolicy {
+            acls: &acls,
+            super_users: &[],
+            allow_everyone_if_no_acl_found: false,
+        };
+        acls.iter().filter(|a| a.resource_type == resource_type).any(|a| {
+            policy.authorize(&acl::AclCheck {
+                principal: &ctx.principal,
+                host: &host,
+                operation,
+                resource_type,
+                name: &a.resource_name,
+            })
+        })
+    }
+
+    /// The advertised endpoint of the listener a request came in on.
+    pub fn endpoint_for(&self, listener: &str) -> &Endpoint {
+        self.endpoints
+            .iter()
+            .find(|e| e.listener == listener)
+            .unwrap_or(&self.endpoints[0])
+    }
+}

@@ -1,0 +1,48 @@
+//! The broker's metadata publisher (Kafka's BrokerMetadataPublisher): each
+//! new image is acted on — partition logs created or deleted, configs
+//! applied, coordinator partitions loaded or unloaded — and then served.
+//! Images are published in log order, one at a time.
+
+use super::Broker;
+use crate::coordinator::{CoordinatorRuntime, Shard};
+use crate::metadata::delta::MetadataChanges;
+use crate::metadata::{MetadataImage, Publication};
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+pub async fn run(broker: Arc<Broker>, mut publications: UnboundedReceiver<Publication>) {
+    loop {
+        let publication = tokio::select! {
+            p = publications.recv() => p,
+            _ = broker.shutdown.cancelled() => None,
+        };
+        let Some(Publication { image, changes }) = publication else {
+            return;
+        };
+        broker.replicas.apply(&image, &changes).await;
+        follow(&broker, broker.groups.runtime(), &image, &changes).await;
+        follow(&broker, broker.txns.runtime(), &image, &changes).await;
+        broker.metadata.publish(image);
+    }
+}
+
+/// Loads a coordinator's new partitions, or unloads it with its topic.
+async fn follow<S: Shard>(
+    broker: &Broker,
+    runtime: &CoordinatorRuntime<S>,
+    image: &MetadataImage,
+    changes: &MetadataChanges,
+) {
+    let name = runtime.topic();
+    if changes.deleted_topics.iter().any(|t| t.name == name) {
+        runtime.unload_all();
+    }
+    let Some(topic) = image.topics.get(name) else {
+        return;
+    };
+    if changes.created_topics.contains(&topic.id) || changes.changed_partitions.contains_key(&topic.id) {
+        if let Some(hosted) = broker.replicas.topic(name) {
+            runtime.load(hosted.partitions.clone(), topic.partitions.len()).await;
+        }
+    }
+}

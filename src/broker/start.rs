@@ -1,0 +1,308 @@
+//! `RunningBroker`: opens the logs and the metadata, loads the
+//! coordinators, binds the listeners and starts serving; and stops it all
+//! cleanly.
+
+use super::{Broker, Endpoint};
+use crate::config::BrokerConfig;
+use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::metadata::bootstrap;
+use crate::metadata::controller::ControllerConfig;
+use crate::metadata::log::MetadataLog;
+use crate::metadata::records::BrokerEndpoint;
+use crate::metadata::{Controller, MetadataCache, MetadataImage};
+use crate::replication::{OpenReport, ReplicaManager};
+use crate::server::listener::{accept_loop, bind, ListenerContext};
+use crate::storage::{LogManager, Partition};
+use crate::txn::producer_ids::ProducerIdManager;
+use crate::txn::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// What start-up reads from disk.
+struct Opened {
+    log: MetadataLog,
+    image: Arc<MetadataImage>,
+    cluster_id: String,
+    replicas: ReplicaManager,
+    report: OpenReport,
+}
+
+/// The broker's static configuration (its file and overrides).
+fn static_configs(config: &BrokerConfig) -> BTreeMap<String, String> {
+    config.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Locks the log directories, loads the metadata and opens every partition
+/// log. Blocking.
+fn open_storage(config: &BrokerConfig) -> io::Result<Opened> {
+    let logs = LogManager::open(&config.log_dirs)?;
+    let loaded = bootstrap::load(config)?;
+    let image = Arc::new(loaded.image);
+    let (replicas, report) = ReplicaManager::open(logs, &image, config.node_id, static_configs(config))?;
+    Ok(Opened {
+        log: loaded.log,
+        image,
+        cluster_id: loaded.cluster_id,
+        replicas,
+        report,
+    })
+}
+
+/// The partitions of a hosted topic (none if it does not exist).
+fn hosted(replicas: &ReplicaManager, topic: &str) -> Vec<Arc<Partition>> {
+    replicas.topic(topic).map(|t| t.partitions.clone()).unwrap_or_default()
+}
+
+/// Registers this broker's endpoints and rack with the controller.
+async fn register(broker: &Broker) -> io::Result<()> {
+    let endpoints = broker
+        .endpoints
+        .iter()
+        .map(|e| BrokerEndpoint {
+            listener: e.listener.clone(),
+            host: e.host.clone(),
+            port: e.port,
+            security_protocol: broker
+                .config
+                .security
+                .listener(&e.listener)
+                .map_or_else(|| e.listener.clone(), |l| l.protocol.name().to_string()),
+        })
+        .collect();
+    broker
+        .controller
+        .register_broker(broker.node_id(), endpoints, broker.config.broker_rack.clone())
+        .await
+        .map_err(|e| io::Error::other(format!("could not register the broker: {e}")))
+}
+
+/// A broker serving on its listeners. Dropping it does not stop it: call
+/// `shutdown`.
+pub struct RunningBroker {
+    broker: Arc<Broker>,
+    addresses: Vec<(String, SocketAddr)>,
+    connections: TaskTracker,
+    background: TaskTracker,
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc != 0 {
+        return "localhost".to_string();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+impl RunningBroker {
+    /// Opens the logs, binds every listener and starts serving.
+    pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
+        let started = Instant::now();
+        let opened = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || open_storage(&config))
+                .await
+                .map_err(io::Error::other)??
+        };
+        let Opened {
+            log,
+            image,
+            cluster_id,
+            replicas,
+            report,
+        } = opened;
+        let metadata = Arc::new(MetadataCache::new(image.clone()));
+        let (publications, publications_rx) = tokio::sync::mpsc::unbounded_channel();
+        let controller_config = ControllerConfig {
+            node_id: config.node_id,
+            delete_topic_enable: config.delete_topic_enable,
+            default_partitions: config.num_partitions,
+            default_replication_factor: config.default_replication_factor,
+            static_configs: static_configs(&config),
+        };
+        let controller = Arc::new(Controller::new(
+            controller_config,
+            log,
+            image.clone(),
+            publications,
+            metadata.subscribe(),
+        ));
+        let producer_ids = Arc::new(ProducerIdManager::new(controller.clone()));
+        let groups = GroupCoordinator::new(&config, controller.clone(), metadata.clone());
+        let txns = TransactionCoordinator::new(&config.transactions, controller.clone(), producer_ids.clone());
+        // Coordinator partitions that exist are loaded before serving.
+        let (groups, txns) = {
+            let offsets = hosted(&replicas, OFFSETS_TOPIC);
+            let states = hosted(&replicas, TRANSACTION_STATE_TOPIC);
+            tokio::task::spawn_blocking(move || {
+                groups.runtime().load_blocking(&offsets, offsets.len());
+                txns.runtime().load_blocking(&states, states.len());
+                (groups, txns)
+            })
+            .await
+            .map_err(io::Error::other)?
+        };
+        let mut bound = Vec::new();
+        for spec in &config.listeners {
+            let listener = bind(spec)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", spec.url())))?;
+            bound.push(listener);
+        }
+        let endpoints = config
+            .advertised_listeners
+            .iter()
+            .map(|a| {
+                // Port 0 and an empty or wildcard host are filled in from what was bound.
+                let port = if a.port == 0 {
+                    bound.iter().find(|b| b.name == a.name).map_or(0, |b| b.port)
+                } else {
+                    a.port
+                };
+                let host = if a.host.is_empty() || a.host == "0.0.0.0" || a.host == "::" {
+                    hostname()
+                } else {
+                    a.host.clone()
+                };
+                Endpoint {
+                    listener: a.name.clone(),
+                    host,
+                    port,
+                }
+            })
+            .collect();
+        let (quota_samples, quota_window_ms) = (config.quota_window_num, config.quota_window_size_seconds * 1000);
+        let broker = Arc::new(Broker {
+            config,
+            cluster_id,
+            metadata,
+            controller,
+            replicas,
+            producer_ids,
+            groups,
+            txns,
+            endpoints,
+            quotas: crate::quota::QuotaEnforcer::new(quota_samples, quota_window_ms),
+            shutdown: CancellationToken::new(),
+        });
+
+        let connections = TaskTracker::new();
+        let background = TaskTracker::new();
+        background.spawn(super::publisher::run(broker.clone(), publications_rx));
+        register(&broker).await?;
+        let mut addresses = Vec::new();
+        let mut urls = Vec::new();
+        for listener in bound {
+            let security = broker
+                .config
+                .security
+                .listener(&listener.name)
+                .cloned()
+                .ok_or_else(|| io::Error::other(format!("no security settings for listener {}", listener.name)))?;
+            let context =
+                Arc::new(ListenerContext::new(&listener.name, &security, broker.clone()).map_err(io::Error::other)?);
+            for socket in listener.sockets {
+                let addr = socket.local_addr()?;
+                addresses.push((listener.name.clone(), addr));
+                urls.push(format!("{}://{}", listener.name, addr));
+                background.spawn(accept_loop(
+                    socket,
+                    context.clone(),
+                    broker.clone(),
+                    connections.clone(),
+                ));
+            }
+        }
+        background.spawn(super::housekeeping::run(broker.clone()));
+        if let Some(address) = &broker.config.metrics_address {
+            let handle = crate::metrics::install()
+                .ok_or_else(|| io::Error::other("the Prometheus recorder could not be installed"))?;
+            let socket = tokio::net::TcpListener::bind(address.as_str())
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("metrics.prometheus.address {address}: {e}")))?;
+            let bound = socket.local_addr()?;
+            info!("metrics on http://{bound}/metrics");
+            background.spawn(crate::metrics::http::serve(socket, broker.clone(), handle));
+        }
+        let timers = broker.clone();
+        background.spawn(async move { timers.groups.run_timers(&timers.shutdown).await });
+        let txn_timers = broker.clone();
+        background.spawn(async move {
+            let b = &txn_timers;
+            b.txns.run_timers(&b.marker_targets(), &b.shutdown).await
+        });
+        let dirs: Vec<String> = broker
+            .config
+            .log_dirs
+            .iter()
+            .map(|d| {
+                std::fs::canonicalize(d)
+                    .unwrap_or_else(|_| d.clone())
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        info!(
+            topics = report.topics,
+            partitions = report.partitions,
+            recovered_segments = report.recovered_segments,
+            truncated_bytes = report.truncated_bytes,
+            clean_shutdown = report.clean_shutdown,
+            "Sluice {} started in {} ms, listening on {}, data in {}",
+            env!("CARGO_PKG_VERSION"),
+            started.elapsed().as_millis(),
+            urls.join(", "),
+            dirs.join(", "),
+        );
+        Ok(RunningBroker {
+            broker,
+            addresses,
+            connections,
+            background,
+        })
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// The bound address of each listener socket, as (listener name, address).
+    pub fn addresses(&self) -> &[(String, SocketAddr)] {
+        &self.addresses
+    }
+
+    /// The first listener's address: what a test or an embedding connects to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addresses[0].1
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then flushes and
+    /// closes every log so that the next start is fast.
+    pub async fn shutdown(self) -> io::Result<()> {
+        info!("shutting down");
+        self.broker.shutdown.cancel();
+        self.background.close();
+        self.connections.close();
+        if tokio::time::timeout(Duration::from_secs(30), self.connections.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not finish within 30 s");
+        }
+        self.background.wait().await;
+        let broker = self.broker.clone();
+        tokio::task::spawn_blocking(move || broker.replicas.shutdown())
+            .await
+            .map_err(io::Error::other)??;
+        info!("stopped");
+        Ok(())
+    }
+}

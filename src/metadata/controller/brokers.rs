@@ -1,0 +1,37 @@
+//! Broker registration: a broker's endpoints and rack, recorded when they
+//! change (Kafka's RegisterBrokerRecord). The epoch is the offset of the
+//! registration.
+
+use super::{Controller, ControllerError, ControllerResult};
+use crate::metadata::records::{BrokerEndpoint, BrokerRegistration, MetadataRecord};
+
+impl Controller {
+    /// Registers a broker; nothing is written when it is registered already
+    /// with the same endpoints and rack, unfenced.
+    pub async fn register_broker(
+        &self,
+        broker_id: i32,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+    ) -> Result<(), ControllerError> {
+        self.write(move |image, _| {
+            let same = image
+                .brokers
+                .get(&broker_id)
+                .is_some_and(|b| b.endpoints == endpoints && b.rack == rack && !b.fenced);
+            if same {
+                return ControllerResult::none(());
+            }
+            let registration = BrokerRegistration {
+                broker_id,
+                epoch: image.offset + 1,
+                incarnation_id: uuid::Uuid::new_v4(),
+                endpoints,
+                rack,
+                fenced: false,
+            };
+            ControllerResult::of(vec![MetadataRecord::RegisterBroker(registration)], ())
+        })
+        .await
+    }
+}

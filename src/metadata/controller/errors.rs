@@ -1,0 +1,66 @@
+//! `ControllerError`: why the controller refused a change, with the Kafka
+//! error code and wording clients expect.
+
+use kafka_protocol::ResponseError as E;
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone)]
+pub enum ControllerError {
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("Topic deletion is disabled.")]
+    TopicDeletionDisabled,
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Kafka's controller refuses an operation of more than 10,000 records,
+    #[error("Unable to perform excessively large batch operation.")]
+    ExcessivelyLargeBatch,
+    /// a CreateTopics of more than 10,000 partitions in all,
+    #[error("Excessively large number of partitions per request.")]
+    TooManyPartitions,
+    /// and a CreatePartitions adding more than 10,000.
+    #[error("Excessively large number of additional partitions per request.")]
+    TooManyAdditionalPartitions,
+    /// Not allowed: on a topic (true) or on the cluster (false).
+    #[error("Authorization failed.")]
+    NotAuthorized(bool),
+    #[error("metadata log error: {0}")]
+    Storage(String),
+    #[error("The controller is shutting down.")]
+    ShuttingDown,
+}
+
+impl ControllerError {
+    pub fn code(&self) -> i16 {
+        match self {
+            ControllerError::TopicAlreadyExists(_) => E::TopicAlreadyExists.code(),
+            ControllerError::InvalidTopic(_) => E::InvalidTopicException.code(),
+            ControllerError::UnknownTopicOrPartition => E::UnknownTopicOrPartition.code(),
+            ControllerError::InvalidPartitions(_) => E::InvalidPartitions.code(),
+            ControllerError::InvalidReplicationFactor(_) => E::InvalidReplicationFactor.code(),
+            ControllerError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment.code(),
+            ControllerError::InvalidConfig(_) => E::InvalidConfig.code(),
+            ControllerError::TopicDeletionDisabled => E::TopicDeletionDisabled.code(),
+            ControllerError::InvalidRequest(_) => E::InvalidRequest.code(),
+            ControllerError::ExcessivelyLargeBatch
+            | ControllerError::TooManyPartitions
+            | ControllerError::TooManyAdditionalPartitions => E::PolicyViolation.code(),
+            ControllerError::NotAuthorized(true) => E::TopicAuthorizationFailed.code(),
+            ControllerError::NotAuthorized(false) => E::ClusterAuthorizationFailed.code(),
+            ControllerError::Storage(_) => E::KafkaStorageError.code(),
+            ControllerError::ShuttingDown => E::RequestTimedOut.code(),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The registry of served APIs: the one place that says, for each API, the
+//! versions advertised and served, the handler, and where its response
+//! carries error codes (for the per-API error counters). Adding an API is
+//! one entry here and its handler in `api/`.
+
+use super::dispatch::{decode, Reply};
+use super::request::{ParsedRequest, RequestError};
+use super::response::{encode_response_spliced, ResponseFrame};
+use super::versions::ApiRange;
+use crate::api::{self, RequestContext};
+use crate::broker::Broker;
+use crate::metrics::ErrorCodes;
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+
+fn nonzero(codes: impl IntoIterator<Item = i16>) -> Vec<i16> {
+    codes.into_iter().filter(|c| *c != 0).collect()
+}
+
+/// Response bodies that go out as they are (no record sets spliced in).
+fn no_splices<R>(_: &R) -> Vec<Bytes> {
+    Vec::new()
+}
+
+macro_rules! served_min {
+    ($min:literal) => {
+        $min
+    };
+    ($min:literal, $served:literal) => {
+        $served
+    };
+}
+
+macro_rules! splices {
+    () => {
+        no_splices
+    };
+    ($splice:path) => {
+        $splice
+    };
+}
+
+/// Serves one request of an entry: `handler` entries decode the body and call
+/// the handler; `raw` entries get the parsed request (ApiVersions answers
+/// even versions it does not serve).
+macro_rules! serve_entry {
+    (handler $handler:path, $key:ident, $resp:ty, $splice:expr, $broker:ident, $ctx:ident, $req:ident, $api:ident) => {{
+        if !super::versions::is_served(ApiKey::$key, $req.version()) {
+            return Err(RequestError::UnsupportedVersion {
+                api: ApiKey::$key,
+                version: $req.version(),
+            });
+        }
+        let request = decode(&$req)?;
+        let response: Option<$resp> = Reply::into_reply($handler($broker, $ctx, request).await);
+        match response {
+            Some(response) => {
+                crate::metrics::record_errors($api, &response);
+                let splices = ($splice)(&response);
+                encode_response_spliced(
+                    ApiKey::$key,
+                    $req.version(),
+                    $req.header.correlation_id,
+                    &response,
+                    splices,
+                )
+                .map(Some)
+            }
+            None => Ok(None),
+        }
+    }};
+    (raw $respond:path, $key:ident, $resp:ty, $splice:expr, $broker:ident, $ctx:ident, $req:ident, $api:ident) => {{
+        let _ = ($broker, $ctx, $api);
+        $respond(&$req).map(Some)
+    }};
+}
+
+macro_rules! registry {
+    ($(
+        $key:ident: $req:ty => $resp:ty,
+        versions $min:literal ..= $max:literal $(served from $served:literal)?,
+        $kind:ident $handler:path
+        $(, splice $splice:path)?,
+        errors |$r:ident| $codes:expr;
+    )*) => {
+        /// Every API served, with the versions ApiVersions advertises.
+        pub const APIS: &[ApiRange] = &[$(
+            ApiRange {
+                key: ApiKey::$key,
+                min: $min,
+                max: $max,
+                served_min: served_min!($min $(, $served)?),
+            },
+        )*];
+
+        $(impl ErrorCodes for $resp {
+            fn error_codes(&self) -> Vec<i16> {
+                let $r = self;
+                nonzero($codes)
+            }
+        })*
+
+        /// Serves a request of any registered API. `Ok(None)`: no response is due.
+        pub async fn serve(
+            broker: &Broker,
+            ctx: &RequestContext,
+            req: ParsedRequest,
+            api: &'static str,
+        ) -> Result<Option<ResponseFrame>, RequestError> {
+            match req.api_key {
+                $(ApiKey::$key => serve_entry!(
+                    $kind $handler, $key, $resp, splices!($($splice)?), broker, ctx, req, api
+                ),)*
+                other => Err(RequestError::UnsupportedVersion {
+                    api: other,
+                    version: req.version(),
+                }),
+            }
+        }
+
+        /// The versions the codec knows for each registered API's request.
+        #[cfg(test)]
+        pub fn codec_versions() -> Vec<(ApiKey, i16, i16)> {
+            use kafka_protocol::protocol::Message;
+            vec![$((ApiKey::$key, <$req as Message>::VERSIONS.min, <$req as Message>::VERSIONS.max),)*]
+        }
+    };
+}
+
+registry! {
+    // Kafka 4 advertises Produce v0-v2 without serving them: librdkafka before
+    // 2.10 stops compressing when they are absent from the list.
+    Produce: ProduceRequest => ProduceResponse, versions 0..=13 served from 3, handler api::produce::handle,
+        errors |r| r.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code));
+    // Fetched batches go to the socket as read, not copied into the frame.
+    Fetch: FetchRequest => FetchResponse, versions 4..=18, handler api::fetch::handle, splice api::fetch::record_sets,
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+    ListOffsets: ListOffsetsRequest => ListOffsetsResponse, versions 1..=10, handler api::list_offsets::handle,
+        errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    Metadata: MetadataRequest => MetadataResponse, versions 0..=13, handler api::metadata::handle,
+        errors |r| std::iter::once(r.error_code).chain(r.topics.iter().map(|t| t.error_code));
+    FindCoordinator: FindCoordinatorRequest => FindCoordinatorResponse, versions 0..=6,
+        handler api::coordinator::handle_find_coordinator,
+        errors |r| std::iter::once(r.error_code).chain(r.coordinators.iter().map(|c| c.error_code));
+    ApiVersions: ApiVersionsRequest => ApiVersionsResponse, versions 0..=4, raw api::api_versions::respond,
+        errors |r| [r.error_code];
+    CreateTopics: CreateTopicsRequest => CreateTopicsResponse, versions 2..=7, handler api::topics::handle_create_topics,
+        errors |r| r.topics.iter().map(|t| t.error_code);
+    DeleteTopics: DeleteTopicsRequest => DeleteTopicsResponse, versions 1..=6, handler api::topics::handle_delete_topics,
+        errors |r| r.responses.iter().map(|t| t.error_code);
+    DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse, versions 0..=2, handler api::delete_records::handle,
+        errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    InitProducerId: InitProducerIdRequest => InitProducerIdResponse, versions 0..=5,
+        handler api::producers::handle_init_producer_id,
+        errors |r| [r.error_code];
+    DescribeConfigs: DescribeConfigsRequest => DescribeConfigsResponse, versions 1..=4,
+        handler api::configs::handle_describe_configs,
+        errors |r| r.results.iter().map(|x| x.error_code);
+    CreatePartitions: CreatePartitionsRequest => CreatePartitionsResponse, versions 0..=3,
+        handler api::topics::handle_create_partitions,
+        errors |r| r.results.iter().map(|x| x.error_code);
+    DescribeCluster: DescribeClusterRequest => DescribeClusterResponse, versions 0..=2,
+        handler api::cluster::handle_describe_cluster,
+        errors |r| [r.error_code];
+    OffsetCommit: OffsetCommitRequest => OffsetCommitResponse, versions 2..=9, handler api::offsets::handle_offset_commit,
+        errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    OffsetFetch: OffsetFetchRequest => OffsetFetchResponse, versions 1..=9, handler api::offsets::handle_offset_fetch,
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)))
+            .chain(r.groups.iter().map(|g| g.error_code))
+            .chain(r.groups.iter().flat_map(|g| g.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code))));
+    JoinGroup: JoinGroupRequest => JoinGroupResponse, versions 0..=9, handler api::groups::handle_join_group,
+        errors |r| [r.error_code];
+    Heartbeat: HeartbeatRequest => HeartbeatResponse, versions 0..=4, handler api::groups::handle_heartbeat,
+        errors |r| [r.error_code];
+    LeaveGroup: LeaveGroupRequest => LeaveGroupResponse, versions 0..=5, handler api::groups::handle_leave_group,
+        errors |r| std::iter::once(r.error_code).chain(r.members.iter().map(|m| m.error_code));
+    SyncGroup: SyncGroupRequest => SyncGroupResponse, versions 0..=5, handler api::groups::handle_sync_group,
+        errors |r| [r.error_code];
+    DescribeGroups: DescribeGroupsRequest => DescribeGroupsResponse, versions 0..=6,
+        handler api::groups::handle_describe_groups,
+        errors |r| r.groups.iter().map(|g| g.error_code);
+    ListGroups: ListGroupsRequest => ListGroupsResponse, versions 0..=5, handler api::groups::handle_list_groups,
+        errors |r| [r.error_code];
+    DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse, versions 0..=2, handler api::groups::handle_delete_groups,
+        errors |r| r.results.iter().map(|g| g.error_code);
+    OffsetDelete: OffsetDeleteRequest => OffsetDeleteResponse, versions 0..=0, handler api::offsets::handle_offset_delete,
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+    AlterConfigs: AlterConfigsRequest => AlterConfigsResponse, versions 0..=2,
+        handler api::alter_configs::handle_alter_configs,
+        errors |r| r.responses.iter().map(|x| x.error_code);
+    IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, versions 0..=1,
+        handler api::alter_configs::handle_incremental_alter_configs,
+        errors |r| r.responses.iter().map(|x| x.error_code);
+    DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse, versions 1..=4, handler api::log_dirs::handle,
+        errors |r| std::iter::once(r.error_code).chain(r.results.iter().map(|x| x.error_code));
+    DescribeTopicPartitions: DescribeTopicPartitionsRequest => DescribeTopicPartitionsResponse, versions 0..=0,
+        handler api::metadata::handle_describe_topic_partitions,
+        errors |r| r.topics.iter().map(|t| t.error_code);
+    DescribeProducers: DescribeProducersRequest => DescribeProducersResponse, versions 0..=0,
+        handler api::producers::handle_describe_producers,
+        errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    ElectLeaders: ElectLeadersRequest => ElectLeadersResponse, versions 0..=2, handler api::replicas::handle_elect_leaders,
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.replica_election_results.iter().flat_map(|t| t.partition_result.iter().map(|p| p.error_code)));
+    ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
+        versions 0..=0, handler api::replicas::handle_list_partition_reassignments,
+        errors |r| [r.error_code];
+    OffsetForLeaderEpoch: OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse, versions 2..=4,
+        handler api::replicas::handle_offset_for_leader_epoch,
+        errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    SaslHandshake: SaslHandshakeRequest => SaslHandshakeResponse, versions 0..=1, handler api::sasl::handle_sasl_handshake,
+        errors |r| [r.error_code];
+    SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse, versions 0..=2,
+        handler api::sasl::handle_sasl_authenticate,
+        errors |r| [r.error_code];
+    CreateAcls: CreateAclsRequest => CreateAclsResponse, versions 1..=3, handler api::acls::handle_create_acls,
+        errors |r| r.results.iter().map(|x| x.error_code);
+    DescribeAcls: DescribeAclsRequest => DescribeAclsResponse, versions 1..=3, handler api::acls::handle_describe_acls,
+        errors |r| [r.error_code];
+    DeleteAcls: DeleteAclsRequest => DeleteAclsResponse, versions 1..=3, handler api::acls::handle_delete_acls,
+        errors |r| r.filter_results.iter().map(|x| x.error_code);
+    DescribeClientQuotas: DescribeClientQuotasRequest => DescribeClientQuotasResponse, versions 0..=1,
+        handler api::quotas::handle_describe_client_quotas,
+        errors |r| [r.error_code];
+    AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse, versions 0..=1,
+        handler api::quotas::handle_alter_client_quotas,
+        errors |r| r.entries.iter().map(|e| e.error_code);
+    // Transactions, Kafka's first protocol (transaction.version 1): v4 of
+    // AddPartitionsToTxn is broker-to-broker, EndTxn v5 and later belong to KIP-890.
+    AddPartitionsToTxn: AddPartitionsToTxnRequest => AddPartitionsToTxnResponse, versions 0..=3,
+        handler api::txn::handle_add_partitions_to_txn,
+        errors |r| r.results_by_topic_v3_and_below.iter()
+            .flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code));
+    AddOffsetsToTxn: AddOffsetsToTxnRequest => AddOffsetsToTxnResponse, versions 0..=3,
+        handler api::txn::handle_add_offsets_to_txn,
+        errors |r| [r.error_code];
+    EndTxn: EndTxnRequest => EndTxnResponse, versions 0..=4, handler api::txn::handle_end_txn,
+        errors |r| [r.error_code];
+    TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse, versions 0..=3,
+        handler api::txn::handle_txn_offset_commit,
+        errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse, versions 0..=0,
+        handler api::txn::handle_describe_transactions,
+        errors |r| r.transaction_states.iter().map(|t| t.error_code);
+    ListTransactions: ListTransactionsRequest => ListTransactionsResponse, versions 0..=2,
+        handler api::txn::handle_list_transactions,
+        errors |r| [r.error_code];
+    WriteTxnMarkers: WriteTxnMarkersRequest => WriteTxnMarkersResponse, versions 1..=1,
+        handler api::txn::handle_write_txn_markers,
+        errors |r| r.markers.iter()
+            .flat_map(|m| m.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+    AlterUserScramCredentials: AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse,
+        versions 0..=0, handler api::scram::handle_alter_user_scram_credentials,
+        errors |r| r.results.iter().map(|x| x.error_code);
+    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
+        versions 0..=0, handler api::scram::handle_describe_user_scram_credentials,
+        errors |r| std::iter::once(r.error_code).chain(r.results.iter().map(|x| x.error_code));
+}

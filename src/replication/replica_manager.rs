@@ -1,0 +1,358 @@
+//! `ReplicaManager`: the hosted topics and their partition logs, as a table
+//! published whole (`ArcSwap`): Produce and Fetch look partitions up without
+//! a lock. The metadata publisher applies each image's changes here — new
+//! partitions' logs created and deleted topics' logs removed off the async
+//! threads — before the image is served.
+
+use crate::config::topic::{LogConfig, TopicDefaults};
+use crate::metadata::controller::topic_defaults;
+use crate::metadata::delta::MetadataChanges;
+use crate::metadata::image::{MetadataImage, TopicImage};
+use crate::storage::{LogManager, Partition};
+use arc_swap::ArcSwap;
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+/// New partitions' logs are created this many at a time on one blocking thread.
+const CREATE_CHUNK: usize = 512;
+
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub configs: BTreeMap<String, String>,
+    pub log_config: LogConfig,
+    pub partitions: Vec<Arc<Partition>>,
+    /// Traffic counters; they live as long as the topic (kept when its
+    /// configs or partitions change, gone when it is deleted).
+    pub stats: Arc<TopicStats>,
+}
+
+impl Topic {
+    pub fn is_internal(&self) -> bool {
+        crate::metadata::topic_name::is_internal(&self.name)
+    }
+
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+
+    fn new(
+        t: &TopicImage,
+        configs: BTreeMap<String, String>,
+        log_config: LogConfig,
+        partitions: Vec<Arc<Partition>>,
+    ) -> Topic {
+        Topic {
+            name: t.name.clone(),
+            id: t.id,
+            configs,
+            log_config,
+            partitions,
+            stats: Arc::default(),
+        }
+    }
+
+    fn with(&self, configs: BTreeMap<String, String>, log_config: LogConfig, partitions: Vec<Arc<Partition>>) -> Topic {
+        Topic {
+            name: self.name.clone(),
+            id: self.id,
+            configs,
+            log_config,
+            partitions,
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+/// A topic's traffic since the broker started, for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct TopicStats {
+    pub bytes_in: AtomicU64,
+    pub records_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub records_out: AtomicU64,
+    pub produce_requests: AtomicU64,
+    pub fetch_requests: AtomicU64,
+}
+
+impl TopicStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default, Clone)]
+struct HostedTopics {
+    by_name: BTreeMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+impl HostedTopics {
+    fn insert(&mut self, topic: Arc<Topic>) {
+        self.by_id.insert(topic.id, topic.clone());
+        self.by_name.insert(topic.name.clone(), topic);
+    }
+
+    fn remove(&mut self, id: Uuid) -> Option<Arc<Topic>> {
+        let topic = self.by_id.remove(&id)?;
+        self.by_name.remove(&topic.name);
+        Some(topic)
+    }
+}
+
+/// What opening the logs found, for the start-up log line.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    pub topics: usize,
+    pub partitions: usize,
+    pub recovered_segments: usize,
+    pub truncated_bytes: u64,
+    pub clean_shutdown: bool,
+}
+
+pub struct ReplicaManager {
+    node_id: i32,
+    logs: Arc<LogManager>,
+    static_configs: BTreeMap<String, String>,
+    topics: ArcSwap<HostedTopics>,
+    defaults: ArcSwap<TopicDefaults>,
+}
+
+impl ReplicaManager {
+    /// Opens the log of every partition in the image (start-up; blocking).
+    pub fn open(
+        logs: LogManager,
+        image: &MetadataImage,
+        node_id: i32,
+        static_configs: BTreeMap<String, String>,
+    ) -> io::Result<(ReplicaManager, OpenReport)> {
+        let defaults = topic_defaults(image, node_id, &static_configs)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let mut report = OpenReport {
+            clean_shutdown: logs.was_clean_shutdown(),
+            ..Default::default()
+        };
+        let mut hosted = HostedTopics::default();
+        for t in image.topics.iter() {
+            let configs = image.topic_configs(&t.name).clone();
+            let log_config = LogConfig::resolve(&defaults, &configs);
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for p in 0..t.partitions.len() as i32 {
+                let (partition, load) = logs
+                    .open_partition(&t.name, p, t.id, log_config.clone())
+                    .map_err(|e| io::Error::other(format!("loading {}-{p}: {e}", t.name)))?;
+                if let Some(reason) = &load.truncation_reason {
+                    warn!(topic = %t.name, partition = p, bytes = load.truncated_bytes, reason = %reason,
+                        "truncated an invalid tail of the log");
+                }
+                report.recovered_segments += load.recovered_segments;
+                report.truncated_bytes += load.truncated_bytes;
+                partitions.push(partition);
+            }
+            report.partitions += partitions.len();
+            hosted.insert(Arc::new(Topic::new(t, configs, log_config, partitions)));
+        }
+        report.topics = hosted.by_name.len();
+        for (topic, p) in logs.partitions_on_disk() {
+            let known = hosted
+                .by_name
+                .get(&topic)
+                .is_some_and(|t| p < t.partitions.len() as i32);
+            if !known {
+                warn!(topic = %topic, partition = p, "partition directory belongs to no known topic; left untouched");
+            }
+        }
+        let manager = ReplicaManager {
+            node_id,
+            logs: Arc::new(logs),
+            static_configs,
+            topics: ArcSwap::from_pointee(hosted),
+            defaults: ArcSwap::from_pointee(defaults),
+        };
+        Ok((manager, report))
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.load().by_name.get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics.load().by_id.get(&id).cloned()
+    }
+
+    /// Every hosted topic, by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.load().by_name.values().cloned().collect()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.topic(topic).and_then(|t| t.partition(index).cloned())
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .load()
+            .by_name
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// The topic defaults (static and dynamic broker configs resolved).
+    pub fn topic_defaults(&self) -> Arc<TopicDefaults> {
+        self.defaults.load_full()
+    }
+
+    /// Acts on a new image: deleted topics' logs go, new partitions' logs
+    /// are created, changed configs reach the logs. The table is swapped in
+    /// once all of it is done.
+    pub async fn apply(&self, image: &MetadataImage, changes: &MetadataChanges) {
+        let mut hosted = HostedTopics::clone(&self.topics.load());
+        if changes.broker_configs {
+            match topic_defaults(image, self.node_id, &self.static_configs) {
+                Ok(d) => self.defaults.store(Arc::new(d)),
+                Err(e) => warn!(error = %e, "dynamic broker configs do not resolve; topic defaults kept"),
+            }
+        }
+        let defaults = self.defaults.load_full();
+        let mut doomed = Vec::new();
+        for old in &changes.deleted_topics {
+            if let Some(t) = hosted.remove(old.id) {
+                doomed.push(t);
+            }
+        }
+        // A created topic is built whole; changed ones get their new partitions.
+        let mut wanted: Vec<(Arc<TopicImage>, usize)> = Vec::new();
+        for id in &changes.created_topics {
+            if let Some(t) = image.topics.by_id(*id) {
+                wanted.push((t.clone(), 0));
+            }
+        }
+        for id in changes.changed_partitions.keys() {
+            if let (Some(t), Some(current)) = (image.topics.by_id(*id), hosted.by_id.get(id)) {
+                if t.partitions.len() > current.partitions.len() {
+                    wanted.push((t.clone(), current.partitions.len()));
+                }
+            }
+        }
+        for (t, from) in wanted {
+            let configs = image.topic_configs(&t.name).clone();
+            let log_config = LogConfig::resolve(&defaults, &configs);
+            let partitions = self.create_logs(&t, from, &log_config).await;
+            let topic = match hosted.by_id.get(&t.id) {
+                Some(current) => {
+                    let mut all = current.partitions.clone();
+                    all.extend(partitions);
+                    current.with(configs, log_config, all)
+                }
+                None => Topic::new(&t, configs, log_config, partitions),
+            };
+            hosted.insert(Arc::new(topic));
+        }
+        let reconfigure: Vec<Arc<Topic>> = if changes.broker_configs {
+            hosted.by_name.values().cloned().collect()
+        } else {
+            changes
+                .topic_configs
+                .iter()
+                .filter_map(|name| hosted.by_name.get(name).cloned())
+                .collect()
+        };
+        for topic in reconfigure {
+            let configs = image.topic_configs(&topic.name).clone();
+            let log_config = LogConfig::resolve(&defaults, &configs);
+            for p in &topic.partitions {
+                p.log().set_config(log_config.clone());
+            }
+            hosted.insert(Arc::new(topic.with(configs, log_config, topic.partitions.clone())));
+        }
+        self.topics.store(Arc::new(hosted));
+        for topic in doomed {
+            self.delete_logs(topic).await;
+        }
+    }
+
+    /// Creates the logs of partitions `from..` of a topic, on the blocking
+    /// pool, a chunk per thread. If one cannot be created (a full disk), it
+    /// and the partitions after it are not hosted: they answer
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    async fn create_logs(&self, topic: &Arc<TopicImage>, from: usize, config: &LogConfig) -> Vec<Arc<Partition>> {
+        let indexes: Vec<i32> = (from as i32..topic.partitions.len() as i32).collect();
+        let mut tasks = Vec::new();
+        for chunk in indexes.chunks(CREATE_CHUNK) {
+            let (logs, chunk, topic, config) = (self.logs.clone(), chunk.to_vec(), topic.clone(), config.clone());
+            tasks.push(tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|p| {
+                        logs.open_partition(&topic.name, p, topic.id, config.clone())
+                            .map(|(p, _)| p)
+                    })
+                    .collect::<Vec<_>>()
+            }));
+        }
+        // Partitions are numbered by position: stop at the first that fails.
+        let mut out = Vec::with_capacity(indexes.len());
+        let mut failed = false;
+        for task in tasks {
+            let results = match task.await {
+                Ok(results) => results,
+                Err(e) => {
+                    warn!(topic = %topic.name, error = %e, "partition creation stopped");
+                    failed = true;
+                    continue;
+                }
+            };
+            for r in results {
+                match r {
+                    Ok(p) if !failed => out.push(p),
+                    Ok(_) => {}
+                    Err(e) => {
+                        if !failed {
+                            warn!(topic = %topic.name, error = %e, "could not create a partition log");
+                        }
+                        failed = true;
+                    }
+                }
+            }
+        }
+        if from == 0 {
+            info!(topic = %topic.name, partitions = out.len(), id = %crate::metadata::topic_id_string(topic.id), "created topic");
+        } else {
+            info!(topic = %topic.name, from, to = from + out.len(), "added partitions");
+        }
+        out
+    }
+
+    async fn delete_logs(&self, topic: Arc<Topic>) {
+        let logs = self.logs.clone();
+        let partitions = topic.partitions.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in &partitions {
+                logs.delete_partition(p);
+                p.wake_waiters();
+            }
+        })
+        .await;
+        info!(topic = %topic.name, "deleted topic");
+    }
+
+    /// Notified when recovery points have moved and should be checkpointed.
+    pub fn checkpoint_wanted(&self) -> Arc<tokio::sync::Notify> {
+        self.logs.checkpoint_wanted().clone()
+    }
+
+    /// Writes the checkpoint files (recovery points, log start offsets). Blocking.
+    pub fn checkpoint(&self) -> io::Result<()> {
+        self.logs.checkpoint(&self.all_partitions())
+    }
+
+    /// Closes every log cleanly. Blocking.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.logs.shutdown(&self.all_partitions())
+    }
+}

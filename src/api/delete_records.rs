@@ -17,7 +17,7 @@ use std::sync::Arc;
 type Target = Result<(Arc<Partition>, i64), i16>;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
-    // Resolved here; deleted in one hop to the blocking pool (segment files go).
+    // Resolved here; deleted in one call off the async threads (segment files go).
     let resolved: Vec<(TopicName, Vec<(i32, Target)>)> = req
         .topics
         .into_iter()

@@ -1,5 +1,6 @@
 //! Fetch: returns stored batches as they are, whole, from the batch holding
-//! the fetch offset, read in one hop to the blocking pool per attempt. Long-polls until `min_bytes` are there or `max_wait_ms`
+//! the fetch offset, read off the async threads in one `storage::blocking`
+//! call per attempt. Long-polls until `min_bytes` are there or `max_wait_ms`
 //! passes, woken by appends. Fetch sessions are declined (session id 0), so
 //! every request is answered in full, as Kafka answers sessionless fetches.
 
@@ -147,7 +148,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     FetchResponse::default().with_session_id(0).with_responses(responses)
 }
 
-/// `read_all` in one hop to the blocking pool: reads are file I/O.
+/// `read_all` off the async threads, in one call: reads are file I/O.
 async fn read_all_blocking(
     wanted: &Arc<Vec<Wanted>>,
     max_bytes: usize,

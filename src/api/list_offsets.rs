@@ -24,7 +24,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsReque
     // Leader epochs exist from v4; earlier versions must carry the default.
     let with_epochs = ctx.api_version >= 4;
     let read_committed = req.isolation_level == READ_COMMITTED;
-    // Resolved here; looked up in one hop to the blocking pool (the time
+    // Resolved here; looked up in one call off the async threads (the time
     // index and the batches are files).
     let resolved: Vec<(TopicName, Vec<Answer>)> = req
         .topics

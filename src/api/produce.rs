@@ -1,5 +1,5 @@
 //! Produce: validates each partition's batch (`LogValidator`), then appends
-//! every valid batch of the request in one hop to the blocking pool, as
+//! every valid batch of the request in one `storage::blocking` call, as
 //! received with offsets assigned. Records are never decoded here.
 
 use super::{log_error_code, RequestContext};
@@ -88,7 +88,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                 .with_partition_responses(partition_responses),
         );
     }
-    // One hop to the blocking pool for the whole request.
+    // One call off the async threads for the whole request.
     let results = Partition::append_batches(appends).await;
     for ((t, p, received), result) in pending.into_iter().zip(results) {
         let response = &mut responses[t].partition_responses[p];

@@ -1,5 +1,5 @@
 //! Periodic storage work that the broker's housekeeping runs: each call is
-//! one hop to the blocking pool for all partitions, which take their own
+//! one `blocking` call (off the async threads) for all partitions, which take their own
 //! locks one at a time.
 
 use super::{blocking, Partition};

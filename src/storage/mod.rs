@@ -1,6 +1,6 @@
 //! The native log: partitions stored as Kafka stores them, in segments of
-//! record batches with sparse offset and time indexes. Disk I/O runs on the
-//! blocking pool, under locks that are each one partition's own.
+//! record batches with sparse offset and time indexes. Disk I/O runs off the
+//! async threads (`blocking`), under locks that are each one partition's own.
 //!
 //! From the bytes up: `batch` (the v2 batch header), `records` (records in
 //! a batch, read in place), `codec`; `validator` (a produced batch's one

@@ -68,7 +68,7 @@ struct Plan {
 
 /// Cleans `partition` if its policy is compact and enough of it is dirty,
 /// with at most `dedupe_buffer_size` bytes of key map. None when there was
-/// nothing to do. File I/O: run it on the blocking pool.
+/// nothing to do. File I/O: run it off the async threads.
 pub fn clean(partition: &Partition, now_ms: i64, dedupe_buffer_size: usize) -> Result<Option<CleanReport>, LogError> {
     let Some(plan) = plan(&mut partition.log(), now_ms)? else {
         return Ok(None);

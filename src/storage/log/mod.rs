@@ -5,7 +5,7 @@
 //! timestamp lookups in `read`, retention and DeleteRecords in `retention`,
 //! what the cleaner needs in `cleaning`.
 //!
-//! Its methods do file I/O: callers run them on the blocking pool (see
+//! Its methods do file I/O: callers run them off the async threads (see
 //! `Partition`), under the partition's own lock.
 
 mod cleaning;

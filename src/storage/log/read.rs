@@ -24,7 +24,7 @@ pub struct ReadPlan {
 impl ReadPlan {
     /// Reads whole batches, at most `max_bytes` of them, or the first batch
     /// whole when `min_one` is set even if it is larger. File I/O: run it on
-    /// the blocking pool.
+    /// threads that may block (see `storage::blocking`).
     pub fn read(&self, max_bytes: usize, min_one: bool) -> io::Result<Bytes> {
         let available = (self.end - self.position) as usize;
         let want = available.min(max_bytes.max(LOG_OVERHEAD));

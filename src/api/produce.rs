@@ -7,7 +7,7 @@ use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::quota::PRODUCER_BYTE_RATE;
 use crate::replication::{Topic, TopicStats};
-use crate::storage::batch::BatchError;
+use crate::storage::batch::{BatchError, PendingBatch};
 use crate::storage::{now_ms, AppendInfo, LogError, LogValidator, Partition, ValidationError};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
 use kafka_protocol::messages::produce_response::{
@@ -157,7 +157,7 @@ enum Checked {
 /// A batch that passed every check, to append.
 struct Append {
     partition: Arc<Partition>,
-    batch: Vec<u8>,
+    batch: PendingBatch,
     received: Received,
 }
 
@@ -228,7 +228,7 @@ async fn check_partition(
     }
     Checked::Valid(Append {
         partition: partition.clone(),
-        batch: valid.bytes,
+        batch: valid.batch,
         received: Received {
             stats: topic.stats.clone(),
             bytes: records.len() as u64,

@@ -4,6 +4,7 @@
 //! 61-byte batch header, checks the CRC-32C, and patches the base offset (and,
 //! for LogAppendTime topics, the timestamp fields) before storing the batch as is.
 
+use bytes::Bytes;
 use thiserror::Error;
 
 /// Bytes before the batch length field is counted: base offset (8) + length (4).
@@ -265,14 +266,79 @@ pub fn control_batch(
 /// Base offset and leader epoch sit outside the CRC; the timestamp fields do
 /// not, so the CRC is recomputed only when LogAppendTime rewrites them.
 pub fn assign_offsets(batch: &mut [u8], base_offset: i64, leader_epoch: i32, log_append_time: Option<i64>) {
-    batch[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
-    batch[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+    let (head, records) = batch.split_at_mut(BATCH_HEADER_LEN.min(batch.len()));
+    assign_offsets_split(head, records, base_offset, leader_epoch, log_append_time);
+}
+
+/// As `assign_offsets`, for a batch held as its header (`head`, 61 bytes)
+/// and its records.
+pub fn assign_offsets_split(
+    head: &mut [u8],
+    records: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+) {
+    if head.len() < BATCH_HEADER_LEN {
+        return; // not a batch: BatchHeader::parse refuses it
+    }
+    head[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    head[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
     if let Some(now) = log_append_time {
-        let attributes = be_i16(batch, ATTRIBUTES) | TIMESTAMP_TYPE_MASK;
-        batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-        batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now.to_be_bytes());
-        let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
-        batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        let attributes = be_i16(head, ATTRIBUTES) | TIMESTAMP_TYPE_MASK;
+        head[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        head[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now.to_be_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&head[ATTRIBUTES..]), records);
+        head[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+/// A batch on its way into a log: its header, which offset assignment
+/// patches, apart from its records, which stay shared with the request that
+/// carried them. So a produced batch is not copied before it is written.
+#[derive(Debug, Clone)]
+pub struct PendingBatch {
+    head: [u8; BATCH_HEADER_LEN],
+    records: Bytes,
+}
+
+impl PendingBatch {
+    /// `batch` holds one whole batch; it must hold at least a header.
+    pub fn new(batch: Bytes) -> Result<PendingBatch, BatchError> {
+        let head = batch
+            .get(..BATCH_HEADER_LEN)
+            .and_then(|h| <[u8; BATCH_HEADER_LEN]>::try_from(h).ok())
+            .ok_or(BatchError::Truncated)?;
+        Ok(PendingBatch {
+            head,
+            records: batch.slice(BATCH_HEADER_LEN..),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        BATCH_HEADER_LEN + self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    pub fn records(&self) -> &[u8] {
+        &self.records
+    }
+
+    /// The header, to patch, and the records.
+    pub fn parts_mut(&mut self) -> (&mut [u8], &[u8]) {
+        (&mut self.head, &self.records)
+    }
+
+    /// The whole batch, in one buffer (tests, and the rare reader that needs it).
+    pub fn to_vec(&self) -> Vec<u8> {
+        [&self.head[..], &self.records].concat()
     }
 }
 

@@ -5,8 +5,10 @@
 //! follows them. Fetches waiting for data (long-poll) register here and are
 //! woken by appends.
 
+use super::batch::PendingBatch;
 use super::log::{AppendInfo, FlushPlan, Log, LogError, ReadPlan, Rolled};
 use super::now_ms;
+use bytes::Bytes;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::Notify;
@@ -87,13 +89,14 @@ impl Partition {
     /// and fsynced when the flush policy asks for it. What a coordinator
     /// writing its own records awaits.
     pub async fn append(self: &Arc<Self>, batch: Vec<u8>) -> Result<AppendInfo, LogError> {
+        let batch = PendingBatch::new(Bytes::from(batch))?;
         let mut results = Partition::append_batches(vec![(self.clone(), batch)]).await;
         results.pop().unwrap_or(Err(LogError::Deleted))
     }
 
     /// Appends each batch to its partition (a produce request's batches) in
     /// one `blocking` call: see `append_batches_blocking`.
-    pub async fn append_batches(batches: Vec<(Arc<Partition>, Vec<u8>)>) -> Vec<Result<AppendInfo, LogError>> {
+    pub async fn append_batches(batches: Vec<(Arc<Partition>, PendingBatch)>) -> Vec<Result<AppendInfo, LogError>> {
         let count = batches.len();
         match blocking(move || Partition::append_batches_blocking(batches)).await {
             Ok(results) => results,
@@ -106,13 +109,13 @@ impl Partition {
     /// Appends partition by partition, each under its own lock, then runs
     /// the fsyncs the flush policy asks for, outside the locks. File I/O:
     /// call it off the async threads.
-    pub fn append_batches_blocking(batches: Vec<(Arc<Partition>, Vec<u8>)>) -> Vec<Result<AppendInfo, LogError>> {
+    pub fn append_batches_blocking(batches: Vec<(Arc<Partition>, PendingBatch)>) -> Vec<Result<AppendInfo, LogError>> {
         let mut flushes = Vec::new();
         let mut results: Vec<Result<AppendInfo, LogError>> = batches
             .into_iter()
             .enumerate()
             .map(|(i, (partition, mut batch))| {
-                let (info, flush) = partition.append_locked(&mut batch)?;
+                let (info, flush) = partition.append_locked(|log, now| log.append_pending(&mut batch, now))?;
                 flushes.extend(flush.map(|f| (i, f)));
                 Ok(info)
             })
@@ -129,16 +132,20 @@ impl Partition {
     /// timer still applies). For the coordinators' own small records until
     /// they use `append`.
     pub fn append_now(self: &Arc<Self>, batch: &mut [u8]) -> Result<AppendInfo, LogError> {
-        self.append_locked(batch).map(|(info, _)| info)
+        self.append_locked(|log, now| log.append(batch, now))
+            .map(|(info, _)| info)
     }
 
     /// Appends under the lock; after it, wakes fetches and leaves the roll's
     /// fsyncs to the background. Returns the policy's flush, if due.
-    fn append_locked(self: &Arc<Self>, batch: &mut [u8]) -> Result<(AppendInfo, Option<FlushPlan>), LogError> {
+    fn append_locked(
+        self: &Arc<Self>,
+        append: impl FnOnce(&mut Log, i64) -> Result<AppendInfo, LogError>,
+    ) -> Result<(AppendInfo, Option<FlushPlan>), LogError> {
         let now = now_ms();
         let (mut info, flush) = {
             let mut log = self.log();
-            let info = log.append(batch, now)?;
+            let info = append(&mut log, now)?;
             let flush = info.needs_flush.then(|| log.take_flush(now));
             (info, flush)
         };
@@ -279,7 +286,12 @@ mod tests {
         let (pa, pb) = (partition(a.path(), 1 << 20), partition(b.path(), 1 << 20));
         let waiter = Arc::new(Notify::new());
         pb.register_waiter(&waiter);
-        let appends = vec![(pa.clone(), batch()), (pb.clone(), batch()), (pa.clone(), batch())];
+        let pending = || PendingBatch::new(Bytes::from(batch())).unwrap();
+        let appends = vec![
+            (pa.clone(), pending()),
+            (pb.clone(), pending()),
+            (pa.clone(), pending()),
+        ];
         let offsets: Vec<i64> = Partition::append_batches(appends)
             .await
             .into_iter()

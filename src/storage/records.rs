@@ -154,8 +154,12 @@ pub fn records_section<'a>(batch: &'a [u8], header: &BatchHeader) -> Result<Sect
 /// Reads the marker type of a control batch from its single record's key
 /// (version i16, type i16). Control batches are never compressed.
 pub fn control_type(batch: &[u8]) -> Option<ControlType> {
-    let section = batch.get(BATCH_HEADER_LEN..)?;
-    let record = RecordIter::new(section, 1).next()?.ok()?;
+    control_type_of_records(batch.get(BATCH_HEADER_LEN..)?)
+}
+
+/// As `control_type`, from the batch's records section.
+pub fn control_type_of_records(records: &[u8]) -> Option<ControlType> {
+    let record = RecordIter::new(records, 1).next()?.ok()?;
     match record.key? {
         [_, _, 0, 0, ..] => Some(ControlType::Abort),
         [_, _, 0, 1, ..] => Some(ControlType::Commit),

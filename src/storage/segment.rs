@@ -145,9 +145,18 @@ impl LogSegment {
 
     /// Appends one batch whose offsets are already assigned.
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> io::Result<()> {
+        self.append_parts(batch, &[], header)
+    }
+
+    /// As `append`, for a batch held as its header and its records (two
+    /// writes rather than a copy into one buffer).
+    pub fn append_parts(&mut self, head: &[u8], records: &[u8], header: &BatchHeader) -> io::Result<()> {
         let position = self.size;
-        self.file.write_all_at(batch, position)?;
-        self.size += batch.len() as u64;
+        self.file.write_all_at(head, position)?;
+        if !records.is_empty() {
+            self.file.write_all_at(records, position + head.len() as u64)?;
+        }
+        self.size += (head.len() + records.len()) as u64;
         self.track_batch(header, position as u32)
     }
 

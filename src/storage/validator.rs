@@ -7,10 +7,11 @@
 //! Records are looked at only where a check needs them (the keys of a
 //! compacted topic's records) or the topic asks for another codec.
 
-use super::batch::{BatchError, BatchHeader};
+use super::batch::{BatchError, BatchHeader, PendingBatch};
 use super::codec::{recompress, CodecError};
 use super::records::{records_section, RecordIter};
 use crate::config::topic::LogConfig;
+use bytes::Bytes;
 use thiserror::Error;
 
 /// Batches compressed with zstd need Produce v7 or later (KIP-110).
@@ -40,7 +41,8 @@ pub struct ValidBatch {
     /// The header as the producer sent it (the records count and producer
     /// fields are the stored batch's too).
     pub header: BatchHeader,
-    pub bytes: Vec<u8>,
+    /// The records as the request carried them (not copied), or recompressed.
+    pub batch: PendingBatch,
 }
 
 pub struct LogValidator<'a> {
@@ -53,7 +55,7 @@ pub struct LogValidator<'a> {
 impl LogValidator<'_> {
     /// Checks `records` (one partition's data of a Produce request) and
     /// returns the batch to store.
-    pub fn validate(&self, records: &[u8]) -> Result<ValidBatch, ValidationError> {
+    pub fn validate(&self, records: &Bytes) -> Result<ValidBatch, ValidationError> {
         let header = check_batch(records)?;
         if self.config.compact {
             if let Some(record_index) = first_keyless_record(records, &header) {
@@ -64,20 +66,21 @@ impl LogValidator<'_> {
             return Err(ValidationError::ZstdNeedsV7);
         }
         // A topic with its own compression.type stores every batch in that codec.
-        let bytes = match self.config.compression {
+        let stored = match self.config.compression {
             Some(codec) if codec != header.compression() => {
-                recompress(records, &header, codec).map_err(ValidationError::Recompression)?
+                Bytes::from(recompress(records, &header, codec).map_err(ValidationError::Recompression)?)
             }
-            _ => records.to_vec(),
+            _ => records.clone(),
         };
-        if bytes.len() > self.config.max_message_bytes {
+        if stored.len() > self.config.max_message_bytes {
             return Err(ValidationError::MessageTooLarge {
-                size: bytes.len(),
+                size: stored.len(),
                 max: self.config.max_message_bytes,
             });
         }
         self.check_timestamps(&header)?;
-        Ok(ValidBatch { header, bytes })
+        let batch = PendingBatch::new(stored)?;
+        Ok(ValidBatch { header, batch })
     }
 
     /// As Kafka's message.timestamp.after/before.max.ms, judged from the
@@ -145,6 +148,17 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000_000;
 
+    /// `validate` of a copy of `batch` (requests hand it over as `Bytes`).
+    trait Check {
+        fn check(&self, batch: &[u8]) -> Result<ValidBatch, ValidationError>;
+    }
+
+    impl Check for LogValidator<'_> {
+        fn check(&self, batch: &[u8]) -> Result<ValidBatch, ValidationError> {
+            self.validate(&Bytes::copy_from_slice(batch))
+        }
+    }
+
     fn validator(config: &LogConfig) -> LogValidator<'_> {
         LogValidator {
             config,
@@ -166,13 +180,13 @@ mod tests {
     fn accepts_one_whole_batch_as_sent() {
         let config = LogConfig::default();
         let batch = encode_batch(3, NOW, Compression::None);
-        let valid = validator(&config).validate(&batch).unwrap();
+        let valid = validator(&config).check(&batch).unwrap();
         assert_eq!((valid.header.records_count, valid.header.last_offset_delta), (3, 2));
         assert_eq!(
             (valid.header.base_timestamp, valid.header.max_timestamp),
             (NOW, NOW + 2)
         );
-        assert_eq!(valid.bytes, batch.to_vec());
+        assert_eq!(valid.batch.to_vec(), batch.to_vec());
     }
 
     #[test]
@@ -183,27 +197,27 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 0x01;
         assert!(matches!(
-            v.validate(&flipped),
+            v.check(&flipped),
             Err(ValidationError::Batch(BatchError::CrcMismatch { .. }))
         ));
         let mut two = encode_batch(1, NOW, Compression::None);
         two.extend_from_slice(&encode_batch(1, NOW, Compression::None));
         assert!(matches!(
-            v.validate(&two),
+            v.check(&two),
             Err(ValidationError::Batch(BatchError::Invalid(_)))
         ));
         let one = encode_batch(2, NOW, Compression::None);
         assert_eq!(
-            v.validate(&one[..one.len() - 3]).err(),
+            v.check(&one[..one.len() - 3]).err(),
             Some(ValidationError::Batch(BatchError::Truncated))
         );
         assert_eq!(
-            v.validate(&one[..10]).err(),
+            v.check(&one[..10]).err(),
             Some(ValidationError::Batch(BatchError::Truncated))
         );
         let marker = control_batch(42, 3, 0, ControlType::Commit, NOW);
         assert_eq!(
-            v.validate(&marker).err(),
+            v.check(&marker).err(),
             Some(ValidationError::Batch(BatchError::Invalid(
                 "clients may not write control batches"
             )))
@@ -219,12 +233,12 @@ mod tests {
         for compression in [Compression::None, Compression::Lz4] {
             let batch = keyed(&[Some("a"), None, Some("c")], compression);
             assert_eq!(
-                validator(&compacted).validate(&batch).err(),
+                validator(&compacted).check(&batch).err(),
                 Some(ValidationError::KeylessRecord { record_index: 1 })
             );
-            assert!(validator(&LogConfig::default()).validate(&batch).is_ok());
+            assert!(validator(&LogConfig::default()).check(&batch).is_ok());
             let keys = keyed(&[Some("a"), Some("b")], compression);
-            assert!(validator(&compacted).validate(&keys).is_ok());
+            assert!(validator(&compacted).check(&keys).is_ok());
         }
     }
 
@@ -236,8 +250,8 @@ mod tests {
             api_version: 6,
             ..validator(&config)
         };
-        assert_eq!(old.validate(&batch).err(), Some(ValidationError::ZstdNeedsV7));
-        assert!(validator(&config).validate(&batch).is_ok());
+        assert_eq!(old.check(&batch).err(), Some(ValidationError::ZstdNeedsV7));
+        assert!(validator(&config).check(&batch).is_ok());
     }
 
     #[test]
@@ -247,27 +261,27 @@ mod tests {
             ..LogConfig::default()
         };
         let batch = encode_batch(20, NOW, Compression::None);
-        let valid = validator(&gzip).validate(&batch).unwrap();
-        let stored = BatchHeader::parse_and_verify(&valid.bytes).unwrap();
+        let valid = validator(&gzip).check(&batch).unwrap();
+        let stored = BatchHeader::parse_and_verify(&valid.batch.to_vec()).unwrap();
         assert_eq!((stored.compression(), stored.records_count), (1, 20));
-        assert!(valid.bytes.len() < batch.len());
+        assert!(valid.batch.len() < batch.len());
         // Too big as stored, though it fits compressed... and the reverse.
         let small = LogConfig {
-            max_message_bytes: valid.bytes.len(),
+            max_message_bytes: valid.batch.len(),
             ..LogConfig::default()
         };
         assert_eq!(
-            validator(&small).validate(&batch).err(),
+            validator(&small).check(&batch).err(),
             Some(ValidationError::MessageTooLarge {
                 size: batch.len(),
-                max: valid.bytes.len()
+                max: valid.batch.len()
             })
         );
         let small_gzip = LogConfig {
             compression: Some(1),
             ..small
         };
-        assert!(validator(&small_gzip).validate(&batch).is_ok());
+        assert!(validator(&small_gzip).check(&batch).is_ok());
     }
 
     #[test]
@@ -276,17 +290,17 @@ mod tests {
         let v = validator(&config);
         let future = encode_batch(1, NOW + 3_600_001, Compression::None);
         assert_eq!(
-            v.validate(&future).err(),
+            v.check(&future).err(),
             Some(ValidationError::InvalidTimestamp {
                 timestamp: NOW + 3_600_001,
                 now: NOW
             })
         );
-        assert!(v.validate(&encode_batch(1, NOW + 3_600_000, Compression::None)).is_ok());
+        assert!(v.check(&encode_batch(1, NOW + 3_600_000, Compression::None)).is_ok());
         let append_time = LogConfig {
             log_append_time: true,
             ..LogConfig::default()
         };
-        assert!(validator(&append_time).validate(&future).is_ok());
+        assert!(validator(&append_time).check(&future).is_ok());
     }
 }

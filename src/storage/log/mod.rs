@@ -19,9 +19,9 @@ pub use cleaning::SealedSegment;
 pub use flush::{FlushPlan, Rolled};
 pub use read::ReadPlan;
 
-use super::batch::{assign_offsets, BatchError, BatchHeader};
+use super::batch::{assign_offsets_split, BatchError, BatchHeader, PendingBatch, BATCH_HEADER_LEN};
 use super::producer_state::{ProducerState, ProducerStateError, SequenceCheck};
-use super::records::control_type;
+use super::records::control_type_of_records;
 use super::segment::{DeletedSegment, LogSegment};
 use super::segments::LogSegments;
 use super::txn_index::AbortedTxns;
@@ -217,12 +217,23 @@ impl Log {
     }
 
     /// Stores one batch (validated, or written by the broker itself) with
-    /// offsets assigned here.
+    /// offsets assigned here, in place.
     pub fn append(&mut self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let (head, records) = batch.split_at_mut(BATCH_HEADER_LEN.min(batch.len()));
+        self.append_parts(head, records, now_ms)
+    }
+
+    /// As `append`, for a batch whose records are not copied to be stored.
+    pub fn append_pending(&mut self, batch: &mut PendingBatch, now_ms: i64) -> Result<AppendInfo, LogError> {
+        let (head, records) = batch.parts_mut();
+        self.append_parts(head, records, now_ms)
+    }
+
+    fn append_parts(&mut self, head: &mut [u8], records: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         if self.deleted {
             return Err(LogError::Deleted);
         }
-        let header = BatchHeader::parse(batch)?;
+        let header = BatchHeader::parse(head)?;
         if let SequenceCheck::Duplicate(original) = self.producers.check(&header)? {
             return Ok(AppendInfo {
                 base_offset: original.first_offset,
@@ -234,18 +245,19 @@ impl Log {
                 rolled: None,
             });
         }
-        let rolled = self.maybe_roll(batch.len(), &header, now_ms)?;
+        let size = head.len() + records.len();
+        let rolled = self.maybe_roll(size, &header, now_ms)?;
         let base_offset = self.next_offset;
         let log_append_time = self.config.log_append_time.then_some(now_ms);
-        assign_offsets(batch, base_offset, self.leader_epoch, log_append_time);
-        let stored = BatchHeader::parse(batch)?;
-        self.segments.active_mut().append(batch, &stored)?;
+        assign_offsets_split(head, records, base_offset, self.leader_epoch, log_append_time);
+        let stored = BatchHeader::parse(head)?;
+        self.segments.active_mut().append_parts(head, records, &stored)?;
         self.producers.record(&stored);
         self.next_offset = stored.next_offset();
         self.high_watermark = self.next_offset;
         if stored.is_control() {
             let segment = self.segments.active().base_offset();
-            let kind = control_type(batch);
+            let kind = control_type_of_records(records);
             let hw = self.high_watermark;
             self.aborted.complete(&mut self.producers, segment, &stored, kind, hw)?;
         }

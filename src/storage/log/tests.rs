@@ -1,6 +1,6 @@
 use super::*;
 use crate::storage::batch::tests::encode_batch;
-use crate::storage::batch::{BatchHeader, ControlType};
+use crate::storage::batch::{assign_offsets, BatchHeader, ControlType};
 use crate::storage::loader::LogLoader;
 use crate::storage::segment::file_name;
 use kafka_protocol::records::Compression;
@@ -321,4 +321,25 @@ fn log_append_time_rewrites_timestamps() {
     let h = BatchHeader::parse_and_verify(&stored).unwrap();
     assert!(h.is_log_append_time());
     assert_eq!(h.max_timestamp, 777_000);
+}
+
+#[test]
+fn a_pending_batch_is_stored_as_the_same_bytes_without_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(1 << 20);
+    cfg.log_append_time = true;
+    let mut log = Log::create(dir.path(), cfg, 0).unwrap();
+    let sent = encode_batch(3, 5, Compression::Gzip).freeze();
+    let mut pending = crate::storage::batch::PendingBatch::new(sent.clone()).unwrap();
+    assert_eq!(log.append_pending(&mut pending, 777_000).unwrap().base_offset, 0);
+    let mut copy = sent.to_vec();
+    assert_eq!(log.append(&mut copy, 777_000).unwrap().base_offset, 3);
+    let plan = log.plan_read(0, 6).unwrap().unwrap();
+    let stored = plan.read(1 << 20, true).unwrap();
+    let first = BatchHeader::parse_and_verify(&stored).unwrap();
+    let second = BatchHeader::parse_and_verify(&stored[first.total_size()..]).unwrap();
+    assert_eq!((first.base_offset, first.max_timestamp), (0, 777_000));
+    assert_eq!((second.base_offset, second.max_timestamp), (3, 777_000));
+    // The records after the header are the producer's, untouched.
+    assert_eq!(&stored[61..first.total_size()], &sent[61..]);
 }

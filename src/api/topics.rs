@@ -105,6 +105,9 @@ pub async fn handle_create_topics(
             }
             match outcomes.next() {
                 Some(Ok(created)) => {
+                    if !validate_only {
+                        tracing::info!(topic = %&*name, partitions = created.partitions, replication_factor = created.replication_factor, "created topic");
+                    }
                     let configs = topic_config_entries(broker, &created.configs)
                         .into_iter()
                         .map(|e| {

@@ -321,7 +321,7 @@ impl ReplicaManager {
             }
         }
         if from == 0 {
-            info!(topic = %topic.name, partitions = out.len(), id = %crate::metadata::topic_id_string(topic.id), "created topic");
+            info!(topic = %topic.name, partitions = out.len(), id = %crate::metadata::topic_id_string(topic.id), "created the logs of a topic");
         } else {
             info!(topic = %topic.name, from, to = from + out.len(), "added partitions");
         }

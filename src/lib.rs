@@ -19,6 +19,7 @@ pub mod group;
 pub mod metadata;
 pub mod metrics;
 pub mod protocol;
+pub mod quorum;
 pub mod quota;
 pub mod replication;
 pub mod server;

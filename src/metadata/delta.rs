@@ -26,6 +26,37 @@ pub struct MetadataChanges {
 }
 
 impl MetadataChanges {
+    /// What changed from `old` to `new` when `new` came whole (a snapshot
+    /// installed from the quorum's leader), not record by record.
+    pub fn between(old: &MetadataImage, new: &MetadataImage) -> MetadataChanges {
+        let mut changes = MetadataChanges {
+            broker_configs: true,
+            ..Default::default()
+        };
+        for topic in old.topics.iter() {
+            if new.topics.by_id(topic.id).is_none() {
+                changes.deleted_topics.push(topic.clone());
+            }
+        }
+        for topic in new.topics.iter() {
+            changes.topic_configs.insert(topic.name.clone());
+            match old.topics.by_id(topic.id) {
+                None => {
+                    changes.created_topics.insert(topic.id);
+                }
+                Some(before) => {
+                    let changed: BTreeSet<i32> = (0..topic.partitions.len() as i32)
+                        .filter(|p| before.partition(*p) != topic.partition(*p))
+                        .collect();
+                    if !changed.is_empty() {
+                        changes.changed_partitions.insert(topic.id, changed);
+                    }
+                }
+            }
+        }
+        changes
+    }
+
     pub fn is_empty(&self) -> bool {
         self.created_topics.is_empty()
             && self.deleted_topics.is_empty()

@@ -4,11 +4,26 @@
 
 use super::{Controller, ControllerError, ControllerResult};
 use crate::metadata::records::{BrokerEndpoint, BrokerRegistration, MetadataRecord};
+use crate::quorum::rpc::ControllerOp;
 
 impl Controller {
     /// Registers a broker; nothing is written when it is registered already
     /// with the same endpoints and rack, unfenced.
     pub async fn register_broker(
+        &self,
+        broker_id: i32,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+    ) -> Result<(), ControllerError> {
+        let op = ControllerOp::RegisterBroker {
+            broker_id,
+            endpoints,
+            rack,
+        };
+        self.run(op).await.map(|_| ())
+    }
+
+    pub(super) async fn register_broker_here(
         &self,
         broker_id: i32,
         endpoints: Vec<BrokerEndpoint>,

@@ -2,9 +2,10 @@
 //! error code and wording clients expect.
 
 use kafka_protocol::ResponseError as E;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-#[derive(Debug, Error, Clone)]
+#[derive(Debug, Error, Clone, Serialize, Deserialize)]
 pub enum ControllerError {
     #[error("Topic '{0}' already exists.")]
     TopicAlreadyExists(String),
@@ -40,6 +41,12 @@ pub enum ControllerError {
     Storage(String),
     #[error("The controller is shutting down.")]
     ShuttingDown,
+    /// This node is not the active controller (any more).
+    #[error("This is not the correct controller for this cluster.")]
+    NotController,
+    /// No active controller could be reached in time.
+    #[error("{0}")]
+    QuorumUnavailable(String),
 }
 
 impl ControllerError {
@@ -60,7 +67,8 @@ impl ControllerError {
             ControllerError::NotAuthorized(true) => E::TopicAuthorizationFailed.code(),
             ControllerError::NotAuthorized(false) => E::ClusterAuthorizationFailed.code(),
             ControllerError::Storage(_) => E::KafkaStorageError.code(),
-            ControllerError::ShuttingDown => E::RequestTimedOut.code(),
+            ControllerError::ShuttingDown | ControllerError::QuorumUnavailable(_) => E::RequestTimedOut.code(),
+            ControllerError::NotController => E::NotController.code(),
         }
     }
 }

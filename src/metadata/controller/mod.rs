@@ -22,8 +22,12 @@ use super::image::MetadataImage;
 use super::log::MetadataLog;
 use super::records::MetadataRecord;
 use crate::config::topic::TopicDefaults;
+use crate::quorum::rpc::{ControllerOp, ControllerOpReply, QuorumRequest, QuorumResponse};
+use crate::quorum::types::MetadataBatch;
+use crate::quorum::{Quorum, QuorumError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
@@ -114,12 +118,27 @@ struct ControllerState {
     log: Arc<Mutex<MetadataLog>>,
 }
 
+/// Where the controller's records go.
+enum Backend {
+    /// A single node: the local metadata log, written in turn.
+    Local(tokio::sync::Mutex<ControllerState>),
+    /// A cluster: the quorum's replicated log; only its leader writes, one
+    /// operation at a time.
+    Quorum {
+        quorum: Arc<Quorum>,
+        turn: tokio::sync::Mutex<()>,
+    },
+}
+
 pub struct Controller {
     config: ControllerConfig,
-    state: tokio::sync::Mutex<ControllerState>,
+    backend: Backend,
     publications: mpsc::UnboundedSender<Publication>,
     published: watch::Receiver<i64>,
 }
+
+/// How long a node waits for an active controller to answer.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Controller {
     pub fn new(
@@ -131,10 +150,28 @@ impl Controller {
     ) -> Controller {
         Controller {
             config,
-            state: tokio::sync::Mutex::new(ControllerState {
+            backend: Backend::Local(tokio::sync::Mutex::new(ControllerState {
                 image,
                 log: Arc::new(Mutex::new(log)),
-            }),
+            })),
+            publications,
+            published,
+        }
+    }
+
+    /// A controller over the quorum (the quorum publishes what it applies).
+    pub fn over_quorum(
+        config: ControllerConfig,
+        quorum: Arc<Quorum>,
+        publications: mpsc::UnboundedSender<Publication>,
+        published: watch::Receiver<i64>,
+    ) -> Controller {
+        Controller {
+            config,
+            backend: Backend::Quorum {
+                quorum,
+                turn: tokio::sync::Mutex::new(()),
+            },
             publications,
             published,
         }
@@ -144,13 +181,38 @@ impl Controller {
         &self.config
     }
 
+    /// The quorum, in a cluster.
+    pub fn quorum(&self) -> Option<&Arc<Quorum>> {
+        match &self.backend {
+            Backend::Quorum { quorum, .. } => Some(quorum),
+            Backend::Local(_) => None,
+        }
+    }
+
+    /// Whether operations run here: a single node, or the quorum's leader.
+    pub fn is_active(&self) -> bool {
+        self.quorum().is_none_or(|q| q.is_leader())
+    }
+
+    /// The active controller's node id (this node on a single node).
+    pub fn active_id(&self) -> Option<i32> {
+        match self.quorum() {
+            None => Some(self.config.node_id),
+            Some(q) => q.leader().map(|l| l as i32),
+        }
+    }
+
     /// Runs one operation: its records are durable and published on this
     /// broker before its answer is returned.
     pub async fn write<T: Send>(
         &self,
         op: impl FnOnce(&MetadataImage, &ControllerConfig) -> ControllerResult<T> + Send,
     ) -> Result<T, ControllerError> {
-        let mut state = self.state.lock().await;
+        let state = match &self.backend {
+            Backend::Local(state) => state,
+            Backend::Quorum { quorum, turn } => return self.write_to_quorum(quorum, turn, op).await,
+        };
+        let mut state = state.lock().await;
         let ControllerResult { records, response } = op(&state.image, &self.config);
         if records.is_empty() {
             // What the answer was read from is published here before it is given.
@@ -187,7 +249,32 @@ impl Controller {
         Ok(response)
     }
 
-    async fn wait_published(&self, offset: i64) -> Result<(), ControllerError> {
+    /// As the quorum's leader: the operation sees every committed change,
+    /// and its records are committed before it is answered.
+    async fn write_to_quorum<T: Send>(
+        &self,
+        quorum: &Quorum,
+        turn: &tokio::sync::Mutex<()>,
+        op: impl FnOnce(&MetadataImage, &ControllerConfig) -> ControllerResult<T> + Send,
+    ) -> Result<T, ControllerError> {
+        let turn = turn.lock().await;
+        quorum.ensure_leader().await.map_err(quorum_error)?;
+        let image = quorum.image();
+        let ControllerResult { records, response } = op(&image, &self.config);
+        let offset = if records.is_empty() {
+            image.offset
+        } else if records.len() > MAX_RECORDS_PER_USER_OP {
+            return Err(ControllerError::ExcessivelyLargeBatch);
+        } else {
+            quorum.append(MetadataBatch { records }).await.map_err(quorum_error)?
+        };
+        drop(turn);
+        self.wait_published(offset).await?;
+        Ok(response)
+    }
+
+    /// Waits until this node has published the image at `offset` (or later).
+    pub async fn wait_published(&self, offset: i64) -> Result<(), ControllerError> {
         let mut published = self.published.clone();
         published
             .wait_for(|p| *p >= offset)
@@ -196,9 +283,80 @@ impl Controller {
             .map_err(|_| ControllerError::ShuttingDown)
     }
 
+    /// The offset this node has published.
+    pub fn published_offset(&self) -> i64 {
+        *self.published.borrow()
+    }
+
+    /// Runs one of the controller's own operations here if this node is the
+    /// active controller, else on the active controller; answered once this
+    /// node has published its outcome.
+    pub async fn run(&self, op: ControllerOp) -> Result<ControllerOpReply, ControllerError> {
+        let Some(quorum) = self.quorum().filter(|q| !q.is_leader()) else {
+            return self.execute(op).await;
+        };
+        let request = QuorumRequest::Controller(op);
+        let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let answer = quorum.call_leader(&request, left).await;
+            match answer {
+                Ok((_, QuorumResponse::Controller(Ok((reply, offset))))) => {
+                    self.wait_published(offset).await?;
+                    return Ok(reply);
+                }
+                Ok((_, QuorumResponse::Controller(Err(ControllerError::NotController)))) | Err(_)
+                    if left > Duration::ZERO =>
+                {
+                    // Leadership moved, or the leader is unreachable: ask again shortly.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok((_, QuorumResponse::Controller(Err(e)))) => return Err(e),
+                Ok((leader, other)) => {
+                    return Err(ControllerError::QuorumUnavailable(format!(
+                        "controller {leader} answered {other:?}"
+                    )))
+                }
+                Err(e) => return Err(ControllerError::QuorumUnavailable(e.to_string())),
+            }
+        }
+    }
+
+    /// Runs an operation on this node (the active controller).
+    pub async fn execute(&self, op: ControllerOp) -> Result<ControllerOpReply, ControllerError> {
+        match op {
+            ControllerOp::CreateTopics { topics, validate_only } => self
+                .create_topics_here(topics, validate_only)
+                .await
+                .map(ControllerOpReply::CreateTopics),
+            ControllerOp::AllocateProducerIds => self
+                .allocate_producer_ids_here()
+                .await
+                .map(|(first, count)| ControllerOpReply::AllocateProducerIds(first, count)),
+            ControllerOp::RegisterBroker {
+                broker_id,
+                endpoints,
+                rack,
+            } => self
+                .register_broker_here(broker_id, endpoints, rack)
+                .await
+                .map(|_| ControllerOpReply::RegisterBroker),
+        }
+    }
+
     /// The latest image the controller has written (may be ahead of what
     /// this broker has published yet).
     pub async fn image(&self) -> Arc<MetadataImage> {
-        self.state.lock().await.image.clone()
+        match &self.backend {
+            Backend::Local(state) => state.lock().await.image.clone(),
+            Backend::Quorum { quorum, .. } => quorum.image(),
+        }
+    }
+}
+
+fn quorum_error(e: QuorumError) -> ControllerError {
+    match e {
+        QuorumError::NotLeader(_) => ControllerError::NotController,
+        e => ControllerError::QuorumUnavailable(e.to_string()),
     }
 }

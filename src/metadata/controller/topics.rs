@@ -16,7 +16,7 @@ use tracing::debug;
 use uuid::Uuid;
 
 /// A topic to create, with the request's defaults (-1) already applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewTopic {
     pub name: String,
     pub partitions: i32,
@@ -27,7 +27,7 @@ pub struct NewTopic {
 }
 
 /// What CreateTopics reports of a created (or validated) topic.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreatedTopic {
     /// Nil when only validated.
     pub id: Uuid,
@@ -61,10 +61,25 @@ pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), 
     Ok(())
 }
 
+use crate::quorum::rpc::{ControllerOp, ControllerOpReply};
+
 impl Controller {
     /// CreateTopics. The whole request fails (every topic with
     /// POLICY_VIOLATION) when it would make more than 10,000 records.
     pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Result<PerTopic<CreatedTopic>, ControllerError> {
+        match self.run(ControllerOp::CreateTopics { topics, validate_only }).await? {
+            ControllerOpReply::CreateTopics(results) => Ok(results),
+            other => Err(ControllerError::QuorumUnavailable(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    pub(super) async fn create_topics_here(
         &self,
         topics: Vec<NewTopic>,
         validate_only: bool,

@@ -1,0 +1,196 @@
+//! The controller quorum: the metadata log replicated by openraft among the
+//! controllers (Kafka's KRaft quorum). An entry is one batch of metadata
+//! records; every node applies committed entries to its image and publishes
+//! it as a single node does. The active controller is the Raft leader.
+
+pub mod log_store;
+pub mod network;
+pub mod rpc;
+pub mod state_machine;
+pub mod types;
+
+use crate::metadata::image::MetadataImage;
+use crate::metadata::Publication;
+use log_store::LogStore;
+use network::{Network, Peers};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Config, ServerState, SnapshotPolicy};
+use rpc::{QuorumRequest, QuorumResponse};
+use state_machine::MetadataStateMachine;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tracing::info;
+use types::{MetadataBatch, Node, NodeId, Raft};
+
+/// Entries between snapshots (Kafka snapshots by bytes; metadata entries are small).
+const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
+
+#[derive(Debug, Error)]
+pub enum QuorumError {
+    #[error("this node is not the active controller")]
+    NotLeader(Option<NodeId>),
+    #[error("no active controller within {0:?}")]
+    NoLeader(Duration),
+    #[error("the quorum failed: {0}")]
+    Failed(String),
+}
+
+/// The quorum's settings, from Kafka's `controller.quorum.*` keys.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    pub node_id: NodeId,
+    /// The voters and their controller listener addresses ("host:port").
+    pub voters: BTreeMap<NodeId, String>,
+    pub election_timeout: Duration,
+}
+
+pub struct Quorum {
+    node_id: NodeId,
+    raft: Raft,
+    state_machine: MetadataStateMachine,
+    peers: Arc<Peers>,
+    voters: BTreeMap<NodeId, String>,
+}
+
+impl Quorum {
+    /// Opens the quorum's log and state machine in `dir` and joins the
+    /// quorum. With static voters every voter initializes the same first
+    /// membership, so no one node has to go first.
+    pub async fn start(
+        config: QuorumConfig,
+        dir: &Path,
+        base: Arc<MetadataImage>,
+        publications: mpsc::UnboundedSender<Publication>,
+    ) -> io::Result<Quorum> {
+        let log = LogStore::open(dir)?;
+        let fresh = log.is_empty();
+        let state_machine = MetadataStateMachine::open(dir, base, publications)?;
+        let election_ms = config.election_timeout.as_millis().max(20) as u64;
+        let raft_config = Config {
+            cluster_name: "sluice".into(),
+            election_timeout_min: election_ms,
+            election_timeout_max: election_ms * 2,
+            heartbeat_interval: (election_ms / 5).max(5),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let peers = Arc::new(Peers::default());
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            Network { peers: peers.clone() },
+            log,
+            state_machine.clone(),
+        )
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?;
+        if fresh {
+            let members: BTreeMap<NodeId, Node> = config
+                .voters
+                .iter()
+                .map(|(id, addr)| (*id, Node::new(addr.clone())))
+                .collect();
+            // Another voter may have initialized us already: that is fine.
+            if let Err(e) = raft.initialize(members).await {
+                info!(error = %e, "quorum already initialized");
+            }
+        }
+        Ok(Quorum {
+            node_id: config.node_id,
+            raft,
+            state_machine,
+            peers,
+            voters: config.voters,
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    pub fn voters(&self) -> &BTreeMap<NodeId, String> {
+        &self.voters
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The latest committed image applied here.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.state_machine.image()
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+    }
+
+    /// Waits until some node leads, up to `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, QuorumError> {
+        let mut metrics = self.raft.metrics();
+        let found = tokio::time::timeout(timeout, metrics.wait_for(|m| m.current_leader.is_some())).await;
+        match found {
+            Ok(Ok(m)) => m.current_leader.ok_or(QuorumError::NoLeader(timeout)),
+            Ok(Err(_)) => Err(QuorumError::Failed("raft stopped".into())),
+            Err(_) => Err(QuorumError::NoLeader(timeout)),
+        }
+    }
+
+    /// As the leader: returns once every entry committed before now is
+    /// applied here, so that what is read next is the latest.
+    pub async fn ensure_leader(&self) -> Result<(), QuorumError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(_)) => Err(QuorumError::NotLeader(self.leader())),
+            Err(e) => Err(QuorumError::Failed(e.to_string())),
+        }
+    }
+
+    /// Appends one batch as the leader; returns the metadata offset it left
+    /// the image at, once it is committed and applied here.
+    pub async fn append(&self, batch: MetadataBatch) -> Result<i64, QuorumError> {
+        match self.raft.client_write(batch).await {
+            Ok(written) => Ok(written.data.offset),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(QuorumError::NotLeader(f.leader_id)),
+            Err(e) => Err(QuorumError::Failed(e.to_string())),
+        }
+    }
+
+    /// Sends a request to the current leader (waiting for one to exist).
+    pub async fn call_leader(
+        &self,
+        request: &QuorumRequest,
+        timeout: Duration,
+    ) -> Result<(NodeId, QuorumResponse), QuorumError> {
+        let leader = self.wait_for_leader(timeout).await?;
+        let address = self
+            .voters
+            .get(&leader)
+            .ok_or_else(|| QuorumError::Failed(format!("no address for controller {leader}")))?;
+        let client = self.peers.client(leader, address);
+        client
+            .call(request, timeout)
+            .await
+            .map(|r| (leader, r))
+            .map_err(|e| QuorumError::Failed(format!("controller {leader}: {e}")))
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}

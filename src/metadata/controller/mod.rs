@@ -20,6 +20,7 @@ use super::cache::Publication;
 use super::delta::MetadataDelta;
 use super::image::MetadataImage;
 use super::log::MetadataLog;
+use super::placement::StripedReplicaPlacer;
 use super::records::MetadataRecord;
 use crate::config::topic::TopicDefaults;
 use std::collections::BTreeMap;
@@ -116,6 +117,9 @@ struct ControllerState {
 
 pub struct Controller {
     config: ControllerConfig,
+    /// Where new partitions go; one random source for all of them, as
+    /// Kafka's controller has (taken only while `state` is held).
+    placer: Mutex<StripedReplicaPlacer>,
     state: tokio::sync::Mutex<ControllerState>,
     publications: mpsc::UnboundedSender<Publication>,
     published: watch::Receiver<i64>,
@@ -131,6 +135,7 @@ impl Controller {
     ) -> Controller {
         Controller {
             config,
+            placer: Mutex::new(StripedReplicaPlacer::from_entropy()),
             state: tokio::sync::Mutex::new(ControllerState {
                 image,
                 log: Arc::new(Mutex::new(log)),
@@ -142,6 +147,10 @@ impl Controller {
 
     pub fn config(&self) -> &ControllerConfig {
         &self.config
+    }
+
+    fn placer(&self) -> std::sync::MutexGuard<'_, StripedReplicaPlacer> {
+        self.placer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs one operation: its records are durable and published on this

@@ -20,6 +20,7 @@ use super::cache::Publication;
 use super::delta::MetadataDelta;
 use super::image::MetadataImage;
 use super::log::MetadataLog;
+use super::placement::StripedReplicaPlacer;
 use super::records::MetadataRecord;
 use crate::config::topic::TopicDefaults;
 use crate::quorum::rpc::{ControllerOp, ControllerOpReply, QuorumRequest, QuorumResponse};
@@ -132,6 +133,9 @@ enum Backend {
 
 pub struct Controller {
     config: ControllerConfig,
+    /// Where new partitions go; one random source for all of them, as
+    /// Kafka's controller has (taken only in an operation's turn).
+    placer: Mutex<StripedReplicaPlacer>,
     backend: Backend,
     publications: mpsc::UnboundedSender<Publication>,
     published: watch::Receiver<i64>,
@@ -150,6 +154,7 @@ impl Controller {
     ) -> Controller {
         Controller {
             config,
+            placer: Mutex::new(StripedReplicaPlacer::from_entropy()),
             backend: Backend::Local(tokio::sync::Mutex::new(ControllerState {
                 image,
                 log: Arc::new(Mutex::new(log)),
@@ -168,6 +173,7 @@ impl Controller {
     ) -> Controller {
         Controller {
             config,
+            placer: Mutex::new(StripedReplicaPlacer::from_entropy()),
             backend: Backend::Quorum {
                 quorum,
                 turn: tokio::sync::Mutex::new(()),
@@ -179,6 +185,10 @@ impl Controller {
 
     pub fn config(&self) -> &ControllerConfig {
         &self.config
+    }
+
+    fn placer(&self) -> std::sync::MutexGuard<'_, StripedReplicaPlacer> {
+        self.placer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The quorum, in a cluster.

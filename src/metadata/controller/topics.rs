@@ -9,8 +9,9 @@ use super::{
 use crate::config::topic::{topic_config_def, validate_value};
 use crate::config::ConfigError;
 use crate::metadata::image::MetadataImage;
+use crate::metadata::placement::{self, StripedReplicaPlacer};
 use crate::metadata::records::{ConfigResource, MetadataRecord, PartitionRecord};
-use crate::metadata::{new_uuid, placement, topic_name};
+use crate::metadata::{new_uuid, topic_name};
 use std::collections::{BTreeMap, HashSet};
 use tracing::debug;
 use uuid::Uuid;
@@ -85,7 +86,10 @@ impl Controller {
         validate_only: bool,
     ) -> Result<PerTopic<CreatedTopic>, ControllerError> {
         let results = self
-            .write(move |image, config| create_topics(image, config, topics, validate_only))
+            .write(move |image, config| {
+                let mut placer = self.placer();
+                create_topics(image, config, &mut placer, topics, validate_only)
+            })
             .await??;
         Ok(results)
     }
@@ -102,7 +106,10 @@ impl Controller {
         validate_only: bool,
     ) -> Result<PerTopic<()>, ControllerError> {
         let results = self
-            .write(move |image, config| create_partitions(image, config, topics, validate_only))
+            .write(move |image, config| {
+                let mut placer = self.placer();
+                create_partitions(image, config, &mut placer, topics, validate_only)
+            })
             .await??;
         Ok(results)
     }
@@ -111,6 +118,7 @@ impl Controller {
 fn create_topics(
     image: &MetadataImage,
     config: &ControllerConfig,
+    placer: &mut StripedReplicaPlacer,
     topics: Vec<NewTopic>,
     validate_only: bool,
 ) -> ControllerResult<Result<PerTopic<CreatedTopic>, ControllerError>> {
@@ -130,7 +138,7 @@ fn create_topics(
     let mut created_here: Vec<String> = Vec::new();
     let mut budget = MAX_RECORDS_PER_USER_OP;
     for new in topics {
-        let result = check_new_topic(image, config, &new, &created_here).and_then(|replicas| {
+        let result = check_new_topic(image, config, placer, &new, &created_here).and_then(|replicas| {
             // One TopicRecord, a PartitionRecord per partition, a ConfigRecord per config.
             let needed = 1 + replicas.len() + new.configs.len();
             budget = budget
@@ -162,15 +170,7 @@ fn create_topics(
                 topic_id: created.id,
             });
             for (p, replicas) in replicas.into_iter().enumerate() {
-                records.push(MetadataRecord::Partition(PartitionRecord {
-                    topic_id: created.id,
-                    partition: p as i32,
-                    leader: replicas[0],
-                    isr: replicas.clone(),
-                    replicas,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                }));
+                records.push(new_partition(image, config, created.id, p as i32, replicas));
             }
             for (name, value) in &new.configs {
                 records.push(MetadataRecord::Config {
@@ -187,10 +187,37 @@ fn create_topics(
     ControllerResult::of(records, Ok(results))
 }
 
+/// A new partition's record: its ISR is its active replicas (Kafka leaves
+/// fenced ones out), the first of them leads. Placement and the checks on a
+/// manual assignment made sure there is one.
+fn new_partition(
+    image: &MetadataImage,
+    config: &ControllerConfig,
+    topic_id: Uuid,
+    partition: i32,
+    replicas: Vec<i32>,
+) -> MetadataRecord {
+    let isr: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|b| placement::is_active(image, config.node_id, *b))
+        .collect();
+    MetadataRecord::Partition(PartitionRecord {
+        topic_id,
+        partition,
+        leader: isr.first().copied().unwrap_or(-1),
+        isr,
+        replicas,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    })
+}
+
 /// The replicas of each partition of a valid new topic.
 fn check_new_topic(
     image: &MetadataImage,
     config: &ControllerConfig,
+    placer: &mut StripedReplicaPlacer,
     new: &NewTopic,
     created_here: &[String],
 ) -> Result<Vec<Vec<i32>>, ControllerError> {
@@ -212,25 +239,27 @@ fn check_new_topic(
     }
     let replicas = match &new.assignments {
         Some(assignments) => {
-            placement::check_assignments(image, config.node_id, assignments)?;
+            placement::check_assignments(image, config.node_id, 0, None, assignments)?;
             assignments.clone()
         }
         None => {
-            if new.partitions <= 0 {
-                return Err(ControllerError::InvalidPartitions(
-                    "Number of partitions must be larger than 0.".into(),
-                ));
-            }
+            // Kafka's createTopic checks (the defaults are applied already).
             if new.replication_factor <= 0 {
                 return Err(ControllerError::InvalidReplicationFactor(
-                    "Replication factor must be larger than 0.".into(),
+                    "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+                ));
+            }
+            if new.partitions <= 0 {
+                return Err(ControllerError::InvalidPartitions(
+                    "Number of partitions was set to an invalid non-positive value.".into(),
                 ));
             }
             // Bounded before anything is allocated for the partitions.
             if new.partitions as usize + 1 + new.configs.len() > MAX_RECORDS_PER_USER_OP {
                 return Err(ControllerError::ExcessivelyLargeBatch);
             }
-            placement::place(image, config.node_id, 0, new.partitions, new.replication_factor)?
+            placement::place(placer, image, config.node_id, 0, new.partitions, new.replication_factor)
+                .map_err(|e| placement::unable_to_replicate(new.replication_factor, e))?
         }
     };
     validate_topic_configs(&new.configs)?;
@@ -263,6 +292,7 @@ fn delete_topics(
 fn create_partitions(
     image: &MetadataImage,
     config: &ControllerConfig,
+    placer: &mut StripedReplicaPlacer,
     topics: Vec<PartitionCount>,
     validate_only: bool,
 ) -> ControllerResult<Result<PerTopic<()>, ControllerError>> {
@@ -279,7 +309,7 @@ fn create_partitions(
     let mut results = Vec::with_capacity(topics.len());
     let mut budget = MAX_RECORDS_PER_USER_OP;
     for t in topics {
-        let result = grow(image, config, &t).and_then(|(topic_id, start, replicas)| {
+        let result = grow(image, config, placer, &t).and_then(|(topic_id, start, replicas)| {
             budget = budget
                 .checked_sub(replicas.len())
                 .ok_or(ControllerError::ExcessivelyLargeBatch)?;
@@ -289,15 +319,7 @@ fn create_partitions(
             Ok((topic_id, start, replicas)) => {
                 if !validate_only {
                     for (i, replicas) in replicas.into_iter().enumerate() {
-                        records.push(MetadataRecord::Partition(PartitionRecord {
-                            topic_id,
-                            partition: start + i as i32,
-                            leader: replicas[0],
-                            isr: replicas.clone(),
-                            replicas,
-                            leader_epoch: 0,
-                            partition_epoch: 0,
-                        }));
+                        records.push(new_partition(image, config, topic_id, start + i as i32, replicas));
                     }
                     debug!(topic = %t.name, to = t.count, "adding partitions");
                 }
@@ -316,6 +338,7 @@ fn create_partitions(
 fn grow(
     image: &MetadataImage,
     config: &ControllerConfig,
+    placer: &mut StripedReplicaPlacer,
     t: &PartitionCount,
 ) -> Result<(Uuid, i32, Vec<Vec<i32>>), ControllerError> {
     let topic = image
@@ -344,10 +367,10 @@ fn grow(
                     a.len()
                 )));
             }
-            placement::check_assignments(image, config.node_id, a)?;
+            placement::check_assignments(image, config.node_id, current, Some(replication_factor as usize), a)?;
             a.clone()
         }
-        None => placement::place(image, config.node_id, current, additional, replication_factor)?,
+        None => placement::place(placer, image, config.node_id, current, additional, replication_factor)?,
     };
     Ok((topic.id, current, replicas))
 }

@@ -40,6 +40,8 @@ pub struct RequestContext {
     /// Set by a handler when a client quota throttles the client: the
     /// connection reads nothing more from it for this long (ms).
     pub throttle_ms: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    /// Sent on by another node (it runs here, the active controller).
+    pub forwarded: bool,
 }
 
 impl RequestContext {

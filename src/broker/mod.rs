@@ -4,8 +4,10 @@
 //! `publisher` keeps it in step with the metadata, `housekeeping` runs the
 //! logs' background work.
 
+pub mod forwarding;
 mod housekeeping;
 mod publisher;
+pub mod quorum_service;
 mod start;
 
 pub use start::RunningBroker;

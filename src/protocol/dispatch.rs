@@ -27,6 +27,9 @@ pub async fn dispatch(
 ) -> Result<Option<ResponseFrame>, RequestError> {
     let api = crate::metrics::api_name(req.api_key);
     let started = std::time::Instant::now();
+    if crate::broker::forwarding::must_forward(broker, ctx, req.api_key) {
+        return crate::broker::forwarding::forward(broker, ctx, req).await;
+    }
     metrics::gauge!("sluice_requests_in_flight", "api" => api).increment(1.0);
     let result = super::registry::serve(broker, ctx, req, api).await;
     metrics::gauge!("sluice_requests_in_flight", "api" => api).decrement(1.0);

@@ -26,6 +26,8 @@ pub struct ParsedRequest {
     pub api_key: ApiKey,
     pub header: RequestHeader,
     pub body: Bytes,
+    /// The whole frame (header and body), for a request forwarded elsewhere.
+    pub frame: Bytes,
 }
 
 impl ParsedRequest {
@@ -53,8 +55,14 @@ pub fn parse_request(mut frame: Bytes) -> Result<ParsedRequest, RequestError> {
     }
     let (key, version) = peek_api(&frame).ok_or(RequestError::TooShort(frame.len()))?;
     let api_key = ApiKey::try_from(key).map_err(|_| RequestError::UnknownApiKey(key))?;
+    let whole = frame.clone();
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| RequestError::Header(e.to_string()))?;
     let body = frame.copy_to_bytes(frame.remaining());
-    Ok(ParsedRequest { api_key, header, body })
+    Ok(ParsedRequest {
+        api_key,
+        header,
+        body,
+        frame: whole,
+    })
 }

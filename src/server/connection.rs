@@ -106,6 +106,17 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
                 break;
             }
         };
+        if crate::quorum::rpc::is_quorum_frame(&frame) {
+            if !listener.is_controller {
+                warn!("closing connection: a quorum frame on a client listener");
+                break;
+            }
+            let response = crate::broker::quorum_service::serve(&broker, &frame).await;
+            if writer.write_all(&response).await.is_err() {
+                break;
+            }
+            continue;
+        }
         let request = match parse_request(frame) {
             Ok(r) => r,
             Err(e) => {
@@ -168,6 +179,7 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
             correlation_id: request.header.correlation_id,
             principal: principal.clone(),
             throttle_ms: Default::default(),
+            forwarded: false,
         };
         match dispatch(&broker, &ctx, request).instrument(span.clone()).await {
             Ok(Some(response)) => {

@@ -1,11 +1,13 @@
 //! Broker configuration: Kafka's own key names, read from a `server.properties`
 //! file and `--override key=value` pairs, checked once at start-up.
 
+pub mod cluster;
 pub mod listener;
 pub mod properties;
 pub mod security;
 pub mod topic;
 
+use cluster::{ClusterConfig, ClusterConfigError};
 use indexmap::IndexMap;
 use listener::{parse_listeners, ListenerSpec};
 use std::path::{Path, PathBuf};
@@ -20,6 +22,9 @@ pub enum ConfigError {
     InvalidValue { key: String, value: String, reason: String },
     #[error("invalid override '{0}': expected key=value")]
     BadOverride(String),
+    /// Keys that are each valid but that Kafka refuses together.
+    #[error("{0}")]
+    Cluster(#[from] ClusterConfigError),
 }
 
 impl ConfigError {
@@ -81,11 +86,6 @@ const KNOWN_KEYS: &[&str] = &[
 /// Kafka keys that are accepted and have no effect here (single process, no
 /// ZooKeeper, no thread pools to size). Listed so they are not called unknown.
 const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "inter.broker.listener.name",
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
@@ -102,7 +102,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "log.cleaner.threads",
     "queued.max.requests",
     "replica.lag.time.max.ms",
-    "metadata.log.dir",
 ];
 
 /// The transaction coordinator's settings (Kafka's `transaction.*` keys).
@@ -162,6 +161,8 @@ pub struct BrokerConfig {
     pub log_json: bool,
     /// `logging.level`: a tracing filter, used when RUST_LOG is not set.
     pub log_level: String,
+    /// The KRaft keys: roles, quorum, controller listeners.
+    pub cluster: ClusterConfig,
     /// SCRAM credentials to create or replace at start (`--add-scram`).
     pub initial_scram: Vec<(
         String,
@@ -232,7 +233,9 @@ impl BrokerConfig {
             Some(v) => parse_listeners("advertised.listeners", &v)?,
             None => listeners.clone(),
         };
-        let security = security::parse(&props, &listeners)?;
+        let mut cluster = ClusterConfig::from_properties(&props)?;
+        let protocols = security::protocol_map(&props, &cluster.implicit_plaintext_listeners(&props, &listeners))?;
+        let security = security::parse(&props, &listeners, &protocols)?;
         for a in &advertised_listeners {
             if !listeners.iter().any(|l| l.name == a.name) {
                 return Err(ConfigError::InvalidValue {
@@ -264,6 +267,7 @@ impl BrokerConfig {
                 None => 1,
             },
         };
+        cluster.check(node_id, &listeners, &advertised_listeners, &protocols)?;
         let topic_defaults = TopicDefaults::from_broker_properties(&props)?;
         let num = |k: &str, default: i64, min: i64, max: i64| -> Result<i64, ConfigError> {
             match get(k) {
@@ -322,6 +326,7 @@ impl BrokerConfig {
             },
             topic_defaults,
             security,
+            cluster,
             initial_scram: Vec::new(),
             metrics_address: get("metrics.prometheus.address").filter(|a| !a.is_empty()),
             log_json: match get("logging.format").as_deref() {
@@ -351,6 +356,7 @@ impl BrokerConfig {
 
 fn is_known_key(key: &str) -> bool {
     KNOWN_KEYS.contains(&key)
+        || cluster::CLUSTER_KEYS.contains(&key)
         || security::is_security_key(key)
         || topic::TOPIC_CONFIGS
             .iter()

@@ -342,8 +342,13 @@ fn sasl_settings(props: &IndexMap<String, String>, listener: &str) -> Result<Sas
     })
 }
 
-/// Reads the security of every listener and the authorizer settings.
-pub fn parse(props: &IndexMap<String, String>, listeners: &[ListenerSpec]) -> Result<SecurityConfig, ConfigError> {
+/// `listener.security.protocol.map`: listener name → security protocol.
+/// `implicit_plaintext` names are added as PLAINTEXT (Kafka's rule for the
+/// controller listeners of a KRaft node whose map is not given).
+pub fn protocol_map(
+    props: &IndexMap<String, String>,
+    implicit_plaintext: &[String],
+) -> Result<HashMap<String, SecurityProtocol>, ConfigError> {
     let map_text = props
         .get("listener.security.protocol.map")
         .map(String::as_str)
@@ -366,12 +371,28 @@ pub fn parse(props: &IndexMap<String, String>, listeners: &[ListenerSpec]) -> Re
         })?;
         map.insert(name.trim().to_ascii_uppercase(), protocol);
     }
+    for name in implicit_plaintext {
+        map.entry(name.clone()).or_insert(SecurityProtocol::Plaintext);
+    }
+    Ok(map)
+}
+
+/// Reads the security of every listener (with the protocols of
+/// `protocol_map`) and the authorizer settings.
+pub fn parse(
+    props: &IndexMap<String, String>,
+    listeners: &[ListenerSpec],
+    protocols: &HashMap<String, SecurityProtocol>,
+) -> Result<SecurityConfig, ConfigError> {
     let mut out = SecurityConfig::default();
     for l in listeners {
-        let protocol = *map.get(&l.name).ok_or_else(|| {
+        let protocol = *protocols.get(&l.name).ok_or_else(|| {
             bad(
                 "listener.security.protocol.map",
-                map_text,
+                props
+                    .get("listener.security.protocol.map")
+                    .map(String::as_str)
+                    .unwrap_or(DEFAULT_PROTOCOL_MAP),
                 format!("no security protocol for listener {}", l.name),
             )
         })?;
@@ -480,7 +501,7 @@ mod tests {
         );
         let listeners =
             super::super::listener::parse_listeners("listeners", "INTERNAL://:1,EXTERNAL://:2,PLAINTEXT://:3").unwrap();
-        let s = parse(&props, &listeners).unwrap();
+        let s = parse(&props, &listeners, &protocol_map(&props, &[]).unwrap()).unwrap();
         assert_eq!(
             s.listeners["INTERNAL"].sasl.as_ref().unwrap().mechanisms,
             vec![SaslMechanism::Plain]
@@ -495,7 +516,10 @@ mod tests {
         assert!(!is_security_key("listener.name.x.no.such.key"));
         // A TLS listener without material is a configuration error naming the key.
         let tls = super::super::listener::parse_listeners("listeners", "SSL://:4").unwrap();
-        let err = parse(&IndexMap::new(), &tls).unwrap_err().to_string();
+        let none = IndexMap::new();
+        let err = parse(&none, &tls, &protocol_map(&none, &[]).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ssl.keystore.location"), "{err}");
     }
 }

@@ -38,7 +38,11 @@ pub fn must_forward(broker: &Broker, ctx: &RequestContext, api: ApiKey) -> bool 
 
 /// Runs the request on the active controller; Err closes the connection
 /// (no controller answered in time: the client reconnects and retries).
-pub async fn forward(broker: &Broker, ctx: &RequestContext, req: ParsedRequest) -> Result<Option<ResponseFrame>, RequestError> {
+pub async fn forward(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ParsedRequest,
+) -> Result<Option<ResponseFrame>, RequestError> {
     let Some(quorum) = broker.controller.quorum() else {
         return Err(RequestError::Header("no quorum to forward to".into()));
     };

@@ -4,6 +4,7 @@
 //! `publisher` keeps it in step with the metadata, `housekeeping` runs the
 //! logs' background work.
 
+mod cluster;
 pub mod forwarding;
 mod housekeeping;
 mod publisher;

@@ -26,7 +26,8 @@ use tracing::{info, warn};
 
 /// What start-up reads from disk.
 struct Opened {
-    log: MetadataLog,
+    /// The local metadata log of a single node (a cluster's is the quorum's).
+    log: Option<MetadataLog>,
     image: Arc<MetadataImage>,
     cluster_id: String,
     replicas: ReplicaManager,
@@ -42,13 +43,19 @@ fn static_configs(config: &BrokerConfig) -> BTreeMap<String, String> {
 /// log. Blocking.
 fn open_storage(config: &BrokerConfig) -> io::Result<Opened> {
     let logs = LogManager::open(&config.log_dirs)?;
-    let loaded = bootstrap::load(config)?;
-    let image = Arc::new(loaded.image);
+    let (log, image, cluster_id) = if config.cluster.is_cluster(config.node_id) {
+        // The quorum brings the metadata once started; logs open as it is published.
+        let cluster_id = super::cluster::formatted_cluster_id(config)?;
+        (None, Arc::new(MetadataImage::default()), cluster_id)
+    } else {
+        let loaded = bootstrap::load(config)?;
+        (Some(loaded.log), Arc::new(loaded.image), loaded.cluster_id)
+    };
     let (replicas, report) = ReplicaManager::open(logs, &image, config.node_id, static_configs(config))?;
     Ok(Opened {
-        log: loaded.log,
+        log,
         image,
-        cluster_id: loaded.cluster_id,
+        cluster_id,
         replicas,
         report,
     })
@@ -128,13 +135,19 @@ impl RunningBroker {
             default_replication_factor: config.default_replication_factor,
             static_configs: static_configs(&config),
         };
-        let controller = Arc::new(Controller::new(
-            controller_config,
-            log,
-            image.clone(),
-            publications,
-            metadata.subscribe(),
-        ));
+        let controller = Arc::new(match log {
+            Some(log) => Controller::new(
+                controller_config,
+                log,
+                image.clone(),
+                publications,
+                metadata.subscribe(),
+            ),
+            None => {
+                let quorum = super::cluster::start_quorum(&config, image.clone(), publications.clone()).await?;
+                Controller::over_quorum(controller_config, quorum, publications, metadata.subscribe())
+            }
+        });
         let producer_ids = Arc::new(ProducerIdManager::new(controller.clone()));
         let groups = GroupCoordinator::new(&config, controller.clone(), metadata.clone());
         let txns = TransactionCoordinator::new(&config.transactions, controller.clone(), producer_ids.clone());
@@ -197,7 +210,12 @@ impl RunningBroker {
         let connections = TaskTracker::new();
         let background = TaskTracker::new();
         background.spawn(super::publisher::run(broker.clone(), publications_rx));
-        register(&broker).await?;
+        if let Some(quorum) = broker.controller.quorum() {
+            background.spawn(super::cluster::write_initial_records(
+                broker.controller.clone(),
+                quorum.clone(),
+            ));
+        }
         let mut addresses = Vec::new();
         let mut urls = Vec::new();
         for listener in bound {
@@ -222,6 +240,17 @@ impl RunningBroker {
             }
         }
         background.spawn(super::housekeeping::run(broker.clone()));
+        if broker.controller.quorum().is_some() {
+            // The quorum needs this node's listener to elect a leader: register once it is up.
+            let registering = broker.clone();
+            background.spawn(async move {
+                if let Err(e) = register(&registering).await {
+                    warn!(error = %e, "broker registration failed");
+                }
+            });
+        } else {
+            register(&broker).await?;
+        }
         if let Some(address) = &broker.config.metrics_address {
             let handle = crate::metrics::install()
                 .ok_or_else(|| io::Error::other("the Prometheus recorder could not be installed"))?;

@@ -84,7 +84,8 @@ impl MetadataStateMachine {
             }
             None => (None, StoredMembership::default(), base),
         };
-        Ok(MetadataStateMachine {
+        let from_snapshot = snapshot.is_some();
+        let machine = MetadataStateMachine {
             state: Arc::new(Mutex::new(State {
                 dir: dir.to_path_buf(),
                 last_applied,
@@ -94,8 +95,14 @@ impl MetadataStateMachine {
                 snapshot_seq: 0,
             })),
             publications,
-            latest: watch::Sender::new(image),
-        })
+            latest: watch::Sender::new(image.clone()),
+        };
+        if from_snapshot {
+            // The broker starts from nothing: what the snapshot holds is all new to it.
+            let changes = MetadataChanges::between(&MetadataImage::default(), &image);
+            machine.publish(image, changes);
+        }
+        Ok(machine)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

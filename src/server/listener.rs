@@ -32,6 +32,8 @@ pub struct ListenerContext {
     pub tls: Option<TlsAcceptor>,
     pub principal_mapper: Option<PrincipalMapper>,
     pub credentials: Arc<dyn Credentials>,
+    /// One of `controller.listener.names`: the quorum's frames are served here.
+    pub is_controller: bool,
 }
 
 /// SASL credentials: SCRAM from the cluster's store, PLAIN from the
@@ -66,7 +68,14 @@ impl ListenerContext {
             .as_ref()
             .map(|s| s.plain_users.clone())
             .unwrap_or_default();
+        let is_controller = broker
+            .config
+            .cluster
+            .controller_listener_names
+            .iter()
+            .any(|n| n == name);
         Ok(ListenerContext {
+            is_controller,
             name: name.to_string(),
             security: security.clone(),
             tls,

@@ -26,7 +26,9 @@ enum LogFormat {
                   set keys too (SLUICE_LOG_DIRS sets log.dirs), below --override.",
     // `sluice format ...` is the subcommand even beside a positional config
     // file: a file named "format" is given as ./format.
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    // `sluice help` stays what it was: a config file named "help".
+    disable_help_subcommand = true
 )]
 struct Cli {
     #[command(subcommand)]

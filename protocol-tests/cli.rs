@@ -243,6 +243,14 @@ fn the_subcommands_do_not_take_the_place_of_a_config_file() {
     let out = sluice(dir.path(), &["format"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--config"), "{}", text(&out.stderr));
+    // "help" is no subcommand: a file of that name, as before.
+    let out = sluice(dir.path(), &["help"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read config file help"),
+        "{}",
+        text(&out.stderr)
+    );
     // The positional file and -c start a broker as before.
     let config = properties(dir.path(), "listeners=PLAINTEXT://127.0.0.1:0\n");
     for args in [

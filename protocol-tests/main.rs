@@ -1,6 +1,7 @@
 //! Byte-level tests against the real `sluice` binary: golden request →
 //! response pairs, and hostile input after which the broker still serves.
 
+mod cli;
 mod golden;
 mod groups;
 mod harness;

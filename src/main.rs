@@ -1,6 +1,7 @@
 //! The `sluice` command: run a broker from Kafka-style configuration.
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sluice::metadata::formatter::{FormatOptions, InitialControllers};
 use sluice::{BrokerConfig, RunningBroker};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -22,9 +23,17 @@ enum LogFormat {
     long_about = "A Kafka wire-protocol compatible broker. With no arguments it serves on \
                   localhost:9092 and keeps its data in ./sluice-data. Configuration uses \
                   Kafka's own server.properties keys; environment variables SLUICE_<KEY> \
-                  set keys too (SLUICE_LOG_DIRS sets log.dirs), below --override."
+                  set keys too (SLUICE_LOG_DIRS sets log.dirs), below --override.",
+    // `sluice format ...` is the subcommand even beside a positional config
+    // file: a file named "format" is given as ./format.
+    args_conflicts_with_subcommands = true,
+    // `sluice help` stays what it was: a config file named "help".
+    disable_help_subcommand = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// A server.properties file (Kafka key names).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
@@ -54,6 +63,55 @@ struct Cli {
     healthcheck: Option<String>,
 }
 
+/// The storage commands, as Kafka's `kafka-storage` has them.
+#[derive(Subcommand)]
+enum Command {
+    /// Print a new random cluster id (as `kafka-storage random-uuid`).
+    RandomUuid,
+    /// Format the log directories of this node (as `kafka-storage format`).
+    /// A single node needs no format; one that has been formatted takes its
+    /// cluster id and initial records from it.
+    Format(FormatArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("quorum").multiple(false)))]
+struct FormatArgs {
+    /// The configuration file to use (server.properties, Kafka key names).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+
+    /// Set one config key, overriding the file and the environment; repeatable.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+
+    /// The cluster id to use (`sluice random-uuid` makes one).
+    #[arg(long = "cluster-id", short = 't', value_name = "CLUSTER_ID")]
+    cluster_id: String,
+
+    /// A SCRAM credential to add to the metadata log; repeatable.
+    /// Example: 'SCRAM-SHA-256=[name=alice,password=alice-secret]'
+    #[arg(long = "add-scram", short = 'S', value_name = "SPEC")]
+    add_scram: Vec<String>,
+
+    /// Skip directories that are already formatted rather than failing.
+    #[arg(long = "ignore-formatted", short = 'g')]
+    ignore_formatted: bool,
+
+    /// Start a dynamic quorum with this controller as its only voter.
+    #[arg(long, short = 's', group = "quorum")]
+    standalone: bool,
+
+    /// The initial voters of a dynamic quorum, the same on every node:
+    /// id@host:port:directory-id,... (KIP-853).
+    #[arg(long = "initial-controllers", short = 'I', value_name = "SPEC", group = "quorum")]
+    initial_controllers: Option<String>,
+
+    /// Format a node that will join a quorum that exists.
+    #[arg(long = "no-initial-controllers", short = 'N', group = "quorum")]
+    no_initial_controllers: bool,
+}
+
 /// Environment variables that are not configuration (the test suites' own).
 const NOT_CONFIG: &[&str] = &["SLUICE_BIN"];
 
@@ -69,6 +127,17 @@ fn environment_overrides() -> Vec<String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Some(Command::RandomUuid) => {
+            println!(
+                "{}",
+                sluice::metadata::topic_id_string(sluice::metadata::random_kafka_uuid())
+            );
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Format(args)) => return format(args),
+        None => {}
+    }
     if let Some(address) = &cli.healthcheck {
         return healthcheck(address);
     }
@@ -145,6 +214,43 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `sluice format`: the same configuration as the broker would read (file,
+/// environment, overrides), then Kafka's format. Bad input exits 2, what is
+/// on disk 1.
+fn format(args: FormatArgs) -> ExitCode {
+    let mut overrides = environment_overrides();
+    overrides.extend(args.overrides.iter().cloned());
+    let loaded = match BrokerConfig::load(Some(&args.config), &overrides) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for key in &loaded.unknown_keys {
+        eprintln!("sluice: unknown config key '{key}', ignored");
+    }
+    let initial_controllers = match (args.standalone, args.initial_controllers, args.no_initial_controllers) {
+        (true, _, _) => InitialControllers::Standalone,
+        (_, Some(spec), _) => InitialControllers::Given(spec),
+        (_, _, true) => InitialControllers::NoInitialControllers,
+        _ => InitialControllers::NotGiven,
+    };
+    let options = FormatOptions {
+        cluster_id: args.cluster_id,
+        ignore_formatted: args.ignore_formatted,
+        initial_controllers,
+        add_scram: args.add_scram,
+    };
+    match sluice::metadata::formatter::format(&loaded.config, &options, &mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 /// Text for people, JSON (one object per line) for log pipelines. RUST_LOG,

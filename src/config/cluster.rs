@@ -51,7 +51,9 @@ pub struct ClusterConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// `controller.quorum.election.timeout.ms`.
     pub election_timeout_ms: u64,
-    /// `metadata.log.dir`; None means the first of `log.dirs`.
+    /// `metadata.log.dir`; None means the first of `log.dirs`. `format`
+    /// writes the bootstrap there; a single node still keeps its metadata log
+    /// in the first of `log.dirs`, as it always has.
     pub metadata_log_dir: Option<PathBuf>,
     /// The security protocol of the first controller listener, from
     /// `listener.security.protocol.map` (a broker-only node has no such

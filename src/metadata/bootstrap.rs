@@ -1,12 +1,14 @@
 //! Loading the metadata at start-up: the metadata log (snapshot, then
 //! batches) replayed into an image. On the very first start the log is
 //! seeded with the cluster's initial records (or with what an older Sluice's
-//! metadata file held), and Kafka's `meta.properties` names the cluster and
-//! node in every log directory.
+//! metadata file held) and those `sluice format` left, and Kafka's
+//! `meta.properties` names the cluster and node in every log directory. A
+//! single node needs no format; a formatted one takes its cluster id.
 
 use super::delta::MetadataDelta;
 use super::image::MetadataImage;
 use super::log::{MetadataLog, METADATA_DIR};
+use super::meta_properties::{self, MetaProperties};
 use super::records::{ConfigResource, MetadataRecord};
 use super::{legacy, new_uuid, topic_id_string};
 use crate::config::BrokerConfig;
@@ -20,33 +22,24 @@ pub struct LoadedMetadata {
     pub cluster_id: String,
 }
 
-/// What `meta.properties` says: (cluster id, node id).
-fn read_meta_properties(dir: &Path) -> io::Result<Option<(Option<String>, Option<i32>)>> {
-    let text = match std::fs::read_to_string(dir.join("meta.properties")) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let value = |key: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| k.trim() == key)
-            .map(|(_, v)| v.trim().to_string())
-    };
-    Ok(Some((
-        value("cluster.id"),
-        value("node.id").and_then(|n| n.parse().ok()),
-    )))
-}
-
-/// Writes Kafka's `meta.properties` (so the directory reads like a Kafka log dir).
+/// Writes Kafka's `meta.properties` (so the directory reads like a Kafka
+/// log dir). One that already names this cluster and node is left as it is:
+/// `format` wrote it with the directory's id, or an earlier start did.
 fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: i32) -> io::Result<()> {
-    let path = dir.join("meta.properties");
-    let text = format!("#Written by Sluice\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
-        return Ok(());
+    let existing = meta_properties::read(dir)?;
+    if let Some(meta) = &existing {
+        if meta.cluster_id.as_deref() == Some(cluster_id) && meta.node_id == Some(node_id) {
+            return Ok(());
+        }
     }
-    crate::storage::write_file_atomically(&path, text.as_bytes())
+    meta_properties::write(
+        dir,
+        &MetaProperties {
+            cluster_id: Some(cluster_id.to_string()),
+            node_id: Some(node_id),
+            directory_id: existing.and_then(|m| m.directory_id),
+        },
+    )
 }
 
 fn append(log: &mut MetadataLog, image: MetadataImage, records: &[MetadataRecord]) -> io::Result<MetadataImage> {
@@ -62,9 +55,13 @@ pub fn load(config: &BrokerConfig) -> io::Result<LoadedMetadata> {
         .log_dirs
         .first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "log.dirs names no directory"))?;
-    let mut cluster_id = None;
+    // A directory `sluice format` prepared: its cluster id, and the records
+    // the log starts with.
+    let format = super::format::read_format(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let mut cluster_id = format.as_ref().map(|f| f.cluster_id.clone());
     for dir in &config.log_dirs {
-        if let Some((stored_cluster, stored_node)) = read_meta_properties(dir)? {
+        if let Some(meta) = meta_properties::read(dir)? {
+            let (stored_cluster, stored_node) = (meta.cluster_id, meta.node_id);
             if let Some(stored) = stored_node.filter(|n| *n != config.node_id) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -88,7 +85,7 @@ pub fn load(config: &BrokerConfig) -> io::Result<LoadedMetadata> {
     }
     let mut image = delta.apply().0;
     if image.offset < 0 {
-        let (records, migrated) = match legacy::read(primary, config.node_id)? {
+        let (mut records, migrated) = match legacy::read(primary, config.node_id)? {
             Some(old) => {
                 cluster_id = cluster_id.or(Some(old.cluster_id.clone()));
                 (old.records, Some(old.path))
@@ -103,6 +100,9 @@ pub fn load(config: &BrokerConfig) -> io::Result<LoadedMetadata> {
                 None,
             ),
         };
+        if let Some(format) = &format {
+            records.extend(format.bootstrap_records.iter().cloned());
+        }
         if !records.is_empty() {
             image = append(&mut log, image, &records)?;
         }

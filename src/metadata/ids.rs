@@ -19,6 +19,22 @@ pub fn new_uuid() -> Uuid {
     }
 }
 
+/// A new random id as Kafka's `Uuid.randomUuid()` makes cluster and
+/// directory ids: never a reserved id (Kafka's directory ids reserve the
+/// first 100, which covers the zero and metadata-topic ids), and never one
+/// whose text starts with '-', which a command line would take for an option
+/// (`format -t -abc...`).
+pub fn random_kafka_uuid() -> Uuid {
+    loop {
+        let id = Uuid::new_v4();
+        let (high, low) = id.as_u64_pair();
+        let reserved = high == 0 && low < 100;
+        if !reserved && !topic_id_string(id).starts_with('-') {
+            return id;
+        }
+    }
+}
+
 fn base64_url(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
@@ -61,5 +77,15 @@ mod tests {
         assert_eq!(parse_topic_id("AQIDBAUGBwgJCgsMDQ4PEA"), Some(id));
         let r = new_uuid();
         assert_eq!(parse_topic_id(&topic_id_string(r)), Some(r));
+    }
+
+    #[test]
+    fn random_kafka_uuids_are_22_url_safe_characters_not_starting_with_a_dash() {
+        for _ in 0..2000 {
+            let text = topic_id_string(random_kafka_uuid());
+            assert_eq!(text.len(), 22);
+            assert!(!text.starts_with('-'), "{text}");
+            assert!(text.bytes().all(|b| ALPHABET.contains(&b)), "{text}");
+        }
     }
 }

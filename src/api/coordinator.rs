@@ -1,10 +1,15 @@
 //! FindCoordinator: on a single node, this node coordinates every group and
 //! every transactional id (creating `__transaction_state` on first use, as
-//! Kafka does).
+//! Kafka does); in a cluster, the leader of the key's partition of
+//! `__consumer_offsets` or `__transaction_state` does.
 
 use super::RequestContext;
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
+use crate::coordinator::state_topic::partition_for;
+use crate::group::OFFSETS_TOPIC;
+use crate::metadata::MetadataImage;
+use crate::txn::TRANSACTION_STATE_TOPIC;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
 use kafka_protocol::messages::BrokerId;
@@ -22,11 +27,16 @@ pub async fn handle_find_coordinator(
     let endpoint = broker.endpoint_for(&ctx.listener);
     let node = BrokerId(broker.node_id());
     // As Kafka, the first lookup of a transaction coordinator creates its topic.
+    let clustered = broker.controller.quorum().is_some();
     let txn_topic = if req.key_type == TRANSACTION {
         broker.txns.ensure_topic().await
+    } else if clustered {
+        // In a cluster the group's coordinator is its partition's leader: the topic must exist.
+        broker.groups.ensure_topic().await
     } else {
         Ok(())
     };
+    let image = broker.image();
     let answer = |key: StrBytes| {
         let c = Coordinator::default().with_key(key.clone());
         if req.key_type == GROUP && !broker.authorize(ctx, operation::DESCRIBE, resource::GROUP, &key) {
@@ -56,14 +66,21 @@ pub async fn handle_find_coordinator(
                 .with_port(-1)
                 .with_error_code(code)
         };
-        match req.key_type {
-            GROUP => {}
-            TRANSACTION => {
-                if let Err(code) = txn_topic {
-                    return unavailable(code);
-                }
-            }
+        let topic = match req.key_type {
+            GROUP => OFFSETS_TOPIC,
+            TRANSACTION => TRANSACTION_STATE_TOPIC,
             _ => return unavailable(ResponseError::InvalidRequest.code()),
+        };
+        if let (TRANSACTION, Err(code)) | (GROUP, Err(code)) = (req.key_type, txn_topic) {
+            if req.key_type == TRANSACTION || clustered {
+                return unavailable(code);
+            }
+        }
+        if clustered {
+            return match coordinator_endpoint(&image, topic, &key, &ctx.listener) {
+                Some((id, host, port)) => c.clone().with_node_id(BrokerId(id)).with_host(host).with_port(port),
+                None => unavailable(ResponseError::CoordinatorNotAvailable.code()),
+            };
         }
         c.clone()
             .with_node_id(node)
@@ -81,4 +98,15 @@ pub async fn handle_find_coordinator(
         .with_node_id(c.node_id)
         .with_host(c.host)
         .with_port(c.port)
+}
+
+/// In a cluster: the leader of the key's state-topic partition, at its
+/// endpoint for `listener` (none while the topic or its leader is missing).
+fn coordinator_endpoint(image: &MetadataImage, topic: &str, key: &str, listener: &str) -> Option<(i32, StrBytes, i32)> {
+    let t = image.topics.get(topic)?;
+    let index = partition_for(key, t.partitions.len()) as i32;
+    let leader = t.partition(index)?.leader;
+    let b = image.brokers.get(&leader).filter(|b| !b.fenced)?;
+    let e = b.endpoints.iter().find(|e| e.listener == listener)?;
+    Some((leader, StrBytes::from_string(e.host.clone()), e.port as i32))
 }

@@ -46,6 +46,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             .with_session_id(0);
     }
 
+    let image = broker.image();
     let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(req.topics.len());
     let mut wanted = Vec::new();
     for t in &req.topics {
@@ -66,6 +67,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
                 None if by_id => Err(ResponseError::UnknownTopicId.code()),
                 None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                Some(topic) if super::leadership::led_elsewhere(broker, &image, topic.id, p.partition) => {
+                    Err(super::leadership::NOT_LEADER)
+                }
                 Some(topic) => topic
                     .partition(p.partition)
                     .cloned()
@@ -145,7 +149,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
         }
         responses[w.topic_index].partitions.push(data);
     }
-    FetchResponse::default().with_session_id(0).with_responses(responses)
+    let mut response = FetchResponse::default().with_session_id(0).with_responses(responses);
+    super::leadership::fill_fetch(&image, &ctx.listener, &mut response);
+    response
 }
 
 /// `read_all` off the async threads, in one call: reads are file I/O.

@@ -10,6 +10,7 @@ pub mod coordinator;
 pub mod delete_records;
 pub mod fetch;
 pub mod groups;
+pub mod leadership;
 pub mod list_offsets;
 pub mod log_dirs;
 pub mod metadata;

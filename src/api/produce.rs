@@ -34,6 +34,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         transactional_id: req.transactional_id.as_ref().map(|t| t.as_str()),
     };
     let now = now_ms();
+    let image = broker.image();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // The batches that passed every check, appended together below.
     let mut appends = Vec::new();
@@ -69,6 +70,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                         ResponseError::UnknownTopicOrPartition.code()
                     };
                     Checked::Refused(error_response(index, code, None))
+                }
+                (Some(topic), _) if super::leadership::led_elsewhere(broker, &image, topic.id, index) => {
+                    Checked::Refused(error_response(index, super::leadership::NOT_LEADER, None))
                 }
                 (Some(topic), _) => check_partition(topic, data, acks, ctx.api_version, now, &txn).await,
             };
@@ -106,11 +110,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     if acks == 0 {
         return None;
     }
-    Some(
-        ProduceResponse::default()
-            .with_responses(responses)
-            .with_throttle_time_ms(throttle_ms),
-    )
+    let mut response = ProduceResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle_ms);
+    super::leadership::fill_produce(&image, &ctx.listener, &mut response);
+    Some(response)
 }
 
 fn error_response(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {

@@ -2,7 +2,9 @@
 //! the metadata from the controller quorum (this node is a voter), and the
 //! first leader writes the cluster's initial records.
 
+use crate::config::cluster::Voter;
 use crate::config::BrokerConfig;
+use crate::metadata::format::{require_format, FormatState};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::log::METADATA_DIR;
 use crate::metadata::records::{ConfigResource, MetadataRecord};
@@ -15,55 +17,38 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-/// Where the quorum keeps its log: `metadata.log.dir`, else the first log dir.
-pub fn metadata_dir(config: &BrokerConfig) -> io::Result<PathBuf> {
-    let dir = config
-        .cluster
-        .metadata_log_dir
-        .clone()
-        .or_else(|| config.log_dirs.first().cloned())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "log.dirs names no directory"))?;
-    Ok(dir.join(METADATA_DIR))
+/// Where the quorum keeps its log: in the metadata dir (`metadata.log.dir`,
+/// else the first log dir), where the format step wrote.
+pub fn metadata_dir(config: &BrokerConfig) -> PathBuf {
+    crate::metadata::format::metadata_dir(config).join(METADATA_DIR)
 }
 
-/// The cluster id the format step wrote; a cluster node does not start
-/// unformatted (as Kafka's does not), so that every node has the same one.
-pub fn formatted_cluster_id(config: &BrokerConfig) -> io::Result<String> {
-    let mut dirs: Vec<PathBuf> = config.cluster.metadata_log_dir.iter().cloned().collect();
-    dirs.extend(config.log_dirs.iter().cloned());
-    for dir in &dirs {
-        let text = match std::fs::read_to_string(dir.join("meta.properties")) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let id = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| k.trim() == "cluster.id")
-            .map(|(_, v)| v.trim().to_string());
-        if let Some(id) = id {
-            return Ok(id);
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::NotFound,
-        format!(
-            "No `meta.properties` found in {} (have you run `sluice format` to format the directory?)",
-            dirs.first().map_or_else(String::new, |d| d.display().to_string())
-        ),
-    ))
+/// What the format step wrote; a cluster node does not start unformatted (as
+/// Kafka's does not), so that every node has the same cluster id.
+pub fn formatted(config: &BrokerConfig) -> io::Result<FormatState> {
+    require_format(config).map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))
 }
 
 /// Joins the controller quorum as one of its voters.
 pub async fn start_quorum(
     config: &BrokerConfig,
+    format: &FormatState,
     base: Arc<MetadataImage>,
     publications: mpsc::UnboundedSender<Publication>,
 ) -> io::Result<Arc<Quorum>> {
-    let voters = config
-        .cluster
-        .voters
+    // Static voters, or the initial voters of a dynamic quorum (KIP-853).
+    let voters: Vec<Voter> = match (&config.cluster.voters, &format.initial_voters) {
+        (v, _) if !v.is_empty() => v.clone(),
+        (_, Some(initial)) => initial.clone(),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "joining a dynamic quorum formatted with --no-initial-controllers is not supported yet: \
+                 format with --standalone or --initial-controllers, or set controller.quorum.voters",
+            ))
+        }
+    };
+    let voters = voters
         .iter()
         .map(|v| (v.id as u64, format!("{}:{}", v.host, v.port)))
         .collect();
@@ -72,30 +57,33 @@ pub async fn start_quorum(
         voters,
         election_timeout: Duration::from_millis(config.cluster.election_timeout_ms),
     };
-    let dir = metadata_dir(config)?;
+    let dir = metadata_dir(config);
     let quorum = Quorum::start(quorum_config, &dir, base, publications).await?;
     Ok(Arc::new(quorum))
 }
 
-/// The records a new cluster starts with (Kafka's bootstrap metadata).
-fn initial_records() -> Vec<MetadataRecord> {
-    vec![MetadataRecord::Config {
+/// The records a new cluster starts with (Kafka's bootstrap metadata) and
+/// what the format step added (SCRAM credentials).
+fn initial_records(format: &FormatState) -> Vec<MetadataRecord> {
+    let mut records = vec![MetadataRecord::Config {
         resource: ConfigResource::Broker(None),
         name: "min.insync.replicas".into(),
         value: Some("1".into()),
-    }]
+    }];
+    records.extend(format.bootstrap_records.iter().cloned());
+    records
 }
 
 /// Whoever first leads an empty quorum writes the initial records. They
 /// are idempotent, so a second leader that also finds the log empty (the
 /// first died before committing) does no harm.
-pub async fn write_initial_records(controller: Arc<Controller>, quorum: Arc<Quorum>) {
+pub async fn write_initial_records(controller: Arc<Controller>, quorum: Arc<Quorum>, format: FormatState) {
     loop {
         if quorum.image().offset >= 0 {
             return;
         }
         if quorum.is_leader() {
-            let records = initial_records();
+            let records = initial_records(&format);
             match controller
                 .write(move |_, _| crate::metadata::controller::ControllerResult::of(records, ()))
                 .await

@@ -42,7 +42,17 @@ async fn follow<S: Shard>(
     };
     if changes.created_topics.contains(&topic.id) || changes.changed_partitions.contains_key(&topic.id) {
         if let Some(hosted) = broker.replicas.topic(name) {
-            runtime.load(hosted.partitions.clone(), topic.partitions.len()).await;
+            // In a cluster a coordinator partition lives where its leader is.
+            let clustered = broker.controller.quorum().is_some();
+            let led: Vec<_> = hosted
+                .partitions
+                .iter()
+                .filter(|p| !clustered || topic.partition(p.index()).is_some_and(|r| r.leader == broker.node_id()))
+                .cloned()
+                .collect();
+            let indexes: Vec<i32> = led.iter().map(|p| p.index()).collect();
+            runtime.unload_except(&indexes);
+            runtime.load(led, topic.partitions.len()).await;
         }
     }
 }

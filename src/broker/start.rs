@@ -7,6 +7,7 @@ use crate::config::BrokerConfig;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata::bootstrap;
 use crate::metadata::controller::ControllerConfig;
+use crate::metadata::format::FormatState;
 use crate::metadata::log::MetadataLog;
 use crate::metadata::records::BrokerEndpoint;
 use crate::metadata::{Controller, MetadataCache, MetadataImage};
@@ -28,6 +29,8 @@ use tracing::{info, warn};
 struct Opened {
     /// The local metadata log of a single node (a cluster's is the quorum's).
     log: Option<MetadataLog>,
+    /// What the format step wrote (a cluster node's).
+    format: Option<FormatState>,
     image: Arc<MetadataImage>,
     cluster_id: String,
     replicas: ReplicaManager,
@@ -43,17 +46,19 @@ fn static_configs(config: &BrokerConfig) -> BTreeMap<String, String> {
 /// log. Blocking.
 fn open_storage(config: &BrokerConfig) -> io::Result<Opened> {
     let logs = LogManager::open(&config.log_dirs)?;
-    let (log, image, cluster_id) = if config.cluster.is_cluster(config.node_id) {
+    let (log, format, image, cluster_id) = if config.cluster.is_cluster(config.node_id) {
         // The quorum brings the metadata once started; logs open as it is published.
-        let cluster_id = super::cluster::formatted_cluster_id(config)?;
-        (None, Arc::new(MetadataImage::default()), cluster_id)
+        let format = super::cluster::formatted(config)?;
+        let cluster_id = format.cluster_id.clone();
+        (None, Some(format), Arc::new(MetadataImage::default()), cluster_id)
     } else {
         let loaded = bootstrap::load(config)?;
-        (Some(loaded.log), Arc::new(loaded.image), loaded.cluster_id)
+        (Some(loaded.log), None, Arc::new(loaded.image), loaded.cluster_id)
     };
     let (replicas, report) = ReplicaManager::open(logs, &image, config.node_id, static_configs(config))?;
     Ok(Opened {
         log,
+        format,
         image,
         cluster_id,
         replicas,
@@ -121,6 +126,7 @@ impl RunningBroker {
         };
         let Opened {
             log,
+            format,
             image,
             cluster_id,
             replicas,
@@ -144,7 +150,10 @@ impl RunningBroker {
                 metadata.subscribe(),
             ),
             None => {
-                let quorum = super::cluster::start_quorum(&config, image.clone(), publications.clone()).await?;
+                let format = format
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("a cluster node without its format"))?;
+                let quorum = super::cluster::start_quorum(&config, format, image.clone(), publications.clone()).await?;
                 Controller::over_quorum(controller_config, quorum, publications, metadata.subscribe())
             }
         });
@@ -210,10 +219,11 @@ impl RunningBroker {
         let connections = TaskTracker::new();
         let background = TaskTracker::new();
         background.spawn(super::publisher::run(broker.clone(), publications_rx));
-        if let Some(quorum) = broker.controller.quorum() {
+        if let (Some(quorum), Some(format)) = (broker.controller.quorum(), format) {
             background.spawn(super::cluster::write_initial_records(
                 broker.controller.clone(),
                 quorum.clone(),
+                format,
             ));
         }
         let mut addresses = Vec::new();

@@ -208,6 +208,14 @@ impl<S: Shard> CoordinatorRuntime<S> {
         self.partitions.store(count, Ordering::Release);
     }
 
+    /// Drops the shards of partitions not in `keep` (leadership moved away).
+    pub fn unload_except(&self, keep: &[i32]) {
+        self.slots
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|index, _| keep.contains(index));
+    }
+
     /// Drops every shard (the topic is gone, or leadership moved away).
     pub fn unload_all(&self) {
         self.slots.write().unwrap_or_else(|e| e.into_inner()).clear();

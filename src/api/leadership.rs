@@ -1,0 +1,99 @@
+//! In a cluster a partition is served by its leader: Produce and Fetch sent
+//! elsewhere get NOT_LEADER_OR_FOLLOWER, with the current leader and its
+//! endpoint so the client goes there without a Metadata round trip (KIP-951).
+
+use crate::broker::Broker;
+use crate::metadata::MetadataImage;
+use kafka_protocol::messages::{fetch_response, produce_response, BrokerId};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+pub const NOT_LEADER: i16 = ResponseError::NotLeaderOrFollower.code();
+
+/// Whether another broker leads the partition (only in a cluster: a single
+/// node leads everything it hosts).
+pub fn led_elsewhere(broker: &Broker, image: &MetadataImage, topic_id: Uuid, partition: i32) -> bool {
+    broker.controller.quorum().is_some()
+        && image
+            .topics
+            .by_id(topic_id)
+            .and_then(|t| t.partition(partition))
+            .is_some_and(|p| p.leader != broker.node_id())
+}
+
+fn leader_of(image: &MetadataImage, name: &str, id: Uuid, partition: i32) -> Option<(i32, i32)> {
+    let topic = image.topics.by_id(id).or_else(|| image.topics.get(name))?;
+    let p = topic.partition(partition)?;
+    Some((p.leader, p.leader_epoch))
+}
+
+/// A broker's endpoint on `listener`: (host, port, rack).
+fn endpoint(image: &MetadataImage, id: i32, listener: &str) -> Option<(String, u16, Option<String>)> {
+    let b = image.brokers.get(&id)?;
+    let e = b.endpoints.iter().find(|e| e.listener == listener)?;
+    Some((e.host.clone(), e.port, b.rack.clone()))
+}
+
+/// Fills the current leader of every NOT_LEADER_OR_FOLLOWER partition.
+pub fn fill_produce(image: &MetadataImage, listener: &str, response: &mut produce_response::ProduceResponse) {
+    let mut leaders = BTreeSet::new();
+    for t in &mut response.responses {
+        for p in &mut t.partition_responses {
+            if p.error_code != NOT_LEADER {
+                continue;
+            }
+            if let Some((leader, epoch)) = leader_of(image, &t.name, t.topic_id, p.index) {
+                p.current_leader = produce_response::LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                leaders.insert(leader);
+            }
+        }
+    }
+    response.node_endpoints = leaders
+        .into_iter()
+        .filter_map(|id| {
+            let (host, port, rack) = endpoint(image, id, listener)?;
+            Some(
+                produce_response::NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(port as i32)
+                    .with_rack(rack.map(StrBytes::from_string)),
+            )
+        })
+        .collect();
+}
+
+/// Fills the current leader of every NOT_LEADER_OR_FOLLOWER partition.
+pub fn fill_fetch(image: &MetadataImage, listener: &str, response: &mut fetch_response::FetchResponse) {
+    let mut leaders = BTreeSet::new();
+    for t in &mut response.responses {
+        for p in &mut t.partitions {
+            if p.error_code != NOT_LEADER {
+                continue;
+            }
+            if let Some((leader, epoch)) = leader_of(image, &t.topic, t.topic_id, p.partition_index) {
+                p.current_leader = fetch_response::LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                leaders.insert(leader);
+            }
+        }
+    }
+    response.node_endpoints = leaders
+        .into_iter()
+        .filter_map(|id| {
+            let (host, port, rack) = endpoint(image, id, listener)?;
+            Some(
+                fetch_response::NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(port as i32)
+                    .with_rack(rack.map(StrBytes::from_string)),
+            )
+        })
+        .collect();
+}

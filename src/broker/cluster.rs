@@ -2,6 +2,7 @@
 //! the metadata from the controller quorum (this node is a voter), and the
 //! first leader writes the cluster's initial records.
 
+use super::Broker;
 use crate::config::cluster::Voter;
 use crate::config::BrokerConfig;
 use crate::metadata::format::{require_format, FormatState};
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Where the quorum keeps its log: in the metadata dir (`metadata.log.dir`,
 /// else the first log dir), where the format step wrote.
@@ -96,5 +97,54 @@ pub async fn write_initial_records(controller: Arc<Controller>, quorum: Arc<Quor
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Heartbeats to the active controller, so that this broker stays unfenced.
+pub async fn heartbeat(broker: Arc<Broker>) {
+    let interval = Duration::from_millis(broker.config.cluster.broker_heartbeat_interval_ms);
+    let session = Duration::from_millis(broker.config.cluster.broker_session_timeout_ms);
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match tokio::time::timeout(session, broker.controller.heartbeat(broker.node_id(), false)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "heartbeat not answered"),
+            Err(_) => debug!("heartbeat timed out"),
+        }
+    }
+}
+
+/// As the active controller: fences brokers whose session expired.
+pub async fn fence_silent_brokers(broker: Arc<Broker>) {
+    let session = Duration::from_millis(broker.config.cluster.broker_session_timeout_ms);
+    let every =
+        Duration::from_millis(broker.config.cluster.broker_heartbeat_interval_ms).min(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = broker.controller.fence_silent_brokers(session).await {
+            debug!(error = %e, "could not fence silent brokers");
+        }
+    }
+}
+
+/// Before stopping: asks the active controller to fence this broker, so
+/// that the partitions it leads get other leaders first (Kafka's controlled
+/// shutdown).
+pub async fn controlled_shutdown(broker: &Broker) {
+    let asked = tokio::time::timeout(
+        Duration::from_secs(5),
+        broker.controller.heartbeat(broker.node_id(), true),
+    )
+    .await;
+    match asked {
+        Ok(Ok(())) => info!("controlled shutdown: leadership moved off this broker"),
+        Ok(Err(e)) => warn!(error = %e, "controlled shutdown not done"),
+        Err(_) => warn!("controlled shutdown timed out"),
     }
 }

@@ -258,6 +258,8 @@ impl RunningBroker {
                     warn!(error = %e, "broker registration failed");
                 }
             });
+            background.spawn(super::cluster::heartbeat(broker.clone()));
+            background.spawn(super::cluster::fence_silent_brokers(broker.clone()));
         } else {
             register(&broker).await?;
         }
@@ -327,6 +329,9 @@ impl RunningBroker {
     /// closes every log so that the next start is fast.
     pub async fn shutdown(self) -> io::Result<()> {
         info!("shutting down");
+        if self.broker.controller.quorum().is_some() {
+            super::cluster::controlled_shutdown(&self.broker).await;
+        }
         self.broker.shutdown.cancel();
         self.background.close();
         self.connections.close();

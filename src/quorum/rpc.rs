@@ -52,6 +52,11 @@ pub enum ControllerOp {
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
     },
+    /// A broker is alive (or, shutting down, asks to be fenced first).
+    Heartbeat {
+        broker_id: i32,
+        shutting_down: bool,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,6 +64,7 @@ pub enum ControllerOpReply {
     CreateTopics(Vec<Result<CreatedTopic, ControllerError>>),
     AllocateProducerIds(i64, i64),
     RegisterBroker,
+    Heartbeat,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -23,6 +23,16 @@ impl Controller {
         self.run(op).await.map(|_| ())
     }
 
+    /// Tells the active controller this broker is alive, or that it is
+    /// shutting down and should be fenced (leadership moved away) first.
+    pub async fn heartbeat(&self, broker_id: i32, shutting_down: bool) -> Result<(), ControllerError> {
+        let op = ControllerOp::Heartbeat {
+            broker_id,
+            shutting_down,
+        };
+        self.run(op).await.map(|_| ())
+    }
+
     pub(super) async fn register_broker_here(
         &self,
         broker_id: i32,
@@ -43,7 +53,9 @@ impl Controller {
                 incarnation_id: uuid::Uuid::new_v4(),
                 endpoints,
                 rack,
-                fenced: false,
+                // A fenced broker stays fenced until it heartbeats (which
+                // also gives it back the partitions left without a leader).
+                fenced: image.brokers.get(&broker_id).is_some_and(|b| b.fenced),
             };
             ControllerResult::of(vec![MetadataRecord::RegisterBroker(registration)], ())
         })

@@ -7,6 +7,7 @@
 mod brokers;
 mod configs;
 mod errors;
+mod fencing;
 mod producer_ids;
 mod quotas;
 mod security;
@@ -136,6 +137,8 @@ pub struct Controller {
     /// Where new partitions go; one random source for all of them, as
     /// Kafka's controller has (taken only in an operation's turn).
     placer: Mutex<StripedReplicaPlacer>,
+    /// Brokers' heartbeats, as the active controller.
+    heartbeats: Mutex<fencing::Heartbeats>,
     backend: Backend,
     publications: mpsc::UnboundedSender<Publication>,
     published: watch::Receiver<i64>,
@@ -155,6 +158,7 @@ impl Controller {
         Controller {
             config,
             placer: Mutex::new(StripedReplicaPlacer::from_entropy()),
+            heartbeats: Default::default(),
             backend: Backend::Local(tokio::sync::Mutex::new(ControllerState {
                 image,
                 log: Arc::new(Mutex::new(log)),
@@ -174,6 +178,7 @@ impl Controller {
         Controller {
             config,
             placer: Mutex::new(StripedReplicaPlacer::from_entropy()),
+            heartbeats: Default::default(),
             backend: Backend::Quorum {
                 quorum,
                 turn: tokio::sync::Mutex::new(()),
@@ -351,6 +356,13 @@ impl Controller {
                 .register_broker_here(broker_id, endpoints, rack)
                 .await
                 .map(|_| ControllerOpReply::RegisterBroker),
+            ControllerOp::Heartbeat {
+                broker_id,
+                shutting_down,
+            } => self
+                .heartbeat_here(broker_id, shutting_down)
+                .await
+                .map(|_| ControllerOpReply::Heartbeat),
         }
     }
 

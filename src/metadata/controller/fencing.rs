@@ -1,0 +1,163 @@
+//! Broker liveness (Kafka's BrokerHeartbeatManager): brokers heartbeat to
+//! the active controller; one silent for `broker.session.timeout.ms`, or one
+//! that says it is shutting down, is fenced — out of every ISR, and leaders
+//! elsewhere for the partitions it led. A fenced broker that heartbeats
+//! again is unfenced and leads the partitions left without a leader.
+
+use super::{Controller, ControllerError, ControllerResult};
+use crate::metadata::image::MetadataImage;
+use crate::metadata::records::{MetadataRecord, PartitionRecord};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tracing::info;
+
+/// When each broker was last heard from, as the active controller saw it.
+#[derive(Default)]
+pub struct Heartbeats {
+    last: HashMap<i32, Instant>,
+    /// Since when this node has been the active controller: everyone gets
+    /// a full session from then before being fenced.
+    active_since: Option<Instant>,
+}
+
+/// The records that fence `broker`: its registration, and every partition
+/// whose ISR holds it (a new leader from the ISR when it led).
+fn fence(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+    let Some(registration) = image.brokers.get(&broker) else {
+        return Vec::new();
+    };
+    let fenced = |id: i32| id == broker || image.brokers.get(&id).is_none_or(|b| b.fenced);
+    let mut records = vec![MetadataRecord::RegisterBroker({
+        let mut r = registration.clone();
+        r.fenced = true;
+        r
+    })];
+    for topic in image.topics.iter() {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            if !p.isr.contains(&broker) && p.leader != broker {
+                continue;
+            }
+            // Kafka keeps the last ISR member even when it is gone (no unclean election).
+            let mut isr: Vec<i32> = p.isr.iter().copied().filter(|r| *r != broker).collect();
+            if isr.is_empty() {
+                isr = p.isr.clone();
+            }
+            let leader = if p.leader == broker || p.leader < 0 {
+                p.replicas
+                    .iter()
+                    .copied()
+                    .find(|r| isr.contains(r) && !fenced(*r))
+                    .unwrap_or(-1)
+            } else {
+                p.leader
+            };
+            let leader_changed = leader != p.leader;
+            records.push(MetadataRecord::Partition(PartitionRecord {
+                topic_id: topic.id,
+                partition: index as i32,
+                replicas: p.replicas.clone(),
+                isr,
+                leader,
+                leader_epoch: p.leader_epoch + i32::from(leader_changed),
+                partition_epoch: p.partition_epoch + 1,
+            }));
+        }
+    }
+    records
+}
+
+/// The records that unfence `broker`: its registration, and the leadership
+/// of partitions without a leader that it can lead (it is in their ISR).
+fn unfence(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+    let Some(registration) = image.brokers.get(&broker) else {
+        return Vec::new();
+    };
+    let mut records = vec![MetadataRecord::RegisterBroker({
+        let mut r = registration.clone();
+        r.fenced = false;
+        r
+    })];
+    for topic in image.topics.iter() {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            if p.leader >= 0 || !p.isr.contains(&broker) {
+                continue;
+            }
+            records.push(MetadataRecord::Partition(PartitionRecord {
+                topic_id: topic.id,
+                partition: index as i32,
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+                leader: broker,
+                leader_epoch: p.leader_epoch + 1,
+                partition_epoch: p.partition_epoch + 1,
+            }));
+        }
+    }
+    records
+}
+
+impl Controller {
+    fn heartbeats(&self) -> std::sync::MutexGuard<'_, Heartbeats> {
+        self.heartbeats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A broker's heartbeat (or its last word before a controlled shutdown).
+    pub(super) async fn heartbeat_here(&self, broker: i32, shutting_down: bool) -> Result<(), ControllerError> {
+        if shutting_down {
+            self.heartbeats().last.remove(&broker);
+        } else {
+            self.heartbeats().last.insert(broker, Instant::now());
+        }
+        self.write(move |image, _| {
+            let records = match image.brokers.get(&broker) {
+                Some(b) if shutting_down && !b.fenced => {
+                    info!(broker, "fencing a broker in controlled shutdown");
+                    fence(image, broker)
+                }
+                Some(b) if !shutting_down && b.fenced => {
+                    info!(broker, "unfencing a broker that heartbeats again");
+                    unfence(image, broker)
+                }
+                _ => Vec::new(),
+            };
+            ControllerResult::of(records, ())
+        })
+        .await
+    }
+
+    /// As the active controller: fences brokers silent for longer than
+    /// `session`. Called periodically on every controller.
+    pub async fn fence_silent_brokers(&self, session: Duration) -> Result<(), ControllerError> {
+        if !self.is_active() {
+            self.heartbeats().active_since = None;
+            return Ok(());
+        }
+        let now = Instant::now();
+        let silent: Vec<i32> = {
+            let image = self.image().await;
+            let mut beats = self.heartbeats();
+            let since = *beats.active_since.get_or_insert(now);
+            image
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .map(|b| b.broker_id)
+                .filter(|id| {
+                    let last = beats.last.get(id).copied().unwrap_or(since).max(since);
+                    now.duration_since(last) > session
+                })
+                .collect()
+        };
+        for broker in silent {
+            self.write(move |image, _| {
+                let still_live = image.brokers.get(&broker).is_some_and(|b| !b.fenced);
+                if still_live {
+                    info!(broker, "fencing a broker whose session expired");
+                }
+                ControllerResult::of(if still_live { fence(image, broker) } else { Vec::new() }, ())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,4 +1,6 @@
-//! DescribeCluster: this node is the whole cluster and its controller.
+//! DescribeCluster: the live brokers and the controller. In a cluster the
+//! controller named is the active one when it is also a live broker (combined
+//! nodes), else some live broker (clients cannot reach controllers).
 
 use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::auth::acl::operation;
@@ -37,13 +39,31 @@ pub async fn handle_describe_cluster(
             )))
             .with_controller_id(BrokerId(-1));
     }
-    let endpoint = broker.endpoint_for(&ctx.listener);
-    let node = BrokerId(broker.node_id());
+    let image = broker.image();
+    let brokers: Vec<DescribeClusterBroker> = super::metadata::live_brokers(broker, &image, &ctx.listener)
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(b.node_id)
+                .with_host(b.host)
+                .with_port(b.port)
+                .with_rack(b.rack)
+        })
+        .collect();
     response
-        .with_controller_id(node)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(node)
-            .with_host(StrBytes::from_string(endpoint.host.clone()))
-            .with_port(endpoint.port as i32)
-            .with_rack(None)])
+        .with_controller_id(BrokerId(controller_id(broker, &image)))
+        .with_brokers(brokers)
+}
+
+/// The controller id clients are given (Metadata, DescribeCluster).
+pub fn controller_id(broker: &Broker, image: &crate::metadata::MetadataImage) -> i32 {
+    let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+    match broker.controller.active_id() {
+        Some(id) if broker.controller.quorum().is_none() || live(id) => id,
+        _ => image
+            .brokers
+            .values()
+            .find(|b| !b.fenced)
+            .map_or(broker.node_id(), |b| b.broker_id),
+    }
 }

@@ -20,7 +20,6 @@ use tracing::info;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let version = ctx.api_version;
-    let node = BrokerId(broker.node_id());
     // Before v1 an empty list meant every topic; from v1 on that is null.
     let all = match &req.topics {
         None => true,
@@ -76,7 +75,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
     MetadataResponse::default()
         .with_brokers(live_brokers(broker, &view.image, &ctx.listener))
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(node)
+        .with_controller_id(BrokerId(super::cluster::controller_id(broker, &view.image)))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_ops)
 }

@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producers;
+pub mod quorum;
 pub mod quotas;
 pub mod replicas;
 pub mod sasl;

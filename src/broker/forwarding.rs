@@ -28,6 +28,7 @@ pub fn is_forwarded(api: ApiKey) -> bool {
             | ApiKey::DeleteAcls
             | ApiKey::AlterClientQuotas
             | ApiKey::AlterUserScramCredentials
+            | ApiKey::DescribeQuorum
     )
 }
 

@@ -160,6 +160,9 @@ registry! {
     CreatePartitions: CreatePartitionsRequest => CreatePartitionsResponse, versions 0..=3,
         handler api::topics::handle_create_partitions,
         errors |r| r.results.iter().map(|x| x.error_code);
+    DescribeQuorum: DescribeQuorumRequest => DescribeQuorumResponse, versions 0..=2, handler api::quorum::handle,
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
     DescribeCluster: DescribeClusterRequest => DescribeClusterResponse, versions 0..=2,
         handler api::cluster::handle_describe_cluster,
         errors |r| [r.error_code];

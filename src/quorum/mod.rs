@@ -9,6 +9,9 @@ pub mod rpc;
 pub mod state_machine;
 pub mod types;
 
+#[cfg(test)]
+mod tests;
+
 use crate::metadata::image::MetadataImage;
 use crate::metadata::Publication;
 use log_store::LogStore;

@@ -161,3 +161,104 @@ impl Controller {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::delta::MetadataDelta;
+    use crate::metadata::records::BrokerRegistration;
+    use uuid::Uuid;
+
+    fn broker(id: i32, fenced: bool) -> MetadataRecord {
+        MetadataRecord::RegisterBroker(BrokerRegistration {
+            broker_id: id,
+            epoch: 0,
+            incarnation_id: Uuid::nil(),
+            endpoints: Vec::new(),
+            rack: None,
+            fenced,
+        })
+    }
+
+    fn partition(topic_id: Uuid, partition: i32, replicas: &[i32], isr: &[i32], leader: i32) -> MetadataRecord {
+        MetadataRecord::Partition(PartitionRecord {
+            topic_id,
+            partition,
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch: 5,
+            partition_epoch: 7,
+        })
+    }
+
+    fn image_of(records: &[MetadataRecord]) -> MetadataImage {
+        let mut delta = MetadataDelta::new(&MetadataImage::default());
+        delta.replay_all(0, records);
+        delta.apply().0
+    }
+
+    fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+        let mut delta = MetadataDelta::new(image);
+        delta.replay_all(image.offset + 1, records);
+        delta.apply().0
+    }
+
+    fn state(image: &MetadataImage, partition: i32) -> (i32, Vec<i32>, i32, i32) {
+        let p = image
+            .topics
+            .get("t")
+            .and_then(|t| t.partition(partition))
+            .expect("partition")
+            .clone();
+        (p.leader, p.isr, p.leader_epoch, p.partition_epoch)
+    }
+
+    #[test]
+    fn fencing_a_leader_moves_leadership_to_the_isr_and_back_when_it_returns() {
+        let id = Uuid::new_v4();
+        let image = image_of(&[
+            broker(1, false),
+            broker(2, false),
+            broker(3, false),
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+            partition(id, 0, &[1, 2, 3], &[1, 2, 3], 1),
+            partition(id, 1, &[2, 1, 3], &[2, 1, 3], 2),
+            partition(id, 2, &[1], &[1], 1),
+        ]);
+        let fenced = apply(&image, &fence(&image, 1));
+        assert!(fenced.brokers[&1].fenced);
+        // It led: the next replica in the ISR leads, a new leader epoch.
+        assert_eq!(state(&fenced, 0), (2, vec![2, 3], 6, 8));
+        // A follower: out of the ISR, the leader and its epoch stay.
+        assert_eq!(state(&fenced, 1), (2, vec![2, 3], 5, 8));
+        // Its only replica: no leader, and the ISR keeps it (no unclean election).
+        assert_eq!(state(&fenced, 2), (-1, vec![1], 6, 8));
+
+        let back = apply(&fenced, &unfence(&fenced, 1));
+        assert!(!back.brokers[&1].fenced);
+        assert_eq!(state(&back, 2), (1, vec![1], 7, 9));
+        // It does not rejoin ISRs by itself: that takes catching up.
+        assert_eq!(state(&back, 0), (2, vec![2, 3], 6, 8));
+    }
+
+    #[test]
+    fn a_fenced_broker_is_never_chosen_as_leader() {
+        let id = Uuid::new_v4();
+        let image = image_of(&[
+            broker(1, false),
+            broker(2, true),
+            broker(3, false),
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+            partition(id, 0, &[1, 2, 3], &[1, 2, 3], 1),
+        ]);
+        let fenced = apply(&image, &fence(&image, 1));
+        assert_eq!(state(&fenced, 0).0, 3);
+    }
+}

@@ -28,7 +28,8 @@ pub async fn dispatch(
     let api = crate::metrics::api_name(req.api_key);
     let started = std::time::Instant::now();
     if crate::broker::forwarding::must_forward(broker, ctx, req.api_key) {
-        return crate::broker::forwarding::forward(broker, ctx, req).await;
+        // Boxed: every connection's future would otherwise be as large as this rare path.
+        return Box::pin(crate::broker::forwarding::forward(broker, ctx, req)).await;
     }
     metrics::gauge!("sluice_requests_in_flight", "api" => api).increment(1.0);
     let result = super::registry::serve(broker, ctx, req, api).await;

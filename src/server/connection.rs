@@ -111,7 +111,8 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
                 warn!("closing connection: a quorum frame on a client listener");
                 break;
             }
-            let response = crate::broker::quorum_service::serve(&broker, &frame).await;
+            // Boxed: client connections should not carry the size of this future.
+            let response = Box::pin(crate::broker::quorum_service::serve(&broker, &frame)).await;
             if writer.write_all(&response).await.is_err() {
                 break;
             }

@@ -225,7 +225,8 @@ impl Controller {
     ) -> Result<T, ControllerError> {
         let state = match &self.backend {
             Backend::Local(state) => state,
-            Backend::Quorum { quorum, turn } => return self.write_to_quorum(quorum, turn, op).await,
+            // Boxed: request handlers (and so every connection) would carry its size.
+            Backend::Quorum { quorum, turn } => return Box::pin(self.write_to_quorum(quorum, turn, op)).await,
         };
         let mut state = state.lock().await;
         let ControllerResult { records, response } = op(&state.image, &self.config);
@@ -307,9 +308,14 @@ impl Controller {
     /// active controller, else on the active controller; answered once this
     /// node has published its outcome.
     pub async fn run(&self, op: ControllerOp) -> Result<ControllerOpReply, ControllerError> {
-        let Some(quorum) = self.quorum().filter(|q| !q.is_leader()) else {
-            return self.execute(op).await;
-        };
+        match self.quorum().filter(|q| !q.is_leader()) {
+            None => Box::pin(self.execute(op)).await,
+            Some(quorum) => Box::pin(self.run_on_leader(quorum, op)).await,
+        }
+    }
+
+    /// Sends an operation to the active controller, until one answers.
+    async fn run_on_leader(&self, quorum: &Quorum, op: ControllerOp) -> Result<ControllerOpReply, ControllerError> {
         let request = QuorumRequest::Controller(op);
         let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
         loop {

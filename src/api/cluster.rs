@@ -1,6 +1,5 @@
-//! DescribeCluster: the live brokers and the controller. In a cluster the
-//! controller named is the active one when it is also a live broker (combined
-//! nodes), else some live broker (clients cannot reach controllers).
+//! DescribeCluster: the live brokers and the controller (in a cluster, a live
+//! broker: clients cannot reach the controllers, as in Kafka).
 
 use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::auth::acl::operation;
@@ -55,15 +54,21 @@ pub async fn handle_describe_cluster(
         .with_brokers(brokers)
 }
 
-/// The controller id clients are given (Metadata, DescribeCluster).
+/// The controller id clients are given (Metadata, DescribeCluster). In a
+/// cluster clients never reach the controllers: as Kafka's brokers do, name
+/// a live broker — this one, which forwards what needs the active controller
+/// and is reachable whoever leads the quorum at the moment.
 pub fn controller_id(broker: &Broker, image: &crate::metadata::MetadataImage) -> i32 {
-    let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
-    match broker.controller.active_id() {
-        Some(id) if broker.controller.quorum().is_none() || live(id) => id,
-        _ => image
-            .brokers
-            .values()
-            .find(|b| !b.fenced)
-            .map_or(broker.node_id(), |b| b.broker_id),
+    if broker.controller.quorum().is_none() {
+        return broker.node_id();
     }
+    let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+    if live(broker.node_id()) {
+        return broker.node_id();
+    }
+    image
+        .brokers
+        .values()
+        .find(|b| !b.fenced)
+        .map_or(broker.node_id(), |b| b.broker_id)
 }

@@ -613,8 +613,10 @@ class Cluster:
         want = set(ids)
 
         def listed():
-            seen = {i: set(self.registered_brokers(i)) for i in self.live_broker_ids}
-            return seen if all(s == want for s in seen.values()) else None
+            seen = {i: sorted(self.registered_brokers(i)) for i in self.live_broker_ids}
+            if all(set(s) == want for s in seen.values()):
+                return seen
+            raise LookupError("; ".join(f"node {i} lists {s}" for i, s in seen.items()))  # named on timeout
         wait_until(listed, f"every live broker to list brokers {sorted(want)}", timeout, 0.25)
 
     def topics_seen(self, node_id: int) -> dict[str, object]:

@@ -47,7 +47,7 @@ TIMEOUT = 60.0
 
 def start_cluster(impl: str, tmp_path_factory, layout) -> Cluster:
     c = Cluster(impl, tmp_path_factory.mktemp(f"{impl}-{len(layout)}-nodes"), layout)
-    return c.start(timeout=240)
+    return c.start(timeout=180)
 
 
 def stop_cluster(c: Cluster) -> None:

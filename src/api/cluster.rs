@@ -59,7 +59,7 @@ pub async fn handle_describe_cluster(
 /// a live broker — this one, which forwards what needs the active controller
 /// and is reachable whoever leads the quorum at the moment.
 pub fn controller_id(broker: &Broker, image: &crate::metadata::MetadataImage) -> i32 {
-    if broker.controller.quorum().is_none() {
+    if !broker.controller.is_clustered() {
         return broker.node_id();
     }
     let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);

@@ -27,7 +27,7 @@ pub async fn handle_find_coordinator(
     let endpoint = broker.endpoint_for(&ctx.listener);
     let node = BrokerId(broker.node_id());
     // As Kafka, the first lookup of a transaction coordinator creates its topic.
-    let clustered = broker.controller.quorum().is_some();
+    let clustered = broker.controller.is_clustered();
     let txn_topic = if req.key_type == TRANSACTION {
         broker.txns.ensure_topic().await
     } else if clustered {

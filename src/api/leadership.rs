@@ -15,7 +15,7 @@ pub const NOT_LEADER: i16 = ResponseError::NotLeaderOrFollower.code();
 /// Whether another broker leads the partition (only in a cluster: a single
 /// node leads everything it hosts).
 pub fn led_elsewhere(broker: &Broker, image: &MetadataImage, topic_id: Uuid, partition: i32) -> bool {
-    broker.controller.quorum().is_some()
+    broker.controller.is_clustered()
         && image
             .topics
             .by_id(topic_id)

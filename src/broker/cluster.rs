@@ -5,11 +5,15 @@
 use super::Broker;
 use crate::config::cluster::Voter;
 use crate::config::BrokerConfig;
+use crate::metadata::delta::MetadataChanges;
 use crate::metadata::format::{require_format, FormatState};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::log::METADATA_DIR;
 use crate::metadata::records::{ConfigResource, MetadataRecord};
 use crate::metadata::{Controller, Publication};
+use crate::quorum::client::QuorumClient;
+use crate::quorum::rpc::{QuorumRequest, QuorumResponse};
+use crate::quorum::state_machine::image_from;
 use crate::quorum::{Quorum, QuorumConfig};
 use std::io;
 use std::path::PathBuf;
@@ -146,5 +150,62 @@ pub async fn controlled_shutdown(broker: &Broker) {
         Ok(Ok(())) => info!("controlled shutdown: leadership moved off this broker"),
         Ok(Err(e)) => warn!(error = %e, "controlled shutdown not done"),
         Err(_) => warn!("controlled shutdown timed out"),
+    }
+}
+
+/// Where a broker that is not a voter finds the controllers: the static
+/// voters, else `controller.quorum.bootstrap.servers` (ids unknown: numbered
+/// here only to address them).
+pub fn quorum_client(config: &BrokerConfig) -> QuorumClient {
+    let voters = if config.cluster.voters.is_empty() {
+        config
+            .cluster
+            .bootstrap_servers
+            .iter()
+            .enumerate()
+            .map(|(i, (host, port))| (u64::MAX - 1 - i as u64, format!("{host}:{port}")))
+            .collect()
+    } else {
+        config
+            .cluster
+            .voters
+            .iter()
+            .map(|v| (v.id as u64, format!("{}:{}", v.host, v.port)))
+            .collect()
+    };
+    QuorumClient::new(voters)
+}
+
+/// As a broker that is not a voter: keeps this node's image in step with
+/// the controllers' committed metadata, and publishes each new one. Stops
+/// when the node does (the publisher goes away).
+pub async fn follow_metadata(client: Arc<QuorumClient>, publications: mpsc::UnboundedSender<Publication>) {
+    let mut current = Arc::new(MetadataImage::default());
+    loop {
+        let request = QuorumRequest::FetchMetadata { after: current.offset };
+        match client.call_any(&request, Duration::from_secs(5)).await {
+            Ok((_, QuorumResponse::Metadata { leader, image })) => {
+                client.set_leader(leader);
+                if let Some((offset, records)) = image {
+                    let next = Arc::new(image_from(offset, &records));
+                    let changes = MetadataChanges::between(&current, &next);
+                    current = next.clone();
+                    if publications.send(Publication { image: next, changes }).is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok((id, other)) => {
+                debug!(controller = id, ?other, "unexpected answer to a metadata fetch");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                if publications.is_closed() {
+                    return;
+                }
+                debug!(error = %e, "metadata fetch failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
     }
 }

@@ -44,9 +44,6 @@ pub async fn forward(
     ctx: &RequestContext,
     req: ParsedRequest,
 ) -> Result<Option<ResponseFrame>, RequestError> {
-    let Some(quorum) = broker.controller.quorum() else {
-        return Err(RequestError::Header("no quorum to forward to".into()));
-    };
     let request = QuorumRequest::Forward(ForwardedRequest {
         listener: ctx.listener.clone(),
         peer: ctx.peer.to_string(),
@@ -60,7 +57,7 @@ pub async fn forward(
             warn!(api = ?req.api_key, "no active controller answered the forwarded request in time");
             return Err(RequestError::Header("no active controller".into()));
         }
-        match quorum.call_leader(&request, left).await {
+        match broker.controller.call_leader(&request, left).await {
             Ok((_, QuorumResponse::Forward(ForwardedResponse::Answered { frame, offset }))) => {
                 let _ = tokio::time::timeout(left, broker.controller.wait_published(offset)).await;
                 return Ok(Some(ResponseFrame(vec![Bytes::from(frame)])));

@@ -43,7 +43,7 @@ async fn follow<S: Shard>(
     if changes.created_topics.contains(&topic.id) || changes.changed_partitions.contains_key(&topic.id) {
         if let Some(hosted) = broker.replicas.topic(name) {
             // In a cluster a coordinator partition lives where its leader is.
-            let clustered = broker.controller.quorum().is_some();
+            let clustered = broker.controller.is_clustered();
             let led: Vec<_> = hosted
                 .partitions
                 .iter()

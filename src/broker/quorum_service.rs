@@ -6,6 +6,7 @@ use super::Broker;
 use crate::metadata::ControllerError;
 use crate::quorum::rpc::{decode_request, encode_response, QuorumRequest, QuorumResponse};
 use bytes::Bytes;
+use std::time::Duration;
 
 pub async fn serve(broker: &Broker, frame: &[u8]) -> Bytes {
     let (correlation_id, request) = match decode_request(frame) {
@@ -28,6 +29,21 @@ pub async fn serve(broker: &Broker, frame: &[u8]) -> Bytes {
             None => not_a_controller(),
         },
         QuorumRequest::Forward(f) => QuorumResponse::Forward(super::forwarding::run_forwarded(broker, f).await),
+        QuorumRequest::FetchMetadata { after } => match quorum {
+            Some(q) => {
+                let mut images = q.subscribe();
+                let newer = tokio::time::timeout(Duration::from_secs(1), images.wait_for(|i| i.offset > after)).await;
+                let image = match newer {
+                    Ok(Ok(image)) => Some(image.clone()),
+                    _ => None,
+                };
+                QuorumResponse::Metadata {
+                    leader: q.leader(),
+                    image: image.map(|i| (i.offset, i.to_records())),
+                }
+            }
+            None => not_a_controller(),
+        },
         QuorumRequest::Controller(op) => {
             let controller = &broker.controller;
             QuorumResponse::Controller(if controller.is_active() {

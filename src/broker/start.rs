@@ -153,8 +153,15 @@ impl RunningBroker {
                 let format = format
                     .as_ref()
                     .ok_or_else(|| io::Error::other("a cluster node without its format"))?;
-                let quorum = super::cluster::start_quorum(&config, format, image.clone(), publications.clone()).await?;
-                Controller::over_quorum(controller_config, quorum, publications, metadata.subscribe())
+                if config.cluster.roles.is_some_and(|r| r.controller) {
+                    let quorum =
+                        super::cluster::start_quorum(&config, format, image.clone(), publications.clone()).await?;
+                    Controller::over_quorum(controller_config, quorum, publications, metadata.subscribe())
+                } else {
+                    let client = Arc::new(super::cluster::quorum_client(&config));
+                    tokio::spawn(super::cluster::follow_metadata(client.clone(), publications.clone()));
+                    Controller::remote(controller_config, client, publications, metadata.subscribe())
+                }
             }
         });
         let producer_ids = Arc::new(ProducerIdManager::new(controller.clone()));
@@ -250,7 +257,7 @@ impl RunningBroker {
             }
         }
         background.spawn(super::housekeeping::run(broker.clone()));
-        if broker.controller.quorum().is_some() {
+        if broker.controller.is_clustered() {
             // The quorum needs this node's listener to elect a leader: register once it is up.
             let registering = broker.clone();
             background.spawn(async move {
@@ -329,7 +336,7 @@ impl RunningBroker {
     /// closes every log so that the next start is fast.
     pub async fn shutdown(self) -> io::Result<()> {
         info!("shutting down");
-        if self.broker.controller.quorum().is_some() {
+        if self.broker.controller.is_clustered() {
             super::cluster::controlled_shutdown(&self.broker).await;
         }
         self.broker.shutdown.cancel();

@@ -3,6 +3,7 @@
 //! records; every node applies committed entries to its image and publishes
 //! it as a single node does. The active controller is the Raft leader.
 
+pub mod client;
 pub mod log_store;
 pub mod network;
 pub mod rpc;
@@ -130,6 +131,11 @@ impl Quorum {
     /// The latest committed image applied here.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.state_machine.image()
+    }
+
+    /// Watches the latest committed image applied here.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<MetadataImage>> {
+        self.state_machine.subscribe()
     }
 
     /// The leader this node knows of.

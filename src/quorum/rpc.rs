@@ -5,7 +5,7 @@
 
 use super::types::{NodeId, QuorumTypes};
 use crate::metadata::controller::{ControllerError, CreatedTopic, NewTopic};
-use crate::metadata::records::BrokerEndpoint;
+use crate::metadata::records::{BrokerEndpoint, MetadataRecord};
 use bytes::{BufMut, Bytes, BytesMut};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -74,6 +74,11 @@ pub enum QuorumRequest {
     InstallSnapshot(InstallSnapshotRequest<QuorumTypes>),
     Forward(ForwardedRequest),
     Controller(ControllerOp),
+    /// A broker that is not a voter asks for the metadata after `after`
+    /// (answered within a second, with nothing if nothing is newer).
+    FetchMetadata {
+        after: i64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -84,6 +89,12 @@ pub enum QuorumResponse {
     Forward(ForwardedResponse),
     /// The op's result, with the metadata offset it was published at.
     Controller(Result<(ControllerOpReply, i64), ControllerError>),
+    /// The latest image as records at its offset (Kafka's brokers fetch the
+    /// metadata log; whole images keep this simple while metadata is small).
+    Metadata {
+        leader: Option<NodeId>,
+        image: Option<(i64, Vec<MetadataRecord>)>,
+    },
     /// The frame did not decode.
     Malformed(String),
 }

@@ -49,7 +49,8 @@ pub struct MetadataStateMachine {
     latest: watch::Sender<Arc<MetadataImage>>,
 }
 
-fn image_from(offset: i64, records: &[MetadataRecord]) -> MetadataImage {
+/// The image a snapshot's records describe.
+pub fn image_from(offset: i64, records: &[MetadataRecord]) -> MetadataImage {
     let mut delta = MetadataDelta::new(&MetadataImage::default());
     delta.replay_snapshot(offset, records);
     delta.apply().0

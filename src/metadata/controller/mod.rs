@@ -24,6 +24,7 @@ use super::log::MetadataLog;
 use super::placement::StripedReplicaPlacer;
 use super::records::MetadataRecord;
 use crate::config::topic::TopicDefaults;
+use crate::quorum::client::QuorumClient;
 use crate::quorum::rpc::{ControllerOp, ControllerOpReply, QuorumRequest, QuorumResponse};
 use crate::quorum::types::MetadataBatch;
 use crate::quorum::{Quorum, QuorumError};
@@ -130,6 +131,8 @@ enum Backend {
         quorum: Arc<Quorum>,
         turn: tokio::sync::Mutex<()>,
     },
+    /// A broker that is not a controller: everything goes to the active one.
+    Remote(Arc<QuorumClient>),
 }
 
 pub struct Controller {
@@ -188,6 +191,23 @@ impl Controller {
         }
     }
 
+    /// A broker's view of controllers elsewhere (`process.roles=broker`).
+    pub fn remote(
+        config: ControllerConfig,
+        client: Arc<QuorumClient>,
+        publications: mpsc::UnboundedSender<Publication>,
+        published: watch::Receiver<i64>,
+    ) -> Controller {
+        Controller {
+            config,
+            placer: Mutex::new(StripedReplicaPlacer::from_entropy()),
+            heartbeats: Default::default(),
+            backend: Backend::Remote(client),
+            publications,
+            published,
+        }
+    }
+
     pub fn config(&self) -> &ControllerConfig {
         &self.config
     }
@@ -196,24 +216,47 @@ impl Controller {
         self.placer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The quorum, in a cluster.
+    /// The quorum, on a node that is one of its voters.
     pub fn quorum(&self) -> Option<&Arc<Quorum>> {
         match &self.backend {
             Backend::Quorum { quorum, .. } => Some(quorum),
-            Backend::Local(_) => None,
+            Backend::Local(_) | Backend::Remote(_) => None,
         }
+    }
+
+    /// Whether this node is part of a cluster (a voter or a broker of one).
+    pub fn is_clustered(&self) -> bool {
+        !matches!(self.backend, Backend::Local(_))
     }
 
     /// Whether operations run here: a single node, or the quorum's leader.
     pub fn is_active(&self) -> bool {
-        self.quorum().is_none_or(|q| q.is_leader())
+        match &self.backend {
+            Backend::Local(_) => true,
+            Backend::Quorum { quorum, .. } => quorum.is_leader(),
+            Backend::Remote(_) => false,
+        }
     }
 
-    /// The active controller's node id (this node on a single node).
+    /// The active controller as this node knows it.
     pub fn active_id(&self) -> Option<i32> {
-        match self.quorum() {
-            None => Some(self.config.node_id),
-            Some(q) => q.leader().map(|l| l as i32),
+        match &self.backend {
+            Backend::Local(_) => Some(self.config.node_id),
+            Backend::Quorum { quorum, .. } => quorum.leader().map(|l| l as i32),
+            Backend::Remote(client) => client.leader().map(|l| l as i32),
+        }
+    }
+
+    /// Sends a request to the active controller.
+    pub async fn call_leader(
+        &self,
+        request: &QuorumRequest,
+        timeout: Duration,
+    ) -> Result<(u64, QuorumResponse), QuorumError> {
+        match &self.backend {
+            Backend::Local(_) => Err(QuorumError::Failed("a single node has no other controller".into())),
+            Backend::Quorum { quorum, .. } => quorum.call_leader(request, timeout).await,
+            Backend::Remote(client) => client.call_leader(request, timeout).await,
         }
     }
 
@@ -227,6 +270,7 @@ impl Controller {
             Backend::Local(state) => state,
             // Boxed: request handlers (and so every connection) would carry its size.
             Backend::Quorum { quorum, turn } => return Box::pin(self.write_to_quorum(quorum, turn, op)).await,
+            Backend::Remote(_) => return Err(ControllerError::NotController),
         };
         let mut state = state.lock().await;
         let ControllerResult { records, response } = op(&state.image, &self.config);
@@ -308,19 +352,20 @@ impl Controller {
     /// active controller, else on the active controller; answered once this
     /// node has published its outcome.
     pub async fn run(&self, op: ControllerOp) -> Result<ControllerOpReply, ControllerError> {
-        match self.quorum().filter(|q| !q.is_leader()) {
-            None => Box::pin(self.execute(op)).await,
-            Some(quorum) => Box::pin(self.run_on_leader(quorum, op)).await,
+        if self.is_active() {
+            Box::pin(self.execute(op)).await
+        } else {
+            Box::pin(self.run_on_leader(op)).await
         }
     }
 
     /// Sends an operation to the active controller, until one answers.
-    async fn run_on_leader(&self, quorum: &Quorum, op: ControllerOp) -> Result<ControllerOpReply, ControllerError> {
+    async fn run_on_leader(&self, op: ControllerOp) -> Result<ControllerOpReply, ControllerError> {
         let request = QuorumRequest::Controller(op);
         let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let answer = quorum.call_leader(&request, left).await;
+            let answer = self.call_leader(&request, left).await;
             match answer {
                 Ok((_, QuorumResponse::Controller(Ok((reply, offset))))) => {
                     self.wait_published(offset).await?;
@@ -378,6 +423,8 @@ impl Controller {
         match &self.backend {
             Backend::Local(state) => state.lock().await.image.clone(),
             Backend::Quorum { quorum, .. } => quorum.image(),
+            // Not a controller: it writes nothing, and nothing here asks it.
+            Backend::Remote(_) => Arc::new(MetadataImage::default()),
         }
     }
 }

@@ -2,6 +2,9 @@
 //! request at a time (openraft sends to a peer in order), reopened after any
 //! failure. openraft's RPCs ride on it, and so do forwarded requests.
 
+// openraft's RaftNetwork trait fixes the (large) error type these return.
+#![allow(clippy::result_large_err)]
+
 use super::rpc::{decode_response, encode_request, QuorumRequest, QuorumResponse};
 use super::types::{Node, NodeId, QuorumTypes};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};

@@ -29,11 +29,27 @@ fn leader_of(image: &MetadataImage, name: &str, id: Uuid, partition: i32) -> Opt
     Some((p.leader, p.leader_epoch))
 }
 
-/// A broker's endpoint on `listener`: (host, port, rack).
-fn endpoint(image: &MetadataImage, id: i32, listener: &str) -> Option<(String, u16, Option<String>)> {
-    let b = image.brokers.get(&id)?;
-    let e = b.endpoints.iter().find(|e| e.listener == listener)?;
-    Some((e.host.clone(), e.port, b.rack.clone()))
+/// The leaders' endpoints on `listener`, in the response's own type
+/// (Produce and Fetch each have one of the same shape).
+fn endpoints<T>(
+    image: &MetadataImage,
+    listener: &str,
+    leaders: BTreeSet<i32>,
+    make: impl Fn(BrokerId, StrBytes, i32, Option<StrBytes>) -> T,
+) -> Vec<T> {
+    leaders
+        .into_iter()
+        .filter_map(|id| {
+            let b = image.brokers.get(&id)?;
+            let e = b.endpoints.iter().find(|e| e.listener == listener)?;
+            Some(make(
+                BrokerId(id),
+                StrBytes::from_string(e.host.clone()),
+                e.port as i32,
+                b.rack.clone().map(StrBytes::from_string),
+            ))
+        })
+        .collect()
 }
 
 /// Fills the current leader of every NOT_LEADER_OR_FOLLOWER partition.
@@ -52,19 +68,13 @@ pub fn fill_produce(image: &MetadataImage, listener: &str, response: &mut produc
             }
         }
     }
-    response.node_endpoints = leaders
-        .into_iter()
-        .filter_map(|id| {
-            let (host, port, rack) = endpoint(image, id, listener)?;
-            Some(
-                produce_response::NodeEndpoint::default()
-                    .with_node_id(BrokerId(id))
-                    .with_host(StrBytes::from_string(host))
-                    .with_port(port as i32)
-                    .with_rack(rack.map(StrBytes::from_string)),
-            )
-        })
-        .collect();
+    response.node_endpoints = endpoints(image, listener, leaders, |id, host, port, rack| {
+        produce_response::NodeEndpoint::default()
+            .with_node_id(id)
+            .with_host(host)
+            .with_port(port)
+            .with_rack(rack)
+    });
 }
 
 /// Fills the current leader of every NOT_LEADER_OR_FOLLOWER partition.
@@ -83,17 +93,11 @@ pub fn fill_fetch(image: &MetadataImage, listener: &str, response: &mut fetch_re
             }
         }
     }
-    response.node_endpoints = leaders
-        .into_iter()
-        .filter_map(|id| {
-            let (host, port, rack) = endpoint(image, id, listener)?;
-            Some(
-                fetch_response::NodeEndpoint::default()
-                    .with_node_id(BrokerId(id))
-                    .with_host(StrBytes::from_string(host))
-                    .with_port(port as i32)
-                    .with_rack(rack.map(StrBytes::from_string)),
-            )
-        })
-        .collect();
+    response.node_endpoints = endpoints(image, listener, leaders, |id, host, port, rack| {
+        fetch_response::NodeEndpoint::default()
+            .with_node_id(id)
+            .with_host(host)
+            .with_port(port)
+            .with_rack(rack)
+    });
 }

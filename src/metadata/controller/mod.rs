@@ -158,14 +158,29 @@ impl Controller {
         publications: mpsc::UnboundedSender<Publication>,
         published: watch::Receiver<i64>,
     ) -> Controller {
+        let state = ControllerState {
+            image,
+            log: Arc::new(Mutex::new(log)),
+        };
+        Self::with_backend(
+            config,
+            Backend::Local(tokio::sync::Mutex::new(state)),
+            publications,
+            published,
+        )
+    }
+
+    fn with_backend(
+        config: ControllerConfig,
+        backend: Backend,
+        publications: mpsc::UnboundedSender<Publication>,
+        published: watch::Receiver<i64>,
+    ) -> Controller {
         Controller {
             config,
             placer: Mutex::new(StripedReplicaPlacer::from_entropy()),
             heartbeats: Default::default(),
-            backend: Backend::Local(tokio::sync::Mutex::new(ControllerState {
-                image,
-                log: Arc::new(Mutex::new(log)),
-            })),
+            backend,
             publications,
             published,
         }
@@ -178,17 +193,11 @@ impl Controller {
         publications: mpsc::UnboundedSender<Publication>,
         published: watch::Receiver<i64>,
     ) -> Controller {
-        Controller {
-            config,
-            placer: Mutex::new(StripedReplicaPlacer::from_entropy()),
-            heartbeats: Default::default(),
-            backend: Backend::Quorum {
-                quorum,
-                turn: tokio::sync::Mutex::new(()),
-            },
-            publications,
-            published,
-        }
+        let backend = Backend::Quorum {
+            quorum,
+            turn: tokio::sync::Mutex::new(()),
+        };
+        Self::with_backend(config, backend, publications, published)
     }
 
     /// A broker's view of controllers elsewhere (`process.roles=broker`).
@@ -198,14 +207,7 @@ impl Controller {
         publications: mpsc::UnboundedSender<Publication>,
         published: watch::Receiver<i64>,
     ) -> Controller {
-        Controller {
-            config,
-            placer: Mutex::new(StripedReplicaPlacer::from_entropy()),
-            heartbeats: Default::default(),
-            backend: Backend::Remote(client),
-            publications,
-            published,
-        }
+        Self::with_backend(config, Backend::Remote(client), publications, published)
     }
 
     pub fn config(&self) -> &ControllerConfig {

@@ -578,3 +578,33 @@ class TestFiveTwoRacks:
             f"some brokers have all their log directories cordoned.")
         observe(f"RF {registered} with node {down[0]} stopped", f"accepted: replicas {p.replica_nodes}, "
                 f"isr {p.isr_nodes}; RF {registered + 1}: {error.str()}")
+
+    # ---- i. kafka-cluster unregister: a stopped broker leaves the registry, and comes back
+
+    def test_unregister_a_stopped_broker(self, five, observe):
+        """Runs after the cases above: one broker is stopped, still registered (fenced)."""
+        (down,) = [i for i in five.broker_ids if not five.node(i).alive]
+        unknown = kafka_tools.run("kafka-cluster", "unregister", "--bootstrap-server", five.bootstrap, "--id", "99")
+        assert unknown.code != 0, unknown
+        assert "Broker ID 99 is not currently registered" in unknown.stdout + unknown.stderr, unknown
+        done = kafka_tools.run("kafka-cluster", "unregister", "--bootstrap-server", five.bootstrap,
+                               "--id", str(down))
+        assert done.code == 0 and f"Broker {down} is no longer registered." in done.stdout, done
+        # Placement counts registered brokers: one fewer now.
+        registered = len(five.broker_ids) - 1
+        over = unique("rf-unregistered")
+        admin = ck_admin(five)
+        futures = admin.create_topics([NewTopic(over, 1, registered + 1)], request_timeout=30)
+        with pytest.raises(confluent_kafka.KafkaException) as raised:
+            futures[over].result(TIMEOUT)
+        error = raised.value.args[0]
+        assert error.code() == confluent_kafka.KafkaError.INVALID_REPLICATION_FACTOR
+        assert f"only {registered} broker(s) are registered" in error.str(), error.str()
+        # Started again, it registers again: every broker counts.
+        five.restart(down)
+        back = unique("rf-back")
+        create(five, back, 1, len(five.broker_ids))
+        (p,) = partitions_of(five, down, back).values()
+        assert sorted(p.replica_nodes) == five.broker_ids, p
+        observe("kafka-cluster unregister", f"unknown id: {unknown.stderr.strip().splitlines()[-1:] or unknown.stdout}; "
+                f"node {down}: {done.stdout.strip()}; then RF {registered + 1}: {error.str()}")

@@ -1,11 +1,14 @@
 //! DescribeCluster: the live brokers and the controller (in a cluster, a live
-//! broker: clients cannot reach the controllers, as in Kafka).
+//! broker: clients cannot reach the controllers, as in Kafka), and
+//! UnregisterBroker.
 
 use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::auth::acl::operation;
 use crate::broker::Broker;
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use kafka_protocol::messages::unregister_broker_request::UnregisterBrokerRequest;
+use kafka_protocol::messages::unregister_broker_response::UnregisterBrokerResponse;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -71,4 +74,24 @@ pub fn controller_id(broker: &Broker, image: &crate::metadata::MetadataImage) ->
         .values()
         .find(|b| !b.fenced)
         .map_or(broker.node_id(), |b| b.broker_id)
+}
+
+/// UnregisterBroker (`kafka-cluster unregister`): removes a broker's
+/// registration. Forwarded to the active controller in a cluster.
+pub async fn handle_unregister_broker(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: UnregisterBrokerRequest,
+) -> UnregisterBrokerResponse {
+    if !broker.authorize_cluster(ctx, operation::ALTER) {
+        return UnregisterBrokerResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
+    }
+    match broker.controller.unregister_broker(req.broker_id.0).await {
+        Ok(()) => UnregisterBrokerResponse::default(),
+        Err(e) => UnregisterBrokerResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(StrBytes::from_string(e.to_string()))),
+    }
 }

@@ -29,6 +29,7 @@ pub fn is_forwarded(api: ApiKey) -> bool {
             | ApiKey::AlterClientQuotas
             | ApiKey::AlterUserScramCredentials
             | ApiKey::DescribeQuorum
+            | ApiKey::UnregisterBroker
     )
 }
 

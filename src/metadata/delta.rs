@@ -97,6 +97,12 @@ impl MetadataDelta {
             MetadataRecord::RegisterBroker(b) => {
                 Arc::make_mut(&mut image.brokers).insert(b.broker_id, b.clone());
             }
+            MetadataRecord::UnregisterBroker { broker_id, epoch } => {
+                // An older registration's removal must not remove a newer one.
+                if image.brokers.get(broker_id).is_some_and(|b| b.epoch == *epoch) {
+                    Arc::make_mut(&mut image.brokers).remove(broker_id);
+                }
+            }
             MetadataRecord::Topic { name, topic_id } => {
                 let topics = &mut image.topics;
                 if let Some(old) = topics.by_name.get(name) {

@@ -232,3 +232,26 @@ fn a_snapshot_of_an_image_replays_into_the_same_image() {
         .collect();
     assert_eq!(decoded, snapshot);
 }
+
+#[test]
+fn unregistering_removes_only_the_registration_it_names() {
+    let registration = |epoch: i64| {
+        MetadataRecord::RegisterBroker(crate::metadata::records::BrokerRegistration {
+            broker_id: 4,
+            epoch,
+            incarnation_id: Uuid::nil(),
+            endpoints: Vec::new(),
+            rack: None,
+            fenced: false,
+        })
+    };
+    let unregister = |epoch: i64| MetadataRecord::UnregisterBroker { broker_id: 4, epoch };
+    let mut delta = MetadataDelta::new(&MetadataImage::default());
+    // Registered at 10, registered again at 20: a removal of the first is stale.
+    delta.replay_all(0, &[registration(10), registration(20), unregister(10)]);
+    let (image, _) = delta.apply();
+    assert_eq!(image.brokers[&4].epoch, 20);
+    let mut delta = MetadataDelta::new(&image);
+    delta.replay_all(image.offset + 1, &[unregister(20)]);
+    assert!(!delta.apply().0.brokers.contains_key(&4));
+}

@@ -62,6 +62,11 @@ pub enum MetadataRecord {
         level: i16,
     },
     RegisterBroker(BrokerRegistration),
+    /// Removes a broker's registration (`kafka-cluster unregister`).
+    UnregisterBroker {
+        broker_id: i32,
+        epoch: i64,
+    },
     Topic {
         name: String,
         topic_id: Uuid,

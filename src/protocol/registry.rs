@@ -166,6 +166,9 @@ registry! {
     DescribeCluster: DescribeClusterRequest => DescribeClusterResponse, versions 0..=2,
         handler api::cluster::handle_describe_cluster,
         errors |r| [r.error_code];
+    UnregisterBroker: UnregisterBrokerRequest => UnregisterBrokerResponse, versions 0..=0,
+        handler api::cluster::handle_unregister_broker,
+        errors |r| [r.error_code];
     OffsetCommit: OffsetCommitRequest => OffsetCommitResponse, versions 2..=9, handler api::offsets::handle_offset_commit,
         errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
     OffsetFetch: OffsetFetchRequest => OffsetFetchResponse, versions 1..=9, handler api::offsets::handle_offset_fetch,

@@ -61,6 +61,37 @@ pub struct Quorum {
     voters: BTreeMap<NodeId, String>,
 }
 
+/// openraft's timers for one voter, from `controller.quorum.election.timeout.ms`
+/// (T). A follower of a live leader stands for election once it has heard
+/// nothing for its leader lease (openraft's `election_timeout_max`) plus its
+/// election timeout (drawn once per process from [min, max)), and a voter
+/// refuses to vote while its own lease runs. So each voter gets a lease of its
+/// own, T/2 plus a step by its rank among the voters, and a timeout just
+/// under it: voter k stands about 2·(T/2 + k·T/4n) after the leader went
+/// silent, between T and 1.5·T, when every other voter's lease (at most
+/// 0.75·T) has run out — the first one to stand wins, and no two stand at
+/// the same moment round after round (openraft draws the timeout only once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ElectionTimers {
+    min_ms: u64,
+    max_ms: u64,
+    heartbeat_ms: u64,
+}
+
+impl ElectionTimers {
+    fn of(config: &QuorumConfig) -> ElectionTimers {
+        let t = (config.election_timeout.as_millis() as u64).max(40);
+        let n = config.voters.len().max(1) as u64;
+        let rank = config.voters.keys().position(|id| *id == config.node_id).unwrap_or(0) as u64;
+        let max_ms = t / 2 + rank * t / (4 * n);
+        ElectionTimers {
+            min_ms: max_ms - (t / 50).max(1),
+            max_ms,
+            heartbeat_ms: (t / 10).max(2),
+        }
+    }
+}
+
 impl Quorum {
     /// Opens the quorum's log and state machine in `dir` and joins the
     /// quorum. With static voters every voter initializes the same first
@@ -74,12 +105,12 @@ impl Quorum {
         let log = LogStore::open(dir)?;
         let fresh = log.is_empty();
         let state_machine = MetadataStateMachine::open(dir, base, publications)?;
-        let election_ms = config.election_timeout.as_millis().max(20) as u64;
+        let timers = ElectionTimers::of(&config);
         let raft_config = Config {
             cluster_name: "sluice".into(),
-            election_timeout_min: election_ms,
-            election_timeout_max: election_ms * 2,
-            heartbeat_interval: (election_ms / 5).max(5),
+            election_timeout_min: timers.min_ms,
+            election_timeout_max: timers.max_ms,
+            heartbeat_interval: timers.heartbeat_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()

@@ -1,6 +1,8 @@
-//! Talking to the other controllers: one connection per peer, used for one
-//! request at a time (openraft sends to a peer in order), reopened after any
-//! failure. openraft's RPCs ride on it, and so do forwarded requests.
+//! Talking to the other controllers: connections per peer, each used for one
+//! request at a time and reopened after any failure. openraft's RPCs ride on
+//! them, and so do forwarded requests, heartbeats and metadata long-polls: a
+//! call takes an idle connection or opens one, so a slow call (a long-poll, a
+//! write waiting for its commit) never holds up another.
 
 // openraft's RaftNetwork trait fixes the (large) error type these return.
 #![allow(clippy::result_large_err)]
@@ -24,10 +26,13 @@ use tokio::net::TcpStream;
 /// The largest response a peer may send (a snapshot chunk, a forwarded answer).
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-/// One peer's connection.
+/// Idle connections kept per peer; more are opened when calls overlap.
+const MAX_IDLE_CONNECTIONS: usize = 4;
+
+/// One peer's connections.
 pub struct PeerClient {
     address: String,
-    connection: tokio::sync::Mutex<Option<TcpStream>>,
+    idle: Mutex<Vec<TcpStream>>,
     correlation: AtomicI32,
 }
 
@@ -35,23 +40,29 @@ impl PeerClient {
     fn new(address: String) -> PeerClient {
         PeerClient {
             address,
-            connection: tokio::sync::Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
             correlation: AtomicI32::new(0),
         }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<TcpStream>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends one request and reads its answer within `timeout`.
     pub async fn call(&self, request: &QuorumRequest, timeout: Duration) -> io::Result<QuorumResponse> {
         let correlation_id = self.correlation.fetch_add(1, Ordering::Relaxed);
         let frame = encode_request(correlation_id, request).map_err(io::Error::other)?;
-        let mut slot = self.connection.lock().await;
+        let pooled = self.idle().pop();
         let result = tokio::time::timeout(timeout, async {
-            if slot.is_none() {
-                let stream = TcpStream::connect(&self.address).await?;
-                let _ = stream.set_nodelay(true);
-                *slot = Some(stream);
-            }
-            let stream = slot.as_mut().ok_or_else(|| io::Error::other("no connection"))?;
+            let mut stream = match pooled {
+                Some(stream) => stream,
+                None => {
+                    let stream = TcpStream::connect(&self.address).await?;
+                    let _ = stream.set_nodelay(true);
+                    stream
+                }
+            };
             stream.write_all(&frame).await?;
             let size = stream.read_i32().await?;
             let size = usize::try_from(size)
@@ -67,15 +78,18 @@ impl PeerClient {
                     "quorum response out of order",
                 ));
             }
-            Ok(response)
+            Ok((stream, response))
         })
         .await
         .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "quorum request timed out")));
-        if result.is_err() {
-            // The stream may hold half an answer: start afresh next time.
-            *slot = None;
+        // A failed stream may hold half an answer: it is dropped, never reused;
+        // and the idle ones are likely as dead (the peer restarted): dropped too.
+        let (stream, response) = result.inspect_err(|_| self.idle().clear())?;
+        let mut idle = self.idle();
+        if idle.len() < MAX_IDLE_CONNECTIONS {
+            idle.push(stream);
         }
-        result
+        Ok(response)
     }
 }
 

@@ -33,12 +33,33 @@ impl Controller {
         self.run(op).await.map(|_| ())
     }
 
+    /// Removes a broker's registration (Kafka's UnregisterBroker, run where
+    /// the request is: the API is forwarded to the active controller). It
+    /// leaves every ISR first, as when fenced; a broker still running stays
+    /// out of the metadata until it restarts, as in Kafka.
+    pub async fn unregister_broker(&self, broker_id: i32) -> Result<(), ControllerError> {
+        self.forget_heartbeats_of(broker_id);
+        self.write(move |image, _| {
+            let Some(registration) = image.brokers.get(&broker_id) else {
+                return ControllerResult::none(Err(ControllerError::BrokerIdNotRegistered(broker_id)));
+            };
+            let mut records = super::fencing::leave_isrs(image, broker_id);
+            records.push(MetadataRecord::UnregisterBroker {
+                broker_id,
+                epoch: registration.epoch,
+            });
+            ControllerResult::of(records, Ok(()))
+        })
+        .await?
+    }
+
     pub(super) async fn register_broker_here(
         &self,
         broker_id: i32,
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
     ) -> Result<(), ControllerError> {
+        self.registered(broker_id);
         self.write(move |image, _| {
             let same = image
                 .brokers

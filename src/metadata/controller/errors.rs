@@ -41,6 +41,8 @@ pub enum ControllerError {
     Storage(String),
     #[error("The controller is shutting down.")]
     ShuttingDown,
+    #[error("Broker ID {0} is not currently registered")]
+    BrokerIdNotRegistered(i32),
     /// This node is not the active controller (any more).
     #[error("This is not the correct controller for this cluster.")]
     NotController,
@@ -69,6 +71,7 @@ impl ControllerError {
             ControllerError::Storage(_) => E::KafkaStorageError.code(),
             ControllerError::ShuttingDown | ControllerError::QuorumUnavailable(_) => E::RequestTimedOut.code(),
             ControllerError::NotController => E::NotController.code(),
+            ControllerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered.code(),
         }
     }
 }

@@ -7,7 +7,7 @@
 use super::{Controller, ControllerError, ControllerResult};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::{MetadataRecord, PartitionRecord};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -18,6 +18,9 @@ pub struct Heartbeats {
     /// Since when this node has been the active controller: everyone gets
     /// a full session from then before being fenced.
     active_since: Option<Instant>,
+    /// Brokers fenced in a controlled shutdown: a heartbeat sent before it
+    /// began (still in flight) must not unfence them; registering again does.
+    shutting_down: HashSet<i32>,
 }
 
 /// The records that fence `broker`: its registration, and every partition
@@ -26,12 +29,21 @@ fn fence(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
     let Some(registration) = image.brokers.get(&broker) else {
         return Vec::new();
     };
-    let fenced = |id: i32| id == broker || image.brokers.get(&id).is_none_or(|b| b.fenced);
     let mut records = vec![MetadataRecord::RegisterBroker({
         let mut r = registration.clone();
         r.fenced = true;
         r
     })];
+    records.extend(leave_isrs(image, broker));
+    records
+}
+
+/// The partition records that take `broker` out of every ISR and give the
+/// partitions it led a leader from the rest of their ISR (fencing and
+/// unregistering both do this).
+pub(super) fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+    let fenced = |id: i32| id == broker || image.brokers.get(&id).is_none_or(|b| b.fenced);
+    let mut records = Vec::new();
     for topic in image.topics.iter() {
         for (index, p) in topic.partitions.iter().enumerate() {
             if !p.isr.contains(&broker) && p.leader != broker {
@@ -97,18 +109,39 @@ fn unfence(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
 }
 
 impl Controller {
+    pub(super) fn forget_heartbeats_of(&self, broker: i32) {
+        let mut beats = self.heartbeats();
+        beats.last.remove(&broker);
+        beats.shutting_down.remove(&broker);
+    }
+
+    /// A broker registers (again): it is no longer shutting down.
+    pub(super) fn registered(&self, broker: i32) {
+        self.heartbeats().shutting_down.remove(&broker);
+    }
+
     fn heartbeats(&self) -> std::sync::MutexGuard<'_, Heartbeats> {
         self.heartbeats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A broker's heartbeat (or its last word before a controlled shutdown).
     pub(super) async fn heartbeat_here(&self, broker: i32, shutting_down: bool) -> Result<(), ControllerError> {
-        if shutting_down {
-            self.heartbeats().last.remove(&broker);
-        } else {
-            self.heartbeats().last.insert(broker, Instant::now());
+        {
+            let mut beats = self.heartbeats();
+            if shutting_down {
+                beats.last.remove(&broker);
+                beats.shutting_down.insert(broker);
+            } else if beats.shutting_down.contains(&broker) {
+                return Ok(());
+            } else {
+                beats.last.insert(broker, Instant::now());
+            }
         }
         self.write(move |image, _| {
+            if !image.brokers.contains_key(&broker) {
+                // Unregistered (Kafka answers these heartbeats with an error too).
+                return ControllerResult::none(Err(ControllerError::BrokerIdNotRegistered(broker)));
+            }
             let records = match image.brokers.get(&broker) {
                 Some(b) if shutting_down && !b.fenced => {
                     info!(broker, "fencing a broker in controlled shutdown");
@@ -120,9 +153,9 @@ impl Controller {
                 }
                 _ => Vec::new(),
             };
-            ControllerResult::of(records, ())
+            ControllerResult::of(records, Ok(()))
         })
-        .await
+        .await?
     }
 
     /// As the active controller: fences brokers silent for longer than

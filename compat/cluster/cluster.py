@@ -188,11 +188,17 @@ class Cluster:
     nodes         a list of NodeSpec, or a number of combined nodes
     extra_config  more keys for every node's file (they win over the defaults); a dict, or
                   a function NodeSpec -> dict for per-node keys
+    dynamic_quorum  KIP-853's dynamic quorum instead of the static one: every node gets
+                  controller.quorum.bootstrap.servers (no controller.quorum.voters), the
+                  controllers are formatted with --initial-controllers id@host:port:dir-id
+                  (a directory id each: `directory_ids`), or with --standalone when there is
+                  only one, the broker-only nodes with --no-initial-controllers
     """
 
     def __init__(self, impl: str, workdir: str | Path | None = None,
                  nodes: list[NodeSpec] | int = 3, extra_config=None,
-                 binary: str | Path | None = None, cluster_id: str | None = None):
+                 binary: str | Path | None = None, cluster_id: str | None = None,
+                 dynamic_quorum: bool = False):
         if impl not in IMPLEMENTATIONS:
             raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, not {impl!r}")
         self.impl = impl
@@ -205,6 +211,8 @@ class Cluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.extra_config = extra_config or {}
         self.cluster_id = cluster_id or random_cluster_id()
+        self.dynamic_quorum = dynamic_quorum
+        self.directory_ids = {s.node_id: random_cluster_id() for s in specs if s.is_controller}
         if impl == "kafka":
             if not kafka_tools.jars_present():
                 raise FileNotFoundError(f"no Kafka jars in {kafka_tools.JARS_DIR}: run compat/setup "
@@ -265,6 +273,20 @@ class Cluster:
     def quorum_voters(self) -> str:
         return ",".join(f"{i}@127.0.0.1:{self.nodes[i].controller_port}" for i in self.controller_ids)
 
+    @property
+    def quorum_bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{self.nodes[i].controller_port}" for i in self.controller_ids)
+
+    @property
+    def initial_controllers(self) -> str:
+        return ",".join(f"{i}@127.0.0.1:{self.nodes[i].controller_port}:{self.directory_ids[i]}"
+                        for i in self.controller_ids)
+
+    def meta_properties(self, node_id: int) -> dict[str, str]:
+        """The node's meta.properties (its log dir's), as written by the format step."""
+        text = (self.nodes[node_id].data_dir / "meta.properties").read_text()
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
     def log_file(self, node_id: int) -> Path:
         """The node's own log: Kafka's log4j file, or Sluice's stderr."""
         n = self.nodes[node_id]
@@ -303,7 +325,8 @@ class Cluster:
         config = {
             "process.roles": n.spec.roles,
             "node.id": str(n.id),
-            "controller.quorum.voters": self.quorum_voters,
+            **({"controller.quorum.bootstrap.servers": self.quorum_bootstrap_servers} if self.dynamic_quorum
+               else {"controller.quorum.voters": self.quorum_voters}),
             "listeners": ",".join(listeners),
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -344,6 +367,12 @@ class Cluster:
     def format_command(self, node_id: int) -> list[str]:
         n = self.nodes[node_id]
         args = ["format", "-t", self.cluster_id, "-c", str(n.config_file)]
+        if self.dynamic_quorum and not n.is_controller:
+            args.append("--no-initial-controllers")
+        elif self.dynamic_quorum and len(self.controller_ids) == 1:
+            args.append("--standalone")  # a quorum of one, its directory id chosen by the format step
+        elif self.dynamic_quorum:
+            args += ["--initial-controllers", self.initial_controllers]
         if self.impl == "kafka":
             return kafka_tools.command_line("kafka-storage", *args)
         return [str(self.binary), *args]

@@ -608,3 +608,85 @@ class TestFiveTwoRacks:
         assert sorted(p.replica_nodes) == five.broker_ids, p
         observe("kafka-cluster unregister", f"unknown id: {unknown.stderr.strip().splitlines()[-1:] or unknown.stdout}; "
                 f"node {down}: {done.stdout.strip()}; then RF {registered + 1}: {error.str()}")
+
+
+# ======================================================================== a dynamic quorum (KIP-853)
+
+DYNAMIC = [NodeSpec(1, "broker,controller", "rack-a"),
+           NodeSpec(2, "broker,controller", "rack-b"),
+           NodeSpec(3, "broker,controller", "rack-c"),
+           NodeSpec(4, "broker", "rack-a")]
+
+
+@pytest.fixture(scope="class")
+def dynamic(impl, tmp_path_factory):
+    """DYNAMIC with controller.quorum.bootstrap.servers, formatted with --initial-controllers
+    (controllers) and --no-initial-controllers (node 4)."""
+    c = Cluster(impl, tmp_path_factory.mktemp(f"{impl}-dynamic"), DYNAMIC, dynamic_quorum=True)
+    c.start(timeout=180)
+    try:
+        yield c
+    finally:
+        stop_cluster(c)
+
+
+def voters_of(status: str) -> list[dict]:
+    """CurrentVoters of `kafka-metadata-quorum describe --status`, parsed."""
+    line = next(x for x in status.splitlines() if x.startswith("CurrentVoters:"))
+    return json.loads(line.split(":", 1)[1])
+
+
+class TestDynamicQuorum:
+
+    # ---- j. the voters are the initial controllers, with their directory ids
+
+    def test_voters_are_the_initial_controllers(self, dynamic, observe):
+        status = metadata_quorum(dynamic.node(4).bootstrap, "--status").stdout
+        voters = voters_of(status)
+        assert sorted(v["id"] for v in voters) == dynamic.controller_ids, status
+        for v in voters:
+            assert v.get("directoryId") == dynamic.directory_ids[v["id"]], status
+            assert v["endpoints"] == [f"CONTROLLER://127.0.0.1:{dynamic.node(v['id']).controller_port}"], status
+        dynamic.wait_brokers(dynamic.broker_ids)
+        observe("describe --status, dynamic quorum", " | ".join(status.strip().splitlines()))
+
+    # ---- k. a broker that knows only controller.quorum.bootstrap.servers forwards, across a failover
+
+    def test_broker_only_node_forwards_across_a_failover(self, dynamic, observe):
+        first = unique("dynamic-before")
+        create(dynamic, first, 3, 3, bootstrap=dynamic.node(4).bootstrap)
+        wait_fully_replicated(dynamic, first, 3, 3)
+        leader = dynamic.active_controller()
+        dynamic.kill_9(leader)
+        t0 = time.perf_counter()
+        second = unique("dynamic-after")
+        create(dynamic, second, 1, 2, bootstrap=dynamic.node(4).bootstrap)
+        answered = time.perf_counter() - t0
+        new_leader = dynamic.active_controller(exclude=(leader,))
+        assert new_leader != leader
+        dynamic.restart(leader)
+        dynamic.wait_topics_everywhere([first, second])
+        observe("dynamic quorum failover", f"node {leader} killed, node {new_leader} leads; CreateTopics "
+                f"through broker-only node 4 answered {answered:.2f} s after the kill")
+
+
+STANDALONE = [NodeSpec(1, "broker,controller"), NodeSpec(2, "broker")]
+
+
+class TestStandaloneController:
+
+    # ---- l. `format --standalone`: a quorum of one, the rest join as brokers
+
+    def test_standalone_controller_and_a_broker(self, impl, tmp_path_factory, observe):
+        c = Cluster(impl, tmp_path_factory.mktemp(f"{impl}-standalone"), STANDALONE, dynamic_quorum=True)
+        c.start(timeout=180)
+        try:
+            status = metadata_quorum(c.node(2).bootstrap, "--status").stdout
+            (voter,) = voters_of(status)
+            assert voter["id"] == 1 and voter.get("directoryId") == c.meta_properties(1)["directory.id"], status
+            topic = unique("standalone")
+            create(c, topic, 2, 2, bootstrap=c.node(2).bootstrap)
+            wait_fully_replicated(c, topic, 2, 2)
+            observe("describe --status, --standalone", " | ".join(status.strip().splitlines()))
+        finally:
+            stop_cluster(c)

@@ -68,6 +68,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, _req: DescribeQuorumR
                         matched.unwrap_or(-1),
                         matched.is_some_and(|m| m >= committed),
                     )
+                    .with_replica_directory_id(quorum.directory_of(*id).unwrap_or_default())
                 })
                 .collect();
             let observers = image

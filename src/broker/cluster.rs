@@ -53,6 +53,10 @@ pub async fn start_quorum(
             ))
         }
     };
+    let directories = voters
+        .iter()
+        .filter_map(|v| Some((v.id as u64, v.directory_id?)))
+        .collect();
     let voters = voters
         .iter()
         .map(|v| (v.id as u64, format!("{}:{}", v.host, v.port)))
@@ -60,6 +64,7 @@ pub async fn start_quorum(
     let quorum_config = QuorumConfig {
         node_id: config.node_id as u64,
         voters,
+        directories,
         election_timeout: Duration::from_millis(config.cluster.election_timeout_ms),
     };
     let dir = metadata_dir(config);

@@ -50,6 +50,9 @@ pub struct QuorumConfig {
     pub node_id: NodeId,
     /// The voters and their controller listener addresses ("host:port").
     pub voters: BTreeMap<NodeId, String>,
+    /// The voters' metadata directory ids of a dynamic quorum (KIP-853,
+    /// from the format step); none in a static one.
+    pub directories: BTreeMap<NodeId, uuid::Uuid>,
     pub election_timeout: Duration,
 }
 
@@ -59,6 +62,7 @@ pub struct Quorum {
     state_machine: MetadataStateMachine,
     peers: Arc<Peers>,
     voters: BTreeMap<NodeId, String>,
+    directories: BTreeMap<NodeId, uuid::Uuid>,
 }
 
 /// openraft's timers for one voter, from `controller.quorum.election.timeout.ms`
@@ -144,6 +148,7 @@ impl Quorum {
             state_machine,
             peers,
             voters: config.voters,
+            directories: config.directories,
         })
     }
 
@@ -153,6 +158,11 @@ impl Quorum {
 
     pub fn voters(&self) -> &BTreeMap<NodeId, String> {
         &self.voters
+    }
+
+    /// A voter's metadata directory id (dynamic quorums only).
+    pub fn directory_of(&self, id: NodeId) -> Option<uuid::Uuid> {
+        self.directories.get(&id).copied()
     }
 
     pub fn raft(&self) -> &Raft {

@@ -35,6 +35,7 @@ fn election_timers_let_one_voter_stand_first_after_every_lease_ran_out() {
             let config = |id: u64| QuorumConfig {
                 node_id: id,
                 voters: (1..=n).map(|i| (i * 10, format!("127.0.0.1:{i}"))).collect(),
+                directories: Default::default(),
                 election_timeout: Duration::from_millis(t),
             };
             let timers: Vec<ElectionTimers> = (1..=n).map(|i| ElectionTimers::of(&config(i * 10))).collect();

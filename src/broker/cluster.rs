@@ -66,6 +66,10 @@ pub async fn start_quorum(
         voters,
         directories,
         election_timeout: Duration::from_millis(config.cluster.election_timeout_ms),
+        snapshot_after_bytes: config.cluster.snapshot_after_bytes,
+        snapshot_interval: Some(config.cluster.snapshot_interval_ms)
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis),
     };
     let dir = metadata_dir(config);
     let quorum = Quorum::start(quorum_config, &dir, base, publications).await?;
@@ -118,6 +122,9 @@ pub async fn heartbeat(broker: Arc<Broker>) {
             _ = broker.shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
+        if broker.controller.is_leaving() {
+            return; // the controlled shutdown's own heartbeat says the rest
+        }
         match tokio::time::timeout(session, broker.controller.heartbeat(broker.node_id(), false)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => debug!(error = %e, "heartbeat not answered"),
@@ -146,6 +153,7 @@ pub async fn fence_silent_brokers(broker: Arc<Broker>) {
 /// that the partitions it leads get other leaders first (Kafka's controlled
 /// shutdown).
 pub async fn controlled_shutdown(broker: &Broker) {
+    broker.controller.begin_leaving();
     let asked = tokio::time::timeout(
         Duration::from_secs(5),
         broker.controller.heartbeat(broker.node_id(), true),

@@ -340,12 +340,24 @@ impl RunningBroker {
             super::cluster::controlled_shutdown(&self.broker).await;
         }
         self.broker.shutdown.cancel();
+        self.broker.controller.stop();
         self.background.close();
         self.connections.close();
-        if tokio::time::timeout(Duration::from_secs(30), self.connections.wait())
+        let mut drained = tokio::time::timeout(Duration::from_secs(2), self.connections.wait())
             .await
-            .is_err()
-        {
+            .is_ok();
+        if let Some(quorum) = self.broker.controller.quorum() {
+            // Requests still waiting on the quorum (another node's heartbeat or
+            // forwarded write, which this leader can no longer commit once its
+            // peers stop too) fail now rather than hold the shutdown.
+            quorum.shutdown().await;
+        }
+        if !drained {
+            drained = tokio::time::timeout(Duration::from_secs(28), self.connections.wait())
+                .await
+                .is_ok();
+        }
+        if !drained {
             warn!("some connections did not finish within 30 s");
         }
         self.background.wait().await;

@@ -55,6 +55,12 @@ pub struct ClusterConfig {
     /// writes the bootstrap there; a single node still keeps its metadata log
     /// in the first of `log.dirs`, as it always has.
     pub metadata_log_dir: Option<PathBuf>,
+    /// `metadata.log.max.record.bytes.between.snapshots`: a controller takes
+    /// a snapshot once this many bytes of records were committed since the last.
+    pub snapshot_after_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms`: and once this long passed with
+    /// anything committed (0: never by time).
+    pub snapshot_interval_ms: u64,
     /// The security protocol of the first controller listener, from
     /// `listener.security.protocol.map` (a broker-only node has no such
     /// listener of its own, yet must speak it to the controllers).
@@ -65,6 +71,8 @@ pub struct ClusterConfig {
 const DEFAULT_SESSION_TIMEOUT_MS: u64 = 9000;
 const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 2000;
 const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 1000;
+const DEFAULT_SNAPSHOT_AFTER_BYTES: u64 = 20 * 1024 * 1024;
+const DEFAULT_SNAPSHOT_INTERVAL_MS: u64 = 60 * 60 * 1000;
 
 /// The keys this module reads.
 pub const CLUSTER_KEYS: &[&str] = &[
@@ -78,6 +86,8 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "broker.heartbeat.interval.ms",
     "controller.quorum.election.timeout.ms",
     "metadata.log.dir",
+    "metadata.log.max.record.bytes.between.snapshots",
+    "metadata.log.max.snapshot.interval.ms",
 ];
 
 impl Default for ClusterConfig {
@@ -92,6 +102,8 @@ impl Default for ClusterConfig {
             broker_heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
             election_timeout_ms: DEFAULT_ELECTION_TIMEOUT_MS,
             metadata_log_dir: None,
+            snapshot_after_bytes: DEFAULT_SNAPSHOT_AFTER_BYTES,
+            snapshot_interval_ms: DEFAULT_SNAPSHOT_INTERVAL_MS,
             controller_security_protocol: None,
         }
     }
@@ -162,6 +174,10 @@ impl ClusterConfig {
             Some(v) => super::parse_num(key, &v, 1, i32::MAX as i64).map(|n| n as u64),
             None => Ok(default),
         };
+        let long = |key: &str, min: i64, default: u64| match get(key) {
+            Some(v) => super::parse_num(key, &v, min, i64::MAX).map(|n| n as u64),
+            None => Ok(default),
+        };
         let config = ClusterConfig {
             roles: get("process.roles").map(|v| parse_roles(&v)).transpose()?,
             voters: get("controller.quorum.voters")
@@ -184,6 +200,12 @@ impl ClusterConfig {
             broker_heartbeat_interval_ms: timeout("broker.heartbeat.interval.ms", DEFAULT_HEARTBEAT_INTERVAL_MS)?,
             election_timeout_ms: timeout("controller.quorum.election.timeout.ms", DEFAULT_ELECTION_TIMEOUT_MS)?,
             metadata_log_dir: get("metadata.log.dir").filter(|v| !v.is_empty()).map(PathBuf::from),
+            snapshot_after_bytes: long(
+                "metadata.log.max.record.bytes.between.snapshots",
+                1,
+                DEFAULT_SNAPSHOT_AFTER_BYTES,
+            )?,
+            snapshot_interval_ms: long("metadata.log.max.snapshot.interval.ms", 0, DEFAULT_SNAPSHOT_INTERVAL_MS)?,
             controller_security_protocol: None,
         };
         // Keys without a default in Kafka's KRaft: a node of a cluster must

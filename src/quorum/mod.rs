@@ -31,8 +31,8 @@ use tokio::sync::mpsc;
 use tracing::info;
 use types::{MetadataBatch, Node, NodeId, Raft};
 
-/// Entries between snapshots (Kafka snapshots by bytes; metadata entries are small).
-const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
+/// How often a voter checks whether a snapshot is due.
+const SNAPSHOT_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Error)]
 pub enum QuorumError {
@@ -54,6 +54,10 @@ pub struct QuorumConfig {
     /// from the format step); none in a static one.
     pub directories: BTreeMap<NodeId, uuid::Uuid>,
     pub election_timeout: Duration,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub snapshot_after_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms`; None: never by time.
+    pub snapshot_interval: Option<Duration>,
 }
 
 pub struct Quorum {
@@ -96,6 +100,39 @@ impl ElectionTimers {
     }
 }
 
+/// Takes a snapshot of the state machine once `after_bytes` of records were
+/// applied since the last one, or `interval` passed with any applied (Kafka's
+/// `metadata.log.max.record.bytes.between.snapshots` and
+/// `metadata.log.max.snapshot.interval.ms`); openraft then purges the log
+/// before it, and a voter too far behind gets the snapshot. Ends with the
+/// Raft instance.
+async fn snapshot_when_due(raft: Raft, machine: MetadataStateMachine, after_bytes: u64, interval: Option<Duration>) {
+    let mut metrics = raft.metrics();
+    let mut last = tokio::time::Instant::now();
+    // An interval, not a sleep per turn: metrics change more often than it ticks.
+    let mut tick = tokio::time::interval(SNAPSHOT_CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
+        let bytes = machine.bytes_since_snapshot();
+        let by_time = interval.is_some_and(|i| bytes > 0 && last.elapsed() >= i);
+        if bytes < after_bytes && !by_time {
+            continue;
+        }
+        if raft.trigger().snapshot().await.is_err() {
+            return;
+        }
+        last = tokio::time::Instant::now();
+    }
+}
+
 impl Quorum {
     /// Opens the quorum's log and state machine in `dir` and joins the
     /// quorum. With static voters every voter initializes the same first
@@ -115,7 +152,8 @@ impl Quorum {
             election_timeout_min: timers.min_ms,
             election_timeout_max: timers.max_ms,
             heartbeat_interval: timers.heartbeat_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+            // Snapshots are taken by bytes and time, as Kafka's (`snapshot_when_due`).
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()
         }
@@ -142,6 +180,12 @@ impl Quorum {
                 info!(error = %e, "quorum already initialized");
             }
         }
+        tokio::spawn(snapshot_when_due(
+            raft.clone(),
+            state_machine.clone(),
+            config.snapshot_after_bytes.max(1),
+            config.snapshot_interval,
+        ));
         Ok(Quorum {
             node_id: config.node_id,
             raft,

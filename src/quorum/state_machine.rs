@@ -15,6 +15,7 @@ use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
+use tracing::info;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
 
@@ -39,6 +40,8 @@ struct State {
     image: Arc<MetadataImage>,
     snapshot: Option<StoredSnapshot>,
     snapshot_seq: u64,
+    /// Bytes of records applied since the last snapshot (taken or installed).
+    bytes_since_snapshot: u64,
 }
 
 /// The state machine and its snapshot builder (clones share it).
@@ -94,6 +97,7 @@ impl MetadataStateMachine {
                 image: image.clone(),
                 snapshot,
                 snapshot_seq: 0,
+                bytes_since_snapshot: 0,
             })),
             publications,
             latest: watch::Sender::new(image.clone()),
@@ -113,6 +117,12 @@ impl MetadataStateMachine {
     /// The latest image applied here (committed metadata).
     pub fn image(&self) -> Arc<MetadataImage> {
         self.latest.borrow().clone()
+    }
+
+    /// Bytes of records applied since the last snapshot (Kafka snapshots by
+    /// `metadata.log.max.record.bytes.between.snapshots`).
+    pub fn bytes_since_snapshot(&self) -> u64 {
+        self.lock().bytes_since_snapshot
     }
 
     /// Watches the latest image applied here.
@@ -137,6 +147,7 @@ impl RaftSnapshotBuilder<QuorumTypes> for MetadataStateMachine {
                 Some(l) => format!("{}-{}-{}", l.leader_id, l.index, state.snapshot_seq),
                 None => format!("none-{}", state.snapshot_seq),
             };
+            state.bytes_since_snapshot = 0;
             let meta = SnapshotMeta {
                 last_log_id: last,
                 last_membership: state.membership.clone(),
@@ -193,6 +204,8 @@ impl RaftStateMachine<QuorumTypes> for MetadataStateMachine {
                     }
                     EntryPayload::Normal(batch) if batch.records.is_empty() => None,
                     EntryPayload::Normal(batch) => {
+                        let bytes: usize = batch.records.iter().map(|r| r.encode().len()).sum();
+                        state.bytes_since_snapshot += bytes as u64;
                         let mut delta = MetadataDelta::new(&state.image);
                         delta.replay_all(state.image.offset + 1, &batch.records);
                         let (image, changes) = delta.apply();
@@ -250,8 +263,10 @@ impl RaftStateMachine<QuorumTypes> for MetadataStateMachine {
             state.last_applied = meta.last_log_id;
             state.membership = meta.last_membership.clone();
             state.snapshot = Some(stored);
+            state.bytes_since_snapshot = 0;
             changes
         };
+        info!(snapshot = %meta.snapshot_id, offset = data.offset, "installed a metadata snapshot from the leader");
         self.publish(image, changes);
         Ok(())
     }

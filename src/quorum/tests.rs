@@ -37,6 +37,8 @@ fn election_timers_let_one_voter_stand_first_after_every_lease_ran_out() {
                 voters: (1..=n).map(|i| (i * 10, format!("127.0.0.1:{i}"))).collect(),
                 directories: Default::default(),
                 election_timeout: Duration::from_millis(t),
+                snapshot_after_bytes: 1,
+                snapshot_interval: None,
             };
             let timers: Vec<ElectionTimers> = (1..=n).map(|i| ElectionTimers::of(&config(i * 10))).collect();
             let longest_lease = timers.iter().map(|x| x.max_ms).max().unwrap_or(0);

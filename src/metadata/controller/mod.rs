@@ -29,9 +29,11 @@ use crate::quorum::rpc::{ControllerOp, ControllerOpReply, QuorumRequest, QuorumR
 use crate::quorum::types::MetadataBatch;
 use crate::quorum::{Quorum, QuorumError};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 /// Kafka's cap on the records one request may produce
@@ -145,6 +147,10 @@ pub struct Controller {
     backend: Backend,
     publications: mpsc::UnboundedSender<Publication>,
     published: watch::Receiver<i64>,
+    /// This node's broker has begun its controlled shutdown: no more heartbeats.
+    leaving: AtomicBool,
+    /// This node stops publishing: nothing waits for a publication any more.
+    stopping: CancellationToken,
 }
 
 /// How long a node waits for an active controller to answer.
@@ -183,7 +189,24 @@ impl Controller {
             backend,
             publications,
             published,
+            leaving: AtomicBool::new(false),
+            stopping: CancellationToken::new(),
         }
+    }
+
+    /// This node's broker begins its controlled shutdown.
+    pub fn begin_leaving(&self) {
+        self.leaving.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
+    }
+
+    /// The node stops: its publisher is gone, so whatever waits for a
+    /// publication gets ShuttingDown.
+    pub fn stop(&self) {
+        self.stopping.cancel();
     }
 
     /// A controller over the quorum (the quorum publishes what it applies).
@@ -338,11 +361,10 @@ impl Controller {
     /// Waits until this node has published the image at `offset` (or later).
     pub async fn wait_published(&self, offset: i64) -> Result<(), ControllerError> {
         let mut published = self.published.clone();
-        published
-            .wait_for(|p| *p >= offset)
-            .await
-            .map(|_| ())
-            .map_err(|_| ControllerError::ShuttingDown)
+        tokio::select! {
+            done = published.wait_for(|p| *p >= offset) => done.map(|_| ()).map_err(|_| ControllerError::ShuttingDown),
+            _ = self.stopping.cancelled() => Err(ControllerError::ShuttingDown),
+        }
     }
 
     /// The offset this node has published.

@@ -8,7 +8,8 @@ use super::{Controller, ControllerError, ControllerResult};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::{MetadataRecord, PartitionRecord};
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tracing::info;
 
 /// When each broker was last heard from, as the active controller saw it.

@@ -8,6 +8,8 @@ mod brokers;
 mod configs;
 mod errors;
 mod fencing;
+#[cfg(test)]
+mod lifecycle_tests;
 mod producer_ids;
 mod quotas;
 mod security;

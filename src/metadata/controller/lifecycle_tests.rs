@@ -1,0 +1,127 @@
+//! A broker's life as the active controller sees it, on a paused clock (the
+//! session timeout is driven by tokio's time, advanced here by hand):
+//! registration, fencing of a silent broker and the leadership it loses,
+//! controlled shutdown, unfencing, unregistration.
+
+use super::*;
+use crate::metadata::records::BrokerEndpoint;
+
+const SESSION: Duration = Duration::from_secs(9);
+
+/// A single-node controller whose publications are published at once.
+fn controller(dir: &std::path::Path) -> Controller {
+    let (log, _) = MetadataLog::open(dir).expect("metadata log");
+    let (publications, mut received) = mpsc::unbounded_channel::<Publication>();
+    let (published, watching) = watch::channel(-1i64);
+    tokio::spawn(async move {
+        while let Some(p) = received.recv().await {
+            published.send_replace(p.image.offset);
+        }
+    });
+    let config = ControllerConfig {
+        node_id: 1,
+        delete_topic_enable: true,
+        default_partitions: 1,
+        default_replication_factor: 1,
+        static_configs: BTreeMap::new(),
+    };
+    Controller::new(config, log, Arc::new(MetadataImage::default()), publications, watching)
+}
+
+fn endpoint(id: i32) -> Vec<BrokerEndpoint> {
+    vec![BrokerEndpoint {
+        listener: "PLAINTEXT".into(),
+        host: "127.0.0.1".into(),
+        port: 9000 + id as u16,
+        security_protocol: "PLAINTEXT".into(),
+    }]
+}
+
+/// (leader, isr) of each partition of "t".
+async fn leadership(c: &Controller) -> Vec<(i32, Vec<i32>)> {
+    let image = c.image().await;
+    let topic = image.topics.get("t").expect("topic t");
+    topic.partitions.iter().map(|p| (p.leader, p.isr.clone())).collect()
+}
+
+async fn fenced(c: &Controller, id: i32) -> Option<bool> {
+    c.image().await.brokers.get(&id).map(|b| b.fenced)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_brokers_life_fenced_when_silent_unfenced_when_back_gone_when_unregistered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = controller(dir.path());
+    for id in 1..=3 {
+        c.register_broker(id, endpoint(id), None).await.expect("register");
+        c.heartbeat(id, false).await.expect("heartbeat");
+    }
+    let topic = NewTopic {
+        name: "t".into(),
+        partitions: 3,
+        replication_factor: 3,
+        configs: BTreeMap::new(),
+        assignments: Some(vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]]),
+    };
+    let created = c.create_topics(vec![topic], false).await.expect("create");
+    assert!(created[0].is_ok(), "{created:?}");
+    assert_eq!(
+        leadership(&c).await,
+        vec![(1, vec![1, 2, 3]), (2, vec![2, 3, 1]), (3, vec![3, 1, 2])]
+    );
+
+    // Within the session nobody is fenced, heartbeats or not.
+    c.fence_silent_brokers(SESSION).await.expect("check");
+    tokio::time::advance(Duration::from_secs(5)).await;
+    c.heartbeat(1, false).await.expect("heartbeat");
+    c.heartbeat(2, false).await.expect("heartbeat");
+    c.fence_silent_brokers(SESSION).await.expect("check");
+    assert_eq!(fenced(&c, 3).await, Some(false));
+
+    // Broker 3 silent for longer than the session: fenced, out of every ISR,
+    // and the partition it led goes to the next replica in its ISR.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    c.heartbeat(1, false).await.expect("heartbeat");
+    c.heartbeat(2, false).await.expect("heartbeat");
+    c.fence_silent_brokers(SESSION).await.expect("check");
+    assert_eq!(fenced(&c, 3).await, Some(true));
+    assert_eq!(fenced(&c, 1).await, Some(false));
+    assert_eq!(
+        leadership(&c).await,
+        vec![(1, vec![1, 2]), (2, vec![2, 1]), (1, vec![1, 2])]
+    );
+
+    // It heartbeats again: unfenced; it rejoins no ISR by itself (that takes catching up).
+    c.heartbeat(3, false).await.expect("heartbeat");
+    assert_eq!(fenced(&c, 3).await, Some(false));
+    assert_eq!(leadership(&c).await[2], (1, vec![1, 2]));
+
+    // Broker 2 in controlled shutdown: fenced at once; a heartbeat it sent
+    // before (arriving late) does not unfence it; registering again does.
+    c.heartbeat(2, true).await.expect("controlled shutdown");
+    assert_eq!(fenced(&c, 2).await, Some(true));
+    assert_eq!(leadership(&c).await[1], (1, vec![1]));
+    c.heartbeat(2, false).await.expect("late heartbeat");
+    assert_eq!(fenced(&c, 2).await, Some(true));
+    c.register_broker(2, endpoint(2), None).await.expect("register again");
+    c.heartbeat(2, false).await.expect("heartbeat");
+    assert_eq!(fenced(&c, 2).await, Some(false));
+
+    // Unregistered: gone; a second time, or its heartbeats, are refused.
+    c.unregister_broker(3).await.expect("unregister");
+    assert_eq!(fenced(&c, 3).await, None);
+    let again = c.unregister_broker(3).await.expect_err("not registered");
+    assert_eq!(
+        again.code(),
+        kafka_protocol::ResponseError::BrokerIdNotRegistered.code()
+    );
+    assert_eq!(again.to_string(), "Broker ID 3 is not currently registered");
+    assert!(c.heartbeat(3, false).await.is_err());
+    // A broker silent since it was unregistered is never "fenced" again.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    c.heartbeat(1, false).await.expect("heartbeat");
+    c.heartbeat(2, false).await.expect("heartbeat");
+    c.fence_silent_brokers(SESSION).await.expect("check");
+    assert_eq!(fenced(&c, 3).await, None);
+    assert_eq!(fenced(&c, 1).await, Some(false));
+}

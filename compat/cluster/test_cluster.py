@@ -17,6 +17,7 @@ Values worth knowing (timings, Kafka's exact messages) go to the `observed` summ
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import json
 import threading
@@ -45,16 +46,18 @@ INVALID_REPLICATION_FACTOR = 38
 TIMEOUT = 60.0
 
 
-def start_cluster(impl: str, tmp_path_factory, layout) -> Cluster:
-    c = Cluster(impl, tmp_path_factory.mktemp(f"{impl}-{len(layout)}-nodes"), layout)
-    return c.start(timeout=180)
-
-
-def stop_cluster(c: Cluster) -> None:
-    # Client handles the cases left for the garbage collector (kept by tracebacks) would
-    # log connection errors while the nodes go: collect them first.
-    gc.collect()
-    c.stop()
+@contextlib.contextmanager
+def running(impl: str, tmp_path_factory, layout, name: str | None = None, **options):
+    """A started cluster of `layout` (Cluster's options), stopped after the block."""
+    c = Cluster(impl, tmp_path_factory.mktemp(f"{impl}-{name or f'{len(layout)}-nodes'}"), layout, **options)
+    c.start(timeout=180)
+    try:
+        yield c
+    finally:
+        # Client handles the cases left for the garbage collector (kept by tracebacks)
+        # would log connection errors while the nodes go: collect them first.
+        gc.collect()
+        c.stop()
 
 
 def unique(prefix: str) -> str:
@@ -143,21 +146,15 @@ def raw_produce(c: Cluster, node_id: int, topic: str, partition: int, version: i
 @pytest.fixture(scope="class")
 def trio(impl, tmp_path_factory):
     """THREE, started once per class that uses it (and implementation)."""
-    c = start_cluster(impl, tmp_path_factory, THREE)
-    try:
+    with running(impl, tmp_path_factory, THREE) as c:
         yield c
-    finally:
-        stop_cluster(c)
 
 
 @pytest.fixture(scope="class")
 def five(impl, tmp_path_factory):
     """FIVE, started once per class that uses it (and implementation)."""
-    c = start_cluster(impl, tmp_path_factory, FIVE)
-    try:
+    with running(impl, tmp_path_factory, FIVE) as c:
         yield c
-    finally:
-        stop_cluster(c)
 
 
 class TestThreeCombined:
@@ -622,12 +619,8 @@ DYNAMIC = [NodeSpec(1, "broker,controller", "rack-a"),
 def dynamic(impl, tmp_path_factory):
     """DYNAMIC with controller.quorum.bootstrap.servers, formatted with --initial-controllers
     (controllers) and --no-initial-controllers (node 4)."""
-    c = Cluster(impl, tmp_path_factory.mktemp(f"{impl}-dynamic"), DYNAMIC, dynamic_quorum=True)
-    c.start(timeout=180)
-    try:
+    with running(impl, tmp_path_factory, DYNAMIC, "dynamic", dynamic_quorum=True) as c:
         yield c
-    finally:
-        stop_cluster(c)
 
 
 def voters_of(status: str) -> list[dict]:
@@ -678,9 +671,7 @@ class TestStandaloneController:
     # ---- l. `format --standalone`: a quorum of one, the rest join as brokers
 
     def test_standalone_controller_and_a_broker(self, impl, tmp_path_factory, observe):
-        c = Cluster(impl, tmp_path_factory.mktemp(f"{impl}-standalone"), STANDALONE, dynamic_quorum=True)
-        c.start(timeout=180)
-        try:
+        with running(impl, tmp_path_factory, STANDALONE, "standalone", dynamic_quorum=True) as c:
             status = metadata_quorum(c.node(2).bootstrap, "--status").stdout
             (voter,) = voters_of(status)
             assert voter["id"] == 1 and voter.get("directoryId") == c.meta_properties(1)["directory.id"], status
@@ -688,8 +679,6 @@ class TestStandaloneController:
             create(c, topic, 2, 2, bootstrap=c.node(2).bootstrap)
             wait_fully_replicated(c, topic, 2, 2)
             observe("describe --status, --standalone", " | ".join(status.strip().splitlines()))
-        finally:
-            stop_cluster(c)
 
 
 # ======================================================================== catching up from a snapshot
@@ -701,9 +690,7 @@ class TestSnapshotCatchUp:
     def test_restarted_node_catches_up_past_the_log(self, impl, tmp_path_factory, observe):
         from kafka.protocol.admin import CreateTopicsRequest
         small = {"metadata.log.max.record.bytes.between.snapshots": "4096"}
-        c = Cluster(impl, tmp_path_factory.mktemp(f"{impl}-snapshots"), THREE, extra_config=small)
-        c.start(timeout=180)
-        try:
+        with running(impl, tmp_path_factory, THREE, "snapshots", extra_config=small) as c:
             leader = c.active_controller()
             away = next(i for i in c.node_ids if i != leader)
             c.kill_9(away)
@@ -730,5 +717,3 @@ class TestSnapshotCatchUp:
                 how = " (installed a snapshot from the leader)"
             observe("catch-up past the log", f"node {away} missed 150 CreateTopics; restarted, it listed "
                     f"them all after {caught_up:.2f} s{how}")
-        finally:
-            stop_cluster(c)

@@ -81,6 +81,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
         }
         LogError::ProducerState(_) => ResponseError::OutOfOrderSequenceNumber.code(),
         LogError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
+        // Only a follower's own appends meet this; never a client's request.
+        LogError::UnexpectedAppendOffset { .. } => ResponseError::UnknownServerError.code(),
     }
 }
 

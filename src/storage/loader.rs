@@ -3,6 +3,7 @@
 //! batch (CRC checked) after a crash, and a torn tail is cut off, so start-up
 //! costs time in proportion to the active segments, not to the whole log.
 
+use super::leader_epochs::LeaderEpochCache;
 use super::log::{LoadedLog, Log, LogError};
 use super::producer_snapshot;
 use super::producer_state::ProducerState;
@@ -72,6 +73,10 @@ impl LogLoader<'_> {
         let log_start_offset = self.log_start_offset.max(segments.first_base()).min(next_offset);
         let mut aborted = AbortedTxns::load(dir, segments.bases(), next_offset)?;
         let producers = load_producer_state(dir, &mut segments, &mut aborted, log_start_offset, next_offset)?;
+        // Epochs of what recovery cut off, or of what retention removed, go too.
+        let mut epochs = LeaderEpochCache::open(dir)?;
+        epochs.truncate_from_end(next_offset)?;
+        epochs.truncate_from_start(log_start_offset)?;
         let log = Log::from_loaded(LoadedLog {
             dir: dir.to_path_buf(),
             config: self.config,
@@ -85,6 +90,7 @@ impl LogLoader<'_> {
             },
             producers,
             aborted,
+            epochs,
             now_ms: self.now_ms,
         });
         Ok((log, report))

@@ -10,6 +10,9 @@
 
 mod cleaning;
 mod flush;
+mod follower;
+#[cfg(test)]
+mod follower_tests;
 mod read;
 mod retention;
 #[cfg(test)]
@@ -17,9 +20,11 @@ mod tests;
 
 pub use cleaning::SealedSegment;
 pub use flush::{FlushPlan, Rolled};
+pub use follower::FollowerAppend;
 pub use read::ReadPlan;
 
 use super::batch::{assign_offsets_split, BatchError, BatchHeader, PendingBatch, BATCH_HEADER_LEN};
+use super::leader_epochs::LeaderEpochCache;
 use super::producer_state::{ProducerState, ProducerStateError, SequenceCheck};
 use super::records::control_type_of_records;
 use super::segment::{DeletedSegment, LogSegment};
@@ -42,6 +47,9 @@ pub enum LogError {
     ProducerState(#[from] ProducerStateError),
     #[error("the partition has been deleted")]
     Deleted,
+    /// A follower was sent a batch below its log end.
+    #[error("a batch at offset {first} is below the log end offset {log_end}")]
+    UnexpectedAppendOffset { first: i64, log_end: i64 },
 }
 
 /// What an append did.
@@ -70,6 +78,8 @@ pub struct LoadedLog {
     pub recovery_point: i64,
     pub producers: ProducerState,
     pub aborted: AbortedTxns,
+    /// The leader epoch cache, truncated to the loaded offsets.
+    pub epochs: LeaderEpochCache,
     pub now_ms: i64,
 }
 
@@ -90,6 +100,8 @@ pub struct Log {
     /// new log) and the segment files' (a new log, a roll).
     unsynced_dirs: flush::UnsyncedDirs,
     leader_epoch: i32,
+    /// Where each leader epoch begins (`leader-epoch-checkpoint`).
+    epochs: LeaderEpochCache,
     deleted: bool,
     /// The cleaner has compacted the log below this offset (since start-up).
     first_dirty_offset: i64,
@@ -119,6 +131,7 @@ impl Log {
             recovery_point: base_offset,
             producers: ProducerState::default(),
             aborted: AbortedTxns::empty(dir),
+            epochs: LeaderEpochCache::open(dir)?,
             now_ms,
         });
         log.unsynced_dirs = flush::UnsyncedDirs::NewLog;
@@ -139,7 +152,8 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: loaded.now_ms,
             unsynced_dirs: flush::UnsyncedDirs::None,
-            leader_epoch: 0,
+            leader_epoch: loaded.epochs.latest().map_or(0, |e| e.epoch),
+            epochs: loaded.epochs,
             deleted: false,
             first_dirty_offset: 0,
             deleted_segments: Vec::new(),
@@ -190,6 +204,23 @@ impl Log {
 
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch
+    }
+
+    /// This replica leads from `epoch` on: its appends carry that epoch,
+    /// which begins at the log end (Kafka's makeLeader).
+    pub fn become_leader(&mut self, epoch: i32) -> Result<(), LogError> {
+        self.leader_epoch = epoch;
+        self.epochs.assign(epoch, self.next_offset)?;
+        Ok(())
+    }
+
+    pub fn epochs(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    /// Where `epoch` ends in this log (OffsetForLeaderEpoch's answer).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.next_offset)
     }
 
     pub fn recovery_point(&self) -> i64 {
@@ -250,6 +281,9 @@ impl Log {
         let base_offset = self.next_offset;
         let log_append_time = self.config.log_append_time.then_some(now_ms);
         assign_offsets_split(head, records, base_offset, self.leader_epoch, log_append_time);
+        if self.epochs.latest().is_none_or(|e| e.epoch != self.leader_epoch) {
+            self.epochs.assign(self.leader_epoch, base_offset)?;
+        }
         let stored = BatchHeader::parse(head)?;
         self.segments.active_mut().append_parts(head, records, &stored)?;
         self.producers.record(&stored);

@@ -22,6 +22,7 @@ impl Log {
         }
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
+            self.epochs.truncate_from_start(offset)?;
             let below: Vec<i64> = self
                 .segments
                 .bases()
@@ -79,6 +80,7 @@ impl Log {
         }
         self.delete_sealed(&doomed)?;
         self.log_start_offset = self.log_start_offset.max(self.segments.first_base());
+        self.epochs.truncate_from_start(self.log_start_offset)?;
         Ok(doomed.len())
     }
 

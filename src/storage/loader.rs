@@ -166,7 +166,7 @@ impl LogLoader<'_> {
 /// Loads the newest producer snapshot at or below the log end and replays
 /// the batch headers written after it, completing transactions whose
 /// markers come after it.
-fn load_producer_state(
+pub(super) fn load_producer_state(
     dir: &Path,
     segments: &mut LogSegments,
     aborted: &mut AbortedTxns,

@@ -113,6 +113,12 @@ impl LogSegments {
         self.sealed.insert(previous.base_offset(), previous);
     }
 
+    /// Makes `segment` the active one in place of the current, which is
+    /// returned (truncation: a sealed segment is written again).
+    pub fn replace_active(&mut self, segment: LogSegment) -> LogSegment {
+        std::mem::replace(&mut self.active, segment)
+    }
+
     /// Takes a sealed segment out (the active one stays).
     pub fn remove_sealed(&mut self, base: i64) -> Option<LogSegment> {
         self.sealed.remove(&base)

@@ -149,3 +149,78 @@ fn a_leaders_appends_carry_its_epoch_and_retention_trims_the_epochs() {
         .collect();
     assert_eq!(entries, vec![(2, 10), (5, 15), (6, 27)]);
 }
+
+fn copy_of(leader: &mut Log, dir: &Path, segment_bytes: u64) -> Log {
+    let mut follower = Log::create(dir, config(segment_bytes), 0).expect("follower");
+    let bytes = fetch(leader, 0);
+    follower.append_as_follower(&bytes, 0).expect("append");
+    follower
+}
+
+fn epochs_of(log: &Log) -> Vec<(i32, i64)> {
+    log.epochs()
+        .entries()
+        .iter()
+        .map(|e| (e.epoch, e.start_offset))
+        .collect()
+}
+
+#[test]
+fn truncation_to_where_the_histories_agree_then_fetching_again() {
+    let dirs = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let mut leader = leader_with_epochs(dirs.0.path());
+    // Small segments: the cut falls in an earlier segment than the active one.
+    let mut follower = copy_of(&mut leader, dirs.1.path(), 300);
+    let segments_before = follower.segment_count();
+    // Where epoch 2 ends on the leader: the follower keeps [0, 15).
+    let (_, end) = leader.end_offset_for_epoch(2);
+    assert_eq!(follower.truncate_to(end).expect("truncate"), 15);
+    assert_eq!(follower.log_end_offset(), 15);
+    assert!(follower.segment_count() < segments_before);
+    assert_eq!(epochs_of(&follower), vec![(0, 0), (2, 9)]);
+    let kept = fetch(&mut follower, 0);
+    assert_eq!(kept, fetch(&mut leader, 0)[..kept.len()].to_vec());
+    // Mid-batch: the whole batch holding the offset goes (batches hold 3 offsets).
+    assert_eq!(follower.truncate_to(10).expect("truncate"), 9);
+    // No batch of epoch 2 is left: its entry goes too.
+    assert_eq!(epochs_of(&follower), vec![(0, 0)]);
+    assert_eq!(follower.truncate_to(40).expect("past the end: nothing"), 9);
+    // Fetching from the new end makes it the leader's copy again, and a restart agrees.
+    let rest = fetch(&mut leader, 9);
+    follower.append_as_follower(&rest, 0).expect("append");
+    assert_eq!(fetch(&mut follower, 0), fetch(&mut leader, 0));
+    assert_eq!(epochs_of(&follower), epochs_of(&leader));
+    drop(follower);
+    let (mut again, _) = LogLoader {
+        dir: dirs.1.path(),
+        config: config(300),
+        clean_shutdown: false,
+        recovery_point: 0,
+        log_start_offset: 0,
+        now_ms: 0,
+    }
+    .load()
+    .expect("load");
+    assert_eq!(fetch(&mut again, 0), fetch(&mut leader, 0));
+    assert_eq!(epochs_of(&again), epochs_of(&leader));
+}
+
+#[test]
+fn truncating_an_abort_marker_reopens_its_transaction() {
+    use super::tests::{append_marker, append_txn};
+    use crate::storage::batch::ControlType;
+    let dirs = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let mut leader = Log::create(dirs.0.path(), config(1 << 20), 0).expect("leader");
+    append_txn(&mut leader, 7, 0, 2); // 0..1
+    append_txn(&mut leader, 7, 2, 2); // 2..3
+    append_marker(&mut leader, 7, ControlType::Abort); // 4
+    let mut follower = copy_of(&mut leader, dirs.1.path(), 1 << 20);
+    follower.update_high_watermark(5);
+    assert_eq!(follower.aborted_transactions(0, 5), vec![(7, 0)]);
+    assert_eq!(follower.last_stable_offset(), 5);
+    assert_eq!(follower.truncate_to(4).expect("truncate"), 4);
+    // The marker is gone: the transaction is open again and nothing is aborted.
+    assert!(follower.aborted_transactions(0, 5).is_empty());
+    assert_eq!(follower.last_stable_offset(), 0);
+    assert_eq!(follower.high_watermark(), 4);
+}

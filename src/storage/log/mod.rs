@@ -17,6 +17,7 @@ mod read;
 mod retention;
 #[cfg(test)]
 mod tests;
+mod truncation;
 
 pub use cleaning::SealedSegment;
 pub use flush::{FlushPlan, Rolled};

@@ -58,7 +58,7 @@ fn load(dir: &Path, cfg: LogConfig, clean: bool, recovery_point: i64) -> (Log, c
 }
 
 /// A transactional batch of `count` records from producer `pid`.
-fn append_txn(log: &mut Log, pid: i64, seq: i32, count: usize) -> AppendInfo {
+pub(super) fn append_txn(log: &mut Log, pid: i64, seq: i32, count: usize) -> AppendInfo {
     let mut batch = encode_batch(count, 1000, Compression::None).to_vec();
     // Producer id, epoch 0, sequence and the transactional bit, then the CRC again.
     batch[43..51].copy_from_slice(&pid.to_be_bytes());
@@ -71,7 +71,7 @@ fn append_txn(log: &mut Log, pid: i64, seq: i32, count: usize) -> AppendInfo {
     log.append(&mut batch, 1000).unwrap()
 }
 
-fn append_marker(log: &mut Log, pid: i64, kind: ControlType) -> AppendInfo {
+pub(super) fn append_marker(log: &mut Log, pid: i64, kind: ControlType) -> AppendInfo {
     let mut batch = crate::storage::batch::control_batch(pid, 0, 0, kind, 1000);
     log.append(&mut batch, 1000).unwrap()
 }

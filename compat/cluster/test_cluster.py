@@ -607,6 +607,57 @@ class TestFiveTwoRacks:
                 f"node {down}: {done.stdout.strip()}; then RF {registered + 1}: {error.str()}")
 
 
+    # ---- n. a new leader epoch: clients that send it are served, OffsetForLeaderEpoch answers
+
+    def test_new_leader_epoch_is_the_logs(self, five, observe):
+        """Runs after the unregister case (every broker up again). A partition led by node 4
+        with nothing written gets a new leader when node 4 stops (SIGTERM): librdkafka's
+        producer and consumer, which send the leader epoch Metadata gives (KIP-320), are
+        served by the new leader, and OffsetForLeaderEpoch answers for both epochs."""
+        from kafka.protocol.consumer.offsets import OffsetForLeaderEpochRequest
+        topic = unique("epochs")
+        admin = ck_admin(five)
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[4, 1, 2]])],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(five, topic, 1, 3)
+        five.stop_node(4)
+        (p,) = wait_until(lambda: [p for p in partitions_of(five, 1, topic).values() if p.leader_id in (1, 2)],
+                          f"{topic}: a leader other than node 4", TIMEOUT)
+        leader, epoch = p.leader_id, p.leader_epoch
+        assert epoch >= 1, p
+        values = [f"e-{i}".encode() for i in range(10)]
+        clients.send_ck(five, topic, [clients.Msg(None, v) for v in values], acks="all")
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": five.bootstrap, "group.id": unique("epochs"),
+                                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        got = []
+        try:
+            consumer.subscribe([topic])
+            deadline = time.monotonic() + TIMEOUT
+            while len(got) < len(values) and time.monotonic() < deadline:
+                m = consumer.poll(0.5)
+                if m is not None and not m.error():
+                    got.append((m.value(), m.leader_epoch()))
+        finally:
+            consumer.close()
+        assert [v for v, _ in got] == values, f"read {len(got)} of {len(values)}: {got}"
+        assert {e for _, e in got} == {epoch}, f"records' leader epochs {got}, Metadata says {epoch}"
+        T = OffsetForLeaderEpochRequest.OffsetForLeaderTopic
+        P = T.OffsetForLeaderPartition
+
+        def end_of(asked: int):
+            r = five.request(leader, OffsetForLeaderEpochRequest(replica_id=-1, topics=[T(topic=topic, partitions=[
+                P(partition=0, current_leader_epoch=epoch, leader_epoch=asked)])]))
+            (x,) = r.topics[0].partitions
+            assert x.error_code == 0, x
+            return x.leader_epoch, x.end_offset
+        assert end_of(epoch) == (epoch, 10)
+        assert end_of(epoch - 1) == (epoch - 1, 0), "the old epoch ends where the new one began"
+        five.restart(4)
+        observe("a new leader epoch", f"node 4 stopped: node {leader} leads in epoch {epoch}; 10 records "
+                f"produced and consumed by librdkafka carry epoch {epoch}; OffsetForLeaderEpoch "
+                f"{epoch} -> {end_of(epoch)}, {epoch - 1} -> {end_of(epoch - 1)}")
+
+
 # ======================================================================== a dynamic quorum (KIP-853)
 
 DYNAMIC = [NodeSpec(1, "broker,controller", "rack-a"),

@@ -1,6 +1,6 @@
-//! Leadership and replica placement on a cluster of one: ElectLeaders (the
+//! Leadership and replica placement: ElectLeaders (on a cluster of one the
 //! only replica already leads), ListPartitionReassignments (none ever run)
-//! and OffsetForLeaderEpoch (one epoch, 0, from the start of every log).
+//! and OffsetForLeaderEpoch (from each log's leader epoch cache).
 
 use super::{leader_epoch_error, RequestContext};
 use crate::auth::acl::{operation, resource};
@@ -114,14 +114,14 @@ pub async fn handle_offset_for_leader_epoch(
                     if let Some(code) = leader_epoch_error(p.current_leader_epoch, offsets.leader_epoch) {
                         return answer.with_error_code(code);
                     }
-                    // Every batch carries the one epoch: it ends at the log end.
-                    if p.leader_epoch == offsets.leader_epoch {
-                        answer
-                            .with_leader_epoch(offsets.leader_epoch)
-                            .with_end_offset(offsets.log_end_offset)
+                    // The current epoch ends at the log end (even before its first
+                    // append); earlier ones where the leader epoch cache says.
+                    let (epoch, end) = if p.leader_epoch == offsets.leader_epoch {
+                        (offsets.leader_epoch, offsets.log_end_offset)
                     } else {
-                        answer
-                    }
+                        partition.log().end_offset_for_epoch(p.leader_epoch)
+                    };
+                    answer.with_leader_epoch(epoch).with_end_offset(end)
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

@@ -271,8 +271,52 @@ impl ReplicaManager {
             hosted.insert(Arc::new(topic.with(configs, log_config, topic.partitions.clone())));
         }
         self.topics.store(Arc::new(hosted));
+        self.take_leadership(image, changes).await;
         for topic in doomed {
             self.delete_logs(topic).await;
+        }
+    }
+
+    /// Partitions this broker leads in a newer leader epoch: their appends
+    /// carry it from now on, and it starts at the log end (Kafka's
+    /// makeLeader), so OffsetForLeaderEpoch and clients' epoch checks see
+    /// the epoch the metadata gives.
+    async fn take_leadership(&self, image: &MetadataImage, changes: &MetadataChanges) {
+        let hosted = self.topics.load_full();
+        let mut led = Vec::new();
+        let created = changes.created_topics.iter().map(|id| (id, None));
+        let changed = changes.changed_partitions.iter().map(|(id, ps)| (id, Some(ps)));
+        for (id, only) in created.chain(changed) {
+            let (Some(image_topic), Some(topic)) = (image.topics.by_id(*id), hosted.by_id.get(id)) else {
+                continue;
+            };
+            for (index, p) in image_topic.partitions.iter().enumerate() {
+                let index = index as i32;
+                if p.leader != self.node_id || only.is_some_and(|ps| !ps.contains(&index)) {
+                    continue;
+                }
+                if let Some(partition) = topic.partition(index) {
+                    led.push((partition.clone(), p.leader_epoch));
+                }
+            }
+        }
+        if led.is_empty() {
+            return;
+        }
+        let done = crate::storage::blocking(move || {
+            for (partition, epoch) in led {
+                let mut log = partition.log();
+                if log.leader_epoch() < epoch {
+                    if let Err(e) = log.become_leader(epoch) {
+                        warn!(topic = partition.topic(), partition = partition.index(), error = %e,
+                            "could not record a new leader epoch");
+                    }
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            warn!(error = %e, "recording new leader epochs failed");
         }
     }
 

@@ -233,3 +233,18 @@ def test_topic_compression_type_recompresses_batches(broker, topic_codec, sent):
     stored = "none" if topic_codec == "uncompressed" else topic_codec
     assert {b.codec for b in batches} == {stored}, batches
     assert batches[0].base_offset == 0 and batches[-1].last_offset == 59
+
+
+def test_min_insync_replicas_counts_up_to_the_replication_factor(broker):
+    """min.insync.replicas above a topic's replication factor: Kafka counts it only up to
+    the replicas there are (its effective min ISR), so acks=all writes to a single replica
+    succeed with min.insync.replicas=2 — from both clients."""
+    name = clients.unique_name("min-isr")
+    admin = clients.ck_admin(broker)
+    admin.create_topics([confluent_kafka.admin.NewTopic(
+        name, 1, 1, config={"min.insync.replicas": "2"})])[name].result(timeout=30)
+    clients.wait_for_serving(broker, name, 1)
+    acked = clients.send_ck(broker, name, [Msg(b"k", b"confluent")], acks="all")
+    acked += clients.send_kp(broker, name, [Msg(b"k", b"kafka-python")], acks="all")
+    assert [o for _, o in acked] == [0, 1], acked
+    assert [r.value for r in clients.read_kp(broker, name)] == [b"confluent", b"kafka-python"]

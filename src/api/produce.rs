@@ -74,7 +74,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                 (Some(topic), _) if super::leadership::led_elsewhere(broker, &image, topic.id, index) => {
                     Checked::Refused(error_response(index, super::leadership::NOT_LEADER, None))
                 }
-                (Some(topic), _) => check_partition(topic, data, acks, ctx.api_version, now, &txn).await,
+                (Some(topic), _) => {
+                    let replicas = image.topics.by_id(topic.id).and_then(|t| t.partition(index).cloned());
+                    let in_sync = replicas.map(|p| (p.replicas.len(), p.isr));
+                    check_partition(topic, data, acks, in_sync, ctx.api_version, now, &txn).await
+                }
             };
             match checked {
                 Checked::Valid(append) => {
@@ -178,6 +182,7 @@ async fn check_partition(
     topic: &Arc<Topic>,
     data: PartitionProduceData,
     acks: i16,
+    in_sync: Option<(usize, Vec<i32>)>,
     version: i16,
     now: i64,
     txn: &TxnContext<'_>,
@@ -219,16 +224,23 @@ async fn check_partition(
             return Checked::Refused(error_response(index, code, None));
         }
     }
-    // A single node is the only in-sync replica.
-    if acks == -1 && topic.log_config.min_insync_replicas > 1 {
-        return Checked::Refused(error_response(
-            index,
-            ResponseError::NotEnoughReplicas.code(),
-            Some(format!(
-                "min.insync.replicas is {} but only 1 replica is in sync",
-                topic.log_config.min_insync_replicas
-            )),
-        ));
+    // As Kafka's appendRecordsToLeader: min.insync.replicas counts up to the
+    // replication factor (a single replica satisfies any), refused before the append.
+    if let Some((replicas, isr)) = in_sync.filter(|_| acks == -1) {
+        let min_isr = (topic.log_config.min_insync_replicas.max(1) as usize).min(replicas.max(1));
+        if isr.len() < min_isr {
+            let members: Vec<String> = isr.iter().map(i32::to_string).collect();
+            return Checked::Refused(error_response(
+                index,
+                ResponseError::NotEnoughReplicas.code(),
+                Some(format!(
+                    "The size of the current ISR Set({}) is insufficient to satisfy the min.isr requirement \
+                     of {min_isr} for partition {}-{index}",
+                    members.join(", "),
+                    topic.name
+                )),
+            ));
+        }
     }
     Checked::Valid(Append {
         partition: partition.clone(),

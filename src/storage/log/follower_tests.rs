@@ -38,6 +38,19 @@ fn fetch(log: &mut Log, mut offset: i64) -> Vec<u8> {
     out
 }
 
+/// The log in `dir` as a restart after a crash loads it.
+fn reopen(dir: &Path, segment_bytes: u64) -> Log {
+    let loader = LogLoader {
+        dir,
+        config: config(segment_bytes),
+        clean_shutdown: false,
+        recovery_point: 0,
+        log_start_offset: 0,
+        now_ms: 0,
+    };
+    loader.load().expect("load").0
+}
+
 fn leader_with_epochs(dir: &Path) -> Log {
     let mut leader = Log::create(dir, config(1 << 20), 0).expect("leader");
     for (epoch, batches) in [(0, 3), (2, 2), (5, 4)] {
@@ -81,16 +94,7 @@ fn a_follower_stores_the_leaders_batches_byte_for_byte_with_their_epochs() {
     // Restarted, it has the same log and epochs.
     let entries = follower.epochs().entries().to_vec();
     drop(follower);
-    let (mut again, _) = LogLoader {
-        dir: dirs.1.path(),
-        config: config(300),
-        clean_shutdown: false,
-        recovery_point: 0,
-        log_start_offset: 0,
-        now_ms: 0,
-    }
-    .load()
-    .expect("load");
+    let mut again = reopen(dirs.1.path(), 300);
     assert_eq!(again.log_end_offset(), 27);
     assert_eq!(again.epochs().entries(), &entries[..]);
     assert_eq!(fetch(&mut again, 0), fetch(&mut leader, 0));
@@ -191,16 +195,7 @@ fn truncation_to_where_the_histories_agree_then_fetching_again() {
     assert_eq!(fetch(&mut follower, 0), fetch(&mut leader, 0));
     assert_eq!(epochs_of(&follower), epochs_of(&leader));
     drop(follower);
-    let (mut again, _) = LogLoader {
-        dir: dirs.1.path(),
-        config: config(300),
-        clean_shutdown: false,
-        recovery_point: 0,
-        log_start_offset: 0,
-        now_ms: 0,
-    }
-    .load()
-    .expect("load");
+    let mut again = reopen(dirs.1.path(), 300);
     assert_eq!(fetch(&mut again, 0), fetch(&mut leader, 0));
     assert_eq!(epochs_of(&again), epochs_of(&leader));
 }

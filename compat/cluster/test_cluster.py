@@ -691,6 +691,10 @@ class TestDynamicQuorum:
         for v in voters:
             assert v.get("directoryId") == dynamic.directory_ids[v["id"]], status
             assert v["endpoints"] == [f"CONTROLLER://127.0.0.1:{dynamic.node(v['id']).controller_port}"], status
+        # The broker-only node observes, with its own directory id.
+        observers = json.loads(next(x for x in status.splitlines()
+                                    if x.startswith("CurrentObservers:")).split(":", 1)[1])
+        assert observers == [{"id": 4, "directoryId": dynamic.meta_properties(4)["directory.id"]}], status
         dynamic.wait_brokers(dynamic.broker_ids)
         observe("describe --status, dynamic quorum", " | ".join(status.strip().splitlines()))
 

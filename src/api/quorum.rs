@@ -73,9 +73,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, _req: DescribeQuorumR
                 .collect();
             let observers = image
                 .brokers
-                .keys()
-                .filter(|id| !quorum.voters().contains_key(&(**id as u64)))
-                .map(|id| voter(*id, -1, false))
+                .values()
+                .filter(|b| !quorum.voters().contains_key(&(b.broker_id as u64)))
+                .map(|b| voter(b.broker_id, -1, false).with_replica_directory_id(b.directory_id.unwrap_or_default()))
                 .collect();
             let listener = broker
                 .config

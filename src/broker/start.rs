@@ -87,9 +87,19 @@ async fn register(broker: &Broker) -> io::Result<()> {
                 .map_or_else(|| e.listener.clone(), |l| l.protocol.name().to_string()),
         })
         .collect();
+    // The metadata directory's id, as the format step wrote it (none on a single node).
+    let directory_id = crate::metadata::meta_properties::read(crate::metadata::format::metadata_dir(&broker.config))
+        .ok()
+        .flatten()
+        .and_then(|m| m.directory_id);
     broker
         .controller
-        .register_broker(broker.node_id(), endpoints, broker.config.broker_rack.clone())
+        .register_broker(
+            broker.node_id(),
+            endpoints,
+            broker.config.broker_rack.clone(),
+            directory_id,
+        )
         .await
         .map_err(|e| io::Error::other(format!("could not register the broker: {e}")))
 }

@@ -243,6 +243,7 @@ fn unregistering_removes_only_the_registration_it_names() {
             endpoints: Vec::new(),
             rack: None,
             fenced: false,
+            directory_id: None,
         })
     };
     let unregister = |epoch: i64| MetadataRecord::UnregisterBroker { broker_id: 4, epoch };

@@ -35,6 +35,10 @@ pub struct BrokerRegistration {
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// The id of its metadata log directory (`directory.id` in meta.properties),
+    /// which DescribeQuorum shows for observers as Kafka does.
+    #[serde(default)]
+    pub directory_id: Option<Uuid>,
 }
 
 /// One partition's replicas and leadership.

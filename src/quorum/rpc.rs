@@ -51,6 +51,8 @@ pub enum ControllerOp {
         broker_id: i32,
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
+        #[serde(default)]
+        directory_id: Option<uuid::Uuid>,
     },
     /// A broker is alive (or, shutting down, asks to be fenced first).
     Heartbeat {

@@ -5,6 +5,7 @@
 use super::{Controller, ControllerError, ControllerResult};
 use crate::metadata::records::{BrokerEndpoint, BrokerRegistration, MetadataRecord};
 use crate::quorum::rpc::ControllerOp;
+use uuid::Uuid;
 
 impl Controller {
     /// Registers a broker; nothing is written when it is registered already
@@ -14,11 +15,13 @@ impl Controller {
         broker_id: i32,
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
+        directory_id: Option<Uuid>,
     ) -> Result<(), ControllerError> {
         let op = ControllerOp::RegisterBroker {
             broker_id,
             endpoints,
             rack,
+            directory_id,
         };
         self.run(op).await.map(|_| ())
     }
@@ -58,13 +61,13 @@ impl Controller {
         broker_id: i32,
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
+        directory_id: Option<Uuid>,
     ) -> Result<(), ControllerError> {
         self.registered(broker_id);
         self.write(move |image, _| {
-            let same = image
-                .brokers
-                .get(&broker_id)
-                .is_some_and(|b| b.endpoints == endpoints && b.rack == rack && !b.fenced);
+            let same = image.brokers.get(&broker_id).is_some_and(|b| {
+                b.endpoints == endpoints && b.rack == rack && b.directory_id == directory_id && !b.fenced
+            });
             if same {
                 return ControllerResult::none(());
             }
@@ -77,6 +80,7 @@ impl Controller {
                 // A fenced broker stays fenced until it heartbeats (which
                 // also gives it back the partitions left without a leader).
                 fenced: image.brokers.get(&broker_id).is_some_and(|b| b.fenced),
+                directory_id,
             };
             ControllerResult::of(vec![MetadataRecord::RegisterBroker(registration)], ())
         })

@@ -211,6 +211,7 @@ mod tests {
             endpoints: Vec::new(),
             rack: None,
             fenced,
+            directory_id: None,
         })
     }
 

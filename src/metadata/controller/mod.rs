@@ -429,8 +429,9 @@ impl Controller {
                 broker_id,
                 endpoints,
                 rack,
+                directory_id,
             } => self
-                .register_broker_here(broker_id, endpoints, rack)
+                .register_broker_here(broker_id, endpoints, rack, directory_id)
                 .await
                 .map(|_| ControllerOpReply::RegisterBroker),
             ControllerOp::Heartbeat {

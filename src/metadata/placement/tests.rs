@@ -226,6 +226,7 @@ fn the_controller_answers_with_kafkas_words_and_code() {
         endpoints: Vec::new(),
         rack: None,
         fenced: false,
+        directory_id: None,
     };
     image.brokers = Arc::new((1..=3).map(|id| (id, registered(id))).collect());
     let mut placer = StripedReplicaPlacer::with_seed(0);
@@ -318,6 +319,7 @@ fn manual_assignments_are_checked_as_kafka_checks_them() {
         endpoints: Vec::new(),
         rack: None,
         fenced,
+        directory_id: None,
     };
     image.brokers = Arc::new(BTreeMap::from([(1, registered(1, false)), (2, registered(2, true))]));
     let check = |first, rf, a: &[Vec<i32>]| check_assignments(&image, 1, first, rf, a).map_err(|e| e.to_string());

@@ -74,6 +74,18 @@ def create(c: Cluster, name: str, partitions: int, rf: int, bootstrap: str | Non
     admin.create_topics([NewTopic(name, partitions, rf)], request_timeout=30)[name].result(TIMEOUT)
 
 
+def refused_replication_factor(c: Cluster, name: str, rf: int):
+    """CreateTopics of one partition with replication factor `rf`, which must be refused
+    with INVALID_REPLICATION_FACTOR; the KafkaError."""
+    admin = ck_admin(c)  # alive until the result
+    futures = admin.create_topics([NewTopic(name, 1, rf)], request_timeout=30)
+    with pytest.raises(confluent_kafka.KafkaException) as raised:
+        futures[name].result(TIMEOUT)
+    error = raised.value.args[0]
+    assert error.code() == confluent_kafka.KafkaError.INVALID_REPLICATION_FACTOR, error
+    return error
+
+
 def partitions_of(c: Cluster, node_id: int, topic: str) -> dict[int, object]:
     """partition -> its Metadata entry, as one broker sees the topic."""
     md = c.metadata(node_id, [topic])
@@ -562,13 +574,7 @@ class TestFiveTwoRacks:
                                    if p.leader_id >= 0 and set(p.isr_nodes) == set(five.live_broker_ids)],
                           f"{name}: a leader and the {registered - 1} live brokers in sync", TIMEOUT)
         assert sorted(p.replica_nodes) == five.broker_ids, p
-        over = unique("rf-over")
-        admin = ck_admin(five)
-        futures = admin.create_topics([NewTopic(over, 1, registered + 1)], request_timeout=30)
-        with pytest.raises(confluent_kafka.KafkaException) as raised:
-            futures[over].result(TIMEOUT)
-        error = raised.value.args[0]
-        assert error.code() == confluent_kafka.KafkaError.INVALID_REPLICATION_FACTOR
+        error = refused_replication_factor(five, unique("rf-over"), registered + 1)
         assert error.str() == (
             f"Unable to replicate the partition {registered + 1} time(s): The target replication factor "
             f"of {registered + 1} cannot be reached because only {registered} broker(s) are registered or "
@@ -589,13 +595,7 @@ class TestFiveTwoRacks:
         assert done.code == 0 and f"Broker {down} is no longer registered." in done.stdout, done
         # Placement counts registered brokers: one fewer now.
         registered = len(five.broker_ids) - 1
-        over = unique("rf-unregistered")
-        admin = ck_admin(five)
-        futures = admin.create_topics([NewTopic(over, 1, registered + 1)], request_timeout=30)
-        with pytest.raises(confluent_kafka.KafkaException) as raised:
-            futures[over].result(TIMEOUT)
-        error = raised.value.args[0]
-        assert error.code() == confluent_kafka.KafkaError.INVALID_REPLICATION_FACTOR
+        error = refused_replication_factor(five, unique("rf-unregistered"), registered + 1)
         assert f"only {registered} broker(s) are registered" in error.str(), error.str()
         # Started again, it registers again: every broker counts.
         five.restart(down)

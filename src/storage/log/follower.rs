@@ -7,7 +7,6 @@
 
 use super::{Log, LogError, Rolled};
 use crate::storage::batch::{BatchHeader, BATCH_HEADER_LEN};
-use crate::storage::records::control_type_of_records;
 
 /// What a follower append stored.
 #[derive(Debug, Default)]
@@ -53,17 +52,8 @@ impl Log {
                 out.rolled.push(rolled);
             }
             let (head, body) = batch.split_at(BATCH_HEADER_LEN);
-            self.segments.active_mut().append_parts(head, body, &header)?;
-            self.producers.record(&header);
+            self.store(head, body, &header)?;
             self.epochs.assign(header.partition_leader_epoch, header.base_offset)?;
-            self.next_offset = header.next_offset();
-            if header.is_control() {
-                let segment = self.segments.active().base_offset();
-                let kind = control_type_of_records(body);
-                let hw = self.high_watermark;
-                self.aborted.complete(&mut self.producers, segment, &header, kind, hw)?;
-            }
-            self.unflushed_messages += header.records_count as i64;
             out.records += header.records_count as i64;
             let first = out.offsets.map_or(header.base_offset, |(f, _)| f);
             out.offsets = Some((first, header.last_offset()));

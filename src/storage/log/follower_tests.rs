@@ -130,13 +130,7 @@ fn a_follower_refuses_what_it_has_and_what_is_corrupt() {
 fn a_leaders_appends_carry_its_epoch_and_retention_trims_the_epochs() {
     let dir = tempfile::tempdir().expect("dir");
     let mut log = leader_with_epochs(dir.path());
-    let entries: Vec<(i32, i64)> = log
-        .epochs()
-        .entries()
-        .iter()
-        .map(|e| (e.epoch, e.start_offset))
-        .collect();
-    assert_eq!(entries, vec![(0, 0), (2, 9), (5, 15)]);
+    assert_eq!(epochs_of(&log), vec![(0, 0), (2, 9), (5, 15)]);
     let bytes = fetch(&mut log, 15);
     let header = BatchHeader::parse(&bytes).expect("header");
     assert_eq!(header.partition_leader_epoch, 5);
@@ -145,13 +139,7 @@ fn a_leaders_appends_carry_its_epoch_and_retention_trims_the_epochs() {
     assert_eq!(log.end_offset_for_epoch(5), (5, 27));
     assert_eq!(log.end_offset_for_epoch(6), (6, 27));
     log.delete_records_before(10).expect("delete records");
-    let entries: Vec<(i32, i64)> = log
-        .epochs()
-        .entries()
-        .iter()
-        .map(|e| (e.epoch, e.start_offset))
-        .collect();
-    assert_eq!(entries, vec![(2, 10), (5, 15), (6, 27)]);
+    assert_eq!(epochs_of(&log), vec![(2, 10), (5, 15), (6, 27)]);
 }
 
 fn copy_of(leader: &mut Log, dir: &Path, segment_bytes: u64) -> Log {

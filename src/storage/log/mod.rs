@@ -286,17 +286,13 @@ impl Log {
             self.epochs.assign(self.leader_epoch, base_offset)?;
         }
         let stored = BatchHeader::parse(head)?;
-        self.segments.active_mut().append_parts(head, records, &stored)?;
-        self.producers.record(&stored);
-        self.next_offset = stored.next_offset();
-        self.high_watermark = self.next_offset;
-        if stored.is_control() {
-            let segment = self.segments.active().base_offset();
-            let kind = control_type_of_records(records);
-            let hw = self.high_watermark;
-            self.aborted.complete(&mut self.producers, segment, &stored, kind, hw)?;
+        // Alone, the leader's append is committed at once (and a marker's
+        // aborted-transaction entry is taken at that high watermark).
+        let previous = std::mem::replace(&mut self.high_watermark, stored.next_offset());
+        if let Err(e) = self.store(head, records, &stored) {
+            self.high_watermark = previous;
+            return Err(e);
         }
-        self.unflushed_messages += stored.records_count as i64;
         Ok(AppendInfo {
             base_offset,
             last_offset: stored.last_offset(),
@@ -306,6 +302,22 @@ impl Log {
             needs_flush: self.unflushed_messages >= self.config.flush_messages,
             rolled,
         })
+    }
+
+    /// Writes a batch whose offsets are final at the log end, and keeps the
+    /// producer state and aborted transactions in step (leader and follower).
+    fn store(&mut self, head: &[u8], records: &[u8], header: &BatchHeader) -> Result<(), LogError> {
+        self.segments.active_mut().append_parts(head, records, header)?;
+        self.producers.record(header);
+        self.next_offset = header.next_offset();
+        if header.is_control() {
+            let segment = self.segments.active().base_offset();
+            let kind = control_type_of_records(records);
+            let hw = self.high_watermark;
+            self.aborted.complete(&mut self.producers, segment, header, kind, hw)?;
+        }
+        self.unflushed_messages += header.records_count as i64;
+        Ok(())
     }
 
     /// Forgets idempotent producers idle since before `horizon_ms`.

@@ -5,16 +5,16 @@
 //! every request is answered in full, as Kafka answers sessionless fetches.
 
 use super::{leader_epoch_error, log_error_code, RequestContext};
-use crate::auth::acl::{operation, resource};
+use crate::auth::acl::{operation, resource, CLUSTER_NAME};
 use crate::broker::Broker;
 use crate::quota::CONSUMER_BYTE_RATE;
-use crate::replication::{Topic, TopicStats};
+use crate::replication::{LeaderPartition, Topic, TopicStats};
 use crate::storage::batch::{count_records, BatchHeader};
-use crate::storage::{blocking, now_ms, LogError, Partition};
+use crate::storage::{blocking, now_ms, Log, LogError, Partition};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchResponse, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{ProducerId, TopicName};
 use kafka_protocol::ResponseError;
@@ -34,6 +34,9 @@ struct Wanted {
     fetch_offset: i64,
     max_bytes: usize,
     leader_epoch: i32,
+    last_fetched_epoch: i32,
+    /// A follower's fetch: its leader state here (it reads to the log end).
+    replica: Option<Arc<LeaderPartition>>,
 }
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
@@ -43,6 +46,19 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     if req.session_id != 0 && req.session_epoch != -1 {
         return FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+            .with_session_id(0);
+    }
+
+    // A follower's fetch (KIP-903's ReplicaState from v15, the replica id before).
+    let replica_id = if ctx.api_version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let from_replica = replica_id >= 0;
+    if from_replica && !broker.authorize(ctx, operation::CLUSTER_ACTION, resource::CLUSTER, CLUSTER_NAME) {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
             .with_session_id(0);
     }
 
@@ -56,17 +72,26 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             broker.replicas.topic(&t.topic)
         };
         topics.push((t.topic.clone(), t.topic_id));
-        if let Some(t) = &topic {
+        if let Some(t) = topic.as_ref().filter(|_| !from_replica) {
             TopicStats::add(&t.stats.fetch_requests, 1);
         }
-        let allowed = topic
-            .as_ref()
-            .is_none_or(|t| broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name));
+        let allowed = from_replica
+            || topic
+                .as_ref()
+                .is_none_or(|t| broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name));
         for p in &t.partitions {
+            let mut replica = None;
             let target = match &topic {
                 _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
                 None if by_id => Err(ResponseError::UnknownTopicId.code()),
                 None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                Some(topic) if from_replica => match broker.replicas.led(topic.id, p.partition) {
+                    Some(led) => {
+                        replica = Some(led.leader);
+                        Ok(led.partition)
+                    }
+                    None => Err(super::leadership::NOT_LEADER),
+                },
                 Some(topic) if super::leadership::led_elsewhere(broker, &image, topic.id, p.partition) => {
                     Err(super::leadership::NOT_LEADER)
                 }
@@ -83,11 +108,20 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: if ctx.api_version >= 12 {
+                    p.last_fetched_epoch
+                } else {
+                    -1
+                },
+                replica,
             });
         }
     }
 
-    let read_committed = req.isolation_level == READ_COMMITTED;
+    if from_replica {
+        record_follower_fetches(broker, replica_id, &wanted);
+    }
+    let read_committed = req.isolation_level == READ_COMMITTED && !from_replica;
     let max_bytes = req.max_bytes.max(0) as usize;
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
@@ -115,6 +149,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
         }
     };
 
+    if from_replica {
+        let responses = into_topics(topics, &wanted, results);
+        return FetchResponse::default().with_session_id(0).with_responses(responses);
+    }
     // Over its consumer_byte_rate: Kafka answers with no records and the throttle time.
     let fetched: usize = results.iter().map(|d| d.records.as_ref().map_or(0, Bytes::len)).sum();
     let quotas = broker.image().client_quotas.clone();
@@ -152,6 +190,53 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     let mut response = FetchResponse::default().with_session_id(0).with_responses(responses);
     super::leadership::fill_fetch(&image, &ctx.listener, &mut response);
     response
+}
+
+/// The partition answers grouped by topic, in the request's order.
+fn into_topics(
+    topics: Vec<(TopicName, Uuid)>,
+    wanted: &[Wanted],
+    results: Vec<PartitionData>,
+) -> Vec<FetchableTopicResponse> {
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .into_iter()
+        .map(|(name, id)| FetchableTopicResponse::default().with_topic(name).with_topic_id(id))
+        .collect();
+    for (w, data) in wanted.iter().zip(results) {
+        responses[w.topic_index].partitions.push(data);
+    }
+    responses
+}
+
+/// A follower fetching from an offset has everything before it: the
+/// leader's view of it moves (and with it, maybe, the high watermark), and
+/// a follower that caught up asks to join the ISR. Only fetches in the
+/// current leader epoch whose history agrees with ours count.
+fn record_follower_fetches(broker: &Broker, replica_id: i32, wanted: &[Wanted]) {
+    for w in wanted {
+        let (Some(leader), Ok(partition)) = (&w.replica, &w.target) else {
+            continue;
+        };
+        if leader_epoch_error(w.leader_epoch, leader.leader_epoch).is_some() {
+            continue;
+        }
+        if diverging(&partition.log(), w).is_some() {
+            continue;
+        }
+        if let Some(change) = leader.follower_fetched(partition, replica_id, w.fetch_offset) {
+            broker.replicas.request_isr_change(change);
+        }
+    }
+}
+
+/// Where our history and the fetcher's part, when they do (KIP-320): its
+/// last fetched epoch ends here before its fetch offset, or we never had it.
+fn diverging(log: &Log, w: &Wanted) -> Option<(i32, i64)> {
+    if w.last_fetched_epoch < 0 || log.epochs().latest().is_none() {
+        return None;
+    }
+    let (epoch, end) = log.end_offset_for_epoch(w.last_fetched_epoch);
+    (end < w.fetch_offset || epoch < w.last_fetched_epoch).then_some((epoch, end))
 }
 
 /// `read_all` off the async threads, in one call: reads are file I/O.
@@ -230,7 +315,20 @@ fn read_partition(
         if let Some(code) = leader_epoch_error(w.leader_epoch, offsets.3) {
             return empty(w.partition_index, code, offsets.0, offsets.1, offsets.2);
         }
-        let max_offset = if read_committed { offsets.1 } else { offsets.0 };
+        if w.replica.is_some() {
+            if let Some((epoch, end_offset)) = diverging(&log, w) {
+                return empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2)
+                    .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset));
+            }
+        }
+        // A follower reads to the log end; a consumer to what is committed.
+        let max_offset = if w.replica.is_some() {
+            log.log_end_offset()
+        } else if read_committed {
+            offsets.1
+        } else {
+            offsets.0
+        };
         (log.plan_read(w.fetch_offset, max_offset), offsets)
     };
     let (hw, lso, log_start, _) = offsets;

@@ -15,12 +15,14 @@ pub const NOT_LEADER: i16 = ResponseError::NotLeaderOrFollower.code();
 /// Whether another broker leads the partition (only in a cluster: a single
 /// node leads everything it hosts).
 pub fn led_elsewhere(broker: &Broker, image: &MetadataImage, topic_id: Uuid, partition: i32) -> bool {
-    broker.controller.is_clustered()
-        && image
-            .topics
-            .by_id(topic_id)
-            .and_then(|t| t.partition(partition))
-            .is_some_and(|p| p.leader != broker.node_id())
+    if !broker.controller.is_clustered() {
+        return false;
+    }
+    let Some(p) = image.topics.by_id(topic_id).and_then(|t| t.partition(partition)) else {
+        return false;
+    };
+    // A replicated partition is led once its replication state is set up here.
+    p.leader != broker.node_id() || (p.replicas.len() > 1 && broker.replicas.led(topic_id, partition).is_none())
 }
 
 fn leader_of(image: &MetadataImage, name: &str, id: Uuid, partition: i32) -> Option<(i32, i32)> {

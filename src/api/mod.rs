@@ -20,6 +20,7 @@ pub mod producers;
 pub mod quorum;
 pub mod quotas;
 pub mod replicas;
+pub mod replication_wait;
 pub mod sasl;
 pub mod scram;
 pub mod topics;

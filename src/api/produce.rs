@@ -98,9 +98,28 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     }
     // One call off the async threads for the whole request.
     let results = Partition::append_batches(appends).await;
+    let mut replicated = Vec::new();
     for ((t, p, received), result) in pending.into_iter().zip(results) {
+        if let (Ok(info), -1) = (&result, acks) {
+            if let Some(led) = broker
+                .replicas
+                .led(received.topic_id, responses[t].partition_responses[p].index)
+            {
+                replicated.push(super::replication_wait::Wait {
+                    at: (t, p),
+                    led,
+                    last_offset: info.last_offset,
+                    min_isr: received.min_isr,
+                });
+            }
+        }
         let response = &mut responses[t].partition_responses[p];
         *response = appended(response.index, &received, result);
+    }
+    // acks=all: answered once every ISR member has the batch.
+    for ((t, p), code) in super::replication_wait::acks_all(broker, replicated, req.timeout_ms).await {
+        let response = &mut responses[t].partition_responses[p];
+        *response = error_response(response.index, code, None);
     }
     let throttle_ms = broker.quotas.record(
         &broker.image().client_quotas,
@@ -174,6 +193,9 @@ struct Received {
     stats: Arc<TopicStats>,
     bytes: u64,
     records: u64,
+    topic_id: uuid::Uuid,
+    /// min.insync.replicas, capped at the replication factor.
+    min_isr: usize,
 }
 
 /// Validates one partition's batch and checks what the broker requires of
@@ -226,8 +248,10 @@ async fn check_partition(
     }
     // As Kafka's appendRecordsToLeader: min.insync.replicas counts up to the
     // replication factor (a single replica satisfies any), refused before the append.
+    let min_isr = |replicas: usize| (topic.log_config.min_insync_replicas.max(1) as usize).min(replicas.max(1));
+    let effective_min_isr = in_sync.as_ref().map_or(1, |(replicas, _)| min_isr(*replicas));
     if let Some((replicas, isr)) = in_sync.filter(|_| acks == -1) {
-        let min_isr = (topic.log_config.min_insync_replicas.max(1) as usize).min(replicas.max(1));
+        let min_isr = min_isr(replicas);
         if isr.len() < min_isr {
             let members: Vec<String> = isr.iter().map(i32::to_string).collect();
             return Checked::Refused(error_response(
@@ -249,6 +273,8 @@ async fn check_partition(
             stats: topic.stats.clone(),
             bytes: records.len() as u64,
             records: header.records_count as u64,
+            topic_id: topic.id,
+            min_isr: effective_min_isr,
         },
     })
 }

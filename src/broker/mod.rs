@@ -9,6 +9,7 @@ pub mod forwarding;
 mod housekeeping;
 mod publisher;
 pub mod quorum_service;
+mod replication;
 mod start;
 
 pub use start::RunningBroker;
@@ -39,7 +40,7 @@ pub struct Broker {
     pub metadata: Arc<MetadataCache>,
     /// Where metadata changes are made.
     pub controller: Arc<Controller>,
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     pub producer_ids: Arc<ProducerIdManager>,
     pub groups: GroupCoordinator,
     pub txns: TransactionCoordinator,

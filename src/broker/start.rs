@@ -33,7 +33,7 @@ struct Opened {
     format: Option<FormatState>,
     image: Arc<MetadataImage>,
     cluster_id: String,
-    replicas: ReplicaManager,
+    replicas: Arc<ReplicaManager>,
     report: OpenReport,
 }
 
@@ -55,13 +55,26 @@ fn open_storage(config: &BrokerConfig) -> io::Result<Opened> {
         let loaded = bootstrap::load(config)?;
         (Some(loaded.log), None, Arc::new(loaded.image), loaded.cluster_id)
     };
-    let (replicas, report) = ReplicaManager::open(logs, &image, config.node_id, static_configs(config))?;
+    let inter_broker = config
+        .cluster
+        .inter_broker_listener_name
+        .clone()
+        .unwrap_or_else(|| "PLAINTEXT".into());
+    let (replicas, report) = ReplicaManager::open(
+        logs,
+        &image,
+        config.node_id,
+        static_configs(config),
+        config.replication.clone(),
+        inter_broker,
+        config.cluster.is_cluster(config.node_id),
+    )?;
     Ok(Opened {
         log,
         format,
         image,
         cluster_id,
-        replicas,
+        replicas: Arc::new(replicas),
         report,
     })
 }
@@ -271,11 +284,21 @@ impl RunningBroker {
             // The quorum needs this node's listener to elect a leader: register once it is up.
             let registering = broker.clone();
             background.spawn(async move {
-                if let Err(e) = register(&registering).await {
-                    warn!(error = %e, "broker registration failed");
+                // Until registered, this broker leads nothing: keep trying.
+                loop {
+                    match register(&registering).await {
+                        Ok(()) => return registering.replicas.caught_up().await,
+                        Err(e) => warn!(error = %e, "broker registration failed; retrying"),
+                    }
+                    tokio::select! {
+                        _ = registering.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                 }
             });
             background.spawn(super::cluster::heartbeat(broker.clone()));
+            background.spawn(super::replication::send_isr_changes(broker.clone()));
+            background.spawn(super::replication::shrink_isrs(broker.clone()));
             background.spawn(super::cluster::fence_silent_brokers(broker.clone()));
         } else {
             register(&broker).await?;
@@ -350,6 +373,7 @@ impl RunningBroker {
             super::cluster::controlled_shutdown(&self.broker).await;
         }
         self.broker.shutdown.cancel();
+        self.broker.replicas.stop_fetchers();
         self.broker.controller.stop();
         self.background.close();
         self.connections.close();

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod listener;
 pub mod properties;
+pub mod replication;
 pub mod security;
 pub mod topic;
 
@@ -89,7 +90,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
-    "num.replica.fetchers",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "offsets.topic.replication.factor",
@@ -101,7 +101,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "zookeeper.connection.timeout.ms",
     "log.cleaner.threads",
     "queued.max.requests",
-    "replica.lag.time.max.ms",
 ];
 
 /// The transaction coordinator's settings (Kafka's `transaction.*` keys).
@@ -163,6 +162,7 @@ pub struct BrokerConfig {
     pub log_level: String,
     /// The KRaft keys: roles, quorum, controller listeners.
     pub cluster: ClusterConfig,
+    pub replication: replication::ReplicationConfig,
     /// SCRAM credentials to create or replace at start (`--add-scram`).
     pub initial_scram: Vec<(
         String,
@@ -327,6 +327,7 @@ impl BrokerConfig {
             topic_defaults,
             security,
             cluster,
+            replication: replication::ReplicationConfig::from_properties(&props)?,
             initial_scram: Vec::new(),
             metrics_address: get("metrics.prometheus.address").filter(|a| !a.is_empty()),
             log_json: match get("logging.format").as_deref() {
@@ -357,6 +358,7 @@ impl BrokerConfig {
 fn is_known_key(key: &str) -> bool {
     KNOWN_KEYS.contains(&key)
         || cluster::CLUSTER_KEYS.contains(&key)
+        || replication::REPLICATION_KEYS.contains(&key)
         || security::is_security_key(key)
         || topic::TOPIC_CONFIGS
             .iter()

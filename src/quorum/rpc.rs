@@ -59,6 +59,8 @@ pub enum ControllerOp {
         broker_id: i32,
         shutting_down: bool,
     },
+    /// A partition leader asks for an ISR change.
+    AlterPartition(crate::metadata::controller::isr::AlterPartition),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,6 +69,7 @@ pub enum ControllerOpReply {
     AllocateProducerIds(i64, i64),
     RegisterBroker,
     Heartbeat,
+    AlterPartition,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

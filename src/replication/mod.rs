@@ -3,7 +3,12 @@
 //! Followers, ISR and leader epochs grow here: `leader_state` is what a
 //! leader knows of its followers (high watermark, ISR changes, acks=all).
 
+pub mod broker_client;
+pub mod fetcher;
+pub mod leader_partition;
 pub mod leader_state;
 pub mod replica_manager;
+mod roles;
 
-pub use replica_manager::{OpenReport, ReplicaManager, Topic, TopicStats};
+pub use leader_partition::{IsrChange, LeaderPartition};
+pub use replica_manager::{LedPartition, OpenReport, ReplicaManager, Topic, TopicStats};

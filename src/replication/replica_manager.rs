@@ -4,6 +4,9 @@
 //! partitions' logs created and deleted topics' logs removed off the async
 //! threads — before the image is served.
 
+use super::fetcher::FetcherManager;
+use super::leader_partition::{IsrChange, LeaderPartition};
+use crate::config::replication::ReplicationConfig;
 use crate::config::topic::{LogConfig, TopicDefaults};
 use crate::metadata::controller::topic_defaults;
 use crate::metadata::delta::MetadataChanges;
@@ -13,7 +16,8 @@ use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -86,9 +90,9 @@ impl TopicStats {
 }
 
 #[derive(Default, Clone)]
-struct HostedTopics {
-    by_name: BTreeMap<String, Arc<Topic>>,
-    by_id: HashMap<Uuid, Arc<Topic>>,
+pub(super) struct HostedTopics {
+    pub(super) by_name: BTreeMap<String, Arc<Topic>>,
+    pub(super) by_id: HashMap<Uuid, Arc<Topic>>,
 }
 
 impl HostedTopics {
@@ -114,12 +118,33 @@ pub struct OpenReport {
     pub clean_shutdown: bool,
 }
 
+/// A replicated partition this broker leads.
+#[derive(Clone)]
+pub struct LedPartition {
+    pub partition: Arc<Partition>,
+    pub leader: Arc<LeaderPartition>,
+}
+
 pub struct ReplicaManager {
-    node_id: i32,
+    pub(super) node_id: i32,
     logs: Arc<LogManager>,
     static_configs: BTreeMap<String, String>,
-    topics: ArcSwap<HostedTopics>,
+    pub(super) topics: ArcSwap<HostedTopics>,
     defaults: ArcSwap<TopicDefaults>,
+    pub(super) replication: ReplicationConfig,
+    /// The listener followers fetch from (`inter.broker.listener.name`).
+    pub(super) inter_broker_listener: String,
+    /// The replicated partitions led here.
+    pub(super) leaders: ArcSwap<HashMap<(Uuid, i32), LedPartition>>,
+    pub(super) fetchers: FetcherManager,
+    isr_changes: mpsc::UnboundedSender<IsrChange>,
+    isr_changes_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrChange>>>,
+    /// Roles are applied one image at a time; the last image applied.
+    pub(super) roles: Mutex<Option<Arc<MetadataImage>>>,
+    /// Whether this broker may lead replicated partitions: in a cluster,
+    /// once it has registered (its metadata caught up with the quorum's), so
+    /// that a restarted broker never leads on the stale image it replayed.
+    pub(super) may_lead: std::sync::atomic::AtomicBool,
 }
 
 impl ReplicaManager {
@@ -129,6 +154,9 @@ impl ReplicaManager {
         image: &MetadataImage,
         node_id: i32,
         static_configs: BTreeMap<String, String>,
+        replication: ReplicationConfig,
+        inter_broker_listener: String,
+        clustered: bool,
     ) -> io::Result<(ReplicaManager, OpenReport)> {
         let defaults = topic_defaults(image, node_id, &static_configs)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
@@ -136,6 +164,7 @@ impl ReplicaManager {
             clean_shutdown: logs.was_clean_shutdown(),
             ..Default::default()
         };
+        let (isr_changes, isr_changes_rx) = mpsc::unbounded_channel();
         let mut hosted = HostedTopics::default();
         for t in image.topics.iter() {
             let configs = image.topic_configs(&t.name).clone();
@@ -172,6 +201,14 @@ impl ReplicaManager {
             static_configs,
             topics: ArcSwap::from_pointee(hosted),
             defaults: ArcSwap::from_pointee(defaults),
+            fetchers: FetcherManager::new(node_id, replication.clone()),
+            replication,
+            inter_broker_listener,
+            leaders: ArcSwap::from_pointee(HashMap::new()),
+            isr_changes,
+            isr_changes_rx: Mutex::new(Some(isr_changes_rx)),
+            roles: Mutex::new(None),
+            may_lead: std::sync::atomic::AtomicBool::new(!clustered),
         };
         Ok((manager, report))
     }
@@ -210,7 +247,7 @@ impl ReplicaManager {
     /// Acts on a new image: deleted topics' logs go, new partitions' logs
     /// are created, changed configs reach the logs. The table is swapped in
     /// once all of it is done.
-    pub async fn apply(&self, image: &MetadataImage, changes: &MetadataChanges) {
+    pub async fn apply(self: &Arc<Self>, image: &Arc<MetadataImage>, changes: &MetadataChanges) {
         let mut hosted = HostedTopics::clone(&self.topics.load());
         if changes.broker_configs {
             match topic_defaults(image, self.node_id, &self.static_configs) {
@@ -271,53 +308,48 @@ impl ReplicaManager {
             hosted.insert(Arc::new(topic.with(configs, log_config, topic.partitions.clone())));
         }
         self.topics.store(Arc::new(hosted));
-        self.take_leadership(image, changes).await;
+        self.update_roles_blocking(image).await;
         for topic in doomed {
             self.delete_logs(topic).await;
         }
     }
 
-    /// Partitions this broker leads in a newer leader epoch: their appends
-    /// carry it from now on, and it starts at the log end (Kafka's
-    /// makeLeader), so OffsetForLeaderEpoch and clients' epoch checks see
-    /// the epoch the metadata gives.
-    async fn take_leadership(&self, image: &MetadataImage, changes: &MetadataChanges) {
-        let hosted = self.topics.load_full();
-        let mut led = Vec::new();
-        let created = changes.created_topics.iter().map(|id| (id, None));
-        let changed = changes.changed_partitions.iter().map(|(id, ps)| (id, Some(ps)));
-        for (id, only) in created.chain(changed) {
-            let (Some(image_topic), Some(topic)) = (image.topics.by_id(*id), hosted.by_id.get(id)) else {
-                continue;
-            };
-            for (index, p) in image_topic.partitions.iter().enumerate() {
-                let index = index as i32;
-                if p.leader != self.node_id || only.is_some_and(|ps| !ps.contains(&index)) {
-                    continue;
-                }
-                if let Some(partition) = topic.partition(index) {
-                    led.push((partition.clone(), p.leader_epoch));
-                }
-            }
+    /// Runs `update_roles` off the async threads.
+    async fn update_roles_blocking(self: &Arc<Self>, image: &Arc<MetadataImage>) {
+        let (manager, image) = (self.clone(), image.clone());
+        if let Err(e) = crate::storage::blocking(move || manager.update_roles(&image)).await {
+            warn!(error = %e, "partition roles not updated");
         }
-        if led.is_empty() {
-            return;
+    }
+
+    /// This broker's metadata has caught up with the quorum's: it may lead
+    /// replicated partitions from now on (roles are applied again).
+    pub async fn caught_up(self: &Arc<Self>) {
+        self.may_lead.store(true, std::sync::atomic::Ordering::Release);
+        let last = self.roles.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(image) = last {
+            self.update_roles_blocking(&image).await;
         }
-        let done = crate::storage::blocking(move || {
-            for (partition, epoch) in led {
-                let mut log = partition.log();
-                if log.leader_epoch() < epoch {
-                    if let Err(e) = log.become_leader(epoch) {
-                        warn!(topic = partition.topic(), partition = partition.index(), error = %e,
-                            "could not record a new leader epoch");
-                    }
-                }
-            }
-        })
-        .await;
-        if let Err(e) = done {
-            warn!(error = %e, "recording new leader epochs failed");
-        }
+    }
+
+    /// The replicated partition led here, if it is.
+    pub fn led(&self, topic_id: Uuid, index: i32) -> Option<LedPartition> {
+        self.leaders.load().get(&(topic_id, index)).cloned()
+    }
+
+    /// Every replicated partition led here.
+    pub fn all_led(&self) -> Vec<LedPartition> {
+        self.leaders.load().values().cloned().collect()
+    }
+
+    /// Asks for an ISR change (sent to the controller by the broker).
+    pub fn request_isr_change(&self, change: IsrChange) {
+        let _ = self.isr_changes.send(change);
+    }
+
+    /// The ISR changes to send to the controller (taken once).
+    pub fn take_isr_changes(&self) -> Option<mpsc::UnboundedReceiver<IsrChange>> {
+        self.isr_changes_rx.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Creates the logs of partitions `from..` of a topic, on the blocking
@@ -393,6 +425,11 @@ impl ReplicaManager {
     /// Writes the checkpoint files (recovery points, log start offsets). Blocking.
     pub fn checkpoint(&self) -> io::Result<()> {
         self.logs.checkpoint(&self.all_partitions())
+    }
+
+    /// Stops the followers' fetching.
+    pub fn stop_fetchers(&self) {
+        self.fetchers.shutdown();
     }
 
     /// Closes every log cleanly. Blocking.

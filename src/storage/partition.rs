@@ -14,10 +14,17 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::Notify;
 use tracing::warn;
 
+/// Told of every append to a partition this broker leads while other
+/// replicas share it (the replication layer moves the high watermark).
+pub trait AppendObserver: Send + Sync {
+    fn appended(&self, partition: &Partition, log_end_offset: i64);
+}
+
 pub struct Partition {
     topic: String,
     index: i32,
     log: Mutex<Log>,
+    observer: Mutex<Option<Arc<dyn AppendObserver>>>,
     waiters: Mutex<Vec<Weak<Notify>>>,
     /// Rung when the recovery point moves, so that it reaches the checkpoint
     /// file promptly: a crash then rescans only the active segment.
@@ -54,6 +61,7 @@ impl Partition {
             topic: topic.to_string(),
             index,
             log: Mutex::new(log),
+            observer: Mutex::new(None),
             waiters: Mutex::new(Vec::new()),
             checkpoint_wanted,
         }
@@ -72,6 +80,15 @@ impl Partition {
     /// Its methods do file I/O: call them off the async threads.
     pub fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets (or clears) what is told of this partition's appends.
+    pub fn set_observer(&self, observer: Option<Arc<dyn AppendObserver>>) {
+        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = observer;
+    }
+
+    fn observer(&self) -> Option<Arc<dyn AppendObserver>> {
+        self.observer.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn offsets(&self) -> PartitionOffsets {
@@ -143,19 +160,60 @@ impl Partition {
         append: impl FnOnce(&mut Log, i64) -> Result<AppendInfo, LogError>,
     ) -> Result<(AppendInfo, Option<FlushPlan>), LogError> {
         let now = now_ms();
-        let (mut info, flush) = {
+        let (mut info, flush, end) = {
             let mut log = self.log();
             let info = append(&mut log, now)?;
             let flush = info.needs_flush.then(|| log.take_flush(now));
-            (info, flush)
+            (info, flush, log.log_end_offset())
         };
         if !info.duplicate {
+            if let Some(observer) = self.observer() {
+                observer.appended(self, end);
+            }
             self.wake_waiters();
         }
         if let Some(rolled) = info.rolled.take() {
             self.finish_roll_in_background(rolled);
         }
         Ok((info, flush))
+    }
+
+    /// Stores a fetch response's batches as a follower (see
+    /// `Log::append_as_follower`), then the leader's high watermark as far as
+    /// this log reaches; rolls finish in the background and the flush policy
+    /// runs as for a leader's append. Returns the new log end offset. File
+    /// I/O: off the async threads.
+    pub fn append_as_follower(self: &Arc<Self>, records: &[u8], leader_high_watermark: i64) -> Result<i64, LogError> {
+        let now = now_ms();
+        let (appended, flush, end) = {
+            let mut log = self.log();
+            let appended = log.append_as_follower(records, now)?;
+            log.update_high_watermark(leader_high_watermark);
+            let flush = appended.needs_flush.then(|| log.take_flush(now));
+            (appended, flush, log.log_end_offset())
+        };
+        for rolled in appended.rolled {
+            self.finish_roll_in_background(rolled);
+        }
+        if let Some(flush) = flush {
+            flush.run()?;
+        }
+        self.wake_waiters();
+        Ok(end)
+    }
+
+    /// Moves the high watermark (a leader's, as its ISR caught up) and wakes
+    /// what waits on it: long-polling consumers and acks=all produces.
+    pub fn set_high_watermark(&self, high_watermark: i64) {
+        let moved = {
+            let mut log = self.log();
+            let before = log.high_watermark();
+            log.update_high_watermark(high_watermark);
+            log.high_watermark() != before
+        };
+        if moved {
+            self.wake_waiters();
+        }
     }
 
     /// Flushes what a roll sealed on the blocking pool (inline when there is

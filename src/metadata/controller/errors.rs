@@ -43,6 +43,16 @@ pub enum ControllerError {
     ShuttingDown,
     #[error("Broker ID {0} is not currently registered")]
     BrokerIdNotRegistered(i32),
+    #[error(
+        "For requests intended only for the leader, this error indicates that the broker is not the current leader."
+    )]
+    NotLeaderOrFollower,
+    #[error("The leader epoch in the request is older than the epoch on the broker.")]
+    FencedLeaderEpoch,
+    #[error("The given version of the partition is not the current one.")]
+    InvalidUpdateVersion,
+    #[error("{0}")]
+    IneligibleReplica(String),
     /// This node is not the active controller (any more).
     #[error("This is not the correct controller for this cluster.")]
     NotController,
@@ -72,6 +82,10 @@ impl ControllerError {
             ControllerError::ShuttingDown | ControllerError::QuorumUnavailable(_) => E::RequestTimedOut.code(),
             ControllerError::NotController => E::NotController.code(),
             ControllerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered.code(),
+            ControllerError::NotLeaderOrFollower => E::NotLeaderOrFollower.code(),
+            ControllerError::FencedLeaderEpoch => E::FencedLeaderEpoch.code(),
+            ControllerError::InvalidUpdateVersion => E::InvalidUpdateVersion.code(),
+            ControllerError::IneligibleReplica(_) => E::IneligibleReplica.code(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod brokers;
 mod configs;
 mod errors;
 mod fencing;
+pub mod isr;
 #[cfg(test)]
 mod lifecycle_tests;
 mod producer_ids;
@@ -441,6 +442,7 @@ impl Controller {
                 .heartbeat_here(broker_id, shutting_down)
                 .await
                 .map(|_| ControllerOpReply::Heartbeat),
+            ControllerOp::AlterPartition(request) => self.alter_partition_here(request).await,
         }
     }
 

@@ -101,6 +101,9 @@ pub struct Log {
     /// new log) and the segment files' (a new log, a roll).
     unsynced_dirs: flush::UnsyncedDirs,
     leader_epoch: i32,
+    /// Other replicas share this log: the high watermark is moved by the
+    /// replication layer, not by appends.
+    replicated: bool,
     /// Where each leader epoch begins (`leader-epoch-checkpoint`).
     epochs: LeaderEpochCache,
     deleted: bool,
@@ -154,6 +157,7 @@ impl Log {
             last_flush_ms: loaded.now_ms,
             unsynced_dirs: flush::UnsyncedDirs::None,
             leader_epoch: loaded.epochs.latest().map_or(0, |e| e.epoch),
+            replicated: false,
             epochs: loaded.epochs,
             deleted: false,
             first_dirty_offset: 0,
@@ -213,6 +217,19 @@ impl Log {
         self.leader_epoch = epoch;
         self.epochs.assign(epoch, self.next_offset)?;
         Ok(())
+    }
+
+    /// Whether other replicas share this log (see `replicated`). Turning it
+    /// off (the replica is alone again) commits the whole log.
+    pub fn set_replicated(&mut self, replicated: bool) {
+        self.replicated = replicated;
+        if !replicated {
+            self.high_watermark = self.next_offset;
+        }
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.replicated
     }
 
     pub fn epochs(&self) -> &LeaderEpochCache {
@@ -286,12 +303,11 @@ impl Log {
             self.epochs.assign(self.leader_epoch, base_offset)?;
         }
         let stored = BatchHeader::parse(head)?;
-        // Alone, the leader's append is committed at once (and a marker's
-        // aborted-transaction entry is taken at that high watermark).
-        let previous = std::mem::replace(&mut self.high_watermark, stored.next_offset());
-        if let Err(e) = self.store(head, records, &stored) {
-            self.high_watermark = previous;
-            return Err(e);
+        self.store(head, records, &stored)?;
+        // Alone, the leader's append is committed at once; replicated, the
+        // replication layer moves the high watermark as the ISR catches up.
+        if !self.replicated {
+            self.high_watermark = stored.next_offset();
         }
         Ok(AppendInfo {
             base_offset,
@@ -313,8 +329,10 @@ impl Log {
         if header.is_control() {
             let segment = self.segments.active().base_offset();
             let kind = control_type_of_records(records);
-            let hw = self.high_watermark;
-            self.aborted.complete(&mut self.producers, segment, header, kind, hw)?;
+            // Kafka's lastStableOffset(completedTxn): stable up to the marker.
+            let stable = header.next_offset();
+            self.aborted
+                .complete(&mut self.producers, segment, header, kind, stable)?;
         }
         self.unflushed_messages += header.records_count as i64;
         Ok(())

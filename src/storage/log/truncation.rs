@@ -7,6 +7,8 @@
 
 use super::{Log, LogError};
 use crate::storage::loader::load_producer_state;
+use crate::storage::producer_state::ProducerState;
+use crate::storage::segment::LogSegment;
 use crate::storage::txn_index::{self, AbortedTxns};
 
 impl Log {
@@ -69,5 +71,45 @@ impl Log {
         self.aborted = aborted;
         self.epochs.truncate_from_end(end_offset)?;
         Ok(end_offset)
+    }
+}
+
+impl Log {
+    /// Empties the log and starts it at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose whole log lies before
+    /// the leader's log start offset. `offset` must be past every offset
+    /// this log holds.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        if self.deleted {
+            return Err(LogError::Deleted);
+        }
+        if offset < self.next_offset {
+            return Err(LogError::UnexpectedAppendOffset {
+                first: offset,
+                log_end: self.next_offset,
+            });
+        }
+        let fresh = LogSegment::create(&self.dir, offset, self.config.index_interval_bytes, now_ms)?;
+        let sealed: Vec<i64> = self
+            .segments
+            .bases()
+            .filter(|b| *b != self.segments.active().base_offset())
+            .collect();
+        for base in sealed {
+            if let Some(segment) = self.segments.remove_sealed(base) {
+                self.deleted_segments.push(segment.mark_deleted()?);
+            }
+        }
+        let previous = self.segments.replace_active(fresh);
+        self.deleted_segments.push(previous.mark_deleted()?);
+        self.log_start_offset = offset;
+        self.next_offset = offset;
+        self.high_watermark = offset;
+        self.recovery_point = offset;
+        self.first_dirty_offset = offset;
+        self.producers = ProducerState::default();
+        self.aborted = AbortedTxns::empty(&self.dir);
+        self.epochs.truncate_from_end(i64::MIN)?;
+        Ok(())
     }
 }

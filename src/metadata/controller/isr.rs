@@ -1,0 +1,95 @@
+//! ISR changes asked by partition leaders (Kafka's AlterPartition, in
+//! ReplicationControlManager): checked against the partition's current
+//! leader, leader epoch and partition epoch, so that a stale leader or a
+//! change made on an outdated ISR is refused; new members must be live
+//! replicas. A committed change bumps the partition epoch.
+
+use super::{Controller, ControllerError, ControllerResult};
+use crate::metadata::records::MetadataRecord;
+use crate::quorum::rpc::{ControllerOp, ControllerOpReply};
+use crate::replication::IsrChange;
+use serde::{Deserialize, Serialize};
+
+/// An AlterPartition as sent to the active controller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlterPartition {
+    pub broker_id: i32,
+    pub topic_id: uuid::Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
+}
+
+impl AlterPartition {
+    pub fn from_change(broker_id: i32, change: &IsrChange) -> AlterPartition {
+        AlterPartition {
+            broker_id,
+            topic_id: change.topic_id,
+            partition: change.partition,
+            leader_epoch: change.leader_epoch,
+            partition_epoch: change.partition_epoch,
+            new_isr: change.new_isr.clone(),
+        }
+    }
+}
+
+impl Controller {
+    /// Asks the active controller for an ISR change.
+    pub async fn alter_partition(&self, request: AlterPartition) -> Result<(), ControllerError> {
+        self.run(ControllerOp::AlterPartition(request)).await.map(|_| ())
+    }
+
+    pub(super) async fn alter_partition_here(
+        &self,
+        request: AlterPartition,
+    ) -> Result<ControllerOpReply, ControllerError> {
+        self.write(move |image, _| {
+            let checked = (|| {
+                let topic = image
+                    .topics
+                    .by_id(request.topic_id)
+                    .ok_or(ControllerError::UnknownTopicOrPartition)?;
+                let p = topic
+                    .partition(request.partition)
+                    .ok_or(ControllerError::UnknownTopicOrPartition)?;
+                if p.leader != request.broker_id {
+                    return Err(ControllerError::NotLeaderOrFollower);
+                }
+                if request.leader_epoch < p.leader_epoch {
+                    return Err(ControllerError::FencedLeaderEpoch);
+                }
+                if request.partition_epoch != p.partition_epoch {
+                    return Err(ControllerError::InvalidUpdateVersion);
+                }
+                if !request.new_isr.contains(&p.leader) {
+                    return Err(ControllerError::InvalidRequest(
+                        "The new ISR does not contain the leader".into(),
+                    ));
+                }
+                for r in &request.new_isr {
+                    let live = image.brokers.get(r).is_some_and(|b| !b.fenced);
+                    if !p.replicas.contains(r) || (!p.isr.contains(r) && !live) {
+                        return Err(ControllerError::IneligibleReplica(format!(
+                            "Rejecting AlterPartition request from node {} for {}-{} because it specified \
+                             ineligible replicas [{r}] in the new ISR",
+                            request.broker_id, topic.name, request.partition
+                        )));
+                    }
+                }
+                let mut record = p.to_record(topic.id, request.partition);
+                record.isr = request.new_isr.clone();
+                record.partition_epoch = p.partition_epoch + 1;
+                Ok(record)
+            })();
+            match checked {
+                Ok(record) => ControllerResult::of(
+                    vec![MetadataRecord::Partition(record)],
+                    Ok(ControllerOpReply::AlterPartition),
+                ),
+                Err(e) => ControllerResult::none(Err(e)),
+            }
+        })
+        .await?
+    }
+}

@@ -189,7 +189,16 @@ impl RunningBroker {
         });
         let producer_ids = Arc::new(ProducerIdManager::new(controller.clone()));
         let groups = GroupCoordinator::new(&config, controller.clone(), metadata.clone());
-        let txns = TransactionCoordinator::new(&config.transactions, controller.clone(), producer_ids.clone());
+        let txn_config = crate::config::TransactionConfig {
+            // A single node holds every replica there is.
+            state_log_replication_factor: if config.cluster.is_cluster(config.node_id) {
+                config.transactions.state_log_replication_factor
+            } else {
+                1
+            },
+            ..config.transactions.clone()
+        };
+        let txns = TransactionCoordinator::new(&txn_config, controller.clone(), producer_ids.clone());
         // Coordinator partitions that exist are loaded before serving.
         let (groups, txns) = {
             let offsets = hosted(&replicas, OFFSETS_TOPIC);
@@ -287,7 +296,10 @@ impl RunningBroker {
                 // Until registered, this broker leads nothing: keep trying.
                 loop {
                     match register(&registering).await {
-                        Ok(()) => return registering.replicas.caught_up().await,
+                        Ok(()) => {
+                            registering.replicas.caught_up().await;
+                            return super::publisher::follow_coordinators(&registering).await;
+                        }
                         Err(e) => warn!(error = %e, "broker registration failed; retrying"),
                     }
                     tokio::select! {

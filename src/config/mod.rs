@@ -62,6 +62,7 @@ const KNOWN_KEYS: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
     "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
     "offsets.topic.segment.bytes",
     "log.retention.check.interval.ms",
     "log.flush.scheduler.interval.ms",
@@ -72,6 +73,8 @@ const KNOWN_KEYS: &[&str] = &[
     "quota.window.size.seconds",
     "producer.id.expiration.ms",
     "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
     "transaction.state.log.segment.bytes",
     "transaction.max.timeout.ms",
     "transactional.id.expiration.ms",
@@ -92,9 +95,6 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "offsets.topic.replication.factor",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "zookeeper.connect",
@@ -107,6 +107,10 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct TransactionConfig {
     pub state_log_partitions: i32,
+    /// `transaction.state.log.replication.factor` (a cluster's; a single node's is 1).
+    pub state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`: the topic's min.insync.replicas.
+    pub state_log_min_isr: i32,
     pub state_log_segment_bytes: u64,
     /// A producer may not ask for a longer transaction.timeout.ms.
     pub max_timeout_ms: i32,
@@ -140,6 +144,8 @@ pub struct BrokerConfig {
     pub offset_metadata_max_bytes: usize,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: u64,
+    /// `offsets.topic.replication.factor` (a cluster's; a single node's is 1).
+    pub offsets_topic_replication_factor: i16,
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     /// Whether compacted topics are cleaned, and how often the cleaner looks.
@@ -295,6 +301,7 @@ impl BrokerConfig {
                 as u64,
             offset_metadata_max_bytes: num("offset.metadata.max.bytes", 4096, 0, i32::MAX as i64)? as usize,
             offsets_topic_num_partitions: num("offsets.topic.num.partitions", 50, 1, 10_000)? as i32,
+            offsets_topic_replication_factor: num("offsets.topic.replication.factor", 3, 1, i16::MAX as i64)? as i16,
             offsets_topic_segment_bytes: num("offsets.topic.segment.bytes", 104_857_600, 1024, i32::MAX as i64)? as u64,
             retention_check_interval_ms: num("log.retention.check.interval.ms", 300_000, 1, i64::MAX)? as u64,
             flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)? as u64,
@@ -307,6 +314,9 @@ impl BrokerConfig {
             producer_id_expiration_ms: num("producer.id.expiration.ms", 86_400_000, 1, i64::MAX)?,
             transactions: TransactionConfig {
                 state_log_partitions: num("transaction.state.log.num.partitions", 50, 1, 10_000)? as i32,
+                state_log_replication_factor: num("transaction.state.log.replication.factor", 3, 1, i16::MAX as i64)?
+                    as i16,
+                state_log_min_isr: num("transaction.state.log.min.isr", 2, 1, i32::MAX as i64)? as i32,
                 state_log_segment_bytes: num("transaction.state.log.segment.bytes", 104_857_600, 1, i32::MAX as i64)?
                     as u64,
                 max_timeout_ms: num("transaction.max.timeout.ms", 900_000, 1, i32::MAX as i64)? as i32,

@@ -244,11 +244,15 @@ impl<S: Shard> CoordinatorRuntime<S> {
         let now = now_ms();
         let encoded: Vec<(Bytes, Option<Bytes>)> = result.records.iter().map(S::encode).collect();
         let batch = encode_batch(&encoded, now, result.producer);
-        if let Err(e) = slot.partition.append(batch).await {
-            warn!(topic = self.topic, partition = index, error = %e, "could not write; reloading the partition");
-            self.reload(&slot, &mut shard).await;
-            return Err(E::CoordinatorNotAvailable.code());
-        }
+        let appended = match slot.partition.append(batch).await {
+            Ok(info) => info,
+            Err(e) => {
+                warn!(topic = self.topic, partition = index, error = %e, "could not write; reloading the partition");
+                self.reload(&slot, &mut shard).await;
+                return Err(E::CoordinatorNotAvailable.code());
+            }
+        };
+        self.committed(&slot, index, appended.last_offset).await?;
         if result.replay {
             for record in &result.records {
                 shard.replay(record, result.producer, now);
@@ -267,13 +271,29 @@ impl<S: Shard> CoordinatorRuntime<S> {
             ControlType::Abort
         };
         let marker = control_batch(producer.producer_id, producer.producer_epoch, 0, kind, now_ms());
-        if let Err(e) = slot.partition.append(marker).await {
-            warn!(topic = self.topic, partition = index, error = %e, "could not write a marker; reloading");
-            self.reload(&slot, &mut shard).await;
-            return Err(E::CoordinatorNotAvailable.code());
-        }
+        let appended = match slot.partition.append(marker).await {
+            Ok(info) => info,
+            Err(e) => {
+                warn!(topic = self.topic, partition = index, error = %e, "could not write a marker; reloading");
+                self.reload(&slot, &mut shard).await;
+                return Err(E::CoordinatorNotAvailable.code());
+            }
+        };
+        self.committed(&slot, index, appended.last_offset).await?;
         shard.replay_marker(producer.producer_id, commit, now_ms());
         Ok(())
+    }
+
+    /// Waits until a write is on every in-sync replica (at once on a single
+    /// node), as Kafka's coordinators write with acks=all. Not in time (the
+    /// replicas are gone, or this broker no longer leads), the write is not
+    /// applied and the client retries.
+    async fn committed(&self, slot: &Arc<Slot<S>>, index: i32, last_offset: i64) -> Result<(), i16> {
+        if slot.partition.wait_for_high_watermark(last_offset + 1, COMMIT_TIMEOUT).await {
+            return Ok(());
+        }
+        warn!(topic = self.topic, partition = index, offset = last_offset, "a write did not reach the in-sync replicas in time");
+        Err(E::CoordinatorNotAvailable.code())
     }
 
     /// Puts a shard back to what its log holds.
@@ -285,6 +305,9 @@ impl<S: Shard> CoordinatorRuntime<S> {
         }
     }
 }
+
+/// Kafka's `offsets.commit.timeout.ms` default.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 #[path = "runtime_tests.rs"]

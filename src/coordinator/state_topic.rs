@@ -33,7 +33,7 @@ pub struct TxnProducer {
 }
 
 /// The topic to create: compacted, with the coordinator's segment size.
-pub fn new_state_topic(name: &str, partitions: i32, segment_bytes: u64) -> NewTopic {
+pub fn new_state_topic(name: &str, partitions: i32, replication_factor: i16, segment_bytes: u64) -> NewTopic {
     let mut configs = BTreeMap::new();
     configs.insert("cleanup.policy".to_string(), "compact".to_string());
     // Below segment.bytes' 1 MiB floor only the internal key may carry the size.
@@ -46,7 +46,7 @@ pub fn new_state_topic(name: &str, partitions: i32, segment_bytes: u64) -> NewTo
     NewTopic {
         name: name.to_string(),
         partitions,
-        replication_factor: 1,
+        replication_factor,
         configs,
         assignments: None,
     }

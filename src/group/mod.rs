@@ -44,6 +44,7 @@ pub struct GroupCoordinator {
     /// Rung when deadlines may have moved, so the timer task looks again.
     timers_changed: Notify,
     offsets_partitions: i32,
+    offsets_replication_factor: i16,
     offsets_segment_bytes: u64,
     retention_check_interval: Duration,
 }
@@ -63,6 +64,12 @@ impl GroupCoordinator {
             metadata,
             timers_changed: Notify::new(),
             offsets_partitions: config.offsets_topic_num_partitions,
+            // A single node holds every replica there is.
+            offsets_replication_factor: if config.cluster.is_cluster(config.node_id) {
+                config.offsets_topic_replication_factor
+            } else {
+                1
+            },
             offsets_segment_bytes: config.offsets_topic_segment_bytes,
             retention_check_interval: Duration::from_millis(config.offsets_retention_check_interval_ms),
         }
@@ -87,7 +94,12 @@ impl GroupCoordinator {
         if self.runtime.partition_count() > 0 {
             return Ok(());
         }
-        let topic = new_state_topic(OFFSETS_TOPIC, self.offsets_partitions, self.offsets_segment_bytes);
+        let topic = new_state_topic(
+            OFFSETS_TOPIC,
+            self.offsets_partitions,
+            self.offsets_replication_factor,
+            self.offsets_segment_bytes,
+        );
         match self.controller.create_topics(vec![topic], false).await {
             Ok(results) => {
                 if let Some(Err(e)) = results.into_iter().next() {

@@ -288,6 +288,24 @@ impl Partition {
         self.log().plan_read(offset, max_offset)
     }
 
+    /// Waits until the high watermark reaches `offset` (what was appended
+    /// below it is on every in-sync replica); false if `timeout` passed first.
+    pub async fn wait_for_high_watermark(&self, offset: i64, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let waiter = Arc::new(Notify::new());
+        loop {
+            // Registered before checking, so that a move in between still wakes us.
+            self.register_waiter(&waiter);
+            if self.log().high_watermark() >= offset {
+                return true;
+            }
+            tokio::select! {
+                _ = waiter.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => return self.log().high_watermark() >= offset,
+            }
+        }
+    }
+
     /// Asks to be woken by the next append. Dead registrations are pruned here
     /// so that an idle partition polled by many fetches does not accumulate them.
     pub fn register_waiter(&self, waiter: &Arc<Notify>) {

@@ -91,11 +91,15 @@ impl TransactionCoordinator {
         if self.runtime.partition_count() > 0 {
             return Ok(());
         }
-        let topic = new_state_topic(
+        let mut topic = new_state_topic(
             TRANSACTION_STATE_TOPIC,
             self.config.state_log_partitions,
+            self.config.state_log_replication_factor,
             self.config.state_log_segment_bytes,
         );
+        topic
+            .configs
+            .insert("min.insync.replicas".into(), self.config.state_log_min_isr.to_string());
         if let Err(e) = self.controller.create_topics(vec![topic], false).await {
             warn!(error = %e, "could not create __transaction_state");
         }

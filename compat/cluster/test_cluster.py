@@ -772,3 +772,213 @@ class TestSnapshotCatchUp:
                 how = " (installed a snapshot from the leader)"
             observe("catch-up past the log", f"node {away} missed 150 CreateTopics; restarted, it listed "
                     f"them all after {caught_up:.2f} s{how}")
+
+
+# ======================================================================== replication (ISR, acks=all, failover)
+
+# Short bounds so that the cases see the ISR move within seconds; the broker session is
+# longer than the lag bound, so a paused follower leaves the ISR for lagging, not fencing.
+REPLICATION = {"replica.lag.time.max.ms": "2000", "broker.session.timeout.ms": "6000",
+               "broker.heartbeat.interval.ms": "1000"}
+NOT_ENOUGH_REPLICAS = 19
+
+
+@pytest.fixture(scope="class")
+def repl(impl, tmp_path_factory):
+    """THREE with REPLICATION's bounds, started once per class (and implementation)."""
+    with running(impl, tmp_path_factory, THREE, "replication", extra_config=REPLICATION) as c:
+        yield c
+
+
+def leader_of(c: Cluster, topic: str, partition: int, exclude: tuple[int, ...] = ()) -> object:
+    """The partition's Metadata entry, once a live broker other than `exclude` leads it."""
+    via = next(i for i in c.live_broker_ids if i not in exclude)
+    return wait_until(lambda: next((p for i, p in partitions_of(c, via, topic).items()
+                                    if i == partition and p.leader_id >= 0 and p.leader_id not in exclude),
+                                   None),
+                      f"{topic}-{partition}: a leader other than {exclude}", TIMEOUT, 0.1)
+
+
+def isr_of(c: Cluster, topic: str, partition: int) -> set[int]:
+    via = c.active_controller()
+    return set(partitions_of(c, via, topic)[partition].isr_nodes)
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, expected: int) -> dict[tuple[int, int], bytes]:
+    """Every record of the topic (read_committed), by (partition, offset), with librdkafka."""
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"),
+                                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    got = {}
+    try:
+        consumer.assign([confluent_kafka.TopicPartition(topic, p, 0) for p in range(partitions)])
+        deadline = time.monotonic() + TIMEOUT
+        while len(got) < expected and time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and not m.error():
+                got[(m.partition(), m.offset())] = m.value()
+    finally:
+        consumer.close()
+    return got
+
+
+class TestReplication:
+
+    # ---- n. acks=all records are on every in-sync replica: none is lost when the leader dies
+
+    def test_acked_records_survive_the_leaders_kill(self, repl, observe):
+        topic = unique("replicated")
+        admin = ck_admin(repl)
+        admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "2"})],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(repl, topic, 3, 3)
+        producer = confluent_kafka.Producer({"bootstrap.servers": repl.bootstrap, "acks": "all",
+                                             "enable.idempotence": True, "linger.ms": 5})
+        acked: dict[bytes, tuple[int, int]] = {}
+        failed = []
+        ack_times = []
+
+        def on_delivery(err, msg):
+            if err is None:
+                acked[msg.value()] = (msg.partition(), msg.offset())
+                ack_times.append(time.monotonic())
+            else:
+                failed.append((msg.value(), err))
+
+        def send(first: int, count: int):
+            for i in range(first, first + count):
+                producer.produce(topic, key=str(i).encode(), value=f"r-{i}".encode(), on_delivery=on_delivery)
+                producer.poll(0)
+                if i % 100 == 0:
+                    time.sleep(0.01)
+
+        send(0, 2000)
+        producer.flush(TIMEOUT)
+        victim = partitions_of(repl, repl.active_controller(), topic)[0].leader_id
+        killed_at = time.monotonic()
+        repl.kill_9(victim)
+        send(2000, 1000)  # retried by the producer across the failover
+        producer.flush(TIMEOUT)
+        new = leader_of(repl, topic, 0, exclude=(victim,))
+        after = [t for t in ack_times if t > killed_at]
+        assert not failed, f"{len(failed)} deliveries failed, first {failed[:3]}"
+        assert len(acked) == 3000
+        got = read_all(repl.bootstrap_of([i for i in repl.node_ids if i != victim]), topic, 3, len(acked))
+        lost = [v for v, at in acked.items() if got.get(at) != v]
+        assert not lost, f"{len(lost)} acknowledged records not where they were acknowledged: {lost[:5]}"
+        assert len(got) == len(acked), f"{len(got)} records stored, {len(acked)} acknowledged (duplicates?)"
+        repl.restart(victim)
+        t0 = time.monotonic()
+        wait_fully_replicated(repl, topic, 3, 3)
+        observe("acks=all across a leader's kill -9",
+                f"3,000 idempotent acks=all records, leader {victim} of partition 0 killed after 2,000: "
+                f"new leader {new.leader_id} (epoch {new.leader_epoch}), 0 lost, 0 duplicated; first ack "
+                f"after the kill +{(min(after) - killed_at) if after else float('nan'):.2f} s; the restarted "
+                f"node back in every ISR {time.monotonic() - t0:.2f} s after it answered")
+
+    # ---- o. min.insync.replicas: acks=all refused with too few in-sync replicas, acks=1 served
+
+    def test_min_insync_replicas_refuses_acks_all(self, repl, observe):
+        topic = unique("min-isr")
+        admin = ck_admin(repl)
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]],
+                                      config={"min.insync.replicas": "3"})],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(repl, topic, 1, 3)
+        clients.send_ck(repl, topic, [clients.Msg(None, b"before")], acks="all")
+        leader = leader_of(repl, topic, 0).leader_id
+        away = next(i for i in (1, 2, 3) if i != leader and i != repl.active_controller())
+        repl.kill_9(away)
+        wait_until(lambda: isr_of(repl, topic, 0) == {1, 2, 3} - {away}, f"{topic}: ISR without {away}",
+                   TIMEOUT, 0.2)
+        p, _ = raw_produce(repl, leader, topic, 0, 8)
+        refused = (p.error_code, p.error_message if hasattr(p, "error_message") else None)
+        assert p.error_code == NOT_ENOUGH_REPLICAS, p
+        acks1 = clients.send_ck(repl, topic, [clients.Msg(None, b"acks=1")], acks="1")
+        assert acks1[0][1] is not None and acks1[0][1] >= 1, acks1
+        repl.restart(away)
+        wait_fully_replicated(repl, topic, 1, 3)
+        clients.send_ck(repl, topic, [clients.Msg(None, b"after")], acks="all")
+        got = read_all(repl.bootstrap, topic, 1, 3)
+        assert sorted(got.values()) == sorted([b"before", b"acks=1", b"after"]), got
+        observe("min.insync.replicas=3 with 2 in sync", f"acks=all Produce v8 -> {refused}; acks=1 served; "
+                f"node {away} back in the ISR, acks=all served again")
+
+    # ---- p. a follower that stops fetching leaves the ISR, and joins it again once caught up
+
+    def test_a_paused_follower_leaves_and_rejoins_the_isr(self, repl, observe):
+        topic = unique("lagging")
+        admin = ck_admin(repl)
+        controller = repl.active_controller()
+        others = [i for i in (1, 2, 3) if i != controller]
+        paused, leader = others[0], controller
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[leader, paused, others[1]]],
+                                      config={"min.insync.replicas": "2"})],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(repl, topic, 1, 3)
+        repl.sigstop(paused)
+        t0 = time.monotonic()
+        try:
+            # Writes keep coming: the paused follower falls behind.
+            producer = confluent_kafka.Producer({"bootstrap.servers": repl.bootstrap_of([leader]), "acks": "all",
+                                                 "enable.idempotence": True})
+            shrunk = None
+            sent = 0
+            while shrunk is None and time.monotonic() - t0 < 5.5:
+                producer.produce(topic, value=f"w-{sent}".encode())
+                sent += 1
+                producer.poll(0.05)
+                if paused not in isr_of(repl, topic, 0):
+                    shrunk = time.monotonic() - t0
+            assert shrunk is not None, f"node {paused} still in the ISR {isr_of(repl, topic, 0)} after 5.5 s"
+            assert producer.flush(TIMEOUT) == 0
+        finally:
+            repl.sigcont(paused)
+        t1 = time.monotonic()
+        wait_until(lambda: paused in isr_of(repl, topic, 0), f"{topic}: node {paused} back in the ISR",
+                   TIMEOUT, 0.1)
+        rejoined = time.monotonic() - t1
+        got = read_all(repl.bootstrap, topic, 1, sent)
+        assert len(got) == sent, f"read {len(got)} of {sent}"
+        observe("a paused follower (SIGSTOP)", f"replica.lag.time.max.ms=2000: out of the ISR {shrunk:.2f} s "
+                f"after SIGSTOP (acks=all writes kept being served), back {rejoined:.2f} s after SIGCONT")
+
+    # ---- q. committed offsets live in the replicated __consumer_offsets: the coordinator's kill loses none
+
+    def test_committed_offsets_survive_the_coordinators_kill(self, repl, observe):
+        topic = unique("offsets")
+        create(repl, topic, 3, 3)
+        wait_fully_replicated(repl, topic, 3, 3)
+        group = unique("durable")
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": repl.bootstrap, "group.id": group,
+                                             "enable.auto.commit": False})
+        try:
+            tps = [confluent_kafka.TopicPartition(topic, p, 40 + p) for p in range(3)]
+            consumer.commit(offsets=tps, asynchronous=False)
+        finally:
+            consumer.close()
+        offsets_partitions = len(partitions_of(repl, repl.active_controller(), "__consumer_offsets"))
+        coordinator = partitions_of(repl, repl.active_controller(),
+                                    "__consumer_offsets")[group_partition(group, offsets_partitions)].leader_id
+        repl.kill_9(coordinator)
+        t0 = time.monotonic()
+        live = [i for i in repl.node_ids if i != coordinator]
+
+        def fetched():
+            c = confluent_kafka.Consumer({"bootstrap.servers": repl.bootstrap_of(live), "group.id": group,
+                                          "enable.auto.commit": False})
+            try:
+                tps = c.committed([confluent_kafka.TopicPartition(topic, p) for p in range(3)], timeout=10)
+            except confluent_kafka.KafkaException:
+                return None
+            else:
+                # Not answered yet (the coordinator is moving): per-partition errors.
+                return None if any(tp.error for tp in tps) else [tp.offset for tp in tps]
+            finally:
+                c.close()
+        offsets = wait_until(fetched, f"group {group}: committed offsets from a new coordinator", TIMEOUT, 0.5)
+        elapsed = time.monotonic() - t0
+        repl.restart(coordinator)
+        assert offsets == [40, 41, 42], offsets
+        observe("committed offsets across the coordinator's kill -9",
+                f"coordinator {coordinator} killed; offsets [40, 41, 42] fetched from the new one after "
+                f"{elapsed:.2f} s")

@@ -30,7 +30,10 @@ fn is_commit(key: &[u8]) -> bool {
 pub fn read_partition(partition: &Partition, mut f: impl FnMut(Loaded)) {
     let mut offset = partition.offsets().log_start_offset;
     loop {
-        let end = partition.offsets().high_watermark;
+        // To the log end, as Kafka's coordinator loader: a new leader's high
+        // watermark may not have caught up with what its predecessor
+        // committed, and what it holds is what the partition will keep.
+        let end = partition.offsets().log_end_offset;
         let plan = match partition.plan_read(offset, end) {
             Ok(Some(plan)) => plan,
             Ok(None) => break,

@@ -229,14 +229,8 @@ fn record_follower_fetches(broker: &Broker, replica_id: i32, wanted: &[Wanted]) 
     }
 }
 
-/// Where our history and the fetcher's part, when they do (KIP-320): its
-/// last fetched epoch ends here before its fetch offset, or we never had it.
 fn diverging(log: &Log, w: &Wanted) -> Option<(i32, i64)> {
-    if w.last_fetched_epoch < 0 || log.epochs().latest().is_none() {
-        return None;
-    }
-    let (epoch, end) = log.end_offset_for_epoch(w.last_fetched_epoch);
-    (end < w.fetch_offset || epoch < w.last_fetched_epoch).then_some((epoch, end))
+    crate::replication::divergence::diverging(log, w.last_fetched_epoch, w.fetch_offset)
 }
 
 /// `read_all` off the async threads, in one call: reads are file I/O.

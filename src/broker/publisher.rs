@@ -49,9 +49,8 @@ async fn follow<S: Shard>(
     let Some(topic) = image.topics.get(name) else {
         return;
     };
-    let changed = changes.is_none_or(|c| {
-        c.created_topics.contains(&topic.id) || c.changed_partitions.contains_key(&topic.id)
-    });
+    let changed =
+        changes.is_none_or(|c| c.created_topics.contains(&topic.id) || c.changed_partitions.contains_key(&topic.id));
     if changed {
         if let Some(hosted) = broker.replicas.topic(name) {
             // In a cluster a coordinator partition lives where its leader is.

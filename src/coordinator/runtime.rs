@@ -289,10 +289,19 @@ impl<S: Shard> CoordinatorRuntime<S> {
     /// replicas are gone, or this broker no longer leads), the write is not
     /// applied and the client retries.
     async fn committed(&self, slot: &Arc<Slot<S>>, index: i32, last_offset: i64) -> Result<(), i16> {
-        if slot.partition.wait_for_high_watermark(last_offset + 1, COMMIT_TIMEOUT).await {
+        if slot
+            .partition
+            .wait_for_high_watermark(last_offset + 1, COMMIT_TIMEOUT)
+            .await
+        {
             return Ok(());
         }
-        warn!(topic = self.topic, partition = index, offset = last_offset, "a write did not reach the in-sync replicas in time");
+        warn!(
+            topic = self.topic,
+            partition = index,
+            offset = last_offset,
+            "a write did not reach the in-sync replicas in time"
+        );
         Err(E::CoordinatorNotAvailable.code())
     }
 

@@ -209,9 +209,9 @@ struct FetchLoop {
 }
 
 /// What a fetch asked for one partition, to act on its answer.
-struct Asked {
-    followed: Followed,
-    fetch_offset: i64,
+pub(super) struct Asked {
+    pub(super) followed: Followed,
+    pub(super) fetch_offset: i64,
 }
 
 impl FetchLoop {
@@ -378,7 +378,7 @@ impl FetchLoop {
 
 /// Acts on one partition's answer (file I/O: off the async threads).
 /// Returns the partition's key when it should back off.
-fn handle_answer(asked: Asked, data: PartitionData) -> Option<Key> {
+pub(super) fn handle_answer(asked: Asked, data: PartitionData) -> Option<Key> {
     let partition = &asked.followed.partition;
     let key = (asked.followed.topic_id, partition.index());
     let result = match ResponseError::try_from_code(data.error_code) {

@@ -4,10 +4,13 @@
 //! leader knows of its followers (high watermark, ISR changes, acks=all).
 
 pub mod broker_client;
+pub mod divergence;
 pub mod fetcher;
 pub mod leader_partition;
 pub mod leader_state;
 pub mod replica_manager;
+#[cfg(test)]
+mod replication_tests;
 mod roles;
 
 pub use leader_partition::{IsrChange, LeaderPartition};

@@ -982,3 +982,36 @@ class TestReplication:
         observe("committed offsets across the coordinator's kill -9",
                 f"coordinator {coordinator} killed; offsets [40, 41, 42] fetched from the new one after "
                 f"{elapsed:.2f} s")
+
+    # ---- r. kafka-leader-election gives a partition back to its preferred replica
+
+    def test_preferred_leader_election(self, repl, observe):
+        topic = unique("preferred")
+        controller = repl.active_controller()
+        preferred, second, third = [i for i in (1, 2, 3) if i != controller] + [controller]
+        admin = ck_admin(repl)
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[preferred, second, third]])],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(repl, topic, 1, 3)
+        clients.send_ck(repl, topic, [clients.Msg(None, b"one")], acks="all")
+        repl.kill_9(preferred)
+        moved = leader_of(repl, topic, 0, exclude=(preferred,))
+        repl.restart(preferred)
+        wait_fully_replicated(repl, topic, 1, 3)
+        assert partitions_of(repl, second, topic)[0].leader_id == moved.leader_id, "moved back by itself"
+
+        def elect():
+            return kafka_tools.run("kafka-leader-election", "--bootstrap-server", repl.bootstrap,
+                                   "--election-type", "PREFERRED", "--topic", topic, "--partition", "0")
+        first = elect()
+        assert first.code == 0, first
+        back = wait_until(lambda: partitions_of(repl, second, topic)[0].leader_id == preferred or None,
+                          f"{topic}: node {preferred} leads again", TIMEOUT, 0.1)
+        assert back
+        again = elect()
+        clients.send_ck(repl, topic, [clients.Msg(None, b"two")], acks="all")
+        got = read_all(repl.bootstrap, topic, 1, 2)
+        assert sorted(got.values()) == [b"one", b"two"], got
+        observe("kafka-leader-election --election-type PREFERRED",
+                f"after node {preferred}'s return: {first.stdout.strip()!r} (exit {first.code}); again: "
+                f"{(again.stdout + again.stderr).strip()[-200:]!r} (exit {again.code})")

@@ -5,6 +5,7 @@
 use super::{leader_epoch_error, RequestContext};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
+use crate::metadata::controller::elections::ElectionType;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::*;
@@ -24,51 +25,34 @@ pub async fn handle_elect_leaders(
             response
         };
     }
-    // Null asks for every partition.
-    let wanted: Vec<(TopicName, Vec<i32>)> = match req.topic_partitions {
-        Some(list) => list.into_iter().map(|t| (t.topic, t.partitions)).collect(),
-        None => broker
-            .replicas
-            .topics()
-            .iter()
-            .map(|t| {
-                (
-                    TopicName(StrBytes::from_string(t.name.clone())),
-                    (0..t.partitions.len() as i32).collect(),
-                )
-            })
-            .collect(),
+    // v0 has no election type: preferred.
+    let Some(election) = ElectionType::from_code(if ctx.api_version >= 1 { req.election_type } else { 0 }) else {
+        return ElectLeadersResponse::default().with_error_code(ResponseError::InvalidRequest.code());
     };
-    let results = wanted
-        .into_iter()
-        .map(|(name, partitions)| {
-            let topic = broker.replicas.topic(&name);
-            let partition_result = partitions
-                .into_iter()
-                .map(|p| {
-                    let exists = topic.as_ref().is_some_and(|t| t.partition(p).is_some());
-                    let (code, message) = if exists {
-                        (
-                            ResponseError::ElectionNotNeeded.code(),
-                            "Leader election not needed for topic partition.",
-                        )
-                    } else {
-                        (
-                            ResponseError::UnknownTopicOrPartition.code(),
-                            "The partition does not exist.",
-                        )
-                    };
-                    PartitionResult::default()
-                        .with_partition_id(p)
-                        .with_error_code(code)
-                        .with_error_message(Some(StrBytes::from_static_str(message)))
-                })
-                .collect();
-            ReplicaElectionResult::default()
-                .with_topic(name)
-                .with_partition_result(partition_result)
-        })
-        .collect();
+    // Null asks for every partition.
+    let wanted = req
+        .topic_partitions
+        .map(|list| list.into_iter().map(|t| (t.topic.to_string(), t.partitions)).collect());
+    let elected = match broker.controller.elect_leaders(election, wanted).await {
+        Ok(elected) => elected,
+        Err(e) => return ElectLeadersResponse::default().with_error_code(e.code()),
+    };
+    let mut results: Vec<ReplicaElectionResult> = Vec::new();
+    for e in elected {
+        let (code, message) = e.error.map_or((0, None), |(c, m)| (c, Some(StrBytes::from_string(m))));
+        let partition = PartitionResult::default()
+            .with_partition_id(e.partition)
+            .with_error_code(code)
+            .with_error_message(message);
+        match results.iter_mut().find(|r| r.topic.as_str() == e.topic) {
+            Some(r) => r.partition_result.push(partition),
+            None => results.push(
+                ReplicaElectionResult::default()
+                    .with_topic(TopicName(StrBytes::from_string(e.topic)))
+                    .with_partition_result(vec![partition]),
+            ),
+        }
+    }
     ElectLeadersResponse::default().with_replica_election_results(results)
 }
 

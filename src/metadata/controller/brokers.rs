@@ -42,11 +42,12 @@ impl Controller {
     /// out of the metadata until it restarts, as in Kafka.
     pub async fn unregister_broker(&self, broker_id: i32) -> Result<(), ControllerError> {
         self.forget_heartbeats_of(broker_id);
-        self.write(move |image, _| {
+        self.write(move |image, config| {
+            let unclean = super::fencing::unclean_allowed(image, config);
             let Some(registration) = image.brokers.get(&broker_id) else {
                 return ControllerResult::none(Err(ControllerError::BrokerIdNotRegistered(broker_id)));
             };
-            let mut records = super::fencing::leave_isrs(image, broker_id);
+            let mut records = super::fencing::leave_isrs(image, broker_id, &unclean);
             records.push(MetadataRecord::UnregisterBroker {
                 broker_id,
                 epoch: registration.epoch,

@@ -26,7 +26,7 @@ pub struct Heartbeats {
 
 /// The records that fence `broker`: its registration, and every partition
 /// whose ISR holds it (a new leader from the ISR when it led).
-fn fence(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+fn fence(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&str) -> bool) -> Vec<MetadataRecord> {
     let Some(registration) = image.brokers.get(&broker) else {
         return Vec::new();
     };
@@ -35,14 +35,35 @@ fn fence(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
         r.fenced = true;
         r
     })];
-    records.extend(leave_isrs(image, broker));
+    records.extend(leave_isrs(image, broker, unclean));
     records
 }
+
+/// Whether a topic allows unclean leader election
+/// (`unclean.leader.election.enable`: the topic's, else the brokers' default).
+pub(super) fn unclean_allowed<'a>(
+    image: &'a MetadataImage,
+    config: &'a super::ControllerConfig,
+) -> impl Fn(&str) -> bool + 'a {
+    let default = config
+        .topic_defaults(image)
+        .ok()
+        .and_then(|d| d.get(UNCLEAN).map(|(v, _)| v.eq_ignore_ascii_case("true")))
+        .unwrap_or(false);
+    move |topic: &str| {
+        image
+            .topic_configs(topic)
+            .get(UNCLEAN)
+            .map_or(default, |v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+const UNCLEAN: &str = "unclean.leader.election.enable";
 
 /// The partition records that take `broker` out of every ISR and give the
 /// partitions it led a leader from the rest of their ISR (fencing and
 /// unregistering both do this).
-pub(super) fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+pub(super) fn leave_isrs(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&str) -> bool) -> Vec<MetadataRecord> {
     let fenced = |id: i32| id == broker || image.brokers.get(&id).is_none_or(|b| b.fenced);
     let mut records = Vec::new();
     for topic in image.topics.iter() {
@@ -55,7 +76,7 @@ pub(super) fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataReco
             if isr.is_empty() {
                 isr = p.isr.clone();
             }
-            let leader = if p.leader == broker || p.leader < 0 {
+            let mut leader = if p.leader == broker || p.leader < 0 {
                 p.replicas
                     .iter()
                     .copied()
@@ -64,6 +85,15 @@ pub(super) fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataReco
             } else {
                 p.leader
             };
+            // No in-sync replica left: a live one outside the ISR leads only
+            // when the topic allows an unclean election (it may lack records).
+            if leader < 0 && unclean(&topic.name) {
+                if let Some(r) = p.replicas.iter().copied().find(|r| !fenced(*r)) {
+                    info!(topic = %topic.name, partition = index, leader = r, "unclean leader election");
+                    leader = r;
+                    isr = vec![r];
+                }
+            }
             let leader_changed = leader != p.leader;
             records.push(MetadataRecord::Partition(PartitionRecord {
                 topic_id: topic.id,
@@ -81,7 +111,7 @@ pub(super) fn leave_isrs(image: &MetadataImage, broker: i32) -> Vec<MetadataReco
 
 /// The records that unfence `broker`: its registration, and the leadership
 /// of partitions without a leader that it can lead (it is in their ISR).
-fn unfence(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+fn unfence(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&str) -> bool) -> Vec<MetadataRecord> {
     let Some(registration) = image.brokers.get(&broker) else {
         return Vec::new();
     };
@@ -92,14 +122,23 @@ fn unfence(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
     })];
     for topic in image.topics.iter() {
         for (index, p) in topic.partitions.iter().enumerate() {
-            if p.leader >= 0 || !p.isr.contains(&broker) {
+            if p.leader >= 0 || !p.replicas.contains(&broker) {
                 continue;
             }
+            // Out of the ISR, it may lead only by an unclean election.
+            let isr = if p.isr.contains(&broker) {
+                p.isr.clone()
+            } else if unclean(&topic.name) {
+                info!(topic = %topic.name, partition = index, leader = broker, "unclean leader election");
+                vec![broker]
+            } else {
+                continue;
+            };
             records.push(MetadataRecord::Partition(PartitionRecord {
                 topic_id: topic.id,
                 partition: index as i32,
                 replicas: p.replicas.clone(),
-                isr: p.isr.clone(),
+                isr,
                 leader: broker,
                 leader_epoch: p.leader_epoch + 1,
                 partition_epoch: p.partition_epoch + 1,
@@ -138,7 +177,8 @@ impl Controller {
                 beats.last.insert(broker, Instant::now());
             }
         }
-        self.write(move |image, _| {
+        self.write(move |image, config| {
+            let unclean = unclean_allowed(image, config);
             if !image.brokers.contains_key(&broker) {
                 // Unregistered (Kafka answers these heartbeats with an error too).
                 return ControllerResult::none(Err(ControllerError::BrokerIdNotRegistered(broker)));
@@ -146,11 +186,11 @@ impl Controller {
             let records = match image.brokers.get(&broker) {
                 Some(b) if shutting_down && !b.fenced => {
                     info!(broker, "fencing a broker in controlled shutdown");
-                    fence(image, broker)
+                    fence(image, broker, &unclean)
                 }
                 Some(b) if !shutting_down && b.fenced => {
                     info!(broker, "unfencing a broker that heartbeats again");
-                    unfence(image, broker)
+                    unfence(image, broker, &unclean)
                 }
                 _ => Vec::new(),
             };
@@ -183,12 +223,20 @@ impl Controller {
                 .collect()
         };
         for broker in silent {
-            self.write(move |image, _| {
+            self.write(move |image, config| {
+                let unclean = unclean_allowed(image, config);
                 let still_live = image.brokers.get(&broker).is_some_and(|b| !b.fenced);
                 if still_live {
                     info!(broker, "fencing a broker whose session expired");
                 }
-                ControllerResult::of(if still_live { fence(image, broker) } else { Vec::new() }, ())
+                ControllerResult::of(
+                    if still_live {
+                        fence(image, broker, &unclean)
+                    } else {
+                        Vec::new()
+                    },
+                    (),
+                )
             })
             .await?;
         }
@@ -264,7 +312,7 @@ mod tests {
             partition(id, 1, &[2, 1, 3], &[2, 1, 3], 2),
             partition(id, 2, &[1], &[1], 1),
         ]);
-        let fenced = apply(&image, &fence(&image, 1));
+        let fenced = apply(&image, &fence(&image, 1, &|_| false));
         assert!(fenced.brokers[&1].fenced);
         // It led: the next replica in the ISR leads, a new leader epoch.
         assert_eq!(state(&fenced, 0), (2, vec![2, 3], 6, 8));
@@ -273,11 +321,45 @@ mod tests {
         // Its only replica: no leader, and the ISR keeps it (no unclean election).
         assert_eq!(state(&fenced, 2), (-1, vec![1], 6, 8));
 
-        let back = apply(&fenced, &unfence(&fenced, 1));
+        let back = apply(&fenced, &unfence(&fenced, 1, &|_| false));
         assert!(!back.brokers[&1].fenced);
         assert_eq!(state(&back, 2), (1, vec![1], 7, 9));
         // It does not rejoin ISRs by itself: that takes catching up.
         assert_eq!(state(&back, 0), (2, vec![2, 3], 6, 8));
+    }
+
+    #[test]
+    fn an_unclean_election_happens_only_where_the_topic_allows_it() {
+        let id = Uuid::new_v4();
+        // Leader 1 alone in the ISR; 2 is a live replica that fell out of it.
+        let image = image_of(&[
+            broker(1, false),
+            broker(2, false),
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+            partition(id, 0, &[1, 2], &[1], 1),
+        ]);
+        let clean = apply(&image, &fence(&image, 1, &|_| false));
+        assert_eq!(
+            state(&clean, 0),
+            (-1, vec![1], 6, 8),
+            "no leader rather than lost records"
+        );
+        let unclean = apply(&image, &fence(&image, 1, &|t| t == "t"));
+        assert_eq!(
+            state(&unclean, 0),
+            (2, vec![2], 6, 8),
+            "the live replica leads, alone in the ISR"
+        );
+        // A replica outside the ISR coming back to a leaderless partition: the same rule.
+        let two_fenced = apply(&clean, &fence(&clean, 2, &|_| false));
+        assert_eq!(
+            state(&apply(&two_fenced, &unfence(&two_fenced, 2, &|_| false)), 0).0,
+            -1
+        );
+        assert_eq!(state(&apply(&two_fenced, &unfence(&two_fenced, 2, &|_| true)), 0).0, 2);
     }
 
     #[test]
@@ -293,7 +375,7 @@ mod tests {
             },
             partition(id, 0, &[1, 2, 3], &[1, 2, 3], 1),
         ]);
-        let fenced = apply(&image, &fence(&image, 1));
+        let fenced = apply(&image, &fence(&image, 1, &|_| false));
         assert_eq!(state(&fenced, 0).0, 3);
     }
 }

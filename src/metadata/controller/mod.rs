@@ -6,6 +6,7 @@
 
 mod brokers;
 mod configs;
+pub mod elections;
 mod errors;
 mod fencing;
 pub mod isr;

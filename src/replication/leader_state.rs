@@ -126,13 +126,14 @@ impl LeaderState {
     }
 
     /// Kafka's maybeIncrementLeaderHW: the least log end offset among the
-    /// leader and the ISR members that are caught up (one lagging past the
-    /// bound is about to leave and does not hold writes back); it never
+    /// leader and every ISR member — a lagging one holds writes back until
+    /// the controller has committed its removal (a leader cut off from the
+    /// controller and its followers must not acknowledge alone); it never
     /// moves back.
-    fn maybe_advance_high_watermark(&mut self, leader_end: i64, now_ms: i64) -> Option<i64> {
+    fn maybe_advance_high_watermark(&mut self, leader_end: i64, _now_ms: i64) -> Option<i64> {
         let mut candidate = leader_end;
         for (id, p) in &self.followers {
-            if self.isr.contains(id) && p.is_caught_up(leader_end, now_ms, self.max_lag_ms) {
+            if self.isr.contains(id) {
                 candidate = candidate.min(p.log_end_offset);
             }
         }
@@ -228,16 +229,19 @@ mod tests {
     }
 
     #[test]
-    fn a_follower_silent_past_the_lag_bound_leaves_and_stops_holding_writes_back() {
+    fn a_follower_silent_past_the_lag_bound_leaves_and_holds_writes_back_until_it_has_left() {
         let mut s = three_in_sync(0);
         s.on_leader_append(110, 1_000);
         s.on_follower_fetch(2, 110, 110, 2_000);
         // Follower 3 stops fetching. Within the bound it holds the HW back.
         assert_eq!(s.high_watermark(), 100);
         assert!(s.out_of_sync(110, LAG).is_empty());
-        // Past the bound: out of sync, and the HW moves without it.
+        // Past the bound: out of sync, yet still holding the HW until the
+        // controller commits the smaller ISR; then the HW moves without it.
         assert_eq!(s.out_of_sync(110, LAG + 1), vec![3]);
-        assert_eq!(s.on_follower_fetch(2, 110, 110, LAG + 1), Some(110));
+        assert_eq!(s.on_follower_fetch(2, 110, 110, LAG + 1), None);
+        s.set_isr(&[2]);
+        assert_eq!(s.on_follower_fetch(2, 110, 110, LAG + 2), Some(110));
         // A follower that keeps fetching but never reaches the end is out too.
         let mut t = three_in_sync(0);
         for now in (1..=40).map(|k| k * 1_000) {

@@ -18,18 +18,21 @@ racks a/b/c; cluster.py's harness, the same keys for both):
             sigstop-follower            SIGSTOP a follower ~8 s (> replica.lag.time.max.ms),
                                         ISR shrink and expand observed through Metadata
             partition                   the leader of a random partition cut from the two
-                                        other nodes (nftables, by socket owner uid), ~12 s
+                                        other nodes (nftables, by connection owner uid), ~12 s
             kill-controller-and-leader  kill -9 the active controller and a partition's
                                         leader together, restart both
   check   after the load stops and everything is healed: every partition read from 0 to
           the (stable) high watermark by a fresh consumer; acked/lost/duplicated/reordered,
-          committed-offset regressions, seconds without acks, fault counts and timings.
+          group reads the final log contradicts, committed-offset regressions, seconds
+          without acks, fault counts and timings.
 
 The network partition needs root: each node runs under its own uid (users nemesis1..3,
-created if missing, via `setpriv`), and an nftables table `sluice_nemesis` drops, in the
-output hook, TCP packets from the isolated node's uid to the other nodes' listener ports
-and from the other nodes' uids to the isolated node's ports. Clients (this process, root)
-still reach every node. The table is deleted at heal, at exit, and before each run.
+created if missing, via `setpriv`); an nftables table `sluice_nemesis_<pid>` tags each new
+connection with the uid that opened it, and the cut drops, in the output hook, what the
+isolated node's connections send to the other nodes' listener ports and what the others'
+connections send to its ports (see Net). Clients (this process, root) still reach every
+node. The cut is removed at heal, the table at exit (and tables of dead harness
+processes at start).
 
 Every run is bounded: the faults stop after --duration, the producers get a bounded drain,
 every wait has a timeout, and a watchdog kills everything (nodes, Java producer, nft
@@ -47,6 +50,7 @@ import logging
 import os
 import pwd
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -83,7 +87,8 @@ EXTRA_CONFIG = {
     "offsets.topic.replication.factor": "3",
 }
 FAULTS = ("kill-leader", "sigstop-follower", "partition", "kill-controller-and-leader")
-NFT_TABLE = "sluice_nemesis"
+NFT_PREFIX = "sluice_nemesis_"
+NFT_TABLE = f"{NFT_PREFIX}{os.getpid()}"  # one table per harness process: runs side by side leave each other alone
 JAVA_VALUE_PREFIX = 7          # VerifiableProducer writes "<prefix>.<seq>"
 COMMIT_EVERY = 200
 READABLE_JARS = Path("/tmp/nemesis-kafka-jars")  # the jars where the nodes' uids can read them
@@ -98,6 +103,7 @@ class Timeline:
 
     def __init__(self, echo: bool = True):
         self.t0 = time.monotonic()
+        self.wall0 = time.time()
         self.events: list[dict] = []
         self.lock = threading.Lock()
         self.echo = echo
@@ -259,8 +265,21 @@ class NemesisCluster(Cluster):
 # ---------------------------------------------------------------------------- network partition
 
 class Net:
-    """The partition fault: an nftables table dropping traffic between one node's sockets
-    and the others' listener ports, matched by socket owner (each node has its own uid)."""
+    """The partition fault, by nftables in the output hook (every packet on loopback passes
+    it once, at the sender). Each node runs under its own uid. At set-up, before the nodes
+    start, a table tags every new connection with the uid of the socket that opened it
+    (`ct mark`). To isolate node N, drop:
+
+      - connections N opened (ct mark = uid N) towards the other nodes' listener ports,
+      - connections the others opened (ct mark = their uids) towards N's listener ports,
+
+    and the same by the sending socket's owner (`meta skuid`) for a connection opened
+    before the tag rules. Replies on such connections (destination: an ephemeral port)
+    pass, but get no new requests to answer. The conntrack tag matters: once a process
+    closes a socket with unsent data (a request timed out), the kernel keeps sending it
+    from an orphaned socket whose owner nftables cannot read any more (`meta skuid` does
+    not match) -- seen here: a broker heartbeat got through that way and unfenced the
+    isolated broker. Clients (root) are never cut."""
 
     def __init__(self, c: NemesisCluster, timeline: Timeline):
         self.c = c
@@ -273,8 +292,19 @@ class Net:
             pass  # reason set
         self.available = self.reason is None
         if self.available:
-            self.heal()  # a table left by a killed run
-            on_cleanup(self.heal)
+            self.drop_table()  # this process's, from a run before (--impl both)
+            on_cleanup(self.drop_table)
+            tags = "".join(f"    ct state new meta skuid {uid} ct mark set {uid}\n"
+                           for uid in sorted({u for u, _ in c.uids.values()}))
+            self._nft(f"table inet {NFT_TABLE} {{\n"
+                      f"  chain tag {{\n    type filter hook output priority -150; policy accept;\n{tags}  }}\n"
+                      f"  chain cut {{\n    type filter hook output priority 0; policy accept;\n  }}\n}}\n")
+
+    @staticmethod
+    def _nft(script: str) -> None:
+        r = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"nft -f failed: {r.stderr}\n{script}")
 
     def _nft_ready(self) -> bool:
         if not shutil.which("nft"):
@@ -289,6 +319,7 @@ class Net:
             return False
         probe = subprocess.run(["nft", "add", "table", "inet", NFT_TABLE + "_probe"], capture_output=True, text=True)
         subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE + "_probe"], capture_output=True)
+        self._drop_stale_tables()
         if probe.returncode != 0:
             self.reason = f"nft cannot add a table: {probe.stderr.strip()}"
             return False
@@ -301,26 +332,43 @@ class Net:
         others = [i for i in self.c.node_ids if i != node_id]
         uid = self.c.uids[node_id][0]
         other_uids = ", ".join(str(self.c.uids[i][0]) for i in others)
-        script = (f"table inet {NFT_TABLE} {{\n"
-                  f"  chain out {{\n"
-                  f"    type filter hook output priority 0; policy accept;\n"
-                  f"    meta skuid {uid} tcp dport {{ {', '.join(map(str, self.ports(others)))} }} drop\n"
-                  f"    meta skuid {{ {other_uids} }} tcp dport {{ {', '.join(map(str, self.ports([node_id])))} }} drop\n"
-                  f"  }}\n}}\n")
-        r = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True, timeout=30)
-        if r.returncode != 0:
-            raise RuntimeError(f"nft -f failed: {r.stderr}\n{script}")
+        to_others = ", ".join(map(str, self.ports(others)))
+        to_it = ", ".join(map(str, self.ports([node_id])))
+        rules = (f"add rule inet {NFT_TABLE} cut ct mark {uid} tcp dport {{ {to_others} }} counter drop\n"
+                 f"add rule inet {NFT_TABLE} cut ct mark {{ {other_uids} }} tcp dport {{ {to_it} }} counter drop\n"
+                 f"add rule inet {NFT_TABLE} cut meta skuid {uid} tcp dport {{ {to_others} }} counter drop\n"
+                 f"add rule inet {NFT_TABLE} cut meta skuid {{ {other_uids} }} tcp dport {{ {to_it} }} counter drop\n")
+        self._nft(f"flush chain inet {NFT_TABLE} cut\n" + rules)
         self.isolated = node_id
-        self.timeline.log("nft-isolate", node=node_id, rules=script.replace("\n", " "))
+        self.timeline.log("nft-isolate", node=node_id, rules=rules.replace("\n", "; "))
 
     def heal(self) -> None:
-        r = subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True, text=True, timeout=30)
+        """Remove the cut (the tagging stays)."""
+        if not self.available:
+            return
+        counters = self.counters() if self.isolated is not None else ""
+        r = subprocess.run(["nft", "flush", "chain", "inet", NFT_TABLE, "cut"], capture_output=True, text=True,
+                           timeout=30)
         if self.isolated is not None:
-            self.timeline.log("nft-heal", node=self.isolated, rc=r.returncode)
+            drops = [line.strip() for line in counters.splitlines() if "drop" in line]
+            self.timeline.log("nft-heal", node=self.isolated, rc=r.returncode, dropped=drops)
         self.isolated = None
 
+    @staticmethod
+    def _drop_stale_tables() -> None:
+        """Tables of harness processes that are gone (killed before their clean-up)."""
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=30).stdout
+        for name in re.findall(rf"table inet ({NFT_PREFIX}(\d+))\b", out):
+            table, pid = name
+            if not Path(f"/proc/{pid}").exists():
+                subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, timeout=30)
+
+    def drop_table(self) -> None:
+        subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True, timeout=30)
+
     def counters(self) -> str:
-        r = subprocess.run(["nft", "list", "table", "inet", NFT_TABLE], capture_output=True, text=True, timeout=30)
+        r = subprocess.run(["nft", "list", "chain", "inet", NFT_TABLE, "cut"], capture_output=True, text=True,
+                           timeout=30)
         return r.stdout
 
 
@@ -522,13 +570,13 @@ class GroupConsumer(threading.Thread):
     """One member of `nemesis-g`: reads, commits synchronously every COMMIT_EVERY records and
     keeps what each commit returned (partition -> committed offset)."""
 
-    def __init__(self, bootstrap: str, timeline: Timeline, member: int, commits: list, consumed: set):
+    def __init__(self, bootstrap: str, timeline: Timeline, member: int, commits: list, consumed: dict):
         super().__init__(daemon=True, name=f"consumer-{member}")
         self.bootstrap = bootstrap
         self.timeline = timeline
         self.member = member
         self.commits = commits          # shared: (t, member, partition, offset)
-        self.consumed = consumed        # shared: values seen
+        self.consumed = consumed        # shared: (partition, offset) -> {value read there: first t}
         self.stop_event = threading.Event()
         self.commit_errors = collections.Counter()
         self.rewinds: list[dict] = []   # a partition read again from below where it was, no rebalance between
@@ -583,7 +631,8 @@ class GroupConsumer(threading.Thread):
                     self.rewinds.append({"t": round(self.timeline.now(), 3), "member": self.member,
                                          "partition": p, "from": last[p], "to": off})
                 last[p] = off
-                self.consumed.add(msg.value().decode(errors="replace"))
+                self.consumed.setdefault((p, off), {}).setdefault(msg.value().decode(errors="replace"),
+                                                                  round(self.timeline.now(), 3))
                 self.records += 1
                 since_commit += 1
                 if since_commit >= COMMIT_EVERY:
@@ -651,6 +700,45 @@ def create_topic(c: Cluster) -> None:
 
 # ---------------------------------------------------------------------------- faults
 
+class LeaderWatch(threading.Thread):
+    """From a leader's kill until its restart is done (+2 s), Metadata from the other nodes:
+    when another node is first named leader of the partition, and who is named leader once
+    the restart is done. Only reads Metadata (nodes are started by the main thread:
+    PR_SET_PDEATHSIG is per thread)."""
+
+    def __init__(self, c: Cluster, partition: int, victim: int):
+        super().__init__(daemon=True, name="leader-watch")
+        self.c, self.p, self.victim = c, partition, victim
+        self.t0 = time.monotonic()
+        self.restarted = threading.Event()
+        self.stop_at: float | None = None
+        self.other = self.other_after = self.after_restart = None
+
+    def run(self) -> None:
+        while self.stop_at is None or time.monotonic() < self.stop_at:
+            done = self.restarted.is_set()
+            for i in self.c.live_broker_ids:
+                if i == self.victim:
+                    continue
+                try:
+                    leader = topic_view(self.c, i, timeout=2)[self.p][0]
+                except Exception:  # noqa: BLE001
+                    continue
+                if leader >= 0 and leader != self.victim and self.other is None:
+                    self.other, self.other_after = leader, round(time.monotonic() - self.t0, 3)
+                if done and self.after_restart is None:
+                    self.after_restart = leader
+                break
+            time.sleep(0.2)
+
+    def finish(self, rec: dict) -> None:
+        self.restarted.set()
+        self.stop_at = time.monotonic() + 2.0
+        self.join(10)
+        rec.update(other_leader=self.other, other_leader_after_s=self.other_after,
+                   leader_after_restart=self.after_restart)
+
+
 class Nemesis:
     def __init__(self, c: NemesisCluster, net: Net, timeline: Timeline, rng: random.Random, faults: list[str]):
         self.c = c
@@ -676,7 +764,8 @@ class Nemesis:
             for i in ids:  # one more try, from a clean state
                 self.c.kill_9(i)
             self.c.spawn_many(ids, timeout=120)
-        self.timeline.log("restarted", nodes=ids, seconds=round(time.monotonic() - t, 2))
+        self.last_restart_s = round(time.monotonic() - t, 2)
+        self.timeline.log("restarted", nodes=ids, seconds=self.last_restart_s)
 
     def wait_healed(self, timeout: float = 60.0) -> float | None:
         """Seconds until every node is up and sees every partition led, ISR = 3 replicas;
@@ -715,21 +804,18 @@ class Nemesis:
         leader, _, isr = current_leader(self.c, p)
         rec.update(partition=p, node=leader, isr_before=isr)
         self.timeline.log("kill-leader", partition=p, node=leader, isr=isr)
+        watch = LeaderWatch(self.c, p, leader)
         self.c.kill_9(leader)
-        t_kill = time.monotonic()
-        down = self.rng.uniform(1.0, 3.0)
-        new_leader = None
-        while time.monotonic() - t_kill < down:
-            try:
-                _, v = any_view(self.c)
-                if v[p][0] >= 0 and v[p][0] != leader and new_leader is None:
-                    new_leader = v[p][0]
-                    rec["new_leader_after_s"] = round(time.monotonic() - t_kill, 3)
-            except Exception:  # noqa: BLE001
-                pass
-            time.sleep(0.2)
-        rec["new_leader"] = new_leader
-        self.restart([leader])
+        watch.start()
+        time.sleep(self.rng.uniform(1.0, 3.0))
+        rec["down_s"] = round(time.monotonic() - watch.t0, 3)
+        try:
+            self.restart([leader])
+            rec["restart_s"] = self.last_restart_s
+        finally:
+            watch.finish(rec)
+        self.timeline.log("leader-after-kill", partition=p, **{k: rec.get(k) for k in (
+            "other_leader", "other_leader_after_s", "leader_after_restart")})
 
     # SIGSTOP a follower > replica.lag.time.max.ms; ISR shrink and expand seen in Metadata
     def sigstop_follower(self, rec: dict) -> None:
@@ -759,7 +845,7 @@ class Nemesis:
         self.timeline.log("sigcont", node=follower)
         t1 = time.monotonic()
         expand = None
-        while time.monotonic() - t1 < 60:
+        while time.monotonic() - t1 < 30:
             try:  # not the follower's own view: stale until it has caught up with the metadata
                 _, v = any_view(self.c, exclude=(follower,))
                 if follower in v[p][2]:
@@ -784,7 +870,7 @@ class Nemesis:
         iso_view = None
         while time.monotonic() - t0 < hold:
             try:
-                v = topic_view(self.c, self.rng.choice(others))
+                v = topic_view(self.c, random.choice(others))
                 if seen_new is None and v[p][0] >= 0 and v[p][0] != leader:
                     seen_new = round(time.monotonic() - t0, 3)
                     self.timeline.log("partition-new-leader", partition=p, leader=v[p][0], after_s=seen_new)
@@ -802,7 +888,7 @@ class Nemesis:
         back = None
         while time.monotonic() - t1 < 60:
             try:  # the majority's view (the isolated node's own is stale until it hears again)
-                v = topic_view(self.c, self.rng.choice(others))
+                v = topic_view(self.c, random.choice(others))
                 if leader in v[p][2]:
                     back = round(time.monotonic() - t1, 3)
                     break
@@ -820,10 +906,15 @@ class Nemesis:
         victims = sorted({controller, leader})
         rec.update(partition=p, controller=controller, leader=leader, nodes=victims)
         self.timeline.log("kill-controller-and-leader", controller=controller, partition=p, leader=leader)
+        watch = LeaderWatch(self.c, p, leader)
         for i in victims:
             self.c.kill_9(i)
+        watch.start()
         time.sleep(self.rng.uniform(2.0, 5.0))
-        self.restart(victims)
+        try:
+            self.restart(victims)
+        finally:
+            watch.finish(rec)
 
     def heal_all(self) -> None:
         if self.net.available:
@@ -1013,10 +1104,57 @@ def analyse(records, watermarks, read_next, producers: dict, commits, consumed, 
     out["last_committed_by_group"] = {p: best[p][0] for p in best}
     out["final_committed_below_acknowledged"] = {p: {"final": final_commits.get(p), "acknowledged": best[p][0]}
                                                  for p in best if final_commits.get(p, -1) < best[p][0]}
-    consumed_lost = [v for v in consumed if v not in by_value]
+    values_read = {v for seen in consumed.values() for v in seen}
+    consumed_lost = [v for v in values_read if v not in by_value]
     out["consumed"] = len(consumed)
     out["consumed_but_absent"] = len(consumed_lost)
     out["consumed_but_absent_sample"] = sorted(consumed_lost)[:20]
+    # A read the final log contradicts: the group got a record at (partition, offset) that
+    # now holds another one (it read above the real high watermark: data later truncated).
+    dirty = sorted((p, off, v, t, at.get((p, off))) for (p, off), seen in consumed.items()
+                   for v, t in seen.items() if at.get((p, off)) != v)
+    out["dirty_reads"] = len(dirty)
+    out["dirty_reads_sample"] = [{"partition": p, "offset": off, "read": v, "read_t": t, "now": now}
+                                 for p, off, v, t, now in dirty[:20]]
+    return out
+
+
+def _line_time(line: str) -> float | None:
+    """Epoch seconds of a node log line: Sluice's `2026-01-01T10:00:00.123456Z` (UTC) or
+    Kafka's `[2026-01-01 10:00:00,123]` (local time)."""
+    import datetime
+    try:
+        if line[:1] == "[":
+            return datetime.datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if len(line) > 20 and line[10] == "T":
+            return datetime.datetime.strptime(line[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+    except ValueError:
+        return None
+    return None
+
+
+def log_context(c: Cluster, partition: int, wall_from: float, wall_to: float, limit: int = 60) -> dict[int, list[str]]:
+    """Per node, the log lines between two wall-clock times that concern `partition` of the
+    topic (or fencing, leadership, controller changes)."""
+    sluice_p = re.compile(rf"partition={partition}\b")
+    kafka_p = f"{TOPIC}-{partition}"
+    out = {}
+    for i in c.node_ids:
+        lines = []
+        try:
+            text = c.log_file(i).read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in text:
+            t = _line_time(line)
+            if t is None or not (wall_from <= t <= wall_to):
+                continue
+            relevant = (sluice_p.search(line) and ("nemesis" in line or "topic_id" in line)) or kafka_p in line \
+                or "fenc" in line.lower() or "controller" in line.lower() and "leader" in line.lower()
+            if relevant and "openraft" not in line:
+                lines.append(line[:400])
+        out[i] = lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])
     return out
 
 
@@ -1024,7 +1162,7 @@ def analyse(records, watermarks, read_next, producers: dict, commits, consumed, 
 
 def run_impl(impl: str, args, timeline: Timeline | None = None) -> dict:
     timeline = timeline or Timeline(echo=not args.quiet)
-    rng = random.Random(f"{args.seed}-{impl}")
+    rng = random.Random(args.seed)  # the same fault sequence for both implementations
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = Path(args.workdir) / f"{impl}-{stamp}-s{args.seed}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -1065,7 +1203,7 @@ def run_impl(impl: str, args, timeline: Timeline | None = None) -> dict:
     java = pyprod = None
     consumers: list[GroupConsumer] = []
     commits: list = []
-    consumed: set = set()
+    consumed: dict = {}
     try:
         t = time.monotonic()
         c.start(timeout=180)
@@ -1102,10 +1240,11 @@ def run_impl(impl: str, args, timeline: Timeline | None = None) -> dict:
             left = fault_end - time.monotonic()
             if left > 0:
                 time.sleep(min(args.interval, left))
-        # The faults stop when the duration is up (the last one healed); load goes on until then.
+        # The faults stop when the duration is up (the last one healed), or earlier when the
+        # schedule or --max-faults is done: then the load goes on for --tail seconds more.
         left = fault_end - time.monotonic()
         if left > 0:
-            time.sleep(left)
+            time.sleep(min(left, args.tail) if (args.schedule is not None or args.max_faults) else left)
         timeline.log("faults-done", counts=dict(nemesis.counts))
         pyprod.stop(drain_timeout=args.drain)
         if java:
@@ -1143,6 +1282,17 @@ def run_impl(impl: str, args, timeline: Timeline | None = None) -> dict:
                                "fatal": getattr(prod, "fatal", []), "instances": getattr(prod, "instances", None),
                                "errors": dict(getattr(prod, "errors", {}) or getattr(prod, "other", {}))}
         result["check"] = analyse(records, watermarks, read_next, producers, commits, consumed, final_commits, timeline)
+        # Lost records: what each node logged about that partition around the acks.
+        context = []
+        for p, ranges in result["check"]["lost_offset_ranges"].items():
+            for lo, hi in ranges[:5]:
+                times = [d["acked_t"] for d in result["check"]["lost_sample"] if d["partition"] == p
+                         and lo <= d["acked_offset"] <= hi] or [0.0]
+                context.append({"partition": p, "offsets": [lo, hi],
+                                "acked_wall": [timeline.wall0 + min(times), timeline.wall0 + max(times)],
+                                "node_logs": log_context(c, p, timeline.wall0 + min(times) - 15,
+                                                         timeline.wall0 + max(times) + 15)})
+        result["check"]["lost_context"] = context
         result["acks_per_second"] = {n: p["acks_per_second"] for n, p in producers.items()}
         result["consumer_rewinds"] = [r for g in consumers for r in g.rewinds][:50]
         result["consumer_errors"] = {g.member: dict(g.commit_errors) for g in consumers}
@@ -1163,6 +1313,7 @@ def run_impl(impl: str, args, timeline: Timeline | None = None) -> dict:
             java.kill()
         if net.available:
             net.heal()
+            net.drop_table()
         result["faults"] = dict(nemesis.counts)
         result["fault_records"] = nemesis.records
         result["fault_errors"] = nemesis.errors
@@ -1214,6 +1365,7 @@ def summary_rows(r: dict) -> list[tuple[str, str]]:
         ("group commits / regressions", f"{chk.get('commits')} / {chk.get('committed_regressions')}"),
         ("final committed < acknowledged", len(chk.get("final_committed_below_acknowledged") or {})),
         ("consumed but absent from log", chk.get("consumed_but_absent")),
+        ("group read, log now differs there", chk.get("dirty_reads")),
         ("consumer rewinds (info)", len(r.get("consumer_rewinds") or [])),
     ]
     recs = r.get("fault_records") or []
@@ -1226,25 +1378,32 @@ def summary_rows(r: dict) -> list[tuple[str, str]]:
     if part:
         rows.append(("partition: new leader s", [x.get("majority_new_leader_s") for x in part]))
         rows.append(("partition: rejoined ISR s", [x.get("rejoined_isr_s") for x in part]))
-    kills = [x.get("new_leader_after_s") for x in recs if x["fault"] == "kill-leader" and x.get("new_leader_after_s")]
-    if kills:
-        kills.sort()
-        rows.append(("kill-leader: new leader s (median/max)", f"{kills[len(kills) // 2]} / {kills[-1]}"))
+    kl = [x for x in recs if x["fault"] == "kill-leader"]
+    kills = sorted(x["other_leader_after_s"] for x in kl if x.get("other_leader_after_s") is not None)
+    if kl:
+        rows.append(("kill-leader: another node led", f"{len(kills)} of {len(kl)}" + (
+            f" (after {kills[len(kills) // 2]} s median, {kills[-1]} max)" if kills else "")))
+        rows.append(("kill-leader: restart s (median)", sorted(x.get("restart_s", 0) for x in kl)[len(kl) // 2]))
+        rows.append(("kill-leader: killed node leads after restart",
+                     f"{sum(1 for x in kl if x.get('leader_after_restart') == x['node'])} of {len(kl)}"))
     rows.append(("partition fault", r.get("partition_fault")))
     return [(k, str(v)) for k, v in rows]
 
 
 def print_summary(results: list[dict]) -> None:
-    table = [summary_rows(r) for r in results]
+    tables = [dict(summary_rows(r)) for r in results]
+    keys: list[str] = []
+    for r in results:  # every row any run has, in order
+        for k, _ in summary_rows(r):
+            if k not in keys:
+                keys.append(k)
     names = [r["impl"] for r in results]
-    w0 = max(len(k) for k, _ in table[0])
-    widths = [max(len(names[i]), *(len(v) for _, v in table[i])) for i in range(len(results))]
-    widths = [min(w, 70) for w in widths]
+    w0 = max(len(k) for k in keys)
+    widths = [min(70, max(len(names[i]), *(len(v) for v in tables[i].values()))) for i in range(len(results))]
     print()
     print(f"{'':{w0}}  " + "  ".join(f"{n:{widths[i]}}" for i, n in enumerate(names)))
-    for row in range(len(table[0])):
-        key = table[0][row][0]
-        cells = [table[i][row][1] if row < len(table[i]) and table[i][row][0] == key else "" for i in range(len(results))]
+    for key in keys:
+        cells = [tables[i].get(key, "-") for i in range(len(results))]
         print(f"{key:{w0}}  " + "  ".join(f"{v[:70]:{widths[i]}}" for i, v in enumerate(cells)))
     for r in results:
         if r.get("check", {}).get("lost_sample"):
@@ -1268,7 +1427,10 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="nemesis-results.json")
     ap.add_argument("--interval", type=float, default=2.0, help="seconds between a healed fault and the next")
-    ap.add_argument("--max-faults", type=int, default=0, help="stop injecting after this many (0: no limit)")
+    ap.add_argument("--max-faults", type=int, default=0,
+                    help="stop injecting after this many (0: no limit); the load stops --tail s later")
+    ap.add_argument("--tail", type=float, default=5.0,
+                    help="seconds of load after the last fault when --schedule or --max-faults ended the faults")
     ap.add_argument("--rate", type=float, default=100.0, help="confluent-kafka producer records/s")
     ap.add_argument("--java-rate", type=int, default=50, help="Java VerifiableProducer records/s (0: none)")
     ap.add_argument("--consumers", type=int, default=2, help="members of the consumer group nemesis-g")
@@ -1276,8 +1438,9 @@ def parse_args(argv=None):
     ap.add_argument("--drain", type=float, default=60.0, help="bound on the producers' final flush")
     ap.add_argument("--binary", default=os.environ.get("SLUICE_BIN") or None,
                     help="Sluice binary (default $SLUICE_BIN, else target/release/sluice)")
-    ap.add_argument("--kafka-jvm", default="",
-                    help="extra JVM options for the Kafka nodes (after cluster.py's own)")
+    ap.add_argument("--kafka-jvm", default="-XX:TieredStopAtLevel=1",
+                    help="extra JVM options for the Kafka nodes, added to cluster.py's (default: C1 only, "
+                         "which restarts a node under load in ~8 s instead of ~20-30 s on 2 cores; '' for none)")
     ap.add_argument("--workdir", default="/tmp/nemesis-runs")
     ap.add_argument("--evidence-dir", default="/tmp/nemesis-evidence")
     ap.add_argument("--no-uids", dest="uids", action="store_false",
@@ -1304,6 +1467,11 @@ def budget(args) -> float:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--summarize"]:  # the table again, from --out files: nemesis.py --summarize a.json b.json
+        runs = [r for f in argv[1:] for r in json.loads(Path(f).read_text())["runs"]]
+        print_summary(runs)
+        return 0
     args = parse_args(argv)
     impls = ["sluice", "kafka"] if args.impl == "both" else [args.impl]
     start_watchdog(budget(args) * len(impls))

@@ -48,7 +48,9 @@ def test_short_nemesis(impl, observe):
     assert r.get("completed"), f"run did not complete: {r.get('error')}\n{tails}"
     assert sum((r.get("faults") or {}).values()) >= 2 and (r.get("faults") or {}).get("kill-leader"), r.get("faults")
     assert p1.get("acked", 0) > 0 and java.get("acked", 0) > 0, (p1, java)
-    assert chk["lost"] == 0, f"acknowledged records lost: {chk['lost_sample'][:5]} (evidence: {r.get('evidence')})"
+    assert chk["lost"] == 0, "acknowledged records lost: " + "; ".join(
+        f"{d['value']} acked at {d['partition']}/{d['acked_offset']} t={d['acked_t']}s, now there: {d['now_at_that_offset']}"
+        for d in chk["lost_sample"][:10]) + f" (offset ranges {chk['lost_offset_ranges']}; evidence: {r.get('evidence')})"
     assert chk["duplicated"] == 0, f"records duplicated: {chk['duplicated_sample']} (evidence: {r.get('evidence')})"
     assert chk["order_violations"] == 0, chk["order_detail"]
     assert chk["read_complete"], (chk["read_per_partition"], chk["high_watermarks"], chk["offset_gaps"])

@@ -84,3 +84,8 @@ def pytest_runtest_makereport(item, call):
             if isinstance(value, cluster.Cluster):
                 report.sections.append((f"cluster logs ({value.impl})", value.describe() + "\n" + "\n".join(
                     value.tail(i, 25) for i in value.node_ids)))
+
+# The short nemesis (compat/cluster/nemesis) makes users and nftables rules of its own and
+# still finds Sluice bugs now and then (see the issue notes): run it on demand with
+# NEMESIS=1 or compat/cluster/nemesis/run, not in every cluster run.
+collect_ignore = [] if os.environ.get("NEMESIS") else ["nemesis"]

@@ -65,6 +65,22 @@ def run(broker, label: str, args) -> dict:
     return results
 
 
+def print_table(runs: list[dict], skip=("label",)) -> None:
+    """Each key's metrics, one column per run, with the first run's ratio to the second."""
+    for key in runs[0]:
+        if key in skip:
+            continue
+        print(f"\n{key}")
+        values = runs[0][key] if isinstance(runs[0][key], dict) else {"": runs[0][key]}
+        for metric in values:
+            def get(r, metric=metric, key=key):
+                return r[key][metric] if metric else r[key]
+            line = f"  {metric:12}" + "".join(f"{r['label']:>18}: {get(r):12,.1f}" for r in runs)
+            if len(runs) == 2 and get(runs[1]):
+                line += f"   ratio {get(runs[0]) / get(runs[1]):.2f}"
+            print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--records", type=int, default=300_000)
@@ -91,15 +107,7 @@ def main() -> None:
     mb = args.records * args.size / 1e6
     print(f"\nKafka perf tools: {args.records:,} records of {args.size} B ({mb:,.0f} MB), "
           f"{args.partitions} partitions, linger.ms=5, batch.size=256 KiB")
-    for key in runs[0]:
-        if key in ("label", "peak RSS MiB"):
-            continue
-        print(f"\n{key}")
-        for metric in runs[0][key]:
-            line = f"  {metric:12}" + "".join(f"{r['label']:>18}: {r[key][metric]:12,.1f}" for r in runs)
-            if len(runs) == 2 and runs[1][key][metric]:
-                line += f"   ratio {runs[0][key][metric] / runs[1][key][metric]:.2f}"
-            print(line)
+    print_table(runs, skip=("label", "peak RSS MiB"))
     print("\npeak RSS MiB" + "".join(f"{r['label']:>18}: {r['peak RSS MiB']:12,.1f}" for r in runs), end="")
     if len(runs) == 2:
         print(f"   ratio {runs[0]['peak RSS MiB'] / runs[1]['peak RSS MiB']:.2f}")

@@ -55,17 +55,7 @@ def main() -> None:
     mb = args.records * args.size / 1e6
     print(f"\nReplication factor 3, 3 nodes: {args.records:,} records of {args.size} B ({mb:,.0f} MB), "
           f"{args.partitions} partitions, min.insync.replicas=2, linger.ms=5, batch.size=256 KiB")
-    for key in runs[0]:
-        if key == "label":
-            continue
-        print(f"\n{key}")
-        values = runs[0][key] if isinstance(runs[0][key], dict) else {"": runs[0][key]}
-        for metric in values:
-            get = (lambda r: r[key][metric]) if metric else (lambda r: r[key])
-            line = f"  {metric:12}" + "".join(f"{r['label']:>18}: {get(r):12,.1f}" for r in runs)
-            if len(runs) == 2 and get(runs[1]):
-                line += f"   ratio {get(runs[0]) / get(runs[1]):.2f}"
-            print(line)
+    perf_tools.print_table(runs)
 
 
 if __name__ == "__main__":

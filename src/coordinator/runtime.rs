@@ -244,15 +244,7 @@ impl<S: Shard> CoordinatorRuntime<S> {
         let now = now_ms();
         let encoded: Vec<(Bytes, Option<Bytes>)> = result.records.iter().map(S::encode).collect();
         let batch = encode_batch(&encoded, now, result.producer);
-        let appended = match slot.partition.append(batch).await {
-            Ok(info) => info,
-            Err(e) => {
-                warn!(topic = self.topic, partition = index, error = %e, "could not write; reloading the partition");
-                self.reload(&slot, &mut shard).await;
-                return Err(E::CoordinatorNotAvailable.code());
-            }
-        };
-        self.committed(&slot, index, appended.last_offset).await?;
+        self.append_committed(&slot, &mut shard, index, batch).await?;
         if result.replay {
             for record in &result.records {
                 shard.replay(record, result.producer, now);
@@ -271,17 +263,28 @@ impl<S: Shard> CoordinatorRuntime<S> {
             ControlType::Abort
         };
         let marker = control_batch(producer.producer_id, producer.producer_epoch, 0, kind, now_ms());
-        let appended = match slot.partition.append(marker).await {
-            Ok(info) => info,
-            Err(e) => {
-                warn!(topic = self.topic, partition = index, error = %e, "could not write a marker; reloading");
-                self.reload(&slot, &mut shard).await;
-                return Err(E::CoordinatorNotAvailable.code());
-            }
-        };
-        self.committed(&slot, index, appended.last_offset).await?;
+        self.append_committed(&slot, &mut shard, index, marker).await?;
         shard.replay_marker(producer.producer_id, commit, now_ms());
         Ok(())
+    }
+
+    /// Appends a batch to a shard's partition and waits until it is
+    /// committed; a failed append puts the shard back to what its log holds.
+    async fn append_committed(
+        &self,
+        slot: &Arc<Slot<S>>,
+        shard: &mut S,
+        index: i32,
+        batch: Vec<u8>,
+    ) -> Result<(), i16> {
+        match slot.partition.append(batch).await {
+            Ok(appended) => self.committed(slot, index, appended.last_offset).await,
+            Err(e) => {
+                warn!(topic = self.topic, partition = index, error = %e, "could not write; reloading the partition");
+                self.reload(slot, shard).await;
+                Err(E::CoordinatorNotAvailable.code())
+            }
+        }
     }
 
     /// Waits until a write is on every in-sync replica (at once on a single

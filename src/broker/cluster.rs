@@ -117,20 +117,39 @@ pub async fn write_initial_records(controller: Arc<Controller>, quorum: Arc<Quor
 pub async fn heartbeat(broker: Arc<Broker>) {
     let interval = Duration::from_millis(broker.config.cluster.broker_heartbeat_interval_ms);
     let session = Duration::from_millis(broker.config.cluster.broker_session_timeout_ms);
+    let attempt = heartbeat_attempt_timeout(interval, session);
+    let mut wait = interval;
     loop {
         tokio::select! {
             _ = broker.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
         if broker.controller.is_leaving() {
             return; // the controlled shutdown's own heartbeat says the rest
         }
-        match tokio::time::timeout(session, broker.controller.heartbeat(broker.node_id(), false)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(error = %e, "heartbeat not answered"),
-            Err(_) => debug!("heartbeat timed out"),
-        }
+        // A heartbeat stuck on a frozen or cut-off controller is given up
+        // early and sent again: a new active controller gives every broker
+        // one session from its takeover, and one long wait would use it up.
+        wait = match tokio::time::timeout(attempt, broker.controller.heartbeat(broker.node_id(), false)).await {
+            Ok(Ok(())) => interval,
+            Ok(Err(e)) => {
+                debug!(error = %e, "heartbeat not answered");
+                HEARTBEAT_RETRY
+            }
+            Err(_) => {
+                debug!("heartbeat timed out");
+                HEARTBEAT_RETRY
+            }
+        };
     }
+}
+
+const HEARTBEAT_RETRY: Duration = Duration::from_millis(100);
+
+/// How long one heartbeat may take: a quarter of the session (so several
+/// tries fit in it), never less than the interval between heartbeats.
+fn heartbeat_attempt_timeout(interval: Duration, session: Duration) -> Duration {
+    (session / 4).max(interval).min(session)
 }
 
 /// As the active controller: fences brokers whose session expired.

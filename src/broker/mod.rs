@@ -47,6 +47,8 @@ pub struct Broker {
     pub endpoints: Vec<Endpoint>,
     pub quotas: crate::quota::QuotaEnforcer,
     pub shutdown: CancellationToken,
+    /// This process, as the controller tells a restart from a re-registration.
+    pub incarnation_id: uuid::Uuid,
 }
 
 impl Broker {

@@ -112,6 +112,7 @@ async fn register(broker: &Broker) -> io::Result<()> {
             endpoints,
             broker.config.broker_rack.clone(),
             directory_id,
+            broker.incarnation_id,
         )
         .await
         .map_err(|e| io::Error::other(format!("could not register the broker: {e}")))
@@ -253,6 +254,7 @@ impl RunningBroker {
             endpoints,
             quotas: crate::quota::QuotaEnforcer::new(quota_samples, quota_window_ms),
             shutdown: CancellationToken::new(),
+            incarnation_id: uuid::Uuid::new_v4(),
         });
 
         let connections = TaskTracker::new();
@@ -297,8 +299,15 @@ impl RunningBroker {
                 loop {
                     match register(&registering).await {
                         Ok(()) => {
-                            registering.replicas.caught_up().await;
-                            return super::publisher::follow_coordinators(&registering).await;
+                            // Heartbeats only once registered: a restarted
+                            // process must not keep its old session alive.
+                            let heartbeats = super::cluster::heartbeat(registering.clone());
+                            let coordinators = async {
+                                registering.replicas.caught_up().await;
+                                super::publisher::follow_coordinators(&registering).await
+                            };
+                            tokio::join!(heartbeats, coordinators);
+                            return;
                         }
                         Err(e) => warn!(error = %e, "broker registration failed; retrying"),
                     }
@@ -308,7 +317,6 @@ impl RunningBroker {
                     }
                 }
             });
-            background.spawn(super::cluster::heartbeat(broker.clone()));
             background.spawn(super::replication::send_isr_changes(broker.clone()));
             background.spawn(super::replication::shrink_isrs(broker.clone()));
             background.spawn(super::cluster::fence_silent_brokers(broker.clone()));

@@ -63,12 +63,19 @@ impl QuorumClient {
         let (id, address) = self
             .target()
             .ok_or_else(|| QuorumError::Failed("no controllers configured".into()))?;
-        match self.peers.client(id, address).call(request, timeout).await {
-            Ok(r) => Ok((id, r)),
-            Err(e) => {
-                self.set_leader(None);
-                Err(QuorumError::Failed(format!("controller {id}: {e}")))
+        // Given up by the caller (its own timeout) counts as a failure too:
+        // a frozen leader would otherwise be asked again and again.
+        let mut unanswered = ForgetLeaderUnlessAnswered {
+            client: self,
+            answered: false,
+        };
+        let result = self.peers.client(id, address).call(request, timeout).await;
+        match result {
+            Ok(r) => {
+                unanswered.answered = true;
+                Ok((id, r))
             }
+            Err(e) => Err(QuorumError::Failed(format!("controller {id}: {e}"))),
         }
     }
 
@@ -96,6 +103,20 @@ impl QuorumClient {
                 Err(_) => {}
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Forgets the leader when dropped before an answer came.
+struct ForgetLeaderUnlessAnswered<'a> {
+    client: &'a QuorumClient,
+    answered: bool,
+}
+
+impl Drop for ForgetLeaderUnlessAnswered<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.client.set_leader(None);
         }
     }
 }

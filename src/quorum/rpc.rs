@@ -53,6 +53,9 @@ pub enum ControllerOp {
         rack: Option<String>,
         #[serde(default)]
         directory_id: Option<uuid::Uuid>,
+        /// The broker process (a new one after every restart).
+        #[serde(default)]
+        incarnation_id: Option<uuid::Uuid>,
     },
     /// A broker is alive (or, shutting down, asks to be fenced first).
     Heartbeat {

@@ -53,6 +53,11 @@ pub enum ControllerError {
     InvalidUpdateVersion,
     #[error("{0}")]
     IneligibleReplica(String),
+    /// A broker registering with a new incarnation while the old one's
+    /// session is still valid (it restarted faster than the session
+    /// timeout): refused until the session expires and it is fenced.
+    #[error("Another broker is registered with that broker id. If the broker was recently restarted this should self-resolve once the heartbeat manager expires the broker's session.")]
+    DuplicateBrokerRegistration,
     /// This node is not the active controller (any more).
     #[error("This is not the correct controller for this cluster.")]
     NotController,
@@ -86,6 +91,7 @@ impl ControllerError {
             ControllerError::FencedLeaderEpoch => E::FencedLeaderEpoch.code(),
             ControllerError::InvalidUpdateVersion => E::InvalidUpdateVersion.code(),
             ControllerError::IneligibleReplica(_) => E::IneligibleReplica.code(),
+            ControllerError::DuplicateBrokerRegistration => E::DuplicateBrokerRegistration.code(),
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Heartbeats {
     /// Since when this node has been the active controller: everyone gets
     /// a full session from then before being fenced.
     active_since: Option<Instant>,
+    /// `broker.session.timeout.ms`, once the fencing task has run here.
+    session: Option<Duration>,
     /// Brokers fenced in a controlled shutdown: a heartbeat sent before it
     /// began (still in flight) must not unfence them; registering again does.
     shutting_down: HashSet<i32>,
@@ -155,6 +157,17 @@ impl Controller {
         beats.shutting_down.remove(&broker);
     }
 
+    /// Whether `broker`'s last heartbeat (or this controller's takeover)
+    /// is within the session timeout. Unknown (just became active): yes.
+    pub(super) fn has_valid_session(&self, broker: i32) -> bool {
+        let beats = self.heartbeats();
+        let (Some(session), Some(since)) = (beats.session, beats.active_since) else {
+            return true;
+        };
+        let last = beats.last.get(&broker).copied().unwrap_or(since).max(since);
+        Instant::now().duration_since(last) <= session
+    }
+
     /// A broker registers (again): it is no longer shutting down.
     pub(super) fn registered(&self, broker: i32) {
         self.heartbeats().shutting_down.remove(&broker);
@@ -210,6 +223,7 @@ impl Controller {
         let silent: Vec<i32> = {
             let image = self.image().await;
             let mut beats = self.heartbeats();
+            beats.session = Some(session);
             let since = *beats.active_since.get_or_insert(now);
             image
                 .brokers
@@ -377,5 +391,57 @@ mod tests {
         ]);
         let fenced = apply(&image, &fence(&image, 1, &|_| false));
         assert_eq!(state(&fenced, 0).0, 3);
+    }
+
+    #[test]
+    fn a_restarted_broker_waits_for_its_old_session_then_loses_its_leaderships() {
+        use super::super::brokers::{registration, Registering};
+        let id = Uuid::new_v4();
+        let image = image_of(&[
+            broker(1, false),
+            broker(2, false),
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+            partition(id, 0, &[1, 2], &[1, 2], 1),
+        ]);
+        let config = super::super::ControllerConfig {
+            node_id: 1,
+            delete_topic_enable: true,
+            default_partitions: 1,
+            default_replication_factor: 1,
+            static_configs: Default::default(),
+        };
+        let new_process = Uuid::new_v4();
+        let register = |session_valid| {
+            let r = Registering {
+                broker_id: 1,
+                endpoints: Vec::new(),
+                rack: None,
+                directory_id: None,
+                incarnation_id: Some(new_process),
+            };
+            registration(&image, &config, r, session_valid)
+        };
+        // Its old session is alive: refused, nothing written.
+        let refused = register(Some(true));
+        assert!(refused.records.is_empty());
+        assert!(matches!(
+            refused.response,
+            Err(ControllerError::DuplicateBrokerRegistration)
+        ));
+        // Expired: the old incarnation leaves the ISR and leadership moves
+        // (a new leader epoch); the new one is registered fenced.
+        let accepted = register(Some(false));
+        assert!(accepted.response.is_ok());
+        let after = apply(&image, &accepted.records);
+        assert_eq!(state(&after, 0), (2, vec![2], 6, 8));
+        assert!(after.brokers[&1].fenced);
+        assert_eq!(after.brokers[&1].incarnation_id, new_process);
+        // A single node (no sessions): registered as before, leadership kept.
+        let single = apply(&image, &register(None).records);
+        assert_eq!(state(&single, 0), (1, vec![1, 2], 5, 7));
+        assert!(!single.brokers[&1].fenced);
     }
 }

@@ -53,7 +53,9 @@ async fn a_brokers_life_fenced_when_silent_unfenced_when_back_gone_when_unregist
     let dir = tempfile::tempdir().expect("temp dir");
     let c = controller(dir.path());
     for id in 1..=3 {
-        c.register_broker(id, endpoint(id), None, None).await.expect("register");
+        c.register_broker(id, endpoint(id), None, None, uuid::Uuid::new_v4())
+            .await
+            .expect("register");
         c.heartbeat(id, false).await.expect("heartbeat");
     }
     let topic = NewTopic {
@@ -103,7 +105,7 @@ async fn a_brokers_life_fenced_when_silent_unfenced_when_back_gone_when_unregist
     assert_eq!(leadership(&c).await[1], (1, vec![1]));
     c.heartbeat(2, false).await.expect("late heartbeat");
     assert_eq!(fenced(&c, 2).await, Some(true));
-    c.register_broker(2, endpoint(2), None, None)
+    c.register_broker(2, endpoint(2), None, None, uuid::Uuid::new_v4())
         .await
         .expect("register again");
     c.heartbeat(2, false).await.expect("heartbeat");

@@ -432,8 +432,9 @@ impl Controller {
                 endpoints,
                 rack,
                 directory_id,
+                incarnation_id,
             } => self
-                .register_broker_here(broker_id, endpoints, rack, directory_id)
+                .register_broker_here(broker_id, endpoints, rack, directory_id, incarnation_id)
                 .await
                 .map(|_| ControllerOpReply::RegisterBroker),
             ControllerOp::Heartbeat {

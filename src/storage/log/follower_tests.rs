@@ -207,3 +207,25 @@ fn truncating_an_abort_marker_reopens_its_transaction() {
     assert_eq!(follower.last_stable_offset(), 0);
     assert_eq!(follower.high_watermark(), 4);
 }
+
+#[test]
+fn a_follower_that_led_without_appending_drops_its_epoch_and_stops_diverging() {
+    use crate::replication::divergence::diverging;
+    let dirs = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let mut leader = leader_with_epochs(dirs.0.path());
+    let mut follower = copy_of(&mut leader, dirs.1.path(), 1 << 20);
+    let end = follower.log_end_offset();
+    // The follower led epoch 6 briefly and wrote nothing; the other broker leads epoch 7.
+    follower.become_leader(6).expect("epoch");
+    leader.become_leader(7).expect("epoch");
+    let last = follower.epochs().latest().map(|e| e.epoch).expect("epoch");
+    assert_eq!(last, 6);
+    let (epoch, leader_end) = diverging(&leader, last, end).expect("diverged");
+    assert_eq!((epoch, leader_end), (5, end));
+    let (_, ours) = follower.end_offset_for_epoch(epoch);
+    // Nothing to cut from the records, but epoch 6 goes.
+    assert_eq!(follower.truncate_to(ours.min(leader_end)).expect("truncate"), end);
+    assert_eq!(epochs_of(&follower).last(), Some(&(5, 15)));
+    let last = follower.epochs().latest().map(|e| e.epoch).expect("epoch");
+    assert_eq!(diverging(&leader, last, end), None);
+}

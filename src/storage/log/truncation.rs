@@ -13,12 +13,17 @@ use crate::storage::txn_index::{self, AbortedTxns};
 
 impl Log {
     /// Removes every batch holding an offset at or after `offset`; returns
-    /// the new log end offset. Nothing happens at or past the log end.
+    /// the new log end offset. At or past the log end no batch goes, but
+    /// epochs starting at `offset` or later still do: a broker that became
+    /// leader and appended nothing before losing leadership has an epoch
+    /// entry at its log end that the new leader never had (Kafka's
+    /// `truncateTo` does the same), and keeping it diverges forever.
     pub fn truncate_to(&mut self, offset: i64) -> Result<i64, LogError> {
         if self.deleted {
             return Err(LogError::Deleted);
         }
         if offset >= self.next_offset {
+            self.epochs.truncate_from_end(offset)?;
             return Ok(self.next_offset);
         }
         let offset = offset.max(self.log_start_offset);

@@ -784,7 +784,11 @@ class TestSnapshotCatchUp:
 # Short bounds so that the cases see the ISR move within seconds; the broker session is
 # longer than the lag bound, so a paused follower leaves the ISR for lagging, not fencing.
 REPLICATION = {"replica.lag.time.max.ms": "2000", "broker.session.timeout.ms": "6000",
-               "broker.heartbeat.interval.ms": "1000"}
+               "broker.heartbeat.interval.ms": "1000",
+               "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+               # test_preferred_leader_election moves leaders by hand (TestLeaderRebalance: by itself)
+               "auto.leader.rebalance.enable": "false"}
+RACK_OF = {spec.node_id: spec.rack for spec in THREE}
 NOT_ENOUGH_REPLICAS = 19
 
 
@@ -1020,3 +1024,94 @@ class TestReplication:
         observe("kafka-leader-election --election-type PREFERRED",
                 f"after node {preferred}'s return: {first.stdout.strip()!r} (exit {first.code}); again: "
                 f"{(again.stdout + again.stderr).strip()[-200:]!r} (exit {again.code})")
+
+    # ---- s. KIP-392: a consumer with client.rack reads from the replica in its rack
+
+    def test_a_consumer_reads_from_the_replica_in_its_rack(self, repl, observe):
+        """With RackAwareReplicaSelector, a consumer whose client.rack is a follower's reads
+        from that follower: once it has been sent there, it goes on reading while the leader
+        is frozen (SIGSTOP), which a consumer of the leader could not."""
+        topic = unique("nearest")
+        controller = repl.active_controller()
+        leader, follower = [i for i in (1, 2, 3) if i != controller] [:2]
+        admin = ck_admin(repl)
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[leader, follower, controller]])],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(repl, topic, 1, 3)
+        assert leader_of(repl, topic, 0).leader_id == leader
+        clients.send_ck(repl, topic, [clients.Msg(None, b"a-%d" % i) for i in range(100)], acks="all")
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": repl.bootstrap, "group.id": unique("near"),
+                                             "enable.auto.commit": False, "client.rack": RACK_OF[follower]})
+        got = []
+
+        def poll_until(n: int, timeout: float) -> float:
+            t0 = time.monotonic()
+            deadline = t0 + timeout
+            while len(got) < n and time.monotonic() < deadline:
+                m = consumer.poll(0.2)
+                if m is not None and not m.error():
+                    got.append(m.value())
+            return time.monotonic() - t0
+
+        try:
+            consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
+            poll_until(100, TIMEOUT)
+            assert len(got) == 100, f"{len(got)} of the first 100 records read"
+            # Paused: nothing of the next batch is fetched (librdkafka prefetches) until the
+            # leader is frozen.
+            consumer.pause([confluent_kafka.TopicPartition(topic, 0)])
+            clients.send_ck(repl, topic, [clients.Msg(None, b"b-%d" % i) for i in range(100)], acks="all")
+            time.sleep(2)  # the follower learns the new high watermark on its next fetch
+            repl.sigstop(leader)
+            try:
+                consumer.resume([confluent_kafka.TopicPartition(topic, 0, 100)])
+                took = poll_until(200, 20)
+            finally:
+                repl.sigcont(leader)
+        finally:
+            consumer.close()
+        assert got == [b"a-%d" % i for i in range(100)] + [b"b-%d" % i for i in range(100)], \
+            f"{len(got)} records read; with the leader frozen: {got[100:103]}"
+        observe("KIP-392 fetch from the nearest replica",
+                f"RackAwareReplicaSelector, leader {leader} ({RACK_OF[leader]}), consumer client.rack="
+                f"{RACK_OF[follower]}: 100 records read, leader SIGSTOPped, the next 100 read from follower "
+                f"{follower} in {took:.2f} s")
+
+
+class TestLeaderRebalance:
+    """auto.leader.rebalance.enable (Kafka's default: true) with a short
+    leader.imbalance.check.interval.seconds: leadership goes back to the preferred replica
+    by itself once it is in sync again."""
+
+    @pytest.fixture(scope="class")
+    def balanced(self, impl, tmp_path_factory):
+        config = dict(REPLICATION, **{"auto.leader.rebalance.enable": "true",
+                                      "leader.imbalance.check.interval.seconds": "2"})
+        with running(impl, tmp_path_factory, THREE, "rebalance", extra_config=config) as c:
+            yield c
+
+    def test_leadership_returns_to_the_preferred_replica(self, balanced, observe):
+        c = balanced
+        topic = unique("rebalanced")
+        controller = c.active_controller()
+        preferred, second = [i for i in (1, 2, 3) if i != controller]
+        admin = ck_admin(c)
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[preferred, second, controller]])],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(c, topic, 1, 3)
+        clients.send_ck(c, topic, [clients.Msg(None, b"one")], acks="all")
+        c.kill_9(preferred)
+        moved = leader_of(c, topic, 0, exclude=(preferred,))
+        c.restart(preferred)
+        wait_fully_replicated(c, topic, 1, 3)
+        t0 = time.monotonic()
+        back = wait_until(lambda: partitions_of(c, second, topic)[0].leader_id == preferred or None,
+                          f"{topic}: node {preferred} leads again by itself", TIMEOUT, 0.1)
+        took = time.monotonic() - t0
+        assert back
+        clients.send_ck(c, topic, [clients.Msg(None, b"two")], acks="all")
+        got = read_all(c.bootstrap, topic, 1, 2)
+        assert sorted(got.values()) == [b"one", b"two"], got
+        observe("auto.leader.rebalance.enable",
+                f"leader.imbalance.check.interval.seconds=2: node {preferred} killed, node {moved.leader_id} led; "
+                f"after its return it led again {took:.2f} s after rejoining the ISR, without any tool")

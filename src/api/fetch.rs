@@ -7,7 +7,9 @@
 use super::{leader_epoch_error, log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource, CLUSTER_NAME};
 use crate::broker::Broker;
+use crate::metadata::MetadataImage;
 use crate::quota::CONSUMER_BYTE_RATE;
+use crate::replication::read_replica::{preferred_read_replica, ReplicaView};
 use crate::replication::{LeaderPartition, Topic, TopicStats};
 use crate::storage::batch::{count_records, BatchHeader};
 use crate::storage::{blocking, now_ms, Log, LogError, Partition};
@@ -16,7 +18,7 @@ use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchResponse, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{ProducerId, TopicName};
+use kafka_protocol::messages::{BrokerId, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,11 @@ struct Wanted {
     last_fetched_epoch: i32,
     /// A follower's fetch: its leader state here (it reads to the log end).
     replica: Option<Arc<LeaderPartition>>,
+    /// A consumer served by this broker as a follower (KIP-392): the leader
+    /// epoch it follows in, which the consumer's epoch is checked against.
+    followed_epoch: Option<i32>,
+    /// The replica the consumer should read from instead (KIP-392).
+    preferred_read_replica: Option<i32>,
 }
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
@@ -80,7 +87,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 .as_ref()
                 .is_none_or(|t| broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name));
         for p in &t.partitions {
-            let mut replica = None;
+            let (mut replica, mut followed_epoch, mut preferred_read_replica) = (None, None, None);
             let target = match &topic {
                 _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
                 None if by_id => Err(ResponseError::UnknownTopicId.code()),
@@ -92,13 +99,37 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                     }
                     None => Err(super::leadership::NOT_LEADER),
                 },
+                // From v11 a consumer may read from a follower (Kafka's
+                // clientMetadata is set for every v11+ fetch).
                 Some(topic) if super::leadership::led_elsewhere(broker, &image, topic.id, p.partition) => {
-                    Err(super::leadership::NOT_LEADER)
+                    match broker.replicas.followed_epoch(topic.id, p.partition) {
+                        Some(epoch) if ctx.api_version >= 11 => {
+                            followed_epoch = Some(epoch);
+                            topic
+                                .partition(p.partition)
+                                .cloned()
+                                .ok_or(ResponseError::UnknownTopicOrPartition.code())
+                        }
+                        _ => Err(super::leadership::NOT_LEADER),
+                    }
                 }
-                Some(topic) => topic
-                    .partition(p.partition)
-                    .cloned()
-                    .ok_or(ResponseError::UnknownTopicOrPartition.code()),
+                Some(topic) => {
+                    if ctx.api_version >= 11 {
+                        preferred_read_replica = preferred_read_replica_of(
+                            broker,
+                            &image,
+                            ctx,
+                            topic.id,
+                            p.partition,
+                            p.fetch_offset,
+                            &req.rack_id,
+                        );
+                    }
+                    topic
+                        .partition(p.partition)
+                        .cloned()
+                        .ok_or(ResponseError::UnknownTopicOrPartition.code())
+                }
             };
             wanted.push(Wanted {
                 topic_index: topics.len() - 1,
@@ -114,6 +145,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                     -1
                 },
                 replica,
+                followed_epoch,
+                preferred_read_replica,
             });
         }
     }
@@ -229,6 +262,49 @@ fn record_follower_fetches(broker: &Broker, replica_id: i32, wanted: &[Wanted]) 
     }
 }
 
+/// KIP-392: the follower a consumer in `client_rack` should read a
+/// partition led here from, when `replica.selector.class` picks one.
+fn preferred_read_replica_of(
+    broker: &Broker,
+    image: &MetadataImage,
+    ctx: &RequestContext,
+    topic_id: Uuid,
+    index: i32,
+    fetch_offset: i64,
+    client_rack: &str,
+) -> Option<i32> {
+    let selector = broker.replicas.replica_selector()?;
+    if client_rack.is_empty() {
+        return None;
+    }
+    let led = broker.replicas.led(topic_id, index)?;
+    let rack_of = |id: i32| image.brokers.get(&id).and_then(|b| b.rack.as_deref());
+    let candidates = led.leader.read_candidates(fetch_offset);
+    let followers: Vec<ReplicaView> = candidates
+        .iter()
+        .map(|(id, end, since)| ReplicaView {
+            id: *id,
+            rack: rack_of(*id),
+            log_end_offset: *end,
+            since_caught_up_ms: *since,
+        })
+        .collect();
+    let me = broker.node_id();
+    let leader = ReplicaView {
+        id: me,
+        rack: rack_of(me),
+        log_end_offset: led.partition.log().log_end_offset(),
+        since_caught_up_ms: 0,
+    };
+    let chosen = preferred_read_replica(selector, client_rack, &leader, &followers)?;
+    // Only a live replica the client can reach on its own listener.
+    image
+        .brokers
+        .get(&chosen)
+        .filter(|b| !b.fenced && b.endpoints.iter().any(|e| e.listener == ctx.listener))
+        .map(|_| chosen)
+}
+
 fn diverging(log: &Log, w: &Wanted) -> Option<(i32, i64)> {
     crate::replication::divergence::diverging(log, w.last_fetched_epoch, w.fetch_offset)
 }
@@ -268,7 +344,8 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<P
                 let min_one = total == 0;
                 let limit = w.max_bytes.min(max_bytes.saturating_sub(total));
                 let data = read_partition(partition, w, limit, min_one, read_committed);
-                if data.error_code != 0 {
+                // Errors, and consumers sent elsewhere, are answered at once.
+                if data.error_code != 0 || data.preferred_read_replica.0 >= 0 {
                     any_error = true;
                 }
                 total += data.records.as_ref().map_or(0, Bytes::len);
@@ -306,14 +383,19 @@ fn read_partition(
             log.log_start_offset(),
             log.leader_epoch(),
         );
-        if let Some(code) = leader_epoch_error(w.leader_epoch, offsets.3) {
+        let current_epoch = w.followed_epoch.unwrap_or(offsets.3);
+        if let Some(code) = leader_epoch_error(w.leader_epoch, current_epoch) {
             return empty(w.partition_index, code, offsets.0, offsets.1, offsets.2);
         }
-        if w.replica.is_some() {
-            if let Some((epoch, end_offset)) = diverging(&log, w) {
-                return empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2)
-                    .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset));
-            }
+        if let Some(id) = w.preferred_read_replica {
+            return empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2)
+                .with_preferred_read_replica(BrokerId(id));
+        }
+        // Followers and consumers alike (KIP-320): a fetcher whose last
+        // fetched epoch ends here before its offset was truncated elsewhere.
+        if let Some((epoch, end_offset)) = diverging(&log, w) {
+            return empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2)
+                .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset));
         }
         // A follower reads to the log end; a consumer to what is committed.
         let max_offset = if w.replica.is_some() {

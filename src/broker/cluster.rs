@@ -5,6 +5,7 @@
 use super::Broker;
 use crate::config::cluster::Voter;
 use crate::config::BrokerConfig;
+use crate::metadata::controller::elections::ElectionType;
 use crate::metadata::delta::MetadataChanges;
 use crate::metadata::format::{require_format, FormatState};
 use crate::metadata::image::MetadataImage;
@@ -164,6 +165,36 @@ pub async fn fence_silent_brokers(broker: Arc<Broker>) {
         }
         if let Err(e) = broker.controller.fence_silent_brokers(session).await {
             debug!(error = %e, "could not fence silent brokers");
+        }
+    }
+}
+
+/// As the active controller, with `auto.leader.rebalance.enable`: every
+/// `leader.imbalance.check.interval.seconds`, a preferred election on every
+/// partition whose first replica is in the ISR, unfenced, and not leading
+/// (Kafka's periodic leader balancing).
+pub async fn rebalance_leaders(broker: Arc<Broker>) {
+    if !broker.config.cluster.auto_leader_rebalance {
+        return;
+    }
+    let every = Duration::from_millis(broker.config.cluster.leader_imbalance_check_interval_ms);
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if !broker.controller.is_active() {
+            continue;
+        }
+        match broker.controller.elect_leaders(ElectionType::Preferred, None).await {
+            Ok(moved) if !moved.is_empty() => {
+                info!(
+                    partitions = moved.len(),
+                    "leaders given back to their preferred replicas"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "could not balance the leaders"),
         }
     }
 }

@@ -320,6 +320,7 @@ impl RunningBroker {
             background.spawn(super::replication::send_isr_changes(broker.clone()));
             background.spawn(super::replication::shrink_isrs(broker.clone()));
             background.spawn(super::cluster::fence_silent_brokers(broker.clone()));
+            background.spawn(super::cluster::rebalance_leaders(broker.clone()));
         } else {
             register(&broker).await?;
         }

@@ -65,6 +65,11 @@ pub struct ClusterConfig {
     /// `listener.security.protocol.map` (a broker-only node has no such
     /// listener of its own, yet must speak it to the controllers).
     pub controller_security_protocol: Option<SecurityProtocol>,
+    /// `auto.leader.rebalance.enable`: the active controller gives
+    /// partitions back to their preferred replica by itself,
+    pub auto_leader_rebalance: bool,
+    /// every `leader.imbalance.check.interval.seconds` (in ms here).
+    pub leader_imbalance_check_interval_ms: u64,
 }
 
 /// Kafka's defaults (KRaftConfigs, QuorumConfig).
@@ -73,6 +78,7 @@ const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 2000;
 const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 1000;
 const DEFAULT_SNAPSHOT_AFTER_BYTES: u64 = 20 * 1024 * 1024;
 const DEFAULT_SNAPSHOT_INTERVAL_MS: u64 = 60 * 60 * 1000;
+const DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_MS: u64 = 300 * 1000;
 
 /// The keys this module reads.
 pub const CLUSTER_KEYS: &[&str] = &[
@@ -88,6 +94,8 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "metadata.log.dir",
     "metadata.log.max.record.bytes.between.snapshots",
     "metadata.log.max.snapshot.interval.ms",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
 ];
 
 impl Default for ClusterConfig {
@@ -105,6 +113,8 @@ impl Default for ClusterConfig {
             snapshot_after_bytes: DEFAULT_SNAPSHOT_AFTER_BYTES,
             snapshot_interval_ms: DEFAULT_SNAPSHOT_INTERVAL_MS,
             controller_security_protocol: None,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_MS,
         }
     }
 }
@@ -207,6 +217,8 @@ impl ClusterConfig {
             )?,
             snapshot_interval_ms: long("metadata.log.max.snapshot.interval.ms", 0, DEFAULT_SNAPSHOT_INTERVAL_MS)?,
             controller_security_protocol: None,
+            auto_leader_rebalance: super::parse_bool(props, "auto.leader.rebalance.enable", true)?,
+            leader_imbalance_check_interval_ms: long("leader.imbalance.check.interval.seconds", 1, 300)? * 1000,
         };
         // Keys without a default in Kafka's KRaft: a node of a cluster must
         // say who it is and where the controllers listen. Kafka complains of

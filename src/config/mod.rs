@@ -101,6 +101,8 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "zookeeper.connection.timeout.ms",
     "log.cleaner.threads",
     "queued.max.requests",
+    // Kafka's KRaft controller does not read it either (ZooKeeper mode did).
+    "leader.imbalance.per.broker.percentage",
 ];
 
 /// The transaction coordinator's settings (Kafka's `transaction.*` keys).

@@ -23,7 +23,24 @@ pub struct ReplicationConfig {
     /// `replica.socket.timeout.ms`: a fetch not answered in this long (plus
     /// its wait) is abandoned and the connection dropped.
     pub socket_timeout_ms: u64,
+    /// `replica.selector.class`: which replica a consumer should read from
+    /// (KIP-392); none: always the leader.
+    pub replica_selector: Option<ReplicaSelector>,
 }
+
+/// The replica selectors Kafka ships (`replica.selector.class`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaSelector {
+    /// `org.apache.kafka.common.replica.RackAwareReplicaSelector`: a replica
+    /// in the consumer's rack (`client.rack`).
+    RackAware,
+    /// `org.apache.kafka.common.replica.LeaderSelector`: the leader (Kafka's
+    /// behaviour without a selector).
+    Leader,
+}
+
+const RACK_AWARE_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+const LEADER_SELECTOR: &str = "org.apache.kafka.common.replica.LeaderSelector";
 
 pub const REPLICATION_KEYS: &[&str] = &[
     "num.replica.fetchers",
@@ -34,6 +51,7 @@ pub const REPLICATION_KEYS: &[&str] = &[
     "replica.fetch.backoff.ms",
     "replica.lag.time.max.ms",
     "replica.socket.timeout.ms",
+    "replica.selector.class",
 ];
 
 impl Default for ReplicationConfig {
@@ -47,6 +65,7 @@ impl Default for ReplicationConfig {
             fetch_backoff_ms: 1000,
             lag_time_max_ms: 30_000,
             socket_timeout_ms: 30_000,
+            replica_selector: None,
         }
     }
 }
@@ -70,6 +89,20 @@ impl ReplicationConfig {
             fetch_backoff_ms: num("replica.fetch.backoff.ms", d.fetch_backoff_ms as i64, 0)? as u64,
             lag_time_max_ms: num("replica.lag.time.max.ms", d.lag_time_max_ms, 0)?,
             socket_timeout_ms: num("replica.socket.timeout.ms", d.socket_timeout_ms as i64, 0)? as u64,
+            replica_selector: match props.get("replica.selector.class").map(|v| v.trim()) {
+                None | Some("") => None,
+                Some(RACK_AWARE_SELECTOR) => Some(ReplicaSelector::RackAware),
+                Some(LEADER_SELECTOR) => Some(ReplicaSelector::Leader),
+                Some(other) => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "replica.selector.class".into(),
+                        value: other.into(),
+                        reason: format!(
+                            "Class {other} cannot be found (known: {RACK_AWARE_SELECTOR}, {LEADER_SELECTOR})"
+                        ),
+                    })
+                }
+            },
         };
         // Kafka: "replica.fetch.wait.max.ms should always be less than or
         // equal to replica.lag.time.max.ms to prevent frequent changes in ISR".

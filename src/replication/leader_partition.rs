@@ -171,6 +171,22 @@ impl LeaderPartition {
     pub fn isr_len(&self) -> usize {
         self.inner().state.isr().len()
     }
+
+    /// The ISR followers that hold `fetch_offset`, as (id, log end offset,
+    /// ms since last caught up): where a consumer may be sent to read
+    /// (Kafka's findPreferredReadReplica skips the others, which may lag).
+    pub fn read_candidates(&self, fetch_offset: i64) -> Vec<(i32, i64, i64)> {
+        let now = now_ms();
+        let inner = self.inner();
+        inner
+            .state
+            .isr()
+            .iter()
+            .filter_map(|id| inner.state.follower(*id).map(|f| (*id, f)))
+            .filter(|(_, f)| f.log_end_offset >= fetch_offset)
+            .map(|(id, f)| (id, f.log_end_offset, now - f.last_caught_up_ms))
+            .collect()
+    }
 }
 
 impl AppendObserver for LeaderPartition {

@@ -8,6 +8,7 @@ pub mod divergence;
 pub mod fetcher;
 pub mod leader_partition;
 pub mod leader_state;
+pub mod read_replica;
 pub mod replica_manager;
 #[cfg(test)]
 mod replication_tests;

@@ -337,6 +337,17 @@ impl ReplicaManager {
         self.leaders.load().get(&(topic_id, index)).cloned()
     }
 
+    /// The leader epoch a partition is followed in here, if it is: a
+    /// follower serves consumers in that epoch (KIP-392).
+    pub fn followed_epoch(&self, topic_id: Uuid, index: i32) -> Option<i32> {
+        self.fetchers.following(topic_id, index).map(|(_, _, epoch)| epoch)
+    }
+
+    /// `replica.selector.class`, if set.
+    pub fn replica_selector(&self) -> Option<crate::config::replication::ReplicaSelector> {
+        self.replication.replica_selector
+    }
+
     /// Every replicated partition led here.
     pub fn all_led(&self) -> Vec<LedPartition> {
         self.leaders.load().values().cloned().collect()

@@ -9,6 +9,8 @@ use std::path::Path;
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
 pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset-checkpoint";
+/// Kafka's name for the high watermarks' checkpoint.
+pub const HIGH_WATERMARK_FILE: &str = "replication-offset-checkpoint";
 
 pub type Checkpoint = BTreeMap<(String, i32), i64>;
 

@@ -2,7 +2,9 @@
 //! a crash, creates, loads and deletes partition directories
 //! (`<topic>-<partition>`), and keeps the checkpoint files.
 
-use super::checkpoint::{self, Checkpoint, CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use super::checkpoint::{
+    self, Checkpoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
+};
 use super::loader::{LoadReport, LogLoader};
 use super::log::{Log, LogError};
 use super::now_ms;
@@ -28,6 +30,8 @@ struct LogDir {
     log_start_offsets: Checkpoint,
     /// Where each compacted log's uncleaned part began (Kafka's file too).
     cleaner_offsets: Checkpoint,
+    /// Each partition's high watermark at the last checkpoint.
+    high_watermarks: Checkpoint,
 }
 
 pub struct LogManager {
@@ -94,6 +98,7 @@ impl LogManager {
                 recovery_points: checkpoint::read(&path.join(RECOVERY_POINT_FILE))?,
                 log_start_offsets: checkpoint::read(&path.join(LOG_START_OFFSET_FILE))?,
                 cleaner_offsets: checkpoint::read(&path.join(CLEANER_OFFSET_FILE))?,
+                high_watermarks: checkpoint::read(&path.join(HIGH_WATERMARK_FILE))?,
             });
         }
         Ok(LogManager {
@@ -191,6 +196,9 @@ impl LogManager {
         if let Some(cleaned) = dir.cleaner_offsets.get(key).filter(|_| existing) {
             log.mark_cleaned((*cleaned).min(log.log_end_offset()));
         }
+        if let Some(hw) = dir.high_watermarks.get(key).filter(|_| existing) {
+            log.restore_high_watermark(*hw);
+        }
         write_partition_metadata(&path, topic_id, existing)?;
         Ok((log, report))
     }
@@ -230,6 +238,7 @@ impl LogManager {
         let mut recovery: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         let mut starts: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         let mut cleaned: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
+        let mut high_watermarks: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         for p in partitions {
             let key = (p.topic().to_string(), p.index());
             let Some(i) = placement.get(&key) else {
@@ -243,12 +252,14 @@ impl LogManager {
                 cleaned[*i].insert(key.clone(), log.first_dirty_offset());
             }
             recovery[*i].insert(key.clone(), log.recovery_point());
+            high_watermarks[*i].insert(key.clone(), log.high_watermark());
             starts[*i].insert(key, log.log_start_offset());
         }
         for (i, dir) in self.dirs.iter().enumerate() {
             checkpoint::write(&dir.path.join(RECOVERY_POINT_FILE), &recovery[i])?;
             checkpoint::write(&dir.path.join(LOG_START_OFFSET_FILE), &starts[i])?;
             checkpoint::write(&dir.path.join(CLEANER_OFFSET_FILE), &cleaned[i])?;
+            checkpoint::write(&dir.path.join(HIGH_WATERMARK_FILE), &high_watermarks[i])?;
         }
         Ok(())
     }

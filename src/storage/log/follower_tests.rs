@@ -229,3 +229,24 @@ fn a_follower_that_led_without_appending_drops_its_epoch_and_stops_diverging() {
     let last = follower.epochs().latest().map(|e| e.epoch).expect("epoch");
     assert_eq!(diverging(&leader, last, end), None);
 }
+
+#[test]
+fn a_restarted_replica_takes_its_checkpointed_high_watermark_a_single_node_its_log_end() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut leader = leader_with_epochs(dir.path());
+    let end = leader.log_end_offset();
+    drop(leader);
+    let mut replica = reopen(dir.path(), 1 << 20);
+    replica.restore_high_watermark(9);
+    assert_eq!(replica.high_watermark(), end, "not known to be replicated yet");
+    replica.set_replicated(true);
+    assert_eq!(replica.high_watermark(), 9);
+    // Alone again: everything it has is committed.
+    replica.set_replicated(false);
+    assert_eq!(replica.high_watermark(), end);
+    // A checkpoint past the log end (the tail was lost) is capped at the end.
+    let mut again = reopen(dir.path(), 1 << 20);
+    again.restore_high_watermark(end + 100);
+    again.set_replicated(true);
+    assert_eq!(again.high_watermark(), end);
+}

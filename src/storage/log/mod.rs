@@ -104,6 +104,11 @@ pub struct Log {
     /// Other replicas share this log: the high watermark is moved by the
     /// replication layer, not by appends.
     replicated: bool,
+    /// The high watermark checkpointed before a restart
+    /// (`replication-offset-checkpoint`): taken when the log turns out to
+    /// be replicated, so that a restarted replica never serves records its
+    /// cluster had not committed (a single node commits its whole log).
+    checkpointed_high_watermark: Option<i64>,
     /// Where each leader epoch begins (`leader-epoch-checkpoint`).
     epochs: LeaderEpochCache,
     deleted: bool,
@@ -158,6 +163,7 @@ impl Log {
             unsynced_dirs: flush::UnsyncedDirs::None,
             leader_epoch: loaded.epochs.latest().map_or(0, |e| e.epoch),
             replicated: false,
+            checkpointed_high_watermark: None,
             epochs: loaded.epochs,
             deleted: false,
             first_dirty_offset: 0,
@@ -223,9 +229,18 @@ impl Log {
     /// off (the replica is alone again) commits the whole log.
     pub fn set_replicated(&mut self, replicated: bool) {
         self.replicated = replicated;
-        if !replicated {
+        if replicated {
+            if let Some(hw) = self.checkpointed_high_watermark.take() {
+                self.high_watermark = hw.clamp(self.log_start_offset, self.next_offset);
+            }
+        } else {
             self.high_watermark = self.next_offset;
         }
+    }
+
+    /// The high watermark found in the checkpoint at start-up.
+    pub fn restore_high_watermark(&mut self, high_watermark: i64) {
+        self.checkpointed_high_watermark = Some(high_watermark);
     }
 
     pub fn is_replicated(&self) -> bool {

@@ -233,7 +233,7 @@ fn a_follower_that_led_without_appending_drops_its_epoch_and_stops_diverging() {
 #[test]
 fn a_restarted_replica_takes_its_checkpointed_high_watermark_a_single_node_its_log_end() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut leader = leader_with_epochs(dir.path());
+    let leader = leader_with_epochs(dir.path());
     let end = leader.log_end_offset();
     drop(leader);
     let mut replica = reopen(dir.path(), 1 << 20);

@@ -787,7 +787,8 @@ REPLICATION = {"replica.lag.time.max.ms": "2000", "broker.session.timeout.ms": "
                "broker.heartbeat.interval.ms": "1000",
                "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector",
                # test_preferred_leader_election moves leaders by hand (TestLeaderRebalance: by itself)
-               "auto.leader.rebalance.enable": "false"}
+               "auto.leader.rebalance.enable": "false",
+               "log.cleaner.backoff.ms": "500"}
 RACK_OF = {spec.node_id: spec.rack for spec in THREE}
 NOT_ENOUGH_REPLICAS = 19
 
@@ -1076,6 +1077,111 @@ class TestReplication:
                 f"RackAwareReplicaSelector, leader {leader} ({RACK_OF[leader]}), consumer client.rack="
                 f"{RACK_OF[follower]}: 100 records read, leader SIGSTOPped, the next 100 read from follower "
                 f"{follower} in {took:.2f} s")
+
+
+    # ---- t. transactions across a leader's kill: markers and the LSO on the new leader
+
+    def test_transactions_survive_the_leaders_kill(self, repl, observe):
+        """A committed transaction, then one left open when the partition's leader is killed:
+        the producer aborts it against the new leader (and, if it moved, the new transaction
+        coordinator) and commits another; read_committed consumers see exactly the committed
+        records, and the last stable offset reaches the log end (no transaction left hanging)."""
+        topic = unique("txn-failover")
+        controller = repl.active_controller()
+        leader = next(i for i in (1, 2, 3) if i != controller)
+        others = [i for i in (1, 2, 3) if i != leader]
+        admin = ck_admin(repl)
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[leader] + others],
+                                      config={"min.insync.replicas": "2"})],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(repl, topic, 1, 3)
+        producer = confluent_kafka.Producer({"bootstrap.servers": repl.bootstrap, "transactional.id": unique("tx"),
+                                             "acks": "all", "linger.ms": 5})
+        producer.init_transactions(TIMEOUT)
+
+        def txn(prefix: str, n: int) -> None:
+            for i in range(n):
+                producer.produce(topic, value=b"%s-%d" % (prefix.encode(), i))
+            producer.flush(TIMEOUT)
+
+        producer.begin_transaction()
+        txn("committed", 10)
+        producer.commit_transaction(TIMEOUT)
+        producer.begin_transaction()
+        txn("open", 5)
+        repl.kill_9(leader)
+        t0 = time.monotonic()
+        producer.abort_transaction(TIMEOUT)
+        aborted_after = time.monotonic() - t0
+        new = leader_of(repl, topic, 0, exclude=(leader,))
+        producer.begin_transaction()
+        txn("after", 3)
+        producer.commit_transaction(TIMEOUT)
+        live = repl.bootstrap_of(others)
+        got = read_all(live, topic, 1, 13)
+        values = [v for _, v in sorted(got.items())]
+        assert values == [b"committed-%d" % i for i in range(10)] + [b"after-%d" % i for i in range(3)], values
+        # read_uncommitted sees the aborted ones too: they were replicated before the kill.
+        raw = confluent_kafka.Consumer({"bootstrap.servers": live, "group.id": unique("raw"),
+                                        "enable.auto.commit": False, "isolation.level": "read_uncommitted"})
+        try:
+            low, high = raw.get_watermark_offsets(confluent_kafka.TopicPartition(topic, 0), timeout=10)
+        finally:
+            raw.close()
+        # 10 + commit marker + 5 + abort marker + 3 + commit marker
+        assert high == 21, (low, high)
+        observe("transactions across a leader's kill -9",
+                f"10 committed, 5 open when leader {leader} was killed: aborted {aborted_after:.2f} s later "
+                f"(new leader {new.leader_id}, epoch {new.leader_epoch}), 3 more committed; read_committed "
+                f"reads the 13 committed, high watermark {high}")
+
+
+    # ---- u. every replica compacts its own copy of a compacted topic
+
+    def test_every_replica_compacts_its_log(self, repl, observe):
+        """A compacted topic with RF 3: each replica's cleaner compacts its own log. Seen by
+        reading the partition from each replica in turn (KIP-392: a consumer in the replica's
+        rack is sent there; the leader's own rack reads the leader)."""
+        topic = unique("compacted-rf3")
+        admin = ck_admin(repl)
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3,
+                                      config={"cleanup.policy": "compact", "segment.ms": "100",
+                                              "min.cleanable.dirty.ratio": "0.01"})],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(repl, topic, 1, 3)
+        rounds, keys = 6, 10
+        for r in range(rounds):
+            clients.send_ck(repl, topic, [clients.Msg(b"k%d" % k, b"r%d-k%d" % (r, k)) for k in range(keys)],
+                            acks="all")
+            time.sleep(0.3)  # segment.ms: the next round rolls a new segment
+        written = rounds * keys
+
+        def read_from(node: int) -> list[tuple[bytes, bytes]]:
+            consumer = confluent_kafka.Consumer({"bootstrap.servers": repl.bootstrap, "group.id": unique("cmp"),
+                                                 "enable.auto.commit": False, "client.rack": RACK_OF[node]})
+            out = []
+            try:
+                consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
+                quiet_since = time.monotonic()
+                while time.monotonic() - quiet_since < 3:
+                    m = consumer.poll(0.2)
+                    if m is not None and not m.error():
+                        out.append((m.key(), m.value()))
+                        quiet_since = time.monotonic()
+            finally:
+                consumer.close()
+            return out
+
+        seen = {}
+        for node in (1, 2, 3):
+            records = wait_until(lambda: (lambda got: got if len(got) < written else None)(read_from(node)),
+                                 f"{topic}: node {node}'s copy compacted", TIMEOUT, 0.5)
+            latest = dict(records)
+            assert latest == {b"k%d" % k: b"r%d-k%d" % (rounds - 1, k) for k in range(keys)}, latest
+            seen[node] = len(records)
+        observe("compaction on every replica",
+                f"{written} records ({keys} keys x {rounds} rounds), RF 3: read back from each replica "
+                f"(client.rack): {seen} records, the latest value of every key on each")
 
 
 class TestLeaderRebalance:

@@ -96,12 +96,22 @@ impl Broker {
         (status.code(), dir)
     }
 
+    /// Whether the broker logged `text`, waiting up to 5 s for the line (it
+    /// is read from the child's output by another thread).
     pub fn log_contains(&self, text: &str) -> bool {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|l| l.contains(text))
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let found = self
+                .log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|l| l.contains(text));
+            if found || std::time::Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 

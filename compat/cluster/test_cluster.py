@@ -1130,6 +1130,8 @@ class TestReplication:
             raw.close()
         # 10 + commit marker + 5 + abort marker + 3 + commit marker
         assert high == 21, (low, high)
+        repl.restart(leader)
+        wait_fully_replicated(repl, topic, 1, 3)
         observe("transactions across a leader's kill -9",
                 f"10 committed, 5 open when leader {leader} was killed: aborted {aborted_after:.2f} s later "
                 f"(new leader {new.leader_id}, epoch {new.leader_epoch}), 3 more committed; read_committed "

@@ -30,6 +30,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteRecordsReq
                 .map(|p| {
                     let target = match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                         _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
+                        _ if super::leadership::not_led_here(broker, topic.as_ref(), p.partition_index).is_some() => {
+                            Err(super::leadership::NOT_LEADER)
+                        }
                         None => Err(ResponseError::UnknownTopicOrPartition.code()),
                         Some(partition) => Ok((partition.clone(), p.offset)),
                     };

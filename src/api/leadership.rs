@@ -25,6 +25,18 @@ pub fn led_elsewhere(broker: &Broker, image: &MetadataImage, topic_id: Uuid, par
     p.leader != broker.node_id() || (p.replicas.len() > 1 && broker.replicas.led(topic_id, partition).is_none())
 }
 
+/// For requests only a partition's leader answers (ListOffsets,
+/// DeleteRecords, OffsetForLeaderEpoch): NOT_LEADER_OR_FOLLOWER when another
+/// broker leads it (a broker without a replica included, as Kafka answers).
+pub fn not_led_here(
+    broker: &Broker,
+    topic: Option<&std::sync::Arc<crate::replication::Topic>>,
+    partition: i32,
+) -> Option<i16> {
+    let topic = topic?;
+    led_elsewhere(broker, &broker.image(), topic.id, partition).then_some(NOT_LEADER)
+}
+
 fn leader_of(image: &MetadataImage, name: &str, id: Uuid, partition: i32) -> Option<(i32, i32)> {
     let topic = image.topics.by_id(id).or_else(|| image.topics.get(name))?;
     let p = topic.partition(partition)?;

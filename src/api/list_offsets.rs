@@ -50,6 +50,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsReque
                     if !allowed {
                         return refused(ResponseError::TopicAuthorizationFailed.code());
                     }
+                    if let Some(code) = super::leadership::not_led_here(broker, topic.as_ref(), p.partition_index) {
+                        return refused(code);
+                    }
                     match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                         None => refused(ResponseError::UnknownTopicOrPartition.code()),
                         Some(partition) => Answer::Lookup {

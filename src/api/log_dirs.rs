@@ -53,7 +53,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeLogDirsR
                 Some(ps) => ps.clone(),
                 None => continue,
             },
-            None => (0..topic.partitions.len() as i32).collect(),
+            None => topic.hosted.keys().copied().collect(),
         };
         for index in partitions {
             let Some(p) = topic.partition(index) else {

@@ -171,7 +171,11 @@ impl TxnContext<'_> {
         }) else {
             return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
         };
-        self.broker.txns.verify(id, producer_id, epoch, topic, partition).await
+        let clustered = self.broker.controller.is_clustered();
+        self.broker
+            .txns
+            .verify(id, producer_id, epoch, topic, partition, clustered)
+            .await
     }
 }
 

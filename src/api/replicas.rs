@@ -91,6 +91,9 @@ pub async fn handle_offset_for_leader_epoch(
                     if !allowed {
                         return answer.with_error_code(ResponseError::TopicAuthorizationFailed.code());
                     }
+                    if let Some(code) = super::leadership::not_led_here(broker, topic.as_ref(), p.partition) {
+                        return answer.with_error_code(code);
+                    }
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                         return answer.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

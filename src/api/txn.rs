@@ -45,9 +45,11 @@ pub async fn handle_add_partitions_to_txn(
         } else {
             None
         };
-        let topic = broker.replicas.topic(&t.name);
+        // The coordinator need not host the partition: the metadata says it exists.
+        let image = broker.image();
+        let topic = image.topics.get(&t.name);
         for p in &t.partitions {
-            let exists = topic.as_ref().is_some_and(|topic| topic.partition(*p).is_some());
+            let exists = topic.is_some_and(|topic| topic.partition(*p).is_some());
             let code = code.or((!exists).then_some(E::UnknownTopicOrPartition.code()));
             if let Some(code) = code {
                 decided.insert((t.name.to_string(), *p), code);
@@ -160,7 +162,14 @@ pub async fn handle_txn_offset_commit(
         match broker.groups.offsets_partition(&req.group_id).await {
             Ok(p) => broker
                 .txns
-                .verify(&id, req.producer_id.0, req.producer_epoch, OFFSETS_TOPIC, p)
+                .verify(
+                    &id,
+                    req.producer_id.0,
+                    req.producer_epoch,
+                    OFFSETS_TOPIC,
+                    p,
+                    broker.controller.is_clustered(),
+                )
                 .await
                 .err()
                 .map(|code| {
@@ -270,8 +279,10 @@ pub async fn handle_write_txn_markers(
                     producer_id: marker.producer_id.0,
                     producer_epoch: marker.producer_epoch,
                 };
+                let not_led = super::leadership::not_led_here(broker, topic.as_ref(), index);
                 let code = match topic.as_ref().and_then(|topic| topic.partition(index)) {
                     _ if !allowed => E::ClusterAuthorizationFailed.code(),
+                    _ if not_led.is_some() => not_led.unwrap_or_default(),
                     None => E::UnknownTopicOrPartition.code(),
                     // The group coordinator writes its own partitions' markers.
                     Some(_) if t.name.as_str() == OFFSETS_TOPIC => broker
@@ -280,6 +291,7 @@ pub async fn handle_write_txn_markers(
                         .await
                         .err()
                         .unwrap_or(0),
+                    // Answered once the marker is on every in-sync replica.
                     Some(partition) => {
                         let batch = control_batch(
                             marker.producer_id.0,
@@ -289,7 +301,19 @@ pub async fn handle_write_txn_markers(
                             now_ms(),
                         );
                         match partition.append(batch).await {
-                            Ok(_) => 0,
+                            Ok(appended) => {
+                                let committed = partition
+                                    .wait_for_high_watermark(
+                                        appended.last_offset + 1,
+                                        crate::txn::markers::MARKER_COMMIT_TIMEOUT,
+                                    )
+                                    .await;
+                                if committed {
+                                    0
+                                } else {
+                                    E::NotEnoughReplicas.code()
+                                }
+                            }
                             Err(e) => log_error_code(&e),
                         }
                     }

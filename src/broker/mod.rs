@@ -81,6 +81,9 @@ impl Broker {
         MarkerTargets {
             replicas: &self.replicas,
             groups: &self.groups,
+            metadata: &self.metadata,
+            node_id: self.node_id(),
+            clustered: self.controller.is_clustered(),
         }
     }
 

@@ -56,8 +56,7 @@ async fn follow<S: Shard>(
             // In a cluster a coordinator partition lives where its leader is.
             let clustered = broker.controller.is_clustered();
             let led: Vec<_> = hosted
-                .partitions
-                .iter()
+                .partitions()
                 .filter(|p| {
                     !clustered
                         || topic.partition(p.index()).is_some_and(|r| {

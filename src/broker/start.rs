@@ -79,9 +79,13 @@ fn open_storage(config: &BrokerConfig) -> io::Result<Opened> {
     })
 }
 
-/// The partitions of a hosted topic (none if it does not exist).
-fn hosted(replicas: &ReplicaManager, topic: &str) -> Vec<Arc<Partition>> {
-    replicas.topic(topic).map(|t| t.partitions.clone()).unwrap_or_default()
+/// The partitions of a topic hosted here, and how many it has in all
+/// (none if it does not exist).
+fn hosted(replicas: &ReplicaManager, topic: &str) -> (Vec<Arc<Partition>>, usize) {
+    replicas
+        .topic(topic)
+        .map(|t| (t.partitions().cloned().collect(), t.partition_count))
+        .unwrap_or_default()
 }
 
 /// Registers this broker's endpoints and rack with the controller.
@@ -202,11 +206,11 @@ impl RunningBroker {
         let txns = TransactionCoordinator::new(&txn_config, controller.clone(), producer_ids.clone());
         // Coordinator partitions that exist are loaded before serving.
         let (groups, txns) = {
-            let offsets = hosted(&replicas, OFFSETS_TOPIC);
-            let states = hosted(&replicas, TRANSACTION_STATE_TOPIC);
+            let (offsets, offsets_count) = hosted(&replicas, OFFSETS_TOPIC);
+            let (states, states_count) = hosted(&replicas, TRANSACTION_STATE_TOPIC);
             tokio::task::spawn_blocking(move || {
-                groups.runtime().load_blocking(&offsets, offsets.len());
-                txns.runtime().load_blocking(&states, states.len());
+                groups.runtime().load_blocking(&offsets, offsets_count);
+                txns.runtime().load_blocking(&states, states_count);
                 (groups, txns)
             })
             .await

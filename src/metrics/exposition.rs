@@ -106,7 +106,7 @@ pub async fn render(broker: &Broker) -> String {
     ];
     let mut rows = Vec::new();
     for t in &topics {
-        for p in &t.partitions {
+        for p in t.partitions() {
             let log = p.log();
             rows.push((
                 t.name.clone(),

@@ -29,7 +29,11 @@ pub struct Topic {
     pub id: Uuid,
     pub configs: BTreeMap<String, String>,
     pub log_config: LogConfig,
-    pub partitions: Vec<Arc<Partition>>,
+    /// The partitions with a replica on this broker, by index (in a
+    /// cluster a broker keeps logs only for its own replicas).
+    pub hosted: BTreeMap<i32, Arc<Partition>>,
+    /// How many partitions the topic has, hosted here or not.
+    pub partition_count: usize,
     /// Traffic counters; they live as long as the topic (kept when its
     /// configs or partitions change, gone when it is deleted).
     pub stats: Arc<TopicStats>,
@@ -40,33 +44,47 @@ impl Topic {
         crate::metadata::topic_name::is_internal(&self.name)
     }
 
+    /// The partition's log, if this broker has a replica of it.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        self.hosted.get(&index)
+    }
+
+    /// Every partition hosted here, by index.
+    pub fn partitions(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.hosted.values()
     }
 
     fn new(
         t: &TopicImage,
         configs: BTreeMap<String, String>,
         log_config: LogConfig,
-        partitions: Vec<Arc<Partition>>,
+        hosted: BTreeMap<i32, Arc<Partition>>,
     ) -> Topic {
         Topic {
             name: t.name.clone(),
             id: t.id,
             configs,
             log_config,
-            partitions,
+            hosted,
+            partition_count: t.partitions.len(),
             stats: Arc::default(),
         }
     }
 
-    fn with(&self, configs: BTreeMap<String, String>, log_config: LogConfig, partitions: Vec<Arc<Partition>>) -> Topic {
+    fn with(
+        &self,
+        configs: BTreeMap<String, String>,
+        log_config: LogConfig,
+        hosted: BTreeMap<i32, Arc<Partition>>,
+        partition_count: usize,
+    ) -> Topic {
         Topic {
             name: self.name.clone(),
             id: self.id,
             configs,
             log_config,
-            partitions,
+            hosted,
+            partition_count,
             stats: self.stats.clone(),
         }
     }
@@ -145,6 +163,15 @@ pub struct ReplicaManager {
     /// once it has registered (its metadata caught up with the quorum's), so
     /// that a restarted broker never leads on the stale image it replayed.
     pub(super) may_lead: std::sync::atomic::AtomicBool,
+    /// A single node hosts every partition; a cluster's broker its replicas.
+    host_all: bool,
+}
+
+/// The partitions of `t` whose logs `node_id` keeps.
+fn hosted_indexes(t: &TopicImage, node_id: i32, host_all: bool) -> Vec<i32> {
+    (0..t.partitions.len() as i32)
+        .filter(|i| host_all || t.partitions[*i as usize].replicas.contains(&node_id))
+        .collect()
 }
 
 impl ReplicaManager {
@@ -169,8 +196,8 @@ impl ReplicaManager {
         for t in image.topics.iter() {
             let configs = image.topic_configs(&t.name).clone();
             let log_config = LogConfig::resolve(&defaults, &configs);
-            let mut partitions = Vec::with_capacity(t.partitions.len());
-            for p in 0..t.partitions.len() as i32 {
+            let mut partitions = BTreeMap::new();
+            for p in hosted_indexes(t, node_id, !clustered) {
                 let (partition, load) = logs
                     .open_partition(&t.name, p, t.id, log_config.clone())
                     .map_err(|e| io::Error::other(format!("loading {}-{p}: {e}", t.name)))?;
@@ -180,19 +207,21 @@ impl ReplicaManager {
                 }
                 report.recovered_segments += load.recovered_segments;
                 report.truncated_bytes += load.truncated_bytes;
-                partitions.push(partition);
+                partitions.insert(p, partition);
             }
             report.partitions += partitions.len();
             hosted.insert(Arc::new(Topic::new(t, configs, log_config, partitions)));
         }
         report.topics = hosted.by_name.len();
         for (topic, p) in logs.partitions_on_disk() {
-            let known = hosted
-                .by_name
-                .get(&topic)
-                .is_some_and(|t| p < t.partitions.len() as i32);
-            if !known {
-                warn!(topic = %topic, partition = p, "partition directory belongs to no known topic; left untouched");
+            match hosted.by_name.get(&topic) {
+                Some(t) if t.partition(p).is_some() => {}
+                Some(_) => {
+                    warn!(topic = %topic, partition = p, "partition directory of a replica not on this broker; left untouched")
+                }
+                None => {
+                    warn!(topic = %topic, partition = p, "partition directory belongs to no known topic; left untouched")
+                }
             }
         }
         let manager = ReplicaManager {
@@ -209,6 +238,7 @@ impl ReplicaManager {
             isr_changes_rx: Mutex::new(Some(isr_changes_rx)),
             roles: Mutex::new(None),
             may_lead: std::sync::atomic::AtomicBool::new(!clustered),
+            host_all: !clustered,
         };
         Ok((manager, report))
     }
@@ -235,7 +265,7 @@ impl ReplicaManager {
             .load()
             .by_name
             .values()
-            .flat_map(|t| t.partitions.iter().cloned())
+            .flat_map(|t| t.partitions().cloned().collect::<Vec<_>>())
             .collect()
     }
 
@@ -262,31 +292,62 @@ impl ReplicaManager {
                 doomed.push(t);
             }
         }
-        // A created topic is built whole; changed ones get their new partitions.
-        let mut wanted: Vec<(Arc<TopicImage>, usize)> = Vec::new();
+        // A created topic is built whole; changed ones get the replicas that
+        // came here (new partitions, reassignments) and lose those that left.
+        let mut wanted: Vec<(Arc<TopicImage>, Vec<i32>)> = Vec::new();
+        let mut leaving: Vec<Arc<Partition>> = Vec::new();
         for id in &changes.created_topics {
             if let Some(t) = image.topics.by_id(*id) {
-                wanted.push((t.clone(), 0));
+                let here = hosted_indexes(t, self.node_id, self.host_all);
+                wanted.push((t.clone(), here));
             }
         }
-        for id in changes.changed_partitions.keys() {
-            if let (Some(t), Some(current)) = (image.topics.by_id(*id), hosted.by_id.get(id)) {
-                if t.partitions.len() > current.partitions.len() {
-                    wanted.push((t.clone(), current.partitions.len()));
+        for (id, indexes) in &changes.changed_partitions {
+            let (Some(t), Some(current)) = (image.topics.by_id(*id), hosted.by_id.get(id).cloned()) else {
+                continue;
+            };
+            let here: Vec<i32> = hosted_indexes(t, self.node_id, self.host_all);
+            let arriving: Vec<i32> = indexes
+                .iter()
+                .copied()
+                .filter(|i| here.contains(i) && current.partition(*i).is_none())
+                .collect();
+            let gone: Vec<i32> = indexes
+                .iter()
+                .copied()
+                .filter(|i| !here.contains(i) && current.partition(*i).is_some())
+                .collect();
+            if !gone.is_empty() {
+                let mut kept = current.hosted.clone();
+                for i in gone {
+                    if let Some(p) = kept.remove(&i) {
+                        info!(topic = %t.name, partition = i, "no longer a replica here: deleting its log");
+                        leaving.push(p);
+                    }
                 }
+                let topic = current.with(
+                    current.configs.clone(),
+                    current.log_config.clone(),
+                    kept,
+                    t.partitions.len(),
+                );
+                hosted.insert(Arc::new(topic));
+            }
+            if !arriving.is_empty() || current.partition_count != t.partitions.len() {
+                wanted.push((t.clone(), arriving));
             }
         }
-        for (t, from) in wanted {
+        for (t, indexes) in wanted {
             let configs = image.topic_configs(&t.name).clone();
             let log_config = LogConfig::resolve(&defaults, &configs);
-            let partitions = self.create_logs(&t, from, &log_config).await;
+            let partitions = self.create_logs(&t, &indexes, &log_config).await;
             let topic = match hosted.by_id.get(&t.id) {
                 Some(current) => {
-                    let mut all = current.partitions.clone();
+                    let mut all = current.hosted.clone();
                     all.extend(partitions);
-                    current.with(configs, log_config, all)
+                    current.with(configs, log_config, all, t.partitions.len())
                 }
-                None => Topic::new(&t, configs, log_config, partitions),
+                None => Topic::new(&t, configs, log_config, partitions.into_iter().collect()),
             };
             hosted.insert(Arc::new(topic));
         }
@@ -302,15 +363,23 @@ impl ReplicaManager {
         for topic in reconfigure {
             let configs = image.topic_configs(&topic.name).clone();
             let log_config = LogConfig::resolve(&defaults, &configs);
-            for p in &topic.partitions {
+            for p in topic.partitions() {
                 p.log().set_config(log_config.clone());
             }
-            hosted.insert(Arc::new(topic.with(configs, log_config, topic.partitions.clone())));
+            hosted.insert(Arc::new(topic.with(
+                configs,
+                log_config,
+                topic.hosted.clone(),
+                topic.partition_count,
+            )));
         }
         self.topics.store(Arc::new(hosted));
         self.update_roles_blocking(image).await;
         for topic in doomed {
             self.delete_logs(topic).await;
+        }
+        if !leaving.is_empty() {
+            self.delete_partition_logs(leaving).await;
         }
     }
 
@@ -343,6 +412,11 @@ impl ReplicaManager {
         self.fetchers.following(topic_id, index).map(|(_, _, epoch)| epoch)
     }
 
+    /// A broker's address on the inter-broker listener, as the image has it.
+    pub fn inter_broker_address(&self, image: &MetadataImage, broker: i32) -> Option<String> {
+        self.address_of(image, broker)
+    }
+
     /// `replica.selector.class`, if set.
     pub fn replica_selector(&self) -> Option<crate::config::replication::ReplicaSelector> {
         self.replication.replica_selector
@@ -363,12 +437,15 @@ impl ReplicaManager {
         self.isr_changes_rx.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    /// Creates the logs of partitions `from..` of a topic, on the blocking
-    /// pool, a chunk per thread. If one cannot be created (a full disk), it
-    /// and the partitions after it are not hosted: they answer
-    /// UNKNOWN_TOPIC_OR_PARTITION.
-    async fn create_logs(&self, topic: &Arc<TopicImage>, from: usize, config: &LogConfig) -> Vec<Arc<Partition>> {
-        let indexes: Vec<i32> = (from as i32..topic.partitions.len() as i32).collect();
+    /// Creates the logs of a topic's partitions `indexes`, on the blocking
+    /// pool, a chunk per thread. One that cannot be created (a full disk) is
+    /// not hosted: it answers UNKNOWN_TOPIC_OR_PARTITION.
+    async fn create_logs(
+        &self,
+        topic: &Arc<TopicImage>,
+        indexes: &[i32],
+        config: &LogConfig,
+    ) -> Vec<(i32, Arc<Partition>)> {
         let mut tasks = Vec::new();
         for chunk in indexes.chunks(CREATE_CHUNK) {
             let (logs, chunk, topic, config) = (self.logs.clone(), chunk.to_vec(), topic.clone(), config.clone());
@@ -377,47 +454,37 @@ impl ReplicaManager {
                     .into_iter()
                     .map(|p| {
                         logs.open_partition(&topic.name, p, topic.id, config.clone())
-                            .map(|(p, _)| p)
+                            .map(|(log, _)| (p, log))
                     })
                     .collect::<Vec<_>>()
             }));
         }
-        // Partitions are numbered by position: stop at the first that fails.
         let mut out = Vec::with_capacity(indexes.len());
-        let mut failed = false;
         for task in tasks {
             let results = match task.await {
                 Ok(results) => results,
                 Err(e) => {
                     warn!(topic = %topic.name, error = %e, "partition creation stopped");
-                    failed = true;
                     continue;
                 }
             };
             for r in results {
                 match r {
-                    Ok(p) if !failed => out.push(p),
-                    Ok(_) => {}
-                    Err(e) => {
-                        if !failed {
-                            warn!(topic = %topic.name, error = %e, "could not create a partition log");
-                        }
-                        failed = true;
-                    }
+                    Ok(p) => out.push(p),
+                    Err(e) => warn!(topic = %topic.name, error = %e, "could not create a partition log"),
                 }
             }
         }
-        if from == 0 {
-            info!(topic = %topic.name, partitions = out.len(), id = %crate::metadata::topic_id_string(topic.id), "created the logs of a topic");
-        } else {
-            info!(topic = %topic.name, from, to = from + out.len(), "added partitions");
+        if !out.is_empty() {
+            info!(topic = %topic.name, partitions = out.len(), id = %crate::metadata::topic_id_string(topic.id),
+                "created partition logs");
         }
         out
     }
 
     async fn delete_logs(&self, topic: Arc<Topic>) {
         let logs = self.logs.clone();
-        let partitions = topic.partitions.clone();
+        let partitions: Vec<Arc<Partition>> = topic.partitions().cloned().collect();
         let _ = tokio::task::spawn_blocking(move || {
             for p in &partitions {
                 logs.delete_partition(p);
@@ -426,6 +493,18 @@ impl ReplicaManager {
         })
         .await;
         info!(topic = %topic.name, "deleted topic");
+    }
+
+    /// Deletes the logs of replicas moved off this broker.
+    async fn delete_partition_logs(&self, partitions: Vec<Arc<Partition>>) {
+        let logs = self.logs.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in &partitions {
+                logs.delete_partition(p);
+                p.wake_waiters();
+            }
+        })
+        .await;
     }
 
     /// Notified when recovery points have moved and should be checkpointed.

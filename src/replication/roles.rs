@@ -120,7 +120,7 @@ impl ReplicaManager {
     }
 
     /// A broker's address on the inter-broker listener.
-    fn address_of(&self, image: &MetadataImage, broker: i32) -> Option<String> {
+    pub(super) fn address_of(&self, image: &MetadataImage, broker: i32) -> Option<String> {
         if broker < 0 {
             return None;
         }

@@ -6,16 +6,16 @@
 //! `__consumer_offsets`, whose offsets then take effect or not).
 
 pub mod coordinator;
+pub mod markers;
 pub mod producer_ids;
 pub mod records;
 
 use crate::config::TransactionConfig;
 use crate::coordinator::state_topic::new_state_topic;
-use crate::coordinator::{partition_for, CoordinatorResult, CoordinatorRuntime, TxnProducer};
-use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::coordinator::{partition_for, CoordinatorResult, CoordinatorRuntime};
+use crate::group::GroupCoordinator;
 use crate::metadata::Controller;
 use crate::replication::ReplicaManager;
-use crate::storage::batch::{control_batch, ControlType};
 use crate::storage::now_ms;
 use coordinator::{EndPlan, InitPlan, Transactions, TxnRecord};
 use kafka_protocol::ResponseError as E;
@@ -29,7 +29,7 @@ use tracing::{info, warn};
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 /// The coordinator epoch written into markers: one node, one epoch.
-const COORDINATOR_EPOCH: i32 = 0;
+pub const COORDINATOR_EPOCH: i32 = 0;
 
 /// Not a Kafka error code: an operation that needs a new producer id asks
 /// for one to be reserved (outside the shard) and is run again.
@@ -39,6 +39,10 @@ const NEEDS_PRODUCER_ID: i16 = i16::MIN;
 pub struct MarkerTargets<'a> {
     pub replicas: &'a ReplicaManager,
     pub groups: &'a GroupCoordinator,
+    /// Where each partition's leader is (in a cluster, markers go there).
+    pub metadata: &'a crate::metadata::MetadataCache,
+    pub node_id: i32,
+    pub clustered: bool,
 }
 
 /// A transaction as DescribeTransactions and ListTransactions show it.
@@ -245,11 +249,30 @@ impl TransactionCoordinator {
         .await
     }
 
-    /// Whether a transactional Produce may write to this partition.
-    pub async fn verify(&self, id: &str, producer_id: i64, epoch: i16, topic: &str, partition: i32) -> Result<(), i16> {
-        self.read(id, |t| t.verify(id, producer_id, epoch, topic, partition))
+    /// Whether a transactional Produce may write to this partition. In a
+    /// cluster the coordinator may be another broker: then the partition's
+    /// leader does not check (as Kafka before KIP-890's verification).
+    pub async fn verify(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+        clustered: bool,
+    ) -> Result<(), i16> {
+        let Some(index) = self.partition_of(id) else {
+            return Err(E::InvalidTxnState.code());
+        };
+        match self
+            .runtime
+            .read(index, |t| t.verify(id, producer_id, epoch, topic, partition))
             .await
-            .unwrap_or(Err(E::InvalidTxnState.code()))
+        {
+            Ok(verdict) => verdict,
+            Err(_) if clustered => Ok(()),
+            Err(_) => Err(E::InvalidTxnState.code()),
+        }
     }
 
     pub async fn describe(&self, id: &str) -> Option<TxnMetadata> {
@@ -358,32 +381,15 @@ impl TransactionCoordinator {
     }
 }
 
-/// Appends a marker to every partition of the transaction. A partition
-/// deleted meanwhile is skipped. Offsets committed in the transaction take
-/// effect (or not) as their `__consumer_offsets` partition gets its marker.
+/// Writes a marker to every partition of the transaction (see `markers`).
+/// Offsets committed in the transaction take effect (or not) as their
+/// `__consumer_offsets` partition gets its marker.
 async fn write_markers(targets: &MarkerTargets<'_>, txn: &TxnMetadata, commit: bool) {
-    let producer = TxnProducer {
+    let partitions: Vec<(String, i32)> = txn.partitions.iter().cloned().collect();
+    let marker = markers::Marker {
         producer_id: txn.producer_id,
         producer_epoch: txn.producer_epoch,
+        commit,
     };
-    let kind = if commit {
-        ControlType::Commit
-    } else {
-        ControlType::Abort
-    };
-    for (topic, index) in &txn.partitions {
-        if topic == OFFSETS_TOPIC {
-            if let Err(code) = targets.groups.complete_transaction(*index, producer, commit).await {
-                warn!(%topic, partition = index, code, "could not write a transaction marker");
-            }
-            continue;
-        }
-        let Some(partition) = targets.replicas.partition(topic, *index) else {
-            continue;
-        };
-        let marker = control_batch(txn.producer_id, txn.producer_epoch, COORDINATOR_EPOCH, kind, now_ms());
-        if let Err(e) = partition.append(marker).await {
-            warn!(%topic, partition = index, error = %e, "could not write a transaction marker");
-        }
-    }
+    markers::write_all(targets, &partitions, marker).await;
 }

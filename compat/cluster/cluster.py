@@ -73,6 +73,7 @@ kafka_tools.MAIN_CLASS.setdefault("kafka-storage", "kafka.tools.StorageTool")
 kafka_tools.MAIN_CLASS.setdefault("kafka-metadata-quorum", "org.apache.kafka.tools.MetadataQuorumCommand")
 kafka_tools.MAIN_CLASS.setdefault("kafka-cluster", "org.apache.kafka.tools.ClusterTool")
 kafka_tools.MAIN_CLASS.setdefault("kafka-leader-election", "org.apache.kafka.tools.LeaderElectionCommand")
+kafka_tools.MAIN_CLASS.setdefault("kafka-log-dirs", "org.apache.kafka.tools.LogDirsCommand")
 
 # Per Kafka node: a small heap (2 cores and shared memory), the serial collector (no
 # parallel GC threads competing for the two cores), full JIT.

@@ -504,6 +504,18 @@ class TestFiveTwoRacks:
             f"leadership not spread across racks: {dict(by_rack)}\n{described.stdout}"
         assert set(replicas_on) == set(five.broker_ids) and min(replicas_on.values()) >= 3, \
             f"replicas not spread over the brokers: {dict(replicas_on)}\n{described.stdout}"
+        # Each broker keeps logs for its own replicas only (kafka-log-dirs: DescribeLogDirs).
+        dirs = kafka_tools.run("kafka-log-dirs", "--bootstrap-server", five.bootstrap, "--describe",
+                               "--broker-list", ",".join(map(str, five.broker_ids)), "--topic-list", topic)
+        assert dirs.code == 0, dirs
+        described_dirs = json.loads(next(line for line in dirs.stdout.splitlines() if line.startswith("{")))
+        hosted = {b["broker"]: sorted(int(p["partition"].rsplit("-", 1)[1])
+                                      for d in b["logDirs"] for p in d["partitions"])
+                  for b in described_dirs["brokers"]}
+        expected = {b: sorted(int(p["Partition"]) for p in partitions
+                              if b in [int(x) for x in p["Replicas"].split(",")])
+                    for b in five.broker_ids}
+        assert hosted == expected, f"logs per broker {hosted}, replicas per broker {expected}"
         observe("kafka-topics --describe (10 partitions, RF 3, 2 racks)",
                 f"leaders per broker {dict(sorted(leaders.items()))}, per rack {dict(sorted(by_rack.items()))}, "
                 f"replicas per broker {dict(sorted(replicas_on.items()))}; " +

@@ -664,9 +664,27 @@ class TestFiveTwoRacks:
             return x.leader_epoch, x.end_offset
         assert end_of(epoch) == (epoch, 10)
         assert end_of(epoch - 1) == (epoch - 1, 0), "the old epoch ends where the new one began"
+        # KIP-320 for consumers: a Fetch (v12+) whose last fetched epoch is the old one, from an
+        # offset past where that epoch ended, is told where its history diverged.
+        from kafka.protocol.consumer.fetch import FetchRequest
+        topic_id = five.metadata(leader, [topic]).topics[0].topic_id
+        FT = FetchRequest.FetchTopic
+        FP = FT.FetchPartition
+        fetch = FetchRequest(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+                             session_id=0, session_epoch=-1, rack_id="",
+                             topics=[FT(topic=topic, topic_id=topic_id, partitions=[
+                                 FP(partition=0, current_leader_epoch=epoch, fetch_offset=5,
+                                    last_fetched_epoch=epoch - 1, log_start_offset=-1,
+                                    partition_max_bytes=1 << 20)])],
+                             forgotten_topics_data=[])
+        answer = five.request(leader, fetch, version=12)
+        (fp,) = answer.responses[0].partitions
+        diverging = (fp.error_code, fp.diverging_epoch.epoch, fp.diverging_epoch.end_offset)
+        assert diverging == (0, epoch - 1, 0), f"{diverging}: {fp}"
         five.restart(4)
         observe("a new leader epoch", f"node 4 stopped: node {leader} leads in epoch {epoch}; 10 records "
-                f"produced and consumed by librdkafka carry epoch {epoch}; OffsetForLeaderEpoch "
+                f"produced and consumed by librdkafka carry epoch {epoch}; Fetch v12 with last fetched epoch "
+                f"{epoch - 1} at offset 5: DivergingEpoch {diverging[1:]}; OffsetForLeaderEpoch "
                 f"{epoch} -> {end_of(epoch)}, {epoch - 1} -> {end_of(epoch - 1)}")
 
 

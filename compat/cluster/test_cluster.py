@@ -843,6 +843,25 @@ def leader_of(c: Cluster, topic: str, partition: int, exclude: tuple[int, ...] =
                       f"{topic}-{partition}: a leader other than {exclude}", TIMEOUT, 0.1)
 
 
+def lead_away_from_preferred(c: Cluster, prefix: str):
+    """A topic of one partition whose preferred replica (not the controller) was killed and
+    restarted, with "one" written before: another replica leads it, every replica in sync.
+    Returns (topic, preferred, second replica, the Metadata entry once it moved)."""
+    topic = unique(prefix)
+    controller = c.active_controller()
+    preferred, second = [i for i in (1, 2, 3) if i != controller]
+    admin = ck_admin(c)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[preferred, second, controller]])],
+                        request_timeout=30)[topic].result(TIMEOUT)
+    wait_fully_replicated(c, topic, 1, 3)
+    clients.send_ck(c, topic, [clients.Msg(None, b"one")], acks="all")
+    c.kill_9(preferred)
+    moved = leader_of(c, topic, 0, exclude=(preferred,))
+    c.restart(preferred)
+    wait_fully_replicated(c, topic, 1, 3)
+    return topic, preferred, second, moved
+
+
 def isr_of(c: Cluster, topic: str, partition: int) -> set[int]:
     via = c.active_controller()
     return set(partitions_of(c, via, topic)[partition].isr_nodes)
@@ -1030,18 +1049,7 @@ class TestReplication:
     # ---- r. kafka-leader-election gives a partition back to its preferred replica
 
     def test_preferred_leader_election(self, repl, observe):
-        topic = unique("preferred")
-        controller = repl.active_controller()
-        preferred, second, third = [i for i in (1, 2, 3) if i != controller] + [controller]
-        admin = ck_admin(repl)
-        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[preferred, second, third]])],
-                            request_timeout=30)[topic].result(TIMEOUT)
-        wait_fully_replicated(repl, topic, 1, 3)
-        clients.send_ck(repl, topic, [clients.Msg(None, b"one")], acks="all")
-        repl.kill_9(preferred)
-        moved = leader_of(repl, topic, 0, exclude=(preferred,))
-        repl.restart(preferred)
-        wait_fully_replicated(repl, topic, 1, 3)
+        topic, preferred, second, moved = lead_away_from_preferred(repl, "preferred")
         assert partitions_of(repl, second, topic)[0].leader_id == moved.leader_id, "moved back by itself"
 
         def elect():
@@ -1234,18 +1242,7 @@ class TestLeaderRebalance:
 
     def test_leadership_returns_to_the_preferred_replica(self, balanced, observe):
         c = balanced
-        topic = unique("rebalanced")
-        controller = c.active_controller()
-        preferred, second = [i for i in (1, 2, 3) if i != controller]
-        admin = ck_admin(c)
-        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[preferred, second, controller]])],
-                            request_timeout=30)[topic].result(TIMEOUT)
-        wait_fully_replicated(c, topic, 1, 3)
-        clients.send_ck(c, topic, [clients.Msg(None, b"one")], acks="all")
-        c.kill_9(preferred)
-        moved = leader_of(c, topic, 0, exclude=(preferred,))
-        c.restart(preferred)
-        wait_fully_replicated(c, topic, 1, 3)
+        topic, preferred, second, moved = lead_away_from_preferred(c, "rebalanced")
         t0 = time.monotonic()
         back = wait_until(lambda: partitions_of(c, second, topic)[0].leader_id == preferred or None,
                           f"{topic}: node {preferred} leads again by itself", TIMEOUT, 0.1)

@@ -5,7 +5,7 @@
 
 use super::groups::group_allowed;
 use super::offsets::{commit_where_allowed, CommitTopic};
-use super::{log_error_code, RequestContext};
+use super::RequestContext;
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::coordinator::TxnProducer;
@@ -300,22 +300,10 @@ pub async fn handle_write_txn_markers(
                             kind,
                             now_ms(),
                         );
-                        match partition.append(batch).await {
-                            Ok(appended) => {
-                                let committed = partition
-                                    .wait_for_high_watermark(
-                                        appended.last_offset + 1,
-                                        crate::txn::markers::MARKER_COMMIT_TIMEOUT,
-                                    )
-                                    .await;
-                                if committed {
-                                    0
-                                } else {
-                                    E::NotEnoughReplicas.code()
-                                }
-                            }
-                            Err(e) => log_error_code(&e),
-                        }
+                        crate::txn::markers::append_committed(partition, batch)
+                            .await
+                            .err()
+                            .unwrap_or(0)
                     }
                 };
                 partitions.push(

@@ -27,7 +27,7 @@ use tracing::{debug, warn};
 const MARKER_DEADLINE: Duration = Duration::from_secs(120);
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// How long one marker may wait for its in-sync replicas.
-pub const MARKER_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+const MARKER_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// WriteTxnMarkers v1 (flexible), which every Kafka 2.8+ broker takes.
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
@@ -51,11 +51,11 @@ impl Marker {
     }
 }
 
-/// Appends a marker to a partition led here and waits until it is
+/// Appends a marker batch to a partition led here and waits until it is
 /// committed; an error code if it is not.
-pub async fn append_committed(partition: &Arc<Partition>, marker: &Marker) -> Result<(), i16> {
+pub async fn append_committed(partition: &Arc<Partition>, batch: Vec<u8>) -> Result<(), i16> {
     let appended = partition
-        .append(marker.batch())
+        .append(batch)
         .await
         .map_err(|e| crate::api::log_error_code(&e))?;
     if partition
@@ -131,7 +131,7 @@ async fn write_here(targets: &MarkerTargets<'_>, topic: &str, index: i32, marker
             Ok(())
         };
     };
-    append_committed(&partition, marker).await
+    append_committed(&partition, marker.batch()).await
 }
 
 /// WriteTxnMarkers to `leader`; returns the partitions still without a marker.

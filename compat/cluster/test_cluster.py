@@ -68,10 +68,14 @@ def ck_admin(c: Cluster, bootstrap: str | None = None) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap or c.bootstrap})
 
 
-def create(c: Cluster, name: str, partitions: int, rf: int, bootstrap: str | None = None) -> None:
-    """CreateTopics through confluent-kafka; waits for the answer."""
+def create(c: Cluster, name: str, partitions: int, rf: int, bootstrap: str | None = None,
+           assignment: list[list[int]] | None = None) -> None:
+    """CreateTopics through confluent-kafka (placed by the controller, or by `assignment`:
+    the replicas of each partition, leader first); waits for the answer."""
     admin = ck_admin(c, bootstrap)  # alive until the result: a destroyed handle fails its futures
-    admin.create_topics([NewTopic(name, partitions, rf)], request_timeout=30)[name].result(TIMEOUT)
+    topic = (NewTopic(name, num_partitions=len(assignment), replica_assignment=assignment) if assignment is not None
+             else NewTopic(name, partitions, rf))
+    admin.create_topics([topic], request_timeout=30)[name].result(TIMEOUT)
 
 
 def refused_replication_factor(c: Cluster, name: str, rf: int):
@@ -525,7 +529,9 @@ class TestFiveTwoRacks:
 
     def test_sigterm_moves_leadership_before_exit(self, five, observe):
         topic = unique("controlled")
-        create(five, topic, 10, 3)
+        # Placed by hand: the controller's random start may give neither broker-only node a lead.
+        ids = sorted(five.broker_ids)
+        create(five, topic, 10, 3, assignment=[[ids[(p + k) % len(ids)] for k in range(3)] for p in range(10)])
         ps = wait_fully_replicated(five, topic, 10, 3)
         led = collections.Counter(p.leader_id for p in ps.values())
         victim = max((4, 5), key=lambda i: led[i])  # a broker-only node: the quorum is untouched

@@ -74,6 +74,8 @@ kafka_tools.MAIN_CLASS.setdefault("kafka-metadata-quorum", "org.apache.kafka.too
 kafka_tools.MAIN_CLASS.setdefault("kafka-cluster", "org.apache.kafka.tools.ClusterTool")
 kafka_tools.MAIN_CLASS.setdefault("kafka-leader-election", "org.apache.kafka.tools.LeaderElectionCommand")
 kafka_tools.MAIN_CLASS.setdefault("kafka-log-dirs", "org.apache.kafka.tools.LogDirsCommand")
+kafka_tools.MAIN_CLASS.setdefault("kafka-reassign-partitions",
+                                  "org.apache.kafka.tools.reassign.ReassignPartitionsCommand")
 
 # Per Kafka node: a small heap (2 cores and shared memory), the serial collector (no
 # parallel GC threads competing for the two cores), full JIT.
@@ -459,18 +461,19 @@ class Cluster:
                 time.sleep(0.1)
         return ready
 
-    def start(self, timeout: float = 180.0) -> "Cluster":
-        """Format (first time), start every node, wait until all answer and every broker is
+    def start(self, timeout: float = 180.0, node_ids=None) -> "Cluster":
+        """Format (first time), start every node (or only `node_ids`: the others join
+        later, as new brokers do), wait until they answer and every started broker is
         registered everywhere. On failure everything started is stopped again."""
+        ids = sorted(node_ids or self.node_ids)
         try:
-            self.format(timeout=timeout)
-            for i in self.node_ids:  # all voters first: no one opens its port before the quorum
+            self.format(ids, timeout=timeout)
+            for i in ids:  # all voters first: no one opens its port before the quorum
                 if not self.nodes[i].alive:
                     self._spawn(i)
-            self.ready_seconds = self.wait_answering(self.node_ids, timeout)
-            self.wait_brokers(self.broker_ids, timeout=timeout)
-            self.registered_seconds = time.perf_counter() - min(
-                self.nodes[i].started_at for i in self.node_ids)
+            self.ready_seconds = self.wait_answering(ids, timeout)
+            self.wait_brokers([i for i in self.broker_ids if i in ids], timeout=timeout)
+            self.registered_seconds = time.perf_counter() - min(self.nodes[i].started_at for i in ids)
         except BaseException:
             self.stop()
             raise

@@ -47,10 +47,11 @@ TIMEOUT = 60.0
 
 
 @contextlib.contextmanager
-def running(impl: str, tmp_path_factory, layout, name: str | None = None, **options):
-    """A started cluster of `layout` (Cluster's options), stopped after the block."""
+def running(impl: str, tmp_path_factory, layout, name: str | None = None, node_ids=None, **options):
+    """A started cluster of `layout` (Cluster's options; only `node_ids` started when
+    given), stopped after the block."""
     c = Cluster(impl, tmp_path_factory.mktemp(f"{impl}-{name or f'{len(layout)}-nodes'}"), layout, **options)
-    c.start(timeout=180)
+    c.start(timeout=180, node_ids=node_ids)
     try:
         yield c
     finally:

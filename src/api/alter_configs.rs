@@ -130,15 +130,15 @@ async fn alter(
                 .await
         }
         BROKER if name.is_empty() => broker.controller.alter_broker_configs(None, validate_only, edit).await,
-        BROKER if name == broker.node_id().to_string() => {
+        BROKER if name == ctx.node_id.to_string() => {
             broker
                 .controller
-                .alter_broker_configs(Some(broker.node_id()), validate_only, edit)
+                .alter_broker_configs(Some(ctx.node_id), validate_only, edit)
                 .await
         }
         BROKER => Err(TopicError::InvalidRequest(format!(
             "Unexpected broker id, expected {} or empty string, but received {name}",
-            broker.node_id()
+            ctx.node_id
         ))),
         other => Err(TopicError::InvalidRequest(format!(
             "Unsupported resource type {other} for altering configs"

@@ -19,6 +19,7 @@ pub mod produce;
 pub mod producers;
 pub mod quorum;
 pub mod quotas;
+pub mod reassignments;
 pub mod replicas;
 pub mod replication_wait;
 pub mod sasl;
@@ -45,6 +46,9 @@ pub struct RequestContext {
     pub throttle_ms: std::sync::Arc<std::sync::atomic::AtomicI32>,
     /// Sent on by another node (it runs here, the active controller).
     pub forwarded: bool,
+    /// The node the client sent the request to (here, or the one that
+    /// forwarded it): what "this broker" means in a BROKER config resource.
+    pub node_id: i32,
 }
 
 impl RequestContext {

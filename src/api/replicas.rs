@@ -1,6 +1,5 @@
-//! Leadership and replica placement: ElectLeaders (on a cluster of one the
-//! only replica already leads), ListPartitionReassignments (none ever run)
-//! and OffsetForLeaderEpoch (from each log's leader epoch cache).
+//! Leadership: ElectLeaders (on a cluster of one the only replica already
+//! leads) and OffsetForLeaderEpoch (from each log's leader epoch cache).
 
 use super::{leader_epoch_error, RequestContext};
 use crate::auth::acl::{operation, resource};
@@ -54,19 +53,6 @@ pub async fn handle_elect_leaders(
         }
     }
     ElectLeadersResponse::default().with_replica_election_results(results)
-}
-
-pub async fn handle_list_partition_reassignments(
-    broker: &Broker,
-    ctx: &RequestContext,
-    _req: ListPartitionReassignmentsRequest,
-) -> ListPartitionReassignmentsResponse {
-    if !broker.authorize_cluster(ctx, operation::DESCRIBE) {
-        return ListPartitionReassignmentsResponse::default()
-            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
-    }
-    ListPartitionReassignmentsResponse::default()
 }
 
 pub async fn handle_offset_for_leader_epoch(

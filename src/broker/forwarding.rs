@@ -31,6 +31,8 @@ pub fn is_forwarded(api: ApiKey) -> bool {
             | ApiKey::DescribeQuorum
             | ApiKey::UnregisterBroker
             | ApiKey::ElectLeaders
+            | ApiKey::AlterPartitionReassignments
+            | ApiKey::ListPartitionReassignments
     )
 }
 
@@ -51,6 +53,7 @@ pub async fn forward(
         peer: ctx.peer.to_string(),
         principal: ctx.principal.to_string(),
         frame: req.frame.to_vec(),
+        from_node: ctx.node_id,
     });
     let deadline = tokio::time::Instant::now() + crate::metadata::controller::FORWARD_TIMEOUT;
     loop {
@@ -95,6 +98,11 @@ pub async fn run_forwarded(broker: &Broker, forwarded: ForwardedRequest) -> Forw
         principal: forwarded.principal.into(),
         throttle_ms: Default::default(),
         forwarded: true,
+        node_id: if forwarded.from_node >= 0 {
+            forwarded.from_node
+        } else {
+            broker.node_id()
+        },
     };
     let answer = crate::protocol::dispatch::dispatch(broker, &ctx, req).await;
     let offset = broker.controller.published_offset();

@@ -20,6 +20,7 @@ fn partition(id: Uuid, p: i32) -> MetadataRecord {
         leader: 1,
         leader_epoch: 0,
         partition_epoch: 0,
+        ..Default::default()
     })
 }
 

@@ -11,13 +11,16 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// One partition's replicas and leadership, as the image holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionRegistration {
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// A reassignment in progress: replicas joining and leaving (both in `replicas`).
+    pub adding_replicas: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
 }
 
 impl PartitionRegistration {
@@ -28,7 +31,14 @@ impl PartitionRegistration {
             leader: r.leader,
             leader_epoch: r.leader_epoch,
             partition_epoch: r.partition_epoch,
+            adding_replicas: r.adding_replicas.clone(),
+            removing_replicas: r.removing_replicas.clone(),
         }
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
 
     pub fn to_record(&self, topic_id: Uuid, partition: i32) -> PartitionRecord {
@@ -40,6 +50,8 @@ impl PartitionRegistration {
             leader: self.leader,
             leader_epoch: self.leader_epoch,
             partition_epoch: self.partition_epoch,
+            adding_replicas: self.adding_replicas.clone(),
+            removing_replicas: self.removing_replicas.clone(),
         }
     }
 }

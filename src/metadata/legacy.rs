@@ -92,6 +92,7 @@ pub fn read(dir: &Path, node_id: i32) -> io::Result<Option<Legacy>> {
                 leader: node_id,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                ..Default::default()
             }));
         }
         records.extend(config(ConfigResource::Topic(t.name.clone()), &t.configs));

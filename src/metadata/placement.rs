@@ -529,6 +529,31 @@ pub fn place(
     Ok(placer.place(&spec, usable_brokers(image, self_id))?.into_replicas())
 }
 
+/// One partition's replicas as an operator gives them: not empty, each a
+/// registered broker, none twice (the replica checks of Kafka's
+/// validateManualPartitionAssignment).
+pub fn check_replica_list(image: &MetadataImage, self_id: i32, replicas: &[i32]) -> Result<(), ControllerError> {
+    let invalid = |m: String| Err(ControllerError::InvalidReplicaAssignment(m));
+    if replicas.is_empty() {
+        return invalid("The manual partition assignment includes an empty replica list.".into());
+    }
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    for (i, b) in sorted.iter().enumerate() {
+        if !is_registered(image, self_id, *b) {
+            return invalid(format!(
+                "The manual partition assignment includes broker {b}, but no such broker is registered."
+            ));
+        }
+        if i > 0 && sorted[i - 1] == *b {
+            return invalid(format!(
+                "The manual partition assignment includes the broker {b} more than once."
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Kafka's checks on a manual assignment of partitions `first..`
 /// (validateManualPartitionAssignment, then that some replica of each
 /// partition is active). `replication_factor` is the topic's when it exists
@@ -543,31 +568,15 @@ pub fn check_assignments(
     let invalid = |m: String| Err(ControllerError::InvalidReplicaAssignment(m));
     let mut replication_factor = replication_factor;
     for (i, replicas) in assignments.iter().enumerate() {
-        if replicas.is_empty() {
-            return invalid("The manual partition assignment includes an empty replica list.".into());
-        }
-        let mut sorted = replicas.clone();
-        sorted.sort_unstable();
-        for (i, b) in sorted.iter().enumerate() {
-            if !is_registered(image, self_id, *b) {
-                return invalid(format!(
-                    "The manual partition assignment includes broker {b}, but no such broker is registered."
-                ));
-            }
-            if i > 0 && sorted[i - 1] == *b {
-                return invalid(format!(
-                    "The manual partition assignment includes the broker {b} more than once."
-                ));
-            }
-        }
+        check_replica_list(image, self_id, replicas)?;
         match replication_factor {
-            Some(rf) if rf != sorted.len() => {
+            Some(rf) if rf != replicas.len() => {
                 return invalid(format!(
                     "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
-                    sorted.len()
+                    replicas.len()
                 ))
             }
-            _ => replication_factor = Some(sorted.len()),
+            _ => replication_factor = Some(replicas.len()),
         }
         if !replicas.iter().any(|b| is_active(image, self_id, *b)) {
             return invalid(format!(

@@ -42,7 +42,7 @@ pub struct BrokerRegistration {
 }
 
 /// One partition's replicas and leadership.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRecord {
     pub topic_id: Uuid,
     pub partition: i32,
@@ -52,6 +52,12 @@ pub struct PartitionRecord {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// A reassignment in progress (KIP-455): the replicas joining, which are
+    /// already in `replicas`, and those to drop once they are in the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
 }
 
 /// One client quota entity: (entity type, name) pairs sorted by type; a None

@@ -212,8 +212,12 @@ registry! {
         errors |r| std::iter::once(r.error_code)
             .chain(r.replica_election_results.iter().flat_map(|t| t.partition_result.iter().map(|p| p.error_code)));
     ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
-        versions 0..=0, handler api::replicas::handle_list_partition_reassignments,
+        versions 0..=0, handler api::reassignments::handle_list_partition_reassignments,
         errors |r| [r.error_code];
+    AlterPartitionReassignments: AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
+        versions 0..=1, handler api::reassignments::handle_alter_partition_reassignments,
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
     OffsetForLeaderEpoch: OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse, versions 2..=4,
         handler api::replicas::handle_offset_for_leader_epoch,
         errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));

@@ -26,6 +26,14 @@ pub struct ForwardedRequest {
     pub principal: String,
     /// The request frame: header and body, as the client sent them.
     pub frame: Vec<u8>,
+    /// The node the client sent it to (-1 from a node that did not say):
+    /// requests naming "this broker" mean that one.
+    #[serde(default = "unknown_node")]
+    pub from_node: i32,
+}
+
+fn unknown_node() -> i32 {
+    -1
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -33,7 +33,6 @@ pub struct LeaderPartition {
     pub topic_id: Uuid,
     pub index: i32,
     pub leader_epoch: i32,
-    pub replicas: Vec<i32>,
     inner: Mutex<Inner>,
 }
 
@@ -65,7 +64,6 @@ impl LeaderPartition {
             topic_id,
             index: partition.index(),
             leader_epoch,
-            replicas: replicas.to_vec(),
             inner: Mutex::new(Inner {
                 state,
                 partition_epoch,
@@ -90,11 +88,14 @@ impl LeaderPartition {
         self.inner().state.isr().iter().copied().collect()
     }
 
-    /// The controller committed a new ISR (a new partition epoch).
-    pub fn isr_committed(&self, partition: &Partition, isr: &[i32], partition_epoch: i32) {
+    /// The controller committed a new ISR or replica set (a new partition
+    /// epoch in the same leader epoch: a reassignment adds replicas so).
+    pub fn committed(&self, partition: &Partition, registration: &PartitionRegistration) {
+        let (isr, partition_epoch) = (&registration.isr, registration.partition_epoch);
         let end = partition.log().log_end_offset();
         let advanced = {
             let mut inner = self.inner();
+            inner.state.set_replicas(&registration.replicas);
             inner.state.set_isr(isr);
             inner.partition_epoch = partition_epoch;
             inner.change_pending = false;

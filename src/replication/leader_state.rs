@@ -169,6 +169,20 @@ impl LeaderState {
             .collect()
     }
 
+    /// The replicas changed in this leader epoch (a reassignment): joining
+    /// ones are tracked from their first fetch, leaving ones forgotten.
+    pub fn set_replicas(&mut self, replicas: &[i32]) {
+        self.followers.retain(|id, _| replicas.contains(id));
+        for r in replicas.iter().filter(|r| **r != self.leader) {
+            self.followers.entry(*r).or_insert(FollowerProgress {
+                log_end_offset: UNKNOWN_OFFSET,
+                last_caught_up_ms: 0,
+                last_fetch_leader_end: UNKNOWN_OFFSET,
+                last_fetch_ms: 0,
+            });
+        }
+    }
+
     /// The controller committed a new ISR (the leader is always in it).
     pub fn set_isr(&mut self, isr: &[i32]) {
         self.isr = isr.iter().copied().chain(std::iter::once(self.leader)).collect();

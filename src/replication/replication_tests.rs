@@ -157,6 +157,7 @@ fn the_high_watermark_follows_the_slowest_in_sync_follower_and_reaches_the_follo
         leader: 1,
         leader_epoch: 0,
         partition_epoch: 0,
+        ..Default::default()
     };
     let state = Arc::new(LeaderPartition::new(
         Uuid::nil(),

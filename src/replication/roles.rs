@@ -66,7 +66,7 @@ impl ReplicaManager {
                     let led = match current.get(&key) {
                         Some(led) if led.leader.leader_epoch == reg.leader_epoch => {
                             if led.leader.partition_epoch() != reg.partition_epoch {
-                                led.leader.isr_committed(partition, &reg.isr, reg.partition_epoch);
+                                led.leader.committed(partition, reg);
                             }
                             led.clone()
                         }

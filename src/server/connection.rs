@@ -181,6 +181,7 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
             principal: principal.clone(),
             throttle_ms: Default::default(),
             forwarded: false,
+            node_id: broker.node_id(),
         };
         match dispatch(&broker, &ctx, request).instrument(span.clone()).await {
             Ok(Some(response)) => {

@@ -58,6 +58,8 @@ pub enum ControllerError {
     /// timeout): refused until the session expires and it is fenced.
     #[error("Another broker is registered with that broker id. If the broker was recently restarted this should self-resolve once the heartbeat manager expires the broker's session.")]
     DuplicateBrokerRegistration,
+    #[error("No partition reassignment is in progress.")]
+    NoReassignmentInProgress,
     /// This node is not the active controller (any more).
     #[error("This is not the correct controller for this cluster.")]
     NotController,
@@ -92,6 +94,7 @@ impl ControllerError {
             ControllerError::InvalidUpdateVersion => E::InvalidUpdateVersion.code(),
             ControllerError::IneligibleReplica(_) => E::IneligibleReplica.code(),
             ControllerError::DuplicateBrokerRegistration => E::DuplicateBrokerRegistration.code(),
+            ControllerError::NoReassignmentInProgress => E::NoReassignmentInProgress.code(),
         }
     }
 }

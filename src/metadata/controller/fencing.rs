@@ -6,7 +6,7 @@
 
 use super::{Controller, ControllerError, ControllerResult};
 use crate::metadata::image::MetadataImage;
-use crate::metadata::records::{MetadataRecord, PartitionRecord};
+use crate::metadata::records::MetadataRecord;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -97,15 +97,14 @@ pub(super) fn leave_isrs(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&s
                 }
             }
             let leader_changed = leader != p.leader;
-            records.push(MetadataRecord::Partition(PartitionRecord {
-                topic_id: topic.id,
-                partition: index as i32,
-                replicas: p.replicas.clone(),
-                isr,
-                leader,
-                leader_epoch: p.leader_epoch + i32::from(leader_changed),
-                partition_epoch: p.partition_epoch + 1,
-            }));
+            let mut record = p.to_record(topic.id, index as i32);
+            record.isr = isr;
+            record.leader = leader;
+            record.leader_epoch = p.leader_epoch + i32::from(leader_changed);
+            record.partition_epoch = p.partition_epoch + 1;
+            // Leaving the ISR may be what a reassignment waited for (a leaving replica went).
+            super::reassignments::complete_if_ready(&mut record, p, &|id| !fenced(id));
+            records.push(MetadataRecord::Partition(record));
         }
     }
     records
@@ -136,15 +135,12 @@ fn unfence(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&str) -> bool) -
             } else {
                 continue;
             };
-            records.push(MetadataRecord::Partition(PartitionRecord {
-                topic_id: topic.id,
-                partition: index as i32,
-                replicas: p.replicas.clone(),
-                isr,
-                leader: broker,
-                leader_epoch: p.leader_epoch + 1,
-                partition_epoch: p.partition_epoch + 1,
-            }));
+            let mut record = p.to_record(topic.id, index as i32);
+            record.isr = isr;
+            record.leader = broker;
+            record.leader_epoch = p.leader_epoch + 1;
+            record.partition_epoch = p.partition_epoch + 1;
+            records.push(MetadataRecord::Partition(record));
         }
     }
     records
@@ -262,7 +258,7 @@ impl Controller {
 mod tests {
     use super::*;
     use crate::metadata::delta::MetadataDelta;
-    use crate::metadata::records::BrokerRegistration;
+    use crate::metadata::records::{BrokerRegistration, PartitionRecord};
     use uuid::Uuid;
 
     fn broker(id: i32, fenced: bool) -> MetadataRecord {
@@ -286,6 +282,7 @@ mod tests {
             leader,
             leader_epoch: 5,
             partition_epoch: 7,
+            ..Default::default()
         })
     }
 

@@ -80,6 +80,10 @@ impl Controller {
                 let mut record = p.to_record(topic.id, request.partition);
                 record.isr = request.new_isr.clone();
                 record.partition_epoch = p.partition_epoch + 1;
+                // The replica that joins may be the last a reassignment waited for.
+                super::reassignments::complete_if_ready(&mut record, p, &|id| {
+                    image.brokers.get(&id).is_some_and(|b| !b.fenced)
+                });
                 Ok(record)
             })();
             match checked {

@@ -14,6 +14,7 @@ pub mod isr;
 mod lifecycle_tests;
 mod producer_ids;
 mod quotas;
+pub mod reassignments;
 mod security;
 mod topics;
 

@@ -210,6 +210,7 @@ fn new_partition(
         replicas,
         leader_epoch: 0,
         partition_epoch: 0,
+        ..Default::default()
     })
 }
 

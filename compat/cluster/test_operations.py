@@ -1,0 +1,184 @@
+"""Cluster operations with the official tools while clients keep running, side by side on
+Apache Kafka 4.4 (KRaft) and Sluice: reassignment (kafka-reassign-partitions --generate /
+--execute / --verify / --list / --cancel, with replication throttles), scale out (a broker
+that joins a running cluster takes partitions) and in (a broker drained, stopped and
+unregistered).
+
+    TestReassignment   nodes 1, 2, 3: broker+controller (rack-a, rack-b, rack-c)
+                       node 4: broker only (rack-a), started by the scale-out case
+
+A producer (librdkafka, acks=all, idempotent) runs through each case; the checker reads
+every partition back and counts acknowledged records missing or read twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+import kafka_tools
+from cluster import NodeSpec, wait_until
+from load import AckedProducer, check_acked
+from test_cluster import create, partitions_of, running, unique, wait_fully_replicated
+
+LAYOUT = [NodeSpec(1, "broker,controller", "rack-a"),
+          NodeSpec(2, "broker,controller", "rack-b"),
+          NodeSpec(3, "broker,controller", "rack-c"),
+          NodeSpec(4, "broker", "rack-a")]
+CONFIG = {"replica.lag.time.max.ms": "2000", "broker.session.timeout.ms": "6000",
+          "broker.heartbeat.interval.ms": "1000", "auto.leader.rebalance.enable": "false"}
+TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="class")
+def ops(impl, tmp_path_factory):
+    """LAYOUT with nodes 1-3 started; node 4 joins in the scale-out case."""
+    with running(impl, tmp_path_factory, LAYOUT, "operations", extra_config=CONFIG,
+                 node_ids=[1, 2, 3]) as c:
+        yield c
+
+
+def reassign(c, *args, timeout: float = 90.0) -> kafka_tools.Result:
+    return kafka_tools.run("kafka-reassign-partitions", "--bootstrap-server", c.bootstrap, *args, timeout=timeout)
+
+
+def json_after(stdout: str, header: str) -> dict:
+    """The JSON line that follows `header` in a kafka-reassign-partitions output."""
+    lines = stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith(header))
+    return json.loads(next(line for line in lines[at + 1:] if line.startswith("{")))
+
+
+def verify_until_done(c, plan_file, timeout: float = TIMEOUT) -> tuple[float, kafka_tools.Result]:
+    """--verify until every partition's reassignment is complete; seconds taken, last output."""
+    t0 = time.monotonic()
+    last = None
+
+    def done():
+        nonlocal last
+        last = reassign(c, "--verify", "--reassignment-json-file", str(plan_file))
+        if last.code == 0 and "still in progress" not in last.stdout:
+            return True
+        raise LookupError(str(last))  # named on timeout
+    wait_until(done, "kafka-reassign-partitions --verify reports every partition done", timeout, 0.5)
+    return time.monotonic() - t0, last
+
+
+def replicas_now(c, topic: str) -> dict[int, tuple[list[int], list[int]]]:
+    """partition -> (replicas, isr) as kafka-topics --describe prints them."""
+    out = kafka_tools.run("kafka-topics", "--bootstrap-server", c.bootstrap, "--describe", "--topic", topic)
+    assert out.code == 0, out
+    _, parts = kafka_tools.parse_topic_description(out.stdout)
+    return {int(p["Partition"]): ([int(x) for x in p["Replicas"].split(",")],
+                                  [int(x) for x in p["Isr"].split(",")]) for p in parts}
+
+
+def hosted_by(c, topic: str, brokers) -> dict[int, list[int]]:
+    """broker -> partitions of `topic` whose log it keeps (kafka-log-dirs)."""
+    out = kafka_tools.run("kafka-log-dirs", "--bootstrap-server", c.bootstrap, "--describe",
+                          "--broker-list", ",".join(map(str, brokers)), "--topic-list", topic)
+    assert out.code == 0, out
+    described = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
+    return {b["broker"]: sorted(int(p["partition"].rsplit("-", 1)[1]) for d in b["logDirs"] for p in d["partitions"])
+            for b in described["brokers"]}
+
+
+class TestReassignment:
+
+    # ---- scale out: a new broker joins, --generate / --execute / --verify move replicas onto it
+
+    def test_scale_out_moves_replicas_onto_a_new_broker(self, ops, observe, tmp_path):
+        c = ops
+        topic = unique("scale-out")
+        create(c, topic, 6, 2)
+        wait_fully_replicated(c, topic, 6, 2)
+        producer = AckedProducer(c.bootstrap, topic, rate=300)
+        producer.start()
+        try:
+            wait_until(lambda: producer.acked_count() >= 300 or None, "300 records acked before the change", 60)
+            joined = c.start_node(4)
+            c.wait_brokers([1, 2, 3, 4])
+            topics_file = tmp_path / "topics.json"
+            topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
+            generated = reassign(c, "--generate", "--topics-to-move-json-file", str(topics_file),
+                                 "--broker-list", "2,3,4")
+            assert generated.code == 0, generated
+            current = json_after(generated.stdout, "Current partition replica assignment")
+            proposed = json_after(generated.stdout, "Proposed partition reassignment configuration")
+            assert sorted(p["partition"] for p in current["partitions"]) == list(range(6)), generated
+            target = {p["partition"]: p["replicas"] for p in proposed["partitions"]}
+            assert sorted(target) == list(range(6)), generated
+            assert all(len(r) == 2 and set(r) <= {2, 3, 4} for r in target.values()), generated
+            plan = tmp_path / "plan.json"
+            plan.write_text(json.dumps(proposed))
+            executed = reassign(c, "--execute", "--reassignment-json-file", str(plan))
+            assert executed.code == 0 and "Successfully started partition reassignment" in executed.stdout, executed
+            took, verified = verify_until_done(c, plan)
+            acked_during = producer.acked_count()
+            now = replicas_now(c, topic)
+            for p, replicas in target.items():
+                assert now[p][0] == replicas and sorted(now[p][1]) == sorted(replicas), (p, now[p], replicas)
+            assert 4 in {b for r in target.values() for b in r}, target
+            hosted = wait_until(lambda: (lambda h: h if not h.get(1) else None)(hosted_by(c, topic, [1, 2, 3, 4])),
+                                "node 1 deletes the logs it no longer holds", 60, 0.5)
+            assert hosted[4] == sorted(p for p, r in target.items() if 4 in r), hosted
+            time.sleep(1.0)  # records produced after the move
+        finally:
+            producer.stop()
+        counted = check_acked(c.bootstrap, topic, producer.acked)
+        assert counted["missing"] == 0 and counted["duplicated"] == 0, counted
+        assert producer.unexpected_errors() == {}, producer.unexpected_errors()
+        observe("scale out + reassignment", f"node 4 answered {joined:.2f} s after start; 6 partitions moved "
+                f"to brokers 2,3,4 in {took:.2f} s (--verify); producer: {counted['acked']} acked "
+                f"({acked_during} by the end of the move), 0 lost, 0 duplicated, client errors "
+                f"{dict(producer.failed + producer.client_errors) or 'none'}; --verify: "
+                f"{' | '.join(verified.stdout.strip().splitlines()[-2:])}")
+
+    # ---- scale in: drain a broker, stop it, unregister it
+
+    def test_drain_a_broker_then_unregister_it(self, ops, observe, tmp_path):
+        c = ops
+        assert c.node(4).alive, "runs after the scale-out case, which starts node 4"
+        topic = unique("drain")
+        create(c, topic, 4, 2, assignment=[[4, 1], [2, 4], [4, 3], [1, 2]])
+        wait_fully_replicated(c, topic, 4, 2)
+        producer = AckedProducer(c.bootstrap, topic, rate=300)
+        producer.start()
+        try:
+            wait_until(lambda: producer.acked_count() >= 300 or None, "300 records acked before the drain", 60)
+            # Every partition that has a replica on node 4, moved off it.
+            on_4 = {}
+            for t in [t for t in c.topics_seen(1) if not t.startswith("__")]:
+                for p, (replicas, _) in replicas_now(c, t).items():
+                    if 4 in replicas:
+                        on_4[(t, p)] = [b for b in replicas if b != 4] + [
+                            next(b for b in (1, 2, 3) if b not in replicas)]
+            plan = tmp_path / "drain.json"
+            plan.write_text(json.dumps({"version": 1, "partitions": [
+                {"topic": t, "partition": p, "replicas": r} for (t, p), r in sorted(on_4.items())]}))
+            executed = reassign(c, "--execute", "--reassignment-json-file", str(plan))
+            assert executed.code == 0, executed
+            took, _ = verify_until_done(c, plan)
+            hosted = wait_until(lambda: (lambda h: h if not h.get(4) else None)(hosted_by(c, topic, [1, 2, 3, 4])),
+                                "node 4 keeps no log of the topic", 60, 0.5)
+            code = c.stop_node(4)
+            assert code in (0, 143), f"node 4 exit code {code}"
+            unregistered = kafka_tools.run("kafka-cluster", "unregister", "--bootstrap-server", c.bootstrap,
+                                           "--id", "4")
+            assert unregistered.code == 0, unregistered
+            c.wait_brokers([1, 2, 3])
+            time.sleep(1.0)
+        finally:
+            producer.stop()
+        for t, p in on_4:
+            replicas, isr = replicas_now(c, t)[p]
+            assert 4 not in replicas and 4 not in isr, (t, p, replicas, isr)
+        counted = check_acked(c.bootstrap, topic, producer.acked)
+        assert counted["missing"] == 0 and counted["duplicated"] == 0, counted
+        assert producer.unexpected_errors() == {}, producer.unexpected_errors()
+        observe("drain + unregister", f"{len(on_4)} partitions moved off node 4 in {took:.2f} s; logs on "
+                f"{hosted}; node 4 stopped and unregistered; producer: {counted['acked']} acked, 0 lost, "
+                f"0 duplicated, client errors {dict(producer.failed + producer.client_errors) or 'none'}")

@@ -17,6 +17,7 @@ import json
 import re
 import time
 
+import confluent_kafka
 import pytest
 
 import kafka_tools
@@ -74,6 +75,16 @@ def replicas_now(c, topic: str) -> dict[int, tuple[list[int], list[int]]]:
     _, parts = kafka_tools.parse_topic_description(out.stdout)
     return {int(p["Partition"]): ([int(x) for x in p["Replicas"].split(",")],
                                   [int(x) for x in p["Isr"].split(",")]) for p in parts}
+
+
+def hosted_size(c, topic: str, broker: int) -> int:
+    """Bytes of partition 0 of `topic` in `broker`'s log dir (kafka-log-dirs), 0 if none."""
+    out = kafka_tools.run("kafka-log-dirs", "--bootstrap-server", c.bootstrap, "--describe",
+                          "--broker-list", str(broker), "--topic-list", topic)
+    assert out.code == 0, out
+    described = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
+    return sum(p["size"] for b in described["brokers"] for d in b["logDirs"] for p in d["partitions"]
+               if p["partition"] == f"{topic}-0")
 
 
 def hosted_by(c, topic: str, brokers) -> dict[int, list[int]]:
@@ -136,6 +147,66 @@ class TestReassignment:
                 f"({acked_during} by the end of the move), 0 lost, 0 duplicated, client errors "
                 f"{dict(producer.failed + producer.client_errors) or 'none'}; --verify: "
                 f"{' | '.join(verified.stdout.strip().splitlines()[-2:])}")
+
+    # ---- throttled: the move goes at the throttle's rate, --list shows it, --cancel undoes it
+
+    def test_throttled_reassignment_cancelled_then_redone(self, ops, observe, tmp_path):
+        c = ops
+        assert c.node(4).alive, "runs after the scale-out case, which starts node 4"
+        topic = unique("throttled")
+        create(c, topic, 1, 1, assignment=[[1]])
+        wait_fully_replicated(c, topic, 1, 1)
+        producer = confluent_kafka.Producer({"bootstrap.servers": c.bootstrap, "acks": "all",
+                                             "linger.ms": 20, "batch.size": 262144})
+        total = 4000
+        for i in range(total):
+            producer.produce(topic, b"%06d" % i + b"v" * 1018)
+            if i % 500 == 0:
+                producer.poll(0)
+        assert producer.flush(60) == 0
+        size = hosted_size(c, topic, 1)
+        assert size >= total * 1024, size
+        plan = tmp_path / "throttled.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [
+            {"topic": topic, "partition": 0, "replicas": [1, 4]}]}))
+        rate = 100_000
+        executed = reassign(c, "--execute", "--reassignment-json-file", str(plan), "--throttle", str(rate))
+        assert executed.code == 0, executed
+        assert f"The inter-broker throttle limit was set to {rate} B/s" in executed.stdout, executed
+        time.sleep(4.0)
+        listed = reassign(c, "--list")
+        assert listed.code == 0 and f"{topic}-0: replicas: 1,4. adding: 4." in listed.stdout, listed
+        moved = hosted_size(c, topic, 4)
+        # Kafka's rate counts at least 10 s: about rate x 10 s may go at once, then the rate.
+        assert moved < size * 0.75, f"{moved} of {size} bytes on node 4 after 4 s at {rate} B/s"
+        brokers = kafka_tools.run("kafka-configs", "--bootstrap-server", c.bootstrap, "--describe",
+                                  "--entity-type", "brokers", "--entity-name", "1")
+        assert f"leader.replication.throttled.rate={rate}" in brokers.stdout, brokers
+        topic_configs = kafka_tools.run("kafka-configs", "--bootstrap-server", c.bootstrap, "--describe",
+                                        "--entity-type", "topics", "--entity-name", topic)
+        assert "leader.replication.throttled.replicas=0:1" in topic_configs.stdout, topic_configs
+        assert "follower.replication.throttled.replicas=0:4" in topic_configs.stdout, topic_configs
+        cancelled = reassign(c, "--cancel", "--reassignment-json-file", str(plan))
+        assert cancelled.code == 0 and "Successfully cancelled partition reassignment" in cancelled.stdout, cancelled
+        assert replicas_now(c, topic)[0] == ([1], [1])
+        listed = reassign(c, "--list")
+        assert listed.code == 0 and "No partition reassignments found." in listed.stdout, listed
+        wait_until(lambda: (lambda h: h if not h.get(4) else None)(hosted_by(c, topic, [1, 4])),
+                   "node 4 deletes the replica the cancel took away", 60, 0.5)
+        # Again, with a throttle it can finish under: --verify ends it and lifts the throttles.
+        fast = 50_000_000
+        executed = reassign(c, "--execute", "--reassignment-json-file", str(plan), "--throttle", str(fast))
+        assert executed.code == 0, executed
+        took, verified = verify_until_done(c, plan)
+        assert "Clearing broker-level throttles" in verified.stdout, verified
+        brokers = kafka_tools.run("kafka-configs", "--bootstrap-server", c.bootstrap, "--describe",
+                                  "--entity-type", "brokers", "--entity-name", "1")
+        assert "throttled.rate" not in brokers.stdout, brokers
+        assert replicas_now(c, topic)[0] == ([1, 4], [1, 4])
+        assert hosted_size(c, topic, 4) == size
+        observe("throttled reassignment", f"{size} bytes, --throttle {rate}: {moved} bytes on node 4 after 4 s "
+                f"(rate x 10 s may go at once: Kafka's quota window), --list showed it, --cancel put the "
+                f"replicas back; redone with --throttle {fast}: done in {took:.2f} s, --verify lifted the throttles")
 
     # ---- scale in: drain a broker, stop it, unregister it
 

@@ -5,6 +5,7 @@ use super::RequestContext;
 use crate::auth::acl;
 use crate::broker::Broker;
 use crate::config::topic::{ConfigSource, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
+use crate::replication::throttle;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -163,6 +164,31 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
                 synonyms,
             });
         }
+    }
+    // Replication quotas (Long.MAX_VALUE: unlimited), changeable at run time.
+    for key in [
+        throttle::LEADER_RATE,
+        throttle::FOLLOWER_RATE,
+        throttle::ALTER_LOG_DIRS_RATE,
+    ] {
+        let mut synonyms: Vec<(String, String, ConfigSource)> = layers
+            .iter()
+            .filter_map(|(props, source)| props.get(key).map(|v| (key.to_string(), v.clone(), *source)))
+            .collect();
+        let (value, source) = synonyms
+            .first()
+            .map_or((i64::MAX.to_string(), ConfigSource::Default), |(_, v, s)| {
+                (v.clone(), *s)
+            });
+        synonyms.push((key.to_string(), i64::MAX.to_string(), ConfigSource::Default));
+        out.push(ConfigEntry {
+            name: key.to_string(),
+            value: Some(value),
+            source,
+            kind: ConfigType::Long,
+            read_only: false,
+            synonyms,
+        });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out

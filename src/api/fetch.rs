@@ -44,6 +44,9 @@ struct Wanted {
     followed_epoch: Option<i32>,
     /// The replica the consumer should read from instead (KIP-392).
     preferred_read_replica: Option<i32>,
+    /// A follower out of the ISR fetching a partition under this leader's
+    /// replication throttle: no records while the throttle is over its rate.
+    throttled: bool,
 }
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
@@ -88,12 +91,15 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 .is_none_or(|t| broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name));
         for p in &t.partitions {
             let (mut replica, mut followed_epoch, mut preferred_read_replica) = (None, None, None);
+            let mut throttled = false;
             let target = match &topic {
                 _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
                 None if by_id => Err(ResponseError::UnknownTopicId.code()),
                 None => Err(ResponseError::UnknownTopicOrPartition.code()),
                 Some(topic) if from_replica => match broker.replicas.led(topic.id, p.partition) {
                     Some(led) => {
+                        throttled = broker.replicas.quotas.leader_throttles(topic.id, p.partition)
+                            && !led.leader.isr().contains(&replica_id);
                         replica = Some(led.leader);
                         Ok(led.partition)
                     }
@@ -147,6 +153,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 replica,
                 followed_epoch,
                 preferred_read_replica,
+                throttled,
             });
         }
     }
@@ -159,7 +166,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let waiter = Arc::new(Notify::new());
+    let any_throttled = wanted.iter().any(|w| w.throttled);
     let wanted = Arc::new(wanted);
+    // Kafka's shouldLeaderThrottle: over the rate, throttled partitions get no records.
+    let hold = || any_throttled && broker.replicas.quotas.leader.is_exceeded();
     let results = loop {
         // Register before reading, so that an append between the read and the
         // wait still wakes us.
@@ -168,7 +178,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 p.register_waiter(&waiter);
             }
         }
-        let (results, bytes, any_error) = read_all_blocking(&wanted, max_bytes, read_committed).await;
+        let (results, bytes, any_error) = read_all_blocking(&wanted, max_bytes, read_committed, hold()).await;
         if bytes >= min_bytes || any_error || tokio::time::Instant::now() >= deadline || wanted.is_empty() {
             break results;
         }
@@ -178,11 +188,20 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             _ = broker.shutdown.cancelled() => {}
         }
         if broker.shutdown.is_cancelled() {
-            break read_all_blocking(&wanted, max_bytes, read_committed).await.0;
+            break read_all_blocking(&wanted, max_bytes, read_committed, hold()).await.0;
         }
     };
 
     if from_replica {
+        if any_throttled {
+            let sent: usize = wanted
+                .iter()
+                .zip(&results)
+                .filter(|(w, _)| w.throttled)
+                .map(|(_, d)| d.records.as_ref().map_or(0, Bytes::len))
+                .sum();
+            broker.replicas.quotas.leader.record(sent as u64);
+        }
         let responses = into_topics(topics, &wanted, results);
         return FetchResponse::default().with_session_id(0).with_responses(responses);
     }
@@ -314,9 +333,10 @@ async fn read_all_blocking(
     wanted: &Arc<Vec<Wanted>>,
     max_bytes: usize,
     read_committed: bool,
+    hold_throttled: bool,
 ) -> (Vec<PartitionData>, usize, bool) {
     let work = wanted.clone();
-    match blocking(move || read_all(&work, max_bytes, read_committed)).await {
+    match blocking(move || read_all(&work, max_bytes, read_committed, hold_throttled)).await {
         Ok(read) => read,
         Err(_) => {
             let code = ResponseError::KafkaStorageError.code();
@@ -328,7 +348,12 @@ async fn read_all_blocking(
 
 /// Reads every partition once. Returns the partition answers, the bytes of
 /// records they carry, and whether any carries an error.
-fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    read_committed: bool,
+    hold_throttled: bool,
+) -> (Vec<PartitionData>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(wanted.len());
@@ -341,8 +366,13 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<P
             Ok(partition) => {
                 // The first partition with data may exceed the limits by one
                 // batch, so that a large batch never blocks a consumer.
-                let min_one = total == 0;
-                let limit = w.max_bytes.min(max_bytes.saturating_sub(total));
+                let held = hold_throttled && w.throttled;
+                let min_one = total == 0 && !held;
+                let limit = if held {
+                    0
+                } else {
+                    w.max_bytes.min(max_bytes.saturating_sub(total))
+                };
                 let data = read_partition(partition, w, limit, min_one, read_committed);
                 // Errors, and consumers sent elsewhere, are answered at once.
                 if data.error_code != 0 || data.preferred_read_replica.0 >= 0 {

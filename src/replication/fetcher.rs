@@ -7,6 +7,7 @@
 //! OffsetForLeaderEpoch round trip).
 
 use super::broker_client::BrokerConnection;
+use super::throttle::ReplicationQuotas;
 use crate::config::replication::ReplicationConfig;
 use crate::storage::{blocking, now_ms, LogError, Partition};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic, ReplicaState};
@@ -35,6 +36,10 @@ pub struct Followed {
     pub leader_epoch: i32,
     /// No fetch before this time (after an error).
     backoff_until_ms: i64,
+    /// The leader's high watermark in its last answer (-1: none yet),
+    /// shared by the clones a fetch takes: a replica short of it is out of
+    /// sync, which is when a replication throttle applies.
+    leader_high_watermark: Arc<AtomicI64>,
 }
 
 impl Followed {
@@ -44,6 +49,7 @@ impl Followed {
             partition,
             leader_epoch,
             backoff_until_ms: 0,
+            leader_high_watermark: Arc::new(AtomicI64::new(-1)),
         }
     }
 }
@@ -66,6 +72,7 @@ struct Fetcher {
 
 pub struct FetcherManager {
     node_id: i32,
+    quotas: Arc<ReplicationQuotas>,
     config: ReplicationConfig,
     /// This broker's epoch (its registration's), sent with every fetch.
     broker_epoch: Arc<AtomicI64>,
@@ -76,8 +83,9 @@ pub struct FetcherManager {
 }
 
 impl FetcherManager {
-    pub fn new(node_id: i32, config: ReplicationConfig) -> FetcherManager {
+    pub fn new(node_id: i32, config: ReplicationConfig, quotas: Arc<ReplicationQuotas>) -> FetcherManager {
         FetcherManager {
+            quotas,
             node_id,
             config,
             broker_epoch: Arc::new(AtomicI64::new(-1)),
@@ -165,6 +173,7 @@ impl FetcherManager {
             id,
             node_id: self.node_id,
             config: self.config.clone(),
+            quotas: self.quotas.clone(),
             broker_epoch: self.broker_epoch.clone(),
             partitions: fetcher.partitions.clone(),
             changed: fetcher.changed.clone(),
@@ -202,6 +211,7 @@ struct FetchLoop {
     id: FetcherId,
     node_id: i32,
     config: ReplicationConfig,
+    quotas: Arc<ReplicationQuotas>,
     broker_epoch: Arc<AtomicI64>,
     partitions: Arc<Mutex<HashMap<Key, Followed>>>,
     changed: Arc<Notify>,
@@ -212,6 +222,8 @@ struct FetchLoop {
 pub(super) struct Asked {
     pub(super) followed: Followed,
     pub(super) fetch_offset: i64,
+    /// Under the follower's replication throttle: its bytes count against it.
+    pub(super) throttled: bool,
 }
 
 impl FetchLoop {
@@ -291,6 +303,12 @@ impl FetchLoop {
                 .into_iter()
                 .filter_map(|(key, data)| by_key.remove(&key).map(|a| (a, data)))
                 .collect();
+            let throttled_bytes: usize = work
+                .iter()
+                .filter(|(a, _)| a.throttled)
+                .map(|(_, d)| d.records.as_ref().map_or(0, |r| r.len()))
+                .sum();
+            self.quotas.follower.record(throttled_bytes as u64);
             let failed = match blocking(move || {
                 work.into_iter()
                     .filter_map(|(a, d)| handle_answer(a, d))
@@ -324,15 +342,28 @@ impl FetchLoop {
         }
     }
 
+    /// The partitions to fetch now: not backing off, and not held back by
+    /// the follower's replication throttle (Kafka's shouldFollowerThrottle).
     fn due_partitions(&self) -> Vec<Asked> {
         let now = now_ms();
+        let over_quota = self.quotas.follower.is_limited() && self.quotas.follower.is_exceeded();
         let partitions = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
         partitions
             .values()
             .filter(|p| p.backoff_until_ms <= now)
-            .map(|p| Asked {
-                followed: p.clone(),
-                fetch_offset: p.partition.log().log_end_offset(),
+            .filter_map(|p| {
+                let fetch_offset = p.partition.log().log_end_offset();
+                let leader_hw = p.leader_high_watermark.load(Ordering::Relaxed);
+                let in_sync = leader_hw >= 0 && fetch_offset >= leader_hw;
+                let throttled = !in_sync && self.quotas.follower_throttles(p.topic_id, p.partition.index());
+                if throttled && over_quota {
+                    return None;
+                }
+                Some(Asked {
+                    followed: p.clone(),
+                    fetch_offset,
+                    throttled,
+                })
             })
             .collect()
     }
@@ -381,6 +412,12 @@ impl FetchLoop {
 pub(super) fn handle_answer(asked: Asked, data: PartitionData) -> Option<Key> {
     let partition = &asked.followed.partition;
     let key = (asked.followed.topic_id, partition.index());
+    if data.error_code == 0 && data.high_watermark >= 0 {
+        asked
+            .followed
+            .leader_high_watermark
+            .store(data.high_watermark, Ordering::Relaxed);
+    }
     let result = match ResponseError::try_from_code(data.error_code) {
         None if data.diverging_epoch.epoch >= 0 => {
             truncate_diverged(partition, data.diverging_epoch.epoch, data.diverging_epoch.end_offset)

@@ -13,6 +13,7 @@ pub mod replica_manager;
 #[cfg(test)]
 mod replication_tests;
 mod roles;
+pub mod throttle;
 
 pub use leader_partition::{IsrChange, LeaderPartition};
 pub use replica_manager::{LedPartition, OpenReport, ReplicaManager, Topic, TopicStats};

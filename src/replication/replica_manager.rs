@@ -6,6 +6,7 @@
 
 use super::fetcher::FetcherManager;
 use super::leader_partition::{IsrChange, LeaderPartition};
+use super::throttle::ReplicationQuotas;
 use crate::config::replication::ReplicationConfig;
 use crate::config::topic::{LogConfig, TopicDefaults};
 use crate::metadata::controller::topic_defaults;
@@ -155,6 +156,8 @@ pub struct ReplicaManager {
     /// The replicated partitions led here.
     pub(super) leaders: ArcSwap<HashMap<(Uuid, i32), LedPartition>>,
     pub(super) fetchers: FetcherManager,
+    /// Replication throttles (`*.replication.throttled.*`).
+    pub quotas: Arc<ReplicationQuotas>,
     isr_changes: mpsc::UnboundedSender<IsrChange>,
     isr_changes_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrChange>>>,
     /// Roles are applied one image at a time; the last image applied.
@@ -224,13 +227,16 @@ impl ReplicaManager {
                 }
             }
         }
+        let quotas = Arc::new(ReplicationQuotas::new(node_id));
+        quotas.update(image, &static_configs);
         let manager = ReplicaManager {
             node_id,
             logs: Arc::new(logs),
             static_configs,
             topics: ArcSwap::from_pointee(hosted),
             defaults: ArcSwap::from_pointee(defaults),
-            fetchers: FetcherManager::new(node_id, replication.clone()),
+            fetchers: FetcherManager::new(node_id, replication.clone(), quotas.clone()),
+            quotas,
             replication,
             inter_broker_listener,
             leaders: ArcSwap::from_pointee(HashMap::new()),
@@ -286,6 +292,13 @@ impl ReplicaManager {
             }
         }
         let defaults = self.defaults.load_full();
+        if changes.broker_configs
+            || !changes.topic_configs.is_empty()
+            || !changes.created_topics.is_empty()
+            || !changes.deleted_topics.is_empty()
+        {
+            self.quotas.update(image, &self.static_configs);
+        }
         let mut doomed = Vec::new();
         for old in &changes.deleted_topics {
             if let Some(t) = hosted.remove(old.id) {

@@ -86,6 +86,7 @@ fn fetch(
     let asked = Asked {
         followed: Followed::new(Uuid::nil(), follower.clone(), 0),
         fetch_offset,
+        throttled: false,
     };
     handle_answer(asked, data)
 }

@@ -7,6 +7,7 @@ use super::{topic_defaults, Controller, ControllerError, ControllerResult};
 use crate::config::topic::is_topic_default_key;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::{ConfigResource, MetadataRecord};
+use crate::replication::throttle;
 use std::collections::BTreeMap;
 use tracing::info;
 
@@ -115,11 +116,17 @@ fn check_broker_configs(
     let before = image.configs_of(resource).clone();
     let mut after = before.clone();
     edit(&mut after)?;
-    let fixed: Vec<&String> = after.keys().filter(|k| !is_topic_default_key(k)).collect();
+    let fixed: Vec<&String> = after
+        .keys()
+        .filter(|k| !is_topic_default_key(k) && !throttle::is_rate_key(k))
+        .collect();
     if !fixed.is_empty() {
         return Err(ControllerError::InvalidRequest(format!(
             "Cannot update these configs dynamically: {fixed:?}"
         )));
+    }
+    for (k, v) in after.iter().filter(|(k, _)| throttle::is_rate_key(k)) {
+        throttle::check_rate(k, v).map_err(ControllerError::InvalidConfig)?;
     }
     // The new layering must resolve: every value valid for its topic key.
     let mut trial = image.clone();

@@ -109,5 +109,5 @@ def check_acked(bootstrap: str, topic: str, acked, timeout: float = 120.0) -> di
         consumer.close()
     values = [v for _, _, v in acked]
     missing = sum(1 for v in values if seen[v] == 0)
-    duplicated = sum(1 for n in seen.values() if n > 1)
+    duplicated = sum(1 for v in set(values) if seen[v] > 1)
     return {"acked": len(values), "read": sum(seen.values()), "missing": missing, "duplicated": duplicated}

@@ -253,3 +253,94 @@ class TestReassignment:
         observe("drain + unregister", f"{len(on_4)} partitions moved off node 4 in {took:.2f} s; logs on "
                 f"{hosted}; node 4 stopped and unregistered; producer: {counted['acked']} acked, 0 lost, "
                 f"0 duplicated, client errors {dict(producer.failed + producer.client_errors) or 'none'}")
+
+
+# ======================================================================== losing a rack
+
+RACKS = [NodeSpec(1, "broker,controller", "rack-a"),
+         NodeSpec(2, "broker,controller", "rack-b"),
+         NodeSpec(3, "broker,controller", "rack-a"),
+         NodeSpec(4, "broker", "rack-b"),
+         NodeSpec(5, "broker", "rack-a")]
+LOST = [2, 4]  # rack-b: one of the three controllers, so the quorum keeps its majority
+RACK_CONFIG = dict(CONFIG, **{"min.insync.replicas": "2"})
+
+
+class TestLosingARack:
+    """Our seed notes' layout: 5 brokers in 2 racks, 10 partitions with replication factor
+    3 (rack-aware: every partition has replicas in both racks). rack-b is killed at once
+    (kill -9 of nodes 2 and 4) under an acks=all producer, then brought back."""
+
+    @pytest.fixture(scope="class")
+    def racks(self, impl, tmp_path_factory):
+        with running(impl, tmp_path_factory, RACKS, "racks", extra_config=RACK_CONFIG) as c:
+            yield c
+
+    def test_every_partition_keeps_a_leader_and_no_acked_record_is_lost(self, racks, observe):
+        c = racks
+        topic = unique("rack-loss")
+        create(c, topic, 10, 3)
+        wait_fully_replicated(c, topic, 10, 3)
+        rack = {s.node_id: s.rack for s in RACKS}
+        for p, (replicas, _) in replicas_now(c, topic).items():
+            assert {rack[r] for r in replicas} == {"rack-a", "rack-b"}, (p, replicas)
+        producer = AckedProducer(c.bootstrap_of([1, 3, 5]), topic, rate=300)
+        producer.start()
+        try:
+            wait_until(lambda: producer.acked_count() >= 300 or None, "300 records acked before the loss", 60)
+            before = producer.acked_count()
+            t0 = time.monotonic()
+            for i in LOST:
+                c.kill_9(i)
+
+            def led_in_rack_a():
+                ps = partitions_of(c, 1, topic)
+                if all(p.leader_id in (1, 3, 5) for p in ps.values()):
+                    return ps
+                raise LookupError({i: p.leader_id for i, p in ps.items()})  # named on timeout
+            wait_until(led_in_rack_a, "every partition led in rack-a", TIMEOUT, 0.1)
+            leaders_moved = time.monotonic() - t0
+
+            def isr_without_lost():
+                ps = partitions_of(c, 1, topic)
+                if all(not set(p.isr_nodes) & set(LOST) for p in ps.values()):
+                    return ps
+                raise LookupError({i: list(p.isr_nodes) for i, p in ps.items()})
+            shrunk = wait_until(isr_without_lost, "the lost rack out of every ISR", TIMEOUT, 0.2)
+            isr_size = {i: len(p.isr_nodes) for i, p in shrunk.items()}
+            # One acks=all record per partition, no retries: min.insync.replicas=2 decides.
+            outcome = produce_each(c.bootstrap_of([1, 3, 5]), topic, 10)
+            expected = {p: "ok" if isr_size[p] >= 2 else "NOT_ENOUGH_REPLICAS" for p in range(10)}
+            assert outcome == expected, f"ISR sizes {isr_size}: got {outcome}"
+            t1 = time.monotonic()
+            for i in LOST:
+                c.start_node(i)
+            wait_fully_replicated(c, topic, 10, 3, node_ids=[1, 3, 5])
+            isr_full = time.monotonic() - t1
+            time.sleep(1.0)
+        finally:
+            producer.stop()
+        counted = check_acked(c.bootstrap_of([1, 3, 5]), topic, producer.acked)
+        assert counted["missing"] == 0 and counted["duplicated"] == 0, counted
+        assert producer.unexpected_errors() == {}, producer.unexpected_errors()
+        writable = sum(1 for v in outcome.values() if v == "ok")
+        observe("losing a rack", f"rack-b (nodes 2, 4) killed: every partition led in rack-a after "
+                f"{leaders_moved:.2f} s; with min.insync.replicas=2, {writable} of 10 partitions took acks=all "
+                f"writes (ISR sizes {dict(sorted(isr_size.items()))}), the rest NOT_ENOUGH_REPLICAS; ISR full "
+                f"{isr_full:.2f} s after the rack restarted; producer: {counted['acked']} acked ({before} before "
+                f"the loss), 0 lost, 0 duplicated, client errors "
+                f"{dict(producer.failed + producer.client_errors) or 'none'}")
+
+
+def produce_each(bootstrap: str, topic: str, partitions: int) -> dict[int, str]:
+    """One acks=all record to each partition without retries: 'ok' or the error name."""
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 0,
+                                         "enable.idempotence": False, "message.timeout.ms": 10000})
+    outcome: dict[int, str] = {}
+
+    def done(err, msg):
+        outcome[msg.partition()] = "ok" if err is None else err.name()
+    for p in range(partitions):
+        producer.produce(topic, b"one each to %d" % p, partition=p, on_delivery=done)
+    assert producer.flush(30) == 0
+    return outcome

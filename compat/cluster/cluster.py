@@ -101,6 +101,9 @@ class NodeSpec:
     node_id: int
     roles: str = "broker,controller"
     rack: str | None = None
+    # A controller of a dynamic quorum that is not one of its initial voters: formatted with
+    # --no-initial-controllers, made a voter later (kafka-metadata-quorum add-controller).
+    joining: bool = False
 
     @property
     def is_broker(self) -> bool:
@@ -259,6 +262,11 @@ class Cluster:
         return [i for i in self.node_ids if self.nodes[i].is_controller]
 
     @property
+    def initial_controller_ids(self) -> list[int]:
+        """The controllers the quorum starts with (all but the joining ones)."""
+        return [i for i in self.controller_ids if not self.nodes[i].spec.joining]
+
+    @property
     def live_broker_ids(self) -> list[int]:
         return [i for i in self.broker_ids if self.nodes[i].alive and not self.nodes[i].stopped_by_signal]
 
@@ -275,16 +283,16 @@ class Cluster:
 
     @property
     def quorum_voters(self) -> str:
-        return ",".join(f"{i}@127.0.0.1:{self.nodes[i].controller_port}" for i in self.controller_ids)
+        return ",".join(f"{i}@127.0.0.1:{self.nodes[i].controller_port}" for i in self.initial_controller_ids)
 
     @property
     def quorum_bootstrap_servers(self) -> str:
-        return ",".join(f"127.0.0.1:{self.nodes[i].controller_port}" for i in self.controller_ids)
+        return ",".join(f"127.0.0.1:{self.nodes[i].controller_port}" for i in self.initial_controller_ids)
 
     @property
     def initial_controllers(self) -> str:
         return ",".join(f"{i}@127.0.0.1:{self.nodes[i].controller_port}:{self.directory_ids[i]}"
-                        for i in self.controller_ids)
+                        for i in self.initial_controller_ids)
 
     def meta_properties(self, node_id: int) -> dict[str, str]:
         """The node's meta.properties (its log dir's), as written by the format step."""
@@ -371,9 +379,9 @@ class Cluster:
     def format_command(self, node_id: int) -> list[str]:
         n = self.nodes[node_id]
         args = ["format", "-t", self.cluster_id, "-c", str(n.config_file)]
-        if self.dynamic_quorum and not n.is_controller:
+        if self.dynamic_quorum and (not n.is_controller or n.spec.joining):
             args.append("--no-initial-controllers")
-        elif self.dynamic_quorum and len(self.controller_ids) == 1:
+        elif self.dynamic_quorum and len(self.initial_controller_ids) == 1:
             args.append("--standalone")  # a quorum of one, its directory id chosen by the format step
         elif self.dynamic_quorum:
             args += ["--initial-controllers", self.initial_controllers]

@@ -344,3 +344,78 @@ def produce_each(bootstrap: str, topic: str, partitions: int) -> dict[int, str]:
         producer.produce(topic, b"one each to %d" % p, partition=p, on_delivery=done)
     assert producer.flush(30) == 0
     return outcome
+
+
+# ======================================================================== controller membership
+
+MEMBERS = [NodeSpec(1, "broker,controller", "rack-a"),
+           NodeSpec(2, "broker,controller", "rack-b"),
+           NodeSpec(3, "broker,controller", "rack-c"),
+           NodeSpec(4, "controller", joining=True)]
+
+
+def quorum_status(c, via: int) -> tuple[list[dict], str]:
+    """kafka-metadata-quorum describe --status: CurrentVoters, and the whole output."""
+    out = kafka_tools.run("kafka-metadata-quorum", "--bootstrap-server", c.node(via).bootstrap, "describe",
+                          "--status")
+    assert out.code == 0, out
+    line = next(x for x in out.stdout.splitlines() if x.startswith("CurrentVoters:"))
+    return json.loads(line.split(":", 1)[1]), out.stdout
+
+
+class TestControllerMembership:
+    """KIP-853 with the official tool: a dynamic quorum of nodes 1-3; node 4, a controller
+    formatted with --no-initial-controllers, is added with add-controller, then node 1 is
+    removed with remove-controller, and the quorum of 2, 3, 4 survives its leader's kill."""
+
+    @pytest.fixture(scope="class")
+    def members(self, impl, tmp_path_factory):
+        with running(impl, tmp_path_factory, MEMBERS, "members", extra_config=CONFIG, dynamic_quorum=True,
+                     node_ids=[1, 2, 3]) as c:
+            yield c
+
+    def test_add_then_remove_a_controller(self, members, observe):
+        c = members
+        voters, _ = quorum_status(c, 2)
+        assert sorted(v["id"] for v in voters) == [1, 2, 3], voters
+        c.start_node(4)
+        directory = c.meta_properties(4)["directory.id"]
+        t0 = time.monotonic()
+        added = kafka_tools.run("kafka-metadata-quorum", "--bootstrap-server", c.node(2).bootstrap,
+                                "--command-config", str(c.node(4).config_file), "add-controller", timeout=120)
+        took = time.monotonic() - t0
+        assert added.code == 0, added
+
+        def four_voters():
+            voters, status = quorum_status(c, 2)
+            if sorted(v["id"] for v in voters) == [1, 2, 3, 4]:
+                return voters, status
+            raise LookupError(status)
+        voters, status = wait_until(four_voters, "node 4 among the voters", 60, 0.5)
+        (four,) = [v for v in voters if v["id"] == 4]
+        assert four.get("directoryId") == directory, status
+        assert four["endpoints"] == [f"CONTROLLER://127.0.0.1:{c.node(4).controller_port}"], status
+        # Remove node 1 (an initial voter): the quorum goes on with 2, 3 and 4.
+        removed = kafka_tools.run("kafka-metadata-quorum", "--bootstrap-server", c.node(2).bootstrap,
+                                  "remove-controller", "--controller-id", "1",
+                                  "--controller-directory-id", c.directory_ids[1], timeout=120)
+        assert removed.code == 0, removed
+
+        def without_one():
+            voters, status = quorum_status(c, 2)
+            if sorted(v["id"] for v in voters) == [2, 3, 4]:
+                return status
+            raise LookupError(status)
+        status = wait_until(without_one, "voters 2, 3, 4", 60, 0.5)
+        leader = c.active_controller(via=2)
+        assert leader in (2, 3, 4), leader
+        # The new quorum elects without node 1: kill its leader, create a topic.
+        c.kill_9(leader)
+        new_leader = c.active_controller(exclude=(leader,), via=next(i for i in (2, 3) if i != leader))
+        assert new_leader in (2, 3, 4) and new_leader != leader, new_leader
+        topic = unique("after-members")
+        create(c, topic, 1, 2, bootstrap=c.node(next(i for i in (2, 3) if i != leader)).bootstrap)
+        c.restart(leader) if leader != 4 else c.start_node(4)
+        observe("add-controller / remove-controller", f"add-controller answered in {took:.2f} s; "
+                f"{added.stdout.strip()} | {removed.stdout.strip()} | after: "
+                f"{' | '.join(status.strip().splitlines()[-3:-1])}; leader {leader} killed, {new_leader} took over")

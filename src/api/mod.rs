@@ -19,6 +19,7 @@ pub mod produce;
 pub mod producers;
 pub mod quorum;
 pub mod quotas;
+pub mod raft_voters;
 pub mod reassignments;
 pub mod replicas;
 pub mod replication_wait;

@@ -56,27 +56,41 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, _req: DescribeQuorumR
             let progress = metrics.replication.clone().unwrap_or_default();
             let voters = quorum
                 .voters()
-                .keys()
+                .into_keys()
                 .map(|id| {
-                    let matched = if *id == quorum.node_id() {
+                    let matched = if id == quorum.node_id() {
                         metrics.last_log_index.map(|i| i as i64 + 1)
                     } else {
-                        progress.get(id).map(|m| m.map_or(0, |l| l.index as i64 + 1))
+                        progress.get(&id).map(|m| m.map_or(0, |l| l.index as i64 + 1))
                     };
                     voter(
-                        *id as i32,
+                        id as i32,
                         matched.unwrap_or(-1),
                         matched.is_some_and(|m| m >= committed),
                     )
-                    .with_replica_directory_id(quorum.directory_of(*id).unwrap_or_default())
+                    .with_replica_directory_id(quorum.directory_of(id).unwrap_or_default())
                 })
                 .collect();
-            let observers = image
+            let current = quorum.voters();
+            let learners = quorum.learners();
+            let mut observers: Vec<ReplicaState> = image
                 .brokers
                 .values()
-                .filter(|b| !quorum.voters().contains_key(&(b.broker_id as u64)))
+                .filter(|b| {
+                    !current.contains_key(&(b.broker_id as u64)) && !learners.contains_key(&(b.broker_id as u64))
+                })
                 .map(|b| voter(b.broker_id, -1, false).with_replica_directory_id(b.directory_id.unwrap_or_default()))
                 .collect();
+            // Controllers replicating the log before they are made voters.
+            observers.extend(learners.iter().map(|(id, node)| {
+                let matched = progress.get(id).map(|m| m.map_or(0, |l| l.index as i64 + 1));
+                voter(
+                    *id as i32,
+                    matched.unwrap_or(-1),
+                    matched.is_some_and(|m| m >= committed),
+                )
+                .with_replica_directory_id(node.directory_id.unwrap_or_default())
+            }));
             let listener = broker
                 .config
                 .cluster
@@ -88,8 +102,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, _req: DescribeQuorumR
                 quorum
                     .voters()
                     .iter()
-                    .filter_map(|(id, address)| {
-                        let (host, port) = address.rsplit_once(':')?;
+                    .filter_map(|(id, node)| {
+                        let (host, port) = node.addr.rsplit_once(':')?;
                         Some(Node::default().with_node_id(BrokerId(*id as i32)).with_listeners(
                             vec![Listener::default()
                         .with_name(StrBytes::from_string(listener.clone()))

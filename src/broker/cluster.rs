@@ -43,16 +43,12 @@ pub async fn start_quorum(
     publications: mpsc::UnboundedSender<Publication>,
 ) -> io::Result<Arc<Quorum>> {
     // Static voters, or the initial voters of a dynamic quorum (KIP-853).
+    // None: formatted with --no-initial-controllers, this controller waits
+    // to be added (`kafka-metadata-quorum add-controller`).
     let voters: Vec<Voter> = match (&config.cluster.voters, &format.initial_voters) {
         (v, _) if !v.is_empty() => v.clone(),
         (_, Some(initial)) => initial.clone(),
-        _ => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "joining a dynamic quorum formatted with --no-initial-controllers is not supported yet: \
-                 format with --standalone or --initial-controllers, or set controller.quorum.voters",
-            ))
-        }
+        _ => Vec::new(),
     };
     let directories = voters
         .iter()

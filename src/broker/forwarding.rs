@@ -33,6 +33,8 @@ pub fn is_forwarded(api: ApiKey) -> bool {
             | ApiKey::ElectLeaders
             | ApiKey::AlterPartitionReassignments
             | ApiKey::ListPartitionReassignments
+            | ApiKey::AddRaftVoter
+            | ApiKey::RemoveRaftVoter
     )
 }
 

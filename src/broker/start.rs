@@ -295,10 +295,16 @@ impl RunningBroker {
             }
         }
         background.spawn(super::housekeeping::run(broker.clone()));
+        // A controller-only node (process.roles=controller) is no broker: it
+        // registers nothing, so no replica is ever placed on it.
+        let is_broker = broker.config.cluster.roles.is_none_or(|r| r.broker);
         if broker.controller.is_clustered() {
             // The quorum needs this node's listener to elect a leader: register once it is up.
             let registering = broker.clone();
             background.spawn(async move {
+                if !is_broker {
+                    return;
+                }
                 // Until registered, this broker leads nothing: keep trying.
                 loop {
                     match register(&registering).await {
@@ -394,7 +400,8 @@ impl RunningBroker {
     /// closes every log so that the next start is fast.
     pub async fn shutdown(self) -> io::Result<()> {
         info!("shutting down");
-        if self.broker.controller.is_clustered() {
+        let is_broker = self.broker.config.cluster.roles.is_none_or(|r| r.broker);
+        if self.broker.controller.is_clustered() && is_broker {
             super::cluster::controlled_shutdown(&self.broker).await;
         }
         self.broker.shutdown.cancel();

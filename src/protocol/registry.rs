@@ -163,6 +163,12 @@ registry! {
     DescribeQuorum: DescribeQuorumRequest => DescribeQuorumResponse, versions 0..=2, handler api::quorum::handle,
         errors |r| std::iter::once(r.error_code)
             .chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+    AddRaftVoter: AddRaftVoterRequest => AddRaftVoterResponse, versions 0..=0,
+        handler api::raft_voters::handle_add_raft_voter,
+        errors |r| [r.error_code];
+    RemoveRaftVoter: RemoveRaftVoterRequest => RemoveRaftVoterResponse, versions 0..=0,
+        handler api::raft_voters::handle_remove_raft_voter,
+        errors |r| [r.error_code];
     DescribeCluster: DescribeClusterRequest => DescribeClusterResponse, versions 0..=2,
         handler api::cluster::handle_describe_cluster,
         errors |r| [r.error_code];

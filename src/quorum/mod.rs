@@ -65,8 +65,21 @@ pub struct Quorum {
     raft: Raft,
     state_machine: MetadataStateMachine,
     peers: Arc<Peers>,
-    voters: BTreeMap<NodeId, String>,
-    directories: BTreeMap<NodeId, uuid::Uuid>,
+}
+
+/// Why a voter could not be added or removed (KIP-853's errors).
+#[derive(Debug, Error)]
+pub enum VoterChangeError {
+    #[error("this node is not the active controller")]
+    NotLeader,
+    #[error("The voter id for ReplicaKey(id={0}) is already part of the set of voters.")]
+    Duplicate(NodeId),
+    #[error("Cannot remove voter ReplicaKey(id={0}) since it is not part of the voter set.")]
+    NotAVoter(NodeId),
+    #[error("The voter's directory id {given} does not match {known}.")]
+    WrongDirectory { given: uuid::Uuid, known: uuid::Uuid },
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// openraft's timers for one voter, from `controller.quorum.election.timeout.ms`
@@ -169,11 +182,13 @@ impl Quorum {
         )
         .await
         .map_err(|e| io::Error::other(e.to_string()))?;
-        if fresh {
+        // A controller formatted without initial voters (KIP-853) waits to be
+        // added: the leader replicates to it once it is a learner.
+        if fresh && !config.voters.is_empty() {
             let members: BTreeMap<NodeId, Node> = config
                 .voters
                 .iter()
-                .map(|(id, addr)| (*id, Node::new(addr.clone())))
+                .map(|(id, addr)| (*id, Node::new(addr.clone(), config.directories.get(id).copied())))
                 .collect();
             // Another voter may have initialized us already: that is fine.
             if let Err(e) = raft.initialize(members).await {
@@ -191,8 +206,6 @@ impl Quorum {
             raft,
             state_machine,
             peers,
-            voters: config.voters,
-            directories: config.directories,
         })
     }
 
@@ -200,13 +213,86 @@ impl Quorum {
         self.node_id
     }
 
-    pub fn voters(&self) -> &BTreeMap<NodeId, String> {
-        &self.voters
+    /// The voters of the latest membership this node knows.
+    pub fn voters(&self) -> BTreeMap<NodeId, Node> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        membership
+            .voter_ids()
+            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
+            .collect()
+    }
+
+    /// Members that replicate the log without voting (controllers waiting
+    /// to be added as voters).
+    pub fn learners(&self) -> BTreeMap<NodeId, Node> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        membership
+            .learner_ids()
+            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
+            .collect()
     }
 
     /// A voter's metadata directory id (dynamic quorums only).
     pub fn directory_of(&self, id: NodeId) -> Option<uuid::Uuid> {
-        self.directories.get(&id).copied()
+        self.voters().get(&id).and_then(|n| n.directory_id)
+    }
+
+    /// As the leader: makes `id` a voter (KIP-853's AddRaftVoter). It first
+    /// replicates the log as a learner until caught up, then joins the
+    /// voters in a membership change; answered once that is committed.
+    pub async fn add_voter(&self, id: NodeId, node: Node) -> Result<(), VoterChangeError> {
+        if !self.is_leader() {
+            return Err(VoterChangeError::NotLeader);
+        }
+        if self.voters().contains_key(&id) {
+            return Err(VoterChangeError::Duplicate(id));
+        }
+        let failed = |e: String| VoterChangeError::Failed(e);
+        self.raft
+            .add_learner(id, node, true)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let voters: std::collections::BTreeSet<NodeId> = [id].into();
+        self.raft
+            .change_membership(openraft::ChangeMembers::AddVoterIds(voters), false)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        info!(voter = id, "added a voter to the controller quorum");
+        Ok(())
+    }
+
+    /// As the leader: takes `id` out of the voters (RemoveRaftVoter); a
+    /// leader that removes itself hands over once the change is committed.
+    pub async fn remove_voter(&self, id: NodeId, directory_id: uuid::Uuid) -> Result<(), VoterChangeError> {
+        if !self.is_leader() {
+            return Err(VoterChangeError::NotLeader);
+        }
+        let voters = self.voters();
+        let Some(node) = voters.get(&id) else {
+            return Err(VoterChangeError::NotAVoter(id));
+        };
+        if let Some(known) = node
+            .directory_id
+            .filter(|known| *known != directory_id && !directory_id.is_nil())
+        {
+            return Err(VoterChangeError::WrongDirectory {
+                given: directory_id,
+                known,
+            });
+        }
+        let gone: std::collections::BTreeSet<NodeId> = [id].into();
+        // Kept as a learner: a removed voter goes on as an observer (its
+        // broker, if it has one, still needs the metadata), as in Kafka.
+        self.raft
+            .change_membership(openraft::ChangeMembers::RemoveVoters(gone), true)
+            .await
+            .map_err(|e| VoterChangeError::Failed(e.to_string()))?;
+        info!(voter = id, "removed a voter from the controller quorum");
+        Ok(())
     }
 
     pub fn raft(&self) -> &Raft {
@@ -273,10 +359,11 @@ impl Quorum {
     ) -> Result<(NodeId, QuorumResponse), QuorumError> {
         let leader = self.wait_for_leader(timeout).await?;
         let address = self
-            .voters
+            .voters()
             .get(&leader)
+            .map(|n| n.addr.clone())
             .ok_or_else(|| QuorumError::Failed(format!("no address for controller {leader}")))?;
-        let client = self.peers.client(leader, address);
+        let client = self.peers.client(leader, &address);
         client
             .call(request, timeout)
             .await

@@ -33,6 +33,8 @@ class AckedProducer(threading.Thread):
         self.topic, self.rate, self.limit = topic, rate, limit
         self.padding = b"x" * max(0, size - 16)
         self.acked: list[tuple[int, int, bytes]] = []
+        # (seconds from produce() to its acknowledgement, when it was acknowledged: monotonic)
+        self.latencies: list[tuple[float, float]] = []
         self.failed: collections.Counter = collections.Counter()  # delivery failures by error
         self.client_errors: collections.Counter = collections.Counter()  # error_cb by error
         self.sent = 0
@@ -50,6 +52,7 @@ class AckedProducer(threading.Thread):
         with self._lock:
             if err is None:
                 self.acked.append((msg.partition(), msg.offset(), msg.value()))
+                self.latencies.append((msg.latency() or 0.0, time.monotonic()))
             else:
                 self.failed[err.name()] += 1
 

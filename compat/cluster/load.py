@@ -15,6 +15,7 @@ import threading
 import time
 
 import confluent_kafka
+import confluent_kafka.admin
 
 # Errors a Kafka client retries by itself: what a user may see in the client's log while
 # leadership or replicas move, without losing anything.
@@ -87,7 +88,7 @@ class AckedProducer(threading.Thread):
 
 def check_acked(bootstrap: str, topic: str, acked, timeout: float = 120.0) -> dict[str, int]:
     """Reads the whole topic (read_committed off: plain records) and counts the acked values
-    missing and the values read more than once."""
+    missing and those read more than once ("read": how many acked values were read)."""
     admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": bootstrap})
     md = admin.list_topics(topic, timeout=30)
     partitions = sorted(md.topics[topic].partitions)
@@ -99,6 +100,7 @@ def check_acked(bootstrap: str, topic: str, acked, timeout: float = 120.0) -> di
             ends[p] = consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=30)[1]
         consumer.assign([confluent_kafka.TopicPartition(topic, p, 0) for p in partitions])
         seen: collections.Counter = collections.Counter()
+        wanted = {v for _, _, v in acked}  # other records in the topic are not counted
         position = {p: 0 for p in partitions}
         deadline = time.monotonic() + timeout
         while any(position[p] < ends[p] for p in partitions):
@@ -106,7 +108,8 @@ def check_acked(bootstrap: str, topic: str, acked, timeout: float = 120.0) -> di
             for m in consumer.consume(1000, 1.0):
                 if m.error():
                     continue
-                seen[m.value()] += 1
+                if m.value() in wanted:
+                    seen[m.value()] += 1
                 position[m.partition()] = m.offset() + 1
     finally:
         consumer.close()

@@ -21,7 +21,7 @@ import confluent_kafka
 import pytest
 
 import kafka_tools
-from cluster import NodeSpec, wait_until
+from cluster import Cluster, NodeSpec, wait_until
 from load import AckedProducer, check_acked
 from test_cluster import create, partitions_of, running, unique, wait_fully_replicated
 
@@ -419,3 +419,70 @@ class TestControllerMembership:
         observe("add-controller / remove-controller", f"add-controller answered in {took:.2f} s; "
                 f"{added.stdout.strip()} | {removed.stdout.strip()} | after: "
                 f"{' | '.join(status.strip().splitlines()[-3:-1])}; leader {leader} killed, {new_leader} took over")
+
+
+# ======================================================================== several log dirs (JBOD)
+
+class TestSeveralLogDirs:
+    """One node (broker+controller) with two log dirs: partitions spread over both
+    (kafka-log-dirs), and kafka-reassign-partitions with log_dirs moves a replica from one
+    to the other (AlterReplicaLogDirs) with its records."""
+
+    @pytest.fixture(scope="class")
+    def jbod(self, impl, tmp_path_factory):
+        d = tmp_path_factory.mktemp(f"{impl}-jbod")
+        dirs = [d / "node-1" / "data", d / "node-1" / "data2"]
+        c = Cluster(impl, d, [NodeSpec(1, "broker,controller")],
+                    extra_config=lambda spec: {"log.dirs": ",".join(map(str, dirs))})
+        c.start(timeout=180)
+        try:
+            yield c, dirs
+        finally:
+            c.stop()
+
+    def test_replicas_spread_over_log_dirs_and_move_between_them(self, jbod, observe, tmp_path):
+        c, dirs = jbod
+        topic = unique("jbod")
+        create(c, topic, 4, 1)
+        wait_fully_replicated(c, topic, 4, 1)
+        producer = confluent_kafka.Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+        for i in range(100):
+            producer.produce(topic, b"before %d" % i, partition=i % 4)
+        assert producer.flush(30) == 0
+
+        def where() -> dict[int, str]:
+            out = kafka_tools.run("kafka-log-dirs", "--bootstrap-server", c.bootstrap, "--describe",
+                                  "--broker-list", "1", "--topic-list", topic)
+            assert out.code == 0, out
+            described = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
+            return {int(p["partition"].rsplit("-", 1)[1]): d["logDir"]
+                    for b in described["brokers"] for d in b["logDirs"] for p in d["partitions"]
+                    if not p.get("isFuture")}
+        before = where()
+        canonical = {str(p.resolve()) for p in dirs}
+        assert sorted(before) == [0, 1, 2, 3] and set(before.values()) == canonical, before
+        moving = 0
+        target = next(d for d in canonical if d != before[moving])
+        plan = tmp_path / "dirs.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [
+            {"topic": topic, "partition": moving, "replicas": [1], "log_dirs": [target]}]}))
+        executed = reassign(c, "--execute", "--reassignment-json-file", str(plan))
+        assert executed.code == 0, executed
+        took, verified = verify_until_done(c, plan)
+        after = wait_until(lambda: (lambda w: w if w.get(moving) == target else None)(where()),
+                           f"partition {moving} in {target}", 60, 0.5)
+        assert {p: d for p, d in after.items() if p != moving} == {p: d for p, d in before.items() if p != moving}
+        producer.produce(topic, b"after", partition=moving)
+        assert producer.flush(30) == 0
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": c.bootstrap, "group.id": unique("jbod-read"),
+                                             "enable.auto.commit": False})
+        consumer.assign([confluent_kafka.TopicPartition(topic, moving, 0)])
+        values = []
+        deadline = time.monotonic() + 30
+        while len(values) < 26 and time.monotonic() < deadline:
+            values += [m.value() for m in consumer.consume(100, 1.0) if not m.error()]
+        consumer.close()
+        assert values == [b"before %d" % i for i in range(moving, 100, 4)] + [b"after"], values
+        observe("JBOD", f"4 partitions over 2 log dirs {sorted(before.items())}; partition {moving} moved to "
+                f"{target} (--verify done after {took:.2f} s): its 25 records and a new one read back; "
+                f"--verify: {verified.stdout.strip().splitlines()[-1]}")

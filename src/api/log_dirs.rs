@@ -1,12 +1,18 @@
 //! DescribeLogDirs: each log directory, its partitions and their sizes, and
-//! the disk's total and usable bytes.
+//! the disk's total and usable bytes. AlterReplicaLogDirs: moves a hosted
+//! replica to another of this broker's log directories (JBOD).
 
 use super::RequestContext;
 use crate::broker::Broker;
+use kafka_protocol::messages::alter_replica_log_dirs_response::{
+    AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
+};
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
-use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+use kafka_protocol::messages::{
+    AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -102,4 +108,57 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeLogDirsR
         })
         .collect();
     DescribeLogDirsResponse::default().with_results(results)
+}
+
+pub async fn handle_alter_replica_log_dirs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AlterReplicaLogDirsRequest,
+) -> AlterReplicaLogDirsResponse {
+    use kafka_protocol::ResponseError as E;
+    let allowed = broker.authorize_cluster(ctx, crate::auth::acl::operation::ALTER);
+    let mut results: Vec<AlterReplicaLogDirTopicResult> = Vec::new();
+    for dir in req.dirs {
+        let target = broker.replicas.log_dir_index(Path::new(dir.path.as_str()));
+        for t in dir.topics {
+            let topic = broker.replicas.topic(&t.name);
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for index in t.partitions {
+                let code = match (&topic, target) {
+                    _ if !allowed => E::ClusterAuthorizationFailed.code(),
+                    (_, None) => E::LogDirNotFound.code(),
+                    (None, _) => E::ReplicaNotAvailable.code(),
+                    (Some(topic), Some(to)) => match topic.partition(index) {
+                        None => E::ReplicaNotAvailable.code(),
+                        Some(p) => match broker.replicas.move_to_dir(p.clone(), to).await {
+                            Ok(()) => {
+                                tracing::info!(topic = %topic.name, partition = index, dir = %dir.path.as_str(),
+                                    "moved a replica to another log dir");
+                                0
+                            }
+                            Err(e) => {
+                                tracing::warn!(topic = %topic.name, partition = index, error = %e,
+                                    "could not move a replica to another log dir");
+                                E::KafkaStorageError.code()
+                            }
+                        },
+                    },
+                };
+                partitions.push(
+                    AlterReplicaLogDirPartitionResult::default()
+                        .with_partition_index(index)
+                        .with_error_code(code),
+                );
+            }
+            match results.iter_mut().find(|r| r.topic_name == t.name) {
+                Some(r) => r.partitions.extend(partitions),
+                None => results.push(
+                    AlterReplicaLogDirTopicResult::default()
+                        .with_topic_name(t.name)
+                        .with_partitions(partitions),
+                ),
+            }
+        }
+    }
+    AlterReplicaLogDirsResponse::default().with_results(results)
 }

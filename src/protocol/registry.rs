@@ -206,6 +206,9 @@ registry! {
     IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, versions 0..=1,
         handler api::alter_configs::handle_incremental_alter_configs,
         errors |r| r.responses.iter().map(|x| x.error_code);
+    AlterReplicaLogDirs: AlterReplicaLogDirsRequest => AlterReplicaLogDirsResponse, versions 1..=2,
+        handler api::log_dirs::handle_alter_replica_log_dirs,
+        errors |r| r.results.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
     DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse, versions 1..=4, handler api::log_dirs::handle,
         errors |r| std::iter::once(r.error_code).chain(r.results.iter().map(|x| x.error_code));
     DescribeTopicPartitions: DescribeTopicPartitionsRequest => DescribeTopicPartitionsResponse, versions 0..=0,

@@ -12,6 +12,7 @@ use crate::config::topic::{LogConfig, TopicDefaults};
 use crate::metadata::controller::topic_defaults;
 use crate::metadata::delta::MetadataChanges;
 use crate::metadata::image::{MetadataImage, TopicImage};
+use crate::storage::LogError;
 use crate::storage::{LogManager, Partition};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
@@ -423,6 +424,20 @@ impl ReplicaManager {
     /// follower serves consumers in that epoch (KIP-392).
     pub fn followed_epoch(&self, topic_id: Uuid, index: i32) -> Option<i32> {
         self.fetchers.following(topic_id, index).map(|(_, _, epoch)| epoch)
+    }
+
+    /// Moves a hosted partition's log to log directory `dir` (AlterReplicaLogDirs),
+    /// off the async threads.
+    pub async fn move_to_dir(&self, partition: Arc<Partition>, dir: usize) -> Result<(), LogError> {
+        let logs = self.logs.clone();
+        crate::storage::blocking(move || logs.move_partition(&partition, dir))
+            .await
+            .map_err(LogError::Io)?
+    }
+
+    /// The index in `log.dirs` of the directory that is `path`, if any.
+    pub fn log_dir_index(&self, path: &std::path::Path) -> Option<usize> {
+        self.logs.find_dir(path)
     }
 
     /// A broker's address on the inter-broker listener, as the image has it.

@@ -203,6 +203,82 @@ impl LogManager {
         Ok((log, report))
     }
 
+    /// The log directory a partition's log is in (its index in `log.dirs`).
+    pub fn dir_of(&self, partition: &Partition) -> Option<PathBuf> {
+        let key = (partition.topic().to_string(), partition.index());
+        let placement = self.placement.lock().unwrap_or_else(|e| e.into_inner());
+        placement.get(&key).map(|i| self.dirs[*i].path.clone())
+    }
+
+    /// The configured log directory that is `path` (compared canonically).
+    pub fn find_dir(&self, path: &Path) -> Option<usize> {
+        let wanted = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.dirs
+            .iter()
+            .position(|d| std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()) == wanted)
+    }
+
+    /// Moves a partition's log to another of the broker's log directories
+    /// (AlterReplicaLogDirs). Appends wait meanwhile: the log is closed,
+    /// its directory renamed (copied when the directories are on different
+    /// file systems) and loaded again from there, with its high watermark,
+    /// cleaner position and role kept. On the same file system this is a
+    /// rename, so the wait is short whatever the size.
+    pub fn move_partition(&self, partition: &Partition, to: usize) -> Result<(), LogError> {
+        let key = (partition.topic().to_string(), partition.index());
+        let Some(from) = self
+            .placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied()
+        else {
+            return Err(LogError::Deleted);
+        };
+        if from == to {
+            return Ok(());
+        }
+        let mut log = partition.log();
+        if log.is_deleted() {
+            return Err(LogError::Deleted);
+        }
+        let (config, hw, start, dirty, replicated) = (
+            log.config().clone(),
+            log.high_watermark(),
+            log.log_start_offset(),
+            log.first_dirty_offset(),
+            log.is_replicated(),
+        );
+        log.close()?;
+        let name = partition_dir_name(&key.0, key.1);
+        let (old, new) = (self.dirs[from].path.join(&name), self.dirs[to].path.join(&name));
+        if new.exists() {
+            // Left by an earlier move that did not finish: this copy is the one in use.
+            std::fs::remove_dir_all(&new)?;
+        }
+        if std::fs::rename(&old, &new).is_err() {
+            copy_dir(&old, &new)?;
+            std::fs::remove_dir_all(&old)?;
+        }
+        let (mut moved, _) = LogLoader {
+            dir: &new,
+            config,
+            clean_shutdown: true,
+            recovery_point: log.recovery_point(),
+            log_start_offset: start,
+            now_ms: now_ms(),
+        }
+        .load()?;
+        moved.mark_cleaned(dirty.min(moved.log_end_offset()));
+        moved.restore_high_watermark(hw);
+        if replicated {
+            moved.set_replicated(true);
+        }
+        *log = moved;
+        self.placement.lock().unwrap_or_else(|e| e.into_inner()).insert(key, to);
+        Ok(())
+    }
+
     /// Deletes a partition: it stops serving at once; its directory is renamed
     /// aside and removed in the background.
     pub fn delete_partition(&self, partition: &Partition) {
@@ -285,6 +361,19 @@ impl LogManager {
 }
 
 /// Splits `<topic>-<partition>` (topics may contain '-').
+/// Copies a partition directory (its files only: it has no subdirectories).
+fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    let dir = File::open(to)?;
+    dir.sync_all()
+}
+
 pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
     let (topic, p) = name.rsplit_once('-')?;
     if topic.is_empty() || p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
@@ -334,6 +423,32 @@ mod tests {
         let logs = LogManager::open(&dirs).unwrap();
         let (p, _) = logs.open_partition("c", 0, id, LogConfig::default()).unwrap();
         assert_eq!(p.log().first_dirty_offset(), 7);
+    }
+
+    #[test]
+    fn a_moved_partition_keeps_its_records_and_is_found_in_its_new_dir_after_a_restart() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
+        let id = uuid::Uuid::new_v4();
+        let batch =
+            || crate::storage::batch::tests::encode_batch(10, 0, kafka_protocol::records::Compression::None).to_vec();
+        {
+            let logs = LogManager::open(&dirs).unwrap();
+            let (p, _) = logs.open_partition("m", 0, id, LogConfig::default()).unwrap();
+            p.append_now(&mut batch()).unwrap();
+            let from = logs.find_dir(&logs.dir_of(&p).unwrap()).unwrap();
+            let to = 1 - from;
+            logs.move_partition(&p, to).unwrap();
+            assert_eq!(logs.find_dir(&logs.dir_of(&p).unwrap()), Some(to));
+            assert!(!dirs[from].join("m-0").exists() && dirs[to].join("m-0").exists());
+            // Still serving: the next append lands after the moved records.
+            assert_eq!(p.append_now(&mut batch()).unwrap().base_offset, 10);
+            logs.shutdown(&[p]).unwrap();
+        }
+        let logs = LogManager::open(&dirs).unwrap();
+        let (p, _) = logs.open_partition("m", 0, id, LogConfig::default()).unwrap();
+        assert_eq!(p.log().log_end_offset(), 20);
+        assert!(logs.dir_of(&p).is_some_and(|d| d.join("m-0").exists()));
     }
 
     #[test]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 
 import confluent_kafka
@@ -486,3 +487,65 @@ class TestSeveralLogDirs:
         observe("JBOD", f"4 partitions over 2 log dirs {sorted(before.items())}; partition {moving} moved to "
                 f"{target} (--verify done after {took:.2f} s): its 25 records and a new one read back; "
                 f"--verify: {verified.stdout.strip().splitlines()[-1]}")
+
+
+THREE_NODES = [NodeSpec(1, "broker,controller", "rack-a"), NodeSpec(2, "broker,controller", "rack-b"),
+               NodeSpec(3, "broker,controller", "rack-c")]
+
+
+class TestFailedLogDir:
+    """Three combined nodes with two log dirs each; one of node 1's dirs is removed under
+    an acks=all producer: its partitions go offline on node 1 only (out of their ISRs,
+    led elsewhere), node 1 keeps serving the partitions in its other dir."""
+
+    @pytest.fixture(scope="class")
+    def two_dirs(self, impl, tmp_path_factory):
+        d = tmp_path_factory.mktemp(f"{impl}-failed-dir")
+        config = dict(CONFIG, **{"log.flush.offset.checkpoint.interval.ms": "1000", "min.insync.replicas": "2"})
+        c = Cluster(impl, d, THREE_NODES, extra_config=lambda spec: dict(config, **{
+            "log.dirs": f"{d / f'node-{spec.node_id}' / 'data'},{d / f'node-{spec.node_id}' / 'data2'}"}))
+        c.start(timeout=180)
+        try:
+            yield c, d
+        finally:
+            c.stop()
+
+    def test_a_failed_dir_takes_only_its_partitions_offline(self, two_dirs, observe):
+        c, d = two_dirs
+        topic = unique("failed-dir")
+        create(c, topic, 6, 3)
+        wait_fully_replicated(c, topic, 6, 3)
+        out = kafka_tools.run("kafka-log-dirs", "--bootstrap-server", c.bootstrap, "--describe",
+                              "--broker-list", "1", "--topic-list", topic)
+        described = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
+        failing = str((d / "node-1" / "data2").resolve())
+        in_dir = {dd["logDir"]: sorted(int(p["partition"].rsplit("-", 1)[1]) for p in dd["partitions"])
+                  for b in described["brokers"] for dd in b["logDirs"]}
+        lost, kept = in_dir.get(failing, []), [p for p in range(6) if p not in in_dir.get(failing, [])]
+        assert lost and kept, in_dir
+        producer = AckedProducer(c.bootstrap_of([2, 3]), topic, rate=300)
+        producer.start()
+        try:
+            wait_until(lambda: producer.acked_count() >= 300 or None, "300 records acked first", 60)
+            t0 = time.monotonic()
+            shutil.rmtree(failing)
+
+            def moved():
+                ps = partitions_of(c, 2, topic)
+                if all(ps[p].leader_id != 1 and 1 not in ps[p].isr_nodes for p in lost):
+                    return ps
+                raise LookupError({p: (ps[p].leader_id, list(ps[p].isr_nodes)) for p in lost})
+            wait_until(moved, f"partitions {lost} out of node 1", TIMEOUT, 0.2)
+            took = time.monotonic() - t0
+            time.sleep(3.0)
+            ps = partitions_of(c, 2, topic)
+            assert all(1 in ps[p].isr_nodes for p in kept), {p: list(ps[p].isr_nodes) for p in kept}
+            assert c.node(1).alive and c.answers(1), "node 1 stopped"
+        finally:
+            producer.stop()
+        counted = check_acked(c.bootstrap_of([2, 3]), topic, producer.acked)
+        assert counted["missing"] == 0 and counted["duplicated"] == 0, counted
+        assert producer.unexpected_errors() == {}, producer.unexpected_errors()
+        observe("failed log dir", f"node 1's second dir removed: partitions {lost} out of node 1 (ISR and "
+                f"leadership) {took:.2f} s later, {kept} kept node 1 in their ISR; producer: "
+                f"{counted['acked']} acked, 0 lost, 0 duplicated")

@@ -128,7 +128,16 @@ pub async fn heartbeat(broker: Arc<Broker>) {
         // early and sent again: a new active controller gives every broker
         // one session from its takeover, and one long wait would use it up.
         wait = match tokio::time::timeout(attempt, broker.controller.heartbeat(broker.node_id(), false)).await {
-            Ok(Ok(())) => interval,
+            Ok(Ok(())) => {
+                // Kafka's heartbeat names the failed log dirs; here, their replicas.
+                let offline = broker.replicas.offline_replicas();
+                if !offline.is_empty() {
+                    if let Err(e) = broker.controller.replicas_offline(broker.node_id(), offline).await {
+                        debug!(error = %e, "offline replicas not reported yet");
+                    }
+                }
+                interval
+            }
             Ok(Err(e)) => {
                 debug!(error = %e, "heartbeat not answered");
                 HEARTBEAT_RETRY

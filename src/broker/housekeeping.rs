@@ -41,7 +41,7 @@ pub async fn run(broker: Arc<Broker>) {
     let config = &broker.config;
     let tick = Duration::from_millis(config.flush_scheduler_interval_ms.clamp(10, 1000));
     let retention_every = Duration::from_millis(config.retention_check_interval_ms);
-    let checkpoint_every = Duration::from_secs(60);
+    let checkpoint_every = Duration::from_millis(config.checkpoint_interval_ms.max(100));
     let producer_expiry_every = Duration::from_secs(600);
     let mut last_retention = Instant::now();
     let cleaner_every = Duration::from_millis(config.cleaner_backoff_ms);

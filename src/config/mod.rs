@@ -65,6 +65,7 @@ const KNOWN_KEYS: &[&str] = &[
     "offsets.topic.replication.factor",
     "offsets.topic.segment.bytes",
     "log.retention.check.interval.ms",
+    "log.flush.offset.checkpoint.interval.ms",
     "log.flush.scheduler.interval.ms",
     "log.cleaner.enable",
     "log.cleaner.backoff.ms",
@@ -149,6 +150,9 @@ pub struct BrokerConfig {
     /// `offsets.topic.replication.factor` (a cluster's; a single node's is 1).
     pub offsets_topic_replication_factor: i16,
     pub retention_check_interval_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often recovery points
+    /// (and the other per-dir checkpoints) are written.
+    pub checkpoint_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     /// Whether compacted topics are cleaned, and how often the cleaner looks.
     pub cleaner_enable: bool,
@@ -306,6 +310,12 @@ impl BrokerConfig {
             offsets_topic_replication_factor: num("offsets.topic.replication.factor", 3, 1, i16::MAX as i64)? as i16,
             offsets_topic_segment_bytes: num("offsets.topic.segment.bytes", 104_857_600, 1024, i32::MAX as i64)? as u64,
             retention_check_interval_ms: num("log.retention.check.interval.ms", 300_000, 1, i64::MAX)? as u64,
+            checkpoint_interval_ms: num(
+                "log.flush.offset.checkpoint.interval.ms",
+                60_000,
+                0,
+                i64::from(i32::MAX),
+            )? as u64,
             flush_scheduler_interval_ms: num("log.flush.scheduler.interval.ms", 1000, 1, i64::MAX)? as u64,
             cleaner_enable: parse_bool(&props, "log.cleaner.enable", true)?,
             cleaner_backoff_ms: num("log.cleaner.backoff.ms", 15_000, 0, i64::MAX)? as u64,

@@ -72,6 +72,12 @@ pub enum ControllerOp {
     },
     /// A partition leader asks for an ISR change.
     AlterPartition(crate::metadata::controller::isr::AlterPartition),
+    /// A broker's replicas in a failed log directory (Kafka's heartbeat with
+    /// offline log dirs): out of their ISRs, their leadership moved.
+    ReplicasOffline {
+        broker_id: i32,
+        partitions: Vec<(uuid::Uuid, i32)>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -81,6 +87,7 @@ pub enum ControllerOpReply {
     RegisterBroker,
     Heartbeat,
     AlterPartition,
+    ReplicasOffline,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -160,6 +160,8 @@ pub struct ReplicaManager {
     /// Replication throttles (`*.replication.throttled.*`).
     pub quotas: Arc<ReplicationQuotas>,
     isr_changes: mpsc::UnboundedSender<IsrChange>,
+    /// Replicas in failed log directories (topic id, index).
+    offline: Mutex<Vec<(Uuid, i32)>>,
     isr_changes_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrChange>>>,
     /// Roles are applied one image at a time; the last image applied.
     pub(super) roles: Mutex<Option<Arc<MetadataImage>>>,
@@ -242,6 +244,7 @@ impl ReplicaManager {
             inter_broker_listener,
             leaders: ArcSwap::from_pointee(HashMap::new()),
             isr_changes,
+            offline: Mutex::new(Vec::new()),
             isr_changes_rx: Mutex::new(Some(isr_changes_rx)),
             roles: Mutex::new(None),
             may_lead: std::sync::atomic::AtomicBool::new(!clustered),
@@ -542,7 +545,36 @@ impl ReplicaManager {
 
     /// Writes the checkpoint files (recovery points, log start offsets). Blocking.
     pub fn checkpoint(&self) -> io::Result<()> {
-        self.logs.checkpoint(&self.all_partitions())
+        let failed = self.logs.checkpoint(&self.all_partitions());
+        for dir in failed {
+            self.dir_failed(dir);
+        }
+        Ok(())
+    }
+
+    /// A log directory failed: every partition in it goes out of service
+    /// here (KAFKA_STORAGE_ERROR, no fetching, no leading) and is reported to
+    /// the controller, which moves its leadership (`offline_replicas`).
+    pub fn dir_failed(&self, dir: usize) {
+        let hosted = self.topics.load_full();
+        let mut offline = self.offline.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, index) in self.logs.partitions_in(dir) {
+            let Some(t) = hosted.by_name.get(&topic) else { continue };
+            if let Some(p) = t.partition(index) {
+                p.log().mark_offline();
+                self.fetchers.unfollow(t.id, index);
+                offline.push((t.id, index));
+            }
+        }
+        warn!(
+            partitions = offline.len(),
+            "replicas offline after a log directory failure"
+        );
+    }
+
+    /// This broker's replicas in failed log directories.
+    pub fn offline_replicas(&self) -> Vec<(Uuid, i32)> {
+        self.offline.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Stops the followers' fetching.

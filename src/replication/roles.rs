@@ -40,6 +40,10 @@ impl ReplicaManager {
                 let Some(partition) = topic.partition(index) else {
                     continue;
                 };
+                // In a failed log directory: neither led nor followed here.
+                if partition.log().is_offline() {
+                    continue;
+                }
                 let key = (topic.id, index);
                 let replicated = reg.replicas.len() > 1;
                 if reg.leader == me {

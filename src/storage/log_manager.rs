@@ -32,6 +32,9 @@ struct LogDir {
     cleaner_offsets: Checkpoint,
     /// Each partition's high watermark at the last checkpoint.
     high_watermarks: Checkpoint,
+    /// Writing to it failed: its partitions are out of service, nothing new
+    /// goes there (Kafka's offline log dir).
+    offline: std::sync::atomic::AtomicBool,
 }
 
 pub struct LogManager {
@@ -99,6 +102,7 @@ impl LogManager {
                 log_start_offsets: checkpoint::read(&path.join(LOG_START_OFFSET_FILE))?,
                 cleaner_offsets: checkpoint::read(&path.join(CLEANER_OFFSET_FILE))?,
                 high_watermarks: checkpoint::read(&path.join(HIGH_WATERMARK_FILE))?,
+                offline: Default::default(),
             });
         }
         Ok(LogManager {
@@ -155,7 +159,10 @@ impl LogManager {
                     for i in placement.values() {
                         counts[*i] += 1;
                     }
-                    let chosen = (0..self.dirs.len()).min_by_key(|i| counts[*i]).unwrap_or(0);
+                    let chosen = (0..self.dirs.len())
+                        .filter(|i| !self.is_offline(*i))
+                        .min_by_key(|i| counts[*i])
+                        .unwrap_or(0);
                     placement.insert(key.clone(), chosen);
                     (chosen, false)
                 }
@@ -208,6 +215,31 @@ impl LogManager {
         let key = (partition.topic().to_string(), partition.index());
         let placement = self.placement.lock().unwrap_or_else(|e| e.into_inner());
         placement.get(&key).map(|i| self.dirs[*i].path.clone())
+    }
+
+    /// Whether log directory `i` failed.
+    pub fn is_offline(&self, i: usize) -> bool {
+        self.dirs[i].offline.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes log directory `i` out of service (a write to it failed); true
+    /// the first time. Every partition in it must then be marked offline.
+    pub fn mark_offline(&self, i: usize) -> bool {
+        let first = !self.dirs[i].offline.swap(true, std::sync::atomic::Ordering::Relaxed);
+        if first {
+            tracing::error!(dir = %self.dirs[i].path.display(), "log directory failed: its partitions are offline");
+        }
+        first
+    }
+
+    /// The partitions (topic, index) whose logs are in log directory `i`.
+    pub fn partitions_in(&self, i: usize) -> Vec<(String, i32)> {
+        let placement = self.placement.lock().unwrap_or_else(|e| e.into_inner());
+        placement
+            .iter()
+            .filter(|(_, d)| **d == i)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The configured log directory that is `path` (compared canonically).
@@ -308,8 +340,9 @@ impl LogManager {
     }
 
     /// Writes every directory's recovery point, log start offset and cleaner
-    /// offset checkpoints.
-    pub fn checkpoint(&self, partitions: &[Arc<Partition>]) -> io::Result<()> {
+    /// offset checkpoints. A directory that cannot be written is taken out of
+    /// service (Kafka's log dir failure): the directories newly failed.
+    pub fn checkpoint(&self, partitions: &[Arc<Partition>]) -> Vec<usize> {
         let placement = self.placement.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut recovery: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
         let mut starts: Vec<Checkpoint> = vec![Checkpoint::new(); self.dirs.len()];
@@ -331,13 +364,25 @@ impl LogManager {
             high_watermarks[*i].insert(key.clone(), log.high_watermark());
             starts[*i].insert(key, log.log_start_offset());
         }
+        let mut failed = Vec::new();
         for (i, dir) in self.dirs.iter().enumerate() {
-            checkpoint::write(&dir.path.join(RECOVERY_POINT_FILE), &recovery[i])?;
-            checkpoint::write(&dir.path.join(LOG_START_OFFSET_FILE), &starts[i])?;
-            checkpoint::write(&dir.path.join(CLEANER_OFFSET_FILE), &cleaned[i])?;
-            checkpoint::write(&dir.path.join(HIGH_WATERMARK_FILE), &high_watermarks[i])?;
+            if self.is_offline(i) {
+                continue;
+            }
+            let written = (|| -> io::Result<()> {
+                checkpoint::write(&dir.path.join(RECOVERY_POINT_FILE), &recovery[i])?;
+                checkpoint::write(&dir.path.join(LOG_START_OFFSET_FILE), &starts[i])?;
+                checkpoint::write(&dir.path.join(CLEANER_OFFSET_FILE), &cleaned[i])?;
+                checkpoint::write(&dir.path.join(HIGH_WATERMARK_FILE), &high_watermarks[i])
+            })();
+            if let Err(e) = written {
+                warn!(dir = %dir.path.display(), error = %e, "could not write the log directory's checkpoints");
+                if self.mark_offline(i) {
+                    failed.push(i);
+                }
+            }
         }
-        Ok(())
+        failed
     }
 
     /// Closes every log and leaves the marker that makes the next start fast.
@@ -349,10 +394,14 @@ impl LogManager {
                 warn!(topic = p.topic(), partition = p.index(), error = %e, "could not close log");
             }
         }
-        self.checkpoint(partitions)?;
+        if !self.checkpoint(partitions).is_empty() {
+            ok = false;
+        }
         if ok {
-            for dir in &self.dirs {
-                crate::storage::write_file_atomically(&dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+            for (i, dir) in self.dirs.iter().enumerate() {
+                if !self.is_offline(i) {
+                    crate::storage::write_file_atomically(&dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+                }
             }
             info!("logs closed cleanly");
         }
@@ -360,7 +409,6 @@ impl LogManager {
     }
 }
 
-/// Splits `<topic>-<partition>` (topics may contain '-').
 /// Copies a partition directory (its files only: it has no subdirectories).
 fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::create_dir_all(to)?;
@@ -374,6 +422,7 @@ fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     dir.sync_all()
 }
 
+/// Splits `<topic>-<partition>` (topics may contain '-').
 pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
     let (topic, p) = name.rsplit_once('-')?;
     if topic.is_empty() || p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
@@ -449,6 +498,25 @@ mod tests {
         let (p, _) = logs.open_partition("m", 0, id, LogConfig::default()).unwrap();
         assert_eq!(p.log().log_end_offset(), 20);
         assert!(logs.dir_of(&p).is_some_and(|d| d.join("m-0").exists()));
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_written_goes_offline_alone() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
+        let logs = LogManager::open(&dirs).unwrap();
+        let id = uuid::Uuid::new_v4();
+        let (p0, _) = logs.open_partition("f", 0, id, LogConfig::default()).unwrap();
+        let (p1, _) = logs.open_partition("f", 1, id, LogConfig::default()).unwrap();
+        let broken = logs.find_dir(&logs.dir_of(&p1).unwrap()).unwrap();
+        std::fs::remove_dir_all(&dirs[broken]).unwrap();
+        assert_eq!(logs.checkpoint(&[p0.clone(), p1.clone()]), vec![broken]);
+        assert!(logs.is_offline(broken) && !logs.is_offline(1 - broken));
+        assert_eq!(logs.partitions_in(broken), vec![("f".to_string(), 1)]);
+        assert!(logs.checkpoint(&[p0, p1]).is_empty(), "reported once");
+        // New partitions go to the directory that works.
+        let (p2, _) = logs.open_partition("f", 2, id, LogConfig::default()).unwrap();
+        assert_eq!(logs.find_dir(&logs.dir_of(&p2).unwrap()), Some(1 - broken));
     }
 
     #[test]

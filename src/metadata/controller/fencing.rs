@@ -7,6 +7,7 @@
 use super::{Controller, ControllerError, ControllerResult};
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::MetadataRecord;
+use crate::quorum::rpc::ControllerOp;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -66,11 +67,24 @@ const UNCLEAN: &str = "unclean.leader.election.enable";
 /// partitions it led a leader from the rest of their ISR (fencing and
 /// unregistering both do this).
 pub(super) fn leave_isrs(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&str) -> bool) -> Vec<MetadataRecord> {
+    leave_isrs_of(image, broker, unclean, &|_, _| true)
+}
+
+/// As `leave_isrs`, for the partitions `which` (topic id, index) accepts.
+pub(super) fn leave_isrs_of(
+    image: &MetadataImage,
+    broker: i32,
+    unclean: &dyn Fn(&str) -> bool,
+    which: &dyn Fn(uuid::Uuid, i32) -> bool,
+) -> Vec<MetadataRecord> {
     let fenced = |id: i32| id == broker || image.brokers.get(&id).is_none_or(|b| b.fenced);
     let mut records = Vec::new();
     for topic in image.topics.iter() {
         for (index, p) in topic.partitions.iter().enumerate() {
             if !p.isr.contains(&broker) && p.leader != broker {
+                continue;
+            }
+            if !which(topic.id, index as i32) {
                 continue;
             }
             // Kafka keeps the last ISR member even when it is gone (no unclean election).
@@ -147,6 +161,41 @@ fn unfence(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&str) -> bool) -
 }
 
 impl Controller {
+    /// Tells the active controller which of this broker's replicas are in
+    /// a failed log directory (sent with every heartbeat while there are any).
+    pub async fn replicas_offline(
+        &self,
+        broker_id: i32,
+        partitions: Vec<(uuid::Uuid, i32)>,
+    ) -> Result<(), ControllerError> {
+        self.run(ControllerOp::ReplicasOffline { broker_id, partitions })
+            .await
+            .map(|_| ())
+    }
+
+    /// As the active controller: takes `broker` out of the ISRs of those
+    /// partitions and moves their leadership (nothing when done already).
+    pub(super) async fn replicas_offline_here(
+        &self,
+        broker: i32,
+        partitions: Vec<(uuid::Uuid, i32)>,
+    ) -> Result<(), ControllerError> {
+        let offline: std::collections::HashSet<(uuid::Uuid, i32)> = partitions.into_iter().collect();
+        self.write(move |image, config| {
+            let unclean = unclean_allowed(image, config);
+            let records = leave_isrs_of(image, broker, &unclean, &|id, index| offline.contains(&(id, index)));
+            if !records.is_empty() {
+                info!(
+                    broker,
+                    partitions = records.len(),
+                    "replicas in a failed log directory leave their ISRs"
+                );
+            }
+            ControllerResult::of(records, ())
+        })
+        .await
+    }
+
     pub(super) fn forget_heartbeats_of(&self, broker: i32) {
         let mut beats = self.heartbeats();
         beats.last.remove(&broker);

@@ -446,6 +446,10 @@ impl Controller {
                 .await
                 .map(|_| ControllerOpReply::Heartbeat),
             ControllerOp::AlterPartition(request) => self.alter_partition_here(request).await,
+            ControllerOp::ReplicasOffline { broker_id, partitions } => self
+                .replicas_offline_here(broker_id, partitions)
+                .await
+                .map(|_| ControllerOpReply::ReplicasOffline),
         }
     }
 

@@ -112,6 +112,8 @@ pub struct Log {
     /// Where each leader epoch begins (`leader-epoch-checkpoint`).
     epochs: LeaderEpochCache,
     deleted: bool,
+    /// Its log directory failed: nothing more is read or written (KAFKA_STORAGE_ERROR).
+    offline: bool,
     /// The cleaner has compacted the log below this offset (since start-up).
     first_dirty_offset: i64,
     /// Segments deleted, their files not yet unlinked (see `take_deleted`).
@@ -166,6 +168,7 @@ impl Log {
             checkpointed_high_watermark: None,
             epochs: loaded.epochs,
             deleted: false,
+            offline: false,
             first_dirty_offset: 0,
             deleted_segments: Vec::new(),
         }
@@ -295,7 +298,7 @@ impl Log {
 
     fn append_parts(&mut self, head: &mut [u8], records: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         if self.deleted {
-            return Err(LogError::Deleted);
+            return Err(self.gone());
         }
         let header = BatchHeader::parse(head)?;
         if let SequenceCheck::Duplicate(original) = self.producers.check(&header)? {
@@ -361,5 +364,26 @@ impl Log {
     /// Marks the log deleted; appends and reads fail from now on.
     pub fn mark_deleted(&mut self) {
         self.deleted = true;
+    }
+
+    /// Its log directory failed: the log is out of service as a deleted one
+    /// is (no flush, no close into the broken directory), but answers
+    /// KAFKA_STORAGE_ERROR.
+    pub fn mark_offline(&mut self) {
+        self.deleted = true;
+        self.offline = true;
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    /// The error of a log out of service.
+    pub(crate) fn gone(&self) -> LogError {
+        if self.offline {
+            LogError::Io(io::Error::other("the log directory is offline"))
+        } else {
+            LogError::Deleted
+        }
     }
 }

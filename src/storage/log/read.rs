@@ -46,7 +46,7 @@ impl Log {
     /// watermark or last stable offset). None when there is nothing to read.
     pub fn plan_read(&mut self, offset: i64, max_offset: i64) -> Result<Option<ReadPlan>, LogError> {
         if self.deleted {
-            return Err(LogError::Deleted);
+            return Err(self.gone());
         }
         if offset < self.log_start_offset || offset > self.next_offset {
             return Err(LogError::OffsetOutOfRange {

@@ -17,12 +17,13 @@ import json
 import re
 import shutil
 import time
+import urllib.request
 
 import confluent_kafka
 import pytest
 
 import kafka_tools
-from cluster import Cluster, NodeSpec, wait_until
+from cluster import Cluster, NodeSpec, free_port, wait_until
 from load import AckedProducer, check_acked
 from test_cluster import create, partitions_of, running, unique, wait_fully_replicated
 
@@ -37,10 +38,24 @@ TIMEOUT = 120.0
 
 @pytest.fixture(scope="class")
 def ops(impl, tmp_path_factory):
-    """LAYOUT with nodes 1-3 started; node 4 joins in the scale-out case."""
-    with running(impl, tmp_path_factory, LAYOUT, "operations", extra_config=CONFIG,
-                 node_ids=[1, 2, 3]) as c:
+    """LAYOUT with nodes 1-3 started; node 4 joins in the scale-out case. Sluice nodes
+    serve their metrics (`c.metrics_ports`)."""
+    ports = {s.node_id: free_port() for s in LAYOUT}
+
+    def config(spec):
+        metrics = {"metrics.prometheus.address": f"127.0.0.1:{ports[spec.node_id]}"} if impl == "sluice" else {}
+        return dict(CONFIG, **metrics)
+    with running(impl, tmp_path_factory, LAYOUT, "operations", extra_config=config, node_ids=[1, 2, 3]) as c:
+        c.metrics_ports = ports
         yield c
+
+
+def scraped(c, node_id: int, name: str) -> float:
+    """The sum of a metric's samples in a Sluice node's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{c.metrics_ports[node_id]}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
 
 
 def reassign(c, *args, timeout: float = 90.0) -> kafka_tools.Result:
@@ -187,6 +202,14 @@ class TestReassignment:
                                         "--entity-type", "topics", "--entity-name", topic)
         assert "leader.replication.throttled.replicas=0:1" in topic_configs.stdout, topic_configs
         assert "follower.replication.throttled.replicas=0:4" in topic_configs.stdout, topic_configs
+        metrics = ""
+        if c.impl == "sluice":  # Kafka's are JMX beans (LeaderReplication, FollowerReplication byte-rate)
+            leader_bytes = scraped(c, 1, 'sluice_replication_throttled_bytes_total{side="leader"}')
+            follower_bytes = scraped(c, 4, 'sluice_replication_throttled_bytes_total{side="follower"}')
+            assert leader_bytes >= moved * 0.5 and follower_bytes >= moved * 0.5, (leader_bytes, follower_bytes, moved)
+            limit = scraped(c, 1, 'sluice_replication_throttled_rate_limit{side="leader"}')
+            assert limit == rate, limit
+            metrics = f"; metrics: {leader_bytes:.0f} throttled bytes sent (node 1), {follower_bytes:.0f} fetched (node 4)"
         cancelled = reassign(c, "--cancel", "--reassignment-json-file", str(plan))
         assert cancelled.code == 0 and "Successfully cancelled partition reassignment" in cancelled.stdout, cancelled
         assert replicas_now(c, topic)[0] == ([1], [1])
@@ -207,7 +230,7 @@ class TestReassignment:
         assert hosted_size(c, topic, 4) == size
         observe("throttled reassignment", f"{size} bytes, --throttle {rate}: {moved} bytes on node 4 after 4 s "
                 f"(rate x 10 s may go at once: Kafka's quota window), --list showed it, --cancel put the "
-                f"replicas back; redone with --throttle {fast}: done in {took:.2f} s, --verify lifted the throttles")
+                f"replicas back; redone with --throttle {fast}: done in {took:.2f} s, --verify lifted the throttles{metrics}")
 
     # ---- scale in: drain a broker, stop it, unregister it
 

@@ -93,24 +93,29 @@ def replicas_now(c, topic: str) -> dict[int, tuple[list[int], list[int]]]:
                                   [int(x) for x in p["Isr"].split(",")]) for p in parts}
 
 
-def hosted_size(c, topic: str, broker: int) -> int:
-    """Bytes of partition 0 of `topic` in `broker`'s log dir (kafka-log-dirs), 0 if none."""
-    out = kafka_tools.run("kafka-log-dirs", "--bootstrap-server", c.bootstrap, "--describe",
-                          "--broker-list", str(broker), "--topic-list", topic)
-    assert out.code == 0, out
-    described = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
-    return sum(p["size"] for b in described["brokers"] for d in b["logDirs"] for p in d["partitions"]
-               if p["partition"] == f"{topic}-0")
-
-
-def hosted_by(c, topic: str, brokers) -> dict[int, list[int]]:
-    """broker -> partitions of `topic` whose log it keeps (kafka-log-dirs)."""
+def log_dirs(c, topic: str, brokers) -> list[dict]:
+    """kafka-log-dirs --describe of `topic` on `brokers`: one dict per replica (broker,
+    dir, partition, size), future replicas of a move left out."""
     out = kafka_tools.run("kafka-log-dirs", "--bootstrap-server", c.bootstrap, "--describe",
                           "--broker-list", ",".join(map(str, brokers)), "--topic-list", topic)
     assert out.code == 0, out
     described = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
-    return {b["broker"]: sorted(int(p["partition"].rsplit("-", 1)[1]) for d in b["logDirs"] for p in d["partitions"])
-            for b in described["brokers"]}
+    return [{"broker": b["broker"], "dir": d["logDir"], "partition": int(p["partition"].rsplit("-", 1)[1]),
+             "size": p["size"]}
+            for b in described["brokers"] for d in b["logDirs"] for p in d["partitions"] if not p.get("isFuture")]
+
+
+def hosted_size(c, topic: str, broker: int) -> int:
+    """Bytes of partition 0 of `topic` in `broker`'s log dirs, 0 if none."""
+    return sum(r["size"] for r in log_dirs(c, topic, [broker]) if r["partition"] == 0)
+
+
+def hosted_by(c, topic: str, brokers) -> dict[int, list[int]]:
+    """broker -> partitions of `topic` whose log it keeps (kafka-log-dirs)."""
+    hosted: dict[int, list[int]] = {b: [] for b in brokers}
+    for r in log_dirs(c, topic, brokers):
+        hosted.setdefault(r["broker"], []).append(r["partition"])
+    return {b: sorted(ps) for b, ps in hosted.items()}
 
 
 class TestReassignment:
@@ -475,13 +480,7 @@ class TestSeveralLogDirs:
         assert producer.flush(30) == 0
 
         def where() -> dict[int, str]:
-            out = kafka_tools.run("kafka-log-dirs", "--bootstrap-server", c.bootstrap, "--describe",
-                                  "--broker-list", "1", "--topic-list", topic)
-            assert out.code == 0, out
-            described = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
-            return {int(p["partition"].rsplit("-", 1)[1]): d["logDir"]
-                    for b in described["brokers"] for d in b["logDirs"] for p in d["partitions"]
-                    if not p.get("isFuture")}
+            return {r["partition"]: r["dir"] for r in log_dirs(c, topic, [1])}
         before = where()
         canonical = {str(p.resolve()) for p in dirs}
         assert sorted(before) == [0, 1, 2, 3] and set(before.values()) == canonical, before
@@ -538,14 +537,10 @@ class TestFailedLogDir:
         topic = unique("failed-dir")
         create(c, topic, 6, 3)
         wait_fully_replicated(c, topic, 6, 3)
-        out = kafka_tools.run("kafka-log-dirs", "--bootstrap-server", c.bootstrap, "--describe",
-                              "--broker-list", "1", "--topic-list", topic)
-        described = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
         failing = str((d / "node-1" / "data2").resolve())
-        in_dir = {dd["logDir"]: sorted(int(p["partition"].rsplit("-", 1)[1]) for p in dd["partitions"])
-                  for b in described["brokers"] for dd in b["logDirs"]}
-        lost, kept = in_dir.get(failing, []), [p for p in range(6) if p not in in_dir.get(failing, [])]
-        assert lost and kept, in_dir
+        lost = sorted(r["partition"] for r in log_dirs(c, topic, [1]) if r["dir"] == failing)
+        kept = [p for p in range(6) if p not in lost]
+        assert lost and kept, (lost, kept)
         producer = AckedProducer(c.bootstrap_of([2, 3]), topic, rate=300)
         producer.start()
         try:

@@ -215,23 +215,25 @@ impl Quorum {
 
     /// The voters of the latest membership this node knows.
     pub fn voters(&self) -> BTreeMap<NodeId, Node> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        let membership = m.membership_config.membership();
-        membership
-            .voter_ids()
-            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
-            .collect()
+        self.members(true)
     }
 
     /// Members that replicate the log without voting (controllers waiting
-    /// to be added as voters).
+    /// to be added as voters, or removed ones).
     pub fn learners(&self) -> BTreeMap<NodeId, Node> {
+        self.members(false)
+    }
+
+    fn members(&self, voting: bool) -> BTreeMap<NodeId, Node> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let membership = m.membership_config.membership();
-        membership
-            .learner_ids()
+        let ids: Vec<NodeId> = if voting {
+            membership.voter_ids().collect()
+        } else {
+            membership.learner_ids().collect()
+        };
+        ids.into_iter()
             .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
             .collect()
     }

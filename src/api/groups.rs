@@ -203,15 +203,14 @@ pub async fn handle_list_groups(broker: &Broker, ctx: &RequestContext, req: List
         .await
         .into_iter()
         .filter(|g| all || group_allowed(broker, ctx, operation::DESCRIBE, &g.group_id))
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
-        // Every group here speaks the classic protocol.
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(s(&g.group_id)))
                 .with_protocol_type(s(&g.protocol_type))
-                .with_group_state(s(g.state.name()))
-                .with_group_type(s("classic"))
+                .with_group_state(s(g.state))
+                .with_group_type(s(g.group_type))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

@@ -6,6 +6,7 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod consumer_groups;
 pub mod coordinator;
 pub mod delete_records;
 pub mod fetch;

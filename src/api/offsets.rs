@@ -134,13 +134,27 @@ pub(crate) async fn commit_where_allowed<T: CommitTopic, F: std::future::Future<
 pub async fn handle_offset_commit(
     broker: &Broker,
     ctx: &RequestContext,
-    req: OffsetCommitRequest,
+    mut req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let group_ok = group_allowed(broker, ctx, operation::READ, &req.group_id);
+    // v10 names topics by id (KIP-848); an id not known has no name.
+    if ctx.api_version >= 10 {
+        let image = broker.image();
+        for t in &mut req.topics {
+            t.name = TopicName(StrBytes::from_string(
+                image
+                    .topics
+                    .by_id(t.topic_id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default(),
+            ));
+        }
+    }
     let codes = commit_where_allowed(
         &req.topics,
         |topic| match (group_ok, topic_allowed(broker, ctx, operation::READ, topic)) {
             (false, _) => Some(GROUP_AUTHORIZATION_FAILED),
+            (true, _) if topic.is_empty() && ctx.api_version >= 10 => Some(ResponseError::UnknownTopicId.code()),
             (true, false) => Some(TOPIC_AUTHORIZATION_FAILED),
             (true, true) => None,
         },
@@ -151,6 +165,7 @@ pub async fn handle_offset_commit(
                 member_id: req.member_id.to_string(),
                 instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
                 version: ctx.api_version,
+                transactional: false,
                 offsets,
             })
         },
@@ -234,17 +249,61 @@ pub async fn handle_offset_fetch(
                 );
                 continue;
             }
+            if let Err(code) = broker
+                .groups
+                .check_offset_fetch_member(&g.group_id, g.member_id.as_deref(), g.member_epoch)
+                .await
             {
+                groups.push(
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(code),
+                );
+                continue;
+            }
+            {
+                // v10 names topics by id (KIP-848).
+                let by_id = ctx.api_version >= 10;
+                let image = broker.image();
+                let mut unknown_ids = Vec::new();
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter()
-                        .map(|t| (t.name.to_string(), t.partition_indexes))
+                        .filter_map(|t| {
+                            if !by_id {
+                                return Some((t.name.to_string(), t.partition_indexes));
+                            }
+                            match image.topics.by_id(t.topic_id) {
+                                Some(topic) => Some((topic.name.clone(), t.partition_indexes)),
+                                None => {
+                                    unknown_ids.push((t.topic_id, t.partition_indexes));
+                                    None
+                                }
+                            }
+                        })
                         .collect()
+                });
+                let unknown = unknown_ids.into_iter().map(|(id, partitions)| {
+                    OffsetFetchResponseTopics::default().with_topic_id(id).with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|p| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_metadata(Some(StrBytes::default()))
+                                    .with_error_code(ResponseError::UnknownTopicId.code())
+                            })
+                            .collect(),
+                    )
                 });
                 let topics = visible_offsets(broker, ctx, &g.group_id, wanted, req.require_stable)
                     .await
                     .into_iter()
                     .map(|(topic, rows)| {
+                        let id = image.topics.get(&topic).map(|t| t.id).unwrap_or_default();
                         OffsetFetchResponseTopics::default()
+                            .with_topic_id(id)
                             .with_name(TopicName(StrBytes::from_string(topic)))
                             .with_partitions(
                                 rows.into_iter()
@@ -259,6 +318,7 @@ pub async fn handle_offset_fetch(
                                     .collect(),
                             )
                     })
+                    .chain(unknown)
                     .collect();
                 groups.push(
                     OffsetFetchResponseGroup::default()

@@ -192,10 +192,11 @@ pub async fn handle_txn_offset_commit(
             broker.groups.commit_txn_offsets(
                 Commit {
                     group_id: req.group_id.to_string(),
-                    generation: req.generation_id,
+                    generation: req.generation_id_or_member_epoch,
                     member_id: req.member_id.to_string(),
                     instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
                     version: ctx.api_version,
+                    transactional: false,
                     offsets,
                 },
                 TxnProducer {

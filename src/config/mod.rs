@@ -58,6 +58,10 @@ const KNOWN_KEYS: &[&str] = &[
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
+    "group.consumer.session.timeout.ms",
+    "group.consumer.heartbeat.interval.ms",
+    "group.consumer.assignors",
+    "group.consumer.max.size",
     "offsets.retention.minutes",
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
@@ -106,6 +110,37 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "leader.imbalance.per.broker.percentage",
 ];
 
+/// `group.consumer.assignors`: short names (`uniform`, `range`) or Kafka's
+/// class names for them.
+fn consumer_assignors(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(vec!["uniform".to_string(), "range".to_string()]);
+    };
+    let mut out = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let short = match name {
+            "uniform" | "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => "uniform",
+            "range" | "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
+            _ => {
+                return Err(ConfigError::InvalidValue {
+                    key: "group.consumer.assignors".to_string(),
+                    value: value.clone(),
+                    reason: format!("unknown assignor {name} (known: uniform, range)"),
+                })
+            }
+        };
+        out.push(short.to_string());
+    }
+    if out.is_empty() {
+        return Err(ConfigError::InvalidValue {
+            key: "group.consumer.assignors".to_string(),
+            value,
+            reason: "at least one assignor is needed".to_string(),
+        });
+    }
+    Ok(out)
+}
+
 /// The transaction coordinator's settings (Kafka's `transaction.*` keys).
 #[derive(Debug, Clone)]
 pub struct TransactionConfig {
@@ -141,6 +176,12 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub group_initial_rebalance_delay_ms: u64,
     pub group_min_session_timeout_ms: i32,
+    /// KIP-848 consumer groups: `group.consumer.session.timeout.ms`.
+    pub group_consumer_session_timeout_ms: i32,
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.assignors`: the first is the default.
+    pub group_consumer_assignors: Vec<String>,
+    pub group_consumer_max_size: i32,
     pub group_max_session_timeout_ms: i32,
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: u64,
@@ -301,6 +342,12 @@ impl BrokerConfig {
             socket_request_max_bytes: num("socket.request.max.bytes", 104_857_600, 1, i32::MAX as i64)? as usize,
             group_initial_rebalance_delay_ms: num("group.initial.rebalance.delay.ms", 3000, 0, i32::MAX as i64)? as u64,
             group_min_session_timeout_ms: num("group.min.session.timeout.ms", 6000, 0, i32::MAX as i64)? as i32,
+            group_consumer_session_timeout_ms: num("group.consumer.session.timeout.ms", 45_000, 1, i32::MAX as i64)?
+                as i32,
+            group_consumer_heartbeat_interval_ms: num("group.consumer.heartbeat.interval.ms", 5000, 1, i32::MAX as i64)?
+                as i32,
+            group_consumer_assignors: consumer_assignors(get("group.consumer.assignors"))?,
+            group_consumer_max_size: num("group.consumer.max.size", i32::MAX as i64, 1, i32::MAX as i64)? as i32,
             group_max_session_timeout_ms: num("group.max.session.timeout.ms", 1_800_000, 0, i32::MAX as i64)? as i32,
             offsets_retention_minutes: num("offsets.retention.minutes", 10080, 1, i32::MAX as i64)?,
             offsets_retention_check_interval_ms: num("offsets.retention.check.interval.ms", 600_000, 1, i64::MAX)?

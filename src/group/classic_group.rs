@@ -107,6 +107,9 @@ pub struct Group {
     /// Members must have synced by then (CompletingRebalance).
     pub sync_deadline: Option<i64>,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Set when the group speaks the new consumer protocol (KIP-848); the
+    /// classic fields then stay empty and only the offsets are shared.
+    pub consumer: Option<Box<super::consumer_group::ConsumerGroup>>,
 }
 
 impl Group {
@@ -128,6 +131,7 @@ impl Group {
             new_member_added: false,
             sync_deadline: None,
             offsets: BTreeMap::new(),
+            consumer: None,
         }
     }
 

@@ -6,7 +6,10 @@
 //! the shard, and runs the session and rebalance timers.
 
 pub mod admin;
+pub mod assignors;
 pub mod classic_group;
+pub mod consumer_group;
+pub mod consumer_heartbeat;
 pub mod membership;
 pub mod offsets;
 pub mod rebalance;
@@ -32,6 +35,7 @@ use tracing::{info, warn};
 
 pub use admin::{GroupDescription, ListedGroup};
 pub use classic_group::{CommittedOffset, GroupState};
+pub use consumer_heartbeat::{ConsumerHeartbeat, HeartbeatAnswer, TopicView};
 pub use membership::{JoinRequest, LeavingMember, SyncRequest};
 pub use offsets::{OffsetCommitRequest, TopicOffsets};
 
@@ -57,6 +61,10 @@ impl GroupCoordinator {
             max_session_timeout_ms: config.group_max_session_timeout_ms,
             offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+            consumer_session_timeout_ms: config.group_consumer_session_timeout_ms,
+            consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+            consumer_assignors: config.group_consumer_assignors.clone(),
+            consumer_max_size: config.group_consumer_max_size,
         };
         GroupCoordinator {
             runtime: CoordinatorRuntime::new(OFFSETS_TOPIC, move || GroupShard::new(group_config.clone())),
@@ -177,6 +185,48 @@ impl GroupCoordinator {
         result.unwrap_or_else(|code| code)
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub async fn consumer_heartbeat(&self, request: ConsumerHeartbeat) -> HeartbeatAnswer {
+        let topics = self.topic_view();
+        let fallback = |code: i16| HeartbeatAnswer {
+            error_code: code,
+            error_message: None,
+            member_id: request.member_id.clone(),
+            member_epoch: request.member_epoch,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        };
+        let group = request.group_id.clone();
+        let empty_id = group.is_empty();
+        let req = request.clone();
+        if empty_id {
+            // Validated by the shard; no partition to route an empty id to.
+            return GroupShard::new(GroupConfig::default())
+                .consumer_heartbeat(req, &topics, now_ms())
+                .response;
+        }
+        match self
+            .write(&group, |g| g.consumer_heartbeat(req, &topics, now_ms()))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(code) => fallback(code),
+        }
+    }
+
+    /// The topics consumer groups can subscribe to, as the metadata has them now.
+    pub fn topic_view(&self) -> TopicView {
+        let image = self.metadata.image();
+        let mut view = TopicView::default();
+        for t in image.topics.iter() {
+            view.topics.insert(t.name.clone(), (t.id, t.partitions.len() as i32));
+            if t.is_internal() {
+                view.internal.insert(t.name.clone());
+            }
+        }
+        view
+    }
+
     pub async fn leave(&self, group: &str, members: &[LeavingMember]) -> (i16, Vec<i16>) {
         match self.write(group, |g| g.leave(group, members, now_ms())).await {
             Ok(answer) => answer,
@@ -226,6 +276,25 @@ impl GroupCoordinator {
             .unwrap_or_else(|| GroupShard::new(GroupConfig::default()).fetch_offsets(group, wanted))
     }
 
+    /// OffsetFetch v9+ from a member of a consumer group (KIP-848): the
+    /// member must exist and give its current epoch. No member named: anyone.
+    pub async fn check_offset_fetch_member(&self, group: &str, member: Option<&str>, epoch: i32) -> Result<(), i16> {
+        let Some(member) = member.filter(|_| epoch >= 0) else {
+            return Ok(());
+        };
+        let check = |g: &GroupShard| -> Result<(), i16> {
+            let Some(cg) = g.group(group).and_then(|g| g.consumer.as_deref()) else {
+                return Ok(());
+            };
+            match cg.members.get(member) {
+                None => Err(E::UnknownMemberId.code()),
+                Some(m) if m.member_epoch != epoch => Err(E::StaleMemberEpoch.code()),
+                Some(_) => Ok(()),
+            }
+        };
+        self.read(group, check).await.ok().flatten().unwrap_or(Ok(()))
+    }
+
     pub async fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
         self.read(group, |g| g.has_pending_txn_offset(group, topic, partition))
             .await
@@ -242,6 +311,16 @@ impl GroupCoordinator {
                 .unwrap_or_else(|code| (code, vec![0; partitions.len()])),
             Ok(None) => (E::GroupIdNotFound.code(), vec![0; partitions.len()]),
             Err(code) => (code, vec![0; partitions.len()]),
+        }
+    }
+
+    /// ConsumerGroupDescribe: the group as it is, or Kafka's error for it.
+    pub async fn describe_consumer_group(&self, group: &str) -> Result<consumer_group::ConsumerGroup, (i16, String)> {
+        let not_found = || (E::GroupIdNotFound.code(), format!("Group {group} not found."));
+        match self.read(group, |g| g.describe_consumer(group)).await {
+            Ok(Some(r)) => r,
+            Ok(None) => Err(not_found()),
+            Err(code) => Err((code, String::new())),
         }
     }
 

@@ -4,6 +4,7 @@
 //! shard and one loaded from the log agree.
 
 use super::classic_group::{CommittedOffset, Group, GroupState};
+use super::consumer_group::ConsumerGroup;
 use super::membership::validate_member;
 use super::shard::{GroupRecord, GroupShard};
 use crate::coordinator::{CoordinatorResult, TxnProducer};
@@ -20,6 +21,8 @@ pub struct OffsetCommitRequest {
     pub instance_id: Option<String>,
     /// OffsetCommit v9+ answers GROUP_ID_NOT_FOUND where older ones say ILLEGAL_GENERATION.
     pub version: i16,
+    /// TxnOffsetCommit: set by the coordinator, not the caller.
+    pub transactional: bool,
     /// (topic, partition, offset, leader epoch, metadata)
     pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
 }
@@ -45,6 +48,9 @@ impl GroupShard {
             }
             return Ok(());
         };
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            return validate_consumer_commit(cg, req, now, self.config.consumer_session_timeout_ms);
+        }
         validate_offset_commit(group, req)?;
         if let Some(m) = group.members.get_mut(&req.member_id) {
             m.heartbeat_deadline = now + m.session_timeout_ms as i64;
@@ -95,11 +101,12 @@ impl GroupShard {
     /// transaction commits. Validated as OffsetCommit is.
     pub fn commit_txn_offsets(
         &mut self,
-        req: OffsetCommitRequest,
+        mut req: OffsetCommitRequest,
         producer: TxnProducer,
         exists: &dyn Fn(&str, i32) -> bool,
         now: i64,
     ) -> Commit {
+        req.transactional = true;
         if let Err(code) = self.check_commit(&req, now) {
             return CoordinatorResult::answer(vec![code; req.offsets.len()]);
         }
@@ -182,7 +189,7 @@ impl GroupShard {
         let mut records = Vec::new();
         let mut expired_total = 0;
         for group in self.groups.values() {
-            if group.state != GroupState::Empty {
+            if group.state != GroupState::Empty || group.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
                 continue;
             }
             let managed = group.protocol_type.is_some();
@@ -209,6 +216,34 @@ impl GroupShard {
     }
 }
 
+/// Kafka's ConsumerGroup.validateOffsetCommit: an empty group takes commits
+/// from outside (the admin client); a member commits with its current epoch.
+fn validate_consumer_commit(
+    cg: &mut ConsumerGroup,
+    req: &OffsetCommitRequest,
+    now: i64,
+    session_timeout_ms: i32,
+) -> Result<(), i16> {
+    if req.generation < 0 && cg.members.is_empty() {
+        return Ok(());
+    }
+    let Some(member) = cg.members.get_mut(&req.member_id) else {
+        return Err(E::UnknownMemberId.code());
+    };
+    if !req.transactional && req.version < 9 {
+        // A classic-protocol commit to a consumer group member.
+        return Err(E::UnknownMemberId.code());
+    }
+    if req.generation > member.member_epoch {
+        return Err(E::FencedMemberEpoch.code());
+    }
+    if req.generation < member.member_epoch {
+        return Err(E::StaleMemberEpoch.code());
+    }
+    member.session_deadline = member.session_deadline.max(now + session_timeout_ms as i64);
+    Ok(())
+}
+
 /// Kafka's ClassicGroup.validateOffsetCommit.
 fn validate_offset_commit(group: &Group, req: &OffsetCommitRequest) -> Result<(), i16> {
     if group.state == GroupState::Dead {
@@ -223,10 +258,11 @@ fn validate_offset_commit(group: &Group, req: &OffsetCommitRequest) -> Result<()
         if req.generation != group.generation {
             return Err(E::IllegalGeneration.code());
         }
-    } else if group.state != GroupState::Empty {
+    } else if !req.transactional && group.state != GroupState::Empty {
+        // TxnOffsetCommit v0-v2 carries no member: Kafka takes it.
         return Err(E::UnknownMemberId.code());
     }
-    if group.state == GroupState::CompletingRebalance {
+    if !req.transactional && group.state == GroupState::CompletingRebalance {
         return Err(E::RebalanceInProgress.code());
     }
     Ok(())

@@ -21,6 +21,7 @@ impl GroupShard {
     pub fn tick(&mut self, now: i64) -> CoordinatorResult<(), GroupRecord> {
         let mut out = Vec::new();
         self.apply_deadlines(&mut out, now);
+        self.expire_consumer_members(now);
         CoordinatorResult::persisted(out, ())
     }
 
@@ -104,6 +105,9 @@ impl GroupShard {
                     consider(d);
                 }
             }
+        }
+        if let Some(d) = self.next_consumer_deadline() {
+            consider(d);
         }
         next
     }

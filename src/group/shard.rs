@@ -60,6 +60,11 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     pub offsets_retention_ms: i64,
     pub offset_metadata_max_bytes: usize,
+    pub consumer_session_timeout_ms: i32,
+    pub consumer_heartbeat_interval_ms: i32,
+    /// The first is the default.
+    pub consumer_assignors: Vec<String>,
+    pub consumer_max_size: i32,
 }
 
 impl Default for GroupConfig {
@@ -70,6 +75,10 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             offsets_retention_ms: 7 * 24 * 3_600_000,
             offset_metadata_max_bytes: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5000,
+            consumer_assignors: vec!["uniform".to_string(), "range".to_string()],
+            consumer_max_size: i32::MAX,
         }
     }
 }

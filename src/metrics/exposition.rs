@@ -136,17 +136,12 @@ pub async fn render(broker: &Broker) -> String {
         "1 for the state the consumer group is in.",
     );
     for g in &groups {
-        f.sample(
-            "sluice_group_state",
-            &[("group", &g.group_id), ("state", g.state.name())],
-            1.0,
-        );
+        f.sample("sluice_group_state", &[("group", &g.group_id), ("state", g.state)], 1.0);
     }
     f.header("sluice_group_members", "gauge", "Members of the consumer group.");
     let mut offsets = Vec::new();
     for g in &groups {
-        let members = broker.groups.describe(&g.group_id).await.map_or(0, |d| d.members.len());
-        f.sample("sluice_group_members", &[("group", &g.group_id)], members as f64);
+        f.sample("sluice_group_members", &[("group", &g.group_id)], g.members as f64);
         for (topic, rows) in broker.groups.fetch_offsets(&g.group_id, None).await {
             for (partition, committed) in rows {
                 let Some(committed) = committed else { continue };

@@ -175,9 +175,9 @@ registry! {
     UnregisterBroker: UnregisterBrokerRequest => UnregisterBrokerResponse, versions 0..=0,
         handler api::cluster::handle_unregister_broker,
         errors |r| [r.error_code];
-    OffsetCommit: OffsetCommitRequest => OffsetCommitResponse, versions 2..=9, handler api::offsets::handle_offset_commit,
+    OffsetCommit: OffsetCommitRequest => OffsetCommitResponse, versions 2..=10, handler api::offsets::handle_offset_commit,
         errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
-    OffsetFetch: OffsetFetchRequest => OffsetFetchResponse, versions 1..=9, handler api::offsets::handle_offset_fetch,
+    OffsetFetch: OffsetFetchRequest => OffsetFetchResponse, versions 1..=10, handler api::offsets::handle_offset_fetch,
         errors |r| std::iter::once(r.error_code)
             .chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)))
             .chain(r.groups.iter().map(|g| g.error_code))
@@ -197,6 +197,12 @@ registry! {
         errors |r| [r.error_code];
     DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse, versions 0..=2, handler api::groups::handle_delete_groups,
         errors |r| r.results.iter().map(|g| g.error_code);
+    ConsumerGroupHeartbeat: ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, versions 0..=1,
+        handler api::consumer_groups::handle_heartbeat,
+        errors |r| [r.error_code];
+    ConsumerGroupDescribe: ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, versions 0..=1,
+        handler api::consumer_groups::handle_describe,
+        errors |r| r.groups.iter().map(|g| g.error_code);
     OffsetDelete: OffsetDeleteRequest => OffsetDeleteResponse, versions 0..=0, handler api::offsets::handle_offset_delete,
         errors |r| std::iter::once(r.error_code)
             .chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));

@@ -172,6 +172,7 @@ pub(super) fn commit(group: &str, generation: i32, member: &str, offsets: &[(&st
         member_id: member.into(),
         instance_id: None,
         version: 8,
+        transactional: false,
         offsets: offsets
             .iter()
             .map(|(t, p, o)| (t.to_string(), *p, *o, 0, Some(format!("meta-{o}"))))

@@ -1,0 +1,184 @@
+"""The consumer group protocol of KIP-848 (`group.protocol=consumer`): the coordinator
+assigns partitions itself and members move to it heartbeat by heartbeat
+(ConsumerGroupHeartbeat), described by ConsumerGroupDescribe.
+
+Real clients: librdkafka (confluent-kafka) and the Java consumer in Kafka's console
+consumer, with kafka-consumer-groups describing the group. The expectations are Apache
+Kafka 4.4's (COMPAT_TARGET=kafka runs the same cases against it).
+"""
+
+from __future__ import annotations
+
+import time
+
+import confluent_kafka
+import pytest
+
+import clients
+import kafka_tools
+from clients import wait_until
+from kafka_tools import parse_table
+
+pytestmark = pytest.mark.skipif(not kafka_tools.jars_present(), reason="Kafka jars not fetched")
+
+# A member sees its new assignment at its next heartbeat (5 s apart by default).
+SETTLE = 40.0
+
+
+class Member:
+    """A librdkafka consumer of the new protocol, recording what it is given and loses."""
+
+    def __init__(self, broker, group: str, **config):
+        self.assigned: set[int] = set()
+        self.revoked: set[int] = set()
+        self.consumed = 0
+        self.consumer = confluent_kafka.Consumer({
+            "bootstrap.servers": broker.bootstrap, "group.id": group,
+            "group.protocol": "consumer", "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, **config})
+
+    def subscribe(self, topics: list[str]) -> None:
+        def on_assign(_, partitions):
+            self.assigned |= {p.partition for p in partitions}
+
+        def on_revoke(_, partitions):
+            gone = {p.partition for p in partitions}
+            self.revoked |= gone
+            self.assigned -= gone
+
+        self.consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
+
+    def poll(self) -> None:
+        m = self.consumer.poll(0.1)
+        if m is not None and not m.error():
+            self.consumed += 1
+
+    def owned(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+
+def poll_until(members: list[Member], done, what: str, timeout: float = SETTLE) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in members:
+            m.poll()
+        if done():
+            return
+    raise AssertionError(f"timed out waiting for {what}: " +
+                         ", ".join(f"{sorted(m.owned())}" for m in members))
+
+
+def groups_tool(broker, *args) -> kafka_tools.Result:
+    return kafka_tools.run("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap, *args)
+
+
+def test_members_rebalance_incrementally_and_commit(broker, topic):
+    clients.create_topic(broker, topic, 6)
+    clients.produce_counts(broker, topic, {p: 10 for p in range(6)}, "before")
+    group = clients.unique_name("kip848")
+    first = Member(broker, group)
+    first.subscribe([topic])
+    poll_until([first], lambda: len(first.owned()) == 6 and first.consumed == 60, "one member with all")
+    before = first.owned()
+    first.consumer.commit(asynchronous=False)
+
+    second = Member(broker, group)
+    second.subscribe([topic])
+    poll_until([first, second], lambda: len(first.owned()) == 3 and len(second.owned()) == 3,
+               "three partitions each")
+    # Incremental: the first member gave up exactly what the second took, and kept the rest
+    # throughout (never revoked, so it went on consuming them).
+    assert first.owned() | second.owned() == before
+    assert first.revoked == {p for _, p in second.owned()}
+    assert first.owned() <= before
+
+    clients.produce_counts(broker, topic, {p: 5 for p in range(6)}, "after")
+    # The second member starts where the first committed: every record once.
+    poll_until([first, second], lambda: first.consumed + second.consumed >= 90, "every record")
+    assert first.consumed + second.consumed == 90
+    first.consumer.commit(asynchronous=False)
+    second.consumer.commit(asynchronous=False)
+    first.consumer.close()
+    second.consumer.close()
+
+    r = groups_tool(broker, "--describe", "--group", group)
+    assert r.code == 0, str(r)
+    rows = {int(row["PARTITION"]): row for row in parse_table(r.stdout)}
+    assert {p: (row["CURRENT-OFFSET"], row["LAG"]) for p, row in rows.items()} == {
+        p: ("15", "0") for p in range(6)}
+
+
+def test_java_consumer_and_kafka_consumer_groups(broker, topic):
+    clients.create_topic(broker, topic, 3)
+    clients.produce_counts(broker, topic, {p: 4 for p in range(3)}, "java")
+    group = clients.unique_name("kip848-java")
+    consumer = kafka_tools.start(
+        "kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+        "--group", group, "--consumer-property", "group.protocol=consumer",
+        "--from-beginning", "--timeout-ms", "60000", stdin=None)
+    try:
+        def members():
+            r = groups_tool(broker, "--describe", "--group", group, "--members", "--verbose")
+            rows = parse_table(r.stdout) if r.code == 0 else []
+            return rows if rows and rows[0].get("#PARTITIONS") == "3" else None
+        rows = wait_until(members, "the Java member holding all three partitions", timeout=SETTLE)
+        assert len(rows) == 1
+        row = rows[0]
+        assert row["CLIENT-ID"] == "console-consumer"
+        assert row["CURRENT-EPOCH"] == row["TARGET-EPOCH"] and int(row["CURRENT-EPOCH"]) >= 1
+        assert row["CURRENT-ASSIGNMENT"] == f"{topic}:0,1,2"
+
+        r = groups_tool(broker, "--describe", "--group", group, "--state", "--verbose")
+        state = parse_table(r.stdout)[0]
+        assert (state["ASSIGNMENT-STRATEGY"], state["STATE"], state["#MEMBERS"]) == (
+            "uniform", "Stable", "1")
+        assert state["GROUP-EPOCH"] == state["TARGET-ASSIGNMENT-EPOCH"]
+
+        r = groups_tool(broker, "--list", "--type", "--state")
+        listed = {row["GROUP"]: row for row in parse_table(r.stdout)}
+        assert (listed[group]["TYPE"], listed[group]["STATE"]) == ("Consumer", "Stable")
+    finally:
+        kafka_tools.kill(consumer)
+
+
+def test_regex_subscription(broker):
+    prefix = clients.unique_name("kip848re")
+    for name, n in ((f"{prefix}-a", 2), (f"{prefix}-b", 1)):
+        clients.create_topic(broker, name, n)
+    member = Member(broker, clients.unique_name("kip848-regex"))
+    member.subscribe([f"^{prefix}-.*"])
+    poll_until([member], lambda: len(member.owned()) == 3, "partitions of both topics")
+    assert member.owned() == {(f"{prefix}-a", 0), (f"{prefix}-a", 1), (f"{prefix}-b", 0)}
+    member.consumer.close()
+
+
+def test_static_member_gets_its_partitions_back(broker, topic):
+    clients.create_topic(broker, topic, 4)
+    group = clients.unique_name("kip848-static")
+    one = Member(broker, group, **{"group.instance.id": "one"})
+    two = Member(broker, group, **{"group.instance.id": "two"})
+    one.subscribe([topic])
+    two.subscribe([topic])
+    poll_until([one, two], lambda: len(one.owned()) == 2 and len(two.owned()) == 2, "two each")
+    held, others, revoked = one.owned(), two.owned(), set(two.revoked)
+    one.consumer.close()
+    # Back within the session: the same instance id gets the same partitions, and the
+    # other member is not disturbed.
+    again = Member(broker, group, **{"group.instance.id": "one"})
+    again.subscribe([topic])
+    poll_until([again, two], lambda: again.owned() == held, "the partitions back")
+    assert two.owned() == others and two.revoked == revoked
+    again.consumer.close()
+    two.consumer.close()
+
+
+def test_unknown_server_assignor_is_refused(broker, topic):
+    clients.create_topic(broker, topic, 1)
+    r = kafka_tools.run(
+        "kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+        "--group", clients.unique_name("kip848-assignor"),
+        "--consumer-property", "group.protocol=consumer",
+        "--consumer-property", "group.remote.assignor=nosuch", "--timeout-ms", "20000")
+    # The console consumer reports the error and ends having consumed nothing.
+    assert "UnsupportedAssignorException: ServerAssignor nosuch is not supported." in r.stderr, str(r)
+    assert "Processed a total of 0 messages" in r.stderr, str(r)

@@ -1,0 +1,606 @@
+//! ConsumerGroupHeartbeat (KIP-848): joining, heartbeating and leaving a
+//! consumer group, the target assignment and each member's way to it.
+//! Kafka's GroupMetadataManager.consumerGroupHeartbeat and
+//! CurrentAssignmentBuilder: a member gives up revoked partitions before it
+//! moves to the new epoch, and takes a partition only once its previous
+//! owner has let it go.
+
+use super::assignors::{self, MemberSubscription};
+use super::classic_group::{Group, GroupState};
+use super::consumer_group::{
+    same_assignment, Assignment, ConsumerGroup, ConsumerMember, MemberState, LEAVE_GROUP_MEMBER_EPOCH,
+    LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+};
+use super::shard::{GroupRecord, GroupShard};
+use crate::coordinator::CoordinatorResult;
+use kafka_protocol::ResponseError as E;
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// The topics a group may subscribe to: name → (id, partition count), and
+/// which of them are internal (regexes never match those).
+#[derive(Debug, Clone, Default)]
+pub struct TopicView {
+    pub topics: BTreeMap<String, (Uuid, i32)>,
+    pub internal: BTreeSet<String>,
+}
+
+impl TopicView {
+    pub fn name_of(&self, id: Uuid) -> Option<&str> {
+        self.topics.iter().find(|(_, (i, _))| *i == id).map(|(n, _)| n.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerHeartbeat {
+    pub group_id: String,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// The partitions the member owns (None: unchanged since the last heartbeat).
+    pub owned: Option<Assignment>,
+    pub client_id: String,
+    pub client_host: String,
+    pub version: i16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatAnswer {
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// Sent when the member's assignment changed or it has to be told again.
+    pub assignment: Option<Assignment>,
+}
+
+impl HeartbeatAnswer {
+    fn error(code: i16, message: impl Into<String>, req: &ConsumerHeartbeat) -> HeartbeatAnswer {
+        HeartbeatAnswer {
+            error_code: code,
+            error_message: Some(message.into()),
+            member_id: req.member_id.clone(),
+            member_epoch: req.member_epoch,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        }
+    }
+}
+
+type Answer = CoordinatorResult<HeartbeatAnswer, GroupRecord>;
+
+/// Kafka's checks of a heartbeat that do not need the group.
+fn validate(req: &ConsumerHeartbeat, assignors: &[String]) -> Result<(), (i16, String)> {
+    let invalid = |m: &str| Err((E::InvalidRequest.code(), m.to_string()));
+    if req.group_id.is_empty() {
+        return invalid("GroupId can't be empty.");
+    }
+    if req.member_id.is_empty() && (req.version >= 1 || req.member_epoch > 0) {
+        return invalid("MemberId can't be empty.");
+    }
+    if req.rack_id.as_deref() == Some("") {
+        return invalid("RackId can't be empty.");
+    }
+    if req.instance_id.as_deref() == Some("") {
+        return invalid("InstanceId can't be empty.");
+    }
+    match req.member_epoch {
+        0 => {
+            if req.rebalance_timeout_ms == -1 {
+                return invalid("RebalanceTimeoutMs must be provided in first request.");
+            }
+            if req.owned.as_ref().is_none_or(|o| o.values().any(|p| !p.is_empty())) {
+                return invalid("TopicPartitions must be empty when (re-)joining.");
+            }
+            if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+                return invalid(
+                    "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
+                );
+            }
+        }
+        LEAVE_GROUP_STATIC_MEMBER_EPOCH if req.instance_id.is_none() => {
+            return invalid("InstanceId can't be null.");
+        }
+        e if e < LEAVE_GROUP_STATIC_MEMBER_EPOCH => return invalid("MemberEpoch is invalid."),
+        _ => {}
+    }
+    if let Some(a) = &req.server_assignor {
+        if !assignors.iter().any(|k| k == a) {
+            return Err((
+                E::UnsupportedAssignor.code(),
+                format!(
+                    "ServerAssignor {a} is not supported. Supported assignors: {}.",
+                    assignors.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(regex) = &req.subscribed_topic_regex {
+        if let Err(e) = compile_regex(regex) {
+            return Err((
+                E::InvalidRegularExpression.code(),
+                format!("SubscribedTopicRegex `{regex}` is not a valid regular expression: {e}."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A subscription regex matches whole topic names, as Java's `matches`.
+fn compile_regex(regex: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{regex})$"))
+}
+
+impl GroupShard {
+    pub fn consumer_heartbeat(&mut self, req: ConsumerHeartbeat, topics: &TopicView, now: i64) -> Answer {
+        if let Err((code, message)) = validate(&req, &self.config.consumer_assignors) {
+            return CoordinatorResult::answer(HeartbeatAnswer::error(code, message, &req));
+        }
+        if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+            return CoordinatorResult::answer(self.consumer_leave(&req, now));
+        }
+        let config = self.config.clone();
+        let group = match self.groups.get_mut(&req.group_id) {
+            Some(g) => g,
+            None if req.member_epoch != 0 => {
+                let message = format!("Consumer group {} not found.", req.group_id);
+                return CoordinatorResult::answer(HeartbeatAnswer::error(E::GroupIdNotFound.code(), message, &req));
+            }
+            None => self
+                .groups
+                .entry(req.group_id.clone())
+                .or_insert_with(|| Group::new(&req.group_id, now)),
+        };
+        if group.consumer.is_none() {
+            if !group.members.is_empty() || group.state != GroupState::Empty {
+                let message = format!("Group {} is not a consumer group.", req.group_id);
+                return CoordinatorResult::answer(HeartbeatAnswer::error(E::GroupIdNotFound.code(), message, &req));
+            }
+            // An empty classic group (or offsets alone) becomes a consumer group.
+            group.protocol_type = None;
+            group.consumer = Some(Box::default());
+        }
+        let Some(cg) = group.consumer.as_deref_mut() else {
+            return CoordinatorResult::answer(HeartbeatAnswer::error(E::UnknownServerError.code(), "", &req));
+        };
+        let answer = match heartbeat(cg, &req, topics, &config, now) {
+            Ok(a) => a,
+            Err((code, message)) => HeartbeatAnswer::error(code, message, &req),
+        };
+        CoordinatorResult::answer(answer)
+    }
+
+    /// A member leaving (epoch -1), or a static member leaving for now (-2).
+    fn consumer_leave(&mut self, req: &ConsumerHeartbeat, now: i64) -> HeartbeatAnswer {
+        let session = self.config.consumer_session_timeout_ms as i64;
+        let Some(cg) = self
+            .groups
+            .get_mut(&req.group_id)
+            .and_then(|g| g.consumer.as_deref_mut())
+        else {
+            let message = format!("Consumer group {} not found.", req.group_id);
+            return HeartbeatAnswer::error(E::GroupIdNotFound.code(), message, req);
+        };
+        let member_id = match &req.instance_id {
+            Some(instance) => match cg.static_members.get(instance) {
+                Some(id) if *id == req.member_id => id.clone(),
+                Some(_) => {
+                    let message = format!("Static member {} with instance id {instance} is fenced.", req.member_id);
+                    return HeartbeatAnswer::error(E::FencedInstanceId.code(), message, req);
+                }
+                None => {
+                    let message = format!("Instance id {instance} is unknown.");
+                    return HeartbeatAnswer::error(E::UnknownMemberId.code(), message, req);
+                }
+            },
+            None => req.member_id.clone(),
+        };
+        if !cg.members.contains_key(&member_id) {
+            let message = format!("Member {member_id} is not a member of group {}.", req.group_id);
+            return HeartbeatAnswer::error(E::UnknownMemberId.code(), message, req);
+        }
+        if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+            // The static member keeps its partitions until it returns or its session ends.
+            if let Some(m) = cg.members.get_mut(&member_id) {
+                m.previous_member_epoch = m.member_epoch;
+                m.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+                m.session_deadline = now + session;
+            }
+        } else {
+            cg.remove_member(&member_id);
+        }
+        HeartbeatAnswer {
+            error_code: 0,
+            error_message: None,
+            member_id,
+            member_epoch: req.member_epoch,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        }
+    }
+
+    /// Sessions and revocation deadlines of consumer group members.
+    pub(super) fn expire_consumer_members(&mut self, now: i64) {
+        for group in self.groups.values_mut() {
+            let Some(cg) = group.consumer.as_deref_mut() else {
+                continue;
+            };
+            let expired: Vec<String> = cg
+                .members
+                .values()
+                .filter(|m| m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now))
+                .map(|m| m.id.clone())
+                .collect();
+            for id in expired {
+                tracing::info!(group = %group.id, member = %id, "consumer group member timed out; removing it");
+                cg.remove_member(&id);
+            }
+            if cg.members.is_empty() && group.state_since < now {
+                group.state_since = now;
+            }
+        }
+    }
+
+    pub(super) fn next_consumer_deadline(&self) -> Option<i64> {
+        self.groups
+            .values()
+            .filter_map(|g| g.consumer.as_deref())
+            .flat_map(|cg| cg.members.values())
+            .map(|m| {
+                m.revocation_deadline
+                    .map_or(m.session_deadline, |d| d.min(m.session_deadline))
+            })
+            .min()
+    }
+}
+
+type HeartbeatResult = Result<HeartbeatAnswer, (i16, String)>;
+
+fn heartbeat(
+    cg: &mut ConsumerGroup,
+    req: &ConsumerHeartbeat,
+    topics: &TopicView,
+    config: &super::shard::GroupConfig,
+    now: i64,
+) -> HeartbeatResult {
+    let joining = req.member_epoch == 0;
+    let member_id = if req.member_id.is_empty() {
+        Uuid::new_v4().to_string()
+    } else {
+        req.member_id.clone()
+    };
+    let (mut member, is_new) = if joining {
+        join_member(cg, req, &member_id, config, now)?
+    } else {
+        let Some(m) = cg.members.get(&member_id) else {
+            return Err((
+                E::UnknownMemberId.code(),
+                format!("Member {member_id} is not a member of group {}.", req.group_id),
+            ));
+        };
+        if let Some(instance) = &req.instance_id {
+            if cg.static_members.get(instance) != Some(&member_id) {
+                return Err((
+                    E::FencedInstanceId.code(),
+                    format!("Static member {member_id} with instance id {instance} is fenced."),
+                ));
+            }
+        }
+        check_epoch(m, req)?;
+        (m.clone(), false)
+    };
+    let before = member.clone();
+    member.session_deadline = now + config.consumer_session_timeout_ms as i64;
+    if req.rebalance_timeout_ms > 0 {
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+    }
+    member.client_id = req.client_id.clone();
+    member.client_host = req.client_host.clone();
+    if req.rack_id.is_some() {
+        member.rack_id = req.rack_id.clone();
+    }
+    if req.instance_id.is_some() {
+        member.instance_id = req.instance_id.clone();
+    }
+    if req.server_assignor.is_some() {
+        member.server_assignor = req.server_assignor.clone();
+    }
+    let mut subscription_changed = false;
+    if let Some(names) = &req.subscribed_topic_names {
+        let mut names = names.clone();
+        names.sort();
+        names.dedup();
+        subscription_changed |= names != member.subscribed_topic_names;
+        member.subscribed_topic_names = names;
+    }
+    if let Some(regex) = &req.subscribed_topic_regex {
+        let regex = Some(regex.clone()).filter(|r| !r.is_empty());
+        subscription_changed |= regex != member.subscribed_topic_regex;
+        member.subscribed_topic_regex = regex;
+    }
+    let mut bump = is_new || subscription_changed || member.server_assignor != before.server_assignor;
+    if let Some(instance) = &member.instance_id {
+        cg.static_members.insert(instance.clone(), member_id.clone());
+    }
+    cg.members.insert(member_id.clone(), member);
+
+    // The topics subscribed to now; a change in them (a new topic matching,
+    // more partitions) calls for a new target as well.
+    let subscribed = subscribed_topics(cg, topics);
+    if subscribed != cg.subscribed_topics {
+        cg.subscribed_topics = subscribed;
+        bump = true;
+    }
+    // One new epoch for whatever changed in this heartbeat.
+    if bump {
+        cg.group_epoch += 1;
+    }
+    if cg.group_epoch > cg.assignment_epoch {
+        compute_target(cg, config);
+    }
+    reconcile(cg, &member_id, req.owned.as_ref(), now);
+
+    let member = &cg.members[&member_id];
+    let changed = member.member_epoch != before.member_epoch || !same_assignment(&member.assigned, &before.assigned);
+    let stale_owned = req
+        .owned
+        .as_ref()
+        .is_some_and(|o| !same_assignment(o, &member.assigned));
+    Ok(HeartbeatAnswer {
+        error_code: 0,
+        error_message: None,
+        member_id: member_id.clone(),
+        member_epoch: member.member_epoch,
+        heartbeat_interval_ms: config.consumer_heartbeat_interval_ms,
+        assignment: (joining || changed || stale_owned).then(|| member.assigned.clone()),
+    })
+}
+
+/// A member joining with epoch 0: new, back after being fenced, or a static
+/// member taking its place back (it keeps its assignment and epoch).
+fn join_member(
+    cg: &mut ConsumerGroup,
+    req: &ConsumerHeartbeat,
+    member_id: &str,
+    config: &super::shard::GroupConfig,
+    now: i64,
+) -> Result<(ConsumerMember, bool), (i16, String)> {
+    if let Some(instance) = &req.instance_id {
+        if let Some(previous_id) = cg.static_members.get(instance).cloned() {
+            let previous = cg.members.get(&previous_id).cloned();
+            match previous {
+                Some(p) if p.has_left_statically() || previous_id == member_id => {
+                    cg.members.remove(&previous_id);
+                    if let Some(target) = cg.target.remove(&previous_id) {
+                        cg.target.insert(member_id.to_string(), target);
+                    }
+                    let mut m = p;
+                    m.id = member_id.to_string();
+                    if m.has_left_statically() {
+                        m.member_epoch = m.previous_member_epoch.max(0);
+                    }
+                    return Ok((m, false));
+                }
+                Some(_) => {
+                    return Err((
+                        E::UnreleasedInstanceId.code(),
+                        format!("Static member {previous_id} with instance id {instance} is not released yet."),
+                    ))
+                }
+                None => {}
+            }
+        }
+    }
+    if cg.members.contains_key(member_id) {
+        // The member comes back after being fenced: it starts over.
+        cg.remove_member(member_id);
+    }
+    if cg.members.len() >= config.consumer_max_size.max(0) as usize {
+        return Err((
+            E::GroupMaxSizeReached.code(),
+            format!(
+                "The consumer group has reached its maximum capacity of {} members.",
+                config.consumer_max_size
+            ),
+        ));
+    }
+    Ok((ConsumerMember::new(member_id.to_string(), now), true))
+}
+
+/// Kafka's epoch check: a member ahead of the group is fenced; one behind
+/// may only be repeating its previous epoch with what it was given then
+/// (its last response was lost).
+fn check_epoch(m: &ConsumerMember, req: &ConsumerHeartbeat) -> Result<(), (i16, String)> {
+    let fenced = || {
+        Err((
+            E::FencedMemberEpoch.code(),
+            format!(
+                "The consumer group member has a member epoch ({}) different from the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
+                req.member_epoch, m.member_epoch
+            ),
+        ))
+    };
+    if req.member_epoch > m.member_epoch {
+        return fenced();
+    }
+    if req.member_epoch < m.member_epoch {
+        let repeats = req.member_epoch == m.previous_member_epoch
+            && req.owned.as_ref().is_some_and(|o| same_assignment(o, &m.assigned));
+        if !repeats {
+            return fenced();
+        }
+    }
+    Ok(())
+}
+
+/// Every topic the members subscribe to that exists: by name or by regex.
+fn subscribed_topics(cg: &ConsumerGroup, topics: &TopicView) -> BTreeMap<String, (Uuid, i32)> {
+    let mut out = BTreeMap::new();
+    for m in cg.members.values() {
+        for name in &m.subscribed_topic_names {
+            if let Some(t) = topics.topics.get(name) {
+                out.insert(name.clone(), *t);
+            }
+        }
+        if let Some(Ok(re)) = m.subscribed_topic_regex.as_deref().map(compile_regex) {
+            for (name, t) in &topics.topics {
+                if !topics.internal.contains(name) && re.is_match(name) {
+                    out.insert(name.clone(), *t);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The topic ids a member subscribes to, among those the group knows.
+fn member_topics(m: &ConsumerMember, subscribed: &BTreeMap<String, (Uuid, i32)>) -> BTreeSet<Uuid> {
+    let re = m.subscribed_topic_regex.as_deref().and_then(|r| compile_regex(r).ok());
+    subscribed
+        .iter()
+        .filter(|(name, _)| m.subscribed_topic_names.contains(name) || re.as_ref().is_some_and(|re| re.is_match(name)))
+        .map(|(_, (id, _))| *id)
+        .collect()
+}
+
+/// A new target assignment for the group's current members and topics.
+fn compute_target(cg: &mut ConsumerGroup, config: &super::shard::GroupConfig) {
+    // Kafka uses the assignor the members ask for most, else the default.
+    let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in cg.members.values() {
+        if let Some(a) = &m.server_assignor {
+            *votes.entry(a.as_str()).or_default() += 1;
+        }
+    }
+    let default = config
+        .consumer_assignors
+        .first()
+        .map_or(assignors::UNIFORM, |s| s.as_str());
+    let assignor = votes
+        .iter()
+        .max_by_key(|(name, count)| (**count, std::cmp::Reverse(**name)))
+        .map_or(default, |(n, _)| *n)
+        .to_string();
+    let counts: BTreeMap<Uuid, i32> = cg.subscribed_topics.values().copied().collect();
+    let subscriptions: Vec<MemberSubscription<'_>> = cg
+        .members
+        .values()
+        .map(|m| MemberSubscription {
+            id: &m.id,
+            topics: member_topics(m, &cg.subscribed_topics),
+            current: cg.target.get(&m.id),
+        })
+        .collect();
+    let target = assignors::assign(&assignor, &subscriptions, &counts);
+    cg.target = target;
+    cg.assignor = assignor;
+    cg.assignment_epoch = cg.group_epoch;
+}
+
+/// Moves one member towards its target (Kafka's CurrentAssignmentBuilder).
+/// `owned`: what the member says it holds (None: unchanged).
+fn reconcile(cg: &mut ConsumerGroup, member_id: &str, owned: Option<&Assignment>, now: i64) {
+    let target_epoch = cg.assignment_epoch;
+    let target = cg.target.get(member_id).cloned().unwrap_or_default();
+    let owners: BTreeMap<(Uuid, i32), String> = cg
+        .owners()
+        .into_iter()
+        .filter(|(_, owner)| *owner != member_id)
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+    let Some(m) = cg.members.get_mut(member_id) else { return };
+    match m.state {
+        MemberState::Stable if m.member_epoch != target_epoch => {
+            next_assignment(m, target_epoch, &target, &owners, owned, now);
+        }
+        MemberState::UnrevokedPartitions => {
+            let still_owned = owned.is_none_or(|o| {
+                m.pending_revocation
+                    .iter()
+                    .any(|(t, ps)| o.get(t).is_some_and(|op| ps.iter().any(|p| op.contains(p))))
+            });
+            if !still_owned {
+                m.pending_revocation.clear();
+                m.revocation_deadline = None;
+                next_assignment(m, target_epoch, &target, &owners, owned, now);
+            }
+        }
+        MemberState::UnreleasedPartitions => {
+            next_assignment(m, target_epoch, &target, &owners, owned, now);
+        }
+        MemberState::Stable => {}
+    }
+}
+
+fn next_assignment(
+    m: &mut ConsumerMember,
+    target_epoch: i32,
+    target: &Assignment,
+    others: &BTreeMap<(Uuid, i32), String>,
+    owned: Option<&Assignment>,
+    now: i64,
+) {
+    let mut keep = Assignment::new();
+    let mut revoke = Assignment::new();
+    let mut add = Assignment::new();
+    let mut unreleased = false;
+    let topics: BTreeSet<Uuid> = m.assigned.keys().chain(target.keys()).copied().collect();
+    for t in topics {
+        let current = m.assigned.get(&t).cloned().unwrap_or_default();
+        let wanted = target.get(&t).cloned().unwrap_or_default();
+        let kept: BTreeSet<i32> = current.intersection(&wanted).copied().collect();
+        // A partition the member says it no longer holds needs no revoking.
+        let revoked: BTreeSet<i32> = current
+            .difference(&wanted)
+            .filter(|p| owned.is_none_or(|o| o.get(&t).is_some_and(|op| op.contains(p))))
+            .copied()
+            .collect();
+        let mut added = BTreeSet::new();
+        for p in wanted.difference(&current) {
+            if others.contains_key(&(t, *p)) {
+                unreleased = true;
+            } else {
+                added.insert(*p);
+            }
+        }
+        if !kept.is_empty() {
+            keep.insert(t, kept);
+        }
+        if !revoked.is_empty() {
+            revoke.insert(t, revoked);
+        }
+        if !added.is_empty() {
+            add.insert(t, added);
+        }
+    }
+    if !revoke.is_empty() {
+        m.assigned = keep;
+        m.pending_revocation = revoke;
+        m.state = MemberState::UnrevokedPartitions;
+        m.revocation_deadline = Some(now + m.rebalance_timeout_ms as i64);
+        return;
+    }
+    for (t, ps) in add {
+        keep.entry(t).or_default().extend(ps);
+    }
+    m.assigned = keep;
+    if m.member_epoch != target_epoch {
+        m.previous_member_epoch = m.member_epoch;
+        m.member_epoch = target_epoch;
+    }
+    m.state = if unreleased {
+        MemberState::UnreleasedPartitions
+    } else {
+        MemberState::Stable
+    };
+}
+
+#[cfg(test)]
+#[path = "tests/consumer_heartbeat.rs"]
+mod tests;

@@ -2,6 +2,7 @@
 //! fallback: a v0 body with UNSUPPORTED_VERSION and the list, so the client
 //! can pick a version it shares with us.
 
+use crate::broker::Broker;
 use crate::protocol::response::encode_response;
 use crate::protocol::versions;
 use crate::protocol::{ParsedRequest, RequestError, ResponseFrame};
@@ -9,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 
-pub fn respond(req: &ParsedRequest) -> Result<ResponseFrame, RequestError> {
+pub fn respond(broker: &Broker, req: &ParsedRequest) -> Result<ResponseFrame, RequestError> {
     let version = req.version();
     let correlation_id = req.header.correlation_id;
     let list = versions::advertised();
@@ -24,6 +25,19 @@ pub fn respond(req: &ParsedRequest) -> Result<ResponseFrame, RequestError> {
         Ok(r) if version >= 3 && !valid_software_field(&r.client_software_name) => ResponseError::InvalidRequest.code(),
         Ok(r) if version >= 3 && !valid_software_field(&r.client_software_version) => {
             ResponseError::InvalidRequest.code()
+        }
+        // v5 (KIP-1242): a client that believes it talks to another cluster or
+        // node must bootstrap again.
+        Ok(r)
+            if version >= 5
+                && r.cluster_id
+                    .as_deref()
+                    .is_some_and(|id| id != broker.cluster_id.as_str()) =>
+        {
+            ResponseError::RebootstrapRequired.code()
+        }
+        Ok(r) if version >= 5 && r.node_id >= 0 && r.node_id != broker.config.node_id => {
+            ResponseError::RebootstrapRequired.code()
         }
         Ok(_) => 0,
         Err(_) => ResponseError::InvalidRequest.code(),

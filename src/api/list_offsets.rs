@@ -18,6 +18,8 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+/// v11 (KIP-1023): the earliest offset not yet copied to remote storage.
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
 const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -172,8 +174,8 @@ fn lookup(
     match timestamp {
         LATEST => at(answer, visible_end),
         EARLIEST | EARLIEST_LOCAL => at(answer, log.log_start_offset()),
-        // Nothing is tiered: there is no tiered offset to report.
-        LATEST_TIERED => not_found(answer),
+        // Nothing is tiered: there is no tiered offset, nor one waiting for upload.
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => not_found(answer),
         MAX_TIMESTAMP => match log.max_timestamp_record() {
             Ok(Some((offset, ts))) => answer.with_timestamp(ts).with_offset(offset).with_leader_epoch(epoch),
             Ok(None) => not_found(answer),

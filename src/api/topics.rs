@@ -119,8 +119,10 @@ pub async fn handle_create_topics(
                                 .with_is_sensitive(false)
                         })
                         .collect();
+                    // Kafka answers a created topic with no message (null, not "").
                     CreatableTopicResult::default()
                         .with_name(name)
+                        .with_error_message(None)
                         .with_topic_id(created.id)
                         .with_num_partitions(created.partitions)
                         .with_replication_factor(created.replication_factor)

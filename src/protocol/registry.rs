@@ -70,8 +70,8 @@ macro_rules! serve_entry {
         }
     }};
     (raw $respond:path, $key:ident, $resp:ty, $splice:expr, $broker:ident, $ctx:ident, $req:ident, $api:ident) => {{
-        let _ = ($broker, $ctx, $api);
-        $respond(&$req).map(Some)
+        let _ = ($ctx, $api);
+        $respond($broker, &$req).map(Some)
     }};
 }
 
@@ -136,14 +136,14 @@ registry! {
     Fetch: FetchRequest => FetchResponse, versions 4..=18, handler api::fetch::handle, splice api::fetch::record_sets,
         errors |r| std::iter::once(r.error_code)
             .chain(r.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
-    ListOffsets: ListOffsetsRequest => ListOffsetsResponse, versions 1..=10, handler api::list_offsets::handle,
+    ListOffsets: ListOffsetsRequest => ListOffsetsResponse, versions 1..=11, handler api::list_offsets::handle,
         errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
     Metadata: MetadataRequest => MetadataResponse, versions 0..=13, handler api::metadata::handle,
         errors |r| std::iter::once(r.error_code).chain(r.topics.iter().map(|t| t.error_code));
     FindCoordinator: FindCoordinatorRequest => FindCoordinatorResponse, versions 0..=6,
         handler api::coordinator::handle_find_coordinator,
         errors |r| std::iter::once(r.error_code).chain(r.coordinators.iter().map(|c| c.error_code));
-    ApiVersions: ApiVersionsRequest => ApiVersionsResponse, versions 0..=4, raw api::api_versions::respond,
+    ApiVersions: ApiVersionsRequest => ApiVersionsResponse, versions 0..=5, raw api::api_versions::respond,
         errors |r| [r.error_code];
     CreateTopics: CreateTopicsRequest => CreateTopicsResponse, versions 2..=7, handler api::topics::handle_create_topics,
         errors |r| r.topics.iter().map(|t| t.error_code);
@@ -163,7 +163,7 @@ registry! {
     DescribeQuorum: DescribeQuorumRequest => DescribeQuorumResponse, versions 0..=2, handler api::quorum::handle,
         errors |r| std::iter::once(r.error_code)
             .chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
-    AddRaftVoter: AddRaftVoterRequest => AddRaftVoterResponse, versions 0..=0,
+    AddRaftVoter: AddRaftVoterRequest => AddRaftVoterResponse, versions 0..=1,
         handler api::raft_voters::handle_add_raft_voter,
         errors |r| [r.error_code];
     RemoveRaftVoter: RemoveRaftVoterRequest => RemoveRaftVoterResponse, versions 0..=0,
@@ -195,7 +195,7 @@ registry! {
         errors |r| r.groups.iter().map(|g| g.error_code);
     ListGroups: ListGroupsRequest => ListGroupsResponse, versions 0..=5, handler api::groups::handle_list_groups,
         errors |r| [r.error_code];
-    DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse, versions 0..=2, handler api::groups::handle_delete_groups,
+    DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse, versions 0..=3, handler api::groups::handle_delete_groups,
         errors |r| r.results.iter().map(|g| g.error_code);
     ConsumerGroupHeartbeat: ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, versions 0..=1,
         handler api::consumer_groups::handle_heartbeat,
@@ -215,7 +215,7 @@ registry! {
     AlterReplicaLogDirs: AlterReplicaLogDirsRequest => AlterReplicaLogDirsResponse, versions 1..=2,
         handler api::log_dirs::handle_alter_replica_log_dirs,
         errors |r| r.results.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
-    DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse, versions 1..=4, handler api::log_dirs::handle,
+    DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse, versions 1..=5, handler api::log_dirs::handle,
         errors |r| std::iter::once(r.error_code).chain(r.results.iter().map(|x| x.error_code));
     DescribeTopicPartitions: DescribeTopicPartitionsRequest => DescribeTopicPartitionsResponse, versions 0..=0,
         handler api::metadata::handle_describe_topic_partitions,
@@ -259,12 +259,12 @@ registry! {
         handler api::txn::handle_add_partitions_to_txn,
         errors |r| r.results_by_topic_v3_and_below.iter()
             .flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code));
-    AddOffsetsToTxn: AddOffsetsToTxnRequest => AddOffsetsToTxnResponse, versions 0..=3,
+    AddOffsetsToTxn: AddOffsetsToTxnRequest => AddOffsetsToTxnResponse, versions 0..=4,
         handler api::txn::handle_add_offsets_to_txn,
         errors |r| [r.error_code];
     EndTxn: EndTxnRequest => EndTxnResponse, versions 0..=4, handler api::txn::handle_end_txn,
         errors |r| [r.error_code];
-    TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse, versions 0..=3,
+    TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse, versions 0..=4,
         handler api::txn::handle_txn_offset_commit,
         errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
     DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse, versions 0..=0,

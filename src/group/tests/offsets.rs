@@ -237,3 +237,24 @@ fn durable(g: &GroupShard) -> Vec<String> {
     out.extend(pending);
     out
 }
+
+#[test]
+fn txn_offset_commits_without_a_member_are_taken_by_an_active_group() {
+    // TxnOffsetCommit v0-v2 carry no member or generation: Kafka commits them.
+    let (mut g, mut log) = (groups(0), MemLog::default());
+    stable_pair(&mut g, &mut log);
+    let exists = |t: &str, p: i32| t == "orders" && p == 0;
+    let producer = TxnProducer {
+        producer_id: 3,
+        producer_epoch: 0,
+    };
+    let txn = g.exec(&mut log, |s| {
+        s.commit_txn_offsets(commit("g", -1, "", &[("orders", 0, 5)]), producer, &exists, 1)
+    });
+    assert_eq!(txn, vec![0]);
+    // A plain OffsetCommit from outside the group is still refused.
+    let plain = g.exec(&mut log, |s| {
+        s.commit_offsets(commit("g", -1, "", &[("orders", 0, 5)]), &exists, 1)
+    });
+    assert_eq!(plain, vec![E::UnknownMemberId.code()]);
+}

@@ -1,0 +1,88 @@
+"""ApiVersions compared with Apache Kafka 4.4's, API by API.
+
+compat/kafka/api-versions-4.4.txt is what a Kafka 4.4.0 broker listener advertises (taken
+from a real one; against COMPAT_TARGET=kafka this case checks the file is still true).
+Clients that infer the broker's release from this list (librdkafka, franz-go, the Java
+client's feature checks) must take Sluice for Kafka 4.4.
+
+NOT_YET lists what Sluice does not serve yet (issue #14 and #15), each with the versions
+it serves today (None: not at all). The case fails when an entry stops being true, so the
+list only shrinks.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from pathlib import Path
+
+import brokers
+
+KAFKA_TABLE = Path(__file__).resolve().parent.parent / "kafka" / "api-versions-4.4.txt"
+
+NOT_YET: dict[int, tuple[int, int] | None] = {
+    24: (0, 3),   # AddPartitionsToTxn v4-5: batched verification and TV2 (KIP-890)
+    26: (0, 4),   # EndTxn v5: an epoch per transaction (KIP-890 part 2)
+    27: (1, 1),   # WriteTxnMarkers v2: TransactionVersion (KIP-1228)
+    28: (0, 4),   # TxnOffsetCommit v5-6: TV2 and topic ids
+    38: None, 39: None, 40: None, 41: None,  # delegation tokens (#15)
+    57: None,     # UpdateFeatures
+    74: None,     # ListConfigResources
+    76: None, 77: None, 78: None, 79: None,  # share groups (KIP-932)
+    83: None, 84: None, 85: None, 86: None, 87: None,  # share group state
+    90: None, 91: None, 92: None,  # share group offsets
+    88: None, 89: None, 93: None,  # streams groups (KIP-1071)
+    94: None,     # UnregisterController
+}
+
+
+def kafka_table() -> dict[int, tuple[int, int]]:
+    out = {}
+    for line in KAFKA_TABLE.read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, lo, hi = map(int, line.split())
+        out[key] = (lo, hi)
+    return out
+
+
+def _recv(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed")
+        buf += chunk
+    return buf
+
+
+def advertised(host: str, port: int) -> dict[int, tuple[int, int]]:
+    """ApiVersions v0: the fixed layout every broker answers."""
+    client_id = b"compat-api-versions"
+    request = struct.pack(">hhih", 18, 0, 11, len(client_id)) + client_id
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(request)) + request)
+        (size,) = struct.unpack(">i", _recv(s, 4))
+        body = _recv(s, size)
+    correlation_id, error, count = struct.unpack(">ihi", body[:10])
+    assert (correlation_id, error) == (11, 0)
+    out = {}
+    for i in range(count):
+        key, lo, hi = struct.unpack(">hhh", body[10 + 6 * i:16 + 6 * i])
+        out[key] = (lo, hi)
+    return out
+
+
+def test_api_versions_match_kafka_4_4(broker):
+    host, port = broker.bootstrap.rsplit(":", 1)
+    ours = advertised(host, int(port))
+    kafka = kafka_table()
+    if brokers.target() == "kafka":
+        assert ours == kafka
+        return
+    differing = {k: (ours.get(k), kafka.get(k)) for k in set(ours) | set(kafka)
+                 if ours.get(k) != kafka.get(k)}
+    unexpected = {k: v for k, v in differing.items() if k not in NOT_YET}
+    assert not unexpected, f"api key: (Sluice, Kafka 4.4) {unexpected}"
+    done = {k: ours.get(k) for k in NOT_YET if k not in differing or ours.get(k) != NOT_YET[k]}
+    assert not done, f"NOT_YET is out of date (now served as): {done}"

@@ -396,6 +396,12 @@ def test_configs_alter_and_describe_topic_configs(broker, tool_topic):
     assert ("org.apache.kafka.common.InvalidRecordException: Compacted topic cannot accept message "
             f"without key in topic partition {topic}-0") in r.stderr, str(r)
     assert clients.end_offsets(broker, topic, 1) == {0: 2}
+    # Several in one batch: each is named (RecordError per record), none is reported as
+    # only "part of a batch which had one or more invalid records".
+    r = produce(broker, topic, ["a", "b", "c"], "--producer-property", "linger.ms=1000", keyed=False)
+    assert r.stderr.count("Compacted topic cannot accept message without key") == 3, str(r)
+    assert "part of a batch" not in r.stderr, str(r)
+    assert clients.end_offsets(broker, topic, 1) == {0: 2}
 
     # --delete-config: back to the default, which --describe --all shows.
     alter_topic_configs(broker, topic, "--delete-config", "cleanup.policy,max.message.bytes")

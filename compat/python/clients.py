@@ -713,13 +713,15 @@ class RawGroupClient:
 
     # ---- the group APIs, with the arguments a test varies
 
-    def find_coordinator(self, group: str, timeout: float = READ_TIMEOUT):
-        """FindCoordinator until it names a coordinator (the offsets topic may be new)."""
+    def find_coordinator(self, group: str, timeout: float = READ_TIMEOUT, key_type: int = 0):
+        """FindCoordinator until it names a coordinator (the offsets topic may be new).
+        key_type 1: a transactional id's coordinator."""
         from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 
         deadline = time.monotonic() + timeout
         while True:
-            r = self.call(FindCoordinatorRequest(key=group, key_type=0, coordinator_keys=[group]))
+            r = self.call(FindCoordinatorRequest(key=group, key_type=key_type,
+                                                 coordinator_keys=[group]))
             found = r.coordinators[0] if getattr(r, "coordinators", None) else r
             if found.error_code == 0:
                 return found

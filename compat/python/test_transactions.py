@@ -983,3 +983,44 @@ def test_transactions_survive_kill_9(own_broker, topic, producers):
     assert wait_no_open_transaction(broker, topic, 2) == {0: 7, 1: 5}  # marker at 6
     assert_both_read(broker, topic, 2, READ_COMMITTED, sorted(
         committed + [(0, 4, b"k", b"o1"), (0, 5, b"k", b"n1")]))
+
+
+def test_old_versions_get_the_errors_they_know(broker, topic):
+    """A fenced producer epoch: AddPartitionsToTxn v0 and v1 predate PRODUCER_FENCED
+    (KIP-588) and get INVALID_PRODUCER_EPOCH, as Kafka answers them; v2+ get PRODUCER_FENCED."""
+    from kafka.protocol.producer.transaction import (AddPartitionsToTxnRequest,
+                                                     InitProducerIdRequest)
+
+    clients.create_topic(broker, topic, 1)
+    txn_id = clients.unique_name("old-versions")
+    raw = clients.RawGroupClient(broker)
+    try:
+        raw.find_coordinator(txn_id, key_type=1)  # creates the transaction state topic
+
+        def init():
+            deadline = time.monotonic() + 30
+            while True:
+                r = raw.call(InitProducerIdRequest(transactional_id=txn_id,
+                                                   transaction_timeout_ms=60000,
+                                                   producer_id=-1, producer_epoch=-1))
+                # The transaction state topic may still be coming up.
+                if r.error_code == 0 or time.monotonic() > deadline:
+                    return r
+                time.sleep(0.2)
+
+        first = init()
+        assert first.error_code == 0, first
+        second = init()
+        assert (second.error_code, second.producer_id) == (0, first.producer_id)
+
+        def add(version: int) -> int:
+            topics = [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic(name=topic, partitions=[0])]
+            r = raw.call(AddPartitionsToTxnRequest(
+                v3_and_below_transactional_id=txn_id, v3_and_below_producer_id=first.producer_id,
+                v3_and_below_producer_epoch=first.producer_epoch, v3_and_below_topics=topics),
+                version=version)
+            return r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+
+        assert [add(v) for v in (0, 1, 2, 3)] == [47, 47, 90, 90]  # INVALID_PRODUCER_EPOCH, PRODUCER_FENCED
+    finally:
+        raw.close()

@@ -29,6 +29,16 @@ struct Change {
 }
 
 /// The config's type, whether it is named as a topic key or a broker key.
+/// A topic config's (or its broker key's) built-in default.
+fn default_value(name: &str) -> Option<&'static str> {
+    topic_config_def(name).map(|d| d.default).or_else(|| {
+        TOPIC_CONFIGS
+            .iter()
+            .find(|d| d.broker_keys.iter().any(|(k, _)| *k == name))
+            .map(|d| d.default)
+    })
+}
+
 fn config_type(name: &str) -> Option<ConfigType> {
     topic_config_def(name).map(|d| d.kind).or_else(|| {
         TOPIC_CONFIGS
@@ -67,8 +77,12 @@ fn apply(configs: &mut BTreeMap<String, String>, changes: &[Change]) -> Result<(
                         c.name
                     )));
                 }
+                // Unset, the list starts from its default, as Kafka's does:
+                // APPEND compact to the default cleanup.policy gives "delete,compact".
                 let current: Vec<String> = configs
                     .get(&c.name)
+                    .cloned()
+                    .or_else(|| default_value(&c.name).map(str::to_string))
                     .map(|v| {
                         v.split(',')
                             .map(|s| s.trim().to_string())
@@ -237,6 +251,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c["retention.ms"], "100");
+        // Appended to the default (delete), as Kafka does.
+        assert_eq!(c["cleanup.policy"], "delete,compact");
+        apply(&mut c, &[change("cleanup.policy", SUBTRACT, Some("delete"))]).unwrap();
         assert_eq!(c["cleanup.policy"], "compact");
         apply(&mut c, &[change("cleanup.policy", APPEND, Some("delete"))]).unwrap();
         assert_eq!(c["cleanup.policy"], "compact,delete");

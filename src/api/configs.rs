@@ -190,6 +190,30 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             synonyms,
         });
     }
+    // Any other dynamic broker config Kafka accepts, where one is set.
+    let listed: std::collections::BTreeSet<String> = out.iter().map(|e| e.name.clone()).collect();
+    let mut dynamic: BTreeMap<String, Vec<(String, String, ConfigSource)>> = BTreeMap::new();
+    for (props, source) in &layers[..2] {
+        for (k, v) in props {
+            if !listed.contains(k) && crate::config::dynamic_broker::update_mode(k).is_some() {
+                dynamic
+                    .entry(k.clone())
+                    .or_default()
+                    .push((k.clone(), v.clone(), *source));
+            }
+        }
+    }
+    for (name, synonyms) in dynamic {
+        let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
+        out.push(ConfigEntry {
+            name,
+            value: Some(value),
+            source,
+            kind: ConfigType::String,
+            read_only: false,
+            synonyms,
+        });
+    }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
@@ -343,19 +367,24 @@ pub async fn handle_describe_configs(
                             .map(|(n, v, s)| {
                                 DescribeConfigsSynonym::default()
                                     .with_name(StrBytes::from_string(n.clone()))
-                                    .with_value(Some(StrBytes::from_string(v.clone())))
+                                    .with_value(
+                                        (!crate::config::dynamic_broker::is_sensitive(n))
+                                            .then(|| StrBytes::from_string(v.clone())),
+                                    )
                                     .with_source(*s as i8)
                             })
                             .collect()
                     } else {
                         Vec::new()
                     };
+                    // Passwords and keys are never shown, as in Kafka.
+                    let sensitive = crate::config::dynamic_broker::is_sensitive(&e.name);
                     DescribeConfigsResourceResult::default()
+                        .with_value(e.value.filter(|_| !sensitive).map(StrBytes::from_string))
                         .with_name(StrBytes::from_string(e.name))
-                        .with_value(e.value.map(StrBytes::from_string))
                         .with_read_only(e.read_only)
                         .with_config_source(e.source as i8)
-                        .with_is_sensitive(false)
+                        .with_is_sensitive(sensitive)
                         .with_synonyms(synonyms)
                         .with_config_type(if version >= 3 { e.kind as i8 } else { 0 })
                         .with_documentation(None)

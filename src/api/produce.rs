@@ -303,11 +303,22 @@ fn refused(topic: &str, index: i32, e: &ValidationError) -> PartitionProduceResp
             }
             r
         }
-        ValidationError::KeylessRecord { record_index } => {
+        ValidationError::KeylessRecords { record_indexes } => {
+            // Kafka names every invalid record, and sums them up (the first three) at the partition.
             let message =
                 format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}.");
-            let mut r = error_response(index, ResponseError::InvalidRecord.code(), Some(message.clone()));
-            r.record_errors = record_error(*record_index, &message);
+            let shown: Vec<String> = record_indexes
+                .iter()
+                .take(3)
+                .map(|i| format!("RecordError(batchIndex={i}, message='{message}')"))
+                .collect();
+            let summary = format!(
+                "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                record_indexes.len(),
+                shown.join(", ")
+            );
+            let mut r = error_response(index, ResponseError::InvalidRecord.code(), Some(summary));
+            r.record_errors = record_indexes.iter().flat_map(|i| record_error(*i, &message)).collect();
             r
         }
         ValidationError::ZstdNeedsV7 => {

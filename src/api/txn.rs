@@ -27,6 +27,17 @@ fn txn_allowed(broker: &Broker, ctx: &RequestContext, op: i8, id: &str) -> bool 
     broker.authorize(ctx, op, resource::TRANSACTIONAL_ID, id)
 }
 
+/// Clients from before KIP-588 (AddPartitionsToTxn, AddOffsetsToTxn and
+/// EndTxn below v2) do not know PRODUCER_FENCED: Kafka tells them
+/// INVALID_PRODUCER_EPOCH instead.
+fn for_version(code: i16, version: i16) -> i16 {
+    if version < 2 && code == E::ProducerFenced.code() {
+        E::InvalidProducerEpoch.code()
+    } else {
+        code
+    }
+}
+
 pub async fn handle_add_partitions_to_txn(
     broker: &Broker,
     ctx: &RequestContext,
@@ -71,7 +82,7 @@ pub async fn handle_add_partitions_to_txn(
             )
             .await
             .err()
-            .unwrap_or(0)
+            .map_or(0, |code| for_version(code, ctx.api_version))
     } else {
         // One refusal and nothing is added; the others were not attempted.
         E::OperationNotAttempted.code()
@@ -123,7 +134,7 @@ pub async fn handle_add_offsets_to_txn(
         )
         .await
         .err()
-        .unwrap_or(0);
+        .map_or(0, |code| for_version(code, ctx.api_version));
     answer(code)
 }
 
@@ -143,7 +154,7 @@ pub async fn handle_end_txn(broker: &Broker, ctx: &RequestContext, req: EndTxnRe
         )
         .await
         .err()
-        .unwrap_or(0);
+        .map_or(0, |code| for_version(code, ctx.api_version));
     answer(code)
 }
 

@@ -2,6 +2,7 @@
 //! file and `--override key=value` pairs, checked once at start-up.
 
 pub mod cluster;
+pub mod dynamic_broker;
 pub mod listener;
 pub mod properties;
 pub mod replication;

@@ -22,9 +22,10 @@ const ZSTD_MIN_VERSION: i16 = 7;
 pub enum ValidationError {
     #[error("{0}")]
     Batch(#[from] BatchError),
-    /// Record `record_index` has no key, which a compacted topic cannot keep.
-    #[error("compacted topic cannot accept a record without a key (record {record_index})")]
-    KeylessRecord { record_index: i32 },
+    /// Records without a key (their indexes in the batch), which a compacted
+    /// topic cannot keep. Every one is named, as Kafka names them.
+    #[error("compacted topic cannot accept records without a key (records {record_indexes:?})")]
+    KeylessRecords { record_indexes: Vec<i32> },
     #[error("zstd batches need Produce v7 or later")]
     ZstdNeedsV7,
     #[error("{0}")]
@@ -58,8 +59,9 @@ impl LogValidator<'_> {
     pub fn validate(&self, records: &Bytes) -> Result<ValidBatch, ValidationError> {
         let header = check_batch(records)?;
         if self.config.compact {
-            if let Some(record_index) = first_keyless_record(records, &header) {
-                return Err(ValidationError::KeylessRecord { record_index });
+            let record_indexes = keyless_records(records, &header);
+            if !record_indexes.is_empty() {
+                return Err(ValidationError::KeylessRecords { record_indexes });
             }
         }
         if header.compression() == ZSTD && self.api_version < ZSTD_MIN_VERSION {
@@ -128,14 +130,18 @@ fn check_batch(records: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// Index of the first record without a key. Records that cannot be read
-/// stop the search (the batch is stored as sent, as before this check).
-fn first_keyless_record(batch: &[u8], header: &BatchHeader) -> Option<i32> {
-    let section = records_section(batch, header).ok()?;
+/// Indexes of the records without a key. Records that cannot be read stop
+/// the search (the batch is stored as sent, as before this check).
+fn keyless_records(batch: &[u8], header: &BatchHeader) -> Vec<i32> {
+    let Ok(section) = records_section(batch, header) else {
+        return Vec::new();
+    };
     RecordIter::new(&section, header.records_count)
         .map_while(Result::ok)
-        .position(|r| r.key.is_none())
-        .map(|i| i as i32)
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(i, _)| i as i32)
+        .collect()
 }
 
 #[cfg(test)]
@@ -234,7 +240,9 @@ mod tests {
             let batch = keyed(&[Some("a"), None, Some("c")], compression);
             assert_eq!(
                 validator(&compacted).check(&batch).err(),
-                Some(ValidationError::KeylessRecord { record_index: 1 })
+                Some(ValidationError::KeylessRecords {
+                    record_indexes: vec![1]
+                })
             );
             assert!(validator(&LogConfig::default()).check(&batch).is_ok());
             let keys = keyed(&[Some("a"), Some("b")], compression);

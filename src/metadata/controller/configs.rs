@@ -4,6 +4,7 @@
 
 use super::topics::validate_topic_configs;
 use super::{topic_defaults, Controller, ControllerError, ControllerResult};
+use crate::config::dynamic_broker::{is_listener_security_key, update_mode, UpdateMode};
 use crate::config::topic::is_topic_default_key;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::{ConfigResource, MetadataRecord};
@@ -116,14 +117,47 @@ fn check_broker_configs(
     let before = image.configs_of(resource).clone();
     let mut after = before.clone();
     edit(&mut after)?;
-    let fixed: Vec<&String> = after
-        .keys()
-        .filter(|k| !is_topic_default_key(k) && !throttle::is_rate_key(k))
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, _)| k)
         .collect();
+    let fixed: Vec<&String> = changed
+        .iter()
+        .copied()
+        .filter(|k| !is_topic_default_key(k) && !throttle::is_rate_key(k) && update_mode(k).is_none())
+        .collect();
+    // Kafka's messages, naming the keys as a Java set prints them.
+    let java_set = |keys: &[&String]| format!("[{}]", keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "));
     if !fixed.is_empty() {
         return Err(ControllerError::InvalidRequest(format!(
-            "Cannot update these configs dynamically: {fixed:?}"
+            "Cannot update these configs dynamically: {}",
+            java_set(&fixed)
         )));
+    }
+    let unprefixed: Vec<&String> = changed
+        .iter()
+        .copied()
+        .filter(|k| is_listener_security_key(k))
+        .collect();
+    if !unprefixed.is_empty() {
+        return Err(ControllerError::InvalidRequest(format!(
+            "These security configs can be dynamically updated only per-listener using the listener prefix: {}",
+            java_set(&unprefixed)
+        )));
+    }
+    if *resource == ConfigResource::Broker(None) {
+        let per_broker: Vec<&String> = changed
+            .iter()
+            .copied()
+            .filter(|k| update_mode(k) == Some(UpdateMode::PerBroker))
+            .collect();
+        if !per_broker.is_empty() {
+            return Err(ControllerError::InvalidRequest(format!(
+                "Cannot update these configs at default cluster level, broker id must be specified: {}",
+                java_set(&per_broker)
+            )));
+        }
     }
     for (k, v) in after.iter().filter(|(k, _)| throttle::is_rate_key(k)) {
         throttle::check_rate(k, v).map_err(ControllerError::InvalidConfig)?;

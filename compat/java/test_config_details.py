@@ -64,3 +64,26 @@ def test_per_broker_dynamic_configs(broker):
     finally:
         alter(admin, ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
             ConfigEntry(key, None, incremental_operation=AlterConfigOpType.DELETE)]))
+
+
+def test_list_config_resources(broker, topic):
+    """ListConfigResources v1 (KIP-1142): topics and brokers by type; v0 (client metrics
+    only) lists no subscriptions on a broker that has none."""
+    from kafka.protocol.admin.configs import ListConfigResourcesRequest
+
+    clients.create_topic(broker, topic, 1)
+    raw = clients.RawGroupClient(broker)
+    try:
+        r = raw.call(ListConfigResourcesRequest(resource_types=[2, 4]), version=1)
+        assert r.error_code == 0, r
+        listed = {(c.resource_type, c.resource_name) for c in r.config_resources}
+        assert (2, topic) in listed and (4, "1") in listed, listed
+        assert {t for t, _ in listed} == {2, 4}
+
+        r = raw.call(ListConfigResourcesRequest(resource_types=[4]), version=1)
+        assert [(c.resource_type, c.resource_name) for c in r.config_resources] == [(4, "1")]
+
+        r = raw.call(ListConfigResourcesRequest(), version=0)
+        assert (r.error_code, list(r.config_resources)) == (0, [])
+    finally:
+        raw.close()

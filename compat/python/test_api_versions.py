@@ -27,7 +27,6 @@ NOT_YET: dict[int, tuple[int, int] | None] = {
     28: (0, 4),   # TxnOffsetCommit v5-6: TV2 and topic ids
     38: None, 39: None, 40: None, 41: None,  # delegation tokens (#15)
     57: None,     # UpdateFeatures
-    74: None,     # ListConfigResources
     76: None, 77: None, 78: None, 79: None,  # share groups (KIP-932)
     83: None, 84: None, 85: None, 86: None, 87: None,  # share group state
     90: None, 91: None, 92: None,  # share group offsets

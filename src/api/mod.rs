@@ -5,6 +5,7 @@ pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod cluster;
+pub mod config_resources;
 pub mod configs;
 pub mod consumer_groups;
 pub mod coordinator;

@@ -75,6 +75,13 @@ impl GroupShard {
         }
         let delay = self.config.initial_rebalance_delay_ms;
         let group = self.groups.get_mut(&req.group_id).expect("inserted above");
+        // A group of KIP-848's protocol takes no classic members while it has
+        // members (they would be given the same partitions); an empty one
+        // becomes a classic group again.
+        if group.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+            return Reply::Now(join_error(E::InconsistentGroupProtocol.code(), &req.member_id));
+        }
+        group.consumer = None;
         if !group.supports(&req.protocol_type, &req.protocols) {
             return Reply::Now(join_error(E::InconsistentGroupProtocol.code(), &req.member_id));
         }

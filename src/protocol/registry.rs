@@ -203,6 +203,9 @@ registry! {
     ConsumerGroupDescribe: ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, versions 0..=1,
         handler api::consumer_groups::handle_describe,
         errors |r| r.groups.iter().map(|g| g.error_code);
+    ListConfigResources: ListConfigResourcesRequest => ListConfigResourcesResponse, versions 0..=1,
+        handler api::config_resources::handle,
+        errors |r| [r.error_code];
     OffsetDelete: OffsetDeleteRequest => OffsetDeleteResponse, versions 0..=0, handler api::offsets::handle_offset_delete,
         errors |r| std::iter::once(r.error_code)
             .chain(r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));

@@ -171,3 +171,23 @@ fn leaving_frees_the_partitions_and_bad_requests_are_refused() {
     assert_eq!(hb(&mut s, bad, 0).error_code, E::InvalidRequest.code());
     assert_eq!(hb(&mut s, beat("x", 3, None), 0).error_code, E::UnknownMemberId.code());
 }
+
+#[test]
+fn classic_members_cannot_join_while_consumer_members_are_there() {
+    use crate::group::tests::join_req;
+    let mut s = shard();
+    hb(&mut s, join("a"), 0);
+    let reply = s.join(join_req("", None, &["range"]), 1).response;
+    let crate::group::shard::Reply::Now(answer) = reply else {
+        panic!("answered at once")
+    };
+    assert_eq!(answer.error_code, E::InconsistentGroupProtocol.code());
+    // Once the consumer members are gone the group takes classic members again.
+    hb(&mut s, beat("a", LEAVE_GROUP_MEMBER_EPOCH, None), 2);
+    let reply = s.join(join_req("", None, &["range"]), 3).response;
+    let crate::group::shard::Reply::Now(answer) = reply else {
+        panic!("answered at once")
+    };
+    assert_eq!(answer.error_code, E::MemberIdRequired.code());
+    assert!(s.group("g").unwrap().consumer.is_none());
+}

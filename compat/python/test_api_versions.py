@@ -17,6 +17,7 @@ import struct
 from pathlib import Path
 
 import brokers
+from apache_kafka import _recv_exact  # on the path brokers sets up
 
 KAFKA_TABLE = Path(__file__).resolve().parent.parent / "kafka" / "api-versions-4.4.txt"
 
@@ -45,24 +46,14 @@ def kafka_table() -> dict[int, tuple[int, int]]:
     return out
 
 
-def _recv(s: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return buf
-
-
 def advertised(host: str, port: int) -> dict[int, tuple[int, int]]:
     """ApiVersions v0: the fixed layout every broker answers."""
     client_id = b"compat-api-versions"
     request = struct.pack(">hhih", 18, 0, 11, len(client_id)) + client_id
     with socket.create_connection((host, port), timeout=10) as s:
         s.sendall(struct.pack(">i", len(request)) + request)
-        (size,) = struct.unpack(">i", _recv(s, 4))
-        body = _recv(s, size)
+        (size,) = struct.unpack(">i", _recv_exact(s, 4))
+        body = _recv_exact(s, size)
     correlation_id, error, count = struct.unpack(">ihi", body[:10])
     assert (correlation_id, error) == (11, 0)
     out = {}

@@ -10,6 +10,7 @@ pub mod assignors;
 pub mod classic_group;
 pub mod consumer_group;
 pub mod consumer_heartbeat;
+mod consumer_reconcile;
 pub mod membership;
 pub mod offsets;
 pub mod rebalance;

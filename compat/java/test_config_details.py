@@ -5,6 +5,8 @@ the per-broker dynamic configs Kafka accepts at run time.
 
 from __future__ import annotations
 
+import time
+
 import confluent_kafka
 import pytest
 from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource,
@@ -87,3 +89,91 @@ def test_list_config_resources(broker, topic):
         assert (r.error_code, list(r.config_resources)) == (0, [])
     finally:
         raw.close()
+
+
+def test_group_configs(broker):
+    """Group configs (resource type GROUP, kafka-configs --entity-type groups): Kafka 4.4's
+    names, defaults and synonyms, its checks and messages, listed by ListConfigResources,
+    and applied: a consumer group member is told the group's heartbeat interval."""
+    import uuid
+
+    from kafka.protocol.admin.configs import ListConfigResourcesRequest
+
+    from kafka44 import ConsumerGroupHeartbeatRequest
+
+    group = clients.unique_name("configured-group")
+
+    def configs(*extra: str) -> dict:
+        r = kafka_tools.run("kafka-configs", "--bootstrap-server", broker.bootstrap,
+                            "--entity-type", "groups", "--entity-name", group, "--describe", *extra)
+        assert r.code == 0, str(r)
+        return kafka_tools.parse_configs(r.stdout)
+
+    def alter(*args: str):
+        return kafka_tools.run("kafka-configs", "--bootstrap-server", broker.bootstrap,
+                               "--entity-type", "groups", "--entity-name", group, "--alter", *args)
+
+    def heartbeat_interval() -> int:
+        raw = clients.RawGroupClient(broker)
+        try:
+            raw.find_coordinator(group)
+            deadline = time.monotonic() + 30
+            while True:  # the coordinator may still be loading its new partition
+                r = raw.call(ConsumerGroupHeartbeatRequest(
+                    group_id=group, member_id=str(uuid.uuid4()), member_epoch=0,
+                    rebalance_timeout_ms=30000, subscribed_topic_names=["none-such"],
+                    topic_partitions=[]), version=1)
+                if r.error_code not in (14, 16) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert r.error_code == 0, r
+            return r.heartbeat_interval_ms
+        finally:
+            raw.close()
+
+    every = configs("--all")
+    assert every["consumer.session.timeout.ms"] == (
+        "45000", "DEFAULT_CONFIG:group.consumer.session.timeout.ms=45000")
+    assert every["share.auto.offset.reset"] == ("latest", "DEFAULT_CONFIG:share.auto.offset.reset=latest")
+    assert every["streams.assignor.name"] == ("sticky", "DEFAULT_CONFIG:group.streams.assignors=sticky")
+    assert "streams.num.warmup.replicas" not in every  # internal: shown only when set
+    assert len(every) == 21, sorted(every)
+    assert configs() == {}
+
+    r = alter("--add-config", "consumer.heartbeat.interval.ms=6000,streams.num.warmup.replicas=3")
+    assert r.code == 0, str(r)
+    assert configs() == {
+        "consumer.heartbeat.interval.ms": (
+            "6000", "DYNAMIC_GROUP_CONFIG:consumer.heartbeat.interval.ms=6000, "
+                    "DEFAULT_CONFIG:group.consumer.heartbeat.interval.ms=5000"),
+        "streams.num.warmup.replicas": (
+            "3", "DYNAMIC_GROUP_CONFIG:streams.num.warmup.replicas=3, "
+                 "DEFAULT_CONFIG:group.streams.num.warmup.replicas=2"),
+    }
+    assert heartbeat_interval() == 6000
+
+    raw = clients.RawGroupClient(broker)
+    try:
+        r = raw.call(ListConfigResourcesRequest(resource_types=[32]), version=1)
+        assert (32, group) in {(c.resource_type, c.resource_name) for c in r.config_resources}, r
+    finally:
+        raw.close()
+
+    refused = {
+        "consumer.session.timeout.ms=10000":
+            "consumer.session.timeout.ms must be in the range 45000 to 60000 inclusive.",
+        "nosuch.config=1": "Unknown group config name: nosuch.config",
+        "consumer.heartbeat.interval.ms=abc":
+            "Invalid value abc for configuration consumer.heartbeat.interval.ms: "
+            "Not a number of type INT",
+        "streams.num.standby.replicas=5": "streams.num.standby.replicas must be less than or equal to 2",
+    }
+    for setting, message in refused.items():
+        r = alter("--add-config", setting)
+        assert r.code != 0, str(r)
+        assert f"InvalidConfigurationException: {message}" in r.stderr, str(r)
+
+    r = alter("--delete-config", "consumer.heartbeat.interval.ms,streams.num.warmup.replicas")
+    assert r.code == 0, str(r)
+    assert configs() == {}
+    assert heartbeat_interval() == 5000

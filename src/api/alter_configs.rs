@@ -5,6 +5,7 @@
 use super::RequestContext;
 use crate::auth::acl;
 use crate::broker::Broker;
+use crate::config::group::group_config_def;
 use crate::config::topic::{topic_config_def, ConfigType, TOPIC_CONFIGS};
 use crate::metadata::ControllerError as TopicError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const GROUP: i8 = 32;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -40,6 +42,9 @@ fn default_value(name: &str) -> Option<&'static str> {
 }
 
 fn config_type(name: &str) -> Option<ConfigType> {
+    if let Some(def) = group_config_def(name) {
+        return Some(def.kind);
+    }
     topic_config_def(name).map(|d| d.kind).or_else(|| {
         TOPIC_CONFIGS
             .iter()
@@ -128,13 +133,16 @@ async fn alter(
     validate_only: bool,
     edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), TopicError> + Send + 'static,
 ) -> Result<(), TopicError> {
-    let allowed = if resource_type == TOPIC {
-        broker.authorize(ctx, acl::operation::ALTER_CONFIGS, acl::resource::TOPIC, name)
-    } else {
-        broker.authorize_cluster(ctx, acl::operation::ALTER_CONFIGS)
+    let allowed = match resource_type {
+        TOPIC => broker.authorize(ctx, acl::operation::ALTER_CONFIGS, acl::resource::TOPIC, name),
+        GROUP => broker.authorize(ctx, acl::operation::ALTER_CONFIGS, acl::resource::GROUP, name),
+        _ => broker.authorize_cluster(ctx, acl::operation::ALTER_CONFIGS),
     };
     if !allowed {
-        return Err(TopicError::NotAuthorized(resource_type == TOPIC));
+        return Err(match resource_type {
+            GROUP => TopicError::GroupNotAuthorized,
+            t => TopicError::NotAuthorized(t == TOPIC),
+        });
     }
     match resource_type {
         TOPIC => {
@@ -148,6 +156,12 @@ async fn alter(
             broker
                 .controller
                 .alter_broker_configs(Some(ctx.node_id), validate_only, edit)
+                .await
+        }
+        GROUP => {
+            broker
+                .controller
+                .alter_group_configs(name.to_string(), validate_only, edit)
                 .await
         }
         BROKER => Err(TopicError::InvalidRequest(format!(

@@ -44,7 +44,7 @@ pub async fn handle(
             .with_resource_type(kind)
     };
     let mut out = Vec::new();
-    // No client metrics subscriptions and no group configs exist here yet.
+    // No client metrics subscriptions exist here yet.
     for kind in [BROKER_LOGGER, BROKER] {
         if types.contains(&kind) {
             out.extend(image.brokers.keys().map(|id| entry(id.to_string(), kind)));
@@ -52,6 +52,13 @@ pub async fn handle(
     }
     if types.contains(&TOPIC) {
         out.extend(image.topics.names().map(|n| entry(n.clone(), TOPIC)));
+    }
+    if types.contains(&GROUP) {
+        // The groups that have configs, as Kafka lists them.
+        out.extend(image.configs.keys().filter_map(|r| match r {
+            crate::metadata::records::ConfigResource::Group(g) => Some(entry(g.clone(), GROUP)),
+            _ => None,
+        }));
     }
     ListConfigResourcesResponse::default().with_config_resources(out)
 }

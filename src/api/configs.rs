@@ -4,6 +4,7 @@
 use super::RequestContext;
 use crate::auth::acl;
 use crate::broker::Broker;
+use crate::config::group::GROUP_CONFIGS;
 use crate::config::topic::{ConfigSource, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
 use crate::replication::throttle;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const BROKER_LOGGER: i8 = 8;
+const GROUP: i8 = 32;
 
 /// One config as DescribeConfigs and CreateTopics report it.
 pub struct ConfigEntry {
@@ -51,6 +53,46 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
                     .cloned()
                     .unwrap_or((def.default.to_string(), ConfigSource::Default)),
             };
+            ConfigEntry {
+                name: def.name.to_string(),
+                value: Some(value),
+                source,
+                kind: def.kind,
+                read_only: false,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+/// A group's configs: its overrides, else the broker's group settings, else
+/// Kafka's defaults. Internal configs appear only when set, as in Kafka.
+fn group_config_entries(broker: &Broker, group: &str) -> Vec<ConfigEntry> {
+    let image = broker.image();
+    let overrides = image.configs_of(&crate::metadata::records::ConfigResource::Group(group.to_string()));
+    let props: BTreeMap<String, String> = broker
+        .config
+        .properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    GROUP_CONFIGS
+        .iter()
+        .filter(|def| !def.internal || overrides.contains_key(def.name))
+        .map(|def| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(def.name) {
+                synonyms.push((def.name.to_string(), v.clone(), ConfigSource::DynamicGroup));
+            }
+            if let Some((key, v)) = def.broker_value(&props) {
+                synonyms.push((key.to_string(), v, ConfigSource::StaticBroker));
+            }
+            synonyms.push((
+                def.default_synonym().to_string(),
+                def.default.to_string(),
+                ConfigSource::Default,
+            ));
+            let (_, value, source) = synonyms[0].clone();
             ConfigEntry {
                 name: def.name.to_string(),
                 value: Some(value),
@@ -312,13 +354,19 @@ pub async fn handle_describe_configs(
                     &r.resource_name,
                 ),
                 BROKER | BROKER_LOGGER => broker.authorize_cluster(ctx, acl::operation::DESCRIBE_CONFIGS),
+                GROUP => broker.authorize(
+                    ctx,
+                    acl::operation::DESCRIBE_CONFIGS,
+                    acl::resource::GROUP,
+                    &r.resource_name,
+                ),
                 _ => true,
             };
             if !allowed {
-                let code = if r.resource_type == TOPIC {
-                    ResponseError::TopicAuthorizationFailed.code()
-                } else {
-                    ResponseError::ClusterAuthorizationFailed.code()
+                let code = match r.resource_type {
+                    TOPIC => ResponseError::TopicAuthorizationFailed.code(),
+                    GROUP => ResponseError::GroupAuthorizationFailed.code(),
+                    _ => ResponseError::ClusterAuthorizationFailed.code(),
                 };
                 return fail(code, "Authorization failed.".to_string());
             }
@@ -345,6 +393,13 @@ pub async fn handle_describe_configs(
                     )
                 }
                 BROKER_LOGGER => Vec::new(),
+                GROUP if r.resource_name.is_empty() => {
+                    return fail(
+                        ResponseError::InvalidRequest.code(),
+                        "Group name must not be empty".to_string(),
+                    )
+                }
+                GROUP => group_config_entries(broker, &r.resource_name),
                 other => {
                     return fail(
                         ResponseError::InvalidRequest.code(),

@@ -8,7 +8,7 @@ use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::group::consumer_group::Assignment;
-use crate::group::{ConsumerHeartbeat, TopicView};
+use crate::group::{ConsumerHeartbeat, GroupOverrides, TopicView};
 use kafka_protocol::messages::consumer_group_describe_response::{self as describe, DescribedGroup};
 use kafka_protocol::messages::consumer_group_heartbeat_response as heartbeat;
 use kafka_protocol::messages::*;
@@ -28,8 +28,7 @@ pub async fn handle_heartbeat(
 ) -> ConsumerGroupHeartbeatResponse {
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
-            .with_member_epoch(req.member_epoch);
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
     // Subscribing to a topic one may not describe is refused, as in Kafka.
     if let Some(names) = &req.subscribed_topic_names {
@@ -41,8 +40,7 @@ pub async fn handle_heartbeat(
         if !denied.is_empty() {
             return ConsumerGroupHeartbeatResponse::default()
                 .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                .with_error_message(Some(s(&format!("Unauthorized topics: {}", denied.join(", ")))))
-                .with_member_epoch(req.member_epoch);
+                .with_error_message(Some(s(&format!("Unauthorized topics: {}", denied.join(", ")))));
         }
     }
     let owned = req.topic_partitions.as_ref().map(|tps| {
@@ -68,6 +66,7 @@ pub async fn handle_heartbeat(
         client_id: ctx.client_id.clone().unwrap_or_default(),
         client_host: format!("/{}", ctx.peer.ip()),
         version: ctx.api_version,
+        overrides: GroupOverrides::default(),
     };
     let answer = broker.groups.consumer_heartbeat(request).await;
     let assignment = answer.assignment.map(|a| {

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod dynamic_broker;
+pub mod group;
 pub mod listener;
 pub mod properties;
 pub mod replication;
@@ -430,6 +431,7 @@ fn is_known_key(key: &str) -> bool {
         || cluster::CLUSTER_KEYS.contains(&key)
         || replication::REPLICATION_KEYS.contains(&key)
         || security::is_security_key(key)
+        || group::is_broker_group_key(key)
         || topic::TOPIC_CONFIGS
             .iter()
             .any(|d| d.broker_keys.iter().any(|(k, _)| *k == key))

@@ -23,6 +23,8 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    /// A group's own override (Kafka's GROUP_CONFIG).
+    DynamicGroup = 8,
 }
 
 pub struct TopicConfigDef {

@@ -93,6 +93,15 @@ pub struct ConsumerGroup {
 }
 
 impl ConsumerGroup {
+    /// A new group starts at epoch 1, so its first member joins at 2, as in
+    /// Kafka 4.4 (KAFKA-20268).
+    pub fn new() -> ConsumerGroup {
+        ConsumerGroup {
+            group_epoch: 1,
+            ..ConsumerGroup::default()
+        }
+    }
+
     /// Kafka's ConsumerGroupState names.
     pub fn state_name(&self) -> &'static str {
         if self.members.is_empty() {

@@ -48,6 +48,37 @@ pub struct ConsumerHeartbeat {
     pub client_id: String,
     pub client_host: String,
     pub version: i16,
+    /// The group's own configs (kafka-configs --entity-type groups), over the broker's.
+    pub overrides: GroupOverrides,
+}
+
+/// A group's `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupOverrides {
+    pub session_timeout_ms: Option<i32>,
+    pub heartbeat_interval_ms: Option<i32>,
+}
+
+impl GroupOverrides {
+    /// The overrides of a group's configs as stored.
+    pub fn from_configs(configs: &std::collections::BTreeMap<String, String>) -> GroupOverrides {
+        let int = |key: &str| configs.get(key).and_then(|v| v.trim().parse().ok());
+        GroupOverrides {
+            session_timeout_ms: int("consumer.session.timeout.ms"),
+            heartbeat_interval_ms: int("consumer.heartbeat.interval.ms"),
+        }
+    }
+
+    fn apply(&self, config: &super::shard::GroupConfig) -> super::shard::GroupConfig {
+        let mut c = config.clone();
+        if let Some(v) = self.session_timeout_ms {
+            c.consumer_session_timeout_ms = v;
+        }
+        if let Some(v) = self.heartbeat_interval_ms {
+            c.consumer_heartbeat_interval_ms = v;
+        }
+        c
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,12 +93,13 @@ pub struct HeartbeatAnswer {
 }
 
 impl HeartbeatAnswer {
-    fn error(code: i16, message: impl Into<String>, req: &ConsumerHeartbeat) -> HeartbeatAnswer {
+    fn error(code: i16, message: impl Into<String>) -> HeartbeatAnswer {
         HeartbeatAnswer {
             error_code: code,
             error_message: Some(message.into()),
-            member_id: req.member_id.clone(),
-            member_epoch: req.member_epoch,
+            // As Kafka: an error names no member and no epoch.
+            member_id: String::new(),
+            member_epoch: 0,
             heartbeat_interval_ms: 0,
             assignment: None,
         }
@@ -141,17 +173,17 @@ fn compile_regex(regex: &str) -> Result<regex::Regex, regex::Error> {
 impl GroupShard {
     pub fn consumer_heartbeat(&mut self, req: ConsumerHeartbeat, topics: &TopicView, now: i64) -> Answer {
         if let Err((code, message)) = validate(&req, &self.config.consumer_assignors) {
-            return CoordinatorResult::answer(HeartbeatAnswer::error(code, message, &req));
+            return CoordinatorResult::answer(HeartbeatAnswer::error(code, message));
         }
         if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
             return CoordinatorResult::answer(self.consumer_leave(&req, now));
         }
-        let config = self.config.clone();
+        let config = req.overrides.apply(&self.config);
         let group = match self.groups.get_mut(&req.group_id) {
             Some(g) => g,
             None if req.member_epoch != 0 => {
-                let message = format!("Consumer group {} not found.", req.group_id);
-                return CoordinatorResult::answer(HeartbeatAnswer::error(E::GroupIdNotFound.code(), message, &req));
+                let message = format!("Group {} not found.", req.group_id);
+                return CoordinatorResult::answer(HeartbeatAnswer::error(E::GroupIdNotFound.code(), message));
             }
             None => self
                 .groups
@@ -161,50 +193,50 @@ impl GroupShard {
         if group.consumer.is_none() {
             if !group.members.is_empty() || group.state != GroupState::Empty {
                 let message = format!("Group {} is not a consumer group.", req.group_id);
-                return CoordinatorResult::answer(HeartbeatAnswer::error(E::GroupIdNotFound.code(), message, &req));
+                return CoordinatorResult::answer(HeartbeatAnswer::error(E::GroupIdNotFound.code(), message));
             }
             // An empty classic group (or offsets alone) becomes a consumer group.
             group.protocol_type = None;
-            group.consumer = Some(Box::default());
+            group.consumer = Some(Box::new(ConsumerGroup::new()));
         }
         let Some(cg) = group.consumer.as_deref_mut() else {
-            return CoordinatorResult::answer(HeartbeatAnswer::error(E::UnknownServerError.code(), "", &req));
+            return CoordinatorResult::answer(HeartbeatAnswer::error(E::UnknownServerError.code(), ""));
         };
         let answer = match heartbeat(cg, &req, topics, &config, now) {
             Ok(a) => a,
-            Err((code, message)) => HeartbeatAnswer::error(code, message, &req),
+            Err((code, message)) => HeartbeatAnswer::error(code, message),
         };
         CoordinatorResult::answer(answer)
     }
 
     /// A member leaving (epoch -1), or a static member leaving for now (-2).
     fn consumer_leave(&mut self, req: &ConsumerHeartbeat, now: i64) -> HeartbeatAnswer {
-        let session = self.config.consumer_session_timeout_ms as i64;
+        let session = req.overrides.apply(&self.config).consumer_session_timeout_ms as i64;
         let Some(cg) = self
             .groups
             .get_mut(&req.group_id)
             .and_then(|g| g.consumer.as_deref_mut())
         else {
-            let message = format!("Consumer group {} not found.", req.group_id);
-            return HeartbeatAnswer::error(E::GroupIdNotFound.code(), message, req);
+            let message = format!("Group {} not found.", req.group_id);
+            return HeartbeatAnswer::error(E::GroupIdNotFound.code(), message);
         };
         let member_id = match &req.instance_id {
             Some(instance) => match cg.static_members.get(instance) {
                 Some(id) if *id == req.member_id => id.clone(),
                 Some(_) => {
                     let message = format!("Static member {} with instance id {instance} is fenced.", req.member_id);
-                    return HeartbeatAnswer::error(E::FencedInstanceId.code(), message, req);
+                    return HeartbeatAnswer::error(E::FencedInstanceId.code(), message);
                 }
                 None => {
                     let message = format!("Instance id {instance} is unknown.");
-                    return HeartbeatAnswer::error(E::UnknownMemberId.code(), message, req);
+                    return HeartbeatAnswer::error(E::UnknownMemberId.code(), message);
                 }
             },
             None => req.member_id.clone(),
         };
         if !cg.members.contains_key(&member_id) {
             let message = format!("Member {member_id} is not a member of group {}.", req.group_id);
-            return HeartbeatAnswer::error(E::UnknownMemberId.code(), message, req);
+            return HeartbeatAnswer::error(E::UnknownMemberId.code(), message);
         }
         if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
             // The static member keeps its partitions until it returns or its session ends.

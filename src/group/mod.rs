@@ -22,6 +22,7 @@ mod tests;
 use crate::config::BrokerConfig;
 use crate::coordinator::state_topic::new_state_topic;
 use crate::coordinator::{partition_for, CoordinatorResult, CoordinatorRuntime, TxnProducer};
+use crate::metadata::records::ConfigResource;
 use crate::metadata::{Controller, MetadataCache};
 use crate::storage::now_ms;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
@@ -36,7 +37,7 @@ use tracing::{info, warn};
 
 pub use admin::{GroupDescription, ListedGroup};
 pub use classic_group::{CommittedOffset, GroupState};
-pub use consumer_heartbeat::{ConsumerHeartbeat, HeartbeatAnswer, TopicView};
+pub use consumer_heartbeat::{ConsumerHeartbeat, GroupOverrides, HeartbeatAnswer, TopicView};
 pub use membership::{JoinRequest, LeavingMember, SyncRequest};
 pub use offsets::{OffsetCommitRequest, TopicOffsets};
 
@@ -187,13 +188,16 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat (KIP-848).
-    pub async fn consumer_heartbeat(&self, request: ConsumerHeartbeat) -> HeartbeatAnswer {
+    pub async fn consumer_heartbeat(&self, mut request: ConsumerHeartbeat) -> HeartbeatAnswer {
         let topics = self.topic_view();
+        let image = self.metadata.image();
+        let configs = image.configs_of(&ConfigResource::Group(request.group_id.clone()));
+        request.overrides = GroupOverrides::from_configs(configs);
         let fallback = |code: i16| HeartbeatAnswer {
             error_code: code,
             error_message: None,
-            member_id: request.member_id.clone(),
-            member_epoch: request.member_epoch,
+            member_id: String::new(),
+            member_epoch: 0,
             heartbeat_interval_ms: 0,
             assignment: None,
         };

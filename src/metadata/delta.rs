@@ -183,6 +183,8 @@ impl MetadataDelta {
                         self.changes.topic_configs.insert(topic.clone());
                     }
                     ConfigResource::Broker(_) => self.changes.broker_configs = true,
+                    // Read where used (the group coordinator looks at the image).
+                    ConfigResource::Group(_) => {}
                 }
             }
             MetadataRecord::UserScramCredential {

@@ -14,6 +14,8 @@ pub enum ConfigResource {
     Topic(String),
     /// One broker's dynamic configs (Some(id)) or every broker's default (None).
     Broker(Option<i32>),
+    /// A group's overrides of the broker's group settings (Kafka's GROUP resource).
+    Group(String),
 }
 
 /// Where a broker can be reached, per listener.

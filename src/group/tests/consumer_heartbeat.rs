@@ -56,18 +56,18 @@ fn a_second_member_gets_partitions_only_after_the_first_revokes_them() {
     let mut s = shard();
     let a = hb(&mut s, join("a"), 0);
     assert_eq!(a.error_code, 0);
-    assert_eq!(a.member_epoch, 1);
+    assert_eq!(a.member_epoch, 2);
     let a_parts = a.assignment.expect("assignment on join");
     assert_eq!(count(&a_parts), 4);
 
     let b = hb(&mut s, join("b"), 10);
-    assert_eq!(b.member_epoch, 2);
+    assert_eq!(b.member_epoch, 3);
     // Everything b is due is still a's.
     assert_eq!(b.assignment.map(|x| count(&x)), Some(0));
 
     // a is told to keep only two partitions; its epoch stays until it lets go.
-    let a2 = hb(&mut s, beat("a", 1, Some(&a_parts)), 20);
-    assert_eq!(a2.member_epoch, 1);
+    let a2 = hb(&mut s, beat("a", 2, Some(&a_parts)), 20);
+    assert_eq!(a2.member_epoch, 2);
     let kept = a2.assignment.expect("revocation");
     assert_eq!(count(&kept), 2);
     assert_eq!(
@@ -75,15 +75,15 @@ fn a_second_member_gets_partitions_only_after_the_first_revokes_them() {
         "Reconciling"
     );
 
-    // a acknowledges: it moves to epoch 2.
-    let a3 = hb(&mut s, beat("a", 1, Some(&kept)), 30);
-    assert_eq!(a3.member_epoch, 2);
+    // a acknowledges: it moves to epoch 3.
+    let a3 = hb(&mut s, beat("a", 2, Some(&kept)), 30);
+    assert_eq!(a3.member_epoch, 3);
     // b now gets the two released partitions.
-    let b2 = hb(&mut s, beat("b", 2, Some(&Assignment::new())), 40);
+    let b2 = hb(&mut s, beat("b", 3, Some(&Assignment::new())), 40);
     let b_parts = b2.assignment.expect("released partitions");
     assert_eq!(count(&b_parts), 2);
     assert!(b_parts[&T].is_disjoint(&kept[&T]));
-    let b3 = hb(&mut s, beat("b", 2, Some(&b_parts)), 50);
+    let b3 = hb(&mut s, beat("b", 3, Some(&b_parts)), 50);
     assert_eq!(b3.assignment, None);
     assert_eq!(s.group("g").unwrap().consumer.as_ref().unwrap().state_name(), "Stable");
 }
@@ -96,10 +96,10 @@ fn wrong_epochs_are_fenced_and_unknown_members_refused() {
         hb(&mut s, beat("a", 5, None), 1).error_code,
         E::FencedMemberEpoch.code()
     );
-    assert_eq!(hb(&mut s, beat("zz", 1, None), 1).error_code, E::UnknownMemberId.code());
+    assert_eq!(hb(&mut s, beat("zz", 2, None), 1).error_code, E::UnknownMemberId.code());
     // Repeating the previous epoch with what it was given is fine.
     let parts = a.assignment.unwrap();
-    assert_eq!(hb(&mut s, beat("a", 1, Some(&parts)), 2).error_code, 0);
+    assert_eq!(hb(&mut s, beat("a", 2, Some(&parts)), 2).error_code, 0);
 }
 
 #[test]
@@ -109,13 +109,13 @@ fn sessions_expire_and_partitions_move() {
     hb(&mut s, join("b"), 0);
     assert!(s.next_consumer_deadline().is_some());
     // Only b keeps heartbeating.
-    hb(&mut s, beat("b", 2, Some(&Assignment::new())), 40_000);
+    hb(&mut s, beat("b", 3, Some(&Assignment::new())), 40_000);
     s.expire_consumer_members(46_000);
     let cg = s.group("g").unwrap().consumer.as_ref().unwrap();
     assert!(!cg.members.contains_key("a"));
-    let b = hb(&mut s, beat("b", 2, Some(&Assignment::new())), 46_001);
+    let b = hb(&mut s, beat("b", 3, Some(&Assignment::new())), 46_001);
     assert_eq!(b.assignment.map(|x| count(&x)), Some(4));
-    assert_eq!(b.member_epoch, 3);
+    assert_eq!(b.member_epoch, 4);
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn a_static_member_returns_to_its_partitions() {
     j.member_id = "a2".into();
     let back = hb(&mut s, j.clone(), 2);
     assert_eq!(back.error_code, 0);
-    assert_eq!(back.member_epoch, 1);
+    assert_eq!(back.member_epoch, 2);
     assert_eq!(back.assignment.unwrap(), first);
     // While it is there, another process with that instance id is refused.
     j.member_id = "a3".into();

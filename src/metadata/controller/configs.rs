@@ -5,6 +5,7 @@
 use super::topics::validate_topic_configs;
 use super::{topic_defaults, Controller, ControllerError, ControllerResult};
 use crate::config::dynamic_broker::{is_listener_security_key, update_mode, UpdateMode};
+use crate::config::group as group_config;
 use crate::config::topic::is_topic_default_key;
 use crate::metadata::image::MetadataImage;
 use crate::metadata::records::{ConfigResource, MetadataRecord};
@@ -96,6 +97,39 @@ impl Controller {
                 Ok(records) => {
                     if !records.is_empty() {
                         info!(per_broker = broker.is_some(), "changed broker configs");
+                    }
+                    ControllerResult::of(records, Ok(()))
+                }
+                Err(e) => ControllerResult::none(Err(e)),
+            }
+        })
+        .await?
+    }
+}
+
+impl Controller {
+    /// Changes a group's config overrides. The group need not exist (Kafka
+    /// keeps them for a group id whether or not it has members or offsets).
+    pub async fn alter_group_configs(
+        &self,
+        group: String,
+        validate_only: bool,
+        edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ControllerError> + Send + 'static,
+    ) -> Result<(), ControllerError> {
+        let edit: Edit = Box::new(edit);
+        self.write(move |image, config| {
+            let resource = ConfigResource::Group(group.clone());
+            let before = image.configs_of(&resource);
+            let mut after = before.clone();
+            let result = edit(&mut after).and_then(|()| {
+                group_config::validate(&after, &config.static_configs).map_err(ControllerError::InvalidConfig)
+            });
+            match result {
+                Ok(()) if validate_only => ControllerResult::none(Ok(())),
+                Ok(()) => {
+                    let records = config_records(&resource, before, &after);
+                    if !records.is_empty() {
+                        info!(group = %group, "changed group configs");
                     }
                     ControllerResult::of(records, Ok(()))
                 }

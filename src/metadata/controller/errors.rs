@@ -37,6 +37,9 @@ pub enum ControllerError {
     /// Not allowed: on a topic (true) or on the cluster (false).
     #[error("Authorization failed.")]
     NotAuthorized(bool),
+    /// Not allowed on a group.
+    #[error("Authorization failed.")]
+    GroupNotAuthorized,
     #[error("metadata log error: {0}")]
     Storage(String),
     #[error("The controller is shutting down.")]
@@ -85,6 +88,7 @@ impl ControllerError {
             | ControllerError::TooManyAdditionalPartitions => E::PolicyViolation.code(),
             ControllerError::NotAuthorized(true) => E::TopicAuthorizationFailed.code(),
             ControllerError::NotAuthorized(false) => E::ClusterAuthorizationFailed.code(),
+            ControllerError::GroupNotAuthorized => E::GroupAuthorizationFailed.code(),
             ControllerError::Storage(_) => E::KafkaStorageError.code(),
             ControllerError::ShuttingDown | ControllerError::QuorumUnavailable(_) => E::RequestTimedOut.code(),
             ControllerError::NotController => E::NotController.code(),

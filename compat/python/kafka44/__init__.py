@@ -1,0 +1,21 @@
+"""Kafka 4.4 messages that kafka-python does not define yet, built by kafka-python's own
+machinery from Kafka's message definitions (the JSON files here are copied unchanged
+from kafka-clients-4.4.0.jar, common/message/). For raw requests in the compat cases:
+
+    from kafka44 import ConsumerGroupHeartbeatRequest
+    raw = clients.RawGroupClient(broker)
+    raw.call(ConsumerGroupHeartbeatRequest(group_id=..., ...), version=1)
+"""
+
+import sys
+
+from kafka.protocol.api_message import ApiMessage
+
+_HERE = sys.modules[__name__]
+
+
+class ConsumerGroupHeartbeatRequest(ApiMessage, load_json=_HERE): pass
+class ConsumerGroupHeartbeatResponse(ApiMessage, load_json=_HERE): pass
+
+
+__all__ = ["ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse"]

@@ -23,6 +23,7 @@ pub mod quorum;
 pub mod quota;
 pub mod replication;
 pub mod server;
+pub mod share;
 pub mod storage;
 pub mod txn;
 

@@ -28,9 +28,8 @@ NOT_YET: dict[int, tuple[int, int] | None] = {
     28: (0, 4),   # TxnOffsetCommit v5-6: TV2 and topic ids
     38: None, 39: None, 40: None, 41: None,  # delegation tokens (#15)
     57: None,     # UpdateFeatures
-    76: None, 77: None, 78: None, 79: None,  # share groups (KIP-932)
-    83: None, 84: None, 85: None, 86: None, 87: None,  # share group state
-    90: None, 91: None, 92: None,  # share group offsets
+    83: None, 84: None, 85: None, 86: None, 87: None,  # share group state (inter-broker)
+    91: None, 92: None,  # share group offsets: alter, delete
     88: None, 89: None, 93: None,  # streams groups (KIP-1071)
     94: None,     # UnregisterController
 }

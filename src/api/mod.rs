@@ -27,6 +27,8 @@ pub mod replicas;
 pub mod replication_wait;
 pub mod sasl;
 pub mod scram;
+pub mod share_fetch;
+pub mod share_groups;
 pub mod topics;
 pub mod txn;
 

@@ -44,6 +44,8 @@ pub struct Broker {
     pub producer_ids: Arc<ProducerIdManager>,
     pub groups: GroupCoordinator,
     pub txns: TransactionCoordinator,
+    /// Share groups' share-partitions and sessions (KIP-932).
+    pub shares: Arc<crate::share::ShareManager>,
     pub endpoints: Vec<Endpoint>,
     pub quotas: crate::quota::QuotaEnforcer,
     pub shutdown: CancellationToken,

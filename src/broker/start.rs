@@ -255,6 +255,7 @@ impl RunningBroker {
             producer_ids,
             groups,
             txns,
+            shares: Arc::new(crate::share::ShareManager::new()),
             endpoints,
             quotas: crate::quota::QuotaEnforcer::new(quota_samples, quota_window_ms),
             shutdown: CancellationToken::new(),

@@ -468,18 +468,16 @@ fn valid_auto_offset_reset(value: &str) -> bool {
     }
 }
 
-/// Java's Duration.parse syntax, PnDTnHnMn.nS, loosely: each part a number
-/// with its unit letter, in order, at least one part.
-fn iso_duration(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('P').or_else(|| s.strip_prefix('p')) else {
-        return false;
-    };
+/// Java's Duration.parse syntax, PnDTnHnMn.nS: each part a number with its
+/// unit letter, in order, at least one part. In milliseconds.
+pub fn parse_iso_duration_ms(s: &str) -> Option<i64> {
+    let rest = s.strip_prefix('P').or_else(|| s.strip_prefix('p'))?;
     let (days, time) = match rest.split_once(['T', 't']) {
         Some((d, t)) => (d, Some(t)),
         None => (rest, None),
     };
-    let parts = |text: &str, units: &[char]| -> Option<usize> {
-        let mut count = 0;
+    let parts = |text: &str, units: &[(char, f64)]| -> Option<(usize, f64)> {
+        let (mut count, mut total) = (0, 0.0);
         let mut number = String::new();
         let mut next_unit = 0;
         for c in text.chars() {
@@ -487,23 +485,34 @@ fn iso_duration(s: &str) -> bool {
                 number.push(c);
                 continue;
             }
-            let unit = units[next_unit..].iter().position(|u| u.eq_ignore_ascii_case(&c))?;
-            if number.is_empty() || number.parse::<f64>().is_err() {
-                return None;
-            }
+            let unit = units[next_unit..]
+                .iter()
+                .position(|(u, _)| u.eq_ignore_ascii_case(&c))?;
+            let value: f64 = number.parse().ok()?;
+            total += value * units[next_unit + unit].1;
             next_unit += unit + 1;
             number.clear();
             count += 1;
         }
-        number.is_empty().then_some(count)
+        number.is_empty().then_some((count, total))
     };
-    let Some(day_parts) = parts(days, &['D']) else {
-        return false;
+    let (day_parts, day_ms) = parts(days, &[('D', 86_400_000.0)])?;
+    let ms = match time {
+        Some(t) => {
+            let (n, ms) = parts(t, &[('H', 3_600_000.0), ('M', 60_000.0), ('S', 1000.0)])?;
+            if n == 0 {
+                return None;
+            }
+            day_ms + ms
+        }
+        None if day_parts > 0 => day_ms,
+        None => return None,
     };
-    match time {
-        Some(t) => parts(t, &['H', 'M', 'S']).is_some_and(|n| n > 0),
-        None => day_parts > 0,
-    }
+    Some(ms as i64)
+}
+
+fn iso_duration(s: &str) -> bool {
+    parse_iso_duration_ms(s).is_some()
 }
 
 #[cfg(test)]
@@ -540,6 +549,8 @@ mod tests {
             .ends_with("The value must be either 'earliest', 'latest' or of the format 'by_duration:<PnDTnHnMn.nS>'."));
         assert_eq!(check(&[("share.auto.offset.reset", "by_duration:PT1H30M")]), Ok(()));
         assert_eq!(check(&[("share.auto.offset.reset", "by_duration:P2D")]), Ok(()));
+        assert_eq!(parse_iso_duration_ms("PT1H30M"), Some(5_400_000));
+        assert_eq!(parse_iso_duration_ms("P1DT0.5S"), Some(86_400_500));
         assert!(check(&[("share.auto.offset.reset", "by_duration:-PT1H")]).is_err());
         assert!(check(&[("share.auto.offset.reset", "by_duration:PT")]).is_err());
         assert!(check(&[("errors.deadletterqueue.topic.name", "__dlq")]).is_err());

@@ -21,7 +21,7 @@ pub struct ListedGroup {
     pub protocol_type: String,
     /// Kafka's name of the state ("Stable", "Reconciling", ...).
     pub state: &'static str,
-    /// "classic" or "consumer".
+    /// "classic", "consumer" or "share".
     pub group_type: &'static str,
     pub members: usize,
 }
@@ -44,7 +44,10 @@ impl GroupShard {
 
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         // A consumer group (KIP-848) is described by ConsumerGroupDescribe.
-        let g = self.groups.get(group_id).filter(|g| g.consumer.is_none())?;
+        let g = self
+            .groups
+            .get(group_id)
+            .filter(|g| g.consumer.is_none() && g.share.is_none())?;
         let stable = g.state == GroupState::Stable;
         let protocol = if stable {
             g.protocol.clone().unwrap_or_default()
@@ -82,15 +85,22 @@ impl GroupShard {
         let mut out: Vec<ListedGroup> = self
             .groups
             .values()
-            .map(|g| match &g.consumer {
-                Some(cg) => ListedGroup {
+            .map(|g| match (&g.consumer, &g.share) {
+                (_, Some(sg)) => ListedGroup {
+                    group_id: g.id.clone(),
+                    protocol_type: "share".to_string(),
+                    state: sg.state_name(),
+                    group_type: "share",
+                    members: sg.members.len(),
+                },
+                (Some(cg), None) => ListedGroup {
                     group_id: g.id.clone(),
                     protocol_type: "consumer".to_string(),
                     state: cg.state_name(),
                     group_type: "consumer",
                     members: cg.members.len(),
                 },
-                None => ListedGroup {
+                (None, None) => ListedGroup {
                     group_id: g.id.clone(),
                     protocol_type: g.protocol_type.clone().unwrap_or_default(),
                     state: g.state.name(),
@@ -112,7 +122,8 @@ impl GroupShard {
         let Some(group) = self.groups.get(group_id) else {
             return CoordinatorResult::answer(E::GroupIdNotFound.code());
         };
-        let consumer_members = group.consumer.as_ref().is_some_and(|c| !c.members.is_empty());
+        let consumer_members = group.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
+            || group.share.as_ref().is_some_and(|s| !s.members.is_empty());
         if group.state != GroupState::Empty || !group.members.is_empty() || consumer_members {
             return CoordinatorResult::answer(E::NonEmptyGroup.code());
         }

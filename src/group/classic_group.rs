@@ -110,6 +110,8 @@ pub struct Group {
     /// Set when the group speaks the new consumer protocol (KIP-848); the
     /// classic fields then stay empty and only the offsets are shared.
     pub consumer: Option<Box<super::consumer_group::ConsumerGroup>>,
+    /// Set for a share group (KIP-932); the classic fields then stay empty.
+    pub share: Option<Box<super::share_group::ShareGroup>>,
 }
 
 impl Group {
@@ -132,6 +134,7 @@ impl Group {
             sync_deadline: None,
             offsets: BTreeMap::new(),
             consumer: None,
+            share: None,
         }
     }
 

@@ -191,7 +191,7 @@ impl GroupShard {
                 .or_insert_with(|| Group::new(&req.group_id, now)),
         };
         if group.consumer.is_none() {
-            if !group.members.is_empty() || group.state != GroupState::Empty {
+            if !group.members.is_empty() || group.state != GroupState::Empty || group.share.is_some() {
                 let message = format!("Group {} is not a consumer group.", req.group_id);
                 return CoordinatorResult::answer(HeartbeatAnswer::error(E::GroupIdNotFound.code(), message));
             }

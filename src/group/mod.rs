@@ -16,6 +16,7 @@ pub mod offsets;
 pub mod rebalance;
 pub mod records;
 pub mod shard;
+pub mod share_group;
 #[cfg(test)]
 mod tests;
 
@@ -323,6 +324,33 @@ impl GroupCoordinator {
     pub async fn describe_consumer_group(&self, group: &str) -> Result<consumer_group::ConsumerGroup, (i16, String)> {
         let not_found = || (E::GroupIdNotFound.code(), format!("Group {group} not found."));
         match self.read(group, |g| g.describe_consumer(group)).await {
+            Ok(Some(r)) => r,
+            Ok(None) => Err(not_found()),
+            Err(code) => Err((code, String::new())),
+        }
+    }
+
+    pub async fn share_heartbeat(&self, request: share_group::ShareHeartbeat) -> share_group::ShareHeartbeatAnswer {
+        let topics = self.topic_view();
+        if request.group_id.is_empty() {
+            // Validated by the shard; no partition to route an empty id to.
+            return GroupShard::new(GroupConfig::default())
+                .share_heartbeat(request, &topics, now_ms())
+                .response;
+        }
+        let group = request.group_id.clone();
+        match self
+            .write(&group, |g| g.share_heartbeat(request, &topics, now_ms()))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(code) => share_group::ShareHeartbeatAnswer::error(code, ""),
+        }
+    }
+
+    pub async fn describe_share_group(&self, group: &str) -> Result<share_group::ShareGroup, (i16, String)> {
+        let not_found = || (E::GroupIdNotFound.code(), format!("Group {group} not found."));
+        match self.read(group, |g| g.describe_share(group)).await {
             Ok(Some(r)) => r,
             Ok(None) => Err(not_found()),
             Err(code) => Err((code, String::new())),

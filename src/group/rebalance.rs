@@ -22,6 +22,8 @@ impl GroupShard {
         let mut out = Vec::new();
         self.apply_deadlines(&mut out, now);
         self.expire_consumer_members(now);
+        // Their records come back when their acquisition locks run out.
+        self.expire_share_members(now, None);
         CoordinatorResult::persisted(out, ())
     }
 
@@ -107,6 +109,9 @@ impl GroupShard {
             }
         }
         if let Some(d) = self.next_consumer_deadline() {
+            consider(d);
+        }
+        if let Some(d) = self.next_share_deadline() {
             consider(d);
         }
         next

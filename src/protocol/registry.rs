@@ -203,6 +203,25 @@ registry! {
     ConsumerGroupDescribe: ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, versions 0..=1,
         handler api::consumer_groups::handle_describe,
         errors |r| r.groups.iter().map(|g| g.error_code);
+    // Share groups (KIP-932).
+    ShareGroupHeartbeat: ShareGroupHeartbeatRequest => ShareGroupHeartbeatResponse, versions 1..=1,
+        handler api::share_groups::handle_heartbeat,
+        errors |r| [r.error_code];
+    ShareGroupDescribe: ShareGroupDescribeRequest => ShareGroupDescribeResponse, versions 1..=1,
+        handler api::share_groups::handle_describe,
+        errors |r| r.groups.iter().map(|g| g.error_code);
+    // Fetched batches go to the socket as read, as Fetch's.
+    ShareFetch: ShareFetchRequest => ShareFetchResponse, versions 1..=2, handler api::share_fetch::handle_share_fetch,
+        splice api::share_fetch::record_sets,
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+    ShareAcknowledge: ShareAcknowledgeRequest => ShareAcknowledgeResponse, versions 1..=2,
+        handler api::share_fetch::handle_share_acknowledge,
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+    DescribeShareGroupOffsets: DescribeShareGroupOffsetsRequest => DescribeShareGroupOffsetsResponse, versions 0..=1,
+        handler api::share_groups::handle_describe_offsets,
+        errors |r| r.groups.iter().map(|g| g.error_code);
     ListConfigResources: ListConfigResourcesRequest => ListConfigResourcesResponse, versions 0..=1,
         handler api::config_resources::handle,
         errors |r| [r.error_code];

@@ -1,0 +1,137 @@
+"""Share groups (KIP-932, queues for Kafka): the Java KafkaShareConsumer in Kafka's
+console share consumer reads records handed out by the broker (ShareGroupHeartbeat,
+ShareFetch, ShareAcknowledge), accepting, releasing or rejecting them, with delivery
+counts and the group's configs; kafka-share-groups lists and describes the groups.
+
+Expectations are Apache Kafka 4.4's (COMPAT_TARGET=kafka runs the same cases against it,
+where share groups are on by default: share.version=2).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import clients
+import kafka_tools
+from kafka_tools import parse_table
+
+pytestmark = pytest.mark.skipif(not kafka_tools.jars_present(), reason="Kafka jars not fetched")
+
+
+def set_group_configs(broker, group: str, configs: str) -> None:
+    r = kafka_tools.run("kafka-configs", "--bootstrap-server", broker.bootstrap, "--alter",
+                        "--entity-type", "groups", "--entity-name", group, "--add-config", configs)
+    assert r.code == 0, str(r)
+
+
+def share_consume(broker, topic: str, group: str, *extra: str, max_messages: int | None = None,
+                  timeout_ms: int = 15000) -> list[str]:
+    """Runs kafka-console-share-consumer until it has printed max_messages (or nothing
+    came for timeout_ms); the values it printed."""
+    args = ["--bootstrap-server", broker.bootstrap, "--topic", topic, "--group", group,
+            "--timeout-ms", str(timeout_ms), *extra]
+    if max_messages is not None:
+        args += ["--max-messages", str(max_messages)]
+    r = kafka_tools.run("kafka-console-share-consumer", *args, timeout=120)
+    assert r.code == 0, str(r)
+    return [line for line in r.stdout.splitlines() if line]
+
+
+def share_groups(broker, *args: str) -> kafka_tools.Result:
+    r = kafka_tools.run("kafka-share-groups", "--bootstrap-server", broker.bootstrap, *args)
+    assert r.code == 0, str(r)
+    return r
+
+
+def described_offsets(broker, group: str, column: str) -> dict[int, int]:
+    """kafka-share-groups --describe: partition -> START-OFFSET or LAG."""
+    rows = parse_table(share_groups(broker, "--describe", "--group", group).stdout)
+    return {int(r["PARTITION"]): int(r[column]) for r in rows if r[column] != "-"}
+
+
+def lags(broker, group: str) -> dict[int, int]:
+    # Not the start offsets: Kafka describes the start offset it last persisted,
+    # which trails the acknowledgements by one round.
+    return described_offsets(broker, group, "LAG")
+
+
+def test_console_share_consumer_reads_every_record_once(broker, tool_topic):
+    clients.create_topic(broker, tool_topic, 2)
+    group = clients.unique_name("share-group")
+    set_group_configs(broker, group, "share.auto.offset.reset=earliest")
+    values = clients.produce_counts(broker, tool_topic, {0: 30, 1: 20}, "q")
+
+    got = share_consume(broker, tool_topic, group, max_messages=50)
+    assert sorted(got) == sorted(values)
+
+    # Accepted: nothing is delivered again, and nothing is left to read.
+    assert share_consume(broker, tool_topic, group, timeout_ms=5000) == []
+    assert lags(broker, group) == {0: 0, 1: 0}
+
+    listed = share_groups(broker, "--list").stdout.split()
+    assert group in listed
+    state = parse_table(share_groups(broker, "--describe", "--group", group, "--state").stdout)
+    assert [(r["STATE"], r["#MEMBERS"]) for r in state] == [("Empty", "0")]
+
+
+def test_released_records_come_back_until_the_delivery_limit(broker, tool_topic):
+    clients.create_topic(broker, tool_topic, 1)
+    group = clients.unique_name("share-release")
+    set_group_configs(broker, group, "share.auto.offset.reset=earliest,share.delivery.count.limit=2")
+    values = clients.produce_counts(broker, tool_topic, {0: 5}, "r")
+
+    # Every record released: delivered twice (the limit), then archived.
+    got = share_consume(broker, tool_topic, group, "--release", max_messages=10)
+    assert sorted(got) == sorted(values * 2)
+    assert share_consume(broker, tool_topic, group, timeout_ms=5000) == []
+    assert lags(broker, group) == {0: 0}
+
+
+def test_rejected_records_are_never_delivered_again(broker, tool_topic):
+    clients.create_topic(broker, tool_topic, 1)
+    group = clients.unique_name("share-reject")
+    set_group_configs(broker, group, "share.auto.offset.reset=earliest")
+    values = clients.produce_counts(broker, tool_topic, {0: 4}, "x")
+    assert sorted(share_consume(broker, tool_topic, group, "--reject", max_messages=4)) == sorted(values)
+    assert share_consume(broker, tool_topic, group, timeout_ms=5000) == []
+    assert lags(broker, group) == {0: 0}
+
+
+def test_members_share_the_records_of_a_topic(broker, tool_topic):
+    """Two members of one group read disjoint records; a group of its own reads them all
+    again; by default (latest) a new group starts at the end."""
+    clients.create_topic(broker, tool_topic, 2)
+    group = clients.unique_name("share-two")
+    set_group_configs(broker, group, "share.auto.offset.reset=earliest")
+    values = clients.produce_counts(broker, tool_topic, {0: 40, 1: 40}, "s")
+
+    started = time.monotonic()
+    procs = [kafka_tools.start("kafka-console-share-consumer", "--bootstrap-server", broker.bootstrap,
+                               "--topic", tool_topic, "--group", group, "--timeout-ms", "8000",
+                               stdin=None, text=True)
+             for _ in range(2)]
+    outputs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            outputs.append([line for line in out.splitlines() if line])
+    finally:
+        for p in procs:
+            kafka_tools.kill(p)
+    print(f"two share consumers: {time.monotonic() - started:.1f} s")
+    everything = outputs[0] + outputs[1]
+    assert sorted(everything) == sorted(values), "each record exactly once across the members"
+
+    other = clients.unique_name("share-other")
+    set_group_configs(broker, other, "share.auto.offset.reset=earliest")
+    assert sorted(share_consume(broker, tool_topic, other, max_messages=80)) == sorted(values)
+
+    latest = clients.unique_name("share-latest")
+    assert share_consume(broker, tool_topic, latest, timeout_ms=5000) == []
+    # Nothing acknowledged yet: no state written, described without offsets.
+    rows = parse_table(share_groups(broker, "--describe", "--group", latest).stdout)
+    assert sorted((r["PARTITION"], r["START-OFFSET"], r["LAG"]) for r in rows) == [
+        ("0", "-", "-"), ("1", "-", "-")]

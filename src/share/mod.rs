@@ -1,0 +1,195 @@
+//! Share groups' records (KIP-932, queues): for each share group and
+//! partition, the share-partition that hands records out to members under
+//! acquisition locks, counts deliveries and takes acknowledgements; and the
+//! members' share sessions. Kafka's SharePartitionManager. The group side
+//! (membership, assignment) is `crate::group::share_group`.
+
+pub mod partition;
+pub mod sessions;
+
+use partition::{ShareLimits, SharePartition};
+use sessions::ShareSessions;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShareKey {
+    pub group: String,
+    pub topic_id: Uuid,
+    pub partition: i32,
+}
+
+/// A group's settings for its records: its group configs, else the broker's.
+#[derive(Debug, Clone)]
+pub struct ShareSettings {
+    pub limits: ShareLimits,
+    /// share.auto.offset.reset: "earliest", "latest" or "by_duration:<ISO-8601>".
+    pub auto_offset_reset: String,
+    /// share.isolation.level: read_committed reads to the last stable offset.
+    pub read_committed: bool,
+}
+
+impl ShareSettings {
+    pub fn resolve(broker: &BTreeMap<String, String>, group: &BTreeMap<String, String>) -> ShareSettings {
+        let int = |group_key: &str, broker_key: &str, default: i64| {
+            group
+                .get(group_key)
+                .or_else(|| broker.get(broker_key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        ShareSettings {
+            limits: ShareLimits {
+                delivery_count_limit: int("share.delivery.count.limit", "group.share.delivery.count.limit", 5)
+                    .clamp(1, i16::MAX as i64) as i16,
+                record_lock_ms: int(
+                    "share.record.lock.duration.ms",
+                    "group.share.record.lock.duration.ms",
+                    30_000,
+                ),
+                max_in_flight: int(
+                    "share.partition.max.record.locks",
+                    "group.share.partition.max.record.locks",
+                    2000,
+                ),
+            },
+            auto_offset_reset: group
+                .get("share.auto.offset.reset")
+                .cloned()
+                .unwrap_or_else(|| "latest".to_string()),
+            read_committed: group.get("share.isolation.level").map(String::as_str) == Some("read_committed"),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ShareManager {
+    partitions: Mutex<HashMap<ShareKey, SharePartition>>,
+    pub sessions: Mutex<ShareSessions>,
+    /// Every share-partition a group has been given (Kafka's initialized
+    /// partitions): described even while its state is unwritten.
+    assigned: Mutex<std::collections::BTreeSet<ShareKey>>,
+    /// Rung when records become available again (released, lock expired).
+    pub released: Notify,
+}
+
+impl ShareManager {
+    pub fn new() -> ShareManager {
+        ShareManager::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ShareKey, SharePartition>> {
+        // A panic elsewhere must not take share groups down with it.
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn lock_sessions(&self) -> std::sync::MutexGuard<'_, ShareSessions> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a share-partition at `start` unless it has started already.
+    pub fn initialize(&self, key: ShareKey, start: impl FnOnce() -> i64) {
+        self.assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone());
+        self.lock().entry(key).or_insert_with(|| SharePartition::new(start()));
+    }
+
+    pub fn is_initialized(&self, key: &ShareKey) -> bool {
+        self.lock().contains_key(key)
+    }
+
+    /// Runs `f` on a started share-partition.
+    pub fn with<R>(&self, key: &ShareKey, f: impl FnOnce(&mut SharePartition) -> R) -> Option<R> {
+        self.lock().get_mut(key).map(f)
+    }
+
+    /// The start offset of each share-partition of a group whose state has
+    /// been written (as Kafka describes them), with the records done with
+    /// above it.
+    pub fn group_offsets(&self, group: &str) -> BTreeMap<(Uuid, i32), Option<(i64, i64)>> {
+        let assigned: Vec<ShareKey> = self
+            .assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|k| k.group == group)
+            .cloned()
+            .collect();
+        let all = self.lock();
+        assigned
+            .into_iter()
+            .map(|k| {
+                let written = all
+                    .get(&k)
+                    .filter(|p| p.is_acknowledged())
+                    .map(|p| (p.start_offset(), p.done_above_start()));
+                ((k.topic_id, k.partition), written)
+            })
+            .collect()
+    }
+
+    /// Records `member` holds in `partitions` go back (its session closed).
+    /// A share-partition no session reads any more and whose state was never
+    /// written is forgotten, so that it starts afresh (at latest, by default)
+    /// when next read, as in Kafka.
+    pub fn release_member(&self, group: &str, member: &str, partitions: &[(Uuid, i32)], limits: &ShareLimits) {
+        let mut changed = false;
+        {
+            let sessions = self.lock_sessions();
+            let mut all = self.lock();
+            for (topic_id, partition) in partitions {
+                let key = ShareKey {
+                    group: group.to_string(),
+                    topic_id: *topic_id,
+                    partition: *partition,
+                };
+                if let Some(p) = all.get_mut(&key) {
+                    changed |= p.release_member(member, limits);
+                    if !p.is_acknowledged() && !sessions.reads(group, (*topic_id, *partition)) {
+                        all.remove(&key);
+                    }
+                }
+            }
+        }
+        if changed {
+            self.released.notify_waiters();
+        }
+    }
+
+    /// Records `member` holds anywhere go back (it left its group).
+    pub fn release_member_everywhere(&self, group: &str, member: &str, limits: &ShareLimits) {
+        let mut changed = false;
+        for (key, p) in self.lock().iter_mut() {
+            if key.group == group {
+                changed |= p.release_member(member, limits);
+            }
+        }
+        if changed {
+            self.released.notify_waiters();
+        }
+    }
+
+    /// Sets a group's start offsets (AlterShareGroupOffsets).
+    pub fn reset(&self, key: ShareKey, offset: i64) {
+        self.lock()
+            .entry(key)
+            .and_modify(|p| p.reset_to(offset))
+            .or_insert_with(|| SharePartition::new(offset));
+    }
+
+    /// Forgets share-partitions (DeleteShareGroupOffsets, a deleted group).
+    pub fn forget(&self, group: &str, which: impl Fn(&ShareKey) -> bool) -> usize {
+        self.assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k| k.group != group || !which(k));
+        let mut all = self.lock();
+        let before = all.len();
+        all.retain(|k, _| k.group != group || !which(k));
+        before - all.len()
+    }
+}

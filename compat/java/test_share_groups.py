@@ -75,6 +75,10 @@ def test_console_share_consumer_reads_every_record_once(broker, tool_topic):
     state = parse_table(share_groups(broker, "--describe", "--group", group, "--state").stdout)
     assert [(r["STATE"], r["#MEMBERS"]) for r in state] == [("Empty", "0")]
 
+    r = share_groups(broker, "--delete", "--group", group)
+    assert f"Deletion of requested share groups ('{group}') was successful." in r.stdout, str(r)
+    assert group not in share_groups(broker, "--list").stdout.split()
+
 
 def test_released_records_come_back_until_the_delivery_limit(broker, tool_topic):
     clients.create_topic(broker, tool_topic, 1)

@@ -228,6 +228,10 @@ pub async fn handle_delete_groups(
         } else {
             GROUP_AUTHORIZATION_FAILED
         };
+        if code == 0 {
+            // A share group's records state goes with it.
+            broker.shares.forget(&id, |_| true);
+        }
         results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code));
     }
     DeleteGroupsResponse::default().with_results(results)

@@ -638,7 +638,10 @@ class TestFiveTwoRacks:
         admin = ck_admin(five)
         admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[4, 1, 2]])],
                             request_timeout=30)[topic].result(TIMEOUT)
-        wait_fully_replicated(five, topic, 1, 3)
+        (first,) = wait_fully_replicated(five, topic, 1, 3).values()
+        # Node 4 registered again in the case before: it is live, so it leads (a broker
+        # fenced for a silence from before its registration would not).
+        assert (first.leader_id, first.leader_epoch) == (4, 0), first
         five.stop_node(4)
         (p,) = wait_until(lambda: [p for p in partitions_of(five, 1, topic).values() if p.leader_id in (1, 2)],
                           f"{topic}: a leader other than node 4", TIMEOUT)

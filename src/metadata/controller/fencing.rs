@@ -213,9 +213,13 @@ impl Controller {
         Instant::now().duration_since(last) <= session
     }
 
-    /// A broker registers (again): it is no longer shutting down.
+    /// A broker registers (again): it is no longer shutting down, and its
+    /// session starts now (a broker new to the registry is unfenced at once,
+    /// and must not be fenced for a silence from before it registered).
     pub(super) fn registered(&self, broker: i32) {
-        self.heartbeats().shutting_down.remove(&broker);
+        let mut beats = self.heartbeats();
+        beats.shutting_down.remove(&broker);
+        beats.last.insert(broker, Instant::now());
     }
 
     fn heartbeats(&self) -> std::sync::MutexGuard<'_, Heartbeats> {

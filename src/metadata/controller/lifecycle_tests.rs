@@ -128,4 +128,13 @@ async fn a_brokers_life_fenced_when_silent_unfenced_when_back_gone_when_unregist
     c.fence_silent_brokers(SESSION).await.expect("check");
     assert_eq!(fenced(&c, 3).await, None);
     assert_eq!(fenced(&c, 1).await, Some(false));
+
+    // Registered anew long after its last heartbeat: its session starts at the
+    // registration, so the next check does not fence it.
+    c.register_broker(3, endpoint(3), None, None, uuid::Uuid::new_v4())
+        .await
+        .expect("register anew");
+    assert_eq!(fenced(&c, 3).await, Some(false));
+    c.fence_silent_brokers(SESSION).await.expect("check");
+    assert_eq!(fenced(&c, 3).await, Some(false));
 }

@@ -81,7 +81,7 @@ commit_topic!(
 );
 commit_topic!(
     kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic => TxnOffsetCommitResponseTopic,
-    TxnOffsetCommitResponsePartition
+    TxnOffsetCommitResponsePartition, topic_id
 );
 
 /// The commit both OffsetCommit and TxnOffsetCommit make: each topic's

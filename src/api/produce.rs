@@ -9,6 +9,7 @@ use crate::quota::PRODUCER_BYTE_RATE;
 use crate::replication::{Topic, TopicStats};
 use crate::storage::batch::{BatchError, PendingBatch};
 use crate::storage::{now_ms, AppendInfo, LogError, LogValidator, Partition, ValidationError};
+use crate::txn::verification::{self, TxnOperation};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
@@ -163,19 +164,42 @@ struct TxnContext<'a> {
 
 impl TxnContext<'_> {
     /// A transactional batch needs Write on the request's TransactionalId
-    /// and a partition added to the producer's open transaction.
-    async fn check(&self, topic: &str, partition: i32, producer_id: i64, epoch: i16) -> Result<(), i16> {
+    /// and its partition in the producer's open transaction: a TV2 client's
+    /// (Produce v12+) is added there, an older client's must have been
+    /// (KIP-890). As Kafka, only a producer's first batch of a transaction
+    /// in the partition asks the coordinator.
+    async fn check(&self, partition: &Partition, topic: &str, index: i32, producer_id: i64, epoch: i16) -> Result<(), i16> {
         let Some(id) = self.transactional_id.filter(|id| {
             self.broker
                 .authorize(self.ctx, operation::WRITE, resource::TRANSACTIONAL_ID, id)
         }) else {
             return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
         };
-        let clustered = self.broker.controller.is_clustered();
-        self.broker
+        let ongoing = partition
+            .log()
+            .producers()
+            .entry(producer_id)
+            .is_some_and(|e| e.epoch == epoch && e.current_txn_first_offset.is_some());
+        if ongoing {
+            return Ok(());
+        }
+        let op = TxnOperation::for_produce(self.ctx.api_version);
+        let codes = self
+            .broker
             .txns
-            .verify(id, producer_id, epoch, topic, partition, clustered)
-            .await
+            .add_or_verify(
+                &self.broker.marker_targets(),
+                id,
+                producer_id,
+                epoch,
+                &[(topic.to_string(), index)],
+                op,
+            )
+            .await;
+        match codes.first().copied().unwrap_or(0) {
+            0 => Ok(()),
+            code => Err(verification::for_produce(code, op)),
+        }
     }
 }
 
@@ -243,7 +267,7 @@ async fn check_partition(
     let header = valid.header;
     if header.is_transactional() {
         if let Err(code) = txn
-            .check(&topic.name, index, header.producer_id, header.producer_epoch)
+            .check(partition, &topic.name, index, header.producer_id, header.producer_epoch)
             .await
         {
             debug!(topic = %topic.name, partition = index, code, "refused a transactional batch");

@@ -1,7 +1,10 @@
 //! Transactions: AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
 //! TxnOffsetCommit, and the admin views DescribeTransactions and
 //! ListTransactions. (InitProducerId and FindCoordinator live with their
-//! non-transactional uses.) Every call needs Write on the TransactionalId.
+//! non-transactional uses.) Every client call needs Write on the
+//! TransactionalId; AddPartitionsToTxn v4+ and WriteTxnMarkers come from
+//! brokers (ClusterAction). Clients speak transaction version 1 up to
+//! EndTxn v4 / TxnOffsetCommit v4 and version 2 above (KIP-890).
 
 use super::groups::group_allowed;
 use super::offsets::{commit_where_allowed, CommitTopic};
@@ -13,8 +16,11 @@ use crate::group::OffsetCommitRequest as Commit;
 use crate::group::OFFSETS_TOPIC;
 use crate::storage::batch::{control_batch, ControlType};
 use crate::storage::now_ms;
+use crate::txn::records::{TV_0, TV_2};
+use crate::txn::verification::TxnOperation;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState as DescribedTxn};
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTxn;
@@ -38,11 +44,37 @@ fn for_version(code: i16, version: i16) -> i16 {
     }
 }
 
+/// Each requested partition's result, in request order, from `codes` in
+/// the same order.
+fn topic_results(topics: &[AddPartitionsToTxnTopic], codes: &[i16]) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut codes = codes.iter().copied();
+    topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(codes.next().unwrap_or(0))
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(partitions)
+        })
+        .collect()
+}
+
 pub async fn handle_add_partitions_to_txn(
     broker: &Broker,
     ctx: &RequestContext,
     req: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
+    if ctx.api_version >= 4 {
+        return add_partitions_for_brokers(broker, ctx, req).await;
+    }
     let id = req.v3_and_below_transactional_id.to_string();
     let topics = req.v3_and_below_topics;
     // Errors decided before the coordinator: per (topic, partition).
@@ -79,6 +111,7 @@ pub async fn handle_add_partitions_to_txn(
                 req.v3_and_below_producer_id.0,
                 req.v3_and_below_producer_epoch,
                 &wanted,
+                TV_0,
             )
             .await
             .err()
@@ -108,6 +141,61 @@ pub async fn handle_add_partitions_to_txn(
     AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
 }
 
+/// AddPartitionsToTxn v4+: a partition leader adds a TV2 producer's
+/// partitions to its transaction, or checks an older producer's are in it
+/// (`verify_only`), for a batch of transactions.
+async fn add_partitions_for_brokers(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    if !broker.authorize_cluster(ctx, operation::CLUSTER_ACTION) {
+        return AddPartitionsToTxnResponse::default().with_error_code(E::ClusterAuthorizationFailed.code());
+    }
+    let image = broker.image();
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for txn in req.transactions {
+        let id = txn.transactional_id.to_string();
+        let wanted: Vec<(String, i32)> = txn
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), *p)))
+            .collect();
+        let exists = |(t, p): &(String, i32)| image.topics.get(t).is_some_and(|t| t.partition(*p).is_some());
+        let codes = if !wanted.iter().all(exists) {
+            // One unknown partition and none is added, as for clients.
+            wanted
+                .iter()
+                .map(|p| {
+                    if exists(p) {
+                        E::OperationNotAttempted.code()
+                    } else {
+                        E::UnknownTopicOrPartition.code()
+                    }
+                })
+                .collect()
+        } else if txn.verify_only {
+            broker
+                .txns
+                .verify_partitions(&id, txn.producer_id.0, txn.producer_epoch, &wanted)
+                .await
+                .unwrap_or_else(|code| vec![code; wanted.len()])
+        } else {
+            let added = broker
+                .txns
+                .add_partitions(&id, txn.producer_id.0, txn.producer_epoch, &wanted, TV_2)
+                .await;
+            vec![added.err().unwrap_or(0); wanted.len()]
+        };
+        results.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(txn.transactional_id.clone())
+                .with_topic_results(topic_results(&txn.topics, &codes)),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
 pub async fn handle_add_offsets_to_txn(
     broker: &Broker,
     ctx: &RequestContext,
@@ -131,6 +219,7 @@ pub async fn handle_add_offsets_to_txn(
             req.producer_id.0,
             req.producer_epoch,
             &[(OFFSETS_TOPIC.to_string(), partition)],
+            TV_0,
         )
         .await
         .err()
@@ -143,7 +232,9 @@ pub async fn handle_end_txn(broker: &Broker, ctx: &RequestContext, req: EndTxnRe
     if !txn_allowed(broker, ctx, operation::WRITE, &req.transactional_id) {
         return answer(E::TransactionalIdAuthorizationFailed.code());
     }
-    let code = broker
+    // v5: the client bumps its epoch at every end and is told the new one.
+    let client_version = if ctx.api_version >= 5 { TV_2 } else { TV_0 };
+    let ended = broker
         .txns
         .end_txn(
             &broker.marker_targets(),
@@ -151,53 +242,84 @@ pub async fn handle_end_txn(broker: &Broker, ctx: &RequestContext, req: EndTxnRe
             req.producer_id.0,
             req.producer_epoch,
             req.committed,
+            client_version,
         )
-        .await
-        .err()
-        .map_or(0, |code| for_version(code, ctx.api_version));
-    answer(code)
+        .await;
+    match ended {
+        Ok((producer_id, epoch)) => answer(0)
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch),
+        Err(code) => answer(for_version(code, ctx.api_version)),
+    }
+}
+
+/// A TxnOffsetCommit's check of its transaction, as Kafka's group
+/// coordinator answers it: with TV2 (v5+) the group's offsets partition is
+/// added to the transaction, before that it must have been added
+/// (AddOffsetsToTxn).
+async fn txn_offset_commit_check(broker: &Broker, ctx: &RequestContext, req: &TxnOffsetCommitRequest) -> Option<i16> {
+    let id = req.transactional_id.as_str();
+    if !txn_allowed(broker, ctx, operation::WRITE, id) {
+        return Some(E::TransactionalIdAuthorizationFailed.code());
+    }
+    if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
+        return Some(E::GroupAuthorizationFailed.code());
+    }
+    let partition = match broker.groups.offsets_partition(&req.group_id).await {
+        Ok(p) => p,
+        Err(code) => return Some(code),
+    };
+    let op = TxnOperation::for_txn_offset_commit(ctx.api_version);
+    let codes = broker
+        .txns
+        .add_or_verify(
+            &broker.marker_targets(),
+            id,
+            req.producer_id.0,
+            req.producer_epoch,
+            &[(OFFSETS_TOPIC.to_string(), partition)],
+            op,
+        )
+        .await;
+    let code = codes.first().copied().unwrap_or(0);
+    // The group coordinator's mapping of what a write could not do.
+    let code = match E::try_from_code(code) {
+        Some(E::NetworkException) => E::CoordinatorLoadInProgress.code(),
+        Some(E::UnknownTopicOrPartition | E::NotEnoughReplicas | E::RequestTimedOut) => {
+            E::CoordinatorNotAvailable.code()
+        }
+        _ => code,
+    };
+    (code != 0).then_some(code)
 }
 
 pub async fn handle_txn_offset_commit(
     broker: &Broker,
     ctx: &RequestContext,
-    req: TxnOffsetCommitRequest,
+    mut req: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
-    let id = req.transactional_id.to_string();
-    let group_code = if !txn_allowed(broker, ctx, operation::WRITE, &id) {
-        Some(E::TransactionalIdAuthorizationFailed.code())
-    } else if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
-        Some(E::GroupAuthorizationFailed.code())
-    } else {
-        // The group's partition must be in the transaction (AddOffsetsToTxn first).
-        match broker.groups.offsets_partition(&req.group_id).await {
-            Ok(p) => broker
-                .txns
-                .verify(
-                    &id,
-                    req.producer_id.0,
-                    req.producer_epoch,
-                    OFFSETS_TOPIC,
-                    p,
-                    broker.controller.is_clustered(),
-                )
-                .await
-                .err()
-                .map(|code| {
-                    if code == E::InvalidProducerEpoch.code() {
-                        E::ProducerFenced.code()
-                    } else {
-                        code
-                    }
-                }),
-            Err(code) => Some(code),
+    // v6 names topics by id (KIP-1319); an id not known has no name.
+    let by_id = ctx.api_version >= 6;
+    if by_id {
+        let image = broker.image();
+        for t in &mut req.topics {
+            t.name = TopicName(StrBytes::from_string(
+                image
+                    .topics
+                    .by_id(t.topic_id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default(),
+            ));
         }
-    };
+    }
+    let group_code = txn_offset_commit_check(broker, ctx, &req).await;
     let codes = commit_where_allowed(
         &req.topics,
         |topic| {
-            group_code.or((!broker.authorize(ctx, operation::READ, resource::TOPIC, topic))
-                .then_some(E::TopicAuthorizationFailed.code()))
+            group_code
+                .or((by_id && topic.is_empty()).then_some(E::UnknownTopicId.code()))
+                .or((!broker.authorize(ctx, operation::READ, resource::TOPIC, topic))
+                    .then_some(E::TopicAuthorizationFailed.code()))
         },
         |offsets| {
             broker.groups.commit_txn_offsets(

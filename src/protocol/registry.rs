@@ -275,18 +275,21 @@ registry! {
     AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse, versions 0..=1,
         handler api::quotas::handle_alter_client_quotas,
         errors |r| r.entries.iter().map(|e| e.error_code);
-    // Transactions, Kafka's first protocol (transaction.version 1): v4 of
-    // AddPartitionsToTxn is broker-to-broker, EndTxn v5 and later belong to KIP-890.
-    AddPartitionsToTxn: AddPartitionsToTxnRequest => AddPartitionsToTxnResponse, versions 0..=3,
+    // Transactions: clients speak version 1 up to AddPartitionsToTxn v3, EndTxn v4 and
+    // TxnOffsetCommit v4, version 2 (KIP-890) above; AddPartitionsToTxn v4+ is brokers'.
+    AddPartitionsToTxn: AddPartitionsToTxnRequest => AddPartitionsToTxnResponse, versions 0..=5,
         handler api::txn::handle_add_partitions_to_txn,
-        errors |r| r.results_by_topic_v3_and_below.iter()
-            .flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code));
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.results_by_topic_v3_and_below.iter()
+                .flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code)))
+            .chain(r.results_by_transaction.iter().flat_map(|x| x.topic_results.iter()
+                .flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code))));
     AddOffsetsToTxn: AddOffsetsToTxnRequest => AddOffsetsToTxnResponse, versions 0..=4,
         handler api::txn::handle_add_offsets_to_txn,
         errors |r| [r.error_code];
-    EndTxn: EndTxnRequest => EndTxnResponse, versions 0..=4, handler api::txn::handle_end_txn,
+    EndTxn: EndTxnRequest => EndTxnResponse, versions 0..=5, handler api::txn::handle_end_txn,
         errors |r| [r.error_code];
-    TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse, versions 0..=4,
+    TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse, versions 0..=6,
         handler api::txn::handle_txn_offset_commit,
         errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
     DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse, versions 0..=0,
@@ -295,7 +298,7 @@ registry! {
     ListTransactions: ListTransactionsRequest => ListTransactionsResponse, versions 0..=2,
         handler api::txn::handle_list_transactions,
         errors |r| [r.error_code];
-    WriteTxnMarkers: WriteTxnMarkersRequest => WriteTxnMarkersResponse, versions 1..=1,
+    WriteTxnMarkers: WriteTxnMarkersRequest => WriteTxnMarkersResponse, versions 1..=2,
         handler api::txn::handle_write_txn_markers,
         errors |r| r.markers.iter()
             .flat_map(|m| m.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));

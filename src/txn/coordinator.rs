@@ -3,12 +3,14 @@
 //! PrepareCommit/PrepareAbort → CompleteCommit/CompleteAbort). Synchronous,
 //! clock passed in. As in Kafka, a change is first prepared (a new metadata
 //! value, nothing mutated), then persisted by the caller, then applied.
+//! Ending a transaction is in `ending`.
 
-use super::records::{self, TxnMetadata, TxnState};
+use super::records::{self, TransactionVersion, TxnMetadata, TxnState};
 use crate::coordinator::{Shard, TxnProducer};
+use super::ending::prepare_end_bumped;
 use bytes::Bytes;
 use kafka_protocol::ResponseError as E;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// A record of `__transaction_state`: a transactional id's metadata, or its
 /// tombstone (None) once the id expires.
@@ -31,15 +33,6 @@ pub enum InitPlan {
     AbortFirst(TxnMetadata),
 }
 
-/// What EndTxn must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndPlan {
-    /// Already ended the same way (a retry): nothing to do.
-    Done,
-    /// Persist and apply this Prepare state, write the markers, complete.
-    Markers(TxnMetadata),
-}
-
 #[derive(Debug, Default)]
 pub struct Transactions {
     txns: HashMap<String, TxnMetadata>,
@@ -50,7 +43,7 @@ pub struct Transactions {
 }
 
 /// A producer epoch this close to the limit means a new producer id.
-const EPOCH_EXHAUSTED: i16 = i16::MAX - 1;
+pub(super) const EPOCH_EXHAUSTED: i16 = i16::MAX - 1;
 
 impl Transactions {
     pub fn new(max_timeout_ms: i32) -> Transactions {
@@ -94,15 +87,7 @@ impl Transactions {
             return Err(E::InvalidTransactionTimeout.code());
         }
         let Some(current) = self.txns.get(id) else {
-            return Ok(InitPlan::Ready(TxnMetadata {
-                producer_id: new_producer_id()?,
-                producer_epoch: 0,
-                timeout_ms,
-                state: TxnState::Empty,
-                partitions: BTreeSet::new(),
-                last_update_ms: now,
-                start_ms: -1,
-            }));
+            return Ok(InitPlan::Ready(TxnMetadata::new(new_producer_id()?, 0, timeout_ms, now)));
         };
         if let Some(pid_epoch) = expected {
             let is_current = pid_epoch == (current.producer_id, current.producer_epoch);
@@ -120,12 +105,14 @@ impl Transactions {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
                 Err(E::ConcurrentTransactions.code())
             }
-            TxnState::Ongoing => {
-                let mut next = bumped(current, new_producer_id)?;
-                next.state = TxnState::PrepareAbort;
-                next.last_update_ms = now;
-                Ok(InitPlan::AbortFirst(next))
-            }
+            // Fenced and aborted as Kafka does with transaction.version 2.
+            TxnState::Ongoing => Ok(InitPlan::AbortFirst(prepare_end_bumped(
+                current,
+                TxnState::PrepareAbort,
+                false,
+                now,
+                new_producer_id,
+            )?)),
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort | TxnState::Dead => {
                 let mut next = bumped(current, new_producer_id)?;
                 next.state = TxnState::Empty;
@@ -146,7 +133,7 @@ impl Transactions {
         }
     }
 
-    fn check_producer(&self, id: &str, producer_id: i64, epoch: i16) -> Result<&TxnMetadata, i16> {
+    pub(super) fn check_producer(&self, id: &str, producer_id: i64, epoch: i16) -> Result<&TxnMetadata, i16> {
         let current = self.txns.get(id).ok_or(E::InvalidProducerIdMapping.code())?;
         if current.producer_id != producer_id {
             return Err(E::InvalidProducerIdMapping.code());
@@ -158,13 +145,15 @@ impl Transactions {
     }
 
     /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's
-    /// `__consumer_offsets` partition). None when nothing changes.
+    /// `__consumer_offsets` partition; and a TV2 client's first write to a
+    /// partition, added by its leader). None when nothing changes.
     pub fn prepare_add_partitions(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        client_version: TransactionVersion,
         now: i64,
     ) -> Result<Option<TxnMetadata>, i16> {
         let current = self.check_producer(id, producer_id, epoch)?;
@@ -184,41 +173,8 @@ impl Transactions {
         next.state = TxnState::Ongoing;
         next.partitions.extend(partitions.iter().cloned());
         next.last_update_ms = now;
+        next.client_version = client_version;
         Ok(Some(next))
-    }
-
-    /// EndTxn: commit or abort the open transaction.
-    pub fn prepare_end(&self, id: &str, producer_id: i64, epoch: i16, commit: bool, now: i64) -> Result<EndPlan, i16> {
-        let current = self.check_producer(id, producer_id, epoch)?;
-        let prepare = |state: TxnState| {
-            let mut next = current.clone();
-            next.state = state;
-            next.last_update_ms = now;
-            EndPlan::Markers(next)
-        };
-        match (current.state, commit) {
-            (TxnState::Ongoing, true) => Ok(prepare(TxnState::PrepareCommit)),
-            (TxnState::Ongoing, false) => Ok(prepare(TxnState::PrepareAbort)),
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(EndPlan::Done),
-            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => Err(E::ConcurrentTransactions.code()),
-            _ => Err(E::InvalidTxnState.code()),
-        }
-    }
-
-    /// After the markers: PrepareCommit/PrepareAbort becomes complete.
-    pub fn prepare_complete(&self, id: &str, now: i64) -> Option<TxnMetadata> {
-        let current = self.txns.get(id)?;
-        let state = match current.state {
-            TxnState::PrepareCommit => TxnState::CompleteCommit,
-            TxnState::PrepareAbort => TxnState::CompleteAbort,
-            _ => return None,
-        };
-        let mut next = current.clone();
-        next.state = state;
-        next.partitions.clear();
-        next.last_update_ms = now;
-        next.start_ms = -1;
-        Some(next)
     }
 
     /// Open transactions past their timeout.
@@ -228,21 +184,6 @@ impl Transactions {
             .filter(|(_, m)| m.state == TxnState::Ongoing && m.start_ms + m.timeout_ms as i64 <= now)
             .map(|(id, _)| id.clone())
             .collect()
-    }
-
-    /// Aborting a timed-out transaction bumps the epoch, fencing its
-    /// producer, as Kafka does.
-    pub fn prepare_timeout_abort(
-        &self,
-        id: &str,
-        now: i64,
-        new_producer_id: &mut dyn FnMut() -> Result<i64, i16>,
-    ) -> Option<TxnMetadata> {
-        let current = self.txns.get(id).filter(|m| m.state == TxnState::Ongoing)?;
-        let mut next = bumped(current, new_producer_id).ok()?;
-        next.state = TxnState::PrepareAbort;
-        next.last_update_ms = now;
-        Some(next)
     }
 
     /// Ids without an open transaction, idle for longer than `expiration_ms`.
@@ -259,21 +200,37 @@ impl Transactions {
             .collect()
     }
 
-    /// Whether a transactional Produce may write to this partition: the
-    /// producer is current and added the partition to its open transaction.
-    pub fn verify(&self, id: &str, producer_id: i64, epoch: i16, topic: &str, partition: i32) -> Result<(), i16> {
-        let current = self.txns.get(id).ok_or(E::InvalidTxnState.code())?;
+    /// Whether these partitions are in the producer's open transaction, as
+    /// Kafka's coordinator answers a partition leader's check
+    /// (AddPartitionsToTxn with verifyOnly): an error for the whole request,
+    /// or per partition none or TRANSACTION_ABORTABLE (not added).
+    pub fn verify_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, i16> {
+        let current = self.txns.get(id).ok_or(E::InvalidProducerIdMapping.code())?;
         if current.producer_id != producer_id {
             return Err(E::InvalidProducerIdMapping.code());
         }
-        if epoch < current.producer_epoch {
-            return Err(E::InvalidProducerEpoch.code());
+        if current.producer_epoch != epoch {
+            return Err(E::ProducerFenced.code());
         }
-        let added = current.partitions.contains(&(topic.to_string(), partition));
-        if current.state != TxnState::Ongoing || !added || epoch != current.producer_epoch {
-            return Err(E::InvalidTxnState.code());
+        if matches!(current.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            return Err(E::ConcurrentTransactions.code());
         }
-        Ok(())
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                if current.partitions.contains(p) {
+                    0
+                } else {
+                    E::TransactionAbortable.code()
+                }
+            })
+            .collect())
     }
 }
 
@@ -311,10 +268,11 @@ impl Shard for Transactions {
 }
 
 /// The metadata with the next epoch, or a new producer id when the epoch is
-/// used up.
+/// used up (InitProducerId).
 fn bumped(current: &TxnMetadata, new_producer_id: &mut dyn FnMut() -> Result<i64, i16>) -> Result<TxnMetadata, i16> {
     let mut next = current.clone();
     if current.producer_epoch >= EPOCH_EXHAUSTED {
+        next.previous_producer_id = current.producer_id;
         next.producer_id = new_producer_id()?;
         next.producer_epoch = 0;
     } else {
@@ -325,6 +283,8 @@ fn bumped(current: &TxnMetadata, new_producer_id: &mut dyn FnMut() -> Result<i64
 
 #[cfg(test)]
 mod tests {
+    use super::super::ending::EndPlan;
+    use super::super::records::TV_0;
     use super::*;
 
     fn ids() -> impl FnMut() -> Result<i64, i16> {
@@ -357,15 +317,15 @@ mod tests {
     }
 
     fn add(t: &mut Transactions, id: &str, pid: i64, epoch: i16, tp: (&str, i32), now: i64) -> Result<(), i16> {
-        if let Some(m) = t.prepare_add_partitions(id, pid, epoch, &[(tp.0.to_string(), tp.1)], now)? {
+        if let Some(m) = t.prepare_add_partitions(id, pid, epoch, &[(tp.0.to_string(), tp.1)], TV_0, now)? {
             t.apply(id, m);
         }
         Ok(())
     }
 
     fn end(t: &mut Transactions, id: &str, pid: i64, epoch: i16, commit: bool, now: i64) -> Result<(), i16> {
-        match t.prepare_end(id, pid, epoch, commit, now)? {
-            EndPlan::Done => Ok(()),
+        match t.prepare_end(id, pid, epoch, commit, TV_0, now, &mut ids())? {
+            EndPlan::Done(..) => Ok(()),
             EndPlan::Markers(m) => {
                 t.apply(id, m);
                 let done = t.prepare_complete(id, now).unwrap();
@@ -382,12 +342,14 @@ mod tests {
         assert_eq!((pid, epoch), (101, 0));
         assert_eq!(t.get("tx").unwrap().state, TxnState::Empty);
         // Producing before adding the partition is refused.
-        assert_eq!(t.verify("tx", pid, epoch, "a", 0), Err(E::InvalidTxnState.code()));
+        let a0 = [("a".to_string(), 0)];
+        let a1 = [("a".to_string(), 1)];
+        assert_eq!(t.verify_partitions("tx", pid, epoch, &a0), Ok(vec![E::TransactionAbortable.code()]));
         add(&mut t, "tx", pid, epoch, ("a", 0), 10).unwrap();
         add(&mut t, "tx", pid, epoch, ("a", 1), 11).unwrap();
         let m = t.get("tx").unwrap();
         assert_eq!((m.state, m.start_ms, m.partitions.len()), (TxnState::Ongoing, 10, 2));
-        assert_eq!(t.verify("tx", pid, epoch, "a", 1), Ok(()));
+        assert_eq!(t.verify_partitions("tx", pid, epoch, &a1), Ok(vec![0]));
         end(&mut t, "tx", pid, epoch, true, 20).unwrap();
         let m = t.get("tx").unwrap();
         assert_eq!(
@@ -418,7 +380,9 @@ mod tests {
             Err(E::ProducerFenced.code())
         );
         assert_eq!(end(&mut t, "tx", pid, first, true, 3), Err(E::ProducerFenced.code()));
-        assert_eq!(t.verify("tx", pid, first, "a", 0), Err(E::InvalidProducerEpoch.code()));
+        let a0 = [("a".to_string(), 0)];
+        assert_eq!(t.verify_partitions("tx", pid, first, &a0), Err(E::ProducerFenced.code()));
+        assert_eq!(t.verify_partitions("tx", 999, second, &a0), Err(E::InvalidProducerIdMapping.code()));
         assert_eq!(
             add(&mut t, "tx", 999, second, ("a", 0), 3),
             Err(E::InvalidProducerIdMapping.code())
@@ -456,7 +420,7 @@ mod tests {
         assert_eq!((abort.state, abort.producer_epoch), (TxnState::PrepareAbort, epoch + 1));
         t.apply("tx", abort);
         assert_eq!(
-            t.prepare_add_partitions("tx", pid, epoch + 1, &[("a".into(), 0)], 61_001),
+            t.prepare_add_partitions("tx", pid, epoch + 1, &[("a".into(), 0)], TV_0, 61_001),
             Err(E::ConcurrentTransactions.code())
         );
         let done = t.prepare_complete("tx", 61_001).unwrap();

@@ -29,15 +29,18 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// How long one marker may wait for its in-sync replicas.
 const MARKER_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// WriteTxnMarkers v1 (flexible), which every Kafka 2.8+ broker takes.
-const WRITE_TXN_MARKERS_VERSION: i16 = 1;
+/// WriteTxnMarkers v2 (KIP-1228: the marker names its transaction version),
+/// as Kafka 4.4's coordinator sends it.
+const WRITE_TXN_MARKERS_VERSION: i16 = 2;
 
-/// One marker to write: the producer, commit or abort.
+/// One marker to write: the producer, commit or abort, and the transaction
+/// version it ends (with 2 its epoch is already the bumped one).
 #[derive(Clone, Copy)]
 pub struct Marker {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub commit: bool,
+    pub transaction_version: i16,
 }
 
 impl Marker {
@@ -162,6 +165,7 @@ async fn send(
         .with_producer_epoch(marker.producer_epoch)
         .with_transaction_result(marker.commit)
         .with_coordinator_epoch(COORDINATOR_EPOCH)
+        .with_transaction_version(marker.transaction_version.clamp(0, i8::MAX as i16) as i8)
         .with_topics(topics)]);
     let client_id = format!("txn-markers-{}", targets.node_id);
     let answer = async {

@@ -6,9 +6,11 @@
 //! `__consumer_offsets`, whose offsets then take effect or not).
 
 pub mod coordinator;
+pub mod ending;
 pub mod markers;
 pub mod producer_ids;
 pub mod records;
+pub mod verification;
 
 use crate::config::TransactionConfig;
 use crate::coordinator::state_topic::new_state_topic;
@@ -17,10 +19,11 @@ use crate::group::GroupCoordinator;
 use crate::metadata::Controller;
 use crate::replication::ReplicaManager;
 use crate::storage::now_ms;
-use coordinator::{EndPlan, InitPlan, Transactions, TxnRecord};
+use coordinator::{InitPlan, Transactions, TxnRecord};
+use ending::EndPlan;
 use kafka_protocol::ResponseError as E;
 use producer_ids::ProducerIdManager;
-use records::{TxnMetadata, TxnState};
+use records::{TransactionVersion, TxnMetadata, TxnState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +33,11 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 /// The coordinator epoch written into markers: one node, one epoch.
 pub const COORDINATOR_EPOCH: i32 = 0;
+
+/// The cluster's finalized `transaction.version`, as a fresh Kafka 4.4
+/// cluster has it: clients that know KIP-890 end every transaction with a
+/// new epoch. ApiVersions advertises it; timeouts abort with it.
+pub const TRANSACTION_VERSION: TransactionVersion = records::TV_2;
 
 /// Not a Kafka error code: an operation that needs a new producer id asks
 /// for one to be reserved (outside the shard) and is run again.
@@ -196,16 +204,18 @@ impl TransactionCoordinator {
         }
     }
 
-    /// AddPartitionsToTxn / AddOffsetsToTxn.
+    /// AddPartitionsToTxn / AddOffsetsToTxn, and the partitions a TV2
+    /// client writes to (added by their leaders, `client_version` 2).
     pub async fn add_partitions(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        client_version: TransactionVersion,
     ) -> Result<(), i16> {
         self.write(id, |t| {
-            match t.prepare_add_partitions(id, producer_id, epoch, partitions, now_ms()) {
+            match t.prepare_add_partitions(id, producer_id, epoch, partitions, client_version, now_ms()) {
                 Ok(Some(next)) => CoordinatorResult::replayed(vec![record(id, next)], Ok(())),
                 Ok(None) => CoordinatorResult::answer(Ok(())),
                 Err(code) => CoordinatorResult::answer(Err(code)),
@@ -214,7 +224,8 @@ impl TransactionCoordinator {
         .await?
     }
 
-    /// EndTxn: writes the markers and completes the transaction.
+    /// EndTxn: writes the markers and completes the transaction; the
+    /// producer id and epoch the client goes on with (new ones with TV2).
     pub async fn end_txn(
         &self,
         targets: &MarkerTargets<'_>,
@@ -222,57 +233,65 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<(), i16> {
-        let prepared = self
-            .write(id, |t| match t.prepare_end(id, producer_id, epoch, commit, now_ms()) {
-                Ok(EndPlan::Done) => CoordinatorResult::answer(Ok(None)),
-                Ok(EndPlan::Markers(next)) => {
-                    CoordinatorResult::replayed(vec![record(id, next.clone())], Ok(Some(next)))
+        client_version: TransactionVersion,
+    ) -> Result<(i64, i16), i16> {
+        let plan = self
+            .write_with_ids(id, |t, new_id| {
+                match t.prepare_end(id, producer_id, epoch, commit, client_version, now_ms(), new_id) {
+                    Ok(EndPlan::Done(pid, epoch)) => CoordinatorResult::answer(Ok(EndPlan::Done(pid, epoch))),
+                    Ok(EndPlan::Markers(next)) => {
+                        CoordinatorResult::replayed(vec![record(id, next.clone())], Ok(EndPlan::Markers(next)))
+                    }
+                    Err(code) => CoordinatorResult::answer(Err(code)),
                 }
-                Err(code) => CoordinatorResult::answer(Err(code)),
             })
-            .await??;
-        match prepared {
-            Some(prepared) => self.finish(targets, id, &prepared).await,
-            None => Ok(()),
+            .await?;
+        match plan {
+            EndPlan::Done(pid, epoch) => Ok((pid, epoch)),
+            EndPlan::Markers(prepared) => self.finish(targets, id, &prepared).await,
         }
     }
 
-    /// Writes the markers of a prepared transaction, then records it complete.
-    async fn finish(&self, targets: &MarkerTargets<'_>, id: &str, prepared: &TxnMetadata) -> Result<(), i16> {
+    /// Writes the markers of a prepared transaction, then records it
+    /// complete; the producer id and epoch after it.
+    async fn finish(&self, targets: &MarkerTargets<'_>, id: &str, prepared: &TxnMetadata) -> Result<(i64, i16), i16> {
         let commit = prepared.state == TxnState::PrepareCommit;
         write_markers(targets, prepared, commit).await;
         self.write(id, |t| match t.prepare_complete(id, now_ms()) {
-            Some(done) => CoordinatorResult::replayed(vec![record(id, done)], ()),
-            None => CoordinatorResult::answer(()),
+            Some(done) => {
+                let answer = (done.producer_id, done.producer_epoch);
+                CoordinatorResult::replayed(vec![record(id, done)], answer)
+            }
+            // Completed meanwhile (the timers): as it stands.
+            None => CoordinatorResult::answer(
+                t.get(id)
+                    .map_or((prepared.producer_id, prepared.producer_epoch), |m| (m.producer_id, m.producer_epoch)),
+            ),
         })
         .await
     }
 
-    /// Whether a transactional Produce may write to this partition. In a
-    /// cluster the coordinator may be another broker: then the partition's
-    /// leader does not check (as Kafka before KIP-890's verification).
-    pub async fn verify(
+    /// Whether this node coordinates the id (its `__transaction_state`
+    /// partition is loaded here).
+    pub fn hosts(&self, id: &str) -> bool {
+        self.partition_of(id)
+            .is_some_and(|index| self.runtime.loaded().contains(&index))
+    }
+
+    /// A partition leader's check that partitions are in the producer's
+    /// transaction (see `Transactions::verify_partitions`).
+    pub async fn verify_partitions(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
-        topic: &str,
-        partition: i32,
-        clustered: bool,
-    ) -> Result<(), i16> {
-        let Some(index) = self.partition_of(id) else {
-            return Err(E::InvalidTxnState.code());
-        };
-        match self
-            .runtime
-            .read(index, |t| t.verify(id, producer_id, epoch, topic, partition))
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, i16> {
+        let index = self.partition_of(id).ok_or(E::CoordinatorNotAvailable.code())?;
+        self.runtime
+            .read(index, |t| t.verify_partitions(id, producer_id, epoch, partitions))
             .await
-        {
-            Ok(verdict) => verdict,
-            Err(_) if clustered => Ok(()),
-            Err(_) => Err(E::InvalidTxnState.code()),
-        }
+            .map_err(|_| E::NotCoordinator.code())?
     }
 
     pub async fn describe(&self, id: &str) -> Option<TxnMetadata> {
@@ -390,6 +409,7 @@ async fn write_markers(targets: &MarkerTargets<'_>, txn: &TxnMetadata, commit: b
         producer_id: txn.producer_id,
         producer_epoch: txn.producer_epoch,
         commit,
+        transaction_version: txn.client_version,
     };
     markers::write_all(targets, &partitions, marker).await;
 }

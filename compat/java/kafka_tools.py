@@ -12,8 +12,10 @@ timeout; a run returns (exit code, stdout, stderr). Tools log WARN and above to 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +67,32 @@ class Result(NamedTuple):
 
 def jars_present() -> bool:
     return any(JARS_DIR.glob("kafka-tools-*.jar"))
+
+
+def compile_java(source: Path, classes_root: Path) -> Path:
+    """A single-file Java program (class named as the file) compiled against the jars,
+    once per (source, jar set), into a folder of `classes_root`, by the JDK's javac
+    module (no build tool). javac gets the jars one by one (it does not expand 'dir/*'
+    as the java launcher does)."""
+    jars = sorted(JARS_DIR.glob("*.jar"))
+    key = hashlib.sha256(source.read_bytes() + "\n".join(j.name for j in jars).encode()).hexdigest()
+    out = classes_root / key[:16]
+    if (out / f"{source.stem}.class").is_file():
+        return out
+    classes_root.mkdir(parents=True, exist_ok=True)
+    fresh = classes_root / f".build-{os.getpid()}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir()
+    r = subprocess.run(["java", "-m", "jdk.compiler/com.sun.tools.javac.Main",
+                        "-cp", os.pathsep.join(map(str, jars)), "-d", str(fresh),
+                        "-Xlint:all", "-Werror", str(source)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"javac {source} failed:\n{r.stdout}\n{r.stderr}"
+    try:
+        fresh.rename(out)
+    except OSError:  # another run made it meanwhile
+        shutil.rmtree(fresh, ignore_errors=True)
+    return out
 
 
 def command_line(command: str, *args: str) -> list[str]:

@@ -35,11 +35,9 @@ in the test's tmp_path (streams-*.log), its stdout tells its state changes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -90,33 +88,10 @@ RUN_TIMEOUT = 60.0  # seconds, for the app to produce the whole output: a bound,
 
 # ------------------------------------------------------------------ the app
 
-def jar_paths() -> list[Path]:
-    return sorted(kafka_tools.JARS_DIR.glob("*.jar"))
-
-
 @pytest.fixture(scope="session")
 def app_classes() -> Path:
-    """EosWordCount compiled against the jars, once per (source, jar set): javac gets the
-    jars one by one (it does not expand 'dir/*' as the java launcher does)."""
-    jars = jar_paths()
-    key = hashlib.sha256(SOURCE.read_bytes() + "\n".join(j.name for j in jars).encode()).hexdigest()
-    out = CLASSES_ROOT / key[:16]
-    if (out / f"{MAIN_CLASS}.class").is_file():
-        return out
-    CLASSES_ROOT.mkdir(parents=True, exist_ok=True)
-    fresh = Path(os.path.join(CLASSES_ROOT, f".build-{os.getpid()}"))
-    shutil.rmtree(fresh, ignore_errors=True)
-    fresh.mkdir()
-    r = subprocess.run(["java", "-m", "jdk.compiler/com.sun.tools.javac.Main",
-                        "-cp", os.pathsep.join(map(str, jars)), "-d", str(fresh),
-                        "-Xlint:all", "-Werror", str(SOURCE)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, f"javac {SOURCE} failed:\n{r.stdout}\n{r.stderr}"
-    try:
-        fresh.rename(out)
-    except OSError:  # another run made it meanwhile
-        shutil.rmtree(fresh, ignore_errors=True)
-    return out
+    """EosWordCount compiled against the jars, once per (source, jar set)."""
+    return kafka_tools.compile_java(SOURCE, CLASSES_ROOT)
 
 
 class StreamsApp:

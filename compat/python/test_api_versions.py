@@ -17,15 +17,12 @@ import struct
 from pathlib import Path
 
 import brokers
+import clients
 from apache_kafka import _recv_exact  # on the path brokers sets up
 
 KAFKA_TABLE = Path(__file__).resolve().parent.parent / "kafka" / "api-versions-4.4.txt"
 
 NOT_YET: dict[int, tuple[int, int] | None] = {
-    24: (0, 3),   # AddPartitionsToTxn v4-5: batched verification and TV2 (KIP-890)
-    26: (0, 4),   # EndTxn v5: an epoch per transaction (KIP-890 part 2)
-    27: (1, 1),   # WriteTxnMarkers v2: TransactionVersion (KIP-1228)
-    28: (0, 4),   # TxnOffsetCommit v5-6: TV2 and topic ids
     38: None, 39: None, 40: None, 41: None,  # delegation tokens (#15)
     57: None,     # UpdateFeatures
     83: None, 84: None, 85: None, 86: None, 87: None,  # share group state (inter-broker)
@@ -75,3 +72,25 @@ def test_api_versions_match_kafka_4_4(broker):
     assert not unexpected, f"api key: (Sluice, Kafka 4.4) {unexpected}"
     done = {k: ours.get(k) for k in NOT_YET if k not in differing or ours.get(k) != NOT_YET[k]}
     assert not done, f"NOT_YET is out of date (now served as): {done}"
+
+
+def test_transaction_version_feature_as_kafka_4_4(broker):
+    """ApiVersions v3+ lists the features: transaction.version is supported from 0 to 2
+    and finalized at 2, as on a fresh Kafka 4.4 cluster, with an epoch of 0 or more (the
+    Java producer reads it to end every transaction with a new epoch, KIP-890). Kafka
+    lists more features (group.version, metadata.version, ...): Sluice only the one it
+    implements."""
+    from kafka.protocol.metadata.api_versions import ApiVersionsRequest
+
+    raw = clients.RawGroupClient(broker)
+    try:
+        r = raw.call(ApiVersionsRequest(client_software_name="compat",
+                                        client_software_version="1"), version=4)
+    finally:
+        raw.close()
+    assert r.error_code == 0
+    supported = {f.name: (f.min_version, f.max_version) for f in r.supported_features}
+    finalized = {f.name: (f.min_version_level, f.max_version_level) for f in r.finalized_features}
+    assert supported["transaction.version"] == (0, 2), supported
+    assert finalized["transaction.version"] == (2, 2), finalized
+    assert r.finalized_features_epoch >= 0

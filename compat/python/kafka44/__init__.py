@@ -16,6 +16,10 @@ _HERE = sys.modules[__name__]
 
 class ConsumerGroupHeartbeatRequest(ApiMessage, load_json=_HERE): pass
 class ConsumerGroupHeartbeatResponse(ApiMessage, load_json=_HERE): pass
+# v6 names topics by id (KIP-1319); kafka-python stops at v5.
+class TxnOffsetCommitRequest(ApiMessage, load_json=_HERE): pass
+class TxnOffsetCommitResponse(ApiMessage, load_json=_HERE): pass
 
 
-__all__ = ["ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse"]
+__all__ = ["ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse",
+           "TxnOffsetCommitRequest", "TxnOffsetCommitResponse"]

@@ -1,7 +1,7 @@
 """Transaction version 2 (KIP-890 part 2) request by request, as Kafka 4.4 answers it:
 raw requests (kafka-python's message classes, compat/python/kafka44 for TxnOffsetCommit
 v6), for what no client library shows directly. The Java producer's use of it is in
-compat/java/test_transaction_version_2.py.
+compat/java/test_transaction_version_2_producer.py.
 
 - EndTxn v5 bumps the producer epoch at every end and answers the new producer id and
   epoch; a retry with the old epoch is answered the same; an abort with nothing open
@@ -33,7 +33,7 @@ import clients
 from test_transactions import (READ_COMMITTED, READ_UNCOMMITTED, assert_both_read, values,
                                read_kp, wait_no_open_transaction)
 
-INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, PRODUCER_FENCED = 47, 48, 90
+INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, CONCURRENT_TRANSACTIONS, PRODUCER_FENCED = 47, 48, 51, 90
 UNKNOWN_TOPIC_OR_PARTITION, OPERATION_NOT_ATTEMPTED = 3, 55
 UNKNOWN_TOPIC_ID, TRANSACTION_ABORTABLE = 100, 120
 
@@ -80,10 +80,16 @@ class Txn:
         return code
 
     def end(self, commit: bool, version: int = 5, epoch: int | None = None):
-        r = self.raw.call(EndTxnRequest(transactional_id=self.id, producer_id=self.pid,
-                                        producer_epoch=self.epoch if epoch is None else epoch,
-                                        committed=commit), version=version)
-        return r
+        """EndTxn, again while CONCURRENT_TRANSACTIONS (as clients do: Kafka answers
+        before its markers are written, and a retry meanwhile finds the end under way)."""
+        deadline = time.monotonic() + 30
+        while True:
+            r = self.raw.call(EndTxnRequest(transactional_id=self.id, producer_id=self.pid,
+                                            producer_epoch=self.epoch if epoch is None else epoch,
+                                            committed=commit), version=version)
+            if r.error_code != CONCURRENT_TRANSACTIONS or time.monotonic() > deadline:
+                return r
+            time.sleep(0.1)
 
     def adopt(self, epoch: int) -> None:
         """Go on with a new epoch: sequences start again."""

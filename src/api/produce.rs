@@ -168,7 +168,14 @@ impl TxnContext<'_> {
     /// (Produce v12+) is added there, an older client's must have been
     /// (KIP-890). As Kafka, only a producer's first batch of a transaction
     /// in the partition asks the coordinator.
-    async fn check(&self, partition: &Partition, topic: &str, index: i32, producer_id: i64, epoch: i16) -> Result<(), i16> {
+    async fn check(
+        &self,
+        partition: &Partition,
+        topic: &str,
+        index: i32,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<(), i16> {
         let Some(id) = self.transactional_id.filter(|id| {
             self.broker
                 .authorize(self.ctx, operation::WRITE, resource::TRANSACTIONAL_ID, id)

@@ -5,9 +5,9 @@
 //! value, nothing mutated), then persisted by the caller, then applied.
 //! Ending a transaction is in `ending`.
 
+use super::ending::prepare_end_bumped;
 use super::records::{self, TransactionVersion, TxnMetadata, TxnState};
 use crate::coordinator::{Shard, TxnProducer};
-use super::ending::prepare_end_bumped;
 use bytes::Bytes;
 use kafka_protocol::ResponseError as E;
 use std::collections::HashMap;
@@ -87,7 +87,12 @@ impl Transactions {
             return Err(E::InvalidTransactionTimeout.code());
         }
         let Some(current) = self.txns.get(id) else {
-            return Ok(InitPlan::Ready(TxnMetadata::new(new_producer_id()?, 0, timeout_ms, now)));
+            return Ok(InitPlan::Ready(TxnMetadata::new(
+                new_producer_id()?,
+                0,
+                timeout_ms,
+                now,
+            )));
         };
         if let Some(pid_epoch) = expected {
             let is_current = pid_epoch == (current.producer_id, current.producer_epoch);
@@ -283,7 +288,7 @@ fn bumped(current: &TxnMetadata, new_producer_id: &mut dyn FnMut() -> Result<i64
 
 #[cfg(test)]
 mod tests {
-    use super::super::ending::EndPlan;
+    use super::super::ending::{EndPlan, EndTxn};
     use super::super::records::TV_0;
     use super::*;
 
@@ -324,7 +329,13 @@ mod tests {
     }
 
     fn end(t: &mut Transactions, id: &str, pid: i64, epoch: i16, commit: bool, now: i64) -> Result<(), i16> {
-        match t.prepare_end(id, pid, epoch, commit, TV_0, now, &mut ids())? {
+        let req = EndTxn {
+            producer_id: pid,
+            epoch,
+            commit,
+            client_version: TV_0,
+        };
+        match t.prepare_end(id, req, now, &mut ids())? {
             EndPlan::Done(..) => Ok(()),
             EndPlan::Markers(m) => {
                 t.apply(id, m);
@@ -344,7 +355,10 @@ mod tests {
         // Producing before adding the partition is refused.
         let a0 = [("a".to_string(), 0)];
         let a1 = [("a".to_string(), 1)];
-        assert_eq!(t.verify_partitions("tx", pid, epoch, &a0), Ok(vec![E::TransactionAbortable.code()]));
+        assert_eq!(
+            t.verify_partitions("tx", pid, epoch, &a0),
+            Ok(vec![E::TransactionAbortable.code()])
+        );
         add(&mut t, "tx", pid, epoch, ("a", 0), 10).unwrap();
         add(&mut t, "tx", pid, epoch, ("a", 1), 11).unwrap();
         let m = t.get("tx").unwrap();
@@ -381,8 +395,14 @@ mod tests {
         );
         assert_eq!(end(&mut t, "tx", pid, first, true, 3), Err(E::ProducerFenced.code()));
         let a0 = [("a".to_string(), 0)];
-        assert_eq!(t.verify_partitions("tx", pid, first, &a0), Err(E::ProducerFenced.code()));
-        assert_eq!(t.verify_partitions("tx", 999, second, &a0), Err(E::InvalidProducerIdMapping.code()));
+        assert_eq!(
+            t.verify_partitions("tx", pid, first, &a0),
+            Err(E::ProducerFenced.code())
+        );
+        assert_eq!(
+            t.verify_partitions("tx", 999, second, &a0),
+            Err(E::InvalidProducerIdMapping.code())
+        );
         assert_eq!(
             add(&mut t, "tx", 999, second, ("a", 0), 3),
             Err(E::InvalidProducerIdMapping.code())

@@ -52,27 +52,34 @@ pub(super) fn prepare_end_bumped(
     Ok(next)
 }
 
+/// An EndTxn request as the coordinator takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndTxn {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub commit: bool,
+    /// The client's protocol (EndTxn v5 and later: 2).
+    pub client_version: TransactionVersion,
+}
+
 fn invalid_transition() -> Result<EndPlan, i16> {
     Err(E::InvalidTxnState.code())
 }
 
 impl Transactions {
-    /// EndTxn: commit or abort the open transaction. `client_version` is
-    /// the client's protocol (EndTxn v5 and later: 2).
+    /// EndTxn: commit or abort the open transaction.
     pub fn prepare_end(
         &self,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
-        commit: bool,
-        client_version: TransactionVersion,
+        end: EndTxn,
         now: i64,
         new_producer_id: &mut dyn FnMut() -> Result<i64, i16>,
     ) -> Result<EndPlan, i16> {
-        if client_version >= TV_2 {
-            return self.prepare_end_v2(id, producer_id, epoch, commit, now, new_producer_id);
+        if end.client_version >= TV_2 {
+            return self.prepare_end_v2(id, end, now, new_producer_id);
         }
-        let current = self.check_producer(id, producer_id, epoch)?;
+        let commit = end.commit;
+        let current = self.check_producer(id, end.producer_id, end.epoch)?;
         let done = EndPlan::Done(current.producer_id, current.producer_epoch);
         match (current.state, commit) {
             (TxnState::Ongoing, _) => {
@@ -98,12 +105,16 @@ impl Transactions {
     fn prepare_end_v2(
         &self,
         id: &str,
-        producer_id: i64,
-        epoch: i16,
-        commit: bool,
+        end: EndTxn,
         now: i64,
         new_producer_id: &mut dyn FnMut() -> Result<i64, i16>,
     ) -> Result<EndPlan, i16> {
+        let EndTxn {
+            producer_id,
+            epoch,
+            commit,
+            ..
+        } = end;
         let current = self.get(id).ok_or(E::InvalidProducerIdMapping.code())?;
         // A retry after the epoch ran out: the producer has a new id since.
         let retry_on_overflow =
@@ -126,18 +137,18 @@ impl Transactions {
             return Err(E::ProducerFenced.code());
         }
         let done = EndPlan::Done(current.producer_id, current.producer_epoch);
-        let mut end = |state: TxnState, nothing_added: bool| {
+        let mut bump = |state: TxnState, nothing_added: bool| {
             prepare_end_bumped(current, state, nothing_added, now, new_producer_id).map(EndPlan::Markers)
         };
         match (current.state, commit) {
-            (TxnState::Ongoing, true) => end(TxnState::PrepareCommit, false),
-            (TxnState::Ongoing, false) => end(TxnState::PrepareAbort, false),
+            (TxnState::Ongoing, true) => bump(TxnState::PrepareCommit, false),
+            (TxnState::Ongoing, false) => bump(TxnState::PrepareAbort, false),
             (TxnState::CompleteCommit, true) if retry => Ok(done),
-            (TxnState::CompleteCommit, false) if !retry => end(TxnState::PrepareAbort, true),
+            (TxnState::CompleteCommit, false) if !retry => bump(TxnState::PrepareAbort, true),
             (TxnState::CompleteAbort, false) if retry => Ok(done),
-            (TxnState::CompleteAbort, false) => end(TxnState::PrepareAbort, true),
+            (TxnState::CompleteAbort, false) => bump(TxnState::PrepareAbort, true),
             // An abort with nothing open still bumps the epoch (KIP-890).
-            (TxnState::Empty, false) => end(TxnState::PrepareAbort, true),
+            (TxnState::Empty, false) => bump(TxnState::PrepareAbort, true),
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => Err(E::ConcurrentTransactions.code()),
             _ => invalid_transition(),
         }
@@ -194,6 +205,15 @@ mod tests {
         }
     }
 
+    fn req(producer_id: i64, epoch: i16, commit: bool, client_version: TransactionVersion) -> EndTxn {
+        EndTxn {
+            producer_id,
+            epoch,
+            commit,
+            client_version,
+        }
+    }
+
     /// A transactional id with an open transaction on "a"-0.
     fn ongoing(epoch: i16) -> Transactions {
         let mut t = Transactions::new(900_000);
@@ -206,8 +226,14 @@ mod tests {
     }
 
     /// Runs an end through markers to completion; the answer EndTxn gives.
-    fn end(t: &mut Transactions, pid: i64, epoch: i16, commit: bool, tv: TransactionVersion) -> Result<(i64, i16), i16> {
-        match t.prepare_end("tx", pid, epoch, commit, tv, 10, &mut ids())? {
+    fn end(
+        t: &mut Transactions,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+        tv: TransactionVersion,
+    ) -> Result<(i64, i16), i16> {
+        match t.prepare_end("tx", req(pid, epoch, commit, tv), 10, &mut ids())? {
             EndPlan::Done(pid, epoch) => Ok((pid, epoch)),
             EndPlan::Markers(prepared) => {
                 t.apply("tx", prepared);
@@ -222,7 +248,7 @@ mod tests {
     #[test]
     fn version_1_ends_with_the_same_epoch() {
         let mut t = ongoing(3);
-        match t.prepare_end("tx", 7, 3, true, TV_0, 10, &mut ids()).unwrap() {
+        match t.prepare_end("tx", req(7, 3, true, TV_0), 10, &mut ids()).unwrap() {
             EndPlan::Markers(m) => assert_eq!((m.producer_epoch, m.state), (3, TxnState::PrepareCommit)),
             other => panic!("{other:?}"),
         }
@@ -236,7 +262,7 @@ mod tests {
     #[test]
     fn version_2_bumps_the_epoch_at_every_end_and_recognises_retries() {
         let mut t = ongoing(3);
-        match t.prepare_end("tx", 7, 3, true, TV_2, 10, &mut ids()).unwrap() {
+        match t.prepare_end("tx", req(7, 3, true, TV_2), 10, &mut ids()).unwrap() {
             // The markers are written with the new epoch.
             EndPlan::Markers(m) => assert_eq!((m.producer_epoch, m.state), (4, TxnState::PrepareCommit)),
             other => panic!("{other:?}"),
@@ -259,16 +285,16 @@ mod tests {
     #[test]
     fn version_2_in_the_middle_of_an_end_is_concurrent() {
         let mut t = ongoing(3);
-        let EndPlan::Markers(prepared) = t.prepare_end("tx", 7, 3, false, TV_2, 10, &mut ids()).unwrap() else {
+        let EndPlan::Markers(prepared) = t.prepare_end("tx", req(7, 3, false, TV_2), 10, &mut ids()).unwrap() else {
             panic!("markers expected");
         };
         t.apply("tx", prepared);
-        let again = t.prepare_end("tx", 7, 3, false, TV_2, 10, &mut ids());
+        let again = t.prepare_end("tx", req(7, 3, false, TV_2), 10, &mut ids());
         assert_eq!(again, Err(E::ConcurrentTransactions.code()));
-        let other = t.prepare_end("tx", 7, 3, true, TV_2, 10, &mut ids());
+        let other = t.prepare_end("tx", req(7, 3, true, TV_2), 10, &mut ids());
         assert_eq!(other, Err(E::InvalidTxnState.code()));
         assert_eq!(
-            t.prepare_end("tx", 7, 4, false, TV_2, 10, &mut ids()),
+            t.prepare_end("tx", req(7, 4, false, TV_2), 10, &mut ids()),
             Err(E::ProducerFenced.code()),
             "the new epoch is not the client's until the end completes"
         );
@@ -277,15 +303,23 @@ mod tests {
     #[test]
     fn a_used_up_epoch_moves_to_a_new_producer_id_on_completion() {
         let mut t = ongoing(EPOCH_EXHAUSTED);
-        let EndPlan::Markers(prepared) = t.prepare_end("tx", 7, EPOCH_EXHAUSTED, true, TV_2, 10, &mut ids()).unwrap()
+        let EndPlan::Markers(prepared) = t
+            .prepare_end("tx", req(7, EPOCH_EXHAUSTED, true, TV_2), 10, &mut ids())
+            .unwrap()
         else {
             panic!("markers expected");
         };
         // Markers still go out for the old producer id, with the last epoch.
-        assert_eq!((prepared.producer_id, prepared.producer_epoch, prepared.next_producer_id), (7, i16::MAX, 501));
+        assert_eq!(
+            (prepared.producer_id, prepared.producer_epoch, prepared.next_producer_id),
+            (7, i16::MAX, 501)
+        );
         t.apply("tx", prepared);
         let done = t.prepare_complete("tx", 11).unwrap();
-        assert_eq!((done.producer_id, done.producer_epoch, done.previous_producer_id), (501, 0, 7));
+        assert_eq!(
+            (done.producer_id, done.producer_epoch, done.previous_producer_id),
+            (501, 0, 7)
+        );
         t.apply("tx", done);
         // The client retries with its old id and epoch: told the new ones.
         assert_eq!(end(&mut t, 7, EPOCH_EXHAUSTED, true, TV_2), Ok((501, 0)));
@@ -296,7 +330,10 @@ mod tests {
     fn a_timeout_abort_bumps_the_epoch_and_a_version_2_client_recovers() {
         let mut t = ongoing(3);
         let abort = t.prepare_timeout_abort("tx", 100, &mut ids()).unwrap();
-        assert_eq!((abort.state, abort.producer_epoch, abort.client_version), (TxnState::PrepareAbort, 4, TV_2));
+        assert_eq!(
+            (abort.state, abort.producer_epoch, abort.client_version),
+            (TxnState::PrepareAbort, 4, TV_2)
+        );
         t.apply("tx", abort);
         let done = t.prepare_complete("tx", 101).unwrap();
         t.apply("tx", done);

@@ -20,7 +20,7 @@ use crate::metadata::Controller;
 use crate::replication::ReplicaManager;
 use crate::storage::now_ms;
 use coordinator::{InitPlan, Transactions, TxnRecord};
-use ending::EndPlan;
+use ending::{EndPlan, EndTxn};
 use kafka_protocol::ResponseError as E;
 use producer_ids::ProducerIdManager;
 use records::{TransactionVersion, TxnMetadata, TxnState};
@@ -237,7 +237,13 @@ impl TransactionCoordinator {
     ) -> Result<(i64, i16), i16> {
         let plan = self
             .write_with_ids(id, |t, new_id| {
-                match t.prepare_end(id, producer_id, epoch, commit, client_version, now_ms(), new_id) {
+                let end = EndTxn {
+                    producer_id,
+                    epoch,
+                    commit,
+                    client_version,
+                };
+                match t.prepare_end(id, end, now_ms(), new_id) {
                     Ok(EndPlan::Done(pid, epoch)) => CoordinatorResult::answer(Ok(EndPlan::Done(pid, epoch))),
                     Ok(EndPlan::Markers(next)) => {
                         CoordinatorResult::replayed(vec![record(id, next.clone())], Ok(EndPlan::Markers(next)))
@@ -263,10 +269,9 @@ impl TransactionCoordinator {
                 CoordinatorResult::replayed(vec![record(id, done)], answer)
             }
             // Completed meanwhile (the timers): as it stands.
-            None => CoordinatorResult::answer(
-                t.get(id)
-                    .map_or((prepared.producer_id, prepared.producer_epoch), |m| (m.producer_id, m.producer_epoch)),
-            ),
+            None => CoordinatorResult::answer(t.get(id).map_or((prepared.producer_id, prepared.producer_epoch), |m| {
+                (m.producer_id, m.producer_epoch)
+            })),
         })
         .await
     }

@@ -391,7 +391,10 @@ mod tests {
         assert_eq!((m.producer_id, m.producer_epoch, m.state), (5, 3, TxnState::Ongoing));
         assert_eq!(m.partitions.len(), 2);
         assert_eq!((m.start_ms, m.last_update_ms), (10, 20));
-        assert_eq!((m.previous_producer_id, m.next_producer_id, m.client_version), (4, -1, TV_2));
+        assert_eq!(
+            (m.previous_producer_id, m.next_producer_id, m.client_version),
+            (4, -1, TV_2)
+        );
         assert_eq!(encode_value(&m).to_vec(), kafka, "written back the same");
 
         // v0, as Sluice wrote before transaction.version 2.
@@ -404,6 +407,9 @@ mod tests {
         v0.extend(20i64.to_be_bytes());
         v0.extend((-1i64).to_be_bytes());
         let m = decode_value(&v0).unwrap();
-        assert_eq!((m.state, m.client_version, m.next_producer_id), (TxnState::CompleteCommit, TV_0, -1));
+        assert_eq!(
+            (m.state, m.client_version, m.next_producer_id),
+            (TxnState::CompleteCommit, TV_0, -1)
+        );
     }
 }

@@ -194,18 +194,17 @@ async fn remote(
                 .with_partitions(ps)
         })
         .collect();
-    let request = AddPartitionsToTxnRequest::default().with_transactions(vec![AddPartitionsToTxnTransaction::default()
-        .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
-        .with_producer_id(ProducerId(producer_id))
-        .with_producer_epoch(epoch)
-        .with_verify_only(!op.adds())
-        .with_topics(topics)]);
+    let request =
+        AddPartitionsToTxnRequest::default().with_transactions(vec![AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_verify_only(!op.adds())
+            .with_topics(topics)]);
     let client_id = format!("add-partitions-to-txn-{}", targets.node_id);
     let answer = async {
         let mut connection = BrokerConnection::connect(&address, &client_id, REQUEST_TIMEOUT).await?;
-        connection
-            .send(&request, ADD_PARTITIONS_VERSION, REQUEST_TIMEOUT)
-            .await
+        connection.send(&request, ADD_PARTITIONS_VERSION, REQUEST_TIMEOUT).await
     };
     let response = match answer.await {
         Ok(r) => r,
@@ -223,7 +222,11 @@ async fn remote(
         });
     }
     let mut codes: BTreeMap<(String, i32), i16> = BTreeMap::new();
-    for result in response.results_by_transaction.iter().filter(|r| r.transactional_id.as_str() == id) {
+    for result in response
+        .results_by_transaction
+        .iter()
+        .filter(|r| r.transactional_id.as_str() == id)
+    {
         for t in &result.topic_results {
             for p in &t.results_by_partition {
                 codes.insert((t.name.to_string(), p.partition_index), p.partition_error_code);

@@ -219,15 +219,20 @@ def test_timed_out_transaction_is_aborted_and_the_producer_goes_on(broker, tool_
 
 
 def test_record_for_a_partition_that_does_not_exist(broker, tool_topic, steps):
-    """Partition 5 of a topic of 1. The Java producer waits for it in the metadata
-    (max.block.ms, 5 s here) and fails the send (TimeoutException); librdkafka refuses
-    it at once (_UNKNOWN_PARTITION). No broker hears of it: the commit fails (abortable),
-    the abort succeeds, and the same producer commits its next transaction, its epoch
-    moved on by the abort only (Java) or not at all (librdkafka: nothing was added, it
-    sends no EndTxn)."""
+    """Partition 5 of a topic of 1, in a transaction that already wrote to partition 0.
+    The Java producer waits for partition 5 in the metadata (max.block.ms, 16 s here)
+    and fails the send (TimeoutException); meanwhile the transaction passed its timeout
+    (3 s here; the defaults are 60 s both) and the broker aborted it with a new epoch.
+    The commit fails (abortable); the abort is taken as the retry of the broker's
+    (transaction version 2) and the producer, not fenced, commits its next transaction.
+    (Before transaction version 2 Sluice answered that abort PRODUCER_FENCED: a
+    version 1 client's epoch must be the current one.) librdkafka refuses such a
+    record at once (_UNKNOWN_PARTITION): no broker hears of it, nothing was added, it
+    aborts without EndTxn and commits its next transaction."""
     topic = tool_topic
     create(broker, topic, 1)
-    run = steps(broker, txn_name("tv2-missing"), "--max.block.ms=5000", "init", "state",
+    run = steps(broker, txn_name("tv2-missing"), "--max.block.ms=16000", "--transaction.timeout.ms=3000",
+                "init", "state",
                 "begin", f"send:{topic}:0:a", f"send:{topic}:5:lost", "commit", "abort", "state",
                 "begin", f"send:{topic}:0:b", "commit", "state")
     outcomes = run.finish()
@@ -254,3 +259,32 @@ def test_record_for_a_partition_that_does_not_exist(broker, tool_topic, steps):
         producer.flush(5)
     assert wait_no_open_transaction(broker, topic, 1) == {0: 6}
     assert_both_read(broker, topic, 1, READ_COMMITTED, [(0, 2, None, b"b"), (0, 4, None, b"c")])
+
+
+@pytest.mark.crash
+def test_epochs_survive_kill_9_of_the_broker(own_broker, tool_topic, steps):
+    """Two transactions, kill -9 of the broker and a restart on the same data, then the
+    same producer (still running) commits a third: the coordinator kept the epochs of
+    transaction version 2 in __transaction_state, so the producer's epoch is current
+    and moves on. Sluice only (own_broker); Kafka passes it too
+    (COMPAT_KAFKA_CRASH_TESTS=1 -m crash)."""
+    broker, topic = own_broker, tool_topic
+    create(broker, topic, 1)
+    txn_id = txn_name("tv2-crash")
+    run = steps(broker, txn_id, "init", "state",
+                "begin", f"send:{topic}:0:a", "commit", "begin", f"send:{topic}:0:b", "commit", "state",
+                "wait", "begin", f"send:{topic}:0:c", "commit", "state")
+    run.wait_for("STATE", timeout=RUN_TIMEOUT)
+    clients.wait_until(lambda: len(run.states()) == 2, "two transactions committed")
+    assert describe(broker, txn_id)["ProducerEpoch"] == str(run.states()[0][2] + 2)
+    broker.kill()
+    broker.restart()
+    clients.wait_for_serving(broker, topic, 1, timeout=60)
+    assert describe(broker, txn_id)["ProducerEpoch"] == str(run.states()[0][2] + 2)
+    run.go_on()
+    assert not [o for o in run.finish() if o.startswith("ERROR")], run.lines
+    first = run.states()[0][2]
+    assert [e - first for _, _, e in run.states()] == [0, 2, 3]
+    assert wait_no_open_transaction(broker, topic, 1) == {0: 6}
+    assert_both_read(broker, topic, 1, READ_COMMITTED, [(0, 0, None, b"a"), (0, 2, None, b"b"),
+                                                        (0, 4, None, b"c")])

@@ -436,7 +436,7 @@ mod tests {
         add(&mut t, "tx", pid, epoch, ("a", 0), 1_000).unwrap();
         assert!(t.timed_out(60_999).is_empty());
         assert_eq!(t.timed_out(61_000), vec!["tx".to_string()]);
-        let abort = t.prepare_timeout_abort("tx", 61_000, &mut alloc).unwrap();
+        let abort = t.prepare_timeout_abort("tx", 61_000, &mut alloc).unwrap().unwrap();
         assert_eq!((abort.state, abort.producer_epoch), (TxnState::PrepareAbort, epoch + 1));
         t.apply("tx", abort);
         assert_eq!(

@@ -180,15 +180,17 @@ impl Transactions {
     /// Aborting a timed-out transaction bumps the epoch, fencing its
     /// producer, as Kafka 4.4 does (through its transaction version 2 path,
     /// the cluster's finalized version): a TV2 client that retries its
-    /// abort with the old epoch learns the new one.
+    /// abort with the old epoch learns the new one. None: nothing open.
     pub fn prepare_timeout_abort(
         &self,
         id: &str,
         now: i64,
         new_producer_id: &mut dyn FnMut() -> Result<i64, i16>,
-    ) -> Option<TxnMetadata> {
-        let current = self.get(id).filter(|m| m.state == TxnState::Ongoing)?;
-        prepare_end_bumped(current, TxnState::PrepareAbort, false, now, new_producer_id).ok()
+    ) -> Result<Option<TxnMetadata>, i16> {
+        let Some(current) = self.get(id).filter(|m| m.state == TxnState::Ongoing) else {
+            return Ok(None);
+        };
+        prepare_end_bumped(current, TxnState::PrepareAbort, false, now, new_producer_id).map(Some)
     }
 }
 
@@ -329,7 +331,7 @@ mod tests {
     #[test]
     fn a_timeout_abort_bumps_the_epoch_and_a_version_2_client_recovers() {
         let mut t = ongoing(3);
-        let abort = t.prepare_timeout_abort("tx", 100, &mut ids()).unwrap();
+        let abort = t.prepare_timeout_abort("tx", 100, &mut ids()).unwrap().unwrap();
         assert_eq!(
             (abort.state, abort.producer_epoch, abort.client_version),
             (TxnState::PrepareAbort, 4, TV_2)
@@ -341,5 +343,18 @@ mod tests {
         assert_eq!(end(&mut t, 7, 3, true, TV_0), Err(E::ProducerFenced.code()));
         assert_eq!(end(&mut t, 7, 3, true, TV_2), Err(E::InvalidTxnState.code()));
         assert_eq!(end(&mut t, 7, 3, false, TV_2), Ok((7, 4)));
+        assert_eq!(t.prepare_timeout_abort("tx", 200, &mut ids()), Ok(None), "nothing open");
+    }
+
+    #[test]
+    fn a_timeout_abort_with_a_used_up_epoch_asks_for_a_producer_id() {
+        let t = ongoing(EPOCH_EXHAUSTED);
+        let mut none = || Err(E::KafkaStorageError.code());
+        assert_eq!(
+            t.prepare_timeout_abort("tx", 100, &mut none),
+            Err(E::KafkaStorageError.code())
+        );
+        let abort = t.prepare_timeout_abort("tx", 100, &mut ids()).unwrap().unwrap();
+        assert_eq!((abort.producer_epoch, abort.next_producer_id), (i16::MAX, 501));
     }
 }

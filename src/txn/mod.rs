@@ -363,8 +363,10 @@ impl TransactionCoordinator {
             for id in ids {
                 let prepared = self
                     .write_with_ids(&id, |t, new_id| match t.prepare_timeout_abort(&id, now_ms(), new_id) {
-                        Some(next) => CoordinatorResult::replayed(vec![record(&id, next.clone())], Ok(Some(next))),
-                        None => CoordinatorResult::answer(Ok(None)),
+                        Ok(Some(next)) => CoordinatorResult::replayed(vec![record(&id, next.clone())], Ok(Some(next))),
+                        Ok(None) => CoordinatorResult::answer(Ok(None)),
+                        // Also asks for a new producer id when the epoch is used up.
+                        Err(code) => CoordinatorResult::answer(Err(code)),
                     })
                     .await;
                 let Ok(Some(prepared)) = prepared else { continue };

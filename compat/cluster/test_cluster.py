@@ -20,6 +20,7 @@ import collections
 import contextlib
 import gc
 import json
+import subprocess
 import threading
 import time
 
@@ -1129,6 +1130,44 @@ class TestReplication:
                 f"RackAwareReplicaSelector, leader {leader} ({RACK_OF[leader]}), consumer client.rack="
                 f"{RACK_OF[follower]}: 100 records read, leader SIGSTOPped, the next 100 read from follower "
                 f"{follower} in {took:.2f} s")
+
+
+    # ---- s2. transaction version 2 across brokers: leaders add partitions at the coordinator
+
+    def test_java_producer_transaction_version_2_across_brokers(self, repl, observe):
+        """Kafka 4.4's Java producer (compat/java/transactions/TxnSteps.java) on transaction
+        version 2 writes to three partitions led by three brokers: each leader adds its
+        partition to the transaction at the coordinator (AddPartitionsToTxn v5 from broker
+        to broker when that is another node), the group coordinator adds the offsets
+        partition (TxnOffsetCommit v5), and every end bumps the epoch. read_committed
+        readers see the committed transaction only; the offsets count with it."""
+        topic, group = unique("txn-v2"), unique("txn-v2-group")
+        admin = ck_admin(repl)
+        admin.create_topics([NewTopic(topic, num_partitions=3,
+                                      replica_assignment=[[1, 2, 3], [2, 3, 1], [3, 1, 2]])],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(repl, topic, 3, 3)
+        classes = kafka_tools.compile_java(kafka_tools.HERE / "transactions" / "TxnSteps.java",
+                                           kafka_tools.JARS_DIR.parent / "java-apps")
+        sends = [f"send:{topic}:{p}:{prefix}{p}" for prefix in ("c", "a") for p in range(3)]
+        steps = ["init", "state", "begin", *sends[:3], f"offsets:{group}:{topic}:0:5", "commit", "state",
+                 "begin", *sends[3:], f"offsets:{group}:{topic}:1:7", "abort", "state"]
+        r = subprocess.run(["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                            f"-Dlog4j2.configurationFile={kafka_tools.LOG4J2_CONFIG}",
+                            "-cp", f"{classes}:{kafka_tools.JARS_DIR / '*'}", "TxnSteps", repl.bootstrap,
+                            unique("txn-v2-id"), *steps], capture_output=True, text=True, timeout=120)
+        lines = r.stdout.splitlines()
+        assert lines[-1:] == ["EXIT"] and not [x for x in lines if x.startswith("ERROR")], r.stdout + r.stderr
+        states = [x.split() for x in lines if x.startswith("STATE")]
+        assert [s[1] for s in states] == ["tv2=true"] * 3, states
+        epochs = [int(s[3].split("=")[1]) for s in states]
+        assert [e - epochs[0] for e in epochs] == [0, 1, 2], states
+        got = read_all(repl.bootstrap, topic, 3, 3)
+        assert sorted(got.values()) == [b"c0", b"c1", b"c2"], got
+        offsets = {k: v[0] for k, v in clients.group_offsets(repl, group).items()}
+        assert offsets == {(topic, 0): 5}, offsets
+        observe("transaction version 2 across brokers",
+                f"Java producer, 3 partitions led by nodes 1, 2, 3: epochs {epochs}, 3 committed records read")
 
 
     # ---- t. transactions across a leader's kill: markers and the LSO on the new leader

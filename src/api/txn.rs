@@ -425,6 +425,16 @@ pub async fn handle_write_txn_markers(
                         .await
                         .err()
                         .unwrap_or(0),
+                    Some(partition)
+                        if crate::txn::markers::is_stale_v2_marker(
+                            partition,
+                            marker.producer_id.0,
+                            marker.producer_epoch,
+                            marker.transaction_version as i16,
+                        ) =>
+                    {
+                        E::InvalidProducerEpoch.code()
+                    }
                     // Answered once the marker is on every in-sync replica.
                     Some(partition) => {
                         let batch = control_batch(

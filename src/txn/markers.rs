@@ -71,6 +71,28 @@ pub async fn append_committed(partition: &Arc<Partition>, batch: Vec<u8>) -> Res
     }
 }
 
+/// Whether a transaction version 2 marker would end a transaction it does
+/// not belong to (KIP-1228): its epoch is the bumped one, so a producer
+/// already writing with that epoch has begun the next transaction. Kafka
+/// refuses it (INVALID_PRODUCER_EPOCH); the same marker with no
+/// transaction open is a retry, written again. Older epochs the log itself
+/// refuses.
+pub fn is_stale_v2_marker(
+    partition: &Partition,
+    producer_id: i64,
+    producer_epoch: i16,
+    transaction_version: i16,
+) -> bool {
+    if transaction_version < 2 || producer_epoch == i16::MAX {
+        return false;
+    }
+    partition
+        .log()
+        .producers()
+        .entry(producer_id)
+        .is_some_and(|e| e.epoch == producer_epoch && e.current_txn_first_offset.is_some())
+}
+
 /// Writes `marker` to every partition of `partitions`.
 pub async fn write_all(targets: &MarkerTargets<'_>, partitions: &[(String, i32)], marker: Marker) {
     let deadline = tokio::time::Instant::now() + MARKER_DEADLINE;
@@ -134,6 +156,15 @@ async fn write_here(targets: &MarkerTargets<'_>, topic: &str, index: i32, marker
             Ok(())
         };
     };
+    if is_stale_v2_marker(
+        &partition,
+        marker.producer_id,
+        marker.producer_epoch,
+        marker.transaction_version,
+    ) {
+        warn!(%topic, partition = index, producer_id = marker.producer_id, "a stale transaction marker not written");
+        return Ok(());
+    }
     append_committed(&partition, marker.batch()).await
 }
 
@@ -185,7 +216,11 @@ async fn send(
     for result in response.markers {
         for t in result.topics {
             for p in t.partitions {
-                if p.error_code != 0 {
+                if p.error_code == kafka_protocol::ResponseError::InvalidProducerEpoch.code() {
+                    // The producer has moved on (a stale marker): Kafka stops there too.
+                    warn!(topic = %t.name.as_str(), partition = p.partition_index, leader,
+                        "a stale transaction marker not written");
+                } else if p.error_code != 0 {
                     debug!(topic = %t.name.as_str(), partition = p.partition_index, code = p.error_code,
                         leader, "WriteTxnMarkers refused a marker");
                     failed.push((t.name.to_string(), p.partition_index));
@@ -194,4 +229,43 @@ async fn send(
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::topic::LogConfig;
+    use crate::storage::batch::tests::{encode_records, record};
+    use crate::storage::Log;
+    use kafka_protocol::records::{Compression, Record};
+
+    fn transactional(producer_id: i64, producer_epoch: i16) -> Vec<u8> {
+        let r = Record {
+            transactional: true,
+            producer_id,
+            producer_epoch,
+            sequence: 0,
+            ..record(0, None, Some("v"))
+        };
+        encode_records(&[r], Compression::None).to_vec()
+    }
+
+    #[test]
+    fn a_version_2_marker_with_the_epoch_of_an_open_transaction_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(dir.path(), LogConfig::default(), now_ms()).unwrap();
+        let partition = Arc::new(Partition::new("t", 0, log, Arc::new(tokio::sync::Notify::new())));
+        // Producer 7 writes with epoch 3: its next transaction has begun.
+        partition.append_now(&mut transactional(7, 3)).unwrap();
+        assert!(is_stale_v2_marker(&partition, 7, 3, 2));
+        assert!(
+            !is_stale_v2_marker(&partition, 7, 3, 1),
+            "version 1 ends with the same epoch"
+        );
+        assert!(!is_stale_v2_marker(&partition, 7, 4, 2));
+        assert!(!is_stale_v2_marker(&partition, 8, 3, 2));
+        let mut marker = control_batch(7, 4, 0, ControlType::Commit, now_ms());
+        partition.append_now(&mut marker).unwrap();
+        assert!(!is_stale_v2_marker(&partition, 7, 4, 2), "a retry: nothing open");
+    }
 }

@@ -139,3 +139,98 @@ def test_members_share_the_records_of_a_topic(broker, tool_topic):
     rows = parse_table(share_groups(broker, "--describe", "--group", latest).stdout)
     assert sorted((r["PARTITION"], r["START-OFFSET"], r["LAG"]) for r in rows) == [
         ("0", "-", "-"), ("1", "-", "-")]
+
+
+def status_rows(stdout: str) -> list[tuple[str, str]]:
+    """kafka-share-groups --delete-offsets prints TOPIC and STATUS (which may hold spaces)."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if line.split() == ["TOPIC", "STATUS"]) + 1
+    return [tuple(line.split(None, 1)) for line in lines[start:]]
+
+
+def reset_offsets(broker, group: str, *scope: str) -> dict[tuple[str, int], int]:
+    """kafka-share-groups --reset-offsets: (topic, partition) -> NEW-OFFSET as printed."""
+    rows = parse_table(share_groups(broker, "--reset-offsets", "--group", group, *scope).stdout)
+    return {(r["TOPIC"], int(r["PARTITION"])): int(r["NEW-OFFSET"]) for r in rows}
+
+
+def test_reset_offsets_of_an_inactive_group(broker, tool_topic):
+    """--reset-offsets (AlterShareGroupOffsets): a dry run changes nothing; --execute
+    makes the group read again from the offsets given, per topic or per partition."""
+    clients.create_topic(broker, tool_topic, 2)
+    group = clients.unique_name("share-reset")
+    set_group_configs(broker, group, "share.auto.offset.reset=earliest")
+    values = clients.produce_counts(broker, tool_topic, {0: 6, 1: 4}, "z")
+    assert sorted(share_consume(broker, tool_topic, group, max_messages=10)) == sorted(values)
+
+    planned = reset_offsets(broker, group, "--topic", tool_topic, "--to-earliest", "--dry-run")
+    assert planned == {(tool_topic, 0): 0, (tool_topic, 1): 0}
+    assert share_consume(broker, tool_topic, group, timeout_ms=5000) == []
+
+    done = reset_offsets(broker, group, "--topic", tool_topic, "--to-earliest", "--execute")
+    assert done == planned
+    assert lags(broker, group) == {0: 6, 1: 4}
+    assert described_offsets(broker, group, "START-OFFSET") == {0: 0, 1: 0}
+    assert sorted(share_consume(broker, tool_topic, group, max_messages=10)) == sorted(values)
+
+    one = reset_offsets(broker, group, "--topic", f"{tool_topic}:0", "--to-offset", "4", "--execute")
+    assert one == {(tool_topic, 0): 4}
+    assert sorted(share_consume(broker, tool_topic, group, max_messages=2)) == ["z-p0-4", "z-p0-5"]
+    assert share_consume(broker, tool_topic, group, timeout_ms=4000) == []
+
+    # A group never seen before gets its offsets too (and exists from then on).
+    fresh = clients.unique_name("share-fresh")
+    assert reset_offsets(broker, fresh, "--topic", f"{tool_topic}:1", "--to-offset", "1", "--execute") == {
+        (tool_topic, 1): 1}
+    assert fresh in share_groups(broker, "--list").stdout.split()
+    assert sorted(share_consume(broker, tool_topic, fresh, max_messages=3)) == ["z-p1-1", "z-p1-2", "z-p1-3"]
+
+
+def test_offsets_of_a_group_with_members_cannot_change(broker, tool_topic):
+    clients.create_topic(broker, tool_topic, 1)
+    group = clients.unique_name("share-busy")
+    set_group_configs(broker, group, "share.auto.offset.reset=earliest")
+    clients.produce_counts(broker, tool_topic, {0: 3}, "b")
+    member = kafka_tools.start("kafka-console-share-consumer", "--bootstrap-server", broker.bootstrap,
+                               "--topic", tool_topic, "--group", group, "--timeout-ms", "60000",
+                               stdin=None, text=True)
+    try:
+        def has_member():
+            rows = parse_table(share_groups(broker, "--describe", "--group", group, "--state").stdout)
+            return [r for r in rows if r["#MEMBERS"] == "1"]
+        clients.wait_until(has_member, "a member in the share group", 60)
+        reset = kafka_tools.run("kafka-share-groups", "--bootstrap-server", broker.bootstrap, "--reset-offsets",
+                                "--group", group, "--topic", tool_topic, "--to-earliest", "--execute")
+        assert reset.code == 1 and f"Share group '{group}' is not empty." in reset.stdout + reset.stderr, str(reset)
+        delete = kafka_tools.run("kafka-share-groups", "--bootstrap-server", broker.bootstrap, "--delete-offsets",
+                                 "--group", group, "--topic", tool_topic)
+        assert status_rows(delete.stdout) == [(tool_topic, "Error: The group is not empty.")], str(delete)
+    finally:
+        kafka_tools.kill(member)
+
+
+def test_delete_offsets_forgets_a_topic(broker, tool_topic):
+    """--delete-offsets (DeleteShareGroupOffsets): the group's state for the topic is gone
+    (described no more); read again, it starts afresh at share.auto.offset.reset."""
+    clients.create_topic(broker, tool_topic, 2)
+    group = clients.unique_name("share-forget")
+    set_group_configs(broker, group, "share.auto.offset.reset=earliest")
+    values = clients.produce_counts(broker, tool_topic, {0: 3, 1: 2}, "d")
+    assert sorted(share_consume(broker, tool_topic, group, max_messages=5)) == sorted(values)
+    assert lags(broker, group) == {0: 0, 1: 0}
+
+    r = share_groups(broker, "--delete-offsets", "--group", group, "--topic", tool_topic)
+    assert status_rows(r.stdout) == [(tool_topic, "Successful")], str(r)
+    described = share_groups(broker, "--describe", "--group", group).stdout
+    assert f"Share group '{group}' has no offset information." in described, described
+    assert sorted(share_consume(broker, tool_topic, group, max_messages=5)) == sorted(values)
+
+    def delete_offsets(group: str, topic: str) -> list[tuple[str, str]]:
+        return status_rows(share_groups(broker, "--delete-offsets", "--group", group, "--topic", topic).stdout)
+    missing = clients.unique_name("share-none")
+    assert delete_offsets(missing, tool_topic) == [(tool_topic, f"Error: Group {missing} not found.")]
+    other = clients.unique_name("other-topic")
+    clients.create_topic(broker, other, 1)
+    assert delete_offsets(group, other) == [(other, "Error: There is no offset information to delete.")]
+    assert delete_offsets(group, "no-such-topic") == [
+        ("no-such-topic", "Error: This server does not host this topic-partition.")]

@@ -1,6 +1,5 @@
-//! Share groups (KIP-932): ShareGroupHeartbeat, ShareGroupDescribe and
-//! DescribeShareGroupOffsets. A member's new partitions get their
-//! share-partition started here (at share.auto.offset.reset), as Kafka
+//! Share groups (KIP-932): ShareGroupHeartbeat and ShareGroupDescribe. A
+//! member's new partitions get their share-partition started here (at share.auto.offset.reset), as Kafka
 //! initializes them when it first assigns them.
 
 use super::groups::group_allowed;
@@ -14,11 +13,6 @@ use crate::group::share_group::ShareHeartbeat;
 use crate::metadata::records::ConfigResource;
 use crate::share::{ShareKey, ShareSettings};
 use crate::storage::now_ms;
-use kafka_protocol::messages::describe_share_group_offsets_response::{
-    DescribeShareGroupOffsetsResponseGroup as OffsetsGroup,
-    DescribeShareGroupOffsetsResponsePartition as OffsetsPartition,
-    DescribeShareGroupOffsetsResponseTopic as OffsetsTopic,
-};
 use kafka_protocol::messages::share_group_describe_response::{self as describe, DescribedGroup};
 use kafka_protocol::messages::share_group_heartbeat_response as heartbeat;
 use kafka_protocol::messages::*;
@@ -26,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 
-fn s(v: &str) -> StrBytes {
+pub(super) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
@@ -245,80 +239,4 @@ pub async fn handle_describe(
         );
     }
     ShareGroupDescribeResponse::default().with_groups(groups)
-}
-
-/// DescribeShareGroupOffsets: each share-partition's start offset and lag;
-/// -1 for a partition the group has not started reading.
-pub async fn handle_describe_offsets(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: DescribeShareGroupOffsetsRequest,
-) -> DescribeShareGroupOffsetsResponse {
-    let image = broker.image();
-    let mut out = Vec::with_capacity(req.groups.len());
-    for g in req.groups {
-        let id = g.group_id.to_string();
-        let answer = OffsetsGroup::default().with_group_id(g.group_id.clone());
-        if !group_allowed(broker, ctx, operation::DESCRIBE, &id) {
-            out.push(answer.with_error_code(ResponseError::GroupAuthorizationFailed.code()));
-            continue;
-        }
-        let started = broker.shares.group_offsets(&id);
-        // Null topics: every partition the group has started reading.
-        let wanted: Vec<(String, Vec<i32>)> = match g.topics {
-            Some(topics) => topics
-                .into_iter()
-                .map(|t| (t.topic_name.to_string(), t.partitions))
-                .collect(),
-            None => {
-                let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-                for (topic_id, p) in started.keys() {
-                    if let Some(t) = image.topics.by_id(*topic_id) {
-                        by_topic.entry(t.name.clone()).or_default().push(*p);
-                    }
-                }
-                by_topic.into_iter().collect()
-            }
-        };
-        let mut topics = Vec::new();
-        for (name, partitions) in wanted {
-            let allowed = broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &name);
-            let topic = image.topics.get(&name);
-            let topic_id = topic.map(|t| t.id).unwrap_or_default();
-            let parts = partitions
-                .into_iter()
-                .map(|p| {
-                    let base = OffsetsPartition::default().with_partition_index(p);
-                    if !allowed {
-                        return base.with_error_code(ResponseError::TopicAuthorizationFailed.code());
-                    }
-                    if topic.and_then(|t| t.partition(p)).is_none() {
-                        return base
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_error_message(Some(s("This server does not host this topic-partition.")));
-                    }
-                    match started.get(&(topic_id, p)).copied().flatten() {
-                        None => base.with_start_offset(-1).with_leader_epoch(-1).with_lag(-1),
-                        Some((start, done)) => {
-                            let log = broker.replicas.partition(&name, p).map(|part| {
-                                let log = part.log();
-                                (log.high_watermark(), log.leader_epoch())
-                            });
-                            let lag = log.map_or(-1, |(hw, _)| (hw - start - done).max(0));
-                            let epoch = log.map_or(-1, |(_, e)| e);
-                            base.with_start_offset(start).with_leader_epoch(epoch).with_lag(lag)
-                        }
-                    }
-                })
-                .collect();
-            topics.push(
-                OffsetsTopic::default()
-                    .with_topic_name(TopicName(s(&name)))
-                    .with_topic_id(topic_id)
-                    .with_partitions(parts),
-            );
-        }
-        out.push(answer.with_topics(topics));
-    }
-    DescribeShareGroupOffsetsResponse::default().with_groups(out)
 }

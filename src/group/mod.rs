@@ -348,6 +348,17 @@ impl GroupCoordinator {
         }
     }
 
+    /// AlterShareGroupOffsets and DeleteShareGroupOffsets: Ok when `group`
+    /// is a share group without members (`create`: made when missing).
+    pub async fn share_group_at_rest(&self, group: &str, create: bool) -> Result<(), (i16, String)> {
+        if !create && self.partition_of(group).is_none() {
+            return Err((E::GroupIdNotFound.code(), format!("Group {group} not found.")));
+        }
+        self.write(group, |g| g.share_group_at_rest(group, create, now_ms()))
+            .await
+            .unwrap_or_else(|code| Err((code, String::new())))
+    }
+
     pub async fn describe_share_group(&self, group: &str) -> Result<share_group::ShareGroup, (i16, String)> {
         let not_found = || (E::GroupIdNotFound.code(), format!("Group {group} not found."));
         match self.read(group, |g| g.describe_share(group)).await {

@@ -165,6 +165,16 @@ fn validate(req: &ShareHeartbeat) -> Result<(), String> {
     }
 }
 
+/// Whether a group without share state is a classic or consumer group
+/// (anything but an empty shell, which may become a share group).
+fn is_another_kind(group: &Group) -> bool {
+    group.consumer.is_some()
+        || !group.members.is_empty()
+        || group.state != GroupState::Empty
+        || group.protocol_type.is_some()
+        || !group.offsets.is_empty()
+}
+
 impl GroupShard {
     pub fn share_heartbeat(
         &mut self,
@@ -219,12 +229,7 @@ impl GroupShard {
                 .or_insert_with(|| Group::new(&req.group_id, now)),
         };
         if group.share.is_none() {
-            let other = group.consumer.is_some()
-                || !group.members.is_empty()
-                || group.state != GroupState::Empty
-                || group.protocol_type.is_some()
-                || !group.offsets.is_empty();
-            if other {
+            if is_another_kind(group) {
                 return Err((
                     E::GroupIdNotFound.code(),
                     format!("Group {} is not a share group.", req.group_id),
@@ -342,6 +347,44 @@ impl GroupShard {
     }
 
     /// A share group as it is now.
+    /// Whether a share group's offsets may be altered or deleted: it is a
+    /// share group without members. `create`: a group that does not exist
+    /// is made (an empty share group), as Kafka does for an alter.
+    pub fn share_group_at_rest(
+        &mut self,
+        group_id: &str,
+        create: bool,
+        now: i64,
+    ) -> CoordinatorResult<Result<(), (i16, String)>, GroupRecord> {
+        CoordinatorResult::answer(self.share_group_at_rest_inner(group_id, create, now))
+    }
+
+    fn share_group_at_rest_inner(&mut self, group_id: &str, create: bool, now: i64) -> Result<(), (i16, String)> {
+        let group = match self.groups.get_mut(group_id) {
+            Some(g) => g,
+            None if create => self
+                .groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id, now)),
+            None => return Err((E::GroupIdNotFound.code(), format!("Group {group_id} not found."))),
+        };
+        if group.share.is_none() {
+            if is_another_kind(group) || !create {
+                return Err((
+                    E::GroupIdNotFound.code(),
+                    format!("Group {group_id} is not a share group."),
+                ));
+            }
+            group.share = Some(Box::new(ShareGroup::new()));
+        }
+        match group.share.as_deref() {
+            Some(sg) if sg.members.is_empty() => Ok(()),
+            // No message of its own: the tools print the error's ("The group is not empty.").
+            Some(_) => Err((E::NonEmptyGroup.code(), String::new())),
+            None => Err((E::GroupIdNotFound.code(), format!("Group {group_id} not found."))),
+        }
+    }
+
     pub fn describe_share(&self, group_id: &str) -> Result<ShareGroup, (i16, String)> {
         match self.groups.get(group_id) {
             Some(g) => match &g.share {
@@ -390,5 +433,36 @@ mod tests {
         for id in ["a", "b", "c", "d", "e"] {
             assert_eq!(count(&g, id), 1, "{id}");
         }
+    }
+
+    #[test]
+    fn offsets_change_only_in_a_share_group_without_members() {
+        use crate::group::shard::GroupConfig;
+        let mut shard = GroupShard::new(GroupConfig::default());
+        let at_rest = |shard: &mut GroupShard, group: &str, create: bool| {
+            shard
+                .share_group_at_rest(group, create, 0)
+                .response
+                .map_err(|(code, _)| code)
+        };
+        // Deleting offsets needs the group; altering them makes it.
+        assert_eq!(at_rest(&mut shard, "g", false), Err(E::GroupIdNotFound.code()));
+        assert_eq!(at_rest(&mut shard, "g", true), Ok(()));
+        assert_eq!(at_rest(&mut shard, "g", false), Ok(()));
+        let join = ShareHeartbeat {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            member_epoch: 0,
+            rack_id: None,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5000,
+            max_size: 200,
+        };
+        assert_eq!(shard.share_heartbeat(join, &view(), 0).response.error_code, 0);
+        assert_eq!(at_rest(&mut shard, "g", true), Err(E::NonEmptyGroup.code()));
+        assert_eq!(at_rest(&mut shard, "g", false), Err(E::NonEmptyGroup.code()));
     }
 }

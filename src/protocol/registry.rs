@@ -220,8 +220,15 @@ registry! {
         errors |r| std::iter::once(r.error_code)
             .chain(r.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
     DescribeShareGroupOffsets: DescribeShareGroupOffsetsRequest => DescribeShareGroupOffsetsResponse, versions 0..=1,
-        handler api::share_groups::handle_describe_offsets,
+        handler api::share_group_offsets::handle_describe_offsets,
         errors |r| r.groups.iter().map(|g| g.error_code);
+    AlterShareGroupOffsets: AlterShareGroupOffsetsRequest => AlterShareGroupOffsetsResponse, versions 0..=0,
+        handler api::share_group_offsets::handle_alter,
+        errors |r| std::iter::once(r.error_code)
+            .chain(r.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+    DeleteShareGroupOffsets: DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse, versions 0..=0,
+        handler api::share_group_offsets::handle_delete,
+        errors |r| std::iter::once(r.error_code).chain(r.responses.iter().map(|t| t.error_code));
     ListConfigResources: ListConfigResourcesRequest => ListConfigResourcesResponse, versions 0..=1,
         handler api::config_resources::handle,
         errors |r| [r.error_code];

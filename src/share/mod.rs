@@ -173,23 +173,39 @@ impl ShareManager {
         }
     }
 
-    /// Sets a group's start offsets (AlterShareGroupOffsets).
+    /// Sets a group's start offset in a partition (AlterShareGroupOffsets):
+    /// written state from then on, described and read from there.
     pub fn reset(&self, key: ShareKey, offset: i64) {
-        self.lock()
-            .entry(key)
-            .and_modify(|p| p.reset_to(offset))
-            .or_insert_with(|| SharePartition::new(offset));
-    }
-
-    /// Forgets share-partitions (DeleteShareGroupOffsets, a deleted group).
-    pub fn forget(&self, group: &str, which: impl Fn(&ShareKey) -> bool) -> usize {
         self.assigned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|k| k.group != group || !which(k));
-        let mut all = self.lock();
-        let before = all.len();
-        all.retain(|k, _| k.group != group || !which(k));
-        before - all.len()
+            .insert(key.clone());
+        self.lock()
+            .entry(key)
+            .or_insert_with(|| SharePartition::new(offset))
+            .reset_to(offset);
+        self.released.notify_waiters();
+    }
+
+    /// Forgets share-partitions (DeleteShareGroupOffsets, a deleted group);
+    /// how many the group had been given or had state for.
+    pub fn forget(&self, group: &str, which: impl Fn(&ShareKey) -> bool) -> usize {
+        let gone = |k: &ShareKey| k.group == group && which(k);
+        let mut forgotten: std::collections::BTreeSet<ShareKey> = std::collections::BTreeSet::new();
+        self.assigned.lock().unwrap_or_else(|e| e.into_inner()).retain(|k| {
+            let drop = gone(k);
+            if drop {
+                forgotten.insert(k.clone());
+            }
+            !drop
+        });
+        self.lock().retain(|k, _| {
+            let drop = gone(k);
+            if drop {
+                forgotten.insert(k.clone());
+            }
+            !drop
+        });
+        forgotten.len()
     }
 }

@@ -1,0 +1,216 @@
+//! Share groups' offsets (KIP-932): DescribeShareGroupOffsets, and the
+//! admin's AlterShareGroupOffsets and DeleteShareGroupOffsets, which only a
+//! share group without members takes (`kafka-share-groups --reset-offsets`,
+//! `--delete-offsets`).
+
+use super::groups::group_allowed;
+use super::share_groups::s;
+use super::RequestContext;
+use crate::auth::acl::{operation, resource};
+use crate::broker::Broker;
+use crate::share::ShareKey;
+use kafka_protocol::messages::alter_share_group_offsets_response::{
+    AlterShareGroupOffsetsResponsePartition as AlteredPartition, AlterShareGroupOffsetsResponseTopic as AlteredTopic,
+};
+use kafka_protocol::messages::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic as DeletedTopic;
+use kafka_protocol::messages::describe_share_group_offsets_response::{
+    DescribeShareGroupOffsetsResponseGroup as OffsetsGroup,
+    DescribeShareGroupOffsetsResponsePartition as OffsetsPartition,
+    DescribeShareGroupOffsetsResponseTopic as OffsetsTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
+
+const UNKNOWN_PARTITION: &str = "This server does not host this topic-partition.";
+
+/// DescribeShareGroupOffsets: each share-partition's start offset and lag;
+/// -1 for a partition the group has not started reading.
+pub async fn handle_describe_offsets(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeShareGroupOffsetsRequest,
+) -> DescribeShareGroupOffsetsResponse {
+    let image = broker.image();
+    let mut out = Vec::with_capacity(req.groups.len());
+    for g in req.groups {
+        let id = g.group_id.to_string();
+        let answer = OffsetsGroup::default().with_group_id(g.group_id.clone());
+        if !group_allowed(broker, ctx, operation::DESCRIBE, &id) {
+            out.push(answer.with_error_code(ResponseError::GroupAuthorizationFailed.code()));
+            continue;
+        }
+        let started = broker.shares.group_offsets(&id);
+        // Null topics: every partition the group has started reading.
+        let wanted: Vec<(String, Vec<i32>)> = match g.topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|t| (t.topic_name.to_string(), t.partitions))
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                for (topic_id, p) in started.keys() {
+                    if let Some(t) = image.topics.by_id(*topic_id) {
+                        by_topic.entry(t.name.clone()).or_default().push(*p);
+                    }
+                }
+                by_topic.into_iter().collect()
+            }
+        };
+        let mut topics = Vec::new();
+        for (name, partitions) in wanted {
+            let allowed = broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &name);
+            let topic = image.topics.get(&name);
+            let topic_id = topic.map(|t| t.id).unwrap_or_default();
+            let parts = partitions
+                .into_iter()
+                .map(|p| {
+                    let base = OffsetsPartition::default().with_partition_index(p);
+                    if !allowed {
+                        return base.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
+                    if topic.and_then(|t| t.partition(p)).is_none() {
+                        return base
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(s(UNKNOWN_PARTITION)));
+                    }
+                    match started.get(&(topic_id, p)).copied().flatten() {
+                        None => base.with_start_offset(-1).with_leader_epoch(-1).with_lag(-1),
+                        Some((start, done)) => {
+                            let log = broker.replicas.partition(&name, p).map(|part| {
+                                let log = part.log();
+                                (log.high_watermark(), log.leader_epoch())
+                            });
+                            let lag = log.map_or(-1, |(hw, _)| (hw - start - done).max(0));
+                            let epoch = log.map_or(-1, |(_, e)| e);
+                            base.with_start_offset(start).with_leader_epoch(epoch).with_lag(lag)
+                        }
+                    }
+                })
+                .collect();
+            topics.push(
+                OffsetsTopic::default()
+                    .with_topic_name(TopicName(s(&name)))
+                    .with_topic_id(topic_id)
+                    .with_partitions(parts),
+            );
+        }
+        out.push(answer.with_topics(topics));
+    }
+    DescribeShareGroupOffsetsResponse::default().with_groups(out)
+}
+
+/// AlterShareGroupOffsets: sets the start offset of each partition given;
+/// records in flight there are forgotten.
+pub async fn handle_alter(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AlterShareGroupOffsetsRequest,
+) -> AlterShareGroupOffsetsResponse {
+    let group = req.group_id.to_string();
+    let refused = |code: i16, message: Option<String>| {
+        AlterShareGroupOffsetsResponse::default()
+            .with_error_code(code)
+            .with_error_message(message.as_deref().map(s))
+    };
+    if group.is_empty() {
+        return refused(ResponseError::InvalidGroupId.code(), None);
+    }
+    if !group_allowed(broker, ctx, operation::READ, &group) {
+        return refused(ResponseError::GroupAuthorizationFailed.code(), None);
+    }
+    if let Err((code, message)) = broker.groups.share_group_at_rest(&group, true).await {
+        return refused(code, (!message.is_empty()).then_some(message));
+    }
+    let image = broker.image();
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.topic_name.to_string();
+        let allowed = broker.authorize(ctx, operation::READ, resource::TOPIC, &name);
+        let topic = image.topics.get(&name).filter(|_| allowed);
+        let partitions = t
+            .partitions
+            .into_iter()
+            .map(|p| {
+                let answer = AlteredPartition::default().with_partition_index(p.partition_index);
+                if !allowed {
+                    return answer.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                }
+                match topic.filter(|t| t.partition(p.partition_index).is_some()) {
+                    Some(topic) => {
+                        let key = ShareKey {
+                            group: group.clone(),
+                            topic_id: topic.id,
+                            partition: p.partition_index,
+                        };
+                        broker.shares.reset(key, p.start_offset.max(0));
+                        answer
+                    }
+                    None => answer
+                        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                        .with_error_message(Some(s(UNKNOWN_PARTITION))),
+                }
+            })
+            .collect();
+        responses.push(
+            AlteredTopic::default()
+                .with_topic_name(t.topic_name)
+                .with_topic_id(topic.map(|t| t.id).unwrap_or_default())
+                .with_partitions(partitions),
+        );
+    }
+    AlterShareGroupOffsetsResponse::default().with_responses(responses)
+}
+
+/// DeleteShareGroupOffsets: forgets the group's state for every partition of
+/// each topic given; it starts afresh (at share.auto.offset.reset) if read again.
+pub async fn handle_delete(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DeleteShareGroupOffsetsRequest,
+) -> DeleteShareGroupOffsetsResponse {
+    let group = req.group_id.to_string();
+    let refused = |code: i16, message: Option<String>| {
+        DeleteShareGroupOffsetsResponse::default()
+            .with_error_code(code)
+            .with_error_message(message.as_deref().map(s))
+    };
+    if group.is_empty() {
+        return refused(ResponseError::InvalidGroupId.code(), None);
+    }
+    if !group_allowed(broker, ctx, operation::DELETE, &group) {
+        return refused(ResponseError::GroupAuthorizationFailed.code(), None);
+    }
+    if let Err((code, message)) = broker.groups.share_group_at_rest(&group, false).await {
+        return refused(code, (!message.is_empty()).then_some(message));
+    }
+    let image = broker.image();
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.topic_name.to_string();
+        let answer = DeletedTopic::default().with_topic_name(t.topic_name);
+        if !broker.authorize(ctx, operation::READ, resource::TOPIC, &name) {
+            responses.push(answer.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+            continue;
+        }
+        let Some(topic) = image.topics.get(&name) else {
+            responses.push(
+                answer
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    .with_error_message(Some(s(UNKNOWN_PARTITION))),
+            );
+            continue;
+        };
+        let id = topic.id;
+        if broker.shares.forget(&group, |k| k.topic_id == id) == 0 {
+            responses.push(
+                answer
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    .with_error_message(Some(s("There is no offset information to delete."))),
+            );
+            continue;
+        }
+        responses.push(answer.with_topic_id(id));
+    }
+    DeleteShareGroupOffsetsResponse::default().with_responses(responses)
+}

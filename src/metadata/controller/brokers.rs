@@ -80,8 +80,13 @@ impl Controller {
             directory_id,
             incarnation_id,
         };
-        self.write(move |image, config| registration(image, config, registering, session_valid))
-            .await?
+        let result = self
+            .write(move |image, config| registration(image, config, registering, session_valid))
+            .await?;
+        if result.is_ok() {
+            self.session_started(broker_id);
+        }
+        result
     }
 }
 

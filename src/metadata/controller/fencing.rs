@@ -213,13 +213,17 @@ impl Controller {
         Instant::now().duration_since(last) <= session
     }
 
-    /// A broker registers (again): it is no longer shutting down, and its
-    /// session starts now (a broker new to the registry is unfenced at once,
-    /// and must not be fenced for a silence from before it registered).
+    /// A broker registers (again): it is no longer shutting down.
     pub(super) fn registered(&self, broker: i32) {
-        let mut beats = self.heartbeats();
-        beats.shutting_down.remove(&broker);
-        beats.last.insert(broker, Instant::now());
+        self.heartbeats().shutting_down.remove(&broker);
+    }
+
+    /// A registration was taken: the broker's session starts now (a broker
+    /// new to the registry is unfenced at once, and must not be fenced for a
+    /// silence from before it registered). Not on a refused one, which
+    /// would keep an old incarnation's session alive.
+    pub(super) fn session_started(&self, broker: i32) {
+        self.heartbeats().last.insert(broker, Instant::now());
     }
 
     fn heartbeats(&self) -> std::sync::MutexGuard<'_, Heartbeats> {

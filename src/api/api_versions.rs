@@ -1,11 +1,12 @@
 //! ApiVersions: the list of served APIs, and (v3+) the features this broker
-//! supports and the cluster has finalized — only `transaction.version`, the
-//! one whose behaviour Sluice implements (KIP-890: clients read it to end
-//! transactions with a new epoch). An unsupported version gets Kafka's
-//! fallback: a v0 body with UNSUPPORTED_VERSION and the list, so the client
-//! can pick a version it shares with us.
+//! supports and the cluster has finalized (`crate::metadata::features`). An
+//! unsupported version gets Kafka's fallback: a v0 body with
+//! UNSUPPORTED_VERSION and the list, so the client can pick a version it
+//! shares with us.
 
 use crate::broker::Broker;
+use crate::metadata::features;
+use crate::metadata::MetadataImage;
 use crate::protocol::response::encode_response;
 use crate::protocol::versions;
 use crate::protocol::{ParsedRequest, RequestError, ResponseFrame};
@@ -51,28 +52,39 @@ pub fn respond(broker: &Broker, req: &ParsedRequest) -> Result<ResponseFrame, Re
             .with_error_code(error_code)
             .with_api_keys(list)
             .with_throttle_time_ms(0),
-        broker.image().offset,
+        &broker.image(),
     );
     encode_response(ApiKey::ApiVersions, version, correlation_id, &body)
 }
 
-const TRANSACTION_VERSION: &str = "transaction.version";
-
-/// Supported and finalized features, as Kafka 4.4 lists `transaction.version`
-/// (levels 0 to 2, finalized at 2). The epoch is the metadata offset, as in
-/// Kafka: clients take features only from an epoch of 0 or more, and look
-/// again when it grows.
-fn with_features(body: ApiVersionsResponse, metadata_offset: i64) -> ApiVersionsResponse {
-    let level = crate::txn::TRANSACTION_VERSION;
-    body.with_supported_features(vec![SupportedFeatureKey::default()
-        .with_name(StrBytes::from_static_str(TRANSACTION_VERSION))
-        .with_min_version(0)
-        .with_max_version(level)])
-        .with_finalized_features_epoch(metadata_offset.max(0))
-        .with_finalized_features(vec![FinalizedFeatureKey::default()
-            .with_name(StrBytes::from_static_str(TRANSACTION_VERSION))
-            .with_min_version_level(level)
-            .with_max_version_level(level)])
+/// Supported features (Kafka 4.4's range for each) and the levels the
+/// cluster has finalized. The epoch is the metadata offset, as in Kafka:
+/// clients take features only from an epoch of 0 or more, and look again
+/// when it grows.
+fn with_features(body: ApiVersionsResponse, image: &MetadataImage) -> ApiVersionsResponse {
+    body.with_supported_features(
+        features::SUPPORTED
+            .iter()
+            .map(|f| {
+                SupportedFeatureKey::default()
+                    .with_name(StrBytes::from_static_str(f.name))
+                    .with_min_version(f.min)
+                    .with_max_version(f.max)
+            })
+            .collect(),
+    )
+    .with_finalized_features_epoch(image.offset.max(0))
+    .with_finalized_features(
+        features::finalized(image)
+            .into_iter()
+            .map(|(name, level)| {
+                FinalizedFeatureKey::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_min_version_level(level)
+                    .with_max_version_level(level)
+            })
+            .collect(),
+    )
 }
 
 /// Kafka's rule for client software name and version: non-empty, letters,

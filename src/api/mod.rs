@@ -10,6 +10,7 @@ pub mod configs;
 pub mod consumer_groups;
 pub mod coordinator;
 pub mod delete_records;
+pub mod features;
 pub mod fetch;
 pub mod groups;
 pub mod leadership;

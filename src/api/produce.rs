@@ -190,7 +190,7 @@ impl TxnContext<'_> {
         if ongoing {
             return Ok(());
         }
-        let op = TxnOperation::for_produce(self.ctx.api_version);
+        let op = TxnOperation::for_produce(self.ctx.api_version, self.broker.transaction_v2());
         let codes = self
             .broker
             .txns

@@ -232,8 +232,13 @@ pub async fn handle_end_txn(broker: &Broker, ctx: &RequestContext, req: EndTxnRe
     if !txn_allowed(broker, ctx, operation::WRITE, &req.transactional_id) {
         return answer(E::TransactionalIdAuthorizationFailed.code());
     }
-    // v5: the client bumps its epoch at every end and is told the new one.
-    let client_version = if ctx.api_version >= 5 { TV_2 } else { TV_0 };
+    // v5: the client bumps its epoch at every end and is told the new one
+    // (when the cluster has finalized transaction version 2, as Kafka checks).
+    let client_version = if ctx.api_version >= 5 && broker.transaction_v2() {
+        TV_2
+    } else {
+        TV_0
+    };
     let ended = broker
         .txns
         .end_txn(
@@ -269,7 +274,7 @@ async fn txn_offset_commit_check(broker: &Broker, ctx: &RequestContext, req: &Tx
         Ok(p) => p,
         Err(code) => return Some(code),
     };
-    let op = TxnOperation::for_txn_offset_commit(ctx.api_version);
+    let op = TxnOperation::for_txn_offset_commit(ctx.api_version, broker.transaction_v2());
     let codes = broker
         .txns
         .add_or_verify(

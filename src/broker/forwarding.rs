@@ -35,6 +35,7 @@ pub fn is_forwarded(api: ApiKey) -> bool {
             | ApiKey::ListPartitionReassignments
             | ApiKey::AddRaftVoter
             | ApiKey::RemoveRaftVoter
+            | ApiKey::UpdateFeatures
     )
 }
 

@@ -63,6 +63,13 @@ impl Broker {
         self.metadata.image()
     }
 
+    /// Whether the cluster has finalized transaction version 2 (KIP-890):
+    /// only then do new requests add partitions and bump epochs as version 2.
+    pub fn transaction_v2(&self) -> bool {
+        let image = self.image();
+        crate::metadata::features::level(&image, crate::metadata::features::TRANSACTION_VERSION) >= 2
+    }
+
     /// Broker configs changed at run time: (this broker's, every broker's).
     pub fn dynamic_broker_configs(
         &self,

@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod cache;
 pub mod controller;
 pub mod delta;
+pub mod features;
 pub mod format;
 pub mod formatter;
 pub mod ids;

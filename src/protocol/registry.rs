@@ -169,6 +169,9 @@ registry! {
     RemoveRaftVoter: RemoveRaftVoterRequest => RemoveRaftVoterResponse, versions 0..=0,
         handler api::raft_voters::handle_remove_raft_voter,
         errors |r| [r.error_code];
+    UpdateFeatures: UpdateFeaturesRequest => UpdateFeaturesResponse, versions 0..=2,
+        handler api::features::handle_update_features,
+        errors |r| std::iter::once(r.error_code).chain(r.results.iter().map(|x| x.error_code));
     DescribeCluster: DescribeClusterRequest => DescribeClusterResponse, versions 0..=2,
         handler api::cluster::handle_describe_cluster,
         errors |r| [r.error_code];

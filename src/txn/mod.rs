@@ -34,11 +34,6 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// The coordinator epoch written into markers: one node, one epoch.
 pub const COORDINATOR_EPOCH: i32 = 0;
 
-/// The cluster's finalized `transaction.version`, as a fresh Kafka 4.4
-/// cluster has it: clients that know KIP-890 end every transaction with a
-/// new epoch. ApiVersions advertises it; timeouts abort with it.
-pub const TRANSACTION_VERSION: TransactionVersion = records::TV_2;
-
 /// Not a Kafka error code: an operation that needs a new producer id asks
 /// for one to be reserved (outside the shard) and is run again.
 const NEEDS_PRODUCER_ID: i16 = i16::MIN;

@@ -44,18 +44,20 @@ pub enum TxnOperation {
 }
 
 impl TxnOperation {
-    pub fn for_produce(version: i16) -> TxnOperation {
+    /// `tv2`: the cluster has finalized transaction version 2 (below it,
+    /// new requests only check, as Kafka's).
+    pub fn for_produce(version: i16, tv2: bool) -> TxnOperation {
         match version {
-            12.. => TxnOperation::AddPartition,
-            11 => TxnOperation::GenericErrorSupported,
+            12.. if tv2 => TxnOperation::AddPartition,
+            11.. => TxnOperation::GenericErrorSupported,
             _ => TxnOperation::DefaultError,
         }
     }
 
-    pub fn for_txn_offset_commit(version: i16) -> TxnOperation {
+    pub fn for_txn_offset_commit(version: i16, tv2: bool) -> TxnOperation {
         match version {
-            5.. => TxnOperation::AddPartition,
-            4 => TxnOperation::GenericErrorSupported,
+            5.. if tv2 => TxnOperation::AddPartition,
+            4.. => TxnOperation::GenericErrorSupported,
             _ => TxnOperation::DefaultError,
         }
     }
@@ -244,25 +246,34 @@ mod tests {
     fn answers_as_kafka_maps_them_per_request_version() {
         let abortable = E::TransactionAbortable.code();
         assert_eq!(
-            mapped(abortable, TxnOperation::for_produce(9)),
+            mapped(abortable, TxnOperation::for_produce(9, true)),
             E::InvalidTxnState.code()
         );
-        assert_eq!(mapped(abortable, TxnOperation::for_produce(11)), abortable);
+        assert_eq!(mapped(abortable, TxnOperation::for_produce(11, true)), abortable);
         assert_eq!(
-            mapped(E::ProducerFenced.code(), TxnOperation::for_produce(13)),
+            mapped(E::ProducerFenced.code(), TxnOperation::for_produce(13, true)),
             E::InvalidProducerEpoch.code()
         );
         let concurrent = E::ConcurrentTransactions.code();
         assert_eq!(
-            for_produce(concurrent, TxnOperation::for_produce(10)),
+            for_produce(concurrent, TxnOperation::for_produce(10, true)),
             E::NotEnoughReplicas.code()
         );
-        assert_eq!(for_produce(concurrent, TxnOperation::for_produce(12)), concurrent);
+        assert_eq!(for_produce(concurrent, TxnOperation::for_produce(12, true)), concurrent);
         assert_eq!(
-            for_produce(E::NotCoordinator.code(), TxnOperation::for_produce(13)),
+            for_produce(E::NotCoordinator.code(), TxnOperation::for_produce(13, true)),
             E::NotEnoughReplicas.code()
         );
-        assert_eq!(TxnOperation::for_txn_offset_commit(5), TxnOperation::AddPartition);
-        assert_eq!(TxnOperation::for_txn_offset_commit(3), TxnOperation::DefaultError);
+        assert_eq!(TxnOperation::for_txn_offset_commit(5, true), TxnOperation::AddPartition);
+        assert_eq!(TxnOperation::for_txn_offset_commit(3, true), TxnOperation::DefaultError);
+        // Transaction version 2 not finalized: new versions only check.
+        assert_eq!(
+            TxnOperation::for_produce(12, false),
+            TxnOperation::GenericErrorSupported
+        );
+        assert_eq!(
+            TxnOperation::for_txn_offset_commit(5, false),
+            TxnOperation::GenericErrorSupported
+        );
     }
 }

@@ -56,6 +56,9 @@ pub enum ControllerError {
     InvalidUpdateVersion,
     #[error("{0}")]
     IneligibleReplica(String),
+    /// UpdateFeatures: a level this cluster cannot move to.
+    #[error("{0}")]
+    InvalidFeatureUpdate(String),
     /// A broker registering with a new incarnation while the old one's
     /// session is still valid (it restarted faster than the session
     /// timeout): refused until the session expires and it is fenced.
@@ -95,7 +98,9 @@ impl ControllerError {
             ControllerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered.code(),
             ControllerError::NotLeaderOrFollower => E::NotLeaderOrFollower.code(),
             ControllerError::FencedLeaderEpoch => E::FencedLeaderEpoch.code(),
-            ControllerError::InvalidUpdateVersion => E::InvalidUpdateVersion.code(),
+            ControllerError::InvalidUpdateVersion | ControllerError::InvalidFeatureUpdate(_) => {
+                E::InvalidUpdateVersion.code()
+            }
             ControllerError::IneligibleReplica(_) => E::IneligibleReplica.code(),
             ControllerError::DuplicateBrokerRegistration => E::DuplicateBrokerRegistration.code(),
             ControllerError::NoReassignmentInProgress => E::NoReassignmentInProgress.code(),

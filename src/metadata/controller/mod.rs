@@ -8,6 +8,7 @@ mod brokers;
 mod configs;
 pub mod elections;
 mod errors;
+mod features;
 mod fencing;
 pub mod isr;
 #[cfg(test)]
@@ -19,6 +20,7 @@ mod security;
 mod topics;
 
 pub use errors::ControllerError;
+pub use features::FeatureUpdate;
 pub use quotas::QuotaChange;
 pub use topics::{CreatedTopic, NewTopic, PartitionCount};
 

@@ -100,6 +100,29 @@ pub async fn handle_describe_offsets(
     DescribeShareGroupOffsetsResponse::default().with_groups(out)
 }
 
+/// Whether the client may change `group`'s offsets (`op` on the group) and
+/// the group is a share group without members (`create`: made if missing);
+/// else the error and message for the whole response.
+async fn group_at_rest(
+    broker: &Broker,
+    ctx: &RequestContext,
+    group: &str,
+    op: i8,
+    create: bool,
+) -> Result<(), (i16, Option<String>)> {
+    if group.is_empty() {
+        return Err((ResponseError::InvalidGroupId.code(), None));
+    }
+    if !group_allowed(broker, ctx, op, group) {
+        return Err((ResponseError::GroupAuthorizationFailed.code(), None));
+    }
+    broker
+        .groups
+        .share_group_at_rest(group, create)
+        .await
+        .map_err(|(code, message)| (code, (!message.is_empty()).then_some(message)))
+}
+
 /// AlterShareGroupOffsets: sets the start offset of each partition given;
 /// records in flight there are forgotten.
 pub async fn handle_alter(
@@ -108,19 +131,10 @@ pub async fn handle_alter(
     req: AlterShareGroupOffsetsRequest,
 ) -> AlterShareGroupOffsetsResponse {
     let group = req.group_id.to_string();
-    let refused = |code: i16, message: Option<String>| {
-        AlterShareGroupOffsetsResponse::default()
+    if let Err((code, message)) = group_at_rest(broker, ctx, &group, operation::READ, true).await {
+        return AlterShareGroupOffsetsResponse::default()
             .with_error_code(code)
-            .with_error_message(message.as_deref().map(s))
-    };
-    if group.is_empty() {
-        return refused(ResponseError::InvalidGroupId.code(), None);
-    }
-    if !group_allowed(broker, ctx, operation::READ, &group) {
-        return refused(ResponseError::GroupAuthorizationFailed.code(), None);
-    }
-    if let Err((code, message)) = broker.groups.share_group_at_rest(&group, true).await {
-        return refused(code, (!message.is_empty()).then_some(message));
+            .with_error_message(message.as_deref().map(s));
     }
     let image = broker.image();
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -170,19 +184,10 @@ pub async fn handle_delete(
     req: DeleteShareGroupOffsetsRequest,
 ) -> DeleteShareGroupOffsetsResponse {
     let group = req.group_id.to_string();
-    let refused = |code: i16, message: Option<String>| {
-        DeleteShareGroupOffsetsResponse::default()
+    if let Err((code, message)) = group_at_rest(broker, ctx, &group, operation::DELETE, false).await {
+        return DeleteShareGroupOffsetsResponse::default()
             .with_error_code(code)
-            .with_error_message(message.as_deref().map(s))
-    };
-    if group.is_empty() {
-        return refused(ResponseError::InvalidGroupId.code(), None);
-    }
-    if !group_allowed(broker, ctx, operation::DELETE, &group) {
-        return refused(ResponseError::GroupAuthorizationFailed.code(), None);
-    }
-    if let Err((code, message)) = broker.groups.share_group_at_rest(&group, false).await {
-        return refused(code, (!message.is_empty()).then_some(message));
+            .with_error_message(message.as_deref().map(s));
     }
     let image = broker.image();
     let mut responses = Vec::with_capacity(req.topics.len());

@@ -74,6 +74,13 @@ impl RequestContext {
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Maps a storage error to the error code a client expects.
+/// The name of the topic with id `id` (empty when no topic has it), for
+/// requests that name topics by id (OffsetCommit v10, TxnOffsetCommit v6).
+pub fn topic_name_by_id(image: &crate::metadata::MetadataImage, id: uuid::Uuid) -> kafka_protocol::messages::TopicName {
+    let name = image.topics.by_id(id).map(|t| t.name.clone()).unwrap_or_default();
+    kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(name))
+}
+
 pub fn log_error_code(e: &LogError) -> i16 {
     use crate::storage::batch::BatchError;
     match e {

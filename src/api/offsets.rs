@@ -141,13 +141,7 @@ pub async fn handle_offset_commit(
     if ctx.api_version >= 10 {
         let image = broker.image();
         for t in &mut req.topics {
-            t.name = TopicName(StrBytes::from_string(
-                image
-                    .topics
-                    .by_id(t.topic_id)
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default(),
-            ));
+            t.name = super::topic_name_by_id(&image, t.topic_id);
         }
     }
     let codes = commit_where_allowed(

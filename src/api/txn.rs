@@ -308,13 +308,7 @@ pub async fn handle_txn_offset_commit(
     if by_id {
         let image = broker.image();
         for t in &mut req.topics {
-            t.name = TopicName(StrBytes::from_string(
-                image
-                    .topics
-                    .by_id(t.topic_id)
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default(),
-            ));
+            t.name = super::topic_name_by_id(&image, t.topic_id);
         }
     }
     let group_code = txn_offset_commit_check(broker, ctx, &req).await;

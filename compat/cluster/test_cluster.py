@@ -1170,6 +1170,56 @@ class TestReplication:
                 f"Java producer, 3 partitions led by nodes 1, 2, 3: epochs {epochs}, 3 committed records read")
 
 
+    # ---- u. share groups: delivery state kept by the share coordinator across the leader's kill
+
+    def test_share_group_state_survives_the_leaders_kill(self, repl, observe):
+        """A share group (KIP-932, Kafka's console share consumer) accepts every record of a
+        partition whose leader is then killed: the new leader loads the group's delivery
+        state from the share coordinator (`__share_group_state`, replicated, reached from
+        broker to broker), so nothing accepted is delivered again, and records produced
+        afterwards are delivered once."""
+        topic, group = unique("share-failover"), unique("share-failover-group")
+        create(repl, topic, 1, 3)
+        wait_fully_replicated(repl, topic, 1, 3)
+        r = kafka_tools.run("kafka-configs", "--bootstrap-server", repl.bootstrap, "--alter", "--entity-type",
+                            "groups", "--entity-name", group, "--add-config", "share.auto.offset.reset=earliest")
+        assert r.code == 0, str(r)
+
+        def produce(bootstrap: str, prefix: str, n: int) -> list[str]:
+            producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+            values = [f"{prefix}-{i}" for i in range(n)]
+            for v in values:
+                producer.produce(topic, value=v.encode())
+            assert producer.flush(TIMEOUT) == 0
+            return values
+
+        def share_consume(bootstrap: str, max_messages: int | None = None, timeout_ms: int = 10000) -> list[str]:
+            args = ["--bootstrap-server", bootstrap, "--topic", topic, "--group", group,
+                    "--timeout-ms", str(timeout_ms)]
+            if max_messages is not None:
+                args += ["--max-messages", str(max_messages)]
+            r = kafka_tools.run("kafka-console-share-consumer", *args, timeout=120)
+            assert r.code == 0, str(r)
+            return [line for line in r.stdout.splitlines() if line]
+
+        first = produce(repl.bootstrap, "s", 10)
+        assert sorted(share_consume(repl.bootstrap, 10)) == sorted(first)
+        victim = partitions_of(repl, repl.active_controller(), topic)[0].leader_id
+        repl.kill_9(victim)
+        t0 = time.monotonic()
+        new = leader_of(repl, topic, 0, exclude=(victim,))
+        live = repl.bootstrap_of([i for i in repl.node_ids if i != victim])
+        try:
+            assert share_consume(live, timeout_ms=8000) == [], "accepted records delivered again"
+            more = produce(live, "t", 3)
+            assert sorted(share_consume(live, 3)) == sorted(more)
+            elapsed = time.monotonic() - t0
+        finally:
+            repl.restart(victim)
+        observe("share-group state across the leader's kill -9",
+                f"10 records accepted, leader {victim} killed: new leader {new.leader_id} delivered none of "
+                f"them again and the 3 produced after, once ({elapsed:.1f} s with two console share consumers)")
+
     # ---- t. transactions across a leader's kill: markers and the LSO on the new leader
 
     def test_transactions_survive_the_leaders_kill(self, repl, observe):

@@ -234,3 +234,30 @@ def test_delete_offsets_forgets_a_topic(broker, tool_topic):
     assert delete_offsets(group, other) == [(other, "Error: There is no offset information to delete.")]
     assert delete_offsets(group, "no-such-topic") == [
         ("no-such-topic", "Error: This server does not host this topic-partition.")]
+
+
+@pytest.mark.restart
+def test_delivery_state_survives_a_broker_restart(restartable, tool_topic):
+    """Share groups' delivery state is durable (`__share_group_state`): after the broker
+    stops and starts again, a group that accepted its records gets none of them again,
+    and records a group released come back with their delivery counts kept, so that
+    they reach the group's delivery limit (2) and are archived."""
+    broker = restartable
+    clients.create_topic(broker, tool_topic, 1)
+    accepting, releasing = clients.unique_name("share-kept"), clients.unique_name("share-counted")
+    set_group_configs(broker, accepting, "share.auto.offset.reset=earliest")
+    set_group_configs(broker, releasing, "share.auto.offset.reset=earliest,share.delivery.count.limit=2")
+    values = clients.produce_counts(broker, tool_topic, {0: 5}, "k")
+    assert sorted(share_consume(broker, tool_topic, accepting, max_messages=5)) == sorted(values)
+    assert sorted(share_consume(broker, tool_topic, releasing, "--release", max_messages=5)) == sorted(values)
+
+    broker.stop()
+    broker.restart()
+
+    assert share_consume(broker, tool_topic, accepting, timeout_ms=5000) == []
+    # The second delivery is the last: released again, the records are archived.
+    assert sorted(share_consume(broker, tool_topic, releasing, "--release", max_messages=5)) == sorted(values)
+    assert share_consume(broker, tool_topic, releasing, timeout_ms=5000) == []
+    more = clients.produce_counts(broker, tool_topic, {0: 3}, "m")
+    assert sorted(share_consume(broker, tool_topic, accepting, max_messages=3)) == sorted(more)
+    assert lags(broker, accepting) == {0: 0}

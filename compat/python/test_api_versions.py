@@ -24,7 +24,6 @@ KAFKA_TABLE = Path(__file__).resolve().parent.parent / "kafka" / "api-versions-4
 
 NOT_YET: dict[int, tuple[int, int] | None] = {
     38: None, 39: None, 40: None, 41: None,  # delegation tokens (#15)
-    83: None, 84: None, 85: None, 86: None, 87: None,  # share group state (inter-broker)
     88: None, 89: None, 93: None,  # streams groups (KIP-1071)
     94: None,     # UnregisterController
 }

@@ -9,6 +9,7 @@ use crate::broker::Broker;
 use crate::coordinator::state_topic::partition_for;
 use crate::group::OFFSETS_TOPIC;
 use crate::metadata::MetadataImage;
+use crate::share::state::SHARE_STATE_TOPIC;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
@@ -18,6 +19,8 @@ use kafka_protocol::ResponseError;
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
+/// A share-partition's state ("group:topicId:partition"): brokers ask it.
+const SHARE: i8 = 2;
 
 pub async fn handle_find_coordinator(
     broker: &Broker,
@@ -30,6 +33,8 @@ pub async fn handle_find_coordinator(
     let clustered = broker.controller.is_clustered();
     let txn_topic = if req.key_type == TRANSACTION {
         broker.txns.ensure_topic().await
+    } else if req.key_type == SHARE {
+        broker.share_states.ensure_topic().await
     } else if clustered {
         // In a cluster the group's coordinator is its partition's leader: the topic must exist.
         broker.groups.ensure_topic().await
@@ -59,6 +64,13 @@ pub async fn handle_find_coordinator(
                     "Transactional Id authorization failed.",
                 )));
         }
+        if req.key_type == SHARE && !broker.authorize_cluster(ctx, operation::CLUSTER_ACTION) {
+            return c
+                .with_node_id(BrokerId(-1))
+                .with_host(StrBytes::from_static_str(""))
+                .with_port(-1)
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+        }
         let unavailable = |code: i16| {
             c.clone()
                 .with_node_id(BrokerId(-1))
@@ -69,10 +81,11 @@ pub async fn handle_find_coordinator(
         let topic = match req.key_type {
             GROUP => OFFSETS_TOPIC,
             TRANSACTION => TRANSACTION_STATE_TOPIC,
+            SHARE if is_share_key(&key) => SHARE_STATE_TOPIC,
             _ => return unavailable(ResponseError::InvalidRequest.code()),
         };
-        if let (TRANSACTION, Err(code)) | (GROUP, Err(code)) = (req.key_type, txn_topic) {
-            if req.key_type == TRANSACTION || clustered {
+        if let (TRANSACTION | SHARE, Err(code)) | (GROUP, Err(code)) = (req.key_type, txn_topic) {
+            if req.key_type != GROUP || clustered {
                 return unavailable(code);
             }
         }
@@ -98,6 +111,15 @@ pub async fn handle_find_coordinator(
         .with_node_id(c.node_id)
         .with_host(c.host)
         .with_port(c.port)
+}
+
+/// "group:topicId:partition", as Kafka's SharePartitionKey takes it.
+fn is_share_key(key: &str) -> bool {
+    let mut parts = key.rsplitn(3, ':');
+    let (Some(partition), Some(topic_id), Some(group)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !group.is_empty() && crate::metadata::parse_topic_id(topic_id).is_some() && partition.parse::<u32>().is_ok()
 }
 
 /// In a cluster: the leader of the key's state-topic partition, at its

@@ -230,6 +230,11 @@ pub async fn handle_delete_groups(
         };
         if code == 0 {
             // A share group's records state goes with it.
+            let keys: Vec<_> = crate::share::durable::known_keys(&broker.shares, &broker.share_states, &id)
+                .await
+                .into_iter()
+                .collect();
+            crate::share::durable::delete_state(&broker.shares, &broker.persister(), &keys).await;
             broker.shares.forget(&id, |_| true);
         }
         results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code));

@@ -30,6 +30,7 @@ pub mod sasl;
 pub mod scram;
 pub mod share_fetch;
 pub mod share_group_offsets;
+pub mod share_group_state;
 pub mod share_groups;
 pub mod topics;
 pub mod txn;

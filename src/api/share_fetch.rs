@@ -11,7 +11,7 @@ use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::share::partition::{AckError, AcquiredRange, LogBatch, ShareLimits};
 use crate::share::sessions::{SessionError, SessionView, TopicPartition};
-use crate::share::{ShareKey, ShareManager, ShareSettings};
+use crate::share::{durable, ShareKey, ShareManager, ShareSettings};
 use crate::storage::batch::BatchHeader;
 use crate::storage::{blocking, now_ms, Partition};
 use bytes::Bytes;
@@ -75,6 +75,15 @@ fn resolve(broker: &Broker, ctx: &RequestContext, tp: TopicPartition) -> Result<
     topic.partition(tp.1).cloned().ok_or(E::UnknownTopicOrPartition.code())
 }
 
+/// Loads a share-partition's written state here before it is first used.
+async fn load(broker: &Broker, key: &ShareKey, partition: &Partition, settings: &ShareSettings) -> Result<(), i16> {
+    let leader_epoch = partition.log().leader_epoch();
+    durable::ensure_loaded(&broker.shares, &broker.persister(), key, leader_epoch, || {
+        initial_offset(partition, &settings.auto_offset_reset)
+    })
+    .await
+}
+
 /// Applies a partition's acknowledgements; the first refusal is its answer.
 fn acknowledge(shares: &ShareManager, key: &ShareKey, member: &str, acks: &[Ack], limits: &ShareLimits) -> i16 {
     let now = now_ms();
@@ -94,6 +103,28 @@ fn acknowledge(shares: &ShareManager, key: &ShareKey, member: &str, acks: &[Ack]
     code
 }
 
+/// Applies acknowledgements and writes the state they leave before they
+/// are answered, as Kafka does.
+async fn acknowledge_durably(
+    broker: &Broker,
+    key: &ShareKey,
+    partition: &Partition,
+    member: &str,
+    acks: &[Ack],
+    settings: &ShareSettings,
+) -> i16 {
+    if let Err(code) = load(broker, key, partition, settings).await {
+        return code;
+    }
+    let code = acknowledge(&broker.shares, key, member, acks, &settings.limits);
+    let written = durable::persist(&broker.shares, &broker.persister(), key).await;
+    if code == 0 {
+        written
+    } else {
+        code
+    }
+}
+
 /// Reads and acquires one partition's next records, off the async threads.
 fn fetch_partition(
     shares: &ShareManager,
@@ -105,7 +136,14 @@ fn fetch_partition(
     max_bytes: usize,
 ) -> Outcome {
     let now = now_ms();
-    shares.initialize(key.clone(), || initial_offset(partition, &settings.auto_offset_reset));
+    if !shares.is_initialized(key) {
+        // Its state could not be loaded (see `load`): nothing to hand out.
+        return Outcome {
+            error: E::CoordinatorNotAvailable.code(),
+            records: Some(Bytes::new()),
+            ..Outcome::default()
+        };
+    }
     let (plan, leader_epoch) = {
         let mut log = partition.log();
         let log_start = log.log_start_offset();
@@ -261,15 +299,21 @@ pub async fn handle_share_fetch(broker: &Broker, ctx: &RequestContext, req: Shar
             partition: tp.1,
         };
         let code = match resolve(broker, ctx, tp) {
-            Ok(_) => acknowledge(&broker.shares, &key, &member, &batches, &settings.limits),
+            Ok(partition) => acknowledge_durably(broker, &key, &partition, &member, &batches, &settings).await,
             Err(code) => code,
         };
         outcomes.entry(tp).or_default().ack_error = Some(code);
     }
     if view.closed {
-        broker
-            .shares
-            .release_member(&group, &member, &view.partitions, &settings.limits);
+        durable::release_member(
+            &broker.shares,
+            &broker.persister(),
+            &group,
+            &member,
+            &view.partitions,
+            &settings.limits,
+        )
+        .await;
     } else {
         fetch(broker, ctx, &limits, &group, &member, &settings, &view, &mut outcomes).await;
     }
@@ -361,9 +405,16 @@ async fn fetch(
     let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.max_wait_ms as u64);
     let waiter = Arc::new(Notify::new());
     loop {
-        for (_, t) in &targets {
+        for (tp, t) in &targets {
             if let Ok(p) = t {
                 p.register_waiter(&waiter);
+                let key = ShareKey {
+                    group: group.to_string(),
+                    topic_id: tp.0,
+                    partition: tp.1,
+                };
+                // Not loaded: the read below answers the partition with an error.
+                let _ = load(broker, &key, p, settings).await;
             }
         }
         let released = broker.shares.released.notified();
@@ -421,6 +472,15 @@ async fn fetch(
                 })
                 .collect(),
         };
+        // Starts moved and locks run out are written as they happen.
+        for (tp, _) in &read {
+            let key = ShareKey {
+                group: group.to_string(),
+                topic_id: tp.0,
+                partition: tp.1,
+            };
+            durable::persist(&broker.shares, &broker.persister(), &key).await;
+        }
         let got = read.iter().any(|(_, o)| !o.acquired.is_empty() || o.error != 0);
         if got || tokio::time::Instant::now() >= deadline || targets.is_empty() || broker.shutdown.is_cancelled() {
             for (tp, o) in read {
@@ -500,7 +560,7 @@ pub async fn handle_share_acknowledge(
             };
             let (code, epoch) = match resolve(broker, ctx, tp) {
                 Ok(partition) => (
-                    acknowledge(&broker.shares, &key, &member, &acks, &settings.limits),
+                    acknowledge_durably(broker, &key, &partition, &member, &acks, &settings).await,
                     partition.log().leader_epoch(),
                 ),
                 Err(code) => (code, -1),
@@ -524,9 +584,15 @@ pub async fn handle_share_acknowledge(
     }
     broker.shares.released.notify_waiters();
     if view.closed {
-        broker
-            .shares
-            .release_member(&group, &member, &view.partitions, &settings.limits);
+        durable::release_member(
+            &broker.shares,
+            &broker.persister(),
+            &group,
+            &member,
+            &view.partitions,
+            &settings.limits,
+        )
+        .await;
     }
     ShareAcknowledgeResponse::default()
         .with_acquisition_lock_timeout_ms(settings.limits.record_lock_ms.clamp(0, i32::MAX as i64) as i32)

@@ -8,7 +8,7 @@ use super::share_groups::s;
 use super::RequestContext;
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
-use crate::share::ShareKey;
+use crate::share::{durable, ShareKey};
 use kafka_protocol::messages::alter_share_group_offsets_response::{
     AlterShareGroupOffsetsResponsePartition as AlteredPartition, AlterShareGroupOffsetsResponseTopic as AlteredTopic,
 };
@@ -40,7 +40,6 @@ pub async fn handle_describe_offsets(
             out.push(answer.with_error_code(ResponseError::GroupAuthorizationFailed.code()));
             continue;
         }
-        let started = broker.shares.group_offsets(&id);
         // Null topics: every partition the group has started reading.
         let wanted: Vec<(String, Vec<i32>)> = match g.topics {
             Some(topics) => topics
@@ -49,9 +48,9 @@ pub async fn handle_describe_offsets(
                 .collect(),
             None => {
                 let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-                for (topic_id, p) in started.keys() {
-                    if let Some(t) = image.topics.by_id(*topic_id) {
-                        by_topic.entry(t.name.clone()).or_default().push(*p);
+                for key in durable::known_keys(&broker.shares, &broker.share_states, &id).await {
+                    if let Some(t) = image.topics.by_id(key.topic_id) {
+                        by_topic.entry(t.name.clone()).or_default().push(key.partition);
                     }
                 }
                 by_topic.into_iter().collect()
@@ -62,32 +61,39 @@ pub async fn handle_describe_offsets(
             let allowed = broker.authorize(ctx, operation::DESCRIBE, resource::TOPIC, &name);
             let topic = image.topics.get(&name);
             let topic_id = topic.map(|t| t.id).unwrap_or_default();
-            let parts = partitions
-                .into_iter()
-                .map(|p| {
-                    let base = OffsetsPartition::default().with_partition_index(p);
-                    if !allowed {
-                        return base.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            let mut parts = Vec::with_capacity(partitions.len());
+            for p in partitions {
+                let base = OffsetsPartition::default().with_partition_index(p);
+                if !allowed {
+                    parts.push(base.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                    continue;
+                }
+                if topic.and_then(|t| t.partition(p)).is_none() {
+                    parts.push(
+                        base.with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(s(UNKNOWN_PARTITION))),
+                    );
+                    continue;
+                }
+                let key = ShareKey {
+                    group: id.clone(),
+                    topic_id,
+                    partition: p,
+                };
+                parts.push(match durable::written_offsets(&broker.persister(), &key).await {
+                    Err(code) => base.with_error_code(code),
+                    Ok(None) => base.with_start_offset(-1).with_leader_epoch(-1).with_lag(-1),
+                    Ok(Some((start, done))) => {
+                        let log = broker.replicas.partition(&name, p).map(|part| {
+                            let log = part.log();
+                            (log.high_watermark(), log.leader_epoch())
+                        });
+                        let lag = log.map_or(-1, |(hw, _)| (hw - start - done).max(0));
+                        let epoch = log.map_or(-1, |(_, e)| e);
+                        base.with_start_offset(start).with_leader_epoch(epoch).with_lag(lag)
                     }
-                    if topic.and_then(|t| t.partition(p)).is_none() {
-                        return base
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_error_message(Some(s(UNKNOWN_PARTITION)));
-                    }
-                    match started.get(&(topic_id, p)).copied().flatten() {
-                        None => base.with_start_offset(-1).with_leader_epoch(-1).with_lag(-1),
-                        Some((start, done)) => {
-                            let log = broker.replicas.partition(&name, p).map(|part| {
-                                let log = part.log();
-                                (log.high_watermark(), log.leader_epoch())
-                            });
-                            let lag = log.map_or(-1, |(hw, _)| (hw - start - done).max(0));
-                            let epoch = log.map_or(-1, |(_, e)| e);
-                            base.with_start_offset(start).with_leader_epoch(epoch).with_lag(lag)
-                        }
-                    }
-                })
-                .collect();
+                });
+            }
             topics.push(
                 OffsetsTopic::default()
                     .with_topic_name(TopicName(s(&name)))
@@ -142,30 +148,29 @@ pub async fn handle_alter(
         let name = t.topic_name.to_string();
         let allowed = broker.authorize(ctx, operation::READ, resource::TOPIC, &name);
         let topic = image.topics.get(&name).filter(|_| allowed);
-        let partitions = t
-            .partitions
-            .into_iter()
-            .map(|p| {
-                let answer = AlteredPartition::default().with_partition_index(p.partition_index);
-                if !allowed {
-                    return answer.with_error_code(ResponseError::TopicAuthorizationFailed.code());
-                }
-                match topic.filter(|t| t.partition(p.partition_index).is_some()) {
-                    Some(topic) => {
-                        let key = ShareKey {
-                            group: group.clone(),
-                            topic_id: topic.id,
-                            partition: p.partition_index,
-                        };
-                        broker.shares.reset(key, p.start_offset.max(0));
-                        answer
-                    }
-                    None => answer
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let answer = AlteredPartition::default().with_partition_index(p.partition_index);
+            if !allowed {
+                partitions.push(answer.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                continue;
+            }
+            let Some(topic) = topic.filter(|t| t.partition(p.partition_index).is_some()) else {
+                partitions.push(
+                    answer
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         .with_error_message(Some(s(UNKNOWN_PARTITION))),
-                }
-            })
-            .collect();
+                );
+                continue;
+            };
+            let key = ShareKey {
+                group: group.clone(),
+                topic_id: topic.id,
+                partition: p.partition_index,
+            };
+            let code = durable::reset_state(&broker.shares, &broker.persister(), &key, p.start_offset.max(0)).await;
+            partitions.push(answer.with_error_code(code));
+        }
         responses.push(
             AlteredTopic::default()
                 .with_topic_name(t.topic_name)
@@ -207,7 +212,17 @@ pub async fn handle_delete(
             continue;
         };
         let id = topic.id;
-        if broker.shares.forget(&group, |k| k.topic_id == id) == 0 {
+        let keys: Vec<ShareKey> = durable::known_keys(&broker.shares, &broker.share_states, &group)
+            .await
+            .into_iter()
+            .filter(|k| k.topic_id == id)
+            .collect();
+        let code = durable::delete_state(&broker.shares, &broker.persister(), &keys).await;
+        if code != 0 {
+            responses.push(answer.with_error_code(code));
+            continue;
+        }
+        if keys.is_empty() {
             responses.push(
                 answer
                     .with_error_code(ResponseError::UnknownTopicOrPartition.code())

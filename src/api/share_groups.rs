@@ -67,8 +67,9 @@ pub fn initial_offset(partition: &crate::storage::Partition, reset: &str) -> i64
     }
 }
 
-/// Starts the share-partitions of an assignment that this broker leads.
-fn initialize(broker: &Broker, group: &str, assignment: &Assignment) {
+/// Starts the share-partitions of an assignment that this broker leads
+/// (from their written state, if they have one).
+async fn initialize(broker: &Broker, group: &str, assignment: &Assignment) {
     let settings = share_settings(broker, group);
     for (topic_id, partitions) in assignment {
         let Some(topic) = broker.replicas.topic_by_id(*topic_id) else {
@@ -78,14 +79,21 @@ fn initialize(broker: &Broker, group: &str, assignment: &Assignment) {
             let Some(partition) = topic.partition(*p) else {
                 continue;
             };
+            if super::leadership::led_elsewhere(broker, &broker.image(), *topic_id, *p) {
+                continue;
+            }
             let key = ShareKey {
                 group: group.to_string(),
                 topic_id: *topic_id,
                 partition: *p,
             };
-            broker
-                .shares
-                .initialize(key, || initial_offset(partition, &settings.auto_offset_reset));
+            let leader_epoch = partition.log().leader_epoch();
+            // Not loaded now: the member's first fetch loads it.
+            let _ =
+                crate::share::durable::ensure_loaded(&broker.shares, &broker.persister(), &key, leader_epoch, || {
+                    initial_offset(partition, &settings.auto_offset_reset)
+                })
+                .await;
         }
     }
 }
@@ -142,13 +150,14 @@ pub async fn handle_heartbeat(
     let answer = broker.groups.share_heartbeat(request).await;
     if answer.error_code == 0 && leaving {
         // What the member held goes back to the others at once.
-        broker
+        let touched = broker
             .shares
             .release_member_everywhere(&group, &member, &share_settings(broker, &group).limits);
         broker.shares.lock_sessions().drop_member(&group, &member);
+        crate::share::durable::persist_all(&broker.shares, &broker.persister(), &touched).await;
     }
     if let Some(a) = &answer.assignment {
-        initialize(broker, &group, a);
+        initialize(broker, &group, a).await;
     }
     let assignment = answer.assignment.map(|a| {
         heartbeat::Assignment::default().with_topic_partitions(

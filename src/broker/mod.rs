@@ -46,6 +46,8 @@ pub struct Broker {
     pub txns: TransactionCoordinator,
     /// Share groups' share-partitions and sessions (KIP-932).
     pub shares: Arc<crate::share::ShareManager>,
+    /// The share coordinator: share-partitions' durable state.
+    pub share_states: crate::share::state::ShareStateCoordinator,
     pub endpoints: Vec<Endpoint>,
     pub quotas: crate::quota::QuotaEnforcer,
     pub shutdown: CancellationToken,
@@ -91,6 +93,17 @@ impl Broker {
             replicas: &self.replicas,
             groups: &self.groups,
             metadata: &self.metadata,
+            node_id: self.node_id(),
+            clustered: self.controller.is_clustered(),
+        }
+    }
+
+    /// How share-partitions' state is read and written (here or remotely).
+    pub fn persister(&self) -> crate::share::persister::Persister<'_> {
+        crate::share::persister::Persister {
+            states: &self.share_states,
+            metadata: &self.metadata,
+            replicas: &self.replicas,
             node_id: self.node_id(),
             clustered: self.controller.is_clustered(),
         }

@@ -22,6 +22,7 @@ pub async fn run(broker: Arc<Broker>, mut publications: UnboundedReceiver<Public
         broker.replicas.apply(&image, &changes).await;
         follow(&broker, broker.groups.runtime(), &image, Some(&changes)).await;
         follow(&broker, broker.txns.runtime(), &image, Some(&changes)).await;
+        follow(&broker, broker.share_states.runtime(), &image, Some(&changes)).await;
         broker.metadata.publish(image);
     }
 }
@@ -32,6 +33,7 @@ pub async fn follow_coordinators(broker: &Broker) {
     let image = broker.image();
     follow(broker, broker.groups.runtime(), &image, None).await;
     follow(broker, broker.txns.runtime(), &image, None).await;
+    follow(broker, broker.share_states.runtime(), &image, None).await;
 }
 
 /// Loads a coordinator's new partitions, or unloads it with its topic

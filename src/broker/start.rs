@@ -13,6 +13,7 @@ use crate::metadata::records::BrokerEndpoint;
 use crate::metadata::{Controller, MetadataCache, MetadataImage};
 use crate::replication::{OpenReport, ReplicaManager};
 use crate::server::listener::{accept_loop, bind, ListenerContext};
+use crate::share::state::{ShareStateCoordinator, SHARE_STATE_TOPIC};
 use crate::storage::{LogManager, Partition};
 use crate::txn::producer_ids::ProducerIdManager;
 use crate::txn::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
@@ -204,14 +205,25 @@ impl RunningBroker {
             ..config.transactions.clone()
         };
         let txns = TransactionCoordinator::new(&txn_config, controller.clone(), producer_ids.clone());
+        let share_coordinator_config = crate::config::ShareCoordinatorConfig {
+            state_topic_replication_factor: if config.cluster.is_cluster(config.node_id) {
+                config.share_coordinator.state_topic_replication_factor
+            } else {
+                1
+            },
+            ..config.share_coordinator.clone()
+        };
+        let share_states = ShareStateCoordinator::new(&share_coordinator_config, controller.clone());
         // Coordinator partitions that exist are loaded before serving.
-        let (groups, txns) = {
+        let (groups, txns, share_states) = {
             let (offsets, offsets_count) = hosted(&replicas, OFFSETS_TOPIC);
             let (states, states_count) = hosted(&replicas, TRANSACTION_STATE_TOPIC);
+            let (shares, shares_count) = hosted(&replicas, SHARE_STATE_TOPIC);
             tokio::task::spawn_blocking(move || {
                 groups.runtime().load_blocking(&offsets, offsets_count);
                 txns.runtime().load_blocking(&states, states_count);
-                (groups, txns)
+                share_states.runtime().load_blocking(&shares, shares_count);
+                (groups, txns, share_states)
             })
             .await
             .map_err(io::Error::other)?
@@ -256,6 +268,7 @@ impl RunningBroker {
             groups,
             txns,
             shares: Arc::new(crate::share::ShareManager::new()),
+            share_states,
             endpoints,
             quotas: crate::quota::QuotaEnforcer::new(quota_samples, quota_window_ms),
             shutdown: CancellationToken::new(),

@@ -87,6 +87,10 @@ const KNOWN_KEYS: &[&str] = &[
     "transactional.id.expiration.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "share.coordinator.state.topic.num.partitions",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "share.coordinator.state.topic.segment.bytes",
     "cluster.id",
     "broker.rack",
     "metrics.prometheus.address",
@@ -102,8 +106,8 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "share.coordinator.state.topic.replication.factor",
-    "share.coordinator.state.topic.min.isr",
+    // Every write is a snapshot here (see share::state): no updates to count.
+    "share.coordinator.snapshot.update.records.per.snapshot",
     "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
     "log.cleaner.threads",
@@ -160,6 +164,17 @@ pub struct TransactionConfig {
     pub remove_expired_interval_ms: u64,
 }
 
+/// The share coordinator's settings (Kafka's `share.coordinator.*` keys):
+/// where share groups' delivery state is kept (`__share_group_state`).
+#[derive(Debug, Clone)]
+pub struct ShareCoordinatorConfig {
+    pub state_topic_partitions: i32,
+    /// A cluster's; a single node's is 1.
+    pub state_topic_replication_factor: i16,
+    pub state_topic_min_isr: i32,
+    pub state_topic_segment_bytes: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Every key as the user gave it (file, then overrides), for DescribeConfigs.
@@ -207,6 +222,7 @@ pub struct BrokerConfig {
     pub quota_window_size_seconds: i64,
     pub producer_id_expiration_ms: i64,
     pub transactions: TransactionConfig,
+    pub share_coordinator: ShareCoordinatorConfig,
     pub topic_defaults: TopicDefaults,
     pub security: security::SecurityConfig,
     /// Where the Prometheus scrape endpoint listens (`metrics.prometheus.address`); off when unset.
@@ -391,6 +407,22 @@ impl BrokerConfig {
                 remove_expired_interval_ms: num(
                     "transaction.remove.expired.transaction.cleanup.interval.ms",
                     3_600_000,
+                    1,
+                    i32::MAX as i64,
+                )? as u64,
+            },
+            share_coordinator: ShareCoordinatorConfig {
+                state_topic_partitions: num("share.coordinator.state.topic.num.partitions", 50, 1, 10_000)? as i32,
+                state_topic_replication_factor: num(
+                    "share.coordinator.state.topic.replication.factor",
+                    3,
+                    1,
+                    i16::MAX as i64,
+                )? as i16,
+                state_topic_min_isr: num("share.coordinator.state.topic.min.isr", 2, 1, i32::MAX as i64)? as i32,
+                state_topic_segment_bytes: num(
+                    "share.coordinator.state.topic.segment.bytes",
+                    104_857_600,
                     1,
                     i32::MAX as i64,
                 )? as u64,

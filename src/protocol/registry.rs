@@ -232,6 +232,22 @@ registry! {
     DeleteShareGroupOffsets: DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse, versions 0..=0,
         handler api::share_group_offsets::handle_delete,
         errors |r| std::iter::once(r.error_code).chain(r.responses.iter().map(|t| t.error_code));
+    // The share coordinator's, between brokers.
+    InitializeShareGroupState: InitializeShareGroupStateRequest => InitializeShareGroupStateResponse, versions 0..=0,
+        handler api::share_group_state::handle_initialize,
+        errors |r| r.results.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    ReadShareGroupState: ReadShareGroupStateRequest => ReadShareGroupStateResponse, versions 0..=0,
+        handler api::share_group_state::handle_read,
+        errors |r| r.results.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    WriteShareGroupState: WriteShareGroupStateRequest => WriteShareGroupStateResponse, versions 0..=1,
+        handler api::share_group_state::handle_write,
+        errors |r| r.results.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    DeleteShareGroupState: DeleteShareGroupStateRequest => DeleteShareGroupStateResponse, versions 0..=0,
+        handler api::share_group_state::handle_delete,
+        errors |r| r.results.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
+    ReadShareGroupStateSummary: ReadShareGroupStateSummaryRequest => ReadShareGroupStateSummaryResponse, versions 0..=1,
+        handler api::share_group_state::handle_summary,
+        errors |r| r.results.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
     ListConfigResources: ListConfigResourcesRequest => ListConfigResourcesResponse, versions 0..=1,
         handler api::config_resources::handle,
         errors |r| [r.error_code];

@@ -4,13 +4,16 @@
 //! members' share sessions. Kafka's SharePartitionManager. The group side
 //! (membership, assignment) is `crate::group::share_group`.
 
+pub mod durable;
 pub mod partition;
+pub mod persister;
 pub mod sessions;
+pub mod state;
 
 use partition::{ShareLimits, SharePartition};
 use sessions::ShareSessions;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -73,6 +76,8 @@ pub struct ShareManager {
     assigned: Mutex<std::collections::BTreeSet<ShareKey>>,
     /// Rung when records become available again (released, lock expired).
     pub released: Notify,
+    /// One at a time per share-partition: loading its state, writing it.
+    key_locks: Mutex<HashMap<ShareKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl ShareManager {
@@ -89,13 +94,41 @@ impl ShareManager {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts a share-partition at `start` unless it has started already.
-    pub fn initialize(&self, key: ShareKey, start: impl FnOnce() -> i64) {
+    /// The lock under which a share-partition's state is loaded or written.
+    pub fn key_lock(&self, key: &ShareKey) -> Arc<tokio::sync::Mutex<()>> {
+        self.key_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Takes a share-partition loaded from its state (unless one is there).
+    pub fn install(&self, key: ShareKey, partition: SharePartition) {
         self.assigned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.clone());
-        self.lock().entry(key).or_insert_with(|| SharePartition::new(start()));
+        self.lock().entry(key).or_insert(partition);
+    }
+
+    /// Forgets a share-partition's state here (it is reloaded when next used).
+    pub fn unload(&self, key: &ShareKey) {
+        self.lock().remove(key);
+    }
+
+    /// Forgets a share-partition no session reads any more whose state is
+    /// written: it is loaded again when next read.
+    pub fn unload_if_unread(&self, key: &ShareKey) {
+        let sessions = self.lock_sessions();
+        if sessions.reads(&key.group, (key.topic_id, key.partition)) {
+            return;
+        }
+        let mut all = self.lock();
+        if all.get_mut(key).is_some_and(|p| !p.is_dirty()) {
+            all.remove(key);
+        }
     }
 
     pub fn is_initialized(&self, key: &ShareKey) -> bool {
@@ -107,37 +140,20 @@ impl ShareManager {
         self.lock().get_mut(key).map(f)
     }
 
-    /// The start offset of each share-partition of a group whose state has
-    /// been written (as Kafka describes them), with the records done with
-    /// above it.
-    pub fn group_offsets(&self, group: &str) -> BTreeMap<(Uuid, i32), Option<(i64, i64)>> {
-        let assigned: Vec<ShareKey> = self
-            .assigned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|k| k.group == group)
-            .cloned()
-            .collect();
-        let all = self.lock();
-        assigned
-            .into_iter()
-            .map(|k| {
-                let written = all
-                    .get(&k)
-                    .filter(|p| p.is_acknowledged())
-                    .map(|p| (p.start_offset(), p.done_above_start()));
-                ((k.topic_id, k.partition), written)
-            })
-            .collect()
-    }
-
     /// Records `member` holds in `partitions` go back (its session closed).
     /// A share-partition no session reads any more and whose state was never
     /// written is forgotten, so that it starts afresh (at latest, by default)
     /// when next read, as in Kafka.
-    pub fn release_member(&self, group: &str, member: &str, partitions: &[(Uuid, i32)], limits: &ShareLimits) {
+    /// The share-partitions touched (their state to be written).
+    pub fn release_member(
+        &self,
+        group: &str,
+        member: &str,
+        partitions: &[(Uuid, i32)],
+        limits: &ShareLimits,
+    ) -> Vec<ShareKey> {
         let mut changed = false;
+        let mut touched = Vec::new();
         {
             let sessions = self.lock_sessions();
             let mut all = self.lock();
@@ -151,6 +167,8 @@ impl ShareManager {
                     changed |= p.release_member(member, limits);
                     if !p.is_acknowledged() && !sessions.reads(group, (*topic_id, *partition)) {
                         all.remove(&key);
+                    } else {
+                        touched.push(key);
                     }
                 }
             }
@@ -158,33 +176,44 @@ impl ShareManager {
         if changed {
             self.released.notify_waiters();
         }
+        touched
     }
 
-    /// Records `member` holds anywhere go back (it left its group).
-    pub fn release_member_everywhere(&self, group: &str, member: &str, limits: &ShareLimits) {
-        let mut changed = false;
+    /// Records `member` holds anywhere go back (it left its group); the
+    /// share-partitions whose records changed.
+    pub fn release_member_everywhere(&self, group: &str, member: &str, limits: &ShareLimits) -> Vec<ShareKey> {
+        let mut touched = Vec::new();
         for (key, p) in self.lock().iter_mut() {
-            if key.group == group {
-                changed |= p.release_member(member, limits);
+            if key.group == group && p.release_member(member, limits) {
+                touched.push(key.clone());
             }
         }
-        if changed {
+        if !touched.is_empty() {
             self.released.notify_waiters();
         }
+        touched
     }
 
-    /// Sets a group's start offset in a partition (AlterShareGroupOffsets):
-    /// written state from then on, described and read from there.
-    pub fn reset(&self, key: ShareKey, offset: i64) {
+    /// A share-partition's state was set anew at the share coordinator
+    /// (AlterShareGroupOffsets): what is loaded here is stale.
+    pub fn reset(&self, key: ShareKey) {
         self.assigned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.clone());
-        self.lock()
-            .entry(key)
-            .or_insert_with(|| SharePartition::new(offset))
-            .reset_to(offset);
+        self.lock().remove(&key);
         self.released.notify_waiters();
+    }
+
+    /// The share-partitions a group has been given here.
+    pub fn assigned_of(&self, group: &str) -> Vec<ShareKey> {
+        self.assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|k| k.group == group)
+            .cloned()
+            .collect()
     }
 
     /// Forgets share-partitions (DeleteShareGroupOffsets, a deleted group);
@@ -206,6 +235,10 @@ impl ShareManager {
             }
             !drop
         });
+        self.key_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| !gone(k));
         forgotten.len()
     }
 }

@@ -5,6 +5,7 @@
 //! where members acknowledge part of what they were given, so a batch of 500
 //! records is one entry until someone treats its records differently.
 
+use super::state::batches::{self, StateBatch};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -30,6 +31,18 @@ struct Span {
     delivery_count: i16,
     member: Option<Arc<str>>,
     lock_deadline: i64,
+}
+
+impl Span {
+    fn available(last: i64, delivery_count: i16) -> Span {
+        Span {
+            last,
+            state: RecordState::Available,
+            delivery_count,
+            member: None,
+            lock_deadline: 0,
+        }
+    }
 }
 
 /// Records given to a member, as ShareFetch reports them.
@@ -78,6 +91,21 @@ pub struct SharePartition {
     /// Whether any acknowledgement has been taken: Kafka persists (and
     /// describes) a share-partition's state only from then on.
     acknowledged: bool,
+    /// Changed since its state was last written.
+    dirty: bool,
+    /// The epochs its state is written under (fencing older writers).
+    pub state_epoch: i32,
+    pub leader_epoch: i32,
+}
+
+/// A share-partition's state as written to the share coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedState {
+    pub state_epoch: i32,
+    pub leader_epoch: i32,
+    pub start_offset: i64,
+    pub delivery_complete_count: i32,
+    pub batches: Vec<StateBatch>,
 }
 
 impl SharePartition {
@@ -87,7 +115,90 @@ impl SharePartition {
             end_offset: start_offset,
             spans: BTreeMap::new(),
             acknowledged: false,
+            dirty: false,
+            state_epoch: 0,
+            leader_epoch: -1,
         }
+    }
+
+    /// A share-partition as its written state left it: records that were
+    /// out with a consumer are available again, with their delivery counts.
+    pub fn from_state(
+        start_offset: i64,
+        batches: &[StateBatch],
+        state_epoch: i32,
+        leader_epoch: i32,
+    ) -> SharePartition {
+        let mut p = SharePartition::new(start_offset);
+        p.acknowledged = true;
+        p.state_epoch = state_epoch;
+        p.leader_epoch = leader_epoch;
+        let mut next = start_offset;
+        for b in batches {
+            let first = b.first.max(next);
+            if b.last < first {
+                continue;
+            }
+            if first > next {
+                // Records between written batches were never delivered.
+                p.spans.insert(next, Span::available(first - 1, 0));
+            }
+            let state = match b.state {
+                batches::ACKNOWLEDGED => RecordState::Acknowledged,
+                batches::ARCHIVED => RecordState::Archived,
+                _ => RecordState::Available,
+            };
+            p.spans.insert(
+                first,
+                Span {
+                    state,
+                    ..Span::available(b.last, b.count.max(0))
+                },
+            );
+            next = b.last + 1;
+        }
+        p.end_offset = next;
+        p.tidy();
+        p
+    }
+
+    /// The state to write, if it changed since last written (then it counts
+    /// as written: a failed write must call `mark_dirty`).
+    pub fn take_changes(&mut self) -> Option<PersistedState> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
+        let batches = self
+            .spans
+            .iter()
+            .filter(|(_, s)| s.delivery_count > 0 || s.state != RecordState::Available)
+            .map(|(first, s)| StateBatch {
+                first: *first,
+                last: s.last,
+                state: match s.state {
+                    RecordState::Acknowledged => batches::ACKNOWLEDGED,
+                    RecordState::Archived => batches::ARCHIVED,
+                    // Records out with a consumer come back if this leader goes.
+                    RecordState::Available | RecordState::Acquired => batches::AVAILABLE,
+                },
+                count: s.delivery_count,
+            })
+            .collect();
+        Some(PersistedState {
+            state_epoch: self.state_epoch,
+            leader_epoch: self.leader_epoch,
+            start_offset: self.start_offset,
+            delivery_complete_count: self.done_above_start().min(i32::MAX as i64) as i32,
+            batches,
+        })
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     /// Whether the state has been written (see `acknowledged`).
@@ -144,12 +255,14 @@ impl SharePartition {
         self.spans.retain(|first, _| *first >= log_start);
         self.start_offset = log_start;
         self.end_offset = self.end_offset.max(log_start);
+        self.dirty |= self.acknowledged;
     }
 
     /// Sets the start offset anew (AlterShareGroupOffsets, an empty group):
     /// everything in flight is forgotten.
     pub fn reset_to(&mut self, offset: i64) {
         self.acknowledged = true;
+        self.dirty = true;
         self.spans.clear();
         self.start_offset = offset;
         self.end_offset = offset;
@@ -166,6 +279,7 @@ impl SharePartition {
             }
         }
         if changed {
+            self.dirty |= self.acknowledged;
             self.tidy();
         }
         changed
@@ -316,6 +430,7 @@ impl SharePartition {
             run_start = run_end + 1;
         }
         self.acknowledged = true;
+        self.dirty = true;
         self.tidy();
         Ok(())
     }
@@ -330,6 +445,7 @@ impl SharePartition {
             }
         }
         if changed {
+            self.dirty |= self.acknowledged;
             self.tidy();
         }
         changed
@@ -432,6 +548,44 @@ mod tests {
             last,
             delivery_count,
         }
+    }
+
+    #[test]
+    fn written_state_comes_back_with_held_records_available_again() {
+        let mut p = SharePartition::new(0);
+        p.acquire("a", &[batch(0, 4), batch(5, 9), batch(10, 14)], 500, &LIMITS, 0);
+        assert_eq!(p.take_changes(), None, "nothing acknowledged yet");
+        p.acknowledge("a", 0, 4, &[ACCEPT], &LIMITS, 0).expect("accept");
+        p.acknowledge("a", 10, 14, &[RELEASE], &LIMITS, 0).expect("release");
+        let state = p.take_changes().expect("changed");
+        assert_eq!(p.take_changes(), None, "written once");
+        let b = |first, last, state, count| StateBatch {
+            first,
+            last,
+            state,
+            count,
+        };
+        // 5..9 are still out with "a": written as available, delivered once.
+        assert_eq!(state.start_offset, 5);
+        assert_eq!(
+            state.batches,
+            vec![b(5, 9, batches::AVAILABLE, 1), b(10, 14, batches::AVAILABLE, 1)],
+            "held and released records alike"
+        );
+        let mut back = SharePartition::from_state(state.start_offset, &state.batches, 0, 1);
+        assert_eq!(back.next_fetch_offset(), 5);
+        let again = back.acquire("b", &[batch(5, 9), batch(10, 14), batch(15, 19)], 500, &LIMITS, 0);
+        assert_eq!(again, vec![range(5, 14, 2), range(15, 19, 1)]);
+
+        // Gaps between written batches were never delivered.
+        let gappy = SharePartition::from_state(
+            0,
+            &[b(0, 1, batches::ACKNOWLEDGED, 1), b(5, 6, batches::ARCHIVED, 2)],
+            0,
+            1,
+        );
+        assert_eq!((gappy.start_offset(), gappy.next_fetch_offset()), (2, 2));
+        assert_eq!(gappy.done_above_start(), 2);
     }
 
     #[test]

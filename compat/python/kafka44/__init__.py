@@ -20,6 +20,19 @@ class ConsumerGroupHeartbeatResponse(ApiMessage, load_json=_HERE): pass
 class TxnOffsetCommitRequest(ApiMessage, load_json=_HERE): pass
 class TxnOffsetCommitResponse(ApiMessage, load_json=_HERE): pass
 
+# The share coordinator's (KIP-932), which brokers send one another.
+class InitializeShareGroupStateRequest(ApiMessage, load_json=_HERE): pass
+class InitializeShareGroupStateResponse(ApiMessage, load_json=_HERE): pass
+class ReadShareGroupStateRequest(ApiMessage, load_json=_HERE): pass
+class ReadShareGroupStateResponse(ApiMessage, load_json=_HERE): pass
+class WriteShareGroupStateRequest(ApiMessage, load_json=_HERE): pass
+class WriteShareGroupStateResponse(ApiMessage, load_json=_HERE): pass
+class DeleteShareGroupStateRequest(ApiMessage, load_json=_HERE): pass
+class DeleteShareGroupStateResponse(ApiMessage, load_json=_HERE): pass
+class ReadShareGroupStateSummaryRequest(ApiMessage, load_json=_HERE): pass
+class ReadShareGroupStateSummaryResponse(ApiMessage, load_json=_HERE): pass
+
 
 __all__ = ["ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse",
-           "TxnOffsetCommitRequest", "TxnOffsetCommitResponse"]
+           "TxnOffsetCommitRequest", "TxnOffsetCommitResponse",
+           "InitializeShareGroupStateRequest", "InitializeShareGroupStateResponse", "ReadShareGroupStateRequest", "ReadShareGroupStateResponse", "WriteShareGroupStateRequest", "WriteShareGroupStateResponse", "DeleteShareGroupStateRequest", "DeleteShareGroupStateResponse", "ReadShareGroupStateSummaryRequest", "ReadShareGroupStateSummaryResponse"]

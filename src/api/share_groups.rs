@@ -71,29 +71,29 @@ pub fn initial_offset(partition: &crate::storage::Partition, reset: &str) -> i64
 /// (from their written state, if they have one).
 async fn initialize(broker: &Broker, group: &str, assignment: &Assignment) {
     let settings = share_settings(broker, group);
+    let image = broker.image();
     for (topic_id, partitions) in assignment {
-        let Some(topic) = broker.replicas.topic_by_id(*topic_id) else {
-            continue;
-        };
         for p in partitions {
-            let Some(partition) = topic.partition(*p) else {
-                continue;
-            };
-            if super::leadership::led_elsewhere(broker, &broker.image(), *topic_id, *p) {
-                continue;
-            }
             let key = ShareKey {
                 group: group.to_string(),
                 topic_id: *topic_id,
                 partition: *p,
             };
+            // The group's coordinator knows what it gave out (to describe
+            // the group's offsets); the leader loads it.
+            broker.shares.note_assigned(key.clone());
+            if super::leadership::led_elsewhere(broker, &image, *topic_id, *p) {
+                continue;
+            }
+            let Some(partition) = broker.replicas.topic_by_id(*topic_id).and_then(|t| t.partition(*p).cloned()) else {
+                continue;
+            };
             let leader_epoch = partition.log().leader_epoch();
             // Not loaded now: the member's first fetch loads it.
-            let _ =
-                crate::share::durable::ensure_loaded(&broker.shares, &broker.persister(), &key, leader_epoch, || {
-                    initial_offset(partition, &settings.auto_offset_reset)
-                })
-                .await;
+            let _ = crate::share::durable::ensure_loaded(&broker.shares, &broker.persister(), &key, leader_epoch, || {
+                initial_offset(&partition, &settings.auto_offset_reset)
+            })
+            .await;
         }
     }
 }

@@ -10,6 +10,7 @@ mod housekeeping;
 mod publisher;
 pub mod quorum_service;
 mod replication;
+mod share_departures;
 mod start;
 
 pub use start::RunningBroker;

@@ -359,7 +359,14 @@ impl RunningBroker {
             background.spawn(crate::metrics::http::serve(socket, broker.clone(), handle));
         }
         let timers = broker.clone();
-        background.spawn(async move { timers.groups.run_timers(&timers.shutdown).await });
+        let (gone_tx, gone_rx) = tokio::sync::mpsc::unbounded_channel();
+        background.spawn(async move {
+            let gone = move |members| {
+                let _ = gone_tx.send(members);
+            };
+            timers.groups.run_timers(&timers.shutdown, gone).await
+        });
+        background.spawn(super::share_departures::run(broker.clone(), gone_rx));
         let txn_timers = broker.clone();
         background.spawn(async move {
             let b = &txn_timers;

@@ -397,8 +397,10 @@ impl GroupCoordinator {
             .unwrap_or_else(|code| code)
     }
 
-    /// Applies timeouts as they fall due, and expires old offsets, until shutdown.
-    pub async fn run_timers(&self, shutdown: &CancellationToken) {
+    /// Applies timeouts as they fall due, and expires old offsets, until
+    /// shutdown. `share_members_gone` is told of share group members whose
+    /// session ran out (their records go back at once where they are led).
+    pub async fn run_timers(&self, shutdown: &CancellationToken, share_members_gone: impl Fn(Vec<(String, String)>)) {
         let mut last_expiry = std::time::Instant::now();
         loop {
             let mut next: Option<i64> = None;
@@ -424,7 +426,11 @@ impl GroupCoordinator {
                     .read(index, |g| g.next_deadline().is_some_and(|d| d <= now))
                     .await;
                 if due == Ok(true) {
-                    let _ = self.runtime.write(index, |g| g.tick(now)).await;
+                    if let Ok(gone) = self.runtime.write(index, |g| g.tick(now)).await {
+                        if !gone.is_empty() {
+                            share_members_gone(gone);
+                        }
+                    }
                 }
                 if expire {
                     if let Ok(n) = self.runtime.write(index, |g| g.expire_offsets(now)).await {

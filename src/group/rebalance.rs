@@ -17,14 +17,14 @@ impl GroupShard {
     // ----- Timers ----------------------------------------------------------------------------
 
     /// Applies every deadline that has passed: initial delays, join and
-    /// sync timeouts, expired sessions and pending members.
-    pub fn tick(&mut self, now: i64) -> CoordinatorResult<(), GroupRecord> {
+    /// sync timeouts, expired sessions and pending members. Answers the
+    /// share group members whose session ran out: (group, member).
+    pub fn tick(&mut self, now: i64) -> CoordinatorResult<Vec<(String, String)>, GroupRecord> {
         let mut out = Vec::new();
         self.apply_deadlines(&mut out, now);
         self.expire_consumer_members(now);
-        // Their records come back when their acquisition locks run out.
-        self.expire_share_members(now, None);
-        CoordinatorResult::persisted(out, ())
+        let gone = self.expire_share_members(now, None);
+        CoordinatorResult::persisted(out, gone)
     }
 
     fn apply_deadlines(&mut self, out: &mut Vec<GroupRecord>, now: i64) {

@@ -464,5 +464,10 @@ mod tests {
         assert_eq!(shard.share_heartbeat(join, &view(), 0).response.error_code, 0);
         assert_eq!(at_rest(&mut shard, "g", true), Err(E::NonEmptyGroup.code()));
         assert_eq!(at_rest(&mut shard, "g", false), Err(E::NonEmptyGroup.code()));
+        // Its session runs out: the timers name it (its records go back), and
+        // the group is at rest again.
+        assert_eq!(shard.tick(44_999).response, vec![]);
+        assert_eq!(shard.tick(45_000).response, vec![("g".to_string(), "m".to_string())]);
+        assert_eq!(at_rest(&mut shard, "g", false), Ok(()));
     }
 }

@@ -205,6 +205,11 @@ impl ShareManager {
         self.released.notify_waiters();
     }
 
+    /// A share-partition this broker gave a group (as its group coordinator).
+    pub fn note_assigned(&self, key: ShareKey) {
+        self.assigned.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+    }
+
     /// The share-partitions a group has been given here.
     pub fn assigned_of(&self, group: &str) -> Vec<ShareKey> {
         self.assigned

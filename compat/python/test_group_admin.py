@@ -13,6 +13,8 @@ while the group has members).
 
 from __future__ import annotations
 
+import time
+
 import confluent_kafka
 import confluent_kafka.admin
 import pytest
@@ -133,6 +135,39 @@ def test_describe_unknown_group(broker, kp_admin, ck_admin):
         assert e.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND, e
     else:
         assert (desc.state, desc.members) == (ConsumerGroupState.DEAD, []), vars(desc)
+
+
+def test_describe_groups_of_a_consumer_protocol_group(broker):
+    """DescribeGroups is the classic groups' API: a KIP-848 consumer group is answered as
+    a dead group, from v6 with GROUP_ID_NOT_FOUND and Kafka's message naming why."""
+    import uuid
+
+    from kafka.protocol.admin.groups import DescribeGroupsRequest
+
+    from kafka44 import ConsumerGroupHeartbeatRequest
+
+    group = clients.unique_name("g-848")
+    raw = clients.RawGroupClient(broker)
+    try:
+        raw.find_coordinator(group)
+        deadline = time.monotonic() + 30
+        while True:  # the coordinator may still be loading its partition
+            r = raw.call(ConsumerGroupHeartbeatRequest(
+                group_id=group, member_id=str(uuid.uuid4()), member_epoch=0, rebalance_timeout_ms=30000,
+                subscribed_topic_names=["none-such"], topic_partitions=[]), version=1)
+            if r.error_code not in (14, 16) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.error_code == 0, r
+        described = {}
+        for version in (5, 6):
+            (g,) = raw.call(DescribeGroupsRequest(groups=[group], include_authorized_operations=False),
+                            version=version).groups
+            described[version] = (g.group_state, g.error_code, getattr(g, "error_message", None), g.members)
+    finally:
+        raw.close()
+    assert described == {5: ("Dead", 0, None, []),
+                         6: ("Dead", 69, f"Group {group} is not a classic group.", [])}
 
 
 # ------------------------------------------------------------------ offsets and lag

@@ -162,7 +162,7 @@ pub async fn handle_describe_groups(
             continue;
         }
         let described = match broker.groups.describe(&id).await {
-            Some(g) => answer
+            Ok(g) => answer
                 .with_group_state(s(g.state.name()))
                 .with_protocol_type(s(&g.protocol_type))
                 .with_protocol_data(s(&g.protocol))
@@ -180,12 +180,13 @@ pub async fn handle_describe_groups(
                         })
                         .collect(),
                 ),
-            // Kafka answers an unknown group as a dead one; from v6 with an error.
-            None if version >= 6 => answer
+            // Kafka answers an unknown group (or one of another type) as a
+            // dead one; from v6 with an error.
+            Err(message) if version >= 6 => answer
                 .with_group_state(s("Dead"))
                 .with_error_code(ResponseError::GroupIdNotFound.code())
-                .with_error_message(Some(s(&format!("Group {} not found.", &*id)))),
-            None => answer.with_group_state(s("Dead")),
+                .with_error_message(Some(s(&message))),
+            Err(_) => answer.with_group_state(s("Dead")),
         };
         groups.push(described);
     }

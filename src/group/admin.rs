@@ -42,19 +42,22 @@ impl GroupShard {
         }
     }
 
-    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
-        // A consumer group (KIP-848) is described by ConsumerGroupDescribe.
-        let g = self
-            .groups
-            .get(group_id)
-            .filter(|g| g.consumer.is_none() && g.share.is_none())?;
+    /// A classic group as DescribeGroups shows it; else Kafka's message why not.
+    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, String> {
+        let Some(g) = self.groups.get(group_id) else {
+            return Err(format!("Group {group_id} not found."));
+        };
+        // A consumer (KIP-848) or share group is described by its own API.
+        if g.consumer.is_some() || g.share.is_some() {
+            return Err(format!("Group {group_id} is not a classic group."));
+        }
         let stable = g.state == GroupState::Stable;
         let protocol = if stable {
             g.protocol.clone().unwrap_or_default()
         } else {
             String::new()
         };
-        Some(GroupDescription {
+        Ok(GroupDescription {
             state: g.state,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             members: g

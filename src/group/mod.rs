@@ -368,8 +368,12 @@ impl GroupCoordinator {
         }
     }
 
-    pub async fn describe(&self, group: &str) -> Option<GroupDescription> {
-        self.read(group, |g| g.describe(group)).await.ok().flatten().flatten()
+    /// A classic group, or Kafka's message for why it cannot be described.
+    pub async fn describe(&self, group: &str) -> Result<GroupDescription, String> {
+        match self.read(group, |g| g.describe(group)).await {
+            Ok(Some(described)) => described,
+            _ => Err(format!("Group {group} not found.")),
+        }
     }
 
     /// Every group of every loaded partition, by id.

@@ -1214,6 +1214,11 @@ class TestReplication:
             more = produce(live, "t", 3)
             assert sorted(share_consume(live, 3)) == sorted(more)
             elapsed = time.monotonic() - t0
+            # The group's coordinator describes the state the share coordinator keeps.
+            r = kafka_tools.run("kafka-share-groups", "--bootstrap-server", live, "--describe", "--group", group)
+            assert r.code == 0, str(r)
+            rows = kafka_tools.parse_table(r.stdout)
+            assert [(x["PARTITION"], x["LAG"]) for x in rows] == [("0", "0")], r.stdout
         finally:
             repl.restart(victim)
         observe("share-group state across the leader's kill -9",

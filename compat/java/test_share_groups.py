@@ -254,6 +254,12 @@ def test_delivery_state_survives_a_broker_restart(restartable, tool_topic):
     broker.stop()
     broker.restart()
 
+    # The groups are still there (empty), with the offsets they had.
+    listed = share_groups(broker, "--list").stdout.split()
+    assert accepting in listed and releasing in listed, listed
+    state = parse_table(share_groups(broker, "--describe", "--group", accepting, "--state").stdout)
+    assert [(r["STATE"], r["#MEMBERS"]) for r in state] == [("Empty", "0")]
+    assert lags(broker, accepting) == {0: 0}
     assert share_consume(broker, tool_topic, accepting, timeout_ms=5000) == []
     # The second delivery is the last: released again, the records are archived.
     assert sorted(share_consume(broker, tool_topic, releasing, "--release", max_messages=5)) == sorted(values)

@@ -85,15 +85,20 @@ async fn initialize(broker: &Broker, group: &str, assignment: &Assignment) {
             if super::leadership::led_elsewhere(broker, &image, *topic_id, *p) {
                 continue;
             }
-            let Some(partition) = broker.replicas.topic_by_id(*topic_id).and_then(|t| t.partition(*p).cloned()) else {
+            let Some(partition) = broker
+                .replicas
+                .topic_by_id(*topic_id)
+                .and_then(|t| t.partition(*p).cloned())
+            else {
                 continue;
             };
             let leader_epoch = partition.log().leader_epoch();
             // Not loaded now: the member's first fetch loads it.
-            let _ = crate::share::durable::ensure_loaded(&broker.shares, &broker.persister(), &key, leader_epoch, || {
-                initial_offset(&partition, &settings.auto_offset_reset)
-            })
-            .await;
+            let _ =
+                crate::share::durable::ensure_loaded(&broker.shares, &broker.persister(), &key, leader_epoch, || {
+                    initial_offset(&partition, &settings.auto_offset_reset)
+                })
+                .await;
         }
     }
 }

@@ -135,6 +135,9 @@ impl GroupShard {
             .keys()
             .map(|(topic, partition)| GroupRecord::offset(group_id, topic, *partition, None))
             .collect();
+        if group.share.is_some() {
+            records.push(GroupRecord::share_group(group_id, None));
+        }
         records.push(GroupRecord::group_tombstone(group_id));
         CoordinatorResult::replayed(records, 0)
     }

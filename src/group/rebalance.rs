@@ -24,6 +24,13 @@ impl GroupShard {
         self.apply_deadlines(&mut out, now);
         self.expire_consumer_members(now);
         let gone = self.expire_share_members(now, None);
+        let mut groups: Vec<&str> = gone.iter().map(|(g, _)| g.as_str()).collect();
+        groups.dedup();
+        for group in groups {
+            if let Some(epoch) = self.share_epoch(group) {
+                out.push(GroupRecord::share_group(group, Some(epoch)));
+            }
+        }
         CoordinatorResult::persisted(out, gone)
     }
 

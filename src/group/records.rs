@@ -7,6 +7,7 @@ use thiserror::Error;
 
 const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 const GROUP_METADATA_KEY_VERSION: i16 = 2;
+const SHARE_GROUP_METADATA_KEY_VERSION: i16 = 11;
 const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
 const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 
@@ -22,6 +23,10 @@ pub enum RecordKey {
         partition: i32,
     },
     Group {
+        group: String,
+    },
+    /// KIP-932: a share group and its epoch (Kafka's ShareGroupMetadata).
+    ShareGroup {
         group: String,
     },
 }
@@ -62,6 +67,26 @@ pub struct GroupValue {
 pub enum RecordValue {
     Offset(OffsetValue),
     Group(GroupValue),
+    ShareGroup(ShareGroupValue),
+}
+
+/// Kafka's ShareGroupMetadataValue (v0, flexible).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareGroupValue {
+    pub epoch: i32,
+    /// A hash of the subscribed topics' metadata (0: not computed here).
+    pub metadata_hash: i64,
+}
+
+impl ShareGroupValue {
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        buf.put_i16(0);
+        buf.put_i32(self.epoch);
+        buf.put_i64(self.metadata_hash);
+        buf.put_u8(0); // no tagged fields
+        buf.freeze()
+    }
 }
 
 fn put_string(buf: &mut BytesMut, s: &str) {
@@ -99,6 +124,10 @@ impl RecordKey {
                 buf.put_i16(GROUP_METADATA_KEY_VERSION);
                 put_string(&mut buf, group);
             }
+            RecordKey::ShareGroup { group } => {
+                buf.put_i16(SHARE_GROUP_METADATA_KEY_VERSION);
+                put_string(&mut buf, group);
+            }
         }
         buf.freeze()
     }
@@ -112,13 +141,14 @@ impl RecordKey {
                 partition: r.i32()?,
             }),
             2 => Ok(RecordKey::Group { group: r.string()? }),
+            SHARE_GROUP_METADATA_KEY_VERSION => Ok(RecordKey::ShareGroup { group: r.string()? }),
             _ => Err(RecordError("unknown key version")),
         }
     }
 
     pub fn group(&self) -> &str {
         match self {
-            RecordKey::Offset { group, .. } | RecordKey::Group { group } => group,
+            RecordKey::Offset { group, .. } | RecordKey::Group { group } | RecordKey::ShareGroup { group } => group,
         }
     }
 }
@@ -166,6 +196,12 @@ impl RecordValue {
         let mut r = Reader(bytes);
         let version = r.i16()?;
         match key {
+            RecordKey::ShareGroup { .. } => {
+                let epoch = r.i32()?;
+                let metadata_hash = r.i64()?;
+                let _ = version;
+                Ok(Some(RecordValue::ShareGroup(ShareGroupValue { epoch, metadata_hash })))
+            }
             RecordKey::Offset { .. } => {
                 let offset = r.i64()?;
                 let leader_epoch = if version >= 3 { r.i32()? } else { -1 };

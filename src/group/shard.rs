@@ -6,7 +6,7 @@
 //! make. Synchronous and driven by the caller's clock, so tests control time.
 
 use super::classic_group::{CommittedOffset, Group, GroupState};
-use super::records::{RecordKey, RecordValue};
+use super::records::{RecordKey, RecordValue, ShareGroupValue};
 use crate::coordinator::{Shard, TxnProducer};
 use bytes::Bytes;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
@@ -38,6 +38,21 @@ impl GroupRecord {
                 group: group.to_string(),
             },
             value: None,
+        }
+    }
+
+    /// A share group's existence and epoch (None: it is deleted).
+    pub fn share_group(group: &str, epoch: Option<i32>) -> GroupRecord {
+        GroupRecord {
+            key: RecordKey::ShareGroup {
+                group: group.to_string(),
+            },
+            value: epoch.map(|epoch| {
+                RecordValue::ShareGroup(ShareGroupValue {
+                    epoch,
+                    metadata_hash: 0,
+                })
+            }),
         }
     }
 
@@ -188,6 +203,22 @@ impl Shard for GroupShard {
                 loaded.offsets = offsets;
                 self.groups.insert(group.clone(), loaded);
             }
+            (RecordKey::ShareGroup { group }, Some(RecordValue::ShareGroup(v))) => {
+                let g = self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(group, now));
+                let sg = g.share.get_or_insert_with(Default::default);
+                sg.group_epoch = sg.group_epoch.max(v.epoch);
+            }
+            (RecordKey::ShareGroup { group }, _) => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.share = None;
+                    if is_forgettable(g) {
+                        self.groups.remove(group);
+                    }
+                }
+            }
             (RecordKey::Group { group }, _) => {
                 // The group's membership is gone; its offsets (if any) stay.
                 if let Some(g) = self.groups.remove(group) {
@@ -221,6 +252,7 @@ impl Shard for GroupShard {
         let value = record.value.as_ref().map(|v| match v {
             RecordValue::Offset(o) => o.encode(),
             RecordValue::Group(g) => g.encode(),
+            RecordValue::ShareGroup(g) => g.encode(),
         });
         (record.key.encode(), value)
     }

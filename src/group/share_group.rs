@@ -182,11 +182,29 @@ impl GroupShard {
         topics: &TopicView,
         now: i64,
     ) -> CoordinatorResult<ShareHeartbeatAnswer, GroupRecord> {
+        let before = self.share_epoch(&req.group_id);
         let answer = match self.share_heartbeat_inner(&req, topics, now) {
             Ok(a) => a,
             Err((code, message)) => ShareHeartbeatAnswer::error(code, message),
         };
-        CoordinatorResult::answer(answer)
+        CoordinatorResult::persisted(self.share_epoch_record(&req.group_id, before), answer)
+    }
+
+    /// A share group's epoch, if it is one.
+    pub(super) fn share_epoch(&self, group_id: &str) -> Option<i32> {
+        self.groups
+            .get(group_id)
+            .and_then(|g| g.share.as_deref())
+            .map(|sg| sg.group_epoch)
+    }
+
+    /// The record of a share group whose epoch is no longer `before` (a new
+    /// group, or a new epoch), so that it is there after a restart.
+    pub(super) fn share_epoch_record(&self, group_id: &str, before: Option<i32>) -> Vec<GroupRecord> {
+        match self.share_epoch(group_id) {
+            Some(epoch) if Some(epoch) != before => vec![GroupRecord::share_group(group_id, Some(epoch))],
+            _ => Vec::new(),
+        }
     }
 
     fn share_heartbeat_inner(
@@ -356,7 +374,9 @@ impl GroupShard {
         create: bool,
         now: i64,
     ) -> CoordinatorResult<Result<(), (i16, String)>, GroupRecord> {
-        CoordinatorResult::answer(self.share_group_at_rest_inner(group_id, create, now))
+        let before = self.share_epoch(group_id);
+        let answer = self.share_group_at_rest_inner(group_id, create, now);
+        CoordinatorResult::persisted(self.share_epoch_record(group_id, before), answer)
     }
 
     fn share_group_at_rest_inner(&mut self, group_id: &str, create: bool, now: i64) -> Result<(), (i16, String)> {

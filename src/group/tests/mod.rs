@@ -4,6 +4,7 @@
 
 mod membership;
 mod offsets;
+mod share_groups;
 
 use crate::coordinator::{CoordinatorResult, Shard, TxnProducer};
 use crate::group::classic_group::GroupState;

@@ -484,11 +484,11 @@ fn next_offset_after(mut records: &[u8]) -> Option<i64> {
 
 /// The record sets of a response, for the encoder to send without copying.
 pub fn record_sets(response: &FetchResponse) -> Vec<Bytes> {
-    response
-        .responses
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .filter_map(|p| p.records.clone())
-        .filter(|r| !r.is_empty())
-        .collect()
+    let partitions = response.responses.iter().flat_map(|t| t.partitions.iter());
+    non_empty(partitions.map(|p| &p.records))
+}
+
+/// The record sets worth sending of a response's partitions.
+pub fn non_empty<'a>(sets: impl Iterator<Item = &'a Option<Bytes>>) -> Vec<Bytes> {
+    sets.flatten().filter(|r| !r.is_empty()).cloned().collect()
 }

@@ -28,6 +28,7 @@ pub mod replicas;
 pub mod replication_wait;
 pub mod sasl;
 pub mod scram;
+pub mod share_acks;
 pub mod share_fetch;
 pub mod share_group_offsets;
 pub mod share_group_state;

@@ -5,11 +5,12 @@
 //! there or `max_wait_ms` passes, woken by appends and by records given back.
 
 use super::groups::group_allowed as group_allowed_op;
-use super::share_groups::{initial_offset, share_settings};
+use super::share_acks::{acknowledge_durably, load, release_held, Ack};
+use super::share_groups::share_settings;
 use super::RequestContext;
 use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
-use crate::share::partition::{AckError, AcquiredRange, LogBatch, ShareLimits};
+use crate::share::partition::{AcquiredRange, LogBatch};
 use crate::share::sessions::{SessionError, SessionView, TopicPartition};
 use crate::share::{durable, ShareKey, ShareManager, ShareSettings};
 use crate::storage::batch::BatchHeader;
@@ -30,13 +31,6 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-/// One acknowledgement batch as both requests carry it.
-struct Ack {
-    first: i64,
-    last: i64,
-    types: Vec<i8>,
-}
-
 /// What became of one partition of a request.
 #[derive(Default)]
 struct Outcome {
@@ -54,13 +48,6 @@ fn session_error(e: SessionError) -> i16 {
     }
 }
 
-fn ack_error_code(e: AckError) -> i16 {
-    match e {
-        AckError::InvalidRecordState => E::InvalidRecordState.code(),
-        AckError::InvalidRequest => E::InvalidRequest.code(),
-    }
-}
-
 /// The partition a member may read here: known, readable by it, led here.
 fn resolve(broker: &Broker, ctx: &RequestContext, tp: TopicPartition) -> Result<Arc<Partition>, i16> {
     let Some(topic) = broker.replicas.topic_by_id(tp.0) else {
@@ -73,56 +60,6 @@ fn resolve(broker: &Broker, ctx: &RequestContext, tp: TopicPartition) -> Result<
         return Err(super::leadership::NOT_LEADER);
     }
     topic.partition(tp.1).cloned().ok_or(E::UnknownTopicOrPartition.code())
-}
-
-/// Loads a share-partition's written state here before it is first used.
-async fn load(broker: &Broker, key: &ShareKey, partition: &Partition, settings: &ShareSettings) -> Result<(), i16> {
-    let leader_epoch = partition.log().leader_epoch();
-    durable::ensure_loaded(&broker.shares, &broker.persister(), key, leader_epoch, || {
-        initial_offset(partition, &settings.auto_offset_reset)
-    })
-    .await
-}
-
-/// Applies a partition's acknowledgements; the first refusal is its answer.
-fn acknowledge(shares: &ShareManager, key: &ShareKey, member: &str, acks: &[Ack], limits: &ShareLimits) -> i16 {
-    let now = now_ms();
-    let mut code = 0;
-    for ack in acks {
-        let result = shares
-            .with(key, |p| {
-                p.acknowledge(member, ack.first, ack.last, &ack.types, limits, now)
-            })
-            .unwrap_or(Err(AckError::InvalidRecordState));
-        if let Err(e) = result {
-            if code == 0 {
-                code = ack_error_code(e);
-            }
-        }
-    }
-    code
-}
-
-/// Applies acknowledgements and writes the state they leave before they
-/// are answered, as Kafka does.
-async fn acknowledge_durably(
-    broker: &Broker,
-    key: &ShareKey,
-    partition: &Partition,
-    member: &str,
-    acks: &[Ack],
-    settings: &ShareSettings,
-) -> i16 {
-    if let Err(code) = load(broker, key, partition, settings).await {
-        return code;
-    }
-    let code = acknowledge(&broker.shares, key, member, acks, &settings.limits);
-    let written = durable::persist(&broker.shares, &broker.persister(), key).await;
-    if code == 0 {
-        written
-    } else {
-        code
-    }
 }
 
 /// Reads and acquires one partition's next records, off the async threads.
@@ -262,11 +199,7 @@ pub async fn handle_share_fetch(broker: &Broker, ctx: &RequestContext, req: Shar
             let batches = p
                 .acknowledgement_batches
                 .into_iter()
-                .map(|b| Ack {
-                    first: b.first_offset,
-                    last: b.last_offset,
-                    types: b.acknowledge_types,
-                })
+                .map(|b| Ack::new(b.first_offset, b.last_offset, b.acknowledge_types))
                 .collect();
             (t.topic_id, p.partition_index, batches)
         })
@@ -293,11 +226,7 @@ pub async fn handle_share_fetch(broker: &Broker, ctx: &RequestContext, req: Shar
         }
     }
     for (tp, batches) in acks.drain() {
-        let key = ShareKey {
-            group: group.clone(),
-            topic_id: tp.0,
-            partition: tp.1,
-        };
+        let key = ShareKey::new(&group, tp.0, tp.1);
         let code = match resolve(broker, ctx, tp) {
             Ok(partition) => acknowledge_durably(broker, &key, &partition, &member, &batches, &settings).await,
             Err(code) => code,
@@ -305,15 +234,7 @@ pub async fn handle_share_fetch(broker: &Broker, ctx: &RequestContext, req: Shar
         outcomes.entry(tp).or_default().ack_error = Some(code);
     }
     if view.closed {
-        durable::release_member(
-            &broker.shares,
-            &broker.persister(),
-            &group,
-            &member,
-            &view.partitions,
-            &settings.limits,
-        )
-        .await;
+        release_held(broker, &group, &member, &view, &settings).await;
     } else {
         fetch(broker, ctx, &limits, &group, &member, &settings, &view, &mut outcomes).await;
     }
@@ -408,11 +329,7 @@ async fn fetch(
         for (tp, t) in &targets {
             if let Ok(p) = t {
                 p.register_waiter(&waiter);
-                let key = ShareKey {
-                    group: group.to_string(),
-                    topic_id: tp.0,
-                    partition: tp.1,
-                };
+                let key = ShareKey::new(group, tp.0, tp.1);
                 // Not loaded: the read below answers the partition with an error.
                 let _ = load(broker, &key, p, settings).await;
             }
@@ -440,11 +357,7 @@ async fn fetch(
                         ..Outcome::default()
                     },
                     Ok(partition) => {
-                        let key = ShareKey {
-                            group: group_id.clone(),
-                            topic_id: tp.0,
-                            partition: tp.1,
-                        };
+                        let key = ShareKey::new(&group_id, tp.0, tp.1);
                         let o = fetch_partition(&shares, &key, &partition, &member_id, &s, left_records, left_bytes);
                         left_records -= o.acquired.iter().map(|r| r.last - r.first + 1).sum::<i64>();
                         left_bytes = left_bytes.saturating_sub(o.records.as_ref().map_or(0, Bytes::len));
@@ -474,11 +387,7 @@ async fn fetch(
         };
         // Starts moved and locks run out are written as they happen.
         for (tp, _) in &read {
-            let key = ShareKey {
-                group: group.to_string(),
-                topic_id: tp.0,
-                partition: tp.1,
-            };
+            let key = ShareKey::new(group, tp.0, tp.1);
             durable::persist(&broker.shares, &broker.persister(), &key).await;
         }
         let got = read.iter().any(|(_, o)| !o.acquired.is_empty() || o.error != 0);
@@ -496,14 +405,9 @@ async fn fetch(
         let lock_end = targets
             .iter()
             .filter_map(|(tp, _)| {
-                broker.shares.with(
-                    &ShareKey {
-                        group: group.to_string(),
-                        topic_id: tp.0,
-                        partition: tp.1,
-                    },
-                    |p| p.next_lock_deadline(),
-                )?
+                broker
+                    .shares
+                    .with(&ShareKey::new(group, tp.0, tp.1), |p| p.next_lock_deadline())?
             })
             .min()
             .map(|at| tokio::time::Instant::now() + Duration::from_millis((at - now_ms()).max(1) as u64));
@@ -547,17 +451,9 @@ pub async fn handle_share_acknowledge(
             let acks: Vec<Ack> = p
                 .acknowledgement_batches
                 .into_iter()
-                .map(|b| Ack {
-                    first: b.first_offset,
-                    last: b.last_offset,
-                    types: b.acknowledge_types,
-                })
+                .map(|b| Ack::new(b.first_offset, b.last_offset, b.acknowledge_types))
                 .collect();
-            let key = ShareKey {
-                group: group.clone(),
-                topic_id: tp.0,
-                partition: tp.1,
-            };
+            let key = ShareKey::new(&group, tp.0, tp.1);
             let (code, epoch) = match resolve(broker, ctx, tp) {
                 Ok(partition) => (
                     acknowledge_durably(broker, &key, &partition, &member, &acks, &settings).await,
@@ -584,15 +480,7 @@ pub async fn handle_share_acknowledge(
     }
     broker.shares.released.notify_waiters();
     if view.closed {
-        durable::release_member(
-            &broker.shares,
-            &broker.persister(),
-            &group,
-            &member,
-            &view.partitions,
-            &settings.limits,
-        )
-        .await;
+        release_held(broker, &group, &member, &view, &settings).await;
     }
     ShareAcknowledgeResponse::default()
         .with_acquisition_lock_timeout_ms(settings.limits.record_lock_ms.clamp(0, i32::MAX as i64) as i32)
@@ -601,11 +489,6 @@ pub async fn handle_share_acknowledge(
 
 /// The record sets of a response, for the encoder to send without copying.
 pub fn record_sets(response: &ShareFetchResponse) -> Vec<Bytes> {
-    response
-        .responses
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .filter_map(|p| p.records.clone())
-        .filter(|r| !r.is_empty())
-        .collect()
+    let partitions = response.responses.iter().flat_map(|t| t.partitions.iter());
+    super::fetch::non_empty(partitions.map(|p| &p.records))
 }

@@ -7,17 +7,33 @@
 use super::RequestContext;
 use crate::auth::acl::operation;
 use crate::broker::Broker;
-use crate::share::state::batches::StateBatch;
 use crate::share::state::records::StateKey;
 use crate::share::state::shard::StateWrite;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as E;
+use std::future::Future;
 use uuid::Uuid;
 
 /// The error every partition of a request gets, if any: not allowed.
-fn refused(broker: &Broker, ctx: &RequestContext) -> Option<(i16, Option<StrBytes>)> {
-    (!broker.authorize_cluster(ctx, operation::CLUSTER_ACTION)).then_some((E::ClusterAuthorizationFailed.code(), None))
+fn refused(broker: &Broker, ctx: &RequestContext) -> Option<i16> {
+    (!broker.authorize_cluster(ctx, operation::CLUSTER_ACTION)).then_some(E::ClusterAuthorizationFailed.code())
+}
+
+/// Answers each partition of each topic of a request in turn.
+async fn each_partition<P, R, F: Future<Output = R>>(
+    topics: impl IntoIterator<Item = (Uuid, Vec<P>)>,
+    mut answer: impl FnMut(Uuid, P) -> F,
+) -> Vec<(Uuid, Vec<R>)> {
+    let mut out = Vec::new();
+    for (topic_id, partitions) in topics {
+        let mut results = Vec::with_capacity(partitions.len());
+        for p in partitions {
+            results.push(answer(topic_id, p).await);
+        }
+        out.push((topic_id, results));
+    }
+    out
 }
 
 fn key(group: &StrBytes, topic_id: Uuid, partition: i32) -> StateKey {
@@ -67,36 +83,32 @@ pub async fn handle_initialize(
         return InitializeShareGroupStateResponse::default();
     }
     let denied = refused(broker, ctx);
-    let mut results = Vec::with_capacity(req.topics.len());
-    for t in req.topics {
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            let (code, text) = match &denied {
-                Some((code, text)) => (*code, text.clone()),
-                None if !known(broker, t.topic_id, p.partition) => (E::UnknownTopicOrPartition.code(), None),
-                None => {
-                    let key = key(&req.group_id, t.topic_id, p.partition);
-                    let code = broker
-                        .share_states
-                        .initialize(&key, p.state_epoch, p.start_offset)
-                        .await;
-                    (code, None)
-                }
-            };
-            partitions.push(
-                PartitionResult::default()
-                    .with_partition(p.partition)
-                    .with_error_code(code)
-                    .with_error_message(text.or_else(|| message(code, "Initialize"))),
-            );
-        }
-        results.push(
-            InitializeStateResult::default()
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions),
-        );
-    }
-    InitializeShareGroupStateResponse::default().with_results(results)
+    let group = &req.group_id;
+    let topics = req.topics.into_iter().map(|t| (t.topic_id, t.partitions));
+    let results = each_partition(topics, |topic_id, p| async move {
+        let code = match denied {
+            Some(code) => code,
+            None if !known(broker, topic_id, p.partition) => E::UnknownTopicOrPartition.code(),
+            None => {
+                let key = key(group, topic_id, p.partition);
+                broker
+                    .share_states
+                    .initialize(&key, p.state_epoch, p.start_offset)
+                    .await
+            }
+        };
+        PartitionResult::default()
+            .with_partition(p.partition)
+            .with_error_code(code)
+            .with_error_message(message(code, "Initialize"))
+    })
+    .await;
+    InitializeShareGroupStateResponse::default().with_results(
+        results
+            .into_iter()
+            .map(|(id, ps)| InitializeStateResult::default().with_topic_id(id).with_partitions(ps))
+            .collect(),
+    )
 }
 
 pub async fn handle_read(
@@ -104,54 +116,39 @@ pub async fn handle_read(
     ctx: &RequestContext,
     req: ReadShareGroupStateRequest,
 ) -> ReadShareGroupStateResponse {
-    use read_share_group_state_response::{PartitionResult, ReadStateResult, StateBatch as WireBatch};
+    use read_share_group_state_response::{PartitionResult, ReadStateResult};
     if req.group_id.is_empty() {
         // Kafka answers a request without a group with no results.
         return ReadShareGroupStateResponse::default();
     }
     let denied = refused(broker, ctx);
-    let mut results = Vec::with_capacity(req.topics.len());
-    for t in req.topics {
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            let base = PartitionResult::default().with_partition(p.partition);
-            let result = match &denied {
-                Some((code, text)) => Err((*code, text.clone())),
-                // Kafka: an unknown partition has no state, so it is uninitialized.
-                None => broker
-                    .share_states
-                    .read(&key(&req.group_id, t.topic_id, p.partition), p.leader_epoch)
-                    .await
-                    .map_err(|code| (code, None)),
-            };
-            partitions.push(match result {
-                Ok(read) => base
-                    .with_state_epoch(read.state_epoch)
-                    .with_start_offset(read.start_offset)
-                    .with_state_batches(
-                        read.batches
-                            .iter()
-                            .map(|b| {
-                                WireBatch::default()
-                                    .with_first_offset(b.first)
-                                    .with_last_offset(b.last)
-                                    .with_delivery_state(b.state)
-                                    .with_delivery_count(b.count)
-                            })
-                            .collect(),
-                    ),
-                Err((code, text)) => base
-                    .with_error_code(code)
-                    .with_error_message(text.or_else(|| message(code, "Read"))),
-            });
+    let group = &req.group_id;
+    let topics = req.topics.into_iter().map(|t| (t.topic_id, t.partitions));
+    let results = each_partition(topics, |topic_id, p| async move {
+        let base = PartitionResult::default().with_partition(p.partition);
+        let result = match denied {
+            Some(code) => Err(code),
+            // Kafka: an unknown partition has no state, so it is uninitialized.
+            None => {
+                let key = key(group, topic_id, p.partition);
+                broker.share_states.read(&key, p.leader_epoch).await
+            }
+        };
+        match result {
+            Ok(read) => base
+                .with_state_epoch(read.state_epoch)
+                .with_start_offset(read.start_offset)
+                .with_state_batches(read.batches.iter().map(Into::into).collect()),
+            Err(code) => base.with_error_code(code).with_error_message(message(code, "Read")),
         }
-        results.push(
-            ReadStateResult::default()
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions),
-        );
-    }
-    ReadShareGroupStateResponse::default().with_results(results)
+    })
+    .await;
+    ReadShareGroupStateResponse::default().with_results(
+        results
+            .into_iter()
+            .map(|(id, ps)| ReadStateResult::default().with_topic_id(id).with_partitions(ps))
+            .collect(),
+    )
 }
 
 pub async fn handle_write(
@@ -165,47 +162,37 @@ pub async fn handle_write(
         return WriteShareGroupStateResponse::default();
     }
     let denied = refused(broker, ctx);
-    let mut results = Vec::with_capacity(req.topics.len());
-    for t in req.topics {
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            let (code, text) = match &denied {
-                Some((code, text)) => (*code, text.clone()),
-                None => {
-                    let write = StateWrite {
-                        state_epoch: p.state_epoch,
-                        leader_epoch: p.leader_epoch,
-                        start_offset: p.start_offset,
-                        delivery_complete_count: p.delivery_complete_count,
-                        batches: p
-                            .state_batches
-                            .iter()
-                            .map(|b| StateBatch {
-                                first: b.first_offset,
-                                last: b.last_offset,
-                                state: b.delivery_state,
-                                count: b.delivery_count,
-                            })
-                            .collect(),
-                    };
-                    let key = key(&req.group_id, t.topic_id, p.partition);
-                    (broker.share_states.write(&key, write).await, None)
-                }
-            };
-            partitions.push(
-                PartitionResult::default()
-                    .with_partition(p.partition)
-                    .with_error_code(code)
-                    .with_error_message(text.or_else(|| message(code, "Write"))),
-            );
-        }
-        results.push(
-            WriteStateResult::default()
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions),
-        );
-    }
-    WriteShareGroupStateResponse::default().with_results(results)
+    let group = &req.group_id;
+    let topics = req.topics.into_iter().map(|t| (t.topic_id, t.partitions));
+    let results = each_partition(topics, |topic_id, p| async move {
+        let code = match denied {
+            Some(code) => code,
+            None => {
+                let write = StateWrite {
+                    state_epoch: p.state_epoch,
+                    leader_epoch: p.leader_epoch,
+                    start_offset: p.start_offset,
+                    delivery_complete_count: p.delivery_complete_count,
+                    batches: p.state_batches.iter().map(Into::into).collect(),
+                };
+                broker
+                    .share_states
+                    .write(&key(group, topic_id, p.partition), write)
+                    .await
+            }
+        };
+        PartitionResult::default()
+            .with_partition(p.partition)
+            .with_error_code(code)
+            .with_error_message(message(code, "Write"))
+    })
+    .await;
+    WriteShareGroupStateResponse::default().with_results(
+        results
+            .into_iter()
+            .map(|(id, ps)| WriteStateResult::default().with_topic_id(id).with_partitions(ps))
+            .collect(),
+    )
 }
 
 pub async fn handle_delete(
@@ -219,31 +206,25 @@ pub async fn handle_delete(
         return DeleteShareGroupStateResponse::default();
     }
     let denied = refused(broker, ctx);
-    let mut results = Vec::with_capacity(req.topics.len());
-    for t in req.topics {
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            let (code, text) = match &denied {
-                Some((code, text)) => (*code, text.clone()),
-                None => {
-                    let key = key(&req.group_id, t.topic_id, p.partition);
-                    (broker.share_states.delete(&key).await, None)
-                }
-            };
-            partitions.push(
-                PartitionResult::default()
-                    .with_partition(p.partition)
-                    .with_error_code(code)
-                    .with_error_message(text.or_else(|| message(code, "Delete"))),
-            );
-        }
-        results.push(
-            DeleteStateResult::default()
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions),
-        );
-    }
-    DeleteShareGroupStateResponse::default().with_results(results)
+    let group = &req.group_id;
+    let topics = req.topics.into_iter().map(|t| (t.topic_id, t.partitions));
+    let results = each_partition(topics, |topic_id, p| async move {
+        let code = match denied {
+            Some(code) => code,
+            None => broker.share_states.delete(&key(group, topic_id, p.partition)).await,
+        };
+        PartitionResult::default()
+            .with_partition(p.partition)
+            .with_error_code(code)
+            .with_error_message(message(code, "Delete"))
+    })
+    .await;
+    DeleteShareGroupStateResponse::default().with_results(
+        results
+            .into_iter()
+            .map(|(id, ps)| DeleteStateResult::default().with_topic_id(id).with_partitions(ps))
+            .collect(),
+    )
 }
 
 pub async fn handle_summary(
@@ -257,37 +238,32 @@ pub async fn handle_summary(
         return ReadShareGroupStateSummaryResponse::default();
     }
     let denied = refused(broker, ctx);
-    let mut results = Vec::with_capacity(req.topics.len());
-    for t in req.topics {
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            let base = PartitionResult::default().with_partition(p.partition);
-            let result = match &denied {
-                Some((code, text)) => Err((*code, text.clone())),
-                None if !known(broker, t.topic_id, p.partition) => Err((E::UnknownTopicOrPartition.code(), None)),
-                None => broker
-                    .share_states
-                    .summary(&key(&req.group_id, t.topic_id, p.partition))
-                    .await
-                    .map_err(|code| (code, None)),
-            };
-            partitions.push(match result {
-                Ok(s) => base
-                    .with_state_epoch(s.state_epoch)
-                    .with_leader_epoch(s.leader_epoch)
-                    .with_start_offset(s.start_offset)
-                    .with_delivery_complete_count(s.delivery_complete_count),
-                Err((code, text)) => base
-                    .with_error_code(code)
-                    .with_error_message(text.or_else(|| message(code, "Read summary")))
-                    .with_start_offset(-1),
-            });
+    let group = &req.group_id;
+    let topics = req.topics.into_iter().map(|t| (t.topic_id, t.partitions));
+    let results = each_partition(topics, |topic_id, p| async move {
+        let base = PartitionResult::default().with_partition(p.partition);
+        let result = match denied {
+            Some(code) => Err(code),
+            None if !known(broker, topic_id, p.partition) => Err(E::UnknownTopicOrPartition.code()),
+            None => broker.share_states.summary(&key(group, topic_id, p.partition)).await,
+        };
+        match result {
+            Ok(s) => base
+                .with_state_epoch(s.state_epoch)
+                .with_leader_epoch(s.leader_epoch)
+                .with_start_offset(s.start_offset)
+                .with_delivery_complete_count(s.delivery_complete_count),
+            Err(code) => base
+                .with_error_code(code)
+                .with_error_message(message(code, "Read summary"))
+                .with_start_offset(-1),
         }
-        results.push(
-            ReadStateSummaryResult::default()
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions),
-        );
-    }
-    ReadShareGroupStateSummaryResponse::default().with_results(results)
+    })
+    .await;
+    ReadShareGroupStateSummaryResponse::default().with_results(
+        results
+            .into_iter()
+            .map(|(id, ps)| ReadStateSummaryResult::default().with_topic_id(id).with_partitions(ps))
+            .collect(),
+    )
 }

@@ -5,6 +5,7 @@
 //! and replays them; loading a partition replays the same records. Shards
 //! load and unload at run time as the partitions come and go.
 
+pub mod flexible;
 pub mod loader;
 pub mod runtime;
 pub mod state_topic;

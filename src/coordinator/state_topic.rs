@@ -3,10 +3,14 @@
 //! it, and a key lives in the partition Kafka would put it in. Its records
 //! are written as record batches of keyed records.
 
+use super::runtime::{CoordinatorRuntime, Shard};
 use crate::metadata::controller::NewTopic;
+use crate::metadata::Controller;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::ResponseError as E;
 use std::collections::BTreeMap;
+use tracing::warn;
 
 /// Java's `String.hashCode`, which Kafka uses to place keys in partitions.
 pub fn java_string_hash(s: &str) -> i32 {
@@ -49,6 +53,35 @@ pub fn new_state_topic(name: &str, partitions: i32, replication_factor: i16, seg
         replication_factor,
         configs,
         assignments: None,
+    }
+}
+
+/// Creates a coordinator's topic if it does not exist yet (the first use
+/// does, as in Kafka); its shards are loaded once this returns Ok.
+pub async fn ensure_state_topic<S: Shard>(
+    runtime: &CoordinatorRuntime<S>,
+    controller: &Controller,
+    topic: impl FnOnce() -> NewTopic,
+) -> Result<(), i16> {
+    if runtime.partition_count() > 0 {
+        return Ok(());
+    }
+    let topic = topic();
+    let name = topic.name.clone();
+    match controller.create_topics(vec![topic], false).await {
+        Ok(results) => {
+            if let Some(Err(e)) = results.into_iter().next() {
+                if e.code() != E::TopicAlreadyExists.code() {
+                    warn!(error = %e, "could not create {name}");
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "could not create {name}"),
+    }
+    if runtime.partition_count() > 0 {
+        Ok(())
+    } else {
+        Err(E::CoordinatorNotAvailable.code())
     }
 }
 

@@ -21,7 +21,7 @@ pub mod share_group;
 mod tests;
 
 use crate::config::BrokerConfig;
-use crate::coordinator::state_topic::new_state_topic;
+use crate::coordinator::state_topic::{ensure_state_topic, new_state_topic};
 use crate::coordinator::{partition_for, CoordinatorResult, CoordinatorRuntime, TxnProducer};
 use crate::metadata::records::ConfigResource;
 use crate::metadata::{Controller, MetadataCache};
@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use admin::{GroupDescription, ListedGroup};
 pub use classic_group::{CommittedOffset, GroupState};
@@ -102,30 +102,15 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` if it does not exist yet (as Kafka does
     /// on first use); its shards are loaded once this returns.
     pub async fn ensure_topic(&self) -> Result<(), i16> {
-        if self.runtime.partition_count() > 0 {
-            return Ok(());
-        }
-        let topic = new_state_topic(
-            OFFSETS_TOPIC,
-            self.offsets_partitions,
-            self.offsets_replication_factor,
-            self.offsets_segment_bytes,
-        );
-        match self.controller.create_topics(vec![topic], false).await {
-            Ok(results) => {
-                if let Some(Err(e)) = results.into_iter().next() {
-                    if e.code() != E::TopicAlreadyExists.code() {
-                        warn!(error = %e, "could not create __consumer_offsets");
-                    }
-                }
-            }
-            Err(e) => warn!(error = %e, "could not create __consumer_offsets"),
-        }
-        if self.runtime.partition_count() > 0 {
-            Ok(())
-        } else {
-            Err(E::CoordinatorNotAvailable.code())
-        }
+        ensure_state_topic(&self.runtime, &self.controller, || {
+            new_state_topic(
+                OFFSETS_TOPIC,
+                self.offsets_partitions,
+                self.offsets_replication_factor,
+                self.offsets_segment_bytes,
+            )
+        })
+        .await
     }
 
     /// The `__consumer_offsets` partition of a group (FindCoordinator,

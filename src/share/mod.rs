@@ -24,6 +24,16 @@ pub struct ShareKey {
     pub partition: i32,
 }
 
+impl ShareKey {
+    pub fn new(group: &str, topic_id: Uuid, partition: i32) -> ShareKey {
+        ShareKey {
+            group: group.to_string(),
+            topic_id,
+            partition,
+        }
+    }
+}
+
 /// A group's settings for its records: its group configs, else the broker's.
 #[derive(Debug, Clone)]
 pub struct ShareSettings {

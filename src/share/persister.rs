@@ -4,7 +4,6 @@
 //! `__share_group_state`, the share coordinator here answers; elsewhere the
 //! request goes to the broker that leads it, as Kafka's brokers send it.
 
-use super::state::batches::StateBatch;
 use super::state::records::StateKey;
 use super::state::shard::{StateRead, StateSummary, StateWrite};
 use super::state::{ShareStateCoordinator, SHARE_STATE_TOPIC};
@@ -28,17 +27,13 @@ pub struct Persister<'a> {
     pub clustered: bool,
 }
 
-/// Where a key's state is answered.
-enum Route {
-    Here,
-    At(String),
-}
-
 impl Persister<'_> {
-    async fn route(&self, key: &StateKey) -> Result<Route, i16> {
+    /// Where a key's state is answered: here (None), or at the address of
+    /// the broker leading its partition of `__share_group_state`.
+    async fn remote(&self, key: &StateKey) -> Result<Option<String>, i16> {
         self.states.ensure_topic().await?;
         if !self.clustered || self.states.holds(key) {
-            return Ok(Route::Here);
+            return Ok(None);
         }
         let image = self.metadata.image();
         let topic = image
@@ -57,7 +52,7 @@ impl Persister<'_> {
         }
         self.replicas
             .inter_broker_address(&image, leader)
-            .map(Route::At)
+            .map(Some)
             .ok_or(E::CoordinatorNotAvailable.code())
     }
 
@@ -74,9 +69,8 @@ impl Persister<'_> {
     }
 
     pub async fn read(&self, key: &StateKey, leader_epoch: i32) -> Result<StateRead, i16> {
-        let address = match self.route(key).await? {
-            Route::Here => return self.states.read(key, leader_epoch).await,
-            Route::At(a) => a,
+        let Some(address) = self.remote(key).await? else {
+            return self.states.read(key, leader_epoch).await;
         };
         use read_share_group_state_request::{PartitionData, ReadStateData};
         let request = ReadShareGroupStateRequest::default()
@@ -87,91 +81,60 @@ impl Persister<'_> {
                     .with_partition(key.partition)
                     .with_leader_epoch(leader_epoch)])]);
         let response = self.send(&address, &request, 0).await?;
-        let p = response
-            .results
-            .into_iter()
-            .flat_map(|t| t.partitions)
-            .find(|p| p.partition == key.partition)
-            .ok_or(E::UnknownServerError.code())?;
-        if p.error_code != 0 {
-            return Err(p.error_code);
-        }
+        let p = answer_for(key, response.results.into_iter().flat_map(|t| t.partitions))?;
         Ok(StateRead {
             state_epoch: p.state_epoch,
             start_offset: p.start_offset,
-            batches: p
-                .state_batches
-                .iter()
-                .map(|b| StateBatch {
-                    first: b.first_offset,
-                    last: b.last_offset,
-                    state: b.delivery_state,
-                    count: b.delivery_count,
-                })
-                .collect(),
+            batches: p.state_batches.iter().map(Into::into).collect(),
         })
     }
 
     pub async fn write(&self, key: &StateKey, write: StateWrite) -> i16 {
-        let address = match self.route(key).await {
-            Ok(Route::Here) => return self.states.write(key, write).await,
-            Ok(Route::At(a)) => a,
-            Err(code) => return code,
+        let answer = async {
+            let Some(address) = self.remote(key).await? else {
+                return ok(self.states.write(key, write).await);
+            };
+            use write_share_group_state_request::{PartitionData, WriteStateData};
+            let request = WriteShareGroupStateRequest::default()
+                .with_group_id(group_id(key))
+                .with_topics(vec![WriteStateData::default()
+                    .with_topic_id(key.topic_id)
+                    .with_partitions(vec![PartitionData::default()
+                        .with_partition(key.partition)
+                        .with_state_epoch(write.state_epoch)
+                        .with_leader_epoch(write.leader_epoch)
+                        .with_start_offset(write.start_offset)
+                        .with_delivery_complete_count(write.delivery_complete_count)
+                        .with_state_batches(write.batches.iter().map(Into::into).collect())])]);
+            let response = self.send(&address, &request, 1).await?;
+            answer_for(key, response.results.into_iter().flat_map(|t| t.partitions)).map(drop)
         };
-        use write_share_group_state_request::{PartitionData, StateBatch as WireBatch, WriteStateData};
-        let batches = write
-            .batches
-            .iter()
-            .map(|b| {
-                WireBatch::default()
-                    .with_first_offset(b.first)
-                    .with_last_offset(b.last)
-                    .with_delivery_state(b.state)
-                    .with_delivery_count(b.count)
-            })
-            .collect();
-        let request = WriteShareGroupStateRequest::default()
-            .with_group_id(group_id(key))
-            .with_topics(vec![WriteStateData::default()
-                .with_topic_id(key.topic_id)
-                .with_partitions(vec![PartitionData::default()
-                    .with_partition(key.partition)
-                    .with_state_epoch(write.state_epoch)
-                    .with_leader_epoch(write.leader_epoch)
-                    .with_start_offset(write.start_offset)
-                    .with_delivery_complete_count(write.delivery_complete_count)
-                    .with_state_batches(batches)])]);
-        match self.send(&address, &request, 1).await {
-            Ok(r) => first_code(r.results.into_iter().flat_map(|t| t.partitions).map(|p| p.error_code)),
-            Err(code) => code,
-        }
+        code_of(answer.await)
     }
 
     pub async fn initialize(&self, key: &StateKey, state_epoch: i32, start_offset: i64) -> i16 {
-        let address = match self.route(key).await {
-            Ok(Route::Here) => return self.states.initialize(key, state_epoch, start_offset).await,
-            Ok(Route::At(a)) => a,
-            Err(code) => return code,
+        let answer = async {
+            let Some(address) = self.remote(key).await? else {
+                return ok(self.states.initialize(key, state_epoch, start_offset).await);
+            };
+            use initialize_share_group_state_request::{InitializeStateData, PartitionData};
+            let request = InitializeShareGroupStateRequest::default()
+                .with_group_id(group_id(key))
+                .with_topics(vec![InitializeStateData::default()
+                    .with_topic_id(key.topic_id)
+                    .with_partitions(vec![PartitionData::default()
+                        .with_partition(key.partition)
+                        .with_state_epoch(state_epoch)
+                        .with_start_offset(start_offset)])]);
+            let response = self.send(&address, &request, 0).await?;
+            answer_for(key, response.results.into_iter().flat_map(|t| t.partitions)).map(drop)
         };
-        use initialize_share_group_state_request::{InitializeStateData, PartitionData};
-        let request = InitializeShareGroupStateRequest::default()
-            .with_group_id(group_id(key))
-            .with_topics(vec![InitializeStateData::default()
-                .with_topic_id(key.topic_id)
-                .with_partitions(vec![PartitionData::default()
-                    .with_partition(key.partition)
-                    .with_state_epoch(state_epoch)
-                    .with_start_offset(start_offset)])]);
-        match self.send(&address, &request, 0).await {
-            Ok(r) => first_code(r.results.into_iter().flat_map(|t| t.partitions).map(|p| p.error_code)),
-            Err(code) => code,
-        }
+        code_of(answer.await)
     }
 
     pub async fn summary(&self, key: &StateKey) -> Result<StateSummary, i16> {
-        let address = match self.route(key).await? {
-            Route::Here => return self.states.summary(key).await,
-            Route::At(a) => a,
+        let Some(address) = self.remote(key).await? else {
+            return self.states.summary(key).await;
         };
         use read_share_group_state_summary_request::{PartitionData, ReadStateSummaryData};
         let request = ReadShareGroupStateSummaryRequest::default()
@@ -182,15 +145,7 @@ impl Persister<'_> {
                     .with_partition(key.partition)
                     .with_leader_epoch(-1)])]);
         let response = self.send(&address, &request, 1).await?;
-        let p = response
-            .results
-            .into_iter()
-            .flat_map(|t| t.partitions)
-            .find(|p| p.partition == key.partition)
-            .ok_or(E::UnknownServerError.code())?;
-        if p.error_code != 0 {
-            return Err(p.error_code);
-        }
+        let p = answer_for(key, response.results.into_iter().flat_map(|t| t.partitions))?;
         Ok(StateSummary {
             state_epoch: p.state_epoch,
             leader_epoch: p.leader_epoch,
@@ -200,21 +155,20 @@ impl Persister<'_> {
     }
 
     pub async fn delete(&self, key: &StateKey) -> i16 {
-        let address = match self.route(key).await {
-            Ok(Route::Here) => return self.states.delete(key).await,
-            Ok(Route::At(a)) => a,
-            Err(code) => return code,
+        let answer = async {
+            let Some(address) = self.remote(key).await? else {
+                return ok(self.states.delete(key).await);
+            };
+            use delete_share_group_state_request::{DeleteStateData, PartitionData};
+            let request = DeleteShareGroupStateRequest::default()
+                .with_group_id(group_id(key))
+                .with_topics(vec![DeleteStateData::default()
+                    .with_topic_id(key.topic_id)
+                    .with_partitions(vec![PartitionData::default().with_partition(key.partition)])]);
+            let response = self.send(&address, &request, 0).await?;
+            answer_for(key, response.results.into_iter().flat_map(|t| t.partitions)).map(drop)
         };
-        use delete_share_group_state_request::{DeleteStateData, PartitionData};
-        let request = DeleteShareGroupStateRequest::default()
-            .with_group_id(group_id(key))
-            .with_topics(vec![DeleteStateData::default()
-                .with_topic_id(key.topic_id)
-                .with_partitions(vec![PartitionData::default().with_partition(key.partition)])]);
-        match self.send(&address, &request, 0).await {
-            Ok(r) => first_code(r.results.into_iter().flat_map(|t| t.partitions).map(|p| p.error_code)),
-            Err(code) => code,
-        }
+        code_of(answer.await)
     }
 }
 
@@ -222,6 +176,50 @@ fn group_id(key: &StateKey) -> StrBytes {
     StrBytes::from_string(key.group.clone())
 }
 
-fn first_code(codes: impl Iterator<Item = i16>) -> i16 {
-    codes.into_iter().find(|c| *c != 0).unwrap_or(0)
+fn ok(code: i16) -> Result<(), i16> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(code)
+    }
+}
+
+fn code_of(result: Result<(), i16>) -> i16 {
+    result.err().unwrap_or(0)
+}
+
+/// A partition's answer in a share-group-state response.
+trait PartitionAnswer {
+    fn partition(&self) -> i32;
+    fn error_code(&self) -> i16;
+}
+
+macro_rules! partition_answer {
+    ($($answer:ty),*) => {
+        $(impl PartitionAnswer for $answer {
+            fn partition(&self) -> i32 {
+                self.partition
+            }
+            fn error_code(&self) -> i16 {
+                self.error_code
+            }
+        })*
+    };
+}
+
+partition_answer!(
+    read_share_group_state_response::PartitionResult,
+    write_share_group_state_response::PartitionResult,
+    initialize_share_group_state_response::PartitionResult,
+    read_share_group_state_summary_response::PartitionResult,
+    delete_share_group_state_response::PartitionResult
+);
+
+/// The key's partition in a response, or its error.
+fn answer_for<P: PartitionAnswer>(key: &StateKey, partitions: impl IntoIterator<Item = P>) -> Result<P, i16> {
+    let p = partitions
+        .into_iter()
+        .find(|p| p.partition() == key.partition)
+        .ok_or(E::UnknownServerError.code())?;
+    ok(p.error_code()).map(|()| p)
 }

@@ -13,7 +13,7 @@ pub mod records;
 pub mod verification;
 
 use crate::config::TransactionConfig;
-use crate::coordinator::state_topic::new_state_topic;
+use crate::coordinator::state_topic::{ensure_state_topic, new_state_topic};
 use crate::coordinator::{partition_for, CoordinatorResult, CoordinatorRuntime};
 use crate::group::GroupCoordinator;
 use crate::metadata::Controller;
@@ -95,26 +95,19 @@ impl TransactionCoordinator {
 
     /// Creates `__transaction_state` if needed (FindCoordinator does, as in Kafka).
     pub async fn ensure_topic(&self) -> Result<(), i16> {
-        if self.runtime.partition_count() > 0 {
-            return Ok(());
-        }
-        let mut topic = new_state_topic(
-            TRANSACTION_STATE_TOPIC,
-            self.config.state_log_partitions,
-            self.config.state_log_replication_factor,
-            self.config.state_log_segment_bytes,
-        );
-        topic
-            .configs
-            .insert("min.insync.replicas".into(), self.config.state_log_min_isr.to_string());
-        if let Err(e) = self.controller.create_topics(vec![topic], false).await {
-            warn!(error = %e, "could not create __transaction_state");
-        }
-        if self.runtime.partition_count() > 0 {
-            Ok(())
-        } else {
-            Err(E::CoordinatorNotAvailable.code())
-        }
+        ensure_state_topic(&self.runtime, &self.controller, || {
+            let mut topic = new_state_topic(
+                TRANSACTION_STATE_TOPIC,
+                self.config.state_log_partitions,
+                self.config.state_log_replication_factor,
+                self.config.state_log_segment_bytes,
+            );
+            topic
+                .configs
+                .insert("min.insync.replicas".into(), self.config.state_log_min_isr.to_string());
+            topic
+        })
+        .await
     }
 
     fn partition_of(&self, id: &str) -> Option<i32> {

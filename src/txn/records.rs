@@ -5,6 +5,7 @@
 //! writes with transaction.version 2. Values v0 (Sluice before TV2, Kafka
 //! with TV1) are read too. A null value forgets the id.
 
+use crate::coordinator::flexible::{get_tagged_fields, get_uvarint, put_tagged_fields, put_uvarint, Truncated};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::BTreeSet;
 use thiserror::Error;
@@ -19,6 +20,12 @@ pub enum RecordError {
     State(i8),
     #[error("transaction record is not UTF-8")]
     Utf8,
+}
+
+impl From<Truncated> for RecordError {
+    fn from(_: Truncated) -> RecordError {
+        RecordError::Truncated
+    }
 }
 
 /// Kafka's TransactionState, with its codes.
@@ -168,27 +175,6 @@ pub fn decode_key(bytes: &[u8]) -> Result<String, RecordError> {
     get_string(&mut buf)
 }
 
-fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
-}
-
-fn get_uvarint(buf: &mut Bytes) -> Result<u32, RecordError> {
-    let mut value = 0u32;
-    for shift in (0..35).step_by(7) {
-        need(buf, 1)?;
-        let b = buf.get_u8();
-        value |= ((b & 0x7f) as u32) << shift;
-        if b & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(RecordError::Truncated)
-}
-
 fn put_compact_string(buf: &mut BytesMut, s: &str) {
     put_uvarint(buf, s.len() as u32 + 1);
     buf.put_slice(s.as_bytes());
@@ -199,22 +185,6 @@ fn get_compact_string(buf: &mut Bytes) -> Result<String, RecordError> {
     let len = len.checked_sub(1).ok_or(RecordError::Truncated)?;
     need(buf, len)?;
     String::from_utf8(buf.split_to(len).to_vec()).map_err(|_| RecordError::Utf8)
-}
-
-/// Skips a flexible struct's tagged fields, or hands each to `field`.
-fn get_tagged_fields(
-    buf: &mut Bytes,
-    mut field: impl FnMut(u32, &mut Bytes) -> Result<(), RecordError>,
-) -> Result<(), RecordError> {
-    let count = get_uvarint(buf)?;
-    for _ in 0..count {
-        let tag = get_uvarint(buf)?;
-        let size = get_uvarint(buf)? as usize;
-        need(buf, size)?;
-        let mut data = buf.split_to(size);
-        field(tag, &mut data)?;
-    }
-    Ok(())
 }
 
 fn by_topic(partitions: &BTreeSet<(String, i32)>) -> Vec<(&str, Vec<i32>)> {
@@ -264,12 +234,8 @@ pub fn encode_value(m: &TxnMetadata) -> Bytes {
     if m.client_version != 0 {
         tagged.push((2, m.client_version.to_be_bytes().to_vec()));
     }
-    put_uvarint(&mut buf, tagged.len() as u32);
-    for (tag, data) in tagged {
-        put_uvarint(&mut buf, tag);
-        put_uvarint(&mut buf, data.len() as u32);
-        buf.put_slice(&data);
-    }
+    let fields: Vec<(u32, &[u8])> = tagged.iter().map(|(tag, data)| (*tag, data.as_slice())).collect();
+    put_tagged_fields(&mut buf, &fields);
     buf.freeze()
 }
 
@@ -311,7 +277,7 @@ pub fn decode_value(bytes: &[u8]) -> Result<TxnMetadata, RecordError> {
             partitions.insert((topic.clone(), buf.get_i32()));
         }
         if flexible {
-            get_tagged_fields(&mut buf, |_, _| Ok(()))?;
+            get_tagged_fields(&mut buf, |_, _| Ok::<(), RecordError>(()))?;
         }
     }
     need(&buf, 16)?;
@@ -323,7 +289,7 @@ pub fn decode_value(bytes: &[u8]) -> Result<TxnMetadata, RecordError> {
         ..TxnMetadata::new(producer_id, producer_epoch, timeout_ms, 0)
     };
     if flexible {
-        get_tagged_fields(&mut buf, |tag, data| {
+        get_tagged_fields(&mut buf, |tag, mut data| {
             match tag {
                 0 if data.remaining() >= 8 => m.previous_producer_id = data.get_i64(),
                 1 if data.remaining() >= 8 => m.next_producer_id = data.get_i64(),

@@ -23,6 +23,35 @@ impl StateBatch {
     }
 }
 
+/// The state batches of the share-group-state APIs, both ways.
+macro_rules! wire_batch {
+    ($wire:ty) => {
+        impl From<&$wire> for StateBatch {
+            fn from(b: &$wire) -> StateBatch {
+                StateBatch {
+                    first: b.first_offset,
+                    last: b.last_offset,
+                    state: b.delivery_state,
+                    count: b.delivery_count,
+                }
+            }
+        }
+
+        impl From<&StateBatch> for $wire {
+            fn from(b: &StateBatch) -> $wire {
+                <$wire>::default()
+                    .with_first_offset(b.first)
+                    .with_last_offset(b.last)
+                    .with_delivery_state(b.state)
+                    .with_delivery_count(b.count)
+            }
+        }
+    };
+}
+
+wire_batch!(kafka_protocol::messages::read_share_group_state_response::StateBatch);
+wire_batch!(kafka_protocol::messages::write_share_group_state_request::StateBatch);
+
 /// `so_far` and `new` made one list of non-overlapping batches in offset
 /// order, from `start` on (-1: no start to cut at).
 pub fn combine(so_far: &[StateBatch], new: &[StateBatch], start: i64) -> Vec<StateBatch> {

@@ -10,7 +10,7 @@ pub mod records;
 pub mod shard;
 
 use crate::config::ShareCoordinatorConfig;
-use crate::coordinator::state_topic::new_state_topic;
+use crate::coordinator::state_topic::{ensure_state_topic, new_state_topic};
 use crate::coordinator::{partition_for, CoordinatorRuntime};
 use crate::metadata::Controller;
 use crate::storage::now_ms;
@@ -18,7 +18,6 @@ use kafka_protocol::ResponseError as E;
 use records::StateKey;
 use shard::{ShareStates, StateRead, StateSummary, StateWrite};
 use std::sync::Arc;
-use tracing::warn;
 
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 
@@ -44,27 +43,20 @@ impl ShareStateCoordinator {
     /// Creates `__share_group_state` if needed (the first lookup of a share
     /// coordinator does, as in Kafka).
     pub async fn ensure_topic(&self) -> Result<(), i16> {
-        if self.runtime.partition_count() > 0 {
-            return Ok(());
-        }
-        let mut topic = new_state_topic(
-            SHARE_STATE_TOPIC,
-            self.config.state_topic_partitions,
-            self.config.state_topic_replication_factor,
-            self.config.state_topic_segment_bytes,
-        );
-        topic.configs.insert(
-            "min.insync.replicas".into(),
-            self.config.state_topic_min_isr.to_string(),
-        );
-        if let Err(e) = self.controller.create_topics(vec![topic], false).await {
-            warn!(error = %e, "could not create {SHARE_STATE_TOPIC}");
-        }
-        if self.runtime.partition_count() > 0 {
-            Ok(())
-        } else {
-            Err(E::CoordinatorNotAvailable.code())
-        }
+        ensure_state_topic(&self.runtime, &self.controller, || {
+            let mut topic = new_state_topic(
+                SHARE_STATE_TOPIC,
+                self.config.state_topic_partitions,
+                self.config.state_topic_replication_factor,
+                self.config.state_topic_segment_bytes,
+            );
+            topic.configs.insert(
+                "min.insync.replicas".into(),
+                self.config.state_topic_min_isr.to_string(),
+            );
+            topic
+        })
+        .await
     }
 
     fn index_of(&self, key: &StateKey) -> Result<i32, i16> {

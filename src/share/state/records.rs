@@ -5,6 +5,7 @@
 //! an update only the batches written since; a tombstone deletes it.
 
 use super::batches::StateBatch;
+use crate::coordinator::flexible::{get_tagged_fields, get_uvarint, put_tagged_fields, put_uvarint, Truncated};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 use uuid::Uuid;
@@ -15,6 +16,12 @@ const UPDATE: i16 = 1;
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("malformed __share_group_state record: {0}")]
 pub struct RecordError(&'static str);
+
+impl From<Truncated> for RecordError {
+    fn from(_: Truncated) -> RecordError {
+        RecordError("truncated")
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StateKey {
@@ -184,27 +191,6 @@ fn need(b: &[u8], n: usize) -> Result<(), RecordError> {
     }
 }
 
-fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
-}
-
-fn get_uvarint(buf: &mut &[u8]) -> Result<u32, RecordError> {
-    let mut v = 0u32;
-    for shift in (0..35).step_by(7) {
-        need(buf, 1)?;
-        let b = buf.get_u8();
-        v |= u32::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(RecordError("varint too long"))
-}
-
 fn put_batches(buf: &mut BytesMut, batches: &[StateBatch]) {
     put_uvarint(buf, batches.len() as u32 + 1);
     for b in batches {
@@ -240,37 +226,25 @@ fn get_batches(buf: &mut &[u8]) -> Result<Vec<StateBatch>, RecordError> {
 /// when known (its default is -1).
 fn put_complete_count(buf: &mut BytesMut, count: i32) {
     if count == -1 {
-        put_uvarint(buf, 0);
+        put_tagged_fields(buf, &[]);
     } else {
-        put_uvarint(buf, 1);
-        put_uvarint(buf, 0);
-        put_uvarint(buf, 4);
-        buf.put_i32(count);
+        put_tagged_fields(buf, &[(0, &count.to_be_bytes())]);
     }
 }
 
 fn get_complete_count(buf: &mut &[u8]) -> Result<i32, RecordError> {
     let mut count = -1;
-    for _ in 0..get_uvarint(buf)? {
-        let tag = get_uvarint(buf)?;
-        let size = get_uvarint(buf)? as usize;
-        need(buf, size)?;
-        if tag == 0 && size == 4 {
-            count = (&buf[..4]).get_i32();
+    get_tagged_fields(buf, |tag, mut data: Bytes| {
+        if tag == 0 && data.len() == 4 {
+            count = data.get_i32();
         }
-        buf.advance(size);
-    }
+        Ok::<(), RecordError>(())
+    })?;
     Ok(count)
 }
 
 fn skip_tagged(buf: &mut &[u8]) -> Result<(), RecordError> {
-    for _ in 0..get_uvarint(buf)? {
-        let _tag = get_uvarint(buf)?;
-        let size = get_uvarint(buf)? as usize;
-        need(buf, size)?;
-        buf.advance(size);
-    }
-    Ok(())
+    get_tagged_fields(buf, |_, _| Ok(()))
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ MAIN_CLASS = {
     "kafka-features": "org.apache.kafka.tools.FeatureCommand",
     "kafka-console-share-consumer": "org.apache.kafka.tools.consumer.ConsoleShareConsumer",
     "kafka-share-groups": "org.apache.kafka.tools.consumer.group.ShareGroupCommand",
+    "kafka-groups": "org.apache.kafka.tools.GroupsCommand",
+    "kafka-streams-groups": "org.apache.kafka.tools.streams.StreamsGroupCommand",
 }
 
 # kafka-run-class.sh's defaults, made smaller: two cores are shared with the broker.

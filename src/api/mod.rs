@@ -33,6 +33,7 @@ pub mod share_fetch;
 pub mod share_group_offsets;
 pub mod share_group_state;
 pub mod share_groups;
+pub mod streams_groups;
 pub mod topics;
 pub mod txn;
 

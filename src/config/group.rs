@@ -349,6 +349,18 @@ impl GroupConfigDef {
     }
 }
 
+/// A group's value of a config: its own override, else the broker's
+/// setting, else Kafka's default.
+pub fn effective_value(name: &str, broker: &BTreeMap<String, String>, group: &BTreeMap<String, String>) -> String {
+    if let Some(v) = group.get(name) {
+        return v.clone();
+    }
+    match group_config_def(name) {
+        Some(d) => d.broker_value(broker).map_or_else(|| d.default.to_string(), |(_, v)| v),
+        None => String::new(),
+    }
+}
+
 /// Checks a group's whole set of overrides as Kafka's GroupConfig.validate
 /// does: known names, then each value's type and validator, then the broker's
 /// bounds. The error is Kafka's InvalidConfigurationException message.

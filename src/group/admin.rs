@@ -21,7 +21,7 @@ pub struct ListedGroup {
     pub protocol_type: String,
     /// Kafka's name of the state ("Stable", "Reconciling", ...).
     pub state: &'static str,
-    /// "classic", "consumer" or "share".
+    /// "classic", "consumer", "share" or "streams".
     pub group_type: &'static str,
     pub members: usize,
 }
@@ -47,8 +47,8 @@ impl GroupShard {
         let Some(g) = self.groups.get(group_id) else {
             return Err(format!("Group {group_id} not found."));
         };
-        // A consumer (KIP-848) or share group is described by its own API.
-        if g.consumer.is_some() || g.share.is_some() {
+        // A consumer (KIP-848), share or streams group is described by its own API.
+        if g.consumer.is_some() || g.share.is_some() || g.streams.is_some() {
             return Err(format!("Group {group_id} is not a classic group."));
         }
         let stable = g.state == GroupState::Stable;
@@ -89,6 +89,16 @@ impl GroupShard {
             .groups
             .values()
             .map(|g| match (&g.consumer, &g.share) {
+                _ if g.streams.is_some() => {
+                    let sg = g.streams.as_deref();
+                    ListedGroup {
+                        group_id: g.id.clone(),
+                        protocol_type: "streams".to_string(),
+                        state: sg.map_or("Empty", |s| s.state_name()),
+                        group_type: "streams",
+                        members: sg.map_or(0, |s| s.members.len()),
+                    }
+                }
                 (_, Some(sg)) => ListedGroup {
                     group_id: g.id.clone(),
                     protocol_type: "share".to_string(),
@@ -125,9 +135,7 @@ impl GroupShard {
         let Some(group) = self.groups.get(group_id) else {
             return CoordinatorResult::answer(E::GroupIdNotFound.code());
         };
-        let consumer_members = group.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
-            || group.share.as_ref().is_some_and(|s| !s.members.is_empty());
-        if group.state != GroupState::Empty || !group.members.is_empty() || consumer_members {
+        if group.state != GroupState::Empty || !group.members.is_empty() || group.has_protocol_members() {
             return CoordinatorResult::answer(E::NonEmptyGroup.code());
         }
         let mut records: Vec<GroupRecord> = group

@@ -112,9 +112,18 @@ pub struct Group {
     pub consumer: Option<Box<super::consumer_group::ConsumerGroup>>,
     /// Set for a share group (KIP-932); the classic fields then stay empty.
     pub share: Option<Box<super::share_group::ShareGroup>>,
+    /// Set for a streams group (KIP-1071); the classic fields then stay empty.
+    pub streams: Option<Box<super::streams_group::StreamsGroup>>,
 }
 
 impl Group {
+    /// Whether members of the newer protocols (consumer, share, streams) are in it.
+    pub fn has_protocol_members(&self) -> bool {
+        self.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
+            || self.share.as_ref().is_some_and(|s| !s.members.is_empty())
+            || self.streams.as_ref().is_some_and(|s| !s.members.is_empty())
+    }
+
     pub fn new(id: &str, now: i64) -> Group {
         Group {
             id: id.to_string(),
@@ -135,6 +144,7 @@ impl Group {
             offsets: BTreeMap::new(),
             consumer: None,
             share: None,
+            streams: None,
         }
     }
 

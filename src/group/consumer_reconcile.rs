@@ -41,6 +41,58 @@ pub(super) fn reconcile(cg: &mut ConsumerGroup, member_id: &str, owned: Option<&
     }
 }
 
+/// One move towards a target: what a member keeps, gives up and takes.
+pub(super) struct Step<K> {
+    pub keep: BTreeMap<K, BTreeSet<i32>>,
+    pub revoke: BTreeMap<K, BTreeSet<i32>>,
+    pub add: BTreeMap<K, BTreeSet<i32>>,
+    /// Part of the target is still held by others.
+    pub unreleased: bool,
+}
+
+/// Compares what a member holds with its target, per key (a topic, a
+/// subtopology). `owned`: what the member says it holds (None: unchanged);
+/// what it no longer holds needs no revoking.
+pub(super) fn step<K: Ord + Clone>(
+    current: &BTreeMap<K, BTreeSet<i32>>,
+    target: &BTreeMap<K, BTreeSet<i32>>,
+    owned: Option<&BTreeMap<K, BTreeSet<i32>>>,
+    held_by_others: impl Fn(&K, i32) -> bool,
+) -> Step<K> {
+    let mut out = Step {
+        keep: BTreeMap::new(),
+        revoke: BTreeMap::new(),
+        add: BTreeMap::new(),
+        unreleased: false,
+    };
+    let keys: BTreeSet<&K> = current.keys().chain(target.keys()).collect();
+    let empty = BTreeSet::new();
+    for k in keys {
+        let now = current.get(k).unwrap_or(&empty);
+        let wanted = target.get(k).unwrap_or(&empty);
+        let kept: BTreeSet<i32> = now.intersection(wanted).copied().collect();
+        let revoked: BTreeSet<i32> = now
+            .difference(wanted)
+            .filter(|p| owned.is_none_or(|o| o.get(k).is_some_and(|op| op.contains(p))))
+            .copied()
+            .collect();
+        let mut added = BTreeSet::new();
+        for p in wanted.difference(now) {
+            if held_by_others(k, *p) {
+                out.unreleased = true;
+            } else {
+                added.insert(*p);
+            }
+        }
+        for (set, into) in [(kept, &mut out.keep), (revoked, &mut out.revoke), (added, &mut out.add)] {
+            if !set.is_empty() {
+                into.insert(k.clone(), set);
+            }
+        }
+    }
+    out
+}
+
 fn next_assignment(
     m: &mut ConsumerMember,
     target_epoch: i32,
@@ -49,39 +101,12 @@ fn next_assignment(
     owned: Option<&Assignment>,
     now: i64,
 ) {
-    let mut keep = Assignment::new();
-    let mut revoke = Assignment::new();
-    let mut add = Assignment::new();
-    let mut unreleased = false;
-    let topics: BTreeSet<Uuid> = m.assigned.keys().chain(target.keys()).copied().collect();
-    for t in topics {
-        let current = m.assigned.get(&t).cloned().unwrap_or_default();
-        let wanted = target.get(&t).cloned().unwrap_or_default();
-        let kept: BTreeSet<i32> = current.intersection(&wanted).copied().collect();
-        // A partition the member says it no longer holds needs no revoking.
-        let revoked: BTreeSet<i32> = current
-            .difference(&wanted)
-            .filter(|p| owned.is_none_or(|o| o.get(&t).is_some_and(|op| op.contains(p))))
-            .copied()
-            .collect();
-        let mut added = BTreeSet::new();
-        for p in wanted.difference(&current) {
-            if others.contains_key(&(t, *p)) {
-                unreleased = true;
-            } else {
-                added.insert(*p);
-            }
-        }
-        if !kept.is_empty() {
-            keep.insert(t, kept);
-        }
-        if !revoked.is_empty() {
-            revoke.insert(t, revoked);
-        }
-        if !added.is_empty() {
-            add.insert(t, added);
-        }
-    }
+    let Step {
+        mut keep,
+        revoke,
+        add,
+        unreleased,
+    } = step(&m.assigned, target, owned, |t, p| others.contains_key(&(*t, p)));
     if !revoke.is_empty() {
         m.assigned = keep;
         m.pending_revocation = revoke;

@@ -78,10 +78,11 @@ impl GroupShard {
         // A group of KIP-848's protocol takes no classic members while it has
         // members (they would be given the same partitions); an empty one
         // becomes a classic group again.
-        if group.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) || group.share.is_some() {
+        if group.has_protocol_members() || group.share.is_some() {
             return Reply::Now(join_error(E::InconsistentGroupProtocol.code(), &req.member_id));
         }
         group.consumer = None;
+        group.streams = None;
         if !group.supports(&req.protocol_type, &req.protocols) {
             return Reply::Now(join_error(E::InconsistentGroupProtocol.code(), &req.member_id));
         }

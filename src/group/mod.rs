@@ -17,6 +17,10 @@ pub mod rebalance;
 pub mod records;
 pub mod shard;
 pub mod share_group;
+mod streams_assignor;
+pub mod streams_group;
+pub mod streams_heartbeat;
+mod streams_topology;
 #[cfg(test)]
 mod tests;
 
@@ -205,6 +209,50 @@ impl GroupCoordinator {
         }
     }
 
+    /// StreamsGroupHeartbeat (KIP-1071).
+    pub async fn streams_heartbeat(
+        &self,
+        request: streams_heartbeat::StreamsHeartbeat,
+    ) -> streams_heartbeat::StreamsAnswer {
+        let topics = self.topic_view();
+        if request.group_id.is_empty() {
+            // Refused by the checks; no partition to route an empty id to.
+            return GroupShard::new(GroupConfig::default())
+                .streams_heartbeat(request, &topics, now_ms())
+                .response;
+        }
+        let group = request.group_id.clone();
+        match self
+            .write(&group, |g| g.streams_heartbeat(request, &topics, now_ms()))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(code) => streams_heartbeat::StreamsAnswer {
+                error_code: code,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// StreamsGroupDescribe: the group as it is, or Kafka's error for it.
+    pub async fn describe_streams_group(&self, group: &str) -> Result<streams_group::StreamsGroup, (i16, String)> {
+        let describe = |g: &GroupShard| match g.group(group) {
+            Some(g) => match &g.streams {
+                Some(sg) => Ok((**sg).clone()),
+                None => Err((
+                    E::GroupIdNotFound.code(),
+                    format!("Group {group} is not a streams group."),
+                )),
+            },
+            None => Err((E::GroupIdNotFound.code(), format!("Group {group} not found."))),
+        };
+        match self.read(group, describe).await {
+            Ok(Some(r)) => r,
+            Ok(None) => Err((E::GroupIdNotFound.code(), format!("Group {group} not found."))),
+            Err(code) => Err((code, String::new())),
+        }
+    }
+
     /// The topics consumer groups can subscribe to, as the metadata has them now.
     pub fn topic_view(&self) -> TopicView {
         let image = self.metadata.image();
@@ -274,12 +322,17 @@ impl GroupCoordinator {
             return Ok(());
         };
         let check = |g: &GroupShard| -> Result<(), i16> {
-            let Some(cg) = g.group(group).and_then(|g| g.consumer.as_deref()) else {
+            let Some(g) = g.group(group) else {
                 return Ok(());
             };
-            match cg.members.get(member) {
+            let member_epoch = match (g.consumer.as_deref(), g.streams.as_deref()) {
+                (Some(cg), _) => cg.members.get(member).map(|m| m.member_epoch),
+                (None, Some(sg)) => sg.members.get(member).map(|m| m.member_epoch),
+                (None, None) => return Ok(()),
+            };
+            match member_epoch {
                 None => Err(E::UnknownMemberId.code()),
-                Some(m) if m.member_epoch != epoch => Err(E::StaleMemberEpoch.code()),
+                Some(e) if e != epoch => Err(E::StaleMemberEpoch.code()),
                 Some(_) => Ok(()),
             }
         };

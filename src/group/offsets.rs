@@ -51,6 +51,9 @@ impl GroupShard {
         if let Some(cg) = group.consumer.as_deref_mut() {
             return validate_consumer_commit(cg, req, now, self.config.consumer_session_timeout_ms);
         }
+        if let Some(sg) = group.streams.as_deref() {
+            return validate_streams_commit(sg, req);
+        }
         validate_offset_commit(group, req)?;
         if let Some(m) = group.members.get_mut(&req.member_id) {
             m.heartbeat_deadline = now + m.session_timeout_ms as i64;
@@ -189,7 +192,7 @@ impl GroupShard {
         let mut records = Vec::new();
         let mut expired_total = 0;
         for group in self.groups.values() {
-            if group.state != GroupState::Empty || group.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+            if group.state != GroupState::Empty || group.has_protocol_members() {
                 continue;
             }
             let managed = group.protocol_type.is_some();
@@ -241,6 +244,27 @@ fn validate_consumer_commit(
         return Err(E::StaleMemberEpoch.code());
     }
     member.session_deadline = member.session_deadline.max(now + session_timeout_ms as i64);
+    Ok(())
+}
+
+/// Kafka's StreamsGroup.validateOffsetCommit: an empty group takes commits
+/// from outside; a member commits with its current epoch.
+fn validate_streams_commit(sg: &super::streams_group::StreamsGroup, req: &OffsetCommitRequest) -> Result<(), i16> {
+    if req.generation < 0 && req.member_id.is_empty() && sg.members.is_empty() {
+        return Ok(());
+    }
+    let Some(member) = sg.members.get(&req.member_id) else {
+        return Err(E::UnknownMemberId.code());
+    };
+    if !req.transactional && req.version < 9 {
+        return Err(E::UnknownMemberId.code());
+    }
+    if req.generation > member.member_epoch {
+        return Err(E::FencedMemberEpoch.code());
+    }
+    if req.generation < member.member_epoch {
+        return Err(E::StaleMemberEpoch.code());
+    }
     Ok(())
 }
 

@@ -23,6 +23,7 @@ impl GroupShard {
         let mut out = Vec::new();
         self.apply_deadlines(&mut out, now);
         self.expire_consumer_members(now);
+        self.expire_streams_members(now);
         let gone = self.expire_share_members(now, None);
         let mut groups: Vec<&str> = gone.iter().map(|(g, _)| g.as_str()).collect();
         groups.dedup();
@@ -116,6 +117,9 @@ impl GroupShard {
             }
         }
         if let Some(d) = self.next_consumer_deadline() {
+            consider(d);
+        }
+        if let Some(d) = self.next_streams_deadline() {
             consider(d);
         }
         if let Some(d) = self.next_share_deadline() {

@@ -169,6 +169,7 @@ fn validate(req: &ShareHeartbeat) -> Result<(), String> {
 /// (anything but an empty shell, which may become a share group).
 fn is_another_kind(group: &Group) -> bool {
     group.consumer.is_some()
+        || group.streams.is_some()
         || !group.members.is_empty()
         || group.state != GroupState::Empty
         || group.protocol_type.is_some()

@@ -206,6 +206,13 @@ registry! {
     ConsumerGroupDescribe: ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, versions 0..=1,
         handler api::consumer_groups::handle_describe,
         errors |r| r.groups.iter().map(|g| g.error_code);
+    // Streams groups (KIP-1071).
+    StreamsGroupHeartbeat: StreamsGroupHeartbeatRequest => StreamsGroupHeartbeatResponse, versions 0..=1,
+        handler api::streams_groups::handle_heartbeat,
+        errors |r| [r.error_code];
+    StreamsGroupDescribe: StreamsGroupDescribeRequest => StreamsGroupDescribeResponse, versions 0..=1,
+        handler api::streams_groups::handle_describe,
+        errors |r| r.groups.iter().map(|g| g.error_code);
     // Share groups (KIP-932).
     ShareGroupHeartbeat: ShareGroupHeartbeatRequest => ShareGroupHeartbeatResponse, versions 1..=1,
         handler api::share_groups::handle_heartbeat,

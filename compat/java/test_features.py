@@ -3,15 +3,20 @@ upgrade / downgrade change them (UpdateFeatures). transaction.version is the lev
 Sluice honours: downgraded to 1, Kafka 4.4's Java producer stops using transaction
 version 2 (no epoch bump at each end), and uses it again once upgraded back.
 
-Apache Kafka 4.4 lists more features (metadata.version, kraft.version, group.version,
-share.version, streams.version, eligible.leader.replicas.version); these cases look at
-transaction.version, which both serve alike. The shared broker ends each case at
-level 2 again.
+group.version, share.version and streams.version switch the consumer (KIP-848), share
+(KIP-932) and streams (KIP-1071) group protocols: at level 0 their heartbeats are answered
+UNSUPPORTED_VERSION, as Kafka 4.4 answers them (it still advertises the APIs), and they
+work again once upgraded.
+
+Apache Kafka 4.4 lists more features (metadata.version, kraft.version,
+eligible.leader.replicas.version); these cases look at the ones both serve alike. The
+shared broker ends each case at the default levels again.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 
@@ -20,6 +25,8 @@ import kafka_tools
 from test_tools import create
 from test_transaction_version_2_producer import steps, steps_classes  # noqa: F401 (fixtures)
 from test_transactions import txn_name
+from kafka44 import (ConsumerGroupHeartbeatRequest, ShareGroupHeartbeatRequest,
+                     StreamsGroupHeartbeatRequest)
 
 pytestmark = pytest.mark.skipif(not kafka_tools.jars_present(), reason="Kafka jars not fetched")
 
@@ -96,3 +103,67 @@ def test_feature_updates_that_are_refused(broker):
     assert ("Invalid update version 1 for feature no.such.version. Local controller 1 does not support this "
             "feature." in out), out
     assert features(broker)[TV] == ("0", "2", "2")
+
+
+# Kafka 4.4's levels on a new cluster: (supported min, supported max, finalized).
+GROUP_FEATURES = {"group.version": ("0", "1", "1"), "share.version": ("0", "2", "2"),
+                  "streams.version": ("0", "1", "1")}
+UNSUPPORTED_VERSION = 35
+
+
+def heartbeat(feature: str, group: str, member: str, epoch: int):
+    """A heartbeat of the protocol `feature` switches: joining (epoch 0) or leaving (-1)."""
+    joining = epoch == 0
+    if feature == "group.version":
+        return ConsumerGroupHeartbeatRequest(
+            group_id=group, member_id=member, member_epoch=epoch,
+            rebalance_timeout_ms=30000 if joining else -1,
+            subscribed_topic_names=["t"] if joining else None,
+            topic_partitions=[] if joining else None)
+    if feature == "share.version":
+        return ShareGroupHeartbeatRequest(group_id=group, member_id=member, member_epoch=epoch,
+                                          subscribed_topic_names=["t"] if joining else None)
+    topology = StreamsGroupHeartbeatRequest.Topology(epoch=0, subtopologies=[
+        StreamsGroupHeartbeatRequest.Topology.Subtopology(
+            subtopology_id="0", source_topics=["t"], source_topic_regex=[],
+            state_changelog_topics=[], repartition_sink_topics=[],
+            repartition_source_topics=[], copartition_groups=[])])
+    return StreamsGroupHeartbeatRequest(
+        group_id=group, member_id=member, member_epoch=epoch, endpoint_information_epoch=-1,
+        rebalance_timeout_ms=30000 if joining else -1, topology=topology if joining else None,
+        active_tasks=[] if joining else None, standby_tasks=[] if joining else None,
+        warmup_tasks=[] if joining else None, process_id=member if joining else None)
+
+
+def heartbeat_error(broker, feature: str, group: str) -> int:
+    """A new member's first heartbeat: its error code (the member leaves again)."""
+    raw = clients.RawGroupClient(broker)
+    member = uuid.uuid4().hex[:22]
+    try:
+        raw.find_coordinator(group)
+        response = raw.call(heartbeat(feature, group, member, 0), version=1)
+        if response.error_code == 0:
+            raw.call(heartbeat(feature, group, member, -1), version=1)
+        return response.error_code
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("feature", sorted(GROUP_FEATURES))
+def test_a_group_protocol_is_off_at_level_0_of_its_feature(broker, feature):
+    assert {f: features(broker)[f] for f in GROUP_FEATURES} == GROUP_FEATURES
+    default = GROUP_FEATURES[feature][2]
+    group = f"features-{feature}-{uuid.uuid4().hex[:8]}"
+    clients.wait_until(lambda: heartbeat_error(broker, feature, group) == 0,
+                       f"a member joins with {feature} at {default}", 30)
+    try:
+        down = feature_command(broker, "downgrade", "--feature", f"{feature}=0")
+        assert down.code == 0 and f"{feature} was downgraded to 0." in down.stdout, str(down)
+        clients.wait_until(lambda: features(broker)[feature][2] == "0", f"{feature} at 0", 30)
+        assert heartbeat_error(broker, feature, group + "-off") == UNSUPPORTED_VERSION
+    finally:
+        up = feature_command(broker, "upgrade", "--feature", f"{feature}={default}")
+    assert up.code == 0 and f"{feature} was upgraded to {default}." in up.stdout, str(up)
+    clients.wait_until(lambda: features(broker)[feature][2] == default, f"{feature} at {default}", 30)
+    clients.wait_until(lambda: heartbeat_error(broker, feature, group + "-on") == 0,
+                       f"members join again with {feature} at {default}", 30)

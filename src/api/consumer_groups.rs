@@ -9,6 +9,7 @@ use crate::auth::acl::{operation, resource};
 use crate::broker::Broker;
 use crate::group::consumer_group::Assignment;
 use crate::group::{ConsumerHeartbeat, GroupOverrides, TopicView};
+use crate::metadata::features::GROUP_VERSION;
 use kafka_protocol::messages::consumer_group_describe_response::{self as describe, DescribedGroup};
 use kafka_protocol::messages::consumer_group_heartbeat_response as heartbeat;
 use kafka_protocol::messages::*;
@@ -26,6 +27,9 @@ pub async fn handle_heartbeat(
     ctx: &RequestContext,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    if !broker.feature_at_least(GROUP_VERSION, 1) {
+        return ConsumerGroupHeartbeatResponse::default().with_error_code(ResponseError::UnsupportedVersion.code());
+    }
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return ConsumerGroupHeartbeatResponse::default()
             .with_error_code(ResponseError::GroupAuthorizationFailed.code());

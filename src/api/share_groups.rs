@@ -10,6 +10,7 @@ use crate::broker::Broker;
 use crate::config::group::parse_iso_duration_ms;
 use crate::group::consumer_group::Assignment;
 use crate::group::share_group::ShareHeartbeat;
+use crate::metadata::features::SHARE_VERSION;
 use crate::metadata::records::ConfigResource;
 use crate::share::{ShareKey, ShareSettings};
 use crate::storage::now_ms;
@@ -108,6 +109,9 @@ pub async fn handle_heartbeat(
     ctx: &RequestContext,
     req: ShareGroupHeartbeatRequest,
 ) -> ShareGroupHeartbeatResponse {
+    if !broker.feature_at_least(SHARE_VERSION, 1) {
+        return ShareGroupHeartbeatResponse::default().with_error_code(ResponseError::UnsupportedVersion.code());
+    }
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return ShareGroupHeartbeatResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }

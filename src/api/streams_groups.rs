@@ -12,6 +12,7 @@ use crate::config::group::effective_value;
 use crate::group::streams_group::{StreamsGroup, Subtopology, Tasks, TopicInfo, Topology};
 use crate::group::streams_heartbeat::{StreamsAnswer, StreamsHeartbeat, StreamsSettings};
 use crate::metadata::controller::NewTopic;
+use crate::metadata::features::STREAMS_VERSION;
 use crate::metadata::records::ConfigResource;
 use kafka_protocol::messages::streams_group_describe_response as describe;
 use kafka_protocol::messages::streams_group_heartbeat_request as request;
@@ -131,6 +132,12 @@ pub async fn handle_heartbeat(
     ctx: &RequestContext,
     req: StreamsGroupHeartbeatRequest,
 ) -> StreamsGroupHeartbeatResponse {
+    if !broker.feature_at_least(STREAMS_VERSION, 1) {
+        // Kafka answers with an empty status list.
+        return StreamsGroupHeartbeatResponse::default()
+            .with_error_code(E::UnsupportedVersion.code())
+            .with_status(Some(Vec::new()));
+    }
     if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
         return StreamsGroupHeartbeatResponse::default().with_error_code(E::GroupAuthorizationFailed.code());
     }

@@ -73,6 +73,12 @@ impl Broker {
         crate::metadata::features::level(&image, crate::metadata::features::TRANSACTION_VERSION) >= 2
     }
 
+    /// Whether a feature is finalized at `level` or above (the group
+    /// protocols are off at level 0 of their feature, as in Kafka).
+    pub fn feature_at_least(&self, name: &str, level: i16) -> bool {
+        crate::metadata::features::level(&self.image(), name) >= level
+    }
+
     /// Broker configs changed at run time: (this broker's, every broker's).
     pub fn dynamic_broker_configs(
         &self,

@@ -1,13 +1,17 @@
 //! Feature levels (KIP-584): what this node supports and what the cluster
 //! has finalized, kept in the metadata as FeatureLevel records. Only the
 //! features whose levels Sluice honours are listed: `transaction.version`
-//! (clients end transactions with a new epoch from level 2, KIP-890). A
-//! cluster that never changed a level has the default, as a fresh Kafka 4.4
-//! cluster has it.
+//! (clients end transactions with a new epoch from level 2, KIP-890), and
+//! `group.version`, `share.version` and `streams.version` (at level 0 the
+//! consumer, share and streams group protocols are off). A cluster that never
+//! changed a level has the default, as a fresh Kafka 4.4 cluster has it.
 
 use super::image::MetadataImage;
 
 pub const TRANSACTION_VERSION: &str = "transaction.version";
+pub const GROUP_VERSION: &str = "group.version";
+pub const SHARE_VERSION: &str = "share.version";
+pub const STREAMS_VERSION: &str = "streams.version";
 
 pub struct Feature {
     pub name: &'static str,
@@ -17,12 +21,32 @@ pub struct Feature {
     pub default: i16,
 }
 
-pub const SUPPORTED: &[Feature] = &[Feature {
-    name: TRANSACTION_VERSION,
-    min: 0,
-    max: 2,
-    default: 2,
-}];
+pub const SUPPORTED: &[Feature] = &[
+    Feature {
+        name: GROUP_VERSION,
+        min: 0,
+        max: 1,
+        default: 1,
+    },
+    Feature {
+        name: SHARE_VERSION,
+        min: 0,
+        max: 2,
+        default: 2,
+    },
+    Feature {
+        name: STREAMS_VERSION,
+        min: 0,
+        max: 1,
+        default: 1,
+    },
+    Feature {
+        name: TRANSACTION_VERSION,
+        min: 0,
+        max: 2,
+        default: 2,
+    },
+];
 
 fn supported(name: &str) -> Option<&'static Feature> {
     SUPPORTED.iter().find(|f| f.name == name)
@@ -110,14 +134,22 @@ mod tests {
     fn levels_default_and_move_as_asked() {
         let mut image = MetadataImage::default();
         assert_eq!(level(&image, TRANSACTION_VERSION), 2);
-        assert_eq!(finalized(&image), vec![(TRANSACTION_VERSION, 2)]);
+        assert_eq!(
+            finalized(&image),
+            vec![
+                (GROUP_VERSION, 1),
+                (SHARE_VERSION, 2),
+                (STREAMS_VERSION, 1),
+                (TRANSACTION_VERSION, 2)
+            ]
+        );
         assert!(check_update(&image, 1, TRANSACTION_VERSION, 1, UpgradeType::Upgrade).is_err());
         assert!(check_update(&image, 1, TRANSACTION_VERSION, 1, UpgradeType::SafeDowngrade).is_ok());
         assert!(check_update(&image, 1, TRANSACTION_VERSION, 3, UpgradeType::Upgrade).is_err());
         assert!(check_update(&image, 1, "no.such.version", 1, UpgradeType::Upgrade).is_err());
         Arc::make_mut(&mut image.features).insert(TRANSACTION_VERSION.into(), 0);
         assert_eq!(level(&image, TRANSACTION_VERSION), 0);
-        assert_eq!(finalized(&image), vec![]);
+        assert!(!finalized(&image).iter().any(|(name, _)| *name == TRANSACTION_VERSION));
         assert!(check_update(&image, 1, TRANSACTION_VERSION, 2, UpgradeType::Upgrade).is_ok());
     }
 }

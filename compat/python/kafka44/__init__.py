@@ -31,8 +31,15 @@ class DeleteShareGroupStateRequest(ApiMessage, load_json=_HERE): pass
 class DeleteShareGroupStateResponse(ApiMessage, load_json=_HERE): pass
 class ReadShareGroupStateSummaryRequest(ApiMessage, load_json=_HERE): pass
 class ReadShareGroupStateSummaryResponse(ApiMessage, load_json=_HERE): pass
+# Share and streams group heartbeats (KIP-932, KIP-1071).
+class ShareGroupHeartbeatRequest(ApiMessage, load_json=_HERE): pass
+class ShareGroupHeartbeatResponse(ApiMessage, load_json=_HERE): pass
+class StreamsGroupHeartbeatRequest(ApiMessage, load_json=_HERE): pass
+class StreamsGroupHeartbeatResponse(ApiMessage, load_json=_HERE): pass
 
 
-__all__ = ["ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse",
+__all__ = ["ShareGroupHeartbeatRequest", "ShareGroupHeartbeatResponse",
+           "StreamsGroupHeartbeatRequest", "StreamsGroupHeartbeatResponse",
+           "ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse",
            "TxnOffsetCommitRequest", "TxnOffsetCommitResponse",
            "InitializeShareGroupStateRequest", "InitializeShareGroupStateResponse", "ReadShareGroupStateRequest", "ReadShareGroupStateResponse", "WriteShareGroupStateRequest", "WriteShareGroupStateResponse", "DeleteShareGroupStateRequest", "DeleteShareGroupStateResponse", "ReadShareGroupStateSummaryRequest", "ReadShareGroupStateSummaryResponse"]

@@ -182,3 +182,48 @@ def test_unknown_server_assignor_is_refused(broker, topic):
     # The console consumer reports the error and ends having consumed nothing.
     assert "UnsupportedAssignorException: ServerAssignor nosuch is not supported." in r.stderr, str(r)
     assert "Processed a total of 0 messages" in r.stderr, str(r)
+
+
+@pytest.mark.restart
+def test_the_group_survives_a_broker_restart(restartable, topic):
+    """KIP-848 group state is durable in `__consumer_offsets`: when the broker stops and
+    starts again, the members carry on at the epochs they had, with the partitions they
+    had — no member loses a partition and the group epoch does not move."""
+    broker = restartable
+    clients.create_topic(broker, topic, 4)
+    group = clients.unique_name("kip848-restart")
+    members = [Member(broker, group), Member(broker, group)]
+    for m in members:
+        m.subscribe([topic])
+    poll_until(members, lambda: all(len(m.owned()) == 2 for m in members), "two partitions each")
+
+    def state() -> dict:
+        r = groups_tool(broker, "--describe", "--group", group, "--state", "--verbose")
+        assert r.code == 0, str(r)
+        return parse_table(r.stdout)[0]
+
+    def epochs() -> dict:
+        r = groups_tool(broker, "--describe", "--group", group, "--members", "--verbose")
+        assert r.code == 0, str(r)
+        return {row["CONSUMER-ID"]: (row["CURRENT-EPOCH"], row["CURRENT-ASSIGNMENT"])
+                for row in parse_table(r.stdout)}
+
+    poll_until(members, lambda: state()["STATE"] == "Stable", "a stable group")
+    before, member_epochs, owned = state(), epochs(), [m.owned() for m in members]
+    for m in members:
+        m.revoked.clear()
+
+    broker.stop()
+    broker.restart()
+
+    # The members reach the broker again (each polls through the restart).
+    poll_until(members, lambda: state()["STATE"] == "Stable" and len(epochs()) == 2,
+               "the group stable again")
+    after = state()
+    assert (after["GROUP-EPOCH"], after["TARGET-ASSIGNMENT-EPOCH"], after["#MEMBERS"]) == (
+        before["GROUP-EPOCH"], before["TARGET-ASSIGNMENT-EPOCH"], "2"), (before, after)
+    assert epochs() == member_epochs
+    assert [m.owned() for m in members] == owned
+    assert all(not m.revoked for m in members), [m.revoked for m in members]
+    for m in members:
+        m.consumer.close()

@@ -205,10 +205,12 @@ def describe_state(broker, group: str) -> dict:
 
 
 def listed_groups(broker) -> dict[str, dict]:
-    """kafka-groups --list: group -> {TYPE, PROTOCOL}."""
+    """kafka-groups --list: group -> {TYPE, PROTOCOL}. Groups that hold only offsets have
+    no protocol (a blank cell), so only the rows with all three cells are read."""
     r = kafka_tools.run("kafka-groups", "--bootstrap-server", broker.bootstrap, "--list")
     assert r.code == 0, str(r)
-    return {row["GROUP"]: row for row in parse_table(r.stdout)}
+    full = [line for line in r.stdout.splitlines() if len(line.split()) == 3]
+    return {row["GROUP"]: row for row in parse_table("\n".join(full))}
 
 
 def set_group_config(broker, group: str, setting: str) -> kafka_tools.Result:

@@ -146,6 +146,9 @@ impl GroupShard {
         if group.share.is_some() {
             records.push(GroupRecord::share_group(group_id, None));
         }
+        if let Some(cg) = &group.consumer {
+            records.extend(super::consumer_records::group_tombstones(group_id, cg));
+        }
         records.push(GroupRecord::group_tombstone(group_id));
         CoordinatorResult::replayed(records, 0)
     }

@@ -90,6 +90,9 @@ pub struct ConsumerGroup {
     pub subscribed_topics: BTreeMap<String, (Uuid, i32)>,
     /// The assignor that computed the target.
     pub assignor: String,
+    /// Loaded from the log: the hash of `subscribed_topics` when last
+    /// written, so that a restart alone calls for no new target.
+    pub loaded_metadata_hash: Option<i64>,
 }
 
 impl ConsumerGroup {

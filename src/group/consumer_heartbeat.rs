@@ -12,6 +12,7 @@ use super::consumer_group::{
     LEAVE_GROUP_STATIC_MEMBER_EPOCH,
 };
 use super::consumer_reconcile::reconcile;
+use super::consumer_records::{changes, metadata_hash, Before};
 use super::shard::{GroupRecord, GroupShard};
 use crate::coordinator::CoordinatorResult;
 use kafka_protocol::ResponseError as E;
@@ -175,15 +176,36 @@ impl GroupShard {
         if let Err((code, message)) = validate(&req, &self.config.consumer_assignors) {
             return CoordinatorResult::answer(HeartbeatAnswer::error(code, message));
         }
+        // What the group was, to write what this heartbeat changes.
+        let before = self
+            .groups
+            .get(&req.group_id)
+            .and_then(|g| g.consumer.as_deref())
+            .map_or_else(Before::none, |cg| Before::of(cg, Some(&req.member_id)));
+        let group_id = req.group_id.clone();
+        let answer = self.consumer_heartbeat_unrecorded(req, topics, now);
+        let records = match self.groups.get(&group_id).and_then(|g| g.consumer.as_deref()) {
+            Some(cg) => changes(&group_id, &before, cg),
+            None => Vec::new(),
+        };
+        CoordinatorResult::persisted(records, answer)
+    }
+
+    fn consumer_heartbeat_unrecorded(
+        &mut self,
+        req: ConsumerHeartbeat,
+        topics: &TopicView,
+        now: i64,
+    ) -> HeartbeatAnswer {
         if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
-            return CoordinatorResult::answer(self.consumer_leave(&req, now));
+            return self.consumer_leave(&req, now);
         }
         let config = req.overrides.apply(&self.config);
         let group = match self.groups.get_mut(&req.group_id) {
             Some(g) => g,
             None if req.member_epoch != 0 => {
                 let message = format!("Group {} not found.", req.group_id);
-                return CoordinatorResult::answer(HeartbeatAnswer::error(E::GroupIdNotFound.code(), message));
+                return HeartbeatAnswer::error(E::GroupIdNotFound.code(), message);
             }
             None => self
                 .groups
@@ -193,20 +215,19 @@ impl GroupShard {
         if group.consumer.is_none() {
             if !group.members.is_empty() || group.state != GroupState::Empty || group.share.is_some() {
                 let message = format!("Group {} is not a consumer group.", req.group_id);
-                return CoordinatorResult::answer(HeartbeatAnswer::error(E::GroupIdNotFound.code(), message));
+                return HeartbeatAnswer::error(E::GroupIdNotFound.code(), message);
             }
             // An empty classic group (or offsets alone) becomes a consumer group.
             group.protocol_type = None;
             group.consumer = Some(Box::new(ConsumerGroup::new()));
         }
         let Some(cg) = group.consumer.as_deref_mut() else {
-            return CoordinatorResult::answer(HeartbeatAnswer::error(E::UnknownServerError.code(), ""));
+            return HeartbeatAnswer::error(E::UnknownServerError.code(), "");
         };
-        let answer = match heartbeat(cg, &req, topics, &config, now) {
+        match heartbeat(cg, &req, topics, &config, now) {
             Ok(a) => a,
             Err((code, message)) => HeartbeatAnswer::error(code, message),
-        };
-        CoordinatorResult::answer(answer)
+        }
     }
 
     /// A member leaving (epoch -1), or a static member leaving for now (-2).
@@ -258,12 +279,15 @@ impl GroupShard {
         }
     }
 
-    /// Sessions and revocation deadlines of consumer group members.
-    pub(super) fn expire_consumer_members(&mut self, now: i64) {
+    /// Sessions and revocation deadlines of consumer group members: the
+    /// records of the members removed.
+    pub(super) fn expire_consumer_members(&mut self, now: i64) -> Vec<GroupRecord> {
+        let mut records = Vec::new();
         for group in self.groups.values_mut() {
             let Some(cg) = group.consumer.as_deref_mut() else {
                 continue;
             };
+            let before = Before::of(cg, None);
             let expired: Vec<String> = cg
                 .members
                 .values()
@@ -277,7 +301,9 @@ impl GroupShard {
             if cg.members.is_empty() && group.state_since < now {
                 group.state_since = now;
             }
+            records.extend(changes(&group.id, &before, cg));
         }
+        records
     }
 
     pub(super) fn next_consumer_deadline(&self) -> Option<i64> {
@@ -366,6 +392,9 @@ fn heartbeat(
     // The topics subscribed to now; a change in them (a new topic matching,
     // more partitions) calls for a new target as well.
     let subscribed = subscribed_topics(cg, topics);
+    if cg.loaded_metadata_hash.take() == Some(metadata_hash(&subscribed)) {
+        cg.subscribed_topics = subscribed.clone();
+    }
     if subscribed != cg.subscribed_topics {
         cg.subscribed_topics = subscribed;
         bump = true;

@@ -81,7 +81,10 @@ impl GroupShard {
         if group.has_protocol_members() || group.share.is_some() {
             return Reply::Now(join_error(E::InconsistentGroupProtocol.code(), &req.member_id));
         }
-        group.consumer = None;
+        if let Some(cg) = group.consumer.take() {
+            // An empty consumer group becomes a classic one: its records go.
+            out.extend(super::consumer_records::group_tombstones(&req.group_id, &cg));
+        }
         group.streams = None;
         if !group.supports(&req.protocol_type, &req.protocols) {
             return Reply::Now(join_error(E::InconsistentGroupProtocol.code(), &req.member_id));

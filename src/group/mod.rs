@@ -11,6 +11,7 @@ pub mod classic_group;
 pub mod consumer_group;
 pub mod consumer_heartbeat;
 mod consumer_reconcile;
+pub mod consumer_records;
 pub mod membership;
 pub mod offsets;
 pub mod rebalance;

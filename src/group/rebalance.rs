@@ -22,7 +22,7 @@ impl GroupShard {
     pub fn tick(&mut self, now: i64) -> CoordinatorResult<Vec<(String, String)>, GroupRecord> {
         let mut out = Vec::new();
         self.apply_deadlines(&mut out, now);
-        self.expire_consumer_members(now);
+        out.extend(self.expire_consumer_members(now));
         self.expire_streams_members(now);
         let gone = self.expire_share_members(now, None);
         let mut groups: Vec<&str> = gone.iter().map(|(g, _)| g.as_str()).collect();

@@ -2,6 +2,7 @@
 //! Kafka's tools can read the topic: keys are versioned (0/1 offset commit,
 //! 2 group metadata) and values carry their own version.
 
+use super::consumer_records;
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
@@ -14,6 +15,16 @@ const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("malformed __consumer_offsets record: {0}")]
 pub struct RecordError(&'static str);
+
+impl RecordError {
+    pub(super) fn truncated() -> RecordError {
+        RecordError("truncated")
+    }
+
+    pub(super) fn unknown_key() -> RecordError {
+        RecordError("unknown key version")
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecordKey {
@@ -28,6 +39,13 @@ pub enum RecordKey {
     /// KIP-932: a share group and its epoch (Kafka's ShareGroupMetadata).
     ShareGroup {
         group: String,
+    },
+    /// KIP-848: a consumer group's records (keys 3 and 5-8); `member` for
+    /// the per-member ones.
+    Consumer {
+        kind: i16,
+        group: String,
+        member: Option<String>,
     },
 }
 
@@ -68,6 +86,7 @@ pub enum RecordValue {
     Offset(OffsetValue),
     Group(GroupValue),
     ShareGroup(ShareGroupValue),
+    Consumer(super::consumer_records::ConsumerValue),
 }
 
 /// Kafka's ShareGroupMetadataValue (v0, flexible).
@@ -128,6 +147,13 @@ impl RecordKey {
                 buf.put_i16(SHARE_GROUP_METADATA_KEY_VERSION);
                 put_string(&mut buf, group);
             }
+            RecordKey::Consumer { kind, group, member } => {
+                buf.put_i16(*kind);
+                put_string(&mut buf, group);
+                if let Some(m) = member {
+                    put_string(&mut buf, m);
+                }
+            }
         }
         buf.freeze()
     }
@@ -142,13 +168,28 @@ impl RecordKey {
             }),
             2 => Ok(RecordKey::Group { group: r.string()? }),
             SHARE_GROUP_METADATA_KEY_VERSION => Ok(RecordKey::ShareGroup { group: r.string()? }),
+            kind @ (consumer_records::GROUP_METADATA | consumer_records::TARGET_METADATA) => Ok(RecordKey::Consumer {
+                kind,
+                group: r.string()?,
+                member: None,
+            }),
+            kind @ (consumer_records::MEMBER_METADATA
+            | consumer_records::TARGET_MEMBER
+            | consumer_records::CURRENT_ASSIGNMENT) => Ok(RecordKey::Consumer {
+                kind,
+                group: r.string()?,
+                member: Some(r.string()?),
+            }),
             _ => Err(RecordError("unknown key version")),
         }
     }
 
     pub fn group(&self) -> &str {
         match self {
-            RecordKey::Offset { group, .. } | RecordKey::Group { group } | RecordKey::ShareGroup { group } => group,
+            RecordKey::Offset { group, .. }
+            | RecordKey::Group { group }
+            | RecordKey::ShareGroup { group }
+            | RecordKey::Consumer { group, .. } => group,
         }
     }
 }
@@ -193,9 +234,13 @@ impl RecordValue {
     /// Decodes the value for `key`; None for a tombstone (null value).
     pub fn decode(key: &RecordKey, value: Option<&[u8]>) -> Result<Option<RecordValue>, RecordError> {
         let Some(bytes) = value else { return Ok(None) };
+        if let RecordKey::Consumer { kind, .. } = key {
+            return consumer_records::ConsumerValue::decode(*kind, bytes).map(|v| Some(RecordValue::Consumer(v)));
+        }
         let mut r = Reader(bytes);
         let version = r.i16()?;
         match key {
+            RecordKey::Consumer { .. } => Err(RecordError::unknown_key()),
             RecordKey::ShareGroup { .. } => {
                 let epoch = r.i32()?;
                 let metadata_hash = r.i64()?;

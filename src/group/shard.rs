@@ -6,6 +6,8 @@
 //! make. Synchronous and driven by the caller's clock, so tests control time.
 
 use super::classic_group::{CommittedOffset, Group, GroupState};
+use super::consumer_group::ConsumerGroup;
+use super::consumer_records;
 use super::records::{RecordKey, RecordValue, ShareGroupValue};
 use crate::coordinator::{Shard, TxnProducer};
 use bytes::Bytes;
@@ -219,6 +221,28 @@ impl Shard for GroupShard {
                     }
                 }
             }
+            (RecordKey::Consumer { kind, group, member }, value) => {
+                let value = match value {
+                    Some(RecordValue::Consumer(v)) => Some(v),
+                    _ => None,
+                };
+                if *kind == consumer_records::GROUP_METADATA && value.is_none() {
+                    if let Some(g) = self.groups.get_mut(group) {
+                        g.consumer = None;
+                        if is_forgettable(g) {
+                            self.groups.remove(group);
+                        }
+                    }
+                    return;
+                }
+                let session = now + self.config.consumer_session_timeout_ms as i64;
+                let g = self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(group, now));
+                let cg = g.consumer.get_or_insert_with(|| Box::new(ConsumerGroup::new()));
+                consumer_records::replay(cg, *kind, member.as_deref(), value, session);
+            }
             (RecordKey::Group { group }, _) => {
                 // The group's membership is gone; its offsets (if any) stay.
                 if let Some(g) = self.groups.remove(group) {
@@ -253,6 +277,7 @@ impl Shard for GroupShard {
             RecordValue::Offset(o) => o.encode(),
             RecordValue::Group(g) => g.encode(),
             RecordValue::ShareGroup(g) => g.encode(),
+            RecordValue::Consumer(c) => c.encode(),
         });
         (record.key.encode(), value)
     }

@@ -191,3 +191,92 @@ fn classic_members_cannot_join_while_consumer_members_are_there() {
     assert_eq!(answer.error_code, E::MemberIdRequired.code());
     assert!(s.group("g").unwrap().consumer.is_none());
 }
+
+/// Every record a shard writes, as the log would give them back.
+fn through_the_log(records: &[GroupRecord]) -> Vec<GroupRecord> {
+    use crate::coordinator::Shard;
+    records
+        .iter()
+        .map(|r| {
+            let (key, value) = GroupShard::encode(r);
+            GroupShard::decode(&key, value.as_deref()).expect("decodes")
+        })
+        .collect()
+}
+
+#[test]
+fn a_consumer_group_comes_back_from_its_records() {
+    use crate::coordinator::Shard;
+    let mut s = shard();
+    let mut log = Vec::new();
+    let mut beat_logged = |s: &mut GroupShard, req: ConsumerHeartbeat, now: i64| {
+        let result = s.consumer_heartbeat(req, &topics(), now);
+        log.extend(through_the_log(&result.records));
+        result.response
+    };
+    let a = beat_logged(&mut s, join("a"), 0);
+    let b = beat_logged(&mut s, join("b"), 10);
+    let a_parts = a.assignment.expect("on join");
+    // a is revoking two partitions for b when the coordinator moves.
+    let a2 = beat_logged(&mut s, beat("a", a.member_epoch, Some(&a_parts)), 20);
+    assert_eq!(count(&a2.assignment.clone().expect("revocation")), 2);
+    let before = s.group("g").unwrap().consumer.as_deref().unwrap().clone();
+
+    let mut loaded = shard();
+    for r in &log {
+        loaded.replay(r, None, 100);
+    }
+    let after = loaded.group("g").unwrap().consumer.as_deref().unwrap();
+    assert_eq!(
+        (after.group_epoch, after.assignment_epoch),
+        (before.group_epoch, before.assignment_epoch)
+    );
+    assert_eq!(after.target, before.target);
+    for (id, m) in &before.members {
+        let l = &after.members[id];
+        assert_eq!(
+            (
+                l.member_epoch,
+                l.previous_member_epoch,
+                l.state,
+                &l.assigned,
+                &l.pending_revocation
+            ),
+            (
+                m.member_epoch,
+                m.previous_member_epoch,
+                m.state,
+                &m.assigned,
+                &m.pending_revocation
+            ),
+            "{id}"
+        );
+        assert_eq!(l.subscribed_topic_names, m.subscribed_topic_names);
+    }
+    // The members carry on where they were, with no rejoin.
+    let kept = a2.assignment.unwrap();
+    let a3 = hb(&mut loaded, beat("a", a2.member_epoch, Some(&kept)), 110);
+    assert_eq!((a3.error_code, a3.member_epoch), (0, b.member_epoch));
+    let b2 = hb(&mut loaded, beat("b", b.member_epoch, Some(&Assignment::new())), 120);
+    assert_eq!(b2.error_code, 0);
+
+    // A member whose session ran out is tombstoned.
+    let mut tick = loaded.tick(120 + 45_001);
+    let gone = through_the_log(&std::mem::take(&mut tick.records));
+    assert!(
+        gone.iter().any(|r| r.value.is_none()),
+        "tombstones for the expired members"
+    );
+    let mut again = shard();
+    for r in log.iter().chain(&gone) {
+        again.replay(r, None, 200);
+    }
+    assert!(again
+        .group("g")
+        .unwrap()
+        .consumer
+        .as_deref()
+        .unwrap()
+        .members
+        .is_empty());
+}

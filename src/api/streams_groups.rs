@@ -415,3 +415,25 @@ pub async fn handle_describe(
     }
     StreamsGroupDescribeResponse::default().with_groups(groups)
 }
+
+/// StreamsGroupTopologyDescriptionUpdate (KIP-1331): Kafka takes topology
+/// descriptions only into a plugin; with none configured (as here) it
+/// refuses them, and never asks clients for one.
+pub async fn handle_topology_description_update(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: StreamsGroupTopologyDescriptionUpdateRequest,
+) -> StreamsGroupTopologyDescriptionUpdateResponse {
+    let response = StreamsGroupTopologyDescriptionUpdateResponse::default();
+    if !broker.feature_at_least(STREAMS_VERSION, 1) {
+        return response.with_error_code(E::UnsupportedVersion.code());
+    }
+    if !group_allowed(broker, ctx, operation::READ, &req.group_id) {
+        return response.with_error_code(E::GroupAuthorizationFailed.code());
+    }
+    response
+        .with_error_code(E::UnsupportedVersion.code())
+        .with_error_message(Some(s(
+            "The broker has no streams group topology description plugin configured.",
+        )))
+}

@@ -230,19 +230,10 @@ fn validate_consumer_commit(
     if req.generation < 0 && cg.members.is_empty() {
         return Ok(());
     }
+    check_member_epoch(cg.members.get(&req.member_id).map(|m| m.member_epoch), req)?;
     let Some(member) = cg.members.get_mut(&req.member_id) else {
         return Err(E::UnknownMemberId.code());
     };
-    if !req.transactional && req.version < 9 {
-        // A classic-protocol commit to a consumer group member.
-        return Err(E::UnknownMemberId.code());
-    }
-    if req.generation > member.member_epoch {
-        return Err(E::FencedMemberEpoch.code());
-    }
-    if req.generation < member.member_epoch {
-        return Err(E::StaleMemberEpoch.code());
-    }
     member.session_deadline = member.session_deadline.max(now + session_timeout_ms as i64);
     Ok(())
 }
@@ -250,19 +241,27 @@ fn validate_consumer_commit(
 /// Kafka's StreamsGroup.validateOffsetCommit: an empty group takes commits
 /// from outside; a member commits with its current epoch.
 fn validate_streams_commit(sg: &super::streams_group::StreamsGroup, req: &OffsetCommitRequest) -> Result<(), i16> {
-    if req.generation < 0 && req.member_id.is_empty() && sg.members.is_empty() {
+    if req.generation < 0 && sg.members.is_empty() {
         return Ok(());
     }
-    let Some(member) = sg.members.get(&req.member_id) else {
+    let epoch = sg.members.get(&req.member_id).map(|m| m.member_epoch);
+    check_member_epoch(epoch, req)
+}
+
+/// A KIP-848 or KIP-1071 member's commit: known, of the new protocol's
+/// versions (or transactional), at its current epoch.
+fn check_member_epoch(member_epoch: Option<i32>, req: &OffsetCommitRequest) -> Result<(), i16> {
+    let Some(member_epoch) = member_epoch else {
         return Err(E::UnknownMemberId.code());
     };
     if !req.transactional && req.version < 9 {
+        // A classic-protocol commit to a member of the new protocols.
         return Err(E::UnknownMemberId.code());
     }
-    if req.generation > member.member_epoch {
+    if req.generation > member_epoch {
         return Err(E::FencedMemberEpoch.code());
     }
-    if req.generation < member.member_epoch {
+    if req.generation < member_epoch {
         return Err(E::StaleMemberEpoch.code());
     }
     Ok(())

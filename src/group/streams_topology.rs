@@ -8,8 +8,15 @@
 use super::streams_group::{status, ConfiguredTopology, TopicInfo, Topology};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Kafka's summarizeTopics: up to three names, then how many more.
 fn summarize<'a>(topics: impl IntoIterator<Item = &'a String>) -> String {
-    topics.into_iter().cloned().collect::<Vec<_>>().join(", ")
+    let all: Vec<&String> = topics.into_iter().collect();
+    let shown: Vec<&str> = all.iter().take(3).map(|t| t.as_str()).collect();
+    let mut out = shown.join(", ");
+    if all.len() > 3 {
+        out.push_str(&format!(" and {} additional topics", all.len() - 3));
+    }
+    out
 }
 
 fn failed(code: i8, detail: String) -> ConfiguredTopology {
@@ -164,7 +171,7 @@ pub fn configure(topology: &Topology, existing: &BTreeMap<String, i32>) -> Confi
         let names: Vec<&String> = missing_internal.iter().map(|t| &t.name).collect();
         (
             status::MISSING_INTERNAL_TOPICS,
-            format!("Internal topics are missing: [{}]", summarize(names)),
+            format!("Internal topics are missing: {}", summarize(names)),
         )
     });
     ConfiguredTopology {

@@ -213,6 +213,10 @@ registry! {
     StreamsGroupDescribe: StreamsGroupDescribeRequest => StreamsGroupDescribeResponse, versions 0..=1,
         handler api::streams_groups::handle_describe,
         errors |r| r.groups.iter().map(|g| g.error_code);
+    StreamsGroupTopologyDescriptionUpdate: StreamsGroupTopologyDescriptionUpdateRequest
+        => StreamsGroupTopologyDescriptionUpdateResponse, versions 0..=0,
+        handler api::streams_groups::handle_topology_description_update,
+        errors |r| [r.error_code];
     // Share groups (KIP-932).
     ShareGroupHeartbeat: ShareGroupHeartbeatRequest => ShareGroupHeartbeatResponse, versions 1..=1,
         handler api::share_groups::handle_heartbeat,

@@ -36,10 +36,13 @@ class ShareGroupHeartbeatRequest(ApiMessage, load_json=_HERE): pass
 class ShareGroupHeartbeatResponse(ApiMessage, load_json=_HERE): pass
 class StreamsGroupHeartbeatRequest(ApiMessage, load_json=_HERE): pass
 class StreamsGroupHeartbeatResponse(ApiMessage, load_json=_HERE): pass
+class StreamsGroupTopologyDescriptionUpdateRequest(ApiMessage, load_json=_HERE): pass
+class StreamsGroupTopologyDescriptionUpdateResponse(ApiMessage, load_json=_HERE): pass
 
 
 __all__ = ["ShareGroupHeartbeatRequest", "ShareGroupHeartbeatResponse",
            "StreamsGroupHeartbeatRequest", "StreamsGroupHeartbeatResponse",
+           "StreamsGroupTopologyDescriptionUpdateRequest", "StreamsGroupTopologyDescriptionUpdateResponse",
            "ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse",
            "TxnOffsetCommitRequest", "TxnOffsetCommitResponse",
            "InitializeShareGroupStateRequest", "InitializeShareGroupStateResponse", "ReadShareGroupStateRequest", "ReadShareGroupStateResponse", "WriteShareGroupStateRequest", "WriteShareGroupStateResponse", "DeleteShareGroupStateRequest", "DeleteShareGroupStateResponse", "ReadShareGroupStateSummaryRequest", "ReadShareGroupStateSummaryResponse"]

@@ -21,6 +21,7 @@ pub mod share_group;
 mod streams_assignor;
 pub mod streams_group;
 pub mod streams_heartbeat;
+mod streams_reconcile;
 mod streams_topology;
 #[cfg(test)]
 mod tests;

@@ -1203,7 +1203,9 @@ class TestReplication:
             return [line for line in r.stdout.splitlines() if line]
 
         first = produce(repl.bootstrap, "s", 10)
-        assert sorted(share_consume(repl.bootstrap, 10)) == sorted(first)
+        # The first share fetch also makes `__share_group_state` (50 partitions, RF 3): on a
+        # loaded machine that alone can pass the console consumer's idle timeout.
+        assert sorted(share_consume(repl.bootstrap, 10, timeout_ms=60000)) == sorted(first)
         victim = partitions_of(repl, repl.active_controller(), topic)[0].leader_id
         repl.kill_9(victim)
         t0 = time.monotonic()
@@ -1212,7 +1214,7 @@ class TestReplication:
         try:
             assert share_consume(live, timeout_ms=8000) == [], "accepted records delivered again"
             more = produce(live, "t", 3)
-            assert sorted(share_consume(live, 3)) == sorted(more)
+            assert sorted(share_consume(live, 3, timeout_ms=60000)) == sorted(more)
             elapsed = time.monotonic() - t0
             # The group's coordinator describes the state the share coordinator keeps.
             r = kafka_tools.run("kafka-share-groups", "--bootstrap-server", live, "--describe", "--group", group)

@@ -227,3 +227,43 @@ def test_the_group_survives_a_broker_restart(restartable, topic):
     assert all(not m.revoked for m in members), [m.revoked for m in members]
     for m in members:
         m.consumer.close()
+
+
+def test_a_classic_group_moves_to_the_consumer_protocol_and_back(broker, topic):
+    """KIP-848's online migration (group.consumer.migration.policy, bidirectional by
+    default): a consumer-protocol member joining a classic group with a member turns it
+    into a consumer group; the classic member keeps consuming and gives up half of its
+    partitions through JoinGroup/SyncGroup; when the consumer-protocol member leaves, the
+    group is classic again and the classic member takes everything back."""
+    clients.create_topic(broker, topic, 4)
+    clients.produce_counts(broker, topic, {p: 10 for p in range(4)}, "before")
+    group = clients.unique_name("migration")
+    classic = Member(broker, group, **{"group.protocol": "classic", "session.timeout.ms": 10000,
+                                       "heartbeat.interval.ms": 500})
+    classic.subscribe([topic])
+    poll_until([classic], lambda: len(classic.owned()) == 4 and classic.consumed == 40, "the classic member with all")
+    classic.consumer.commit(asynchronous=False)
+    everything = classic.owned()
+
+    modern = Member(broker, group)
+    modern.subscribe([topic])
+    poll_until([classic, modern], lambda: len(classic.owned()) == 2 and len(modern.owned()) == 2,
+               "two partitions each")
+    assert classic.owned() | modern.owned() == everything
+    r = groups_tool(broker, "--describe", "--group", group, "--members")
+    assert r.code == 0, str(r)
+    assert len(parse_table(r.stdout)) == 2, r.stdout
+
+    clients.produce_counts(broker, topic, {p: 5 for p in range(4)}, "after")
+    poll_until([classic, modern], lambda: classic.consumed + modern.consumed >= 60, "every new record")
+    assert classic.consumed + modern.consumed == 60
+    classic.consumer.commit(asynchronous=False)
+
+    modern.consumer.close()
+    poll_until([classic], lambda: classic.owned() == everything, "the classic member with all again")
+    r = groups_tool(broker, "--describe", "--group", group, "--state")
+    assert r.code == 0, str(r)
+    state = parse_table(r.stdout)[0]
+    # A classic group again: the client's own assignor, one member.
+    assert (state["ASSIGNMENT-STRATEGY"], state["#MEMBERS"]) == ("range", "1"), r.stdout
+    classic.consumer.close()

@@ -155,8 +155,8 @@ pub async fn handle_describe(
                     .with_subscribed_topic_regex(m.subscribed_topic_regex.as_deref().map(s))
                     .with_assignment(described_assignment(&m.assigned, &topics))
                     .with_target_assignment(described_assignment(&target, &topics))
-                    // 1: a member of the consumer protocol (0 would be classic).
-                    .with_member_type(1)
+                    // 0: a classic member (KIP-848's migration), 1: the consumer protocol.
+                    .with_member_type(if m.classic.is_some() { 0 } else { 1 })
             })
             .collect();
         groups.push(

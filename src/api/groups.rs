@@ -57,6 +57,8 @@ pub async fn handle_join_group(broker: &Broker, ctx: &RequestContext, req: JoinG
             .map(|p| (p.name.to_string(), p.metadata))
             .collect(),
         require_known_member_id: version >= 4,
+        // Filled in by the coordinator when the group needs them.
+        topics: Default::default(),
     };
     let mut response = broker.groups.join(request, &broker.shutdown).await;
     if version < 7 && response.protocol_name.is_none() {

@@ -64,6 +64,7 @@ const KNOWN_KEYS: &[&str] = &[
     "group.consumer.heartbeat.interval.ms",
     "group.consumer.assignors",
     "group.consumer.max.size",
+    "group.consumer.migration.policy",
     "offsets.retention.minutes",
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
@@ -115,6 +116,44 @@ const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
     // Kafka's KRaft controller does not read it either (ZooKeeper mode did).
     "leader.imbalance.per.broker.percentage",
 ];
+
+/// `group.consumer.migration.policy`: which way a group may move between
+/// the classic and the consumer protocol while it has members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationPolicy {
+    pub upgrade: bool,
+    pub downgrade: bool,
+}
+
+impl Default for MigrationPolicy {
+    /// Kafka's default: bidirectional.
+    fn default() -> Self {
+        MigrationPolicy {
+            upgrade: true,
+            downgrade: true,
+        }
+    }
+}
+
+fn migration_policy(value: Option<String>) -> Result<MigrationPolicy, ConfigError> {
+    let Some(value) = value else {
+        return Ok(MigrationPolicy::default());
+    };
+    let (upgrade, downgrade) = match value.trim().to_ascii_lowercase().as_str() {
+        "bidirectional" => (true, true),
+        "upgrade" => (true, false),
+        "downgrade" => (false, true),
+        "disabled" => (false, false),
+        _ => {
+            return Err(ConfigError::InvalidValue {
+                key: "group.consumer.migration.policy".to_string(),
+                value,
+                reason: "expected one of disabled, downgrade, upgrade, bidirectional".to_string(),
+            })
+        }
+    };
+    Ok(MigrationPolicy { upgrade, downgrade })
+}
 
 /// `group.consumer.assignors`: short names (`uniform`, `range`) or Kafka's
 /// class names for them.
@@ -199,6 +238,7 @@ pub struct BrokerConfig {
     /// `group.consumer.assignors`: the first is the default.
     pub group_consumer_assignors: Vec<String>,
     pub group_consumer_max_size: i32,
+    pub group_consumer_migration_policy: MigrationPolicy,
     pub group_max_session_timeout_ms: i32,
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: u64,
@@ -366,6 +406,7 @@ impl BrokerConfig {
                 as i32,
             group_consumer_assignors: consumer_assignors(get("group.consumer.assignors"))?,
             group_consumer_max_size: num("group.consumer.max.size", i32::MAX as i64, 1, i32::MAX as i64)? as i32,
+            group_consumer_migration_policy: migration_policy(get("group.consumer.migration.policy"))?,
             group_max_session_timeout_ms: num("group.max.session.timeout.ms", 1_800_000, 0, i32::MAX as i64)? as i32,
             offsets_retention_minutes: num("offsets.retention.minutes", 10080, 1, i32::MAX as i64)?,
             offsets_retention_check_interval_ms: num("offsets.retention.check.interval.ms", 600_000, 1, i64::MAX)?

@@ -24,6 +24,24 @@ pub enum MemberState {
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 
+/// A member that speaks the classic protocol inside a consumer group
+/// (Kafka's ClassicMemberMetadata): JoinGroup, SyncGroup and Heartbeat
+/// stand in for its consumer-group heartbeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicMember {
+    pub session_timeout_ms: i32,
+    /// (name, metadata) in the member's order of preference.
+    pub protocols: Vec<(String, bytes::Bytes)>,
+}
+
+impl ClassicMember {
+    /// The protocol the member is answered in: its first choice.
+    pub fn protocol(&self) -> (&str, &bytes::Bytes) {
+        static EMPTY: bytes::Bytes = bytes::Bytes::new();
+        self.protocols.first().map_or(("", &EMPTY), |(n, m)| (n.as_str(), m))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConsumerMember {
     pub id: String,
@@ -44,6 +62,11 @@ pub struct ConsumerMember {
     pub session_deadline: i64,
     /// The member is fenced if it still holds revoked partitions by then.
     pub revocation_deadline: Option<i64>,
+    /// Set for a member of the classic protocol.
+    pub classic: Option<ClassicMember>,
+    /// A classic member told to rejoin, or joined and not synced, is fenced
+    /// if it has not done so by then (its rebalance timeout).
+    pub classic_deadline: Option<i64>,
 }
 
 impl ConsumerMember {
@@ -65,7 +88,17 @@ impl ConsumerMember {
             pending_revocation: Assignment::new(),
             session_deadline: now,
             revocation_deadline: None,
+            classic: None,
+            classic_deadline: None,
         }
+    }
+
+    /// The earliest time the member may have to go.
+    pub fn deadline(&self) -> i64 {
+        [self.revocation_deadline, self.classic_deadline]
+            .into_iter()
+            .flatten()
+            .fold(self.session_deadline, i64::min)
     }
 
     /// A static member that left with epoch -2 and keeps its place for a while.
@@ -133,6 +166,11 @@ impl ConsumerGroup {
             }
         }
         owners
+    }
+
+    /// Whether every member but `except` speaks the classic protocol.
+    pub fn all_classic_except(&self, except: &str) -> bool {
+        self.members.values().all(|m| m.id == except || m.classic.is_some())
     }
 
     pub fn remove_member(&mut self, member_id: &str) -> Option<ConsumerMember> {

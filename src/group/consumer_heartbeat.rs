@@ -13,6 +13,7 @@ use super::consumer_group::{
 };
 use super::consumer_reconcile::reconcile;
 use super::consumer_records::{changes, metadata_hash, Before};
+use super::migration;
 use super::shard::{GroupRecord, GroupShard};
 use crate::coordinator::CoordinatorResult;
 use kafka_protocol::ResponseError as E;
@@ -183,11 +184,12 @@ impl GroupShard {
             .and_then(|g| g.consumer.as_deref())
             .map_or_else(Before::none, |cg| Before::of(cg, Some(&req.member_id)));
         let group_id = req.group_id.clone();
-        let answer = self.consumer_heartbeat_unrecorded(req, topics, now);
-        let records = match self.groups.get(&group_id).and_then(|g| g.consumer.as_deref()) {
-            Some(cg) => changes(&group_id, &before, cg),
-            None => Vec::new(),
-        };
+        // A group changing protocol writes its old form's end first.
+        let mut records = Vec::new();
+        let answer = self.consumer_heartbeat_unrecorded(req, topics, now, &mut records);
+        if let Some(cg) = self.groups.get(&group_id).and_then(|g| g.consumer.as_deref()) {
+            records.extend(changes(&group_id, &before, cg));
+        }
         CoordinatorResult::persisted(records, answer)
     }
 
@@ -196,9 +198,10 @@ impl GroupShard {
         req: ConsumerHeartbeat,
         topics: &TopicView,
         now: i64,
+        out: &mut Vec<GroupRecord>,
     ) -> HeartbeatAnswer {
         if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
-            return self.consumer_leave(&req, now);
+            return self.consumer_leave(&req, topics, now, out);
         }
         let config = req.overrides.apply(&self.config);
         let group = match self.groups.get_mut(&req.group_id) {
@@ -213,13 +216,19 @@ impl GroupShard {
                 .or_insert_with(|| Group::new(&req.group_id, now)),
         };
         if group.consumer.is_none() {
-            if !group.members.is_empty() || group.state != GroupState::Empty || group.share.is_some() {
+            if !group.members.is_empty() || group.state != GroupState::Empty {
+                // A classic group with members moves to this protocol, if it may.
+                if let Err(message) = migration::upgrade(group, topics, &self.config, now, out) {
+                    return HeartbeatAnswer::error(E::GroupIdNotFound.code(), message);
+                }
+            } else if group.share.is_some() || group.streams.is_some() {
                 let message = format!("Group {} is not a consumer group.", req.group_id);
                 return HeartbeatAnswer::error(E::GroupIdNotFound.code(), message);
+            } else {
+                // An empty classic group (or offsets alone) becomes a consumer group.
+                group.protocol_type = None;
+                group.consumer = Some(Box::new(ConsumerGroup::new()));
             }
-            // An empty classic group (or offsets alone) becomes a consumer group.
-            group.protocol_type = None;
-            group.consumer = Some(Box::new(ConsumerGroup::new()));
         }
         let Some(cg) = group.consumer.as_deref_mut() else {
             return HeartbeatAnswer::error(E::UnknownServerError.code(), "");
@@ -231,13 +240,19 @@ impl GroupShard {
     }
 
     /// A member leaving (epoch -1), or a static member leaving for now (-2).
-    fn consumer_leave(&mut self, req: &ConsumerHeartbeat, now: i64) -> HeartbeatAnswer {
+    fn consumer_leave(
+        &mut self,
+        req: &ConsumerHeartbeat,
+        topics: &TopicView,
+        now: i64,
+        out: &mut Vec<GroupRecord>,
+    ) -> HeartbeatAnswer {
         let session = req.overrides.apply(&self.config).consumer_session_timeout_ms as i64;
-        let Some(cg) = self
-            .groups
-            .get_mut(&req.group_id)
-            .and_then(|g| g.consumer.as_deref_mut())
-        else {
+        let Some(group) = self.groups.get_mut(&req.group_id) else {
+            let message = format!("Group {} not found.", req.group_id);
+            return HeartbeatAnswer::error(E::GroupIdNotFound.code(), message);
+        };
+        let Some(cg) = group.consumer.as_deref_mut() else {
             let message = format!("Group {} not found.", req.group_id);
             return HeartbeatAnswer::error(E::GroupIdNotFound.code(), message);
         };
@@ -266,8 +281,10 @@ impl GroupShard {
                 m.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
                 m.session_deadline = now + session;
             }
-        } else {
-            cg.remove_member(&member_id);
+        } else if !migration::maybe_downgrade(group, &member_id, topics, &self.config, now, out) {
+            if let Some(cg) = group.consumer.as_deref_mut() {
+                cg.remove_member(&member_id);
+            }
         }
         HeartbeatAnswer {
             error_code: 0,
@@ -291,13 +308,28 @@ impl GroupShard {
             let expired: Vec<String> = cg
                 .members
                 .values()
-                .filter(|m| m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now))
+                .filter(|m| m.deadline() <= now)
                 .map(|m| m.id.clone())
                 .collect();
             for id in expired {
                 tracing::info!(group = %group.id, member = %id, "consumer group member timed out; removing it");
-                cg.remove_member(&id);
+                // The topics the group knows name the partitions of its classic members.
+                let Some(topics) = group.consumer.as_deref().map(|cg| TopicView {
+                    topics: cg.subscribed_topics.clone(),
+                    internal: BTreeSet::new(),
+                }) else {
+                    break;
+                };
+                if migration::maybe_downgrade(group, &id, &topics, &self.config, now, &mut records) {
+                    break;
+                }
+                if let Some(cg) = group.consumer.as_deref_mut() {
+                    cg.remove_member(&id);
+                }
             }
+            let Some(cg) = group.consumer.as_deref() else {
+                continue;
+            };
             if cg.members.is_empty() && group.state_since < now {
                 group.state_since = now;
             }
@@ -311,10 +343,7 @@ impl GroupShard {
             .values()
             .filter_map(|g| g.consumer.as_deref())
             .flat_map(|cg| cg.members.values())
-            .map(|m| {
-                m.revocation_deadline
-                    .map_or(m.session_deadline, |d| d.min(m.session_deadline))
-            })
+            .map(ConsumerMember::deadline)
             .min()
     }
 }
@@ -502,7 +531,7 @@ fn check_epoch(m: &ConsumerMember, req: &ConsumerHeartbeat) -> Result<(), (i16, 
 }
 
 /// Every topic the members subscribe to that exists: by name or by regex.
-fn subscribed_topics(cg: &ConsumerGroup, topics: &TopicView) -> BTreeMap<String, (Uuid, i32)> {
+pub(super) fn subscribed_topics(cg: &ConsumerGroup, topics: &TopicView) -> BTreeMap<String, (Uuid, i32)> {
     let mut out = BTreeMap::new();
     for m in cg.members.values() {
         for name in &m.subscribed_topic_names {
@@ -532,7 +561,7 @@ fn member_topics(m: &ConsumerMember, subscribed: &BTreeMap<String, (Uuid, i32)>)
 }
 
 /// A new target assignment for the group's current members and topics.
-fn compute_target(cg: &mut ConsumerGroup, config: &super::shard::GroupConfig) {
+pub(super) fn compute_target(cg: &mut ConsumerGroup, config: &super::shard::GroupConfig) {
     // Kafka uses the assignor the members ask for most, else the default.
     let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
     for m in cg.members.values() {

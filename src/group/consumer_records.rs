@@ -6,7 +6,7 @@
 //! of what changed; loading replays them, so a group and its members' epochs
 //! and assignments survive a coordinator restart or move.
 
-use super::consumer_group::{Assignment, ConsumerGroup, ConsumerMember, MemberState};
+use super::consumer_group::{Assignment, ClassicMember, ConsumerGroup, ConsumerMember, MemberState};
 use super::records::{RecordError, RecordKey, RecordValue};
 use super::shard::GroupRecord;
 use crate::coordinator::flexible::{get_tagged_fields, get_uvarint, put_tagged_fields, put_uvarint, Truncated};
@@ -37,6 +37,8 @@ pub struct MemberMetadata {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// ClassicMemberMetadata (tagged field 0): set for a classic member.
+    pub classic: Option<ClassicMember>,
 }
 
 impl MemberMetadata {
@@ -50,6 +52,7 @@ impl MemberMetadata {
             subscribed_topic_regex: m.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: m.rebalance_timeout_ms,
             server_assignor: m.server_assignor.clone(),
+            classic: m.classic.clone(),
         }
     }
 }
@@ -158,6 +161,10 @@ impl ConsumerValue {
                 put_compact_string(&mut buf, m.subscribed_topic_regex.as_deref());
                 buf.put_i32(m.rebalance_timeout_ms);
                 put_compact_string(&mut buf, m.server_assignor.as_deref());
+                if let Some(classic) = &m.classic {
+                    put_tagged_fields(&mut buf, &[(0, &encode_classic(classic))]);
+                    return buf.freeze();
+                }
             }
             ConsumerValue::Target(a) => put_assignment(&mut buf, a),
             ConsumerValue::Current(c) => {
@@ -207,7 +214,14 @@ impl ConsumerValue {
                 need(b, 4)?;
                 let rebalance_timeout_ms = b.get_i32();
                 let server_assignor = get_compact_string(b)?;
-                ConsumerValue::Member(MemberMetadata {
+                let mut classic = None;
+                get_tagged_fields(b, |tag, data| {
+                    if tag == 0 {
+                        classic = Some(decode_classic(&data)?);
+                    }
+                    Ok::<(), RecordError>(())
+                })?;
+                return Ok(ConsumerValue::Member(MemberMetadata {
                     instance_id,
                     rack_id,
                     client_id,
@@ -216,7 +230,8 @@ impl ConsumerValue {
                     subscribed_topic_regex,
                     rebalance_timeout_ms,
                     server_assignor,
-                })
+                    classic,
+                }));
             }
             TARGET_MEMBER => ConsumerValue::Target(get_assignment(b)?),
             CURRENT_ASSIGNMENT => {
@@ -236,6 +251,44 @@ impl ConsumerValue {
         get_tagged_fields(b, |_, _| Ok::<(), RecordError>(()))?;
         Ok(value)
     }
+}
+
+/// ClassicMemberMetadata: the session timeout and the protocols, each a
+/// name and its metadata.
+fn encode_classic(c: &ClassicMember) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(c.session_timeout_ms);
+    put_uvarint(&mut buf, c.protocols.len() as u32 + 1);
+    for (name, metadata) in &c.protocols {
+        put_compact_string(&mut buf, Some(name));
+        put_uvarint(&mut buf, metadata.len() as u32 + 1);
+        buf.put_slice(metadata);
+        put_tagged_fields(&mut buf, &[]);
+    }
+    put_tagged_fields(&mut buf, &[]);
+    buf.to_vec()
+}
+
+fn decode_classic(mut data: &[u8]) -> Result<ClassicMember, RecordError> {
+    let b = &mut data;
+    need(b, 4)?;
+    let session_timeout_ms = b.get_i32();
+    let count = array_len(b, 2)?;
+    let mut protocols = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = get_compact_string(b)?.unwrap_or_default();
+        let len = (get_uvarint(b)? as usize).saturating_sub(1);
+        need(b, len)?;
+        let metadata = Bytes::copy_from_slice(&b[..len]);
+        b.advance(len);
+        get_tagged_fields(b, |_, _| Ok::<(), RecordError>(()))?;
+        protocols.push((name, metadata));
+    }
+    get_tagged_fields(b, |_, _| Ok::<(), RecordError>(()))?;
+    Ok(ClassicMember {
+        session_timeout_ms,
+        protocols,
+    })
 }
 
 fn need(b: &[u8], n: usize) -> Result<(), RecordError> {
@@ -453,6 +506,7 @@ pub fn replay(
                 m.subscribed_topic_regex = v.subscribed_topic_regex.clone();
                 m.rebalance_timeout_ms = v.rebalance_timeout_ms;
                 m.server_assignor = v.server_assignor.clone();
+                m.classic = v.classic.clone();
             }
         }
         (Some(ConsumerValue::Target(a)), Some(id)) => {
@@ -517,6 +571,21 @@ mod tests {
                 subscribed_topic_regex: Some("x.*".into()),
                 rebalance_timeout_ms: 30_000,
                 server_assignor: Some("range".into()),
+                classic: None,
+            }),
+            ConsumerValue::Member(MemberMetadata {
+                instance_id: None,
+                rack_id: Some("r".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                subscribed_topic_names: vec!["a".into()],
+                subscribed_topic_regex: None,
+                rebalance_timeout_ms: 30_000,
+                server_assignor: None,
+                classic: Some(ClassicMember {
+                    session_timeout_ms: 45_000,
+                    protocols: vec![("range".into(), Bytes::from_static(&[0, 3, 1, 2]))],
+                }),
             }),
             ConsumerValue::Target(Assignment::from([(t, BTreeSet::from([0, 2]))])),
             ConsumerValue::Current(CurrentAssignment {
@@ -530,6 +599,7 @@ mod tests {
         for (kind, v) in [
             GROUP_METADATA,
             TARGET_METADATA,
+            MEMBER_METADATA,
             MEMBER_METADATA,
             TARGET_MEMBER,
             CURRENT_ASSIGNMENT,

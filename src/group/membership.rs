@@ -3,6 +3,8 @@
 //! group record that persists them is written after (not replayed).
 
 use super::classic_group::{Group, GroupState};
+use super::classic_in_consumer;
+use super::consumer_records::{changes, Before};
 use super::rebalance::{
     add_member_and_rebalance, join_response, prepare_rebalance, remove_member_and_rebalance, try_complete_join,
     update_member_and_rebalance,
@@ -27,6 +29,8 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: new members first get MEMBER_ID_REQUIRED and an id.
     pub require_known_member_id: bool,
+    /// The topics that exist, for a classic member joining a consumer group.
+    pub topics: super::consumer_heartbeat::TopicView,
 }
 
 pub struct SyncRequest {
@@ -58,7 +62,7 @@ impl GroupShard {
         CoordinatorResult::persisted(out, reply)
     }
 
-    fn join_group(&mut self, out: &mut Vec<GroupRecord>, req: JoinRequest, now: i64) -> Reply<JoinGroupResponse> {
+    fn join_group(&mut self, out: &mut Vec<GroupRecord>, mut req: JoinRequest, now: i64) -> Reply<JoinGroupResponse> {
         if req.group_id.is_empty() {
             return Reply::Now(join_error(E::InvalidGroupId.code(), &req.member_id));
         }
@@ -75,9 +79,17 @@ impl GroupShard {
         }
         let delay = self.config.initial_rebalance_delay_ms;
         let group = self.groups.get_mut(&req.group_id).expect("inserted above");
-        // A group of KIP-848's protocol takes no classic members while it has
-        // members (they would be given the same partitions); an empty one
-        // becomes a classic group again.
+        // A consumer group with members takes classic members in (KIP-848's
+        // migration); an empty one becomes a classic group again.
+        if let Some(cg) = group.consumer.as_deref().filter(|cg| !cg.members.is_empty()) {
+            let before = Before::of(cg, Some(&req.member_id));
+            let topics = std::mem::take(&mut req.topics);
+            let answer = classic_in_consumer::join(group, req, &topics, &self.config, now);
+            if let Some(cg) = group.consumer.as_deref() {
+                out.extend(changes(&group.id, &before, cg));
+            }
+            return Reply::Now(answer);
+        }
         if group.has_protocol_members() || group.share.is_some() {
             return Reply::Now(join_error(E::InconsistentGroupProtocol.code(), &req.member_id));
         }
@@ -108,6 +120,9 @@ impl GroupShard {
         let Some(group) = self.groups.get_mut(&req.group_id) else {
             return Reply::Now(sync_error(E::UnknownMemberId.code()));
         };
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            return Reply::Now(classic_in_consumer::sync(cg, &req, now));
+        }
         if let Err(code) = validate_member(group, &req.member_id, req.instance_id.as_deref()) {
             return Reply::Now(sync_error(code));
         }
@@ -179,6 +194,9 @@ impl GroupShard {
         let Some(group) = self.groups.get_mut(group_id) else {
             return E::UnknownMemberId.code();
         };
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            return classic_in_consumer::heartbeat(cg, generation, member_id, instance_id, now);
+        }
         if matches!(group.state, GroupState::Empty | GroupState::Dead) {
             return E::UnknownMemberId.code();
         }
@@ -223,6 +241,12 @@ impl GroupShard {
                 vec![E::UnknownMemberId.code(); leaving.len()],
             );
         };
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            let before = Before::of(cg, None);
+            let errors = classic_in_consumer::leave(cg, leaving);
+            out.extend(changes(group_id, &before, cg));
+            return (0, errors);
+        }
         let mut errors = Vec::with_capacity(leaving.len());
         for l in leaving {
             let member_id = if l.member_id.is_empty() {

@@ -8,11 +8,14 @@
 pub mod admin;
 pub mod assignors;
 pub mod classic_group;
+mod classic_in_consumer;
 pub mod consumer_group;
 pub mod consumer_heartbeat;
+mod consumer_protocol;
 mod consumer_reconcile;
 pub mod consumer_records;
 pub mod membership;
+mod migration;
 pub mod offsets;
 pub mod rebalance;
 pub mod records;
@@ -74,6 +77,7 @@ impl GroupCoordinator {
             consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
             consumer_assignors: config.group_consumer_assignors.clone(),
             consumer_max_size: config.group_consumer_max_size,
+            migration_policy: config.group_consumer_migration_policy,
         };
         GroupCoordinator {
             runtime: CoordinatorRuntime::new(OFFSETS_TOPIC, move || GroupShard::new(group_config.clone())),
@@ -146,7 +150,9 @@ impl GroupCoordinator {
         self.runtime.read(index, f).await.map(Some)
     }
 
-    pub async fn join(&self, request: JoinRequest, shutdown: &CancellationToken) -> JoinGroupResponse {
+    pub async fn join(&self, mut request: JoinRequest, shutdown: &CancellationToken) -> JoinGroupResponse {
+        // A classic member of a consumer group names its topics; the group knows ids.
+        request.topics = self.topic_view();
         let (group, member_id) = (request.group_id.clone(), request.member_id.clone());
         let fallback = |code: i16| {
             JoinGroupResponse::default()

@@ -230,11 +230,23 @@ fn validate_consumer_commit(
     if req.generation < 0 && cg.members.is_empty() {
         return Ok(());
     }
-    check_member_epoch(cg.members.get(&req.member_id).map(|m| m.member_epoch), req)?;
+    match cg.members.get(&req.member_id) {
+        // A classic member commits with its generation: its member epoch.
+        Some(m) if m.classic.is_some() => {
+            if req.generation != m.member_epoch {
+                return Err(E::IllegalGeneration.code());
+            }
+        }
+        m => check_member_epoch(m.map(|m| m.member_epoch), req)?,
+    }
     let Some(member) = cg.members.get_mut(&req.member_id) else {
         return Err(E::UnknownMemberId.code());
     };
-    member.session_deadline = member.session_deadline.max(now + session_timeout_ms as i64);
+    let session = member
+        .classic
+        .as_ref()
+        .map_or(session_timeout_ms, |c| c.session_timeout_ms);
+    member.session_deadline = member.session_deadline.max(now + session as i64);
     Ok(())
 }
 

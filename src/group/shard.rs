@@ -82,6 +82,7 @@ pub struct GroupConfig {
     /// The first is the default.
     pub consumer_assignors: Vec<String>,
     pub consumer_max_size: i32,
+    pub migration_policy: crate::config::MigrationPolicy,
 }
 
 impl Default for GroupConfig {
@@ -96,6 +97,7 @@ impl Default for GroupConfig {
             consumer_heartbeat_interval_ms: 5000,
             consumer_assignors: vec!["uniform".to_string(), "range".to_string()],
             consumer_max_size: i32::MAX,
+            migration_policy: crate::config::MigrationPolicy::default(),
         }
     }
 }

@@ -173,16 +173,31 @@ fn leaving_frees_the_partitions_and_bad_requests_are_refused() {
 }
 
 #[test]
-fn classic_members_cannot_join_while_consumer_members_are_there() {
+fn classic_members_join_a_consumer_group_with_members_in_it() {
     use crate::group::tests::join_req;
     let mut s = shard();
     hb(&mut s, join("a"), 0);
+    // A new classic member first learns its id, as in a classic group...
     let reply = s.join(join_req("", None, &["range"]), 1).response;
     let crate::group::shard::Reply::Now(answer) = reply else {
         panic!("answered at once")
     };
+    assert_eq!(answer.error_code, E::MemberIdRequired.code());
+    // ...and its subscription must be the consumer protocol's (here it is not).
+    let id = answer.member_id.to_string();
+    let reply = s.join(join_req(&id, None, &["range"]), 1).response;
+    let crate::group::shard::Reply::Now(answer) = reply else {
+        panic!("answered at once")
+    };
+    assert_eq!(answer.error_code, E::UnknownServerError.code());
+    // A group of another protocol type is refused.
+    let mut other = join_req(&id, None, &["range"]);
+    other.protocol_type = "connect".into();
+    let crate::group::shard::Reply::Now(answer) = s.join(other, 1).response else {
+        panic!("answered at once")
+    };
     assert_eq!(answer.error_code, E::InconsistentGroupProtocol.code());
-    // Once the consumer members are gone the group takes classic members again.
+    // Once the consumer members are gone the group becomes classic again.
     hb(&mut s, beat("a", LEAVE_GROUP_MEMBER_EPOCH, None), 2);
     let reply = s.join(join_req("", None, &["range"]), 3).response;
     let crate::group::shard::Reply::Now(answer) = reply else {

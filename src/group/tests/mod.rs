@@ -104,6 +104,7 @@ pub(super) fn join_req(member: &str, instance: Option<&str>, protocols: &[&str])
             .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
             .collect(),
         require_known_member_id: true,
+        topics: Default::default(),
     }
 }
 

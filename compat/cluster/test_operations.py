@@ -445,9 +445,29 @@ class TestControllerMembership:
         topic = unique("after-members")
         create(c, topic, 1, 2, bootstrap=c.node(next(i for i in (2, 3) if i != leader)).bootstrap)
         c.restart(leader) if leader != 4 else c.start_node(4)
+
+        # KIP-1312: node 1, out of the quorum and stopped, keeps its controller registration
+        # until kafka-cluster unregister-controller removes it; the active controller's own
+        # registration cannot be removed.
+        c.stop_node(1)
+        other = next(i for i in (2, 3) if i != leader)
+        via = c.node(other).bootstrap
+
+        def unregister(node_id: int) -> kafka_tools.Result:
+            return kafka_tools.run("kafka-cluster", "unregister-controller", "--bootstrap-server", via,
+                                   "--id", str(node_id), timeout=120)
+        gone = unregister(1)
+        assert gone.code == 0 and gone.stdout.strip() == "Controller 1 is no longer registered.", gone
+        again = unregister(1)
+        assert again.code != 0 and "Controller ID 1 is not currently registered." in again.stdout + again.stderr, again
+        active = c.active_controller(via=other)
+        own = unregister(active)
+        assert own.code != 0 and "Controller cannot unregister itself while it is active." in own.stdout + own.stderr, own
         observe("add-controller / remove-controller", f"add-controller answered in {took:.2f} s; "
                 f"{added.stdout.strip()} | {removed.stdout.strip()} | after: "
-                f"{' | '.join(status.strip().splitlines()[-3:-1])}; leader {leader} killed, {new_leader} took over")
+                f"{' | '.join(status.strip().splitlines()[-3:-1])}; leader {leader} killed, {new_leader} took over; "
+                f"unregister-controller --id 1: {gone.stdout.strip()!r}, again: refused (not registered), "
+                f"--id {active} (active): refused")
 
 
 # ======================================================================== several log dirs (JBOD)

@@ -24,7 +24,6 @@ KAFKA_TABLE = Path(__file__).resolve().parent.parent / "kafka" / "api-versions-4
 
 NOT_YET: dict[int, tuple[int, int] | None] = {
     38: None, 39: None, 40: None, 41: None,  # delegation tokens (#15)
-    94: None,     # UnregisterController
 }
 
 

@@ -184,7 +184,13 @@ def test_produce_codec_and_acks(broker, topic, client, codec, acks):
     for p in range(3):
         batches = clients.stored_batches(broker, topic, p)
         assert batches, f"no batches on disk for partition {p}"
-        assert {b.codec for b in batches} == {codec}, batches
+        codecs = {b.codec for b in batches}
+        if client == "confluent-kafka":
+            # librdkafka sends a batch uncompressed when compressing would not make it
+            # smaller (a lone short record: a loaded machine keeps batches small).
+            assert codec in codecs and codecs <= {codec, "none"}, batches
+        else:
+            assert codecs == {codec}, batches
         assert batches[0].base_offset == 0 and batches[-1].last_offset == 39
         assert all(a.last_offset + 1 == b.base_offset for a, b in zip(batches, batches[1:]))
 

@@ -1,6 +1,6 @@
 //! DescribeCluster: the live brokers and the controller (in a cluster, a live
-//! broker: clients cannot reach the controllers, as in Kafka), and
-//! UnregisterBroker.
+//! broker: clients cannot reach the controllers, as in Kafka),
+//! UnregisterBroker and UnregisterController.
 
 use super::{RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::auth::acl::operation;
@@ -9,6 +9,8 @@ use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
 use kafka_protocol::messages::unregister_broker_request::UnregisterBrokerRequest;
 use kafka_protocol::messages::unregister_broker_response::UnregisterBrokerResponse;
+use kafka_protocol::messages::unregister_controller_request::UnregisterControllerRequest;
+use kafka_protocol::messages::unregister_controller_response::UnregisterControllerResponse;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -91,6 +93,27 @@ pub async fn handle_unregister_broker(
     match broker.controller.unregister_broker(req.broker_id.0).await {
         Ok(()) => UnregisterBrokerResponse::default(),
         Err(e) => UnregisterBrokerResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(StrBytes::from_string(e.to_string()))),
+    }
+}
+
+/// UnregisterController (`kafka-cluster unregister-controller`, KIP-1312):
+/// removes a controller's registration once it has left the quorum.
+/// Forwarded to the active controller in a cluster.
+pub async fn handle_unregister_controller(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: UnregisterControllerRequest,
+) -> UnregisterControllerResponse {
+    if !broker.authorize_cluster(ctx, operation::ALTER) {
+        return UnregisterControllerResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
+    }
+    match broker.controller.unregister_controller(req.controller_id).await {
+        Ok(()) => UnregisterControllerResponse::default(),
+        Err(e) => UnregisterControllerResponse::default()
             .with_error_code(e.code())
             .with_error_message(Some(StrBytes::from_string(e.to_string()))),
     }

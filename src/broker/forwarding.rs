@@ -30,6 +30,7 @@ pub fn is_forwarded(api: ApiKey) -> bool {
             | ApiKey::AlterUserScramCredentials
             | ApiKey::DescribeQuorum
             | ApiKey::UnregisterBroker
+            | ApiKey::UnregisterController
             | ApiKey::ElectLeaders
             | ApiKey::AlterPartitionReassignments
             | ApiKey::ListPartitionReassignments

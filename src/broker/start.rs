@@ -123,6 +123,25 @@ async fn register(broker: &Broker) -> io::Result<()> {
         .map_err(|e| io::Error::other(format!("could not register the broker: {e}")))
 }
 
+/// Registers this controller with the active controller (KIP-919), retrying
+/// until one answers.
+async fn register_controller(broker: Arc<Broker>, endpoints: Vec<BrokerEndpoint>) {
+    loop {
+        let registered = broker
+            .controller
+            .register_controller(broker.node_id(), endpoints.clone(), broker.incarnation_id)
+            .await;
+        match registered {
+            Ok(()) => return,
+            Err(e) => tracing::debug!(error = %e, "controller registration failed; retrying"),
+        }
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 /// A broker serving on its listeners. Dropping it does not stop it: call
 /// `shutdown`.
 pub struct RunningBroker {
@@ -257,6 +276,25 @@ impl RunningBroker {
                 }
             })
             .collect();
+        // Where this node's controller listeners are reached, for its registration.
+        let controller_endpoints: Vec<BrokerEndpoint> = config
+            .listeners
+            .iter()
+            .filter(|l| config.cluster.controller_listener_names.contains(&l.name))
+            .map(|l| BrokerEndpoint {
+                listener: l.name.clone(),
+                host: if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                    hostname()
+                } else {
+                    l.host.clone()
+                },
+                port: bound.iter().find(|b| b.name == l.name).map_or(l.port, |b| b.port),
+                security_protocol: config
+                    .security
+                    .listener(&l.name)
+                    .map_or_else(|| l.name.clone(), |s| s.protocol.name().to_string()),
+            })
+            .collect();
         let (quota_samples, quota_window_ms) = (config.quota_window_num, config.quota_window_size_seconds * 1000);
         let broker = Arc::new(Broker {
             config,
@@ -341,6 +379,9 @@ impl RunningBroker {
                     }
                 }
             });
+            if broker.config.cluster.roles.is_some_and(|r| r.controller) {
+                background.spawn(register_controller(broker.clone(), controller_endpoints));
+            }
             background.spawn(super::replication::send_isr_changes(broker.clone()));
             background.spawn(super::replication::shrink_isrs(broker.clone()));
             background.spawn(super::cluster::fence_silent_brokers(broker.clone()));

@@ -103,6 +103,12 @@ impl MetadataDelta {
                     Arc::make_mut(&mut image.brokers).remove(broker_id);
                 }
             }
+            MetadataRecord::RegisterController(c) => {
+                Arc::make_mut(&mut image.controllers).insert(c.controller_id, c.clone());
+            }
+            MetadataRecord::UnregisterController { controller_id } => {
+                Arc::make_mut(&mut image.controllers).remove(controller_id);
+            }
             MetadataRecord::Topic { name, topic_id } => {
                 let topics = &mut image.topics;
                 if let Some(old) = topics.by_name.get(name) {

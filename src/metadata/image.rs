@@ -2,7 +2,9 @@
 //! immutable. Readers hold an `Arc` of it and never lock; a change builds a
 //! new image (`MetadataDelta`) that shares every part it did not touch.
 
-use super::records::{BrokerRegistration, ConfigResource, MetadataRecord, PartitionRecord, QuotaEntity};
+use super::records::{
+    BrokerRegistration, ConfigResource, ControllerRegistration, MetadataRecord, PartitionRecord, QuotaEntity,
+};
 use crate::auth::acl::AclBinding;
 use crate::auth::scram::{ScramCredential, ScramMechanism};
 use serde::{Deserialize, Serialize};
@@ -122,6 +124,7 @@ pub struct MetadataImage {
     pub offset: i64,
     pub features: Arc<BTreeMap<String, i16>>,
     pub brokers: Arc<BTreeMap<i32, BrokerRegistration>>,
+    pub controllers: Arc<BTreeMap<i32, ControllerRegistration>>,
     pub topics: TopicsImage,
     pub configs: Arc<BTreeMap<ConfigResource, BTreeMap<String, String>>>,
     pub scram: Arc<ScramCredentials>,
@@ -137,6 +140,7 @@ impl Default for MetadataImage {
             offset: -1,
             features: Arc::default(),
             brokers: Arc::default(),
+            controllers: Arc::default(),
             topics: TopicsImage::default(),
             configs: Arc::default(),
             scram: Arc::default(),
@@ -174,6 +178,9 @@ impl MetadataImage {
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker(b.clone()));
+        }
+        for c in self.controllers.values() {
+            out.push(MetadataRecord::RegisterController(c.clone()));
         }
         for t in self.topics.iter() {
             out.push(MetadataRecord::Topic {

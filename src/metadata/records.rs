@@ -43,6 +43,16 @@ pub struct BrokerRegistration {
     pub directory_id: Option<Uuid>,
 }
 
+/// A controller as it registered (Kafka's RegisterControllerRecord): kept
+/// until `kafka-cluster unregister-controller` removes it, voter or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerRegistration {
+    pub controller_id: i32,
+    /// The controller process (a new one after every restart).
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<BrokerEndpoint>,
+}
+
 /// One partition's replicas and leadership.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRecord {
@@ -78,6 +88,11 @@ pub enum MetadataRecord {
     UnregisterBroker {
         broker_id: i32,
         epoch: i64,
+    },
+    RegisterController(ControllerRegistration),
+    /// Removes a controller's registration (`kafka-cluster unregister-controller`).
+    UnregisterController {
+        controller_id: i32,
     },
     Topic {
         name: String,

@@ -178,6 +178,9 @@ registry! {
     UnregisterBroker: UnregisterBrokerRequest => UnregisterBrokerResponse, versions 0..=0,
         handler api::cluster::handle_unregister_broker,
         errors |r| [r.error_code];
+    UnregisterController: UnregisterControllerRequest => UnregisterControllerResponse, versions 0..=0,
+        handler api::cluster::handle_unregister_controller,
+        errors |r| [r.error_code];
     OffsetCommit: OffsetCommitRequest => OffsetCommitResponse, versions 2..=10, handler api::offsets::handle_offset_commit,
         errors |r| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code));
     OffsetFetch: OffsetFetchRequest => OffsetFetchResponse, versions 1..=10, handler api::offsets::handle_offset_fetch,

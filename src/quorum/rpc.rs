@@ -70,6 +70,8 @@ pub enum ControllerOp {
         broker_id: i32,
         shutting_down: bool,
     },
+    /// A controller process registers its endpoints.
+    RegisterController(crate::metadata::records::ControllerRegistration),
     /// A partition leader asks for an ISR change.
     AlterPartition(crate::metadata::controller::isr::AlterPartition),
     /// A broker's replicas in a failed log directory (Kafka's heartbeat with
@@ -85,6 +87,7 @@ pub enum ControllerOpReply {
     CreateTopics(Vec<Result<CreatedTopic, ControllerError>>),
     AllocateProducerIds(i64, i64),
     RegisterBroker,
+    RegisterController,
     Heartbeat,
     AlterPartition,
     ReplicasOffline,

@@ -46,6 +46,8 @@ pub enum ControllerError {
     ShuttingDown,
     #[error("Broker ID {0} is not currently registered")]
     BrokerIdNotRegistered(i32),
+    #[error("Controller ID {0} is not currently registered.")]
+    ControllerIdNotRegistered(i32),
     #[error(
         "For requests intended only for the leader, this error indicates that the broker is not the current leader."
     )]
@@ -96,6 +98,8 @@ impl ControllerError {
             ControllerError::ShuttingDown | ControllerError::QuorumUnavailable(_) => E::RequestTimedOut.code(),
             ControllerError::NotController => E::NotController.code(),
             ControllerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered.code(),
+            // Kafka 4.4's CONTROLLER_ID_NOT_REGISTERED, newer than the crate's list.
+            ControllerError::ControllerIdNotRegistered(_) => 136,
             ControllerError::NotLeaderOrFollower => E::NotLeaderOrFollower.code(),
             ControllerError::FencedLeaderEpoch => E::FencedLeaderEpoch.code(),
             ControllerError::InvalidUpdateVersion | ControllerError::InvalidFeatureUpdate(_) => {

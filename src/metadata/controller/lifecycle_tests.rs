@@ -4,7 +4,7 @@
 //! controlled shutdown, unfencing, unregistration.
 
 use super::*;
-use crate::metadata::records::BrokerEndpoint;
+use crate::metadata::records::{BrokerEndpoint, ControllerRegistration};
 
 const SESSION: Duration = Duration::from_secs(9);
 
@@ -137,4 +137,41 @@ async fn a_brokers_life_fenced_when_silent_unfenced_when_back_gone_when_unregist
     assert_eq!(fenced(&c, 3).await, Some(false));
     c.fence_silent_brokers(SESSION).await.expect("check");
     assert_eq!(fenced(&c, 3).await, Some(false));
+}
+
+#[tokio::test]
+async fn a_controller_registration_lasts_until_it_is_unregistered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = controller(dir.path());
+    let incarnation = uuid::Uuid::new_v4();
+    c.register_controller(2, endpoint(2), incarnation)
+        .await
+        .expect("register");
+    let offset = c.image().await.offset;
+    // The same process registering again writes nothing.
+    c.register_controller(2, endpoint(2), incarnation).await.expect("again");
+    assert_eq!(c.image().await.offset, offset);
+    assert_eq!(c.image().await.controllers[&2].endpoints, endpoint(2));
+    // A snapshot of the image keeps it.
+    let records = c.image().await.to_records();
+    assert!(
+        records.contains(&MetadataRecord::RegisterController(ControllerRegistration {
+            controller_id: 2,
+            incarnation_id: incarnation,
+            endpoints: endpoint(2),
+        }))
+    );
+
+    // The active controller (this node, 1) cannot remove its own.
+    let own = c.unregister_controller(1).await.expect_err("active");
+    assert_eq!(own.code(), kafka_protocol::ResponseError::InvalidRequest.code());
+    assert_eq!(
+        own.to_string(),
+        "Controller cannot unregister itself while it is active."
+    );
+    c.unregister_controller(2).await.expect("unregister");
+    assert!(c.image().await.controllers.is_empty());
+    let again = c.unregister_controller(2).await.expect_err("not registered");
+    assert_eq!(again.code(), 136);
+    assert_eq!(again.to_string(), "Controller ID 2 is not currently registered.");
 }

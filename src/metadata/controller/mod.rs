@@ -6,6 +6,7 @@
 
 mod brokers;
 mod configs;
+mod controllers;
 pub mod elections;
 mod errors;
 mod features;
@@ -447,6 +448,7 @@ impl Controller {
                 .heartbeat_here(broker_id, shutting_down)
                 .await
                 .map(|_| ControllerOpReply::Heartbeat),
+            ControllerOp::RegisterController(registration) => self.register_controller_here(registration).await,
             ControllerOp::AlterPartition(request) => self.alter_partition_here(request).await,
             ControllerOp::ReplicasOffline { broker_id, partitions } => self
                 .replicas_offline_here(broker_id, partitions)

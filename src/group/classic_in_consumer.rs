@@ -7,9 +7,8 @@
 
 use super::classic_group::Group;
 use super::consumer_group::{ClassicMember, ConsumerGroup, ConsumerMember, MemberState};
-use super::consumer_heartbeat::{compute_target, subscribed_topics, TopicView};
+use super::consumer_heartbeat::{advance, TopicView};
 use super::consumer_protocol::{by_id, decode_subscription, encode_assignment, version_of};
-use super::consumer_reconcile::reconcile;
 use super::membership::{JoinRequest, LeavingMember, SyncRequest};
 use super::shard::{join_error, s, sync_error, GroupConfig};
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
@@ -118,20 +117,16 @@ pub(super) fn join(
     }
     cg.members.insert(member_id.clone(), member);
 
-    let mut bump = is_new || subscription_changed;
-    let subscribed = subscribed_topics(cg, topics);
-    if subscribed != cg.subscribed_topics {
-        cg.subscribed_topics = subscribed;
-        bump = true;
-    }
-    if bump {
-        cg.group_epoch += 1;
-    }
-    if cg.group_epoch > cg.assignment_epoch {
-        compute_target(cg, config);
-    }
     let owned = by_id(&subscription.owned, topics);
-    reconcile(cg, &member_id, Some(&owned), now);
+    advance(
+        cg,
+        &member_id,
+        is_new || subscription_changed,
+        Some(&owned),
+        topics,
+        config,
+        now,
+    );
 
     let member = &cg.members[&member_id];
     let protocol = req.protocols[0].0.clone();

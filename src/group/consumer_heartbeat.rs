@@ -412,30 +412,12 @@ fn heartbeat(
         subscription_changed |= regex != member.subscribed_topic_regex;
         member.subscribed_topic_regex = regex;
     }
-    let mut bump = is_new || subscription_changed || member.server_assignor != before.server_assignor;
+    let bump = is_new || subscription_changed || member.server_assignor != before.server_assignor;
     if let Some(instance) = &member.instance_id {
         cg.static_members.insert(instance.clone(), member_id.clone());
     }
     cg.members.insert(member_id.clone(), member);
-
-    // The topics subscribed to now; a change in them (a new topic matching,
-    // more partitions) calls for a new target as well.
-    let subscribed = subscribed_topics(cg, topics);
-    if cg.loaded_metadata_hash.take() == Some(metadata_hash(&subscribed)) {
-        cg.subscribed_topics = subscribed.clone();
-    }
-    if subscribed != cg.subscribed_topics {
-        cg.subscribed_topics = subscribed;
-        bump = true;
-    }
-    // One new epoch for whatever changed in this heartbeat.
-    if bump {
-        cg.group_epoch += 1;
-    }
-    if cg.group_epoch > cg.assignment_epoch {
-        compute_target(cg, config);
-    }
-    reconcile(cg, &member_id, req.owned.as_ref(), now);
+    advance(cg, &member_id, bump, req.owned.as_ref(), topics, config, now);
 
     let member = &cg.members[&member_id];
     let changed = member.member_epoch != before.member_epoch || !same_assignment(&member.assigned, &before.assigned);
@@ -504,6 +486,38 @@ fn join_member(
     Ok((ConsumerMember::new(member_id.to_string(), now), true))
 }
 
+/// After a member's heartbeat (or a classic member's JoinGroup) is taken
+/// in: one new group epoch for whatever changed (`changed`: the member
+/// itself; or the topics its group subscribes to, a new topic matching,
+/// more partitions), a new target if the epoch moved, and the member's step
+/// towards it.
+pub(super) fn advance(
+    cg: &mut ConsumerGroup,
+    member_id: &str,
+    changed: bool,
+    owned: Option<&Assignment>,
+    topics: &TopicView,
+    config: &super::shard::GroupConfig,
+    now: i64,
+) {
+    let mut bump = changed;
+    let subscribed = subscribed_topics(cg, topics);
+    if cg.loaded_metadata_hash.take() == Some(metadata_hash(&subscribed)) {
+        cg.subscribed_topics = subscribed.clone();
+    }
+    if subscribed != cg.subscribed_topics {
+        cg.subscribed_topics = subscribed;
+        bump = true;
+    }
+    if bump {
+        cg.group_epoch += 1;
+    }
+    if cg.group_epoch > cg.assignment_epoch {
+        compute_target(cg, config);
+    }
+    reconcile(cg, member_id, owned, now);
+}
+
 /// Kafka's epoch check: a member ahead of the group is fenced; one behind
 /// may only be repeating its previous epoch with what it was given then
 /// (its last response was lost).
@@ -531,7 +545,7 @@ fn check_epoch(m: &ConsumerMember, req: &ConsumerHeartbeat) -> Result<(), (i16, 
 }
 
 /// Every topic the members subscribe to that exists: by name or by regex.
-pub(super) fn subscribed_topics(cg: &ConsumerGroup, topics: &TopicView) -> BTreeMap<String, (Uuid, i32)> {
+fn subscribed_topics(cg: &ConsumerGroup, topics: &TopicView) -> BTreeMap<String, (Uuid, i32)> {
     let mut out = BTreeMap::new();
     for m in cg.members.values() {
         for name in &m.subscribed_topic_names {
@@ -561,7 +575,7 @@ fn member_topics(m: &ConsumerMember, subscribed: &BTreeMap<String, (Uuid, i32)>)
 }
 
 /// A new target assignment for the group's current members and topics.
-pub(super) fn compute_target(cg: &mut ConsumerGroup, config: &super::shard::GroupConfig) {
+fn compute_target(cg: &mut ConsumerGroup, config: &super::shard::GroupConfig) {
     // Kafka uses the assignor the members ask for most, else the default.
     let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
     for m in cg.members.values() {

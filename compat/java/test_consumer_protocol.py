@@ -267,3 +267,39 @@ def test_a_classic_group_moves_to_the_consumer_protocol_and_back(broker, topic):
     # A classic group again: the client's own assignor, one member.
     assert (state["ASSIGNMENT-STRATEGY"], state["#MEMBERS"]) == ("range", "1"), r.stdout
     classic.consumer.close()
+
+
+def test_a_java_classic_member_rebalances_inside_a_consumer_group(broker, topic):
+    """The Java consumer of the classic protocol (its default eager range assignor) in a
+    group a consumer-protocol member upgrades: it gives up half of its partitions through
+    JoinGroup/SyncGroup, and takes them all back when the group is classic again."""
+    clients.create_topic(broker, topic, 4)
+    clients.produce_counts(broker, topic, {p: 5 for p in range(4)}, "java-classic")
+    group = clients.unique_name("migration-java")
+    java = kafka_tools.start(
+        "kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+        "--group", group, "--consumer-property", "group.protocol=classic",
+        "--from-beginning", "--timeout-ms", "90000", stdin=None)
+    try:
+        def partitions_per_member(expected: list[int]):
+            def check():
+                r = groups_tool(broker, "--describe", "--group", group, "--members")
+                rows = parse_table(r.stdout) if r.code == 0 else []
+                counts = sorted(int(row["#PARTITIONS"]) for row in rows)
+                return rows if counts == expected else None
+            return check
+        wait_until(partitions_per_member([4]), "the Java member holding all four partitions", timeout=SETTLE)
+
+        modern = Member(broker, group)
+        modern.subscribe([topic])
+        poll_until([modern], lambda: len(modern.owned()) == 2, "two partitions for the consumer-protocol member")
+        rows = wait_until(partitions_per_member([2, 2]), "the Java member down to two", timeout=SETTLE)
+        assert {row["CLIENT-ID"] for row in rows} >= {"console-consumer"}, rows
+
+        modern.consumer.close()
+        wait_until(partitions_per_member([4]), "the Java member with all four again", timeout=SETTLE)
+        r = groups_tool(broker, "--describe", "--group", group, "--state")
+        state = parse_table(r.stdout)[0]
+        assert (state["ASSIGNMENT-STRATEGY"], state["#MEMBERS"]) == ("range", "1"), r.stdout
+    finally:
+        kafka_tools.kill(java)

@@ -35,8 +35,10 @@ pub fn version_of(metadata: &[u8]) -> i16 {
     i16::from_be_bytes([metadata[0], metadata[1]]).clamp(0, MAX_VERSION)
 }
 
-pub fn decode_subscription(metadata: &Bytes) -> Result<Subscription, Malformed> {
-    let mut buf = metadata.clone();
+/// A message's version (newer ones read as the newest known: their fields
+/// come after) and its body.
+fn versioned(bytes: &Bytes) -> Result<(i16, Bytes), Malformed> {
+    let mut buf = bytes.clone();
     if buf.remaining() < 2 {
         return Err(Malformed);
     }
@@ -44,7 +46,12 @@ pub fn decode_subscription(metadata: &Bytes) -> Result<Subscription, Malformed> 
     if version < 0 {
         return Err(Malformed);
     }
-    let sub = ConsumerProtocolSubscription::decode(&mut buf, version.min(MAX_VERSION)).map_err(|_| Malformed)?;
+    Ok((version.min(MAX_VERSION), buf))
+}
+
+pub fn decode_subscription(metadata: &Bytes) -> Result<Subscription, Malformed> {
+    let (version, mut buf) = versioned(metadata)?;
+    let sub = ConsumerProtocolSubscription::decode(&mut buf, version).map_err(|_| Malformed)?;
     Ok(Subscription {
         topics: sub.topics.iter().map(|t| t.to_string()).collect(),
         owned: sub
@@ -62,15 +69,8 @@ pub fn decode_assignment(bytes: &Bytes) -> Result<Vec<(String, Vec<i32>)>, Malfo
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
-    let mut buf = bytes.clone();
-    if buf.remaining() < 2 {
-        return Err(Malformed);
-    }
-    let version = buf.get_i16();
-    if version < 0 {
-        return Err(Malformed);
-    }
-    let a = ConsumerProtocolAssignment::decode(&mut buf, version.min(MAX_VERSION)).map_err(|_| Malformed)?;
+    let (version, mut buf) = versioned(bytes)?;
+    let a = ConsumerProtocolAssignment::decode(&mut buf, version).map_err(|_| Malformed)?;
     Ok(a.assigned_partitions
         .iter()
         .map(|tp| (tp.topic.to_string(), tp.partitions.clone()))

@@ -14,6 +14,7 @@ pub mod consumer_heartbeat;
 mod consumer_protocol;
 mod consumer_reconcile;
 pub mod consumer_records;
+mod consumer_target;
 pub mod membership;
 mod migration;
 pub mod offsets;

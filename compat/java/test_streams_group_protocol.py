@@ -444,3 +444,48 @@ def test_streams_protocol_two_instances_and_kill_9(broker, tool_topic, streams_i
     assert survivor.stop() == 0, survivor.summary()
     assert "CLOSED true" in survivor.lines, survivor.summary()
 
+
+
+@pytest.mark.restart
+def test_streams_group_survives_a_broker_restart(restartable, tool_topic, streams_instances):
+    """A streams group's state is durable in `__consumer_offsets` (its topology, members,
+    epochs and tasks): when the broker stops and starts again under a running app, the
+    group is described as it was, the members carry on at their epochs with their tasks
+    (no new assignment), and the output of what comes after is still exactly once."""
+    broker = restartable
+    app_id, topic_in, topic_out = setup_topics(broker, tool_topic)
+    counts = produce_words(broker, topic_in, 300, seed=21)
+    app = streams_instances(broker, app_id, topic_in, topic_out, "one")
+    app.wait_running()
+    output = CommittedOutput(broker, topic_out, OUTPUT_PARTITIONS)
+    try:
+        output.wait_for(300, app)
+    finally:
+        output.close()
+    members = wait_members(broker, app_id, lambda ms: len(ms) == 2 and settled(ms),
+                           "two settled members", timeout=20, apps=[app])
+    before = describe_state(broker, app_id)
+
+    def view(ms: list[dict]) -> dict:
+        return {m["MEMBER"]: (m["MEMBER-EPOCH"], frozenset(m["ACTIVE"])) for m in ms}
+
+    broker.stop()
+    broker.restart()
+
+    # Read back from the log, before and after the members' next heartbeats.
+    after = describe_state(broker, app_id)
+    assert (after["GROUP-EPOCH"], after["TARGET-ASSIGNMENT-EPOCH"], after["#MEMBERS"]) == (
+        before["GROUP-EPOCH"], before["TARGET-ASSIGNMENT-EPOCH"], "2"), (before, after)
+    assert view(describe_members(broker, app_id)) == view(members)
+
+    counts += produce_words(broker, topic_in, 300, seed=22)
+    output = CommittedOutput(broker, topic_out, OUTPUT_PARTITIONS)
+    try:
+        output.wait_for(600, app)
+    finally:
+        output.close()
+    assert view(wait_members(broker, app_id, lambda ms: len(ms) == 2 and settled(ms),
+                             "two settled members", timeout=20, apps=[app])) == view(members)
+    assert describe_state(broker, app_id)["GROUP-EPOCH"] == before["GROUP-EPOCH"]
+    assert_committed_output(broker, topic_out, counts)
+    assert app.stop() == 0, app.summary()

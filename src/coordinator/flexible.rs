@@ -56,6 +56,46 @@ pub fn get_tagged_fields<E: From<Truncated>>(
     Ok(())
 }
 
+/// Fails unless `n` bytes are left.
+pub fn need(b: &[u8], n: usize) -> Result<(), Truncated> {
+    if b.len() < n {
+        Err(Truncated)
+    } else {
+        Ok(())
+    }
+}
+
+/// A compact array's or string's length (0 on the wire is null: None).
+pub fn put_compact_len(buf: &mut impl BufMut, len: Option<usize>) {
+    put_uvarint(buf, len.map_or(0, |n| n as u32 + 1));
+}
+
+/// A compact array's length, checked against what is left (each element
+/// takes at least `min_size` bytes); null reads as empty.
+pub fn get_compact_len(b: &mut &[u8], min_size: usize) -> Result<usize, Truncated> {
+    let n = (get_uvarint(b)? as usize).saturating_sub(1);
+    need(b, n.saturating_mul(min_size))?;
+    Ok(n)
+}
+
+pub fn put_compact_string(buf: &mut impl BufMut, s: Option<&str>) {
+    put_compact_len(buf, s.map(str::len));
+    if let Some(s) = s {
+        buf.put_slice(s.as_bytes());
+    }
+}
+
+/// A compact nullable string; text that is not UTF-8 counts as damage.
+pub fn get_compact_string(b: &mut &[u8]) -> Result<Option<String>, Truncated> {
+    let Some(len) = (get_uvarint(b)? as usize).checked_sub(1) else {
+        return Ok(None);
+    };
+    need(b, len)?;
+    let s = String::from_utf8(b[..len].to_vec()).map_err(|_| Truncated)?;
+    b.advance(len);
+    Ok(Some(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,6 +149,9 @@ impl GroupShard {
         if let Some(cg) = &group.consumer {
             records.extend(super::consumer_records::group_tombstones(group_id, cg));
         }
+        if let Some(sg) = &group.streams {
+            records.extend(super::streams_records::group_tombstones(group_id, sg));
+        }
         records.push(GroupRecord::group_tombstone(group_id));
         CoordinatorResult::replayed(records, 0)
     }

@@ -9,7 +9,10 @@
 use super::consumer_group::{Assignment, ClassicMember, ConsumerGroup, ConsumerMember, MemberState};
 use super::records::{RecordError, RecordKey, RecordValue};
 use super::shard::GroupRecord;
-use crate::coordinator::flexible::{get_tagged_fields, get_uvarint, put_tagged_fields, put_uvarint, Truncated};
+use crate::coordinator::flexible::{
+    get_compact_len, get_compact_string, get_tagged_fields, get_uvarint, need, put_compact_string, put_tagged_fields,
+    put_uvarint, Truncated,
+};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
@@ -110,16 +113,6 @@ fn state_of(code: i8) -> MemberState {
 
 // ----- Encoding (flexible versions: compact strings and arrays) -----
 
-fn put_compact_string(buf: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => {
-            put_uvarint(buf, s.len() as u32 + 1);
-            buf.put_slice(s.as_bytes());
-        }
-        None => put_uvarint(buf, 0),
-    }
-}
-
 fn put_assignment(buf: &mut BytesMut, a: &Assignment) {
     let topics: Vec<(&Uuid, &BTreeSet<i32>)> = a.iter().filter(|(_, p)| !p.is_empty()).collect();
     put_uvarint(buf, topics.len() as u32 + 1);
@@ -205,7 +198,7 @@ impl ConsumerValue {
                 let rack_id = get_compact_string(b)?;
                 let client_id = get_compact_string(b)?.unwrap_or_default();
                 let client_host = get_compact_string(b)?.unwrap_or_default();
-                let count = array_len(b, 1)?;
+                let count = get_compact_len(b, 1)?;
                 let mut subscribed_topic_names = Vec::with_capacity(count);
                 for _ in 0..count {
                     subscribed_topic_names.push(get_compact_string(b)?.unwrap_or_default());
@@ -273,7 +266,7 @@ fn decode_classic(mut data: &[u8]) -> Result<ClassicMember, RecordError> {
     let b = &mut data;
     need(b, 4)?;
     let session_timeout_ms = b.get_i32();
-    let count = array_len(b, 2)?;
+    let count = get_compact_len(b, 2)?;
     let mut protocols = Vec::with_capacity(count);
     for _ in 0..count {
         let name = get_compact_string(b)?.unwrap_or_default();
@@ -291,41 +284,14 @@ fn decode_classic(mut data: &[u8]) -> Result<ClassicMember, RecordError> {
     })
 }
 
-fn need(b: &[u8], n: usize) -> Result<(), RecordError> {
-    if b.len() < n {
-        Err(RecordError::truncated())
-    } else {
-        Ok(())
-    }
-}
-
-/// A compact array's length, checked against what is left (each element
-/// takes at least `min_size` bytes).
-fn array_len(b: &mut &[u8], min_size: usize) -> Result<usize, RecordError> {
-    let n = (get_uvarint(b)? as usize).saturating_sub(1);
-    need(b, n.saturating_mul(min_size))?;
-    Ok(n)
-}
-
-fn get_compact_string(b: &mut &[u8]) -> Result<Option<String>, RecordError> {
-    let len = get_uvarint(b)? as usize;
-    let Some(len) = len.checked_sub(1) else {
-        return Ok(None);
-    };
-    need(b, len)?;
-    let s = String::from_utf8(b[..len].to_vec()).map_err(|_| RecordError::truncated())?;
-    b.advance(len);
-    Ok(Some(s))
-}
-
 fn get_assignment(b: &mut &[u8]) -> Result<Assignment, RecordError> {
-    let topics = array_len(b, 18)?;
+    let topics = get_compact_len(b, 18)?;
     let mut out = Assignment::new();
     for _ in 0..topics {
         need(b, 16)?;
         let id = Uuid::from_slice(&b[..16]).map_err(|_| RecordError::truncated())?;
         b.advance(16);
-        let count = array_len(b, 4)?;
+        let count = get_compact_len(b, 4)?;
         let partitions: BTreeSet<i32> = (0..count).map(|_| b.get_i32()).collect();
         get_tagged_fields(b, |_, _| Ok::<(), RecordError>(()))?;
         out.insert(id, partitions);

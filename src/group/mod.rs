@@ -26,6 +26,7 @@ mod streams_assignor;
 pub mod streams_group;
 pub mod streams_heartbeat;
 mod streams_reconcile;
+mod streams_records;
 mod streams_topology;
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ impl GroupShard {
         let mut out = Vec::new();
         self.apply_deadlines(&mut out, now);
         out.extend(self.expire_consumer_members(now));
-        self.expire_streams_members(now);
+        out.extend(self.expire_streams_members(now));
         let gone = self.expire_share_members(now, None);
         let mut groups: Vec<&str> = gone.iter().map(|(g, _)| g.as_str()).collect();
         groups.dedup();

@@ -2,7 +2,7 @@
 //! Kafka's tools can read the topic: keys are versioned (0/1 offset commit,
 //! 2 group metadata) and values carry their own version.
 
-use super::consumer_records;
+use super::{consumer_records, streams_records};
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
@@ -47,6 +47,12 @@ pub enum RecordKey {
         group: String,
         member: Option<String>,
     },
+    /// KIP-1071: a streams group's records (keys 17 and 19-23).
+    Streams {
+        kind: i16,
+        group: String,
+        member: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +93,7 @@ pub enum RecordValue {
     Group(GroupValue),
     ShareGroup(ShareGroupValue),
     Consumer(super::consumer_records::ConsumerValue),
+    Streams(streams_records::StreamsValue),
 }
 
 /// Kafka's ShareGroupMetadataValue (v0, flexible).
@@ -147,7 +154,7 @@ impl RecordKey {
                 buf.put_i16(SHARE_GROUP_METADATA_KEY_VERSION);
                 put_string(&mut buf, group);
             }
-            RecordKey::Consumer { kind, group, member } => {
+            RecordKey::Consumer { kind, group, member } | RecordKey::Streams { kind, group, member } => {
                 buf.put_i16(*kind);
                 put_string(&mut buf, group);
                 if let Some(m) = member {
@@ -180,6 +187,15 @@ impl RecordKey {
                 group: r.string()?,
                 member: Some(r.string()?),
             }),
+            kind if streams_records::is_streams_kind(kind) => Ok(RecordKey::Streams {
+                kind,
+                group: r.string()?,
+                member: if streams_records::is_member_kind(kind) {
+                    Some(r.string()?)
+                } else {
+                    None
+                },
+            }),
             _ => Err(RecordError("unknown key version")),
         }
     }
@@ -189,7 +205,8 @@ impl RecordKey {
             RecordKey::Offset { group, .. }
             | RecordKey::Group { group }
             | RecordKey::ShareGroup { group }
-            | RecordKey::Consumer { group, .. } => group,
+            | RecordKey::Consumer { group, .. }
+            | RecordKey::Streams { group, .. } => group,
         }
     }
 }
@@ -237,10 +254,13 @@ impl RecordValue {
         if let RecordKey::Consumer { kind, .. } = key {
             return consumer_records::ConsumerValue::decode(*kind, bytes).map(|v| Some(RecordValue::Consumer(v)));
         }
+        if let RecordKey::Streams { kind, .. } = key {
+            return streams_records::StreamsValue::decode(*kind, bytes).map(|v| Some(RecordValue::Streams(v)));
+        }
         let mut r = Reader(bytes);
         let version = r.i16()?;
         match key {
-            RecordKey::Consumer { .. } => Err(RecordError::unknown_key()),
+            RecordKey::Consumer { .. } | RecordKey::Streams { .. } => Err(RecordError::unknown_key()),
             RecordKey::ShareGroup { .. } => {
                 let epoch = r.i32()?;
                 let metadata_hash = r.i64()?;

@@ -9,6 +9,9 @@ use super::classic_group::{CommittedOffset, Group, GroupState};
 use super::consumer_group::ConsumerGroup;
 use super::consumer_records;
 use super::records::{RecordKey, RecordValue, ShareGroupValue};
+use super::streams_group::StreamsGroup;
+use super::streams_heartbeat::StreamsSettings;
+use super::streams_records;
 use crate::coordinator::{Shard, TxnProducer};
 use bytes::Bytes;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
@@ -185,7 +188,13 @@ impl GroupShard {
 
 /// A group with nothing left: no members, no protocol, no offsets.
 fn is_forgettable(g: &Group) -> bool {
-    g.offsets.is_empty() && g.members.is_empty() && g.protocol_type.is_none() && g.state == GroupState::Empty
+    g.offsets.is_empty()
+        && g.members.is_empty()
+        && g.protocol_type.is_none()
+        && g.state == GroupState::Empty
+        && g.consumer.is_none()
+        && g.share.is_none()
+        && g.streams.is_none()
 }
 
 impl Shard for GroupShard {
@@ -245,6 +254,30 @@ impl Shard for GroupShard {
                 let cg = g.consumer.get_or_insert_with(|| Box::new(ConsumerGroup::new()));
                 consumer_records::replay(cg, *kind, member.as_deref(), value, session);
             }
+            (RecordKey::Streams { kind, group, member }, value) => {
+                let value = match value {
+                    Some(RecordValue::Streams(v)) => Some(v),
+                    _ => None,
+                };
+                if *kind == streams_records::GROUP_METADATA && value.is_none() {
+                    if let Some(g) = self.groups.get_mut(group) {
+                        g.streams = None;
+                        if is_forgettable(g) {
+                            self.groups.remove(group);
+                        }
+                    }
+                    return;
+                }
+                // A loaded member gets one session of the default length; its
+                // next heartbeat brings the group's own.
+                let session = now + StreamsSettings::default().session_timeout_ms as i64;
+                let g = self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(group, now));
+                let sg = g.streams.get_or_insert_with(|| Box::new(StreamsGroup::new()));
+                streams_records::replay(sg, *kind, member.as_deref(), value, session);
+            }
             (RecordKey::Group { group }, _) => {
                 // The group's membership is gone; its offsets (if any) stay.
                 if let Some(g) = self.groups.remove(group) {
@@ -280,6 +313,7 @@ impl Shard for GroupShard {
             RecordValue::Group(g) => g.encode(),
             RecordValue::ShareGroup(g) => g.encode(),
             RecordValue::Consumer(c) => c.encode(),
+            RecordValue::Streams(v) => v.encode(),
         });
         (record.key.encode(), value)
     }

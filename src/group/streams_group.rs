@@ -145,6 +145,9 @@ pub struct StreamsGroup {
     pub shutdown_requested_by: Option<String>,
     /// No tasks assigned before this (streams.initial.rebalance.delay.ms).
     pub assignment_not_before: Option<i64>,
+    /// The topics' hash in the group record a load read: the topics, if
+    /// unchanged, call for no new assignment.
+    pub loaded_topics_hash: Option<i64>,
 }
 
 impl StreamsGroup {

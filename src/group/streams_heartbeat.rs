@@ -12,6 +12,7 @@ use super::consumer_heartbeat::TopicView;
 use super::shard::{GroupRecord, GroupShard};
 use super::streams_group::{status, StreamsGroup, StreamsMember, Tasks, TopicInfo, Topology};
 use super::streams_reconcile::{compute_target, endpoint_partitions, reconcile};
+use super::streams_records::{changes, topics_hash, Before};
 use super::streams_topology::{configure, topics_of};
 use crate::coordinator::CoordinatorResult;
 use kafka_protocol::ResponseError as E;
@@ -185,14 +186,30 @@ impl GroupShard {
         if let Err((code, message)) = validate(&req) {
             return CoordinatorResult::answer(StreamsAnswer::error(code, message));
         }
+        // What the group was, to write what this heartbeat changes.
+        let group_id = req.group_id.clone();
+        let before = self
+            .groups
+            .get(&group_id)
+            .and_then(|g| g.streams.as_deref())
+            .map_or_else(Before::none, |sg| Before::of(sg, Some(&req.member_id)));
+        let answer = self.streams_heartbeat_unrecorded(req, topics, now);
+        let records = match self.groups.get(&group_id).and_then(|g| g.streams.as_deref()) {
+            Some(sg) => changes(&group_id, &before, sg),
+            None => Vec::new(),
+        };
+        CoordinatorResult::persisted(records, answer)
+    }
+
+    fn streams_heartbeat_unrecorded(&mut self, req: StreamsHeartbeat, topics: &TopicView, now: i64) -> StreamsAnswer {
         if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
-            return CoordinatorResult::answer(self.streams_leave(&req));
+            return self.streams_leave(&req);
         }
         let group = match self.groups.get_mut(&req.group_id) {
             Some(g) => g,
             None if req.member_epoch != 0 => {
                 let message = format!("Streams group {} not found.", req.group_id);
-                return CoordinatorResult::answer(StreamsAnswer::error(E::GroupIdNotFound.code(), message));
+                return StreamsAnswer::error(E::GroupIdNotFound.code(), message);
             }
             None => self
                 .groups
@@ -202,7 +219,7 @@ impl GroupShard {
         if group.streams.is_none() {
             if !is_empty_classic(group) {
                 let message = format!("Group {} is not a streams group.", req.group_id);
-                return CoordinatorResult::answer(StreamsAnswer::error(E::GroupIdNotFound.code(), message));
+                return StreamsAnswer::error(E::GroupIdNotFound.code(), message);
             }
             // An empty classic group (or offsets alone) becomes a streams group.
             group.protocol_type = None;
@@ -213,11 +230,9 @@ impl GroupShard {
             group.streams = Some(Box::new(sg));
         }
         let Some(sg) = group.streams.as_deref_mut() else {
-            return CoordinatorResult::answer(StreamsAnswer::error(E::UnknownServerError.code(), ""));
+            return StreamsAnswer::error(E::UnknownServerError.code(), "");
         };
-        let answer =
-            heartbeat(sg, &req, topics, now).unwrap_or_else(|(code, message)| StreamsAnswer::error(code, message));
-        CoordinatorResult::answer(answer)
+        heartbeat(sg, &req, topics, now).unwrap_or_else(|(code, message)| StreamsAnswer::error(code, message))
     }
 
     fn streams_leave(&mut self, req: &StreamsHeartbeat) -> StreamsAnswer {
@@ -244,12 +259,15 @@ impl GroupShard {
         }
     }
 
-    /// Sessions and revocation deadlines of streams group members.
-    pub(super) fn expire_streams_members(&mut self, now: i64) {
+    /// Sessions and revocation deadlines of streams group members: the
+    /// records of the members removed.
+    pub(super) fn expire_streams_members(&mut self, now: i64) -> Vec<GroupRecord> {
+        let mut records = Vec::new();
         for group in self.groups.values_mut() {
             let Some(sg) = group.streams.as_deref_mut() else {
                 continue;
             };
+            let before = Before::of(sg, None);
             let expired: Vec<String> = sg
                 .members
                 .values()
@@ -260,7 +278,9 @@ impl GroupShard {
                 tracing::info!(group = %group.id, member = %id, "streams group member timed out; removing it");
                 sg.remove_member(&id);
             }
+            records.extend(changes(&group.id, &before, sg));
         }
+        records
     }
 
     pub(super) fn next_streams_deadline(&self) -> Option<i64> {
@@ -357,9 +377,11 @@ fn heartbeat(
             .filter_map(|name| topics.topics.get(&name).map(|(_, n)| (name, *n)))
             .collect();
         if counts != sg.topic_counts || sg.configured == Default::default() {
+            // A group just loaded, its topics as they were: nothing to reassign.
+            let reloaded = sg.topic_counts.is_empty() && sg.loaded_topics_hash.take() == Some(topics_hash(&counts));
             let was_ready = sg.configured.is_ready();
             sg.configured = configure(topology, &counts);
-            bump |= counts != sg.topic_counts || was_ready != sg.configured.is_ready();
+            bump |= !reloaded && (counts != sg.topic_counts || was_ready != sg.configured.is_ready());
             sg.topic_counts = counts;
         }
         topics_to_create = sg.configured.missing_internal.clone();

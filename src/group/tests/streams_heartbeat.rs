@@ -156,3 +156,83 @@ fn requests_kafka_refuses() {
     let unknown = s.streams_heartbeat(beat("x", 1, None), &topics(true), 0).response;
     assert_eq!(unknown.error_code, E::GroupIdNotFound.code());
 }
+
+#[test]
+fn a_reloaded_group_keeps_its_topology_members_and_tasks() {
+    use crate::group::tests::{Exec, MemLog};
+    let mut log = MemLog::default();
+    let mut s = GroupShard::new(GroupConfig::default());
+    let a = s.exec(&mut log, |s| s.streams_heartbeat(join("a"), &topics(true), 0));
+    let a_tasks = a.tasks.expect("on join").active;
+    assert_eq!(count(&a_tasks), 4);
+    let b = s.exec(&mut log, |s| s.streams_heartbeat(join("b"), &topics(true), 10));
+    // a is asked to give two tasks up: the group is reloaded while it does.
+    let a2 = s.exec(&mut log, |s| {
+        s.streams_heartbeat(beat("a", a.member_epoch, Some(&a_tasks)), &topics(true), 20)
+    });
+    let a_kept = a2.tasks.expect("revocation").active;
+    assert_eq!(count(&a_kept), 2);
+
+    let mut r = log.reload(0, 30);
+    let live = s.group("app").and_then(|g| g.streams.as_deref()).expect("live");
+    let loaded = r.group("app").and_then(|g| g.streams.as_deref()).expect("loaded");
+    assert_eq!(loaded.topology, live.topology);
+    assert_eq!(
+        (loaded.group_epoch, loaded.assignment_epoch),
+        (live.group_epoch, live.assignment_epoch)
+    );
+    assert_eq!(loaded.target, live.target);
+    for (id, m) in &live.members {
+        let l = &loaded.members[id];
+        assert_eq!(
+            (
+                l.member_epoch,
+                l.previous_member_epoch,
+                l.state,
+                &l.active,
+                &l.pending_revocation,
+                &l.process_id
+            ),
+            (
+                m.member_epoch,
+                m.previous_member_epoch,
+                m.state,
+                &m.active,
+                &m.pending_revocation,
+                &m.process_id
+            ),
+            "member {id}"
+        );
+    }
+
+    // The reloaded coordinator carries on: the same topics start no new
+    // assignment, a finishes revoking and b gets its two tasks.
+    let epoch = loaded.group_epoch;
+    let a3 = r.exec(&mut log, |s| {
+        s.streams_heartbeat(beat("a", a2.member_epoch, Some(&a_kept)), &topics(true), 40)
+    });
+    assert_eq!(a3.error_code, 0);
+    assert!(a3.member_epoch > a.member_epoch);
+    let b2 = r.exec(&mut log, |s| {
+        s.streams_heartbeat(beat("b", b.member_epoch, Some(&Tasks::new())), &topics(true), 50)
+    });
+    assert_eq!(count(&b2.tasks.expect("released").active), 2);
+    let group = r.group("app").and_then(|g| g.streams.as_deref()).expect("group");
+    assert_eq!(group.group_epoch, epoch, "no new assignment for unchanged topics");
+
+    // A member that leaves is gone after a reload too; so is a deleted group.
+    let mut leave = beat("b", b2.member_epoch, None);
+    leave.member_epoch = LEAVE_GROUP_MEMBER_EPOCH;
+    r.exec(&mut log, |s| s.streams_heartbeat(leave, &topics(true), 60));
+    let members = |s: &GroupShard| {
+        s.group("app")
+            .and_then(|g| g.streams.as_deref())
+            .map(|sg| sg.members.keys().cloned().collect::<Vec<_>>())
+    };
+    assert_eq!(members(&log.reload(0, 70)), Some(vec!["a".to_string()]));
+    let mut leave = beat("a", a3.member_epoch, None);
+    leave.member_epoch = LEAVE_GROUP_MEMBER_EPOCH;
+    r.exec(&mut log, |s| s.streams_heartbeat(leave, &topics(true), 80));
+    assert_eq!(r.exec(&mut log, |s| s.delete_group("app")), 0);
+    assert!(log.reload(0, 90).group("app").is_none());
+}

@@ -7,6 +7,7 @@
 //! and assignments survive a coordinator restart or move.
 
 use super::consumer_group::{Assignment, ClassicMember, ConsumerGroup, ConsumerMember, MemberState};
+use super::member_snapshots::MemberSnapshots;
 use super::records::{RecordError, RecordKey, RecordValue};
 use super::shard::GroupRecord;
 use crate::coordinator::flexible::{
@@ -332,28 +333,21 @@ fn record(kind: i16, group: &str, member: Option<&str>, value: Option<ConsumerVa
 }
 
 /// What a group looked like before an operation, to write what it changed.
-/// Only the `watched` member's state is copied: an operation changes one
-/// member, and may remove others.
 pub struct Before {
     group_epoch: i32,
     assignment_epoch: i32,
-    members: BTreeMap<String, Option<(MemberMetadata, CurrentAssignment)>>,
+    members: MemberSnapshots<MemberMetadata, CurrentAssignment>,
 }
 
 impl Before {
+    /// Copies the `watched` member's state (see MemberSnapshots).
     pub fn of(cg: &ConsumerGroup, watched: Option<&str>) -> Before {
         Before {
             group_epoch: cg.group_epoch,
             assignment_epoch: cg.assignment_epoch,
-            members: cg
-                .members
-                .iter()
-                .map(|(id, m)| {
-                    let state =
-                        (watched == Some(id.as_str())).then(|| (MemberMetadata::of(m), CurrentAssignment::of(m)));
-                    (id.clone(), state)
-                })
-                .collect(),
+            members: MemberSnapshots::of(cg.members.iter(), watched, |m| {
+                (MemberMetadata::of(m), CurrentAssignment::of(m))
+            }),
         }
     }
 
@@ -362,7 +356,7 @@ impl Before {
         Before {
             group_epoch: 0,
             assignment_epoch: 0,
-            members: BTreeMap::new(),
+            members: MemberSnapshots::none(),
         }
     }
 }
@@ -372,26 +366,21 @@ impl Before {
 /// members' current assignments, in Kafka's order.
 pub fn changes(group: &str, before: &Before, cg: &ConsumerGroup) -> Vec<GroupRecord> {
     let mut out = Vec::new();
-    for id in before.members.keys().filter(|id| !cg.members.contains_key(*id)) {
+    let members = before
+        .members
+        .changes(&cg.members, |m| (MemberMetadata::of(m), CurrentAssignment::of(m)));
+    for id in members.gone {
         out.push(record(CURRENT_ASSIGNMENT, group, Some(id), None));
         out.push(record(TARGET_MEMBER, group, Some(id), None));
         out.push(record(MEMBER_METADATA, group, Some(id), None));
     }
-    for (id, m) in &cg.members {
-        let metadata = MemberMetadata::of(m);
-        let changed = match before.members.get(id) {
-            None => true,
-            Some(None) => false,
-            Some(Some((b, _))) => *b != metadata,
-        };
-        if changed {
-            out.push(record(
-                MEMBER_METADATA,
-                group,
-                Some(id),
-                Some(ConsumerValue::Member(metadata)),
-            ));
-        }
+    for (id, metadata) in members.metadata {
+        out.push(record(
+            MEMBER_METADATA,
+            group,
+            Some(id),
+            Some(ConsumerValue::Member(metadata)),
+        ));
     }
     if cg.group_epoch != before.group_epoch {
         let value = ConsumerValue::Group {
@@ -416,21 +405,13 @@ pub fn changes(group: &str, before: &Before, cg: &ConsumerGroup) -> Vec<GroupRec
             Some(ConsumerValue::AssignmentEpoch(cg.assignment_epoch)),
         ));
     }
-    for (id, m) in &cg.members {
-        let current = CurrentAssignment::of(m);
-        let changed = match before.members.get(id) {
-            None => true,
-            Some(None) => false,
-            Some(Some((_, b))) => *b != current,
-        };
-        if changed {
-            out.push(record(
-                CURRENT_ASSIGNMENT,
-                group,
-                Some(id),
-                Some(ConsumerValue::Current(current)),
-            ));
-        }
+    for (id, current) in members.current {
+        out.push(record(
+            CURRENT_ASSIGNMENT,
+            group,
+            Some(id),
+            Some(ConsumerValue::Current(current)),
+        ));
     }
     out
 }

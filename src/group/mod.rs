@@ -15,6 +15,7 @@ mod consumer_protocol;
 mod consumer_reconcile;
 pub mod consumer_records;
 mod consumer_target;
+mod member_snapshots;
 pub mod membership;
 mod migration;
 pub mod offsets;

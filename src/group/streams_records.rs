@@ -7,6 +7,7 @@
 //! a group's topology, members, epochs and tasks survive a coordinator
 //! restart or move.
 
+use super::member_snapshots::MemberSnapshots;
 use super::records::{RecordError, RecordKey, RecordValue};
 use super::shard::GroupRecord;
 use super::streams_group::{MemberState, StreamsGroup, StreamsMember, Subtopology, Tasks, TopicInfo, Topology};
@@ -467,30 +468,23 @@ fn record(kind: i16, group: &str, member: Option<&str>, value: Option<StreamsVal
 }
 
 /// What a group looked like before an operation, to write what it changed.
-/// Only the `watched` member's state is copied: an operation changes one
-/// member, and may remove others.
 pub struct Before {
     group_epoch: i32,
     assignment_epoch: i32,
     topology_epoch: Option<i32>,
-    members: BTreeMap<String, Option<(MemberMetadata, CurrentAssignment)>>,
+    members: MemberSnapshots<MemberMetadata, CurrentAssignment>,
 }
 
 impl Before {
+    /// Copies the `watched` member's state (see MemberSnapshots).
     pub fn of(sg: &StreamsGroup, watched: Option<&str>) -> Before {
         Before {
             group_epoch: sg.group_epoch,
             assignment_epoch: sg.assignment_epoch,
             topology_epoch: sg.topology.as_ref().map(|t| t.epoch),
-            members: sg
-                .members
-                .iter()
-                .map(|(id, m)| {
-                    let state =
-                        (watched == Some(id.as_str())).then(|| (MemberMetadata::of(m), CurrentAssignment::of(m)));
-                    (id.clone(), state)
-                })
-                .collect(),
+            members: MemberSnapshots::of(sg.members.iter(), watched, |m| {
+                (MemberMetadata::of(m), CurrentAssignment::of(m))
+            }),
         }
     }
 
@@ -500,7 +494,7 @@ impl Before {
             group_epoch: 0,
             assignment_epoch: 0,
             topology_epoch: None,
-            members: BTreeMap::new(),
+            members: MemberSnapshots::none(),
         }
     }
 }
@@ -510,25 +504,21 @@ impl Before {
 /// epoch, a new target, and the members' current assignments.
 pub fn changes(group: &str, before: &Before, sg: &StreamsGroup) -> Vec<GroupRecord> {
     let mut out = Vec::new();
-    for id in before.members.keys().filter(|id| !sg.members.contains_key(*id)) {
+    let members = before
+        .members
+        .changes(&sg.members, |m| (MemberMetadata::of(m), CurrentAssignment::of(m)));
+    for id in members.gone {
         out.push(record(CURRENT_ASSIGNMENT, group, Some(id), None));
         out.push(record(TARGET_MEMBER, group, Some(id), None));
         out.push(record(MEMBER_METADATA, group, Some(id), None));
     }
-    for (id, m) in &sg.members {
-        let metadata = MemberMetadata::of(m);
-        if before
-            .members
-            .get(id)
-            .is_none_or(|b| b.as_ref().is_some_and(|(b, _)| *b != metadata))
-        {
-            out.push(record(
-                MEMBER_METADATA,
-                group,
-                Some(id),
-                Some(StreamsValue::Member(metadata)),
-            ));
-        }
+    for (id, metadata) in members.metadata {
+        out.push(record(
+            MEMBER_METADATA,
+            group,
+            Some(id),
+            Some(StreamsValue::Member(metadata)),
+        ));
     }
     if let Some(t) = &sg.topology {
         if before.topology_epoch != Some(t.epoch) {
@@ -558,20 +548,13 @@ pub fn changes(group: &str, before: &Before, sg: &StreamsGroup) -> Vec<GroupReco
             Some(StreamsValue::AssignmentEpoch(sg.assignment_epoch)),
         ));
     }
-    for (id, m) in &sg.members {
-        let current = CurrentAssignment::of(m);
-        if before
-            .members
-            .get(id)
-            .is_none_or(|b| b.as_ref().is_some_and(|(_, b)| *b != current))
-        {
-            out.push(record(
-                CURRENT_ASSIGNMENT,
-                group,
-                Some(id),
-                Some(StreamsValue::Current(current)),
-            ));
-        }
+    for (id, current) in members.current {
+        out.push(record(
+            CURRENT_ASSIGNMENT,
+            group,
+            Some(id),
+            Some(StreamsValue::Current(current)),
+        ));
     }
     out
 }

@@ -1233,6 +1233,76 @@ class TestReplication:
                 f"10 records accepted, leader {victim} killed: new leader {new.leader_id} delivered none of "
                 f"them again and the 3 produced after, once ({elapsed:.1f} s with two console share consumers)")
 
+    def test_share_group_state_follows_leadership_away_and_back(self, repl, observe, tmp_path):
+        """One console share consumer reads on while leadership of the group's partition moves
+        to another replica and back, with no process restarted (kafka-reassign-partitions to
+        reorder the replicas, then kafka-leader-election): each leader hands out records from
+        the delivery state the share coordinator keeps, so records accepted under the second
+        leader are not delivered again when the first one leads once more."""
+        topic, group = unique("share-moves"), unique("share-moves-group")
+        controller = repl.active_controller()
+        first, second = [i for i in repl.node_ids if i != controller][:2]
+        admin = ck_admin(repl)
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[first, second, controller]])],
+                            request_timeout=30)[topic].result(TIMEOUT)
+        wait_fully_replicated(repl, topic, 1, 3)
+        r = kafka_tools.run("kafka-configs", "--bootstrap-server", repl.bootstrap, "--alter", "--entity-type",
+                            "groups", "--entity-name", group, "--add-config", "share.auto.offset.reset=earliest")
+        assert r.code == 0, str(r)
+
+        def produce(prefix: str, n: int) -> list[str]:
+            producer = confluent_kafka.Producer({"bootstrap.servers": repl.bootstrap, "acks": "all"})
+            values = [f"{prefix}-{i}" for i in range(n)]
+            for v in values:
+                producer.produce(topic, value=v.encode())
+            assert producer.flush(TIMEOUT) == 0
+            return values
+
+        def lead(node: int, others: list[int]) -> None:
+            plan = tmp_path / f"to-{node}.json"
+            plan.write_text(json.dumps({"version": 1, "partitions": [
+                {"topic": topic, "partition": 0, "replicas": [node, *others]}]}))
+            r = kafka_tools.run("kafka-reassign-partitions", "--bootstrap-server", repl.bootstrap,
+                                "--execute", "--reassignment-json-file", str(plan), timeout=90)
+            assert r.code == 0, str(r)
+            wait_until(lambda: partitions_of(repl, controller, topic)[0].replica_nodes[0] == node or None,
+                       f"{topic}: node {node} first among the replicas", TIMEOUT, 0.2)
+            r = kafka_tools.run("kafka-leader-election", "--bootstrap-server", repl.bootstrap,
+                                "--election-type", "PREFERRED", "--topic", topic, "--partition", "0")
+            assert r.code == 0, str(r)
+            wait_until(lambda: partitions_of(repl, controller, topic)[0].leader_id == node or None,
+                       f"{topic}: node {node} leads", TIMEOUT, 0.2)
+
+        got: list[str] = []
+        consumer = kafka_tools.start("kafka-console-share-consumer", "--bootstrap-server", repl.bootstrap,
+                                     "--topic", topic, "--group", group, stderr=subprocess.DEVNULL)
+        reader = threading.Thread(target=lambda: got.extend(
+            line.decode().strip() for line in consumer.stdout if line.strip()), daemon=True)
+        reader.start()
+
+        def read(expected: list[str], what: str) -> None:
+            # The first share fetch also makes `__share_group_state` (50 partitions, RF 3).
+            wait_until(lambda: len(got) >= len(expected) or None, what, 60, 0.2)
+            time.sleep(3)  # anything delivered again would come now
+            assert sorted(got) == sorted(expected), what
+            got.clear()
+
+        try:
+            assert partitions_of(repl, controller, topic)[0].leader_id == first
+            one = produce("one", 10)
+            read(one, f"the first 10 records, from node {first}")
+            lead(second, [first, controller])
+            two = produce("two", 5)
+            read(two, f"5 more, from node {second}")
+            lead(first, [second, controller])
+            three = produce("three", 3)
+            read(three, f"3 more, from node {first} again, and nothing twice")
+        finally:
+            kafka_tools.kill(consumer)
+        observe("share-group state across leadership moves",
+                f"one console share consumer, leader {first} -> {second} -> {first}: "
+                "10 + 5 + 3 records, each delivered once")
+
     # ---- t. transactions across a leader's kill: markers and the LSO on the new leader
 
     def test_transactions_survive_the_leaders_kill(self, repl, observe):

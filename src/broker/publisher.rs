@@ -7,8 +7,10 @@ use super::Broker;
 use crate::coordinator::{CoordinatorRuntime, Shard};
 use crate::metadata::delta::MetadataChanges;
 use crate::metadata::{MetadataImage, Publication};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
+use uuid::Uuid;
 
 pub async fn run(broker: Arc<Broker>, mut publications: UnboundedReceiver<Publication>) {
     loop {
@@ -20,11 +22,38 @@ pub async fn run(broker: Arc<Broker>, mut publications: UnboundedReceiver<Public
             return;
         };
         broker.replicas.apply(&image, &changes).await;
+        broker
+            .shares
+            .unload_partitions(&no_longer_led(&broker, &image, &changes));
         follow(&broker, broker.groups.runtime(), &image, Some(&changes)).await;
         follow(&broker, broker.txns.runtime(), &image, Some(&changes)).await;
         follow(&broker, broker.share_states.runtime(), &image, Some(&changes)).await;
         broker.metadata.publish(image);
     }
+}
+
+/// The partitions that changed or went away and that this broker does not
+/// lead now.
+fn no_longer_led(broker: &Broker, image: &MetadataImage, changes: &MetadataChanges) -> BTreeSet<(Uuid, i32)> {
+    let node = broker.node_id();
+    let mut out: BTreeSet<(Uuid, i32)> = changes
+        .deleted_topics
+        .iter()
+        .flat_map(|t| (0..t.partitions.len() as i32).map(move |p| (t.id, p)))
+        .collect();
+    for (id, partitions) in &changes.changed_partitions {
+        let topic = image.topics.by_id(*id);
+        for p in partitions {
+            if topic
+                .as_ref()
+                .and_then(|t| t.partition(*p))
+                .is_none_or(|r| r.leader != node)
+            {
+                out.insert((*id, *p));
+            }
+        }
+    }
+    out
 }
 
 /// Once this broker may lead (registered, its metadata caught up): loads

@@ -128,6 +128,27 @@ impl ShareManager {
         self.lock().remove(key);
     }
 
+    /// Forgets the share-partitions, of every group, of partitions this
+    /// broker no longer leads: their records are handed out by the new
+    /// leader, from the state in `__share_group_state`, and read again from
+    /// there should leadership come back (Kafka's SharePartitionManager
+    /// drops them on becoming a follower). Unwritten acknowledgements are
+    /// lost with them: those records are delivered again.
+    pub fn unload_partitions(&self, moved: &std::collections::BTreeSet<(Uuid, i32)>) {
+        if moved.is_empty() {
+            return;
+        }
+        let mut all = self.lock();
+        let before = all.len();
+        all.retain(|key, _| !moved.contains(&(key.topic_id, key.partition)));
+        if all.len() < before {
+            tracing::info!(
+                unloaded = before - all.len(),
+                "share-partitions led elsewhere now; state unloaded"
+            );
+        }
+    }
+
     /// Forgets a share-partition no session reads any more whose state is
     /// written: it is loaded again when next read.
     pub fn unload_if_unread(&self, key: &ShareKey) {

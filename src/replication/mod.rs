@@ -4,6 +4,7 @@
 //! leader knows of its followers (high watermark, ISR changes, acks=all).
 
 pub mod broker_client;
+pub mod connection_pool;
 pub mod divergence;
 pub mod fetcher;
 pub mod leader_partition;

@@ -163,6 +163,8 @@ pub struct ReplicaManager {
     /// Replicas in failed log directories (topic id, index).
     offline: Mutex<Vec<(Uuid, i32)>>,
     isr_changes_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrChange>>>,
+    /// Connections to other brokers for one-off exchanges (markers, share state).
+    pub connections: super::connection_pool::ConnectionPool,
     /// Roles are applied one image at a time; the last image applied.
     pub(super) roles: Mutex<Option<Arc<MetadataImage>>>,
     /// Whether this broker may lead replicated partitions: in a cluster,
@@ -246,6 +248,7 @@ impl ReplicaManager {
             isr_changes,
             offline: Mutex::new(Vec::new()),
             isr_changes_rx: Mutex::new(Some(isr_changes_rx)),
+            connections: Default::default(),
             roles: Mutex::new(None),
             may_lead: std::sync::atomic::AtomicBool::new(!clustered),
             host_all: !clustered,

@@ -9,7 +9,6 @@ use super::state::shard::{StateRead, StateSummary, StateWrite};
 use super::state::{ShareStateCoordinator, SHARE_STATE_TOPIC};
 use crate::coordinator::partition_for;
 use crate::metadata::MetadataCache;
-use crate::replication::broker_client::BrokerConnection;
 use crate::replication::ReplicaManager;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Request, StrBytes};
@@ -58,10 +57,10 @@ impl Persister<'_> {
 
     async fn send<R: Request>(&self, address: &str, request: &R, version: i16) -> Result<R::Response, i16> {
         let client_id = format!("share-persister-{}", self.node_id);
-        let answer = async {
-            let mut connection = BrokerConnection::connect(address, &client_id, REQUEST_TIMEOUT).await?;
-            connection.send(request, version, REQUEST_TIMEOUT).await
-        };
+        let answer = self
+            .replicas
+            .connections
+            .send(address, &client_id, request, version, REQUEST_TIMEOUT);
         answer.await.map_err(|e| {
             debug!(address, error = %e, "share coordinator not answered");
             E::CoordinatorNotAvailable.code()

@@ -10,7 +10,6 @@ use super::{MarkerTargets, COORDINATOR_EPOCH};
 use crate::coordinator::TxnProducer;
 use crate::group::OFFSETS_TOPIC;
 use crate::metadata::image::MetadataImage;
-use crate::replication::broker_client::BrokerConnection;
 use crate::storage::batch::{control_batch, ControlType};
 use crate::storage::{now_ms, Partition};
 use kafka_protocol::messages::write_txn_markers_request::{
@@ -199,12 +198,13 @@ async fn send(
         .with_transaction_version(marker.transaction_version.clamp(0, i8::MAX as i16) as i8)
         .with_topics(topics)]);
     let client_id = format!("txn-markers-{}", targets.node_id);
-    let answer = async {
-        let mut connection = BrokerConnection::connect(&address, &client_id, REQUEST_TIMEOUT).await?;
-        connection
-            .send(&request, WRITE_TXN_MARKERS_VERSION, REQUEST_TIMEOUT)
-            .await
-    };
+    let answer = targets.replicas.connections.send(
+        &address,
+        &client_id,
+        &request,
+        WRITE_TXN_MARKERS_VERSION,
+        REQUEST_TIMEOUT,
+    );
     let response = match answer.await {
         Ok(r) => r,
         Err(e) => {

@@ -9,7 +9,6 @@
 use super::records::TV_2;
 use super::{MarkerTargets, TransactionCoordinator, TRANSACTION_STATE_TOPIC};
 use crate::coordinator::partition_for;
-use crate::replication::broker_client::BrokerConnection;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
 };
@@ -204,10 +203,11 @@ async fn remote(
             .with_verify_only(!op.adds())
             .with_topics(topics)]);
     let client_id = format!("add-partitions-to-txn-{}", targets.node_id);
-    let answer = async {
-        let mut connection = BrokerConnection::connect(&address, &client_id, REQUEST_TIMEOUT).await?;
-        connection.send(&request, ADD_PARTITIONS_VERSION, REQUEST_TIMEOUT).await
-    };
+    let answer =
+        targets
+            .replicas
+            .connections
+            .send(&address, &client_id, &request, ADD_PARTITIONS_VERSION, REQUEST_TIMEOUT);
     let response = match answer.await {
         Ok(r) => r,
         Err(e) => {

@@ -405,12 +405,13 @@ class RawConnection:
         return read_until_closed(self.sock, timeout)
 
 
-def scram_client_first(user: str, nonce: str) -> bytes:
-    return f"n,,n={user},r={nonce}".encode()
+def scram_client_first(user: str, nonce: str, extensions: str = "") -> bytes:
+    """`extensions`: Kafka's SCRAM extensions, e.g. ",tokenauth=true" for a token login."""
+    return f"n,,n={user},r={nonce}{extensions}".encode()
 
 
 def scram_client_final(mechanism: str, user: str, password: str, nonce: str,
-                       server_first: bytes) -> bytes:
+                       server_first: bytes, extensions: str = "") -> bytes:
     """RFC 5802 client-final-message for the server-first-message received."""
     import base64
     import hashlib
@@ -423,7 +424,7 @@ def scram_client_final(mechanism: str, user: str, password: str, nonce: str,
     client_key = hmac.new(salted, b"Client Key", digest).digest()
     stored_key = digest(client_key).digest()
     without_proof = f"c=biws,r={server_nonce}"
-    auth_message = f"n={user},r={nonce},{server_first.decode()},{without_proof}".encode()
+    auth_message = f"n={user},r={nonce}{extensions},{server_first.decode()},{without_proof}".encode()
     signature = hmac.new(stored_key, auth_message, digest).digest()
     proof = bytes(a ^ b for a, b in zip(client_key, signature))
     return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()

@@ -22,9 +22,7 @@ from apache_kafka import _recv_exact  # on the path brokers sets up
 
 KAFKA_TABLE = Path(__file__).resolve().parent.parent / "kafka" / "api-versions-4.4.txt"
 
-NOT_YET: dict[int, tuple[int, int] | None] = {
-    38: None, 39: None, 40: None, 41: None,  # delegation tokens (#15)
-}
+NOT_YET: dict[int, tuple[int, int] | None] = {}
 
 
 def kafka_table() -> dict[int, tuple[int, int]]:

@@ -9,6 +9,7 @@ pub mod config_resources;
 pub mod configs;
 pub mod consumer_groups;
 pub mod coordinator;
+pub mod delegation_tokens;
 pub mod delete_records;
 pub mod features;
 pub mod fetch;
@@ -59,6 +60,10 @@ pub struct RequestContext {
     /// The node the client sent the request to (here, or the one that
     /// forwarded it): what "this broker" means in a BROKER config resource.
     pub node_id: i32,
+    /// Whether this client may create, renew, expire and describe delegation
+    /// tokens (Kafka's allowTokenRequests: authenticated, not through a
+    /// token, not PLAINTEXT, not anonymous TLS).
+    pub token_requests_allowed: bool,
 }
 
 impl RequestContext {

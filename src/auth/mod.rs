@@ -2,9 +2,11 @@
 //! credentials, TLS client-certificate principals, and the ACL authorizer.
 
 pub mod acl;
+pub mod delegation_token;
 pub mod principal_mapping;
 pub mod sasl;
 pub mod scram;
+pub mod scram_server;
 
 /// The principal of a client that has not authenticated.
 pub const ANONYMOUS: &str = "User:ANONYMOUS";

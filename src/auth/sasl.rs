@@ -1,12 +1,12 @@
-//! One SASL authentication exchange on the server side, through rsasl:
-//! PLAIN against configured users, SCRAM-SHA-256/512 against stored
-//! credentials. The exchange does no I/O of its own: each client token in,
-//! one server token out.
+//! One SASL authentication exchange on the server side: PLAIN against
+//! configured users (through rsasl), SCRAM-SHA-256/512 against stored
+//! credentials or delegation tokens (`scram_server`). The exchange does no
+//! I/O of its own: each client token in, one server token out.
 
 use super::scram::{ScramCredential, ScramMechanism};
+use super::scram_server::{self, constant_time_eq, AwaitingFinal, ClientFirst};
 use crate::config::security::SaslMechanism;
 use rsasl::callback::{Context, Request, SessionCallback, SessionData};
-use rsasl::mechanisms::scram::properties::ScramStoredPassword;
 use rsasl::mechname::Mechname;
 use rsasl::prelude::{SASLConfig, SASLServer, Session, SessionError, State};
 use rsasl::property::{AuthId, AuthzId, Password};
@@ -14,13 +14,25 @@ use rsasl::validate::{Validate, Validation, ValidationError};
 use std::sync::Arc;
 use thiserror::Error;
 
+/// A delegation token a client may log in with, and whose rights it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenLogin {
+    /// "User:alice".
+    pub owner: String,
+    pub credential: ScramCredential,
+}
+
 /// Where credentials come from.
 pub trait Credentials: Send + Sync {
     fn scram(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential>;
     fn plain_password(&self, user: &str) -> Option<String>;
+    /// A live delegation token by id (none when tokens are off).
+    fn token(&self, _token_id: &str, _mechanism: ScramMechanism) -> Option<TokenLogin> {
+        None
+    }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum SaslError {
     /// What the client is told: Kafka's wording, never which part was wrong.
     #[error("{}", invalid_credentials_message(.0))]
@@ -40,49 +52,25 @@ fn invalid_credentials_message(mechanism: &str) -> String {
     }
 }
 
-/// The user a SCRAM client-first message names (`n,,n=user,r=nonce`), with
-/// RFC 5802's `=2C` and `=3D` unescaped.
-fn scram_client_first_user(token: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(token).ok()?;
-    // gs2 header: channel-binding flag, optional authzid, then the bare message.
-    let mut parts = text.splitn(3, ',');
-    let (_flag, _authzid, bare) = (parts.next()?, parts.next()?, parts.next()?);
-    let name = bare.split(',').next()?.strip_prefix("n=")?;
-    Some(name.replace("=2C", ",").replace("=3D", "="))
-}
-
 struct Authenticated;
 
 impl Validation for Authenticated {
     type Value = Option<String>;
 }
 
-struct Callback {
+/// rsasl's callback for PLAIN: the listener's users.
+struct PlainUsers {
     credentials: Arc<dyn Credentials>,
 }
 
-fn scram_mechanism(session: &SessionData) -> Option<ScramMechanism> {
-    ScramMechanism::parse(session.mechanism().mechanism.as_str())
-}
-
-impl SessionCallback for Callback {
-    fn callback(&self, session: &SessionData, context: &Context, request: &mut Request) -> Result<(), SessionError> {
-        if let (Some(mechanism), Some(user)) = (scram_mechanism(session), context.get_ref::<AuthId>()) {
-            if let Some(c) = self.credentials.scram(user, mechanism) {
-                request.satisfy::<ScramStoredPassword>(&ScramStoredPassword::new(
-                    c.iterations.max(1) as u32,
-                    &c.salt,
-                    &c.stored_key,
-                    &c.server_key,
-                ))?;
-            }
-        }
+impl SessionCallback for PlainUsers {
+    fn callback(&self, _session: &SessionData, _context: &Context, _request: &mut Request) -> Result<(), SessionError> {
         Ok(())
     }
 
     fn validate(
         &self,
-        session: &SessionData,
+        _session: &SessionData,
         context: &Context,
         validate: &mut Validate<'_>,
     ) -> Result<(), ValidationError> {
@@ -90,27 +78,17 @@ impl SessionCallback for Callback {
             return Ok(());
         };
         // An authorization id, when given, must be the user itself (as in Kafka).
-        if context.get_ref::<AuthzId>().is_some_and(|z| !z.is_empty() && z != user) {
-            validate.with::<Authenticated, _>(|| Ok(None))?;
-            return Ok(());
-        }
-        let accepted = if session.mechanism().mechanism.as_str() == "PLAIN" {
-            let given = context.get_ref::<Password>().unwrap_or_default();
-            self.credentials
+        let other_authzid = context.get_ref::<AuthzId>().is_some_and(|z| !z.is_empty() && z != user);
+        let given = context.get_ref::<Password>().unwrap_or_default();
+        let accepted = !other_authzid
+            && self
+                .credentials
                 .plain_password(user)
-                .is_some_and(|expected| constant_time_eq(expected.as_bytes(), given))
-        } else {
-            // rsasl has checked the SCRAM proof against the stored keys.
-            true
-        };
+                .is_some_and(|expected| constant_time_eq(expected.as_bytes(), given));
         let user = user.to_string();
         validate.with::<Authenticated, _>(|| Ok(accepted.then_some(user)))?;
         Ok(())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The result of one step of the exchange.
@@ -118,35 +96,55 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub enum Step {
     /// Send this token and wait for the client's next one.
     Continue(Vec<u8>),
-    /// Authenticated as `user`; send the last token.
-    Done { response: Vec<u8>, user: String },
+    /// Authenticated as `principal` ("User:alice"); send the last token.
+    /// `token`: through a delegation token, which may not manage tokens.
+    Done {
+        response: Vec<u8>,
+        principal: String,
+        token: bool,
+    },
+}
+
+enum Exchange {
+    Plain(Box<Session<Authenticated>>),
+    ScramFirst(ScramMechanism),
+    ScramFinal {
+        state: Box<AwaitingFinal>,
+        principal: String,
+        token: bool,
+    },
+    Over,
 }
 
 pub struct SaslExchange {
-    session: Session<Authenticated>,
+    exchange: Exchange,
     mechanism: SaslMechanism,
     credentials: Arc<dyn Credentials>,
-    first_step: bool,
 }
 
 impl SaslExchange {
     pub fn start(mechanism: SaslMechanism, credentials: Arc<dyn Credentials>) -> Result<SaslExchange, SaslError> {
-        let config = SASLConfig::builder()
-            .with_defaults()
-            .with_callback(Callback {
-                credentials: credentials.clone(),
-            })
-            .map_err(|_| SaslError::Unavailable(mechanism.name()))?;
-        let name =
-            Mechname::parse(mechanism.name().as_bytes()).map_err(|_| SaslError::Unavailable(mechanism.name()))?;
-        let session = SASLServer::<Authenticated>::new(config)
-            .start_suggested(name)
-            .map_err(|_| SaslError::Unavailable(mechanism.name()))?;
+        let unavailable = || SaslError::Unavailable(mechanism.name());
+        let exchange = match ScramMechanism::parse(mechanism.name()) {
+            Some(scram) => Exchange::ScramFirst(scram),
+            None => {
+                let config = SASLConfig::builder()
+                    .with_defaults()
+                    .with_callback(PlainUsers {
+                        credentials: credentials.clone(),
+                    })
+                    .map_err(|_| unavailable())?;
+                let name = Mechname::parse(mechanism.name().as_bytes()).map_err(|_| unavailable())?;
+                let session = SASLServer::<Authenticated>::new(config)
+                    .start_suggested(name)
+                    .map_err(|_| unavailable())?;
+                Exchange::Plain(Box::new(session))
+            }
+        };
         Ok(SaslExchange {
-            session,
+            exchange,
             mechanism,
             credentials,
-            first_step: true,
         })
     }
 
@@ -156,24 +154,57 @@ impl SaslExchange {
 
     pub fn step(&mut self, token: &[u8]) -> Result<Step, SaslError> {
         let fail = SaslError::InvalidCredentials(self.mechanism.name());
-        // Kafka refuses an unknown SCRAM user at the first message, where rsasl
-        // would carry on with made-up salt and iterations.
-        if std::mem::take(&mut self.first_step) {
-            if let Some(scram) = ScramMechanism::parse(self.mechanism.name()) {
-                let known = scram_client_first_user(token).is_some_and(|u| self.credentials.scram(&u, scram).is_some());
-                if !known {
-                    return Err(fail);
+        match std::mem::replace(&mut self.exchange, Exchange::Over) {
+            Exchange::Plain(mut session) => {
+                let mut out = Vec::new();
+                let step = session.step(Some(token), &mut out);
+                match step {
+                    Ok(State::Running) => {
+                        self.exchange = Exchange::Plain(session);
+                        Ok(Step::Continue(out))
+                    }
+                    Ok(State::Finished(_)) => match session.validation() {
+                        Some(Some(user)) => Ok(Step::Done {
+                            response: out,
+                            principal: format!("User:{user}"),
+                            token: false,
+                        }),
+                        _ => Err(fail),
+                    },
+                    Err(_) => Err(fail),
                 }
             }
-        }
-        let mut out = Vec::new();
-        match self.session.step(Some(token), &mut out) {
-            Ok(State::Running) => Ok(Step::Continue(out)),
-            Ok(State::Finished(_)) => match self.session.validation() {
-                Some(Some(user)) => Ok(Step::Done { response: out, user }),
-                _ => Err(fail),
-            },
-            Err(_) => Err(fail),
+            Exchange::ScramFirst(scram) => {
+                let first = ClientFirst::parse(token).map_err(|_| fail.clone())?;
+                // Kafka refuses an unknown user or token at the first message.
+                let (credential, principal, is_token) = if first.token_auth {
+                    let login = self.credentials.token(&first.user, scram).ok_or(fail.clone())?;
+                    (login.credential, login.owner, true)
+                } else {
+                    let credential = self.credentials.scram(&first.user, scram).ok_or(fail.clone())?;
+                    (credential, format!("User:{}", first.user), false)
+                };
+                let (out, state) = scram_server::server_first(scram, first, credential).map_err(|_| fail)?;
+                self.exchange = Exchange::ScramFinal {
+                    state: Box::new(state),
+                    principal,
+                    token: is_token,
+                };
+                Ok(Step::Continue(out))
+            }
+            Exchange::ScramFinal {
+                state,
+                principal,
+                token: is_token,
+            } => {
+                let response = state.finish(token).map_err(|_| fail)?;
+                Ok(Step::Done {
+                    response,
+                    principal,
+                    token: is_token,
+                })
+            }
+            Exchange::Over => Err(fail),
         }
     }
 }
@@ -196,6 +227,12 @@ mod tests {
         }
         fn plain_password(&self, user: &str) -> Option<String> {
             self.plain.get(user).cloned()
+        }
+        fn token(&self, token_id: &str, mechanism: ScramMechanism) -> Option<TokenLogin> {
+            (token_id == "tok1").then(|| TokenLogin {
+                owner: "User:alice".into(),
+                credential: ScramCredential::from_password(mechanism, "hmac", 4096),
+            })
         }
     }
 
@@ -223,7 +260,7 @@ mod tests {
         client.step(None, &mut token).unwrap();
         loop {
             match server.step(token.get_ref())? {
-                Step::Done { user, .. } => return Ok(user),
+                Step::Done { principal, .. } => return Ok(principal),
                 Step::Continue(reply) => {
                     token = Cursor::new(Vec::new());
                     if client.step(Some(&reply), &mut token).is_err() {
@@ -238,14 +275,14 @@ mod tests {
     fn plain_and_scram_accept_the_right_password_only() {
         assert_eq!(
             authenticate(SaslMechanism::Plain, "bob", "bob-secret"),
-            Ok("bob".to_string())
+            Ok("User:bob".to_string())
         );
         assert!(authenticate(SaslMechanism::Plain, "bob", "wrong").is_err());
         assert!(authenticate(SaslMechanism::Plain, "nobody", "bob-secret").is_err());
         for m in [SaslMechanism::ScramSha256, SaslMechanism::ScramSha512] {
             assert_eq!(
                 authenticate(m, "alice", "alice-secret"),
-                Ok("alice".to_string()),
+                Ok("User:alice".to_string()),
                 "{m:?}"
             );
             assert!(authenticate(m, "alice", "wrong").is_err(), "{m:?}");
@@ -260,9 +297,23 @@ mod tests {
             server.step(b"n,,n=mallory,r=abc"),
             Err(SaslError::InvalidCredentials("SCRAM-SHA-256"))
         );
-        assert_eq!(scram_client_first_user(b"n,,n=a=2Cb=3Dc,r=x").as_deref(), Some("a,b=c"));
-        assert_eq!(scram_client_first_user(b"garbage"), None);
         let plain = SaslError::InvalidCredentials("PLAIN").to_string();
         assert_eq!(plain, "Authentication failed: Invalid username or password");
+    }
+
+    #[test]
+    fn tokenauth_names_a_token_not_a_user() {
+        let first = |token: &[u8]| {
+            SaslExchange::start(SaslMechanism::ScramSha512, users())
+                .unwrap()
+                .step(token)
+        };
+        assert!(matches!(
+            first(b"n,,n=tok1,r=abc,tokenauth=true"),
+            Ok(Step::Continue(_))
+        ));
+        // A user name is no token id, and a token id is no user.
+        assert!(first(b"n,,n=alice,r=abc,tokenauth=true").is_err());
+        assert!(first(b"n,,n=tok1,r=abc").is_err());
     }
 }

@@ -28,6 +28,9 @@ pub fn is_forwarded(api: ApiKey) -> bool {
             | ApiKey::DeleteAcls
             | ApiKey::AlterClientQuotas
             | ApiKey::AlterUserScramCredentials
+            | ApiKey::CreateDelegationToken
+            | ApiKey::RenewDelegationToken
+            | ApiKey::ExpireDelegationToken
             | ApiKey::DescribeQuorum
             | ApiKey::UnregisterBroker
             | ApiKey::UnregisterController
@@ -58,6 +61,7 @@ pub async fn forward(
         principal: ctx.principal.to_string(),
         frame: req.frame.to_vec(),
         from_node: ctx.node_id,
+        token_requests_allowed: ctx.token_requests_allowed,
     });
     let deadline = tokio::time::Instant::now() + crate::metadata::controller::FORWARD_TIMEOUT;
     loop {
@@ -107,6 +111,7 @@ pub async fn run_forwarded(broker: &Broker, forwarded: ForwardedRequest) -> Forw
         } else {
             broker.node_id()
         },
+        token_requests_allowed: forwarded.token_requests_allowed,
     };
     let answer = crate::protocol::dispatch::dispatch(broker, &ctx, req).await;
     let offset = broker.controller.published_offset();

@@ -12,6 +12,7 @@ pub mod quorum_service;
 mod replication;
 mod share_departures;
 mod start;
+mod token_sweeper;
 
 pub use start::RunningBroker;
 

@@ -408,6 +408,7 @@ impl RunningBroker {
             timers.groups.run_timers(&timers.shutdown, gone).await
         });
         background.spawn(super::share_departures::run(broker.clone(), gone_rx));
+        background.spawn(super::token_sweeper::sweep_expired_tokens(broker.clone()));
         let txn_timers = broker.clone();
         background.spawn(async move {
             let b = &txn_timers;

@@ -176,7 +176,10 @@ pub fn is_listener_security_key(key: &str) -> bool {
 /// Whether the value must not be shown.
 pub fn is_sensitive(key: &str) -> bool {
     let key = unprefixed(key).unwrap_or(key);
-    SENSITIVE.contains(&key) || key.ends_with(".password") || key == "sasl.jaas.config"
+    SENSITIVE.contains(&key)
+        || key.ends_with(".password")
+        || key == "sasl.jaas.config"
+        || key.starts_with("delegation.token.") && key.ends_with(".key")
 }
 
 #[cfg(test)]

@@ -137,6 +137,8 @@ pub struct SecurityConfig {
     pub authorizer: AuthorizerSettings,
     /// `connections.max.reauth.ms`: 0 means sessions never expire.
     pub max_reauth_ms: i64,
+    /// `delegation.token.*`.
+    pub delegation_tokens: crate::auth::delegation_token::TokenSettings,
 }
 
 impl SecurityConfig {
@@ -437,6 +439,7 @@ pub fn parse(
             )
         })?,
     };
+    out.delegation_tokens = crate::auth::delegation_token::TokenSettings::from_properties(props)?;
     Ok(out)
 }
 
@@ -466,6 +469,11 @@ pub fn is_security_key(key: &str) -> bool {
         "super.users",
         "allow.everyone.if.no.acl.found",
         "connections.max.reauth.ms",
+        "delegation.token.secret.key",
+        "delegation.token.master.key",
+        "delegation.token.max.lifetime.ms",
+        "delegation.token.expiry.time.ms",
+        "delegation.token.expiry.check.interval.ms",
     ];
     let bare = match key.strip_prefix("listener.name.") {
         Some(rest) => rest.split_once('.').map_or(rest, |(_, k)| k),

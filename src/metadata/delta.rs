@@ -222,6 +222,14 @@ impl MetadataDelta {
                     Arc::make_mut(&mut image.acls).retain(|a| a != binding);
                 }
             }
+            MetadataRecord::DelegationToken(token) => {
+                Arc::make_mut(&mut image.delegation_tokens).insert(token.token_id.clone(), token.clone());
+            }
+            MetadataRecord::RemoveDelegationToken { token_id } => {
+                if image.delegation_tokens.contains_key(token_id) {
+                    Arc::make_mut(&mut image.delegation_tokens).remove(token_id);
+                }
+            }
             MetadataRecord::ClientQuota { entity, key, value } => {
                 let quotas = Arc::make_mut(&mut image.client_quotas);
                 let index = match quotas.iter().position(|q| &q.entity == entity) {

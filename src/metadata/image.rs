@@ -6,6 +6,7 @@ use super::records::{
     BrokerRegistration, ConfigResource, ControllerRegistration, MetadataRecord, PartitionRecord, QuotaEntity,
 };
 use crate::auth::acl::AclBinding;
+use crate::auth::delegation_token::DelegationToken;
 use crate::auth::scram::{ScramCredential, ScramMechanism};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -129,6 +130,8 @@ pub struct MetadataImage {
     pub configs: Arc<BTreeMap<ConfigResource, BTreeMap<String, String>>>,
     pub scram: Arc<ScramCredentials>,
     pub acls: Arc<Vec<AclBinding>>,
+    /// Delegation tokens by id.
+    pub delegation_tokens: Arc<BTreeMap<String, DelegationToken>>,
     pub client_quotas: Arc<Vec<ClientQuota>>,
     /// Producer ids below this have been handed out.
     pub next_producer_id: i64,
@@ -145,6 +148,7 @@ impl Default for MetadataImage {
             configs: Arc::default(),
             scram: Arc::default(),
             acls: Arc::default(),
+            delegation_tokens: Arc::default(),
             client_quotas: Arc::default(),
             next_producer_id: 0,
         }
@@ -210,6 +214,12 @@ impl MetadataImage {
             }
         }
         out.extend(self.acls.iter().cloned().map(MetadataRecord::Acl));
+        out.extend(
+            self.delegation_tokens
+                .values()
+                .cloned()
+                .map(MetadataRecord::DelegationToken),
+        );
         for q in self.client_quotas.iter() {
             for (key, value) in &q.values {
                 out.push(MetadataRecord::ClientQuota {

@@ -4,6 +4,7 @@
 //! records written together is applied whole or not at all.
 
 use crate::auth::acl::AclBinding;
+use crate::auth::delegation_token::DelegationToken;
 use crate::auth::scram::{ScramCredential, ScramMechanism};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -120,6 +121,12 @@ pub enum MetadataRecord {
     },
     Acl(AclBinding),
     RemoveAcl(AclBinding),
+    /// A delegation token made, renewed or given a new expiry (its HMAC is
+    /// never written: nodes derive it from the shared secret key).
+    DelegationToken(DelegationToken),
+    RemoveDelegationToken {
+        token_id: String,
+    },
     /// Sets a quota value (Some) or removes it (None).
     ClientQuota {
         entity: QuotaEntity,

@@ -348,4 +348,16 @@ registry! {
     DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
         versions 0..=0, handler api::scram::handle_describe_user_scram_credentials,
         errors |r| std::iter::once(r.error_code).chain(r.results.iter().map(|x| x.error_code));
+    CreateDelegationToken: CreateDelegationTokenRequest => CreateDelegationTokenResponse,
+        versions 1..=3, handler api::delegation_tokens::handle_create_delegation_token,
+        errors |r| [r.error_code];
+    RenewDelegationToken: RenewDelegationTokenRequest => RenewDelegationTokenResponse,
+        versions 1..=2, handler api::delegation_tokens::handle_renew_delegation_token,
+        errors |r| [r.error_code];
+    ExpireDelegationToken: ExpireDelegationTokenRequest => ExpireDelegationTokenResponse,
+        versions 1..=2, handler api::delegation_tokens::handle_expire_delegation_token,
+        errors |r| [r.error_code];
+    DescribeDelegationToken: DescribeDelegationTokenRequest => DescribeDelegationTokenResponse,
+        versions 1..=3, handler api::delegation_tokens::handle_describe_delegation_token,
+        errors |r| [r.error_code];
 }

@@ -30,6 +30,9 @@ pub struct ForwardedRequest {
     /// requests naming "this broker" mean that one.
     #[serde(default = "unknown_node")]
     pub from_node: i32,
+    /// Whether the client may manage delegation tokens (decided where it connected).
+    #[serde(default)]
+    pub token_requests_allowed: bool,
 }
 
 fn unknown_node() -> i32 {

@@ -11,6 +11,7 @@ use super::tls::certificate_principal;
 use crate::api::RequestContext;
 use crate::auth::ANONYMOUS;
 use crate::broker::Broker;
+use crate::config::security::SecurityProtocol;
 use crate::protocol::error_response::error_response;
 use crate::protocol::ResponseFrame;
 use crate::protocol::{dispatch, parse_request};
@@ -46,6 +47,16 @@ fn count_authentication_failure(listener: &str, mechanism: &'static str) {
         "mechanism" => mechanism
     )
     .increment(1);
+}
+
+/// Kafka's allowTokenRequests: delegation tokens are managed only by a client
+/// that proved who it is, and not with a token.
+fn token_requests_allowed(protocol: SecurityProtocol, principal: &str, token_authenticated: bool) -> bool {
+    match protocol {
+        SecurityProtocol::Plaintext => false,
+        SecurityProtocol::Ssl => principal != ANONYMOUS,
+        SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => !token_authenticated,
+    }
 }
 
 async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerContext>, broker: Arc<Broker>) {
@@ -182,6 +193,11 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
             throttle_ms: Default::default(),
             forwarded: false,
             node_id: broker.node_id(),
+            token_requests_allowed: token_requests_allowed(
+                listener.security.protocol,
+                &principal,
+                gate.as_ref().is_some_and(|g| g.token_authenticated()),
+            ),
         };
         match dispatch(&broker, &ctx, request).instrument(span.clone()).await {
             Ok(Some(response)) => {

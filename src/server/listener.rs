@@ -50,6 +50,19 @@ impl Credentials for ListenerCredentials {
     fn plain_password(&self, user: &str) -> Option<String> {
         self.plain.get(user).cloned()
     }
+    fn token(&self, token_id: &str, mechanism: ScramMechanism) -> Option<crate::auth::sasl::TokenLogin> {
+        let secret = self.broker.config.security.delegation_tokens.secret_key.as_deref()?;
+        let image = self.broker.image();
+        let token = image.delegation_tokens.get(token_id)?;
+        // Kafka sweeps expired tokens; one not swept yet is no login either.
+        if token.expired(crate::storage::now_ms()) {
+            return None;
+        }
+        Some(crate::auth::sasl::TokenLogin {
+            owner: token.owner.clone(),
+            credential: crate::auth::delegation_token::token_credential(secret, token_id, mechanism),
+        })
+    }
 }
 
 impl ListenerContext {

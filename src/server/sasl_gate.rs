@@ -51,6 +51,8 @@ pub struct SaslGate {
     credentials: Arc<dyn Credentials>,
     max_reauth: Option<Duration>,
     principal: Option<String>,
+    /// The session came from a delegation token (which may not manage tokens).
+    token: bool,
     expires: Option<Instant>,
     pending: Pending,
 }
@@ -62,6 +64,7 @@ impl SaslGate {
             credentials,
             max_reauth: (max_reauth_ms > 0).then(|| Duration::from_millis(max_reauth_ms as u64)),
             principal: None,
+            token: false,
             expires: None,
             pending: Pending::Nothing,
         }
@@ -70,6 +73,11 @@ impl SaslGate {
     /// The authenticated principal, while the session lasts.
     pub fn principal(&self) -> Option<&str> {
         self.principal.as_deref()
+    }
+
+    /// Whether the session was opened with a delegation token.
+    pub fn token_authenticated(&self) -> bool {
+        self.token
     }
 
     pub fn decide(&self, api: ApiKey, now: Instant) -> Decision {
@@ -151,8 +159,14 @@ impl SaslGate {
                 self.pending = Pending::Exchanging(exchange);
                 (SaslAuthenticateResponse::default().with_auth_bytes(token.into()), false)
             }
-            Ok((Step::Done { response, user }, exchange)) => {
-                let principal = format!("User:{user}");
+            Ok((
+                Step::Done {
+                    response,
+                    principal,
+                    token,
+                },
+                exchange,
+            )) => {
                 if self.principal.as_ref().is_some_and(|p| *p != principal) {
                     warn!(%peer, principal = %principal, "re-authentication as another principal refused");
                     (
@@ -165,6 +179,7 @@ impl SaslGate {
                 } else {
                     info!(%peer, principal = %principal, mechanism = exchange.mechanism().name(), "authenticated");
                     self.principal = Some(principal);
+                    self.token = token;
                     self.expires = self.max_reauth.map(|d| now + d);
                     let lifetime = self.max_reauth.map_or(0, |d| d.as_millis() as i64);
                     (

@@ -38,6 +38,15 @@ class StreamsGroupHeartbeatRequest(ApiMessage, load_json=_HERE): pass
 class StreamsGroupHeartbeatResponse(ApiMessage, load_json=_HERE): pass
 class StreamsGroupTopologyDescriptionUpdateRequest(ApiMessage, load_json=_HERE): pass
 class StreamsGroupTopologyDescriptionUpdateResponse(ApiMessage, load_json=_HERE): pass
+# Delegation tokens (KIP-48).
+class CreateDelegationTokenRequest(ApiMessage, load_json=_HERE): pass
+class CreateDelegationTokenResponse(ApiMessage, load_json=_HERE): pass
+class RenewDelegationTokenRequest(ApiMessage, load_json=_HERE): pass
+class RenewDelegationTokenResponse(ApiMessage, load_json=_HERE): pass
+class ExpireDelegationTokenRequest(ApiMessage, load_json=_HERE): pass
+class ExpireDelegationTokenResponse(ApiMessage, load_json=_HERE): pass
+class DescribeDelegationTokenRequest(ApiMessage, load_json=_HERE): pass
+class DescribeDelegationTokenResponse(ApiMessage, load_json=_HERE): pass
 
 
 __all__ = ["ShareGroupHeartbeatRequest", "ShareGroupHeartbeatResponse",
@@ -45,4 +54,8 @@ __all__ = ["ShareGroupHeartbeatRequest", "ShareGroupHeartbeatResponse",
            "StreamsGroupTopologyDescriptionUpdateRequest", "StreamsGroupTopologyDescriptionUpdateResponse",
            "ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse",
            "TxnOffsetCommitRequest", "TxnOffsetCommitResponse",
-           "InitializeShareGroupStateRequest", "InitializeShareGroupStateResponse", "ReadShareGroupStateRequest", "ReadShareGroupStateResponse", "WriteShareGroupStateRequest", "WriteShareGroupStateResponse", "DeleteShareGroupStateRequest", "DeleteShareGroupStateResponse", "ReadShareGroupStateSummaryRequest", "ReadShareGroupStateSummaryResponse"]
+           "InitializeShareGroupStateRequest", "InitializeShareGroupStateResponse", "ReadShareGroupStateRequest", "ReadShareGroupStateResponse", "WriteShareGroupStateRequest", "WriteShareGroupStateResponse", "DeleteShareGroupStateRequest", "DeleteShareGroupStateResponse", "ReadShareGroupStateSummaryRequest", "ReadShareGroupStateSummaryResponse",
+           "CreateDelegationTokenRequest", "CreateDelegationTokenResponse",
+           "RenewDelegationTokenRequest", "RenewDelegationTokenResponse",
+           "ExpireDelegationTokenRequest", "ExpireDelegationTokenResponse",
+           "DescribeDelegationTokenRequest", "DescribeDelegationTokenResponse"]

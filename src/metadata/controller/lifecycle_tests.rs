@@ -10,6 +10,11 @@ const SESSION: Duration = Duration::from_secs(9);
 
 /// A single-node controller whose publications are published at once.
 fn controller(dir: &std::path::Path) -> Controller {
+    controller_with(dir, BTreeMap::new())
+}
+
+/// The same with these static broker configs.
+pub(super) fn controller_with(dir: &std::path::Path, static_configs: BTreeMap<String, String>) -> Controller {
     let (log, _) = MetadataLog::open(dir).expect("metadata log");
     let (publications, mut received) = mpsc::unbounded_channel::<Publication>();
     let (published, watching) = watch::channel(-1i64);
@@ -23,7 +28,7 @@ fn controller(dir: &std::path::Path) -> Controller {
         delete_topic_enable: true,
         default_partitions: 1,
         default_replication_factor: 1,
-        static_configs: BTreeMap::new(),
+        static_configs,
     };
     Controller::new(config, log, Arc::new(MetadataImage::default()), publications, watching)
 }

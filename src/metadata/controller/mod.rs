@@ -7,6 +7,7 @@
 mod brokers;
 mod configs;
 mod controllers;
+pub mod delegation_tokens;
 pub mod elections;
 mod errors;
 mod features;

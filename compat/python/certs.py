@@ -11,8 +11,13 @@ librdkafka, Python's ssl and rustls all read):
     rogue-ca.pem            a second CA, trusted by nobody
     rogue.pem/.crt/.key     a client of the rogue CA:   CN=client-1,O=Acme,C=US (same name!)
 
-Every certificate is X.509 v3 with the usual extensions (rustls rejects v1 certificates,
-which `openssl x509 -req` makes unless given extensions).
+Those are X.509 v3 with the usual extensions. Signed as Kafka's security documentation
+signs client certificates (`openssl x509 -req` without extensions), these are X.509 v1:
+
+    client-v1.*             a v1 client of the trusted CA: CN=client-v1,O=Acme,C=US
+    rogue-v1.*              a v1 client of the rogue CA
+    forged-v1.*             a v1 certificate signed with client-1's key (client-1 is no
+                            CA); its .crt holds client-1's certificate after it
 """
 
 from __future__ import annotations
@@ -66,6 +71,9 @@ class Certs:
     client2: Identity
     rogue_ca: Path      # untrusted CA certificate
     rogue: Identity     # client certificate issued by the untrusted CA
+    client_v1: Identity
+    rogue_v1: Identity
+    forged_v1: Identity
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -94,17 +102,21 @@ def _ca(d: Path, name: str, subject: str) -> tuple[Path, Path]:
     return key, cert
 
 
-def _issue(d: Path, name: str, subject: str, dn: str, extensions: str,
+def _issue(d: Path, name: str, subject: str, dn: str, extensions: str | None,
            ca_key: Path, ca_cert: Path) -> Identity:
+    """A certificate signed by ca_key; without extensions, an X.509 v1 one."""
     key = _key(d, name)
     csr = d / f"{name}.csr"
     ext = d / f"{name}.ext"
     cert = d / f"{name}.crt"
-    ext.write_text(extensions)
     openssl("req", "-new", "-key", str(key), "-subj", subject, "-config", "/dev/null",
             "-out", str(csr), cwd=d)
+    extfile = []
+    if extensions is not None:
+        ext.write_text(extensions)
+        extfile = ["-extfile", str(ext)]
     openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-            "-CAcreateserial", "-days", DAYS, "-sha256", "-extfile", str(ext),
+            "-CAcreateserial", "-days", DAYS, "-sha256", *extfile,
             "-out", str(cert), cwd=d)
     pem = d / f"{name}.pem"
     pem.write_text(key.read_text() + cert.read_text() + ca_cert.read_text())
@@ -124,8 +136,17 @@ def make_certs(d: Path) -> Certs:
                      CLIENT_EXTENSIONS, ca_key, ca)
     rogue = _issue(d, "rogue", "/C=US/O=Acme/CN=client-1", "CN=client-1,O=Acme,C=US",
                    CLIENT_EXTENSIONS, rogue_key, rogue_ca)
+    client_v1 = _issue(d, "client-v1", "/C=US/O=Acme/CN=client-v1", "CN=client-v1,O=Acme,C=US",
+                       None, ca_key, ca)
+    rogue_v1 = _issue(d, "rogue-v1", "/C=US/O=Acme/CN=client-v1", "CN=client-v1,O=Acme,C=US",
+                      None, rogue_key, rogue_ca)
+    forged_v1 = _issue(d, "forged-v1", "/C=US/O=Acme/CN=client-v1", "CN=client-v1,O=Acme,C=US",
+                       None, client1.key, client1.cert)
+    # Its issuer goes with it, so that the broker sees the whole (bad) chain.
+    forged_v1.cert.write_text(forged_v1.cert.read_text() + client1.cert.read_text())
     return Certs(dir=d, ca=ca, server=server, client1=client1, client2=client2,
-                 rogue_ca=rogue_ca, rogue=rogue)
+                 rogue_ca=rogue_ca, rogue=rogue, client_v1=client_v1, rogue_v1=rogue_v1,
+                 forged_v1=forged_v1)
 
 
 if __name__ == "__main__":  # by hand: python3 certs.py DIR

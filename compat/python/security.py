@@ -367,11 +367,13 @@ class RawConnection:
     response classes), plain TCP or TLS, for what no client sends on purpose."""
 
     def __init__(self, sb: SecureBroker, listener: str, timeout: float = 10.0,
-                 cert: Identity | None = None):
+                 cert: Identity | None = None, tls_version: ssl.TLSVersion | None = None):
         self.sock = socket.create_connection(("127.0.0.1", sb.broker.ports[listener]),
                                              timeout=timeout)
         if "SSL" in listener:
             context = ssl.create_default_context(cafile=str(sb.certs.ca))
+            if tls_version is not None:  # only this TLS version
+                context.minimum_version = context.maximum_version = tls_version
             if cert is not None:
                 context.load_cert_chain(str(cert.cert), str(cert.key))
             self.sock = context.wrap_socket(self.sock, server_hostname="127.0.0.1")

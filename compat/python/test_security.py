@@ -1065,3 +1065,39 @@ def test_clients_reauthenticate(restarts, alice, client):
     assert failures == []
     # two connections (bootstrap/metadata and the partition leader's), > 3 lifetimes each
     assert len(reauthentications) >= 4, logs.lines[-30:]
+
+
+# ============================================================================ X.509 v1 client certificates
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_v1_client_certificate_is_accepted(secure, certs, client):
+    """A client certificate signed as Kafka's documentation signs one (`openssl x509 -req`,
+    no extensions: X.509 v1) by the trusted CA: accepted, principal User:client-v1."""
+    topic = name("mtls-v1")
+    create_topics(secure, topic)
+    grant(secure, acl("User:client-v1", "TOPIC", topic, "WRITE"))
+    msgs = security.records(f"v1-{client}", 5)
+    assert security.PRODUCE[client](secure, mtls(certs.client_v1), topic, msgs) == list(range(5))
+    assert security.end_offset(secure, topic) == 5
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_v1_client_certificate_signs_either_tls_handshake(secure, certs, version):
+    """The v1 certificate's key signs the handshake of TLS 1.2 and of TLS 1.3 (each
+    verified differently): ApiVersions is answered."""
+    import ssl
+    from kafka.protocol.metadata.api_versions import ApiVersionsRequest
+    with RawConnection(secure, "SSL", cert=certs.client_v1,
+                       tls_version=ssl.TLSVersion[version]) as conn:
+        assert conn.call(ApiVersionsRequest(), 0).error_code == 0
+
+
+@pytest.mark.parametrize("who", ["rogue-v1", "forged-v1"])
+def test_v1_client_certificate_refused(secure, certs, still_serving, caplog, who):
+    """A v1 certificate from a CA nobody trusts, or signed by a trusted certificate that is
+    no CA (client-1's, sent along as the chain): the TLS handshake fails."""
+    identity = certs.rogue_v1 if who == "rogue-v1" else certs.forged_v1
+    errors = ck_connect_errors(secure, mtls(identity))
+    assert errors and errors[0].code() == RD_TRANSPORT, errors
+    logged = kp_connect_fails(secure, mtls(identity), caplog)
+    assert any(re.search(r"KafkaConnectionError: \[SSL: \w+ALERT\w+\]", m) for m in logged), logged

@@ -1,6 +1,7 @@
 //! The network layer: listeners, connections and request framing. It knows
 //! nothing of storage: decoded requests go to `protocol::dispatch`.
 
+mod client_cert_v1;
 pub mod connection;
 pub mod frame;
 pub mod listener;

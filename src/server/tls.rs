@@ -31,13 +31,18 @@ pub fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, String> {
                 .add(cert.clone())
                 .map_err(|e| format!("trust store certificate: {e}"))?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
         let verifier = if settings.client_auth == ClientAuth::Requested {
             verifier.allow_unauthenticated()
         } else {
             verifier
         };
-        builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("client verifier: {e}"))?)
+        let webpki = verifier.build().map_err(|e| format!("client verifier: {e}"))?;
+        builder.with_client_cert_verifier(Arc::new(super::client_cert_v1::AcceptingV1::new(
+            webpki,
+            settings.trusted.clone(),
+            provider.signature_verification_algorithms,
+        )))
     };
     let config = builder
         .with_single_cert(settings.certificate_chain.clone(), settings.private_key.clone_key())

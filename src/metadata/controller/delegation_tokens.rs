@@ -21,6 +21,13 @@ fn token_by_hmac<'a>(image: &'a MetadataImage, secret: &str, hmac: &[u8]) -> Opt
         .find(|t| crate::auth::scram_server::constant_time_eq(&token_hmac(secret, &t.token_id), hmac))
 }
 
+/// What a renewal or expiry does: a new expiry, or the token's removal
+/// (answered with the given value).
+enum ExpiryChange {
+    To(i64),
+    Remove(i64),
+}
+
 /// A new token: what the client is told (its HMAC), or Kafka's error code.
 pub type Created = Result<(DelegationToken, Vec<u8>), i16>;
 
@@ -99,23 +106,13 @@ impl Controller {
         renew_period_ms: i64,
         now: i64,
     ) -> Result<Result<i64, i16>, ControllerError> {
-        self.write(move |image, config| {
-            let settings = settings(config);
-            let token = match token_to_change(image, &settings, &hmac, &principal, now) {
-                Ok(t) => t,
-                Err(code) => return ControllerResult::none(Err(code)),
-            };
+        self.change_expiry(hmac, principal, now, move |token, settings| {
             let period = if renew_period_ms > 0 {
                 renew_period_ms.min(settings.expiry_time_ms)
             } else {
                 settings.expiry_time_ms
             };
-            let expiry_ms = token.max_ms.min(now.saturating_add(period));
-            let renewed = DelegationToken {
-                expiry_ms,
-                ..token.clone()
-            };
-            ControllerResult::of(vec![MetadataRecord::DelegationToken(renewed)], Ok(expiry_ms))
+            ExpiryChange::To(token.max_ms.min(now.saturating_add(period)))
         })
         .await
     }
@@ -129,24 +126,47 @@ impl Controller {
         expiry_period_ms: i64,
         now: i64,
     ) -> Result<Result<i64, i16>, ControllerError> {
+        self.change_expiry(hmac, principal, now, move |token, _| {
+            if expiry_period_ms < 0 {
+                ExpiryChange::Remove(expiry_period_ms)
+            } else {
+                ExpiryChange::To(token.max_ms.min(now.saturating_add(expiry_period_ms)))
+            }
+        })
+        .await
+    }
+
+    /// A renewal or expiry of the token with this HMAC, by `principal`:
+    /// the new expiry (or the answer to a removal), or Kafka's error code.
+    async fn change_expiry(
+        &self,
+        hmac: Vec<u8>,
+        principal: String,
+        now: i64,
+        decide: impl FnOnce(&DelegationToken, &TokenSettings) -> ExpiryChange + Send,
+    ) -> Result<Result<i64, i16>, ControllerError> {
         self.write(move |image, config| {
             let settings = settings(config);
             let token = match token_to_change(image, &settings, &hmac, &principal, now) {
                 Ok(t) => t,
                 Err(code) => return ControllerResult::none(Err(code)),
             };
-            if expiry_period_ms < 0 {
-                let removal = MetadataRecord::RemoveDelegationToken {
-                    token_id: token.token_id.clone(),
-                };
-                return ControllerResult::of(vec![removal], Ok(expiry_period_ms));
-            }
-            let expiry_ms = token.max_ms.min(now.saturating_add(expiry_period_ms));
-            let changed = DelegationToken {
-                expiry_ms,
-                ..token.clone()
+            let (record, answer) = match decide(token, &settings) {
+                ExpiryChange::Remove(answer) => (
+                    MetadataRecord::RemoveDelegationToken {
+                        token_id: token.token_id.clone(),
+                    },
+                    answer,
+                ),
+                ExpiryChange::To(expiry_ms) => (
+                    MetadataRecord::DelegationToken(DelegationToken {
+                        expiry_ms,
+                        ..token.clone()
+                    }),
+                    expiry_ms,
+                ),
             };
-            ControllerResult::of(vec![MetadataRecord::DelegationToken(changed)], Ok(expiry_ms))
+            ControllerResult::of(vec![record], Ok(answer))
         })
         .await
     }

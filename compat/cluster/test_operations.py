@@ -339,8 +339,14 @@ class TestLosingARack:
             isr_size = {i: len(p.isr_nodes) for i, p in shrunk.items()}
             # One acks=all record per partition, no retries: min.insync.replicas=2 decides.
             outcome = produce_each(c.bootstrap_of([1, 3, 5]), topic, 10)
-            expected = {p: "ok" if isr_size[p] >= 2 else "NOT_ENOUGH_REPLICAS" for p in range(10)}
-            assert outcome == expected, f"ISR sizes {isr_size}: got {outcome}"
+            # On a loaded machine a rack-a replica can lag out of an ISR and rejoin between
+            # the look and the write: judge the partitions whose ISR stayed on one side of 2.
+            after = {i: len(p.isr_nodes) for i, p in partitions_of(c, 1, topic).items()}
+            steady = [p for p in range(10) if (isr_size[p] >= 2) == (after[p] >= 2)]
+            assert steady, f"every ISR changed across the write: {isr_size} -> {after}"
+            expected = {p: "ok" if isr_size[p] >= 2 else "NOT_ENOUGH_REPLICAS" for p in steady}
+            assert {p: outcome[p] for p in steady} == expected, \
+                f"ISR sizes {isr_size} then {after}: got {outcome}"
             t1 = time.monotonic()
             for i in LOST:
                 c.start_node(i)

@@ -150,7 +150,7 @@ impl GroupShard {
             records.extend(super::consumer_records::group_tombstones(group_id, cg));
         }
         if let Some(sg) = &group.streams {
-            records.extend(super::streams_records::group_tombstones(group_id, sg));
+            records.extend(super::streams_changes::group_tombstones(group_id, sg));
         }
         records.push(GroupRecord::group_tombstone(group_id));
         CoordinatorResult::replayed(records, 0)

@@ -24,6 +24,7 @@ pub mod records;
 pub mod shard;
 pub mod share_group;
 mod streams_assignor;
+mod streams_changes;
 pub mod streams_group;
 pub mod streams_heartbeat;
 mod streams_reconcile;

@@ -9,6 +9,7 @@ use super::classic_group::{CommittedOffset, Group, GroupState};
 use super::consumer_group::ConsumerGroup;
 use super::consumer_records;
 use super::records::{RecordKey, RecordValue, ShareGroupValue};
+use super::streams_changes;
 use super::streams_group::StreamsGroup;
 use super::streams_heartbeat::StreamsSettings;
 use super::streams_records;
@@ -276,7 +277,7 @@ impl Shard for GroupShard {
                     .entry(group.clone())
                     .or_insert_with(|| Group::new(group, now));
                 let sg = g.streams.get_or_insert_with(|| Box::new(StreamsGroup::new()));
-                streams_records::replay(sg, *kind, member.as_deref(), value, session);
+                streams_changes::replay(sg, *kind, member.as_deref(), value, session);
             }
             (RecordKey::Group { group }, _) => {
                 // The group's membership is gone; its offsets (if any) stay.

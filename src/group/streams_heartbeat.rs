@@ -10,9 +10,10 @@
 use super::classic_group::{Group, GroupState};
 use super::consumer_heartbeat::TopicView;
 use super::shard::{GroupRecord, GroupShard};
+use super::streams_changes::{changes, Before};
 use super::streams_group::{status, StreamsGroup, StreamsMember, Tasks, TopicInfo, Topology};
 use super::streams_reconcile::{compute_target, endpoint_partitions, reconcile};
-use super::streams_records::{changes, topics_hash, Before};
+use super::streams_records::topics_hash;
 use super::streams_topology::{configure, topics_of};
 use crate::coordinator::CoordinatorResult;
 use kafka_protocol::ResponseError as E;

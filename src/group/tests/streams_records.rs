@@ -1,4 +1,5 @@
 use super::*;
+use crate::group::records::RecordKey;
 
 fn tasks(entries: &[(&str, &[i32])]) -> Tasks {
     entries

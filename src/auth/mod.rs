@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod delegation_token;
+pub mod oauthbearer;
 pub mod principal_mapping;
 pub mod sasl;
 pub mod scram;

@@ -1,8 +1,11 @@
 //! One SASL authentication exchange on the server side: PLAIN against
 //! configured users (through rsasl), SCRAM-SHA-256/512 against stored
-//! credentials or delegation tokens (`scram_server`). The exchange does no
-//! I/O of its own: each client token in, one server token out.
+//! credentials or delegation tokens (`scram_server`), OAUTHBEARER against the
+//! listener's token validator (`oauthbearer`). The exchange does no I/O of
+//! its own: each client token in, one server token out.
 
+use super::oauthbearer::initial_response;
+use super::oauthbearer::validator::TokenValidator;
 use super::scram::{ScramCredential, ScramMechanism};
 use super::scram_server::{self, constant_time_eq, AwaitingFinal, ClientFirst};
 use crate::config::security::SaslMechanism;
@@ -30,6 +33,10 @@ pub trait Credentials: Send + Sync {
     fn token(&self, _token_id: &str, _mechanism: ScramMechanism) -> Option<TokenLogin> {
         None
     }
+    /// The listener's OAUTHBEARER validator (none when the mechanism is off).
+    fn bearer(&self) -> Option<Arc<TokenValidator>> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -39,6 +46,9 @@ pub enum SaslError {
     InvalidCredentials(&'static str),
     #[error("SASL mechanism {0} is not available")]
     Unavailable(&'static str),
+    /// Refused with a message of Kafka's that the client may see as it is.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// Kafka's PLAIN server words a failure its own way; the SCRAM one's is generic.
@@ -102,6 +112,9 @@ pub enum Step {
         response: Vec<u8>,
         principal: String,
         token: bool,
+        /// When the credential expires (ms since the epoch): an OAUTHBEARER
+        /// token's `exp`, which bounds the session.
+        expires_ms: Option<i64>,
     },
 }
 
@@ -113,6 +126,9 @@ enum Exchange {
         principal: String,
         token: bool,
     },
+    /// OAUTHBEARER: waiting for the initial response, or, after a refused
+    /// token, for the client's \x01 that acknowledges the error challenge.
+    Bearer { challenge: Option<String> },
     Over,
 }
 
@@ -127,6 +143,7 @@ impl SaslExchange {
         let unavailable = || SaslError::Unavailable(mechanism.name());
         let exchange = match ScramMechanism::parse(mechanism.name()) {
             Some(scram) => Exchange::ScramFirst(scram),
+            None if mechanism == SaslMechanism::OAuthBearer => Exchange::Bearer { challenge: None },
             None => {
                 let config = SASLConfig::builder()
                     .with_defaults()
@@ -168,6 +185,7 @@ impl SaslExchange {
                             response: out,
                             principal: format!("User:{user}"),
                             token: false,
+                            expires_ms: None,
                         }),
                         _ => Err(fail),
                     },
@@ -202,7 +220,41 @@ impl SaslExchange {
                     response,
                     principal,
                     token: is_token,
+                    expires_ms: None,
                 })
+            }
+            Exchange::Bearer { challenge } => {
+                // Kafka's OAuthBearerSaslServer: after an error challenge the
+                // client's \x01 ends the exchange with that error.
+                if let (Some(challenge), [0x01]) = (challenge, token) {
+                    return Err(SaslError::Rejected(challenge));
+                }
+                let response = initial_response::parse(token).map_err(|_| fail)?;
+                let validator = self.credentials.bearer().ok_or(SaslError::Unavailable("OAUTHBEARER"))?;
+                match validator.validate(&response.token, crate::storage::now_ms()) {
+                    Ok(bearer) => {
+                        if !response.authorization_id.is_empty() && response.authorization_id != bearer.principal {
+                            return Err(SaslError::Rejected(format!(
+                                "Authentication failed: Client requested an authorization id ({}) that is different from the token's principal name ({})",
+                                response.authorization_id, bearer.principal
+                            )));
+                        }
+                        Ok(Step::Done {
+                            response: Vec::new(),
+                            principal: format!("User:{}", bearer.principal),
+                            token: false,
+                            expires_ms: Some(bearer.expires_ms),
+                        })
+                    }
+                    Err(rejection) => {
+                        tracing::info!(reason = %rejection.reason, "OAUTHBEARER token refused");
+                        let challenge = rejection.challenge();
+                        self.exchange = Exchange::Bearer {
+                            challenge: Some(challenge.clone()),
+                        };
+                        Ok(Step::Continue(challenge.into_bytes()))
+                    }
+                }
             }
             Exchange::Over => Err(fail),
         }

@@ -333,7 +333,11 @@ impl RunningBroker {
                 .cloned()
                 .ok_or_else(|| io::Error::other(format!("no security settings for listener {}", listener.name)))?;
             let context =
-                Arc::new(ListenerContext::new(&listener.name, &security, broker.clone()).map_err(io::Error::other)?);
+                Arc::new(
+                ListenerContext::start(&listener.name, &security, broker.clone())
+                    .await
+                    .map_err(io::Error::other)?,
+            );
             for socket in listener.sockets {
                 let addr = socket.local_addr()?;
                 addresses.push((listener.name.clone(), addr));

@@ -7,6 +7,7 @@ pub mod group;
 pub mod listener;
 pub mod properties;
 pub mod replication;
+pub mod oauthbearer;
 pub mod security;
 pub mod topic;
 

@@ -64,6 +64,7 @@ pub enum SaslMechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -72,6 +73,7 @@ impl SaslMechanism {
             "PLAIN" => Some(SaslMechanism::Plain),
             "SCRAM-SHA-256" => Some(SaslMechanism::ScramSha256),
             "SCRAM-SHA-512" => Some(SaslMechanism::ScramSha512),
+            "OAUTHBEARER" => Some(SaslMechanism::OAuthBearer),
             _ => None,
         }
     }
@@ -81,6 +83,7 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -113,6 +116,8 @@ pub struct SaslSettings {
     pub mechanisms: Vec<SaslMechanism>,
     /// PLAIN users from the JAAS config: name → password.
     pub plain_users: HashMap<String, String>,
+    /// How OAUTHBEARER tokens are checked, when the mechanism is enabled.
+    pub oauthbearer: Option<super::oauthbearer::OAuthBearerSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -287,23 +292,46 @@ fn tls_settings(props: &IndexMap<String, String>, listener: &str) -> Result<TlsS
     })
 }
 
-/// PLAIN users from a JAAS line: `user_<name>="<password>"` entries.
-pub fn jaas_plain_users(jaas: &str) -> HashMap<String, String> {
-    let mut users = HashMap::new();
-    let mut rest = jaas;
-    while let Some(at) = rest.find("user_") {
-        rest = &rest[at + 5..];
+/// The options of a JAAS line (`Module required key="value" other=bare;`).
+pub fn jaas_options(jaas: &str) -> HashMap<String, String> {
+    let mut options = HashMap::new();
+    // Skip the login module's class and its control flag.
+    let mut rest = jaas.trim_start();
+    for _ in 0..2 {
+        rest = rest.trim_start();
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    loop {
+        rest = rest.trim_start();
         let Some(eq) = rest.find('=') else { break };
         let name = rest[..eq].trim().to_string();
         let after = rest[eq + 1..].trim_start();
-        let Some(stripped) = after.strip_prefix('"') else {
-            continue;
+        let (value, tail) = match after.strip_prefix('"') {
+            Some(quoted) => match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => break,
+            },
+            None => {
+                let end = after.find(|c: char| c.is_whitespace() || c == ';').unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
         };
-        let Some(end) = stripped.find('"') else { break };
-        users.insert(name, stripped[..end].to_string());
-        rest = &stripped[end + 1..];
+        if name.is_empty() || name.contains(';') {
+            break;
+        }
+        options.insert(name, value.to_string());
+        rest = tail;
     }
-    users
+    options
+}
+
+/// PLAIN users from a JAAS line: `user_<name>="<password>"` entries.
+pub fn jaas_plain_users(jaas: &str) -> HashMap<String, String> {
+    jaas_options(jaas)
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("user_").map(|user| (user.to_string(), v)))
+        .collect()
 }
 
 fn sasl_settings(props: &IndexMap<String, String>, listener: &str) -> Result<SaslSettings, ConfigError> {
@@ -315,7 +343,7 @@ fn sasl_settings(props: &IndexMap<String, String>, listener: &str) -> Result<Sas
                     bad(
                         &k,
                         v,
-                        format!("mechanism {m} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
+                        format!("mechanism {m} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)"),
                     )
                 })?);
             }
@@ -338,9 +366,20 @@ fn sasl_settings(props: &IndexMap<String, String>, listener: &str) -> Result<Sas
         .or_else(|| props.get(&format!("listener.name.{lower}.sasl.jaas.config")))
         .or_else(|| props.get("sasl.jaas.config"));
     let plain_users = jaas.map(|j| jaas_plain_users(j)).unwrap_or_default();
+    let oauthbearer = if mechanisms.contains(&SaslMechanism::OAuthBearer) {
+        let jaas = props
+            .get(&format!("listener.name.{lower}.oauthbearer.sasl.jaas.config"))
+            .or_else(|| props.get(&format!("listener.name.{lower}.sasl.jaas.config")))
+            .or_else(|| props.get("sasl.jaas.config"));
+        let options = jaas.map(|j| jaas_options(j)).unwrap_or_default();
+        Some(super::oauthbearer::parse(props, listener, &options)?)
+    } else {
+        None
+    };
     Ok(SaslSettings {
         mechanisms,
         plain_users,
+        oauthbearer,
     })
 }
 
@@ -479,7 +518,10 @@ pub fn is_security_key(key: &str) -> bool {
         Some(rest) => rest.split_once('.').map_or(rest, |(_, k)| k),
         None => key,
     };
-    KEYS.contains(&bare) || bare.ends_with(".sasl.jaas.config") || bare.ends_with(".sasl.server.callback.handler.class")
+    // `listener.name.<l>.oauthbearer.sasl.oauthbearer.*`: a key of one mechanism.
+    let bare = bare.strip_prefix("oauthbearer.").unwrap_or(bare);
+    KEYS.contains(&bare)
+        || super::oauthbearer::KEYS.contains(&bare) || bare.ends_with(".sasl.jaas.config") || bare.ends_with(".sasl.server.callback.handler.class")
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::connection;
 use super::tls;
 use crate::auth::principal_mapping::PrincipalMapper;
+use crate::auth::oauthbearer::validator::TokenValidator;
 use crate::auth::sasl::Credentials;
 use crate::auth::scram::ScramMechanism;
 use crate::broker::Broker;
@@ -41,6 +42,7 @@ pub struct ListenerContext {
 struct ListenerCredentials {
     broker: Arc<Broker>,
     plain: HashMap<String, String>,
+    bearer: Option<Arc<TokenValidator>>,
 }
 
 impl Credentials for ListenerCredentials {
@@ -49,6 +51,9 @@ impl Credentials for ListenerCredentials {
     }
     fn plain_password(&self, user: &str) -> Option<String> {
         self.plain.get(user).cloned()
+    }
+    fn bearer(&self) -> Option<Arc<TokenValidator>> {
+        self.bearer.clone()
     }
     fn token(&self, token_id: &str, mechanism: ScramMechanism) -> Option<crate::auth::sasl::TokenLogin> {
         let secret = self.broker.config.security.delegation_tokens.secret_key.as_deref()?;
@@ -66,8 +71,26 @@ impl Credentials for ListenerCredentials {
 }
 
 impl ListenerContext {
-    /// Builds a listener's TLS acceptor and SASL credentials; errors name what is wrong.
-    pub fn new(name: &str, security: &ListenerSecurity, broker: Arc<Broker>) -> Result<ListenerContext, String> {
+    /// Builds a listener's TLS acceptor and SASL credentials (starting its
+    /// OAUTHBEARER validator, which may fetch keys); errors name what is wrong.
+    pub async fn start(name: &str, security: &ListenerSecurity, broker: Arc<Broker>) -> Result<ListenerContext, String> {
+        let bearer = match security.sasl.as_ref().and_then(|s| s.oauthbearer.as_ref()) {
+            Some(settings) => Some(Arc::new(
+                TokenValidator::start(settings, broker.shutdown.clone())
+                    .await
+                    .map_err(|e| format!("listener {name}: {e}"))?,
+            )),
+            None => None,
+        };
+        Self::new(name, security, broker, bearer)
+    }
+
+    fn new(
+        name: &str,
+        security: &ListenerSecurity,
+        broker: Arc<Broker>,
+        bearer: Option<Arc<TokenValidator>>,
+    ) -> Result<ListenerContext, String> {
         let tls = match &security.tls {
             Some(settings) => Some(tls::acceptor(settings).map_err(|e| format!("listener {name}: {e}"))?),
             None => None,
@@ -93,7 +116,7 @@ impl ListenerContext {
             security: security.clone(),
             tls,
             principal_mapper,
-            credentials: Arc::new(ListenerCredentials { broker, plain }),
+            credentials: Arc::new(ListenerCredentials { broker, plain, bearer }),
         })
     }
 }

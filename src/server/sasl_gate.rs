@@ -46,6 +46,17 @@ enum Pending {
     Exchanging(SaslExchange),
 }
 
+/// How long a session lasts, as Kafka's SaslServerAuthenticator decides:
+/// `connections.max.reauth.ms`, or until the credential expires, whichever
+/// comes first; forever when neither is set.
+fn session_lifetime(max_reauth: Option<Duration>, credential_expires_ms: Option<i64>, now_ms: i64) -> Option<Duration> {
+    let until_expiry = credential_expires_ms.map(|e| Duration::from_millis(e.saturating_sub(now_ms).max(0) as u64));
+    match (max_reauth, until_expiry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 pub struct SaslGate {
     mechanisms: Vec<SaslMechanism>,
     credentials: Arc<dyn Credentials>,
@@ -164,6 +175,7 @@ impl SaslGate {
                     response,
                     principal,
                     token,
+                    expires_ms,
                 },
                 exchange,
             )) => {
@@ -180,8 +192,9 @@ impl SaslGate {
                     info!(%peer, principal = %principal, mechanism = exchange.mechanism().name(), "authenticated");
                     self.principal = Some(principal);
                     self.token = token;
-                    self.expires = self.max_reauth.map(|d| now + d);
-                    let lifetime = self.max_reauth.map_or(0, |d| d.as_millis() as i64);
+                    let lifetime = session_lifetime(self.max_reauth, expires_ms, crate::storage::now_ms());
+                    self.expires = lifetime.map(|d| now + d);
+                    let lifetime = lifetime.map_or(0, |d| d.as_millis() as i64);
                     (
                         SaslAuthenticateResponse::default()
                             .with_auth_bytes(response.into())
@@ -203,5 +216,21 @@ impl SaslGate {
             close,
             failed: response.error_code == ResponseError::SaslAuthenticationFailed.code(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_ends_at_reauth_or_at_the_credentials_expiry() {
+        let s = Duration::from_secs;
+        assert_eq!(session_lifetime(None, None, 1000), None);
+        assert_eq!(session_lifetime(Some(s(60)), None, 1000), Some(s(60)));
+        assert_eq!(session_lifetime(None, Some(11_000), 1000), Some(s(10)));
+        assert_eq!(session_lifetime(Some(s(5)), Some(11_000), 1000), Some(s(5)));
+        assert_eq!(session_lifetime(Some(s(60)), Some(11_000), 1000), Some(s(10)));
+        assert_eq!(session_lifetime(None, Some(500), 1000), Some(s(0)));
     }
 }

@@ -127,6 +127,8 @@ class ApacheKafka:
         if "PLAINTEXT" not in self.listener_names:
             raise ValueError("a PLAINTEXT listener is needed (inter-broker traffic, readiness probe)")
         self.extra_config = dict(extra_config or {})
+        # JVM system properties (-Dkey=value), e.g. the OAuth URLs Kafka may reach.
+        self.jvm_properties: dict[str, str] = {}
         self.scram = tuple(scram)
         self.port = free_port()
         self.ports = {"PLAINTEXT": self.port}
@@ -218,6 +220,7 @@ class ApacheKafka:
         with open(self.stdout_file, "ab") as out:
             self.proc = subprocess.Popen(
                 [self.java, *JVM_OPTS,
+                 *(f"-D{k}={v}" for k, v in self.jvm_properties.items()),
                  f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
                  "-cp", self._classpath(), "kafka.Kafka", str(self.config_file)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -287,9 +287,11 @@ def end_offset(sb: SecureBroker, topic: str, partition: int = 0) -> int:
 # ------------------------------------------------------------------------------ Java tools
 
 def java_tool(jars_dir: Path, log4j: Path, main_class: str, *args: str,
-              input: str | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess:
+              input: str | None = None, timeout: float = 60.0,
+              jvm_properties: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """One official Kafka tool (java -cp 'kafka-jars/*' <main class> ...), bounded."""
     cmd = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+           *(f"-D{k}={v}" for k, v in (jvm_properties or {}).items()),
            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
            "-cp", str(jars_dir / "*"), main_class, *map(str, args)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,

@@ -128,7 +128,9 @@ enum Exchange {
     },
     /// OAUTHBEARER: waiting for the initial response, or, after a refused
     /// token, for the client's \x01 that acknowledges the error challenge.
-    Bearer { challenge: Option<String> },
+    Bearer {
+        challenge: Option<String>,
+    },
     Over,
 }
 

@@ -332,8 +332,7 @@ impl RunningBroker {
                 .listener(&listener.name)
                 .cloned()
                 .ok_or_else(|| io::Error::other(format!("no security settings for listener {}", listener.name)))?;
-            let context =
-                Arc::new(
+            let context = Arc::new(
                 ListenerContext::start(&listener.name, &security, broker.clone())
                     .await
                     .map_err(io::Error::other)?,

@@ -5,9 +5,9 @@ pub mod cluster;
 pub mod dynamic_broker;
 pub mod group;
 pub mod listener;
+pub mod oauthbearer;
 pub mod properties;
 pub mod replication;
-pub mod oauthbearer;
 pub mod security;
 pub mod topic;
 

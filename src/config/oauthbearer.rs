@@ -99,7 +99,13 @@ fn lookup<'a>(props: &'a IndexMap<String, String>, listener: &str, key: &str) ->
     .find_map(|k| props.get(&k).map(|v| (k, v.as_str())))
 }
 
-fn number(props: &IndexMap<String, String>, listener: &str, key: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
+fn number(
+    props: &IndexMap<String, String>,
+    listener: &str,
+    key: &str,
+    default: u64,
+    min: u64,
+) -> Result<u64, ConfigError> {
     match lookup(props, listener, key) {
         None => Ok(default),
         Some((k, v)) => v
@@ -197,7 +203,11 @@ pub fn parse(
     if let Some((k, v)) = lookup(props, listener, "sasl.oauthbearer.jwt.validator.class") {
         let name = v.trim().rsplit('.').next().unwrap_or_default();
         if !["DefaultJwtValidator", "BrokerJwtValidator", "ClientJwtValidator"].contains(&name) {
-            return Err(bad(&k, v, "not supported: DefaultJwtValidator, BrokerJwtValidator or ClientJwtValidator"));
+            return Err(bad(
+                &k,
+                v,
+                "not supported: DefaultJwtValidator, BrokerJwtValidator or ClientJwtValidator",
+            ));
         }
     }
     let claims = claim_names(props, listener);
@@ -206,7 +216,12 @@ pub fn parse(
     };
     let source = jwks_source(&url_key, url.trim())?;
     let expected_audience: Vec<String> = text(props, listener, "sasl.oauthbearer.expected.audience")
-        .map(|v| v.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let expected_issuer = text(props, listener, "sasl.oauthbearer.expected.issuer");
     // Kafka 4.4 refuses to start a validator that would take any audience or
@@ -227,9 +242,27 @@ pub fn parse(
     }
     Ok(OAuthBearerSettings::Jwks(JwksSettings {
         source,
-        refresh_ms: number(props, listener, "sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000, 1)?,
-        retry_backoff_ms: number(props, listener, "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100, 0)?,
-        retry_backoff_max_ms: number(props, listener, "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", 10_000, 0)?,
+        refresh_ms: number(
+            props,
+            listener,
+            "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+            3_600_000,
+            1,
+        )?,
+        retry_backoff_ms: number(
+            props,
+            listener,
+            "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+            100,
+            0,
+        )?,
+        retry_backoff_max_ms: number(
+            props,
+            listener,
+            "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+            10_000,
+            0,
+        )?,
         expected_audience,
         expected_issuer,
         clock_skew_s: number(props, listener, "sasl.oauthbearer.clock.skew.seconds", 30, 0)?,

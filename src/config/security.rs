@@ -313,7 +313,9 @@ pub fn jaas_options(jaas: &str) -> HashMap<String, String> {
                 None => break,
             },
             None => {
-                let end = after.find(|c: char| c.is_whitespace() || c == ';').unwrap_or(after.len());
+                let end = after
+                    .find(|c: char| c.is_whitespace() || c == ';')
+                    .unwrap_or(after.len());
                 (&after[..end], &after[end..])
             }
         };
@@ -521,7 +523,9 @@ pub fn is_security_key(key: &str) -> bool {
     // `listener.name.<l>.oauthbearer.sasl.oauthbearer.*`: a key of one mechanism.
     let bare = bare.strip_prefix("oauthbearer.").unwrap_or(bare);
     KEYS.contains(&bare)
-        || super::oauthbearer::KEYS.contains(&bare) || bare.ends_with(".sasl.jaas.config") || bare.ends_with(".sasl.server.callback.handler.class")
+        || super::oauthbearer::KEYS.contains(&bare)
+        || bare.ends_with(".sasl.jaas.config")
+        || bare.ends_with(".sasl.server.callback.handler.class")
 }
 
 #[cfg(test)]

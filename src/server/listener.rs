@@ -3,8 +3,8 @@
 
 use super::connection;
 use super::tls;
-use crate::auth::principal_mapping::PrincipalMapper;
 use crate::auth::oauthbearer::validator::TokenValidator;
+use crate::auth::principal_mapping::PrincipalMapper;
 use crate::auth::sasl::Credentials;
 use crate::auth::scram::ScramMechanism;
 use crate::broker::Broker;
@@ -73,7 +73,11 @@ impl Credentials for ListenerCredentials {
 impl ListenerContext {
     /// Builds a listener's TLS acceptor and SASL credentials (starting its
     /// OAUTHBEARER validator, which may fetch keys); errors name what is wrong.
-    pub async fn start(name: &str, security: &ListenerSecurity, broker: Arc<Broker>) -> Result<ListenerContext, String> {
+    pub async fn start(
+        name: &str,
+        security: &ListenerSecurity,
+        broker: Arc<Broker>,
+    ) -> Result<ListenerContext, String> {
         let bearer = match security.sasl.as_ref().and_then(|s| s.oauthbearer.as_ref()) {
             Some(settings) => Some(Arc::new(
                 TokenValidator::start(settings, broker.shutdown.clone())

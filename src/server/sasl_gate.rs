@@ -65,6 +65,8 @@ pub struct SaslGate {
     /// The session came from a delegation token (which may not manage tokens).
     token: bool,
     expires: Option<Instant>,
+    /// When the last re-authentication began (Kafka allows one a second).
+    last_reauth: Option<Instant>,
     pending: Pending,
 }
 
@@ -77,6 +79,7 @@ impl SaslGate {
             principal: None,
             token: false,
             expires: None,
+            last_reauth: None,
             pending: Pending::Nothing,
         }
     }
@@ -125,6 +128,24 @@ impl SaslGate {
         if req.api_key == ApiKey::SaslHandshake {
             let handshake =
                 SaslHandshakeRequest::decode(&mut body, version).map_err(|e| decode_error(e.to_string()))?;
+            if self.principal.is_some() && matches!(self.pending, Pending::Nothing) {
+                // A re-authentication. Kafka takes one only while a session
+                // lifetime applies and at most once a second; otherwise the
+                // handshake is answered as on any authenticated connection.
+                let too_soon = self
+                    .last_reauth
+                    .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
+                if self.expires.is_none() || too_soon {
+                    let response =
+                        SaslHandshakeResponse::default().with_error_code(ResponseError::IllegalSaslState.code());
+                    return Ok(GateReply {
+                        response: encode_response(ApiKey::SaslHandshake, version, cid, &response)?,
+                        close: false,
+                        failed: false,
+                    });
+                }
+                self.last_reauth = Some(now);
+            }
             let wanted = SaslMechanism::parse(&handshake.mechanism).filter(|m| self.mechanisms.contains(m));
             let (code, close) = match (&self.pending, wanted) {
                 (Pending::Exchanging(_), _) => (ResponseError::IllegalSaslState.code(), true),

@@ -39,7 +39,10 @@ fn is_value(s: &str) -> bool {
 /// `b64token` of RFC 6750: what Kafka's AUTH_PATTERN takes as a token.
 fn is_token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
-    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_~+/.".contains(&b))
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_~+/.".contains(&b))
 }
 
 pub fn parse(bytes: &[u8]) -> Result<InitialResponse, &'static str> {

@@ -125,7 +125,13 @@ impl JwksKeys {
         self.refresh_now.notify_one();
     }
 
-    async fn refresh_loop(self: Arc<Self>, every: Duration, backoff: Duration, backoff_max: Duration, shutdown: CancellationToken) {
+    async fn refresh_loop(
+        self: Arc<Self>,
+        every: Duration,
+        backoff: Duration,
+        backoff_max: Duration,
+        shutdown: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,

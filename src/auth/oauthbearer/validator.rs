@@ -19,7 +19,10 @@ use std::sync::Arc;
 pub enum TokenValidator {
     Unsecured(UnsecuredOptions),
     ClaimsOnly(ClaimNames),
-    Signed { settings: JwksSettings, keys: Arc<JwksKeys> },
+    Signed {
+        settings: JwksSettings,
+        keys: Arc<JwksKeys>,
+    },
 }
 
 impl TokenValidator {
@@ -70,13 +73,19 @@ fn unsecured(options: &UnsecuredOptions, token: &str, now_ms: i64) -> Result<Bea
     let skew = options.clock_skew_ms;
     let issued_ms = jwt::seconds_claim_ms(&jwt.claims, "iat")?;
     if issued_ms.is_some_and(|iat| iat > now_ms + skew) {
-        return Err(Rejection::invalid("The Issued At value was after the current time plus allowable clock skew"));
+        return Err(Rejection::invalid(
+            "The Issued At value was after the current time plus allowable clock skew",
+        ));
     }
     if now_ms - skew >= expires_ms {
-        return Err(Rejection::invalid("The current time minus allowable clock skew was on or after the Expiration Time"));
+        return Err(Rejection::invalid(
+            "The current time minus allowable clock skew was on or after the Expiration Time",
+        ));
     }
     if issued_ms.is_some_and(|iat| expires_ms <= iat) {
-        return Err(Rejection::invalid("The Expiration Time was not after the Issued At time"));
+        return Err(Rejection::invalid(
+            "The Expiration Time was not after the Issued At time",
+        ));
     }
     if let Some(missing) = options.required_scope.iter().find(|s| !scope.contains(s)) {
         return Err(Rejection {
@@ -142,8 +151,8 @@ fn verifies_family(key: &Jwk, alg: jsonwebtoken::Algorithm) -> bool {
 }
 
 fn signed(settings: &JwksSettings, store: &JwksKeys, token: &str) -> Result<BearerToken, Rejection> {
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|e| Rejection::invalid(format!("Could not validate the access token: {e}")))?;
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|e| Rejection::invalid(format!("Could not validate the access token: {e}")))?;
     let keys = store.keys();
     let candidates = candidate_keys(&keys, header.kid.as_deref(), header.alg);
     if candidates.is_empty() {
@@ -175,7 +184,9 @@ fn signed(settings: &JwksSettings, store: &JwksKeys, token: &str) -> Result<Bear
         match jsonwebtoken::decode::<Claims>(token, &key, &validation) {
             Ok(data) => {
                 if !data.claims.contains_key("iat") {
-                    return Err(Rejection::invalid("Could not validate the access token: No Issued At (iat) claim present"));
+                    return Err(Rejection::invalid(
+                        "Could not validate the access token: No Issued At (iat) claim present",
+                    ));
                 }
                 return claims_token(&settings.claims, &data.claims);
             }

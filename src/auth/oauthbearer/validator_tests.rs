@@ -50,7 +50,10 @@ fn unsecured_tokens_as_kafkas_default_handler() {
         json!({"sub":"alice"}),
         json!({"sub":"","exp":exp}),
     ] {
-        assert!(v.validate(&unsecured_token(claims.clone()), NOW_MS).is_err(), "{claims}");
+        assert!(
+            v.validate(&unsecured_token(claims.clone()), NOW_MS).is_err(),
+            "{claims}"
+        );
     }
     let signed = unsecured_token(json!({"sub":"a","exp":exp})) + "c2ln";
     assert!(v.validate(&signed, NOW_MS).is_err());
@@ -59,9 +62,15 @@ fn unsecured_tokens_as_kafkas_default_handler() {
     let refused = scoped
         .validate(&unsecured_token(json!({"sub":"a","exp":exp,"scope":"read"})), NOW_MS)
         .unwrap_err();
-    assert_eq!(refused.challenge(), r#"{"status":"insufficient_scope", "scope":"[write]"}"#);
+    assert_eq!(
+        refused.challenge(),
+        r#"{"status":"insufficient_scope", "scope":"[write]"}"#
+    );
     assert!(scoped
-        .validate(&unsecured_token(json!({"sub":"a","exp":exp,"scope":["read","write"]})), NOW_MS)
+        .validate(
+            &unsecured_token(json!({"sub":"a","exp":exp,"scope":["read","write"]})),
+            NOW_MS
+        )
         .is_ok());
 }
 
@@ -124,14 +133,20 @@ fn signed_tokens_are_checked_against_the_jwks_keys() {
     assert!(v.validate(&sign(&idp, None, good.clone()), 0).is_ok());
     let with = |change: serde_json::Value| {
         let mut claims = good.clone();
-        claims.as_object_mut().unwrap().extend(change.as_object().unwrap().clone());
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
         claims
     };
     let refused = [
         ("signed by another key", sign(&other, Some("k1"), good.clone())),
         ("an unknown kid", sign(&idp, Some("k2"), good.clone())),
         ("wrong audience", sign(&idp, Some("k1"), with(json!({"aud":"other"})))),
-        ("wrong issuer", sign(&idp, Some("k1"), with(json!({"iss":"https://evil"})))),
+        (
+            "wrong issuer",
+            sign(&idp, Some("k1"), with(json!({"iss":"https://evil"}))),
+        ),
         ("expired", sign(&idp, Some("k1"), with(json!({"exp": now - 30})))),
         ("not yet valid", sign(&idp, Some("k1"), with(json!({"nbf": now + 60})))),
         ("no iat", {
@@ -151,7 +166,9 @@ fn signed_tokens_are_checked_against_the_jwks_keys() {
         assert_eq!(rejection.challenge(), r#"{"status":"invalid_token"}"#, "{what}");
     }
     // Expired within the clock skew is still good.
-    assert!(v.validate(&sign(&idp, Some("k1"), with(json!({"exp": now - 2}))), 0).is_ok());
+    assert!(v
+        .validate(&sign(&idp, Some("k1"), with(json!({"exp": now - 2}))), 0)
+        .is_ok());
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 pub mod acl;
 pub mod delegation_token;
+pub mod gssapi;
+pub mod kerberos_rules;
 pub mod oauthbearer;
 pub mod principal_mapping;
 pub mod sasl;

@@ -4,6 +4,7 @@
 //! listener's token validator (`oauthbearer`). The exchange does no I/O of
 //! its own: each client token in, one server token out.
 
+use super::gssapi::{GssStep, GssapiExchange, Kerberos};
 use super::oauthbearer::initial_response;
 use super::oauthbearer::validator::TokenValidator;
 use super::scram::{ScramCredential, ScramMechanism};
@@ -35,6 +36,10 @@ pub trait Credentials: Send + Sync {
     }
     /// The listener's OAUTHBEARER validator (none when the mechanism is off).
     fn bearer(&self) -> Option<Arc<TokenValidator>> {
+        None
+    }
+    /// The listener's Kerberos identity (none when GSSAPI is off).
+    fn kerberos(&self) -> Option<Arc<Kerberos>> {
         None
     }
 }
@@ -131,6 +136,7 @@ enum Exchange {
     Bearer {
         challenge: Option<String>,
     },
+    Gssapi(Box<GssapiExchange>),
     Over,
 }
 
@@ -146,6 +152,7 @@ impl SaslExchange {
         let exchange = match ScramMechanism::parse(mechanism.name()) {
             Some(scram) => Exchange::ScramFirst(scram),
             None if mechanism == SaslMechanism::OAuthBearer => Exchange::Bearer { challenge: None },
+            None if mechanism == SaslMechanism::Gssapi => Exchange::Gssapi(Box::new(GssapiExchange::start())),
             None => {
                 let config = SASLConfig::builder()
                     .with_defaults()
@@ -255,6 +262,28 @@ impl SaslExchange {
                             challenge: Some(challenge.clone()),
                         };
                         Ok(Step::Continue(challenge.into_bytes()))
+                    }
+                }
+            }
+            Exchange::Gssapi(mut gssapi) => {
+                let kerberos = self.credentials.kerberos().ok_or(SaslError::Unavailable("GSSAPI"))?;
+                match gssapi.step(&kerberos, token) {
+                    Ok(GssStep::Continue(out)) => {
+                        self.exchange = Exchange::Gssapi(gssapi);
+                        Ok(Step::Continue(out))
+                    }
+                    Ok(GssStep::Done { short_name, peer }) => {
+                        tracing::info!(kerberos_principal = %peer, "Kerberos principal authenticated");
+                        Ok(Step::Done {
+                            response: Vec::new(),
+                            principal: format!("User:{short_name}"),
+                            token: false,
+                            expires_ms: None,
+                        })
+                    }
+                    Err(reason) => {
+                        tracing::info!(%reason, "GSSAPI authentication failed");
+                        Err(fail)
                     }
                 }
             }

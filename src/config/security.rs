@@ -65,6 +65,7 @@ pub enum SaslMechanism {
     ScramSha256,
     ScramSha512,
     OAuthBearer,
+    Gssapi,
 }
 
 impl SaslMechanism {
@@ -74,6 +75,7 @@ impl SaslMechanism {
             "SCRAM-SHA-256" => Some(SaslMechanism::ScramSha256),
             "SCRAM-SHA-512" => Some(SaslMechanism::ScramSha512),
             "OAUTHBEARER" => Some(SaslMechanism::OAuthBearer),
+            "GSSAPI" => Some(SaslMechanism::Gssapi),
             _ => None,
         }
     }
@@ -84,6 +86,7 @@ impl SaslMechanism {
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
             SaslMechanism::OAuthBearer => "OAUTHBEARER",
+            SaslMechanism::Gssapi => "GSSAPI",
         }
     }
 }
@@ -118,6 +121,20 @@ pub struct SaslSettings {
     pub plain_users: HashMap<String, String>,
     /// How OAUTHBEARER tokens are checked, when the mechanism is enabled.
     pub oauthbearer: Option<super::oauthbearer::OAuthBearerSettings>,
+    /// The broker's Kerberos identity, when GSSAPI is enabled.
+    pub gssapi: Option<GssapiSettings>,
+}
+
+/// GSSAPI on a listener: Kafka's Krb5LoginModule options and Kerberos keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GssapiSettings {
+    pub keytab: std::path::PathBuf,
+    /// The broker's principal, e.g. `kafka/broker1.example.com@EXAMPLE.COM`.
+    pub principal: String,
+    /// `sasl.kerberos.service.name`.
+    pub service_name: String,
+    /// `sasl.kerberos.principal.to.local.rules`, as written.
+    pub principal_to_local_rules: String,
 }
 
 #[derive(Debug, Clone)]
@@ -345,7 +362,9 @@ fn sasl_settings(props: &IndexMap<String, String>, listener: &str) -> Result<Sas
                     bad(
                         &k,
                         v,
-                        format!("mechanism {m} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)"),
+                        format!(
+                            "mechanism {m} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, GSSAPI)"
+                        ),
                     )
                 })?);
             }
@@ -378,10 +397,69 @@ fn sasl_settings(props: &IndexMap<String, String>, listener: &str) -> Result<Sas
     } else {
         None
     };
+    let gssapi = if mechanisms.contains(&SaslMechanism::Gssapi) {
+        Some(gssapi_settings(props, listener)?)
+    } else {
+        None
+    };
     Ok(SaslSettings {
         mechanisms,
         plain_users,
         oauthbearer,
+        gssapi,
+    })
+}
+
+/// The broker's keytab and principal from the listener's GSSAPI JAAS config
+/// (`com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true
+/// keyTab="..." principal="...";`), and the `sasl.kerberos.*` keys.
+fn gssapi_settings(props: &IndexMap<String, String>, listener: &str) -> Result<GssapiSettings, ConfigError> {
+    let lower = listener.to_ascii_lowercase();
+    let jaas_key = format!("listener.name.{lower}.gssapi.sasl.jaas.config");
+    let (key, jaas) = [jaas_key.clone(), format!("listener.name.{lower}.sasl.jaas.config"), "sasl.jaas.config".into()]
+        .into_iter()
+        .find_map(|k| props.get(&k).map(|v| (k, v.clone())))
+        .ok_or_else(|| {
+            bad(
+                &jaas_key,
+                "",
+                format!("listener {listener} enables GSSAPI but names no keytab: set a Krb5LoginModule JAAS config with useKeyTab=true keyTab=\"...\" principal=\"...\""),
+            )
+        })?;
+    let options = jaas_options(&jaas);
+    let option = |name: &str| {
+        options
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    if !jaas.contains("Krb5LoginModule") || option("useKeyTab").is_none_or(|v| !v.eq_ignore_ascii_case("true")) {
+        return Err(bad(&key, "(JAAS)", "GSSAPI needs Krb5LoginModule with useKeyTab=true"));
+    }
+    let keytab = option("keyTab").ok_or_else(|| bad(&key, "(JAAS)", "GSSAPI needs keyTab=\"<path>\""))?;
+    let principal = option("principal")
+        .ok_or_else(|| bad(&key, "(JAAS)", "GSSAPI needs principal=\"<service>/<host>@<REALM>\""))?;
+    let service_name = lookup(props, listener, "gssapi.sasl.kerberos.service.name")
+        .or_else(|| lookup(props, listener, "sasl.kerberos.service.name"))
+        .map(|(_, v)| v.trim().to_string())
+        .or_else(|| option("serviceName"))
+        .ok_or_else(|| {
+            bad(
+                "sasl.kerberos.service.name",
+                "",
+                "No serviceName defined in either JAAS or Kafka config",
+            )
+        })?;
+    let principal_to_local_rules = lookup(props, listener, "sasl.kerberos.principal.to.local.rules")
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| "DEFAULT".into());
+    crate::auth::kerberos_rules::KerberosShortNamer::parse("", &principal_to_local_rules)
+        .map_err(|e| bad("sasl.kerberos.principal.to.local.rules", &principal_to_local_rules, e))?;
+    Ok(GssapiSettings {
+        keytab: keytab.into(),
+        principal,
+        service_name,
+        principal_to_local_rules,
     })
 }
 
@@ -506,6 +584,8 @@ pub fn is_security_key(key: &str) -> bool {
         "sasl.enabled.mechanisms",
         "sasl.mechanism.inter.broker.protocol",
         "sasl.jaas.config",
+        "sasl.kerberos.service.name",
+        "sasl.kerberos.principal.to.local.rules",
         "authorizer.class.name",
         "super.users",
         "allow.everyone.if.no.acl.found",
@@ -522,6 +602,7 @@ pub fn is_security_key(key: &str) -> bool {
     };
     // `listener.name.<l>.oauthbearer.sasl.oauthbearer.*`: a key of one mechanism.
     let bare = bare.strip_prefix("oauthbearer.").unwrap_or(bare);
+    let bare = bare.strip_prefix("gssapi.").unwrap_or(bare);
     KEYS.contains(&bare)
         || super::oauthbearer::KEYS.contains(&bare)
         || bare.ends_with(".sasl.jaas.config")

@@ -3,6 +3,8 @@
 
 use super::connection;
 use super::tls;
+use crate::auth::gssapi::{self, Acceptor, Kerberos};
+use crate::auth::kerberos_rules::KerberosShortNamer;
 use crate::auth::oauthbearer::validator::TokenValidator;
 use crate::auth::principal_mapping::PrincipalMapper;
 use crate::auth::sasl::Credentials;
@@ -43,6 +45,7 @@ struct ListenerCredentials {
     broker: Arc<Broker>,
     plain: HashMap<String, String>,
     bearer: Option<Arc<TokenValidator>>,
+    kerberos: Option<Arc<Kerberos>>,
 }
 
 impl Credentials for ListenerCredentials {
@@ -54,6 +57,9 @@ impl Credentials for ListenerCredentials {
     }
     fn bearer(&self) -> Option<Arc<TokenValidator>> {
         self.bearer.clone()
+    }
+    fn kerberos(&self) -> Option<Arc<Kerberos>> {
+        self.kerberos.clone()
     }
     fn token(&self, token_id: &str, mechanism: ScramMechanism) -> Option<crate::auth::sasl::TokenLogin> {
         let secret = self.broker.config.security.delegation_tokens.secret_key.as_deref()?;
@@ -86,7 +92,13 @@ impl ListenerContext {
             )),
             None => None,
         };
-        Self::new(name, security, broker, bearer)
+        let kerberos = match security.sasl.as_ref().and_then(|s| s.gssapi.as_ref()) {
+            Some(settings) => Some(Arc::new(
+                kerberos(settings).map_err(|e| format!("listener {name}: {e}"))?,
+            )),
+            None => None,
+        };
+        Self::new(name, security, broker, bearer, kerberos)
     }
 
     fn new(
@@ -94,6 +106,7 @@ impl ListenerContext {
         security: &ListenerSecurity,
         broker: Arc<Broker>,
         bearer: Option<Arc<TokenValidator>>,
+        kerberos: Option<Arc<Kerberos>>,
     ) -> Result<ListenerContext, String> {
         let tls = match &security.tls {
             Some(settings) => Some(tls::acceptor(settings).map_err(|e| format!("listener {name}: {e}"))?),
@@ -120,9 +133,27 @@ impl ListenerContext {
             security: security.clone(),
             tls,
             principal_mapper,
-            credentials: Arc::new(ListenerCredentials { broker, plain, bearer }),
+            credentials: Arc::new(ListenerCredentials {
+                broker,
+                plain,
+                bearer,
+                kerberos,
+            }),
         })
     }
+}
+
+/// The broker's Kerberos key (from its keytab) and the principal rules; the
+/// default realm is krb5.conf's, else the broker's own principal's.
+fn kerberos(settings: &crate::config::security::GssapiSettings) -> Result<Kerberos, String> {
+    let own_realm = crate::auth::kerberos_rules::parse_name(&settings.principal)?
+        .realm
+        .map(str::to_string);
+    let realm = gssapi::default_realm().or(own_realm).unwrap_or_default();
+    Ok(Kerberos {
+        acceptor: Acceptor::new(&settings.keytab, &settings.principal)?,
+        namer: KerberosShortNamer::parse(&realm, &settings.principal_to_local_rules)?,
+    })
 }
 
 /// Binds every address the host resolves to (all interfaces when the host is

@@ -263,3 +263,30 @@ def test_expired_tokens_no_longer_log_in(tokens):
         answer, conn = token_login(tokens, short.token_id, short.hmac)
         conn.close()
         assert answer.error_code == SASL_AUTHENTICATION_FAILED
+
+
+def test_a_replayed_token_login_is_refused(tokens):
+    """Someone who recorded a token login replays the client's messages on a new
+    connection: the server's nonce differs, so the recorded proof fails."""
+    from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
+    with logged_in(tokens, "alice") as alice:
+        made = create(alice)
+        assert made.error_code == 0
+    password = base64.b64encode(made.hmac).decode()
+    nonce = uuid.uuid4().hex
+    recorded = []
+    with RawConnection(tokens, "SASL_PLAINTEXT") as conn:
+        assert conn.call(SaslHandshakeRequest(mechanism="SCRAM-SHA-512"), 1).error_code == 0
+        first = security.scram_client_first(made.token_id, nonce, ",tokenauth=true")
+        server_first = conn.call(SaslAuthenticateRequest(auth_bytes=first), 1).auth_bytes
+        final = security.scram_client_final("SCRAM-SHA-512", made.token_id, password, nonce,
+                                            server_first, ",tokenauth=true")
+        assert conn.call(SaslAuthenticateRequest(auth_bytes=final), 1).error_code == 0
+        recorded = [first, final]
+    with RawConnection(tokens, "SASL_PLAINTEXT") as replay:
+        assert replay.call(SaslHandshakeRequest(mechanism="SCRAM-SHA-512"), 1).error_code == 0
+        again = replay.call(SaslAuthenticateRequest(auth_bytes=recorded[0]), 1)
+        assert again.error_code == 0 and again.auth_bytes != server_first
+        answer = replay.call(SaslAuthenticateRequest(auth_bytes=recorded[1]), 1)
+        assert answer.error_code == SASL_AUTHENTICATION_FAILED
+        replay.read_until_closed()

@@ -307,6 +307,13 @@ def java_tool(jars_dir: Path, log4j: Path, main_class: str, *args: str,
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def tools_log4j(tmp_path_factory) -> Path:
+    """A log4j2 file for the Java tools (warnings and errors on stderr); for module fixtures."""
+    path = tmp_path_factory.mktemp("tools") / "tools-log4j2.properties"
+    path.write_text(TOOLS_LOG4J2)
+    return path
+
+
 TOOLS_LOG4J2 = """\
 status = warn
 appender.stderr.type = Console

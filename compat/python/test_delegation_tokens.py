@@ -64,9 +64,7 @@ def tokens(tmp_path_factory, certs):
 
 @pytest.fixture(scope="module")
 def log4j(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tools") / "tools-log4j2.properties"
-    path.write_text(security.TOOLS_LOG4J2)
-    return path
+    return security.tools_log4j(tmp_path_factory)
 
 
 # ----------------------------------------------------------------------------- raw helpers

@@ -83,9 +83,7 @@ def sb(tmp_path_factory, kdc):
 
 @pytest.fixture(scope="module")
 def log4j(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tools") / "tools-log4j2.properties"
-    path.write_text(security.TOOLS_LOG4J2)
-    return path
+    return security.tools_log4j(tmp_path_factory)
 
 
 def java_kerberos(kdc, tmp_path: Path) -> dict[str, str]:

@@ -91,9 +91,7 @@ def sb(tmp_path_factory, idp):
 
 @pytest.fixture(scope="module")
 def log4j(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tools") / "tools-log4j2.properties"
-    path.write_text(security.TOOLS_LOG4J2)
-    return path
+    return security.tools_log4j(tmp_path_factory)
 
 
 def topic(prefix: str = "oauth-") -> str:

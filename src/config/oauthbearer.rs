@@ -7,6 +7,7 @@
 //! Every `sasl.oauthbearer.*` key may carry a `listener.name.<l>.` or
 //! `listener.name.<l>.oauthbearer.` prefix.
 
+use super::security::bad;
 use super::ConfigError;
 use indexmap::IndexMap;
 use std::collections::HashMap;
@@ -77,14 +78,6 @@ pub enum OAuthBearerSettings {
     /// `ClientJwtValidator`, which reads the claims and checks no signature.
     ClaimsOnly(ClaimNames),
     Jwks(JwksSettings),
-}
-
-fn bad(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::InvalidValue {
-        key: key.to_string(),
-        value: value.to_string(),
-        reason: reason.into(),
-    }
 }
 
 /// A key for the OAUTHBEARER mechanism of one listener: the most specific form first.

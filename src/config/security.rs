@@ -171,7 +171,7 @@ impl SecurityConfig {
 
 const DEFAULT_PROTOCOL_MAP: &str = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
 
-fn bad(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+pub(super) fn bad(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::InvalidValue {
         key: key.to_string(),
         value: value.to_string(),

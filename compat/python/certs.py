@@ -74,6 +74,7 @@ class Certs:
     client_v1: Identity
     rogue_v1: Identity
     forged_v1: Identity
+    expired_v1: Identity    # a v1 client of the trusted CA, valid only in 2020
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -123,6 +124,43 @@ def _issue(d: Path, name: str, subject: str, dn: str, extensions: str | None,
     return Identity(key=key, cert=cert, pem=pem, dn=dn)
 
 
+def _issue_expired(d: Path, name: str, subject: str, dn: str, ca_key: Path,
+                   ca_cert: Path) -> Identity:
+    """A v1 certificate of the CA whose validity ended years ago: `openssl ca` takes
+    explicit dates (`x509 -req` cannot backdate), and with no extensions section it
+    makes a v1 certificate too."""
+    key = _key(d, name)
+    csr = d / f"{name}.csr"
+    cert = d / f"{name}.crt"
+    db = d / f"{name}-ca"
+    (db / "new").mkdir(parents=True, exist_ok=True)
+    (db / "index.txt").write_text("")
+    (db / "serial").write_text("1000\n")
+    config = db / "ca.cnf"
+    config.write_text(f"""[ ca ]
+default_ca = expired
+[ expired ]
+database = {db}/index.txt
+new_certs_dir = {db}/new
+serial = {db}/serial
+default_md = sha256
+policy = any
+unique_subject = no
+[ any ]
+countryName = optional
+organizationName = optional
+commonName = supplied
+""")
+    openssl("req", "-new", "-key", str(key), "-subj", subject, "-config", "/dev/null",
+            "-out", str(csr), cwd=d)
+    openssl("ca", "-batch", "-config", str(config), "-cert", str(ca_cert), "-keyfile",
+            str(ca_key), "-in", str(csr), "-out", str(cert), "-notext",
+            "-startdate", "20200101000000Z", "-enddate", "20201231000000Z", cwd=d)
+    pem = d / f"{name}.pem"
+    pem.write_text(key.read_text() + cert.read_text() + ca_cert.read_text())
+    return Identity(key=key, cert=cert, pem=pem, dn=dn)
+
+
 def make_certs(d: Path) -> Certs:
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
@@ -144,9 +182,11 @@ def make_certs(d: Path) -> Certs:
                        None, client1.key, client1.cert)
     # Its issuer goes with it, so that the broker sees the whole (bad) chain.
     forged_v1.cert.write_text(forged_v1.cert.read_text() + client1.cert.read_text())
+    expired_v1 = _issue_expired(d, "expired-v1", "/C=US/O=Acme/CN=client-v1",
+                                "CN=client-v1,O=Acme,C=US", ca_key, ca)
     return Certs(dir=d, ca=ca, server=server, client1=client1, client2=client2,
                  rogue_ca=rogue_ca, rogue=rogue, client_v1=client_v1, rogue_v1=rogue_v1,
-                 forged_v1=forged_v1)
+                 forged_v1=forged_v1, expired_v1=expired_v1)
 
 
 if __name__ == "__main__":  # by hand: python3 certs.py DIR

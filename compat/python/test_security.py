@@ -1092,11 +1092,13 @@ def test_v1_client_certificate_signs_either_tls_handshake(secure, certs, version
         assert conn.call(ApiVersionsRequest(), 0).error_code == 0
 
 
-@pytest.mark.parametrize("who", ["rogue-v1", "forged-v1"])
+@pytest.mark.parametrize("who", ["rogue-v1", "forged-v1", "expired-v1"])
 def test_v1_client_certificate_refused(secure, certs, still_serving, caplog, who):
-    """A v1 certificate from a CA nobody trusts, or signed by a trusted certificate that is
-    no CA (client-1's, sent along as the chain): the TLS handshake fails."""
-    identity = certs.rogue_v1 if who == "rogue-v1" else certs.forged_v1
+    """A v1 certificate from a CA nobody trusts, one signed by a trusted certificate that
+    is no CA (client-1's, sent along as the chain), and one of the trusted CA that expired
+    in 2020: the TLS handshake fails."""
+    identity = {"rogue-v1": certs.rogue_v1, "forged-v1": certs.forged_v1,
+                "expired-v1": certs.expired_v1}[who]
     errors = ck_connect_errors(secure, mtls(identity))
     assert errors and errors[0].code() == RD_TRANSPORT, errors
     logged = kp_connect_fails(secure, mtls(identity), caplog)

@@ -136,6 +136,11 @@ impl SaslGate {
                     .last_reauth
                     .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
                 if self.expires.is_none() || too_soon {
+                    warn!(
+                        %peer,
+                        reason = if too_soon { "within a second of the last" } else { "no session lifetime" },
+                        "re-authentication refused"
+                    );
                     let response =
                         SaslHandshakeResponse::default().with_error_code(ResponseError::IllegalSaslState.code());
                     return Ok(GateReply {

@@ -8,6 +8,7 @@ pub mod listener;
 pub mod oauthbearer;
 pub mod properties;
 pub mod replication;
+pub mod sasl;
 pub mod security;
 pub mod topic;
 

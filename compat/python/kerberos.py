@@ -13,6 +13,8 @@ as the client names it (127.0.0.1).
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import shutil
 import subprocess
@@ -92,16 +94,21 @@ class Kdc:
 
     def start(self) -> "Kdc":
         self._run(_tool("kdb5_util"), "create", "-s", "-r", REALM, "-P", "compat-master-key")
+        self.add_principal("compat-probe")
+        return self._launch({})
+
+    def _launch(self, extra_env: dict[str, str]) -> "Kdc":
         log = open(self.workdir / "krb5kdc.out", "ab")
-        self.proc = subprocess.Popen([_tool("krb5kdc"), "-n", "-r", REALM], env=self.env,
+        self.proc = subprocess.Popen([_tool("krb5kdc"), "-n", "-r", REALM],
+                                     env={**self.env, **extra_env},
                                      stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + 20
-        self.add_principal("compat-probe")
         probe = self.keytab("compat-probe")
         while True:  # ready when a kinit goes through
             done = subprocess.run(["kinit", "-k", "-t", str(probe), "compat-probe"],
-                                  env={**self.env, "KRB5CCNAME": f"FILE:{self.workdir}/probe.cc"},
+                                  env={**self.env, **extra_env,
+                                       "KRB5CCNAME": f"FILE:{self.workdir}/probe.cc"},
                                   capture_output=True, text=True, timeout=20)
             if done.returncode == 0:
                 return self
@@ -114,6 +121,28 @@ class Kdc:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+    @staticmethod
+    def faketime_env(behind: str) -> dict[str, str]:
+        """The environment that sets a process's clock `behind` ("2d") the machine's
+        (libfaketime; monotonic clocks left alone so timers still work)."""
+        found = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+        if not found:
+            raise RuntimeError("libfaketime is missing (Debian: faketime)")
+        return {"LD_PRELOAD": found[0], "FAKETIME": f"-{behind}",
+                "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+    @contextlib.contextmanager
+    def clock_behind(self, behind: str):
+        """The KDC runs with its clock `behind` the machine's meanwhile (same port and
+        database), so the tickets it issues end that much earlier."""
+        self.stop()
+        self._launch(self.faketime_env(behind))
+        try:
+            yield self
+        finally:
+            self.stop()
+            self._launch({})
 
     def add_principal(self, name: str) -> None:
         self.kadmin(f"addprinc -randkey {name}")

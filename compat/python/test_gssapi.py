@@ -6,6 +6,9 @@ Clients: kcat (Debian's librdkafka with Cyrus SASL's GSSAPI plugin, kinit from a
 and the Java console producer (Krb5LoginModule with a keytab). The principals' rights
 come from ACLs, so each case also shows which user the broker took the client for.
 
+A replayed AP-REQ comes from a ctypes initiator (gss_client.py); a ticket expired by the
+broker's clock from a KDC and kcat run with their clocks behind (libfaketime).
+
 One broker for the module (security.SecureBroker) with GSSAPI beside PLAIN and SCRAM on
 both SASL listeners. COMPAT_TARGET=kafka runs the same cases against Apache Kafka 4.4.
 """
@@ -24,7 +27,9 @@ import kerberos
 import security
 from apache_kafka import DEFAULT_JARS_DIR
 from certs import make_certs
-from security import acl, create_topics, grant
+from security import RawConnection, acl, create_topics, grant
+
+SASL_AUTHENTICATION_FAILED = 58
 
 pytestmark = pytest.mark.skipif(kerberos.available() is not None,
                                 reason=kerberos.available() or "")
@@ -101,9 +106,12 @@ def topic() -> str:
 
 
 def kcat(sb, kdc, tmp_path: Path, principal: str, keytab: Path, *args: str,
-         input: str | None = None, service: str = "kafka") -> subprocess.CompletedProcess:
-    """kcat on SASL_PLAINTEXT as `principal`, its tickets in a cache of its own."""
-    env = {**kdc.env, "KRB5CCNAME": f"FILE:{tmp_path}/{uuid.uuid4().hex}.cc"}
+         input: str | None = None, service: str = "kafka",
+         faketime: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """kcat on SASL_PLAINTEXT as `principal`, its tickets in a cache of its own;
+    `faketime`: the environment that sets its clock (Kdc.faketime_env)."""
+    env = {**kdc.env, "KRB5CCNAME": f"FILE:{tmp_path}/{uuid.uuid4().hex}.cc",
+           **(faketime or {})}
     return subprocess.run(
         ["kcat", "-b", sb.bootstrap_for("SASL_PLAINTEXT"),
          "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=GSSAPI",
@@ -185,6 +193,60 @@ def test_principal_to_local_rules_name_the_user(sb, kdc, tmp_path):
     refused = kcat_produce(sb, kdc, tmp_path, "carol", kdc.keytab("carol"), name, ["c1"])
     assert refused.returncode != 0 or "authoriz" in refused.stderr.lower(), refused.stderr
     assert "authoriz" in refused.stderr.lower(), refused.stderr
+
+
+def gssapi_first_step(sb, token: bytes):
+    """SaslHandshake(GSSAPI) and the first SaslAuthenticate on a new connection: the
+    broker's answer and the connection."""
+    from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
+    conn = RawConnection(sb, "SASL_PLAINTEXT")
+    assert conn.call(SaslHandshakeRequest(mechanism="GSSAPI"), 1).error_code == 0
+    return conn.call(SaslAuthenticateRequest(auth_bytes=token), 1), conn
+
+
+def test_a_replayed_ap_req_is_refused(sb, kdc, tmp_path, monkeypatch):
+    """Someone who recorded a client's first GSSAPI token (its AP-REQ: ticket and
+    authenticator) sends it again on a new connection: the broker's replay cache knows
+    the authenticator, so the second use fails authentication (the first was taken and
+    answered with the broker's AP-REP)."""
+    import gss_client
+    cache = f"FILE:{tmp_path}/alice.cc"
+    kinit = subprocess.run(["kinit", "-k", "-t", str(kdc.keytab("alice")), "alice"],
+                           env={**kdc.env, "KRB5CCNAME": cache}, capture_output=True, text=True,
+                           timeout=30)
+    assert kinit.returncode == 0, kinit.stderr
+    monkeypatch.setenv("KRB5CCNAME", cache)
+    monkeypatch.setenv("KRB5_CONFIG", str(kdc.krb5_conf))
+    token = gss_client.first_token("kafka@127.0.0.1")
+    first, conn = gssapi_first_step(sb, token)
+    with conn:
+        assert first.error_code == 0, first.error_message
+        assert len(first.auth_bytes) > 0  # the AP-REP: mutual authentication
+    again, conn = gssapi_first_step(sb, token)
+    with conn:
+        assert again.error_code == SASL_AUTHENTICATION_FAILED
+        conn.read_until_closed()
+    fresh, conn = gssapi_first_step(sb, gss_client.first_token("kafka@127.0.0.1"))
+    with conn:
+        assert fresh.error_code == 0, fresh.error_message
+
+
+def test_a_ticket_expired_by_the_brokers_clock_is_refused(sb, kdc, tmp_path):
+    """A client whose clock (and KDC's) is two days behind the broker's gets a ticket
+    that ended a day and a half ago by the broker's clock (10 h tickets): the broker
+    refuses it; good logins go on. (MIT's clients never send a ticket expired by their
+    own clock, so the expired ticket reaches the broker only this way.)"""
+    name = topic()
+    create_topics(sb, name)
+    keytab = kdc.keytab("alice")
+    with kdc.clock_behind("2d"):
+        behind = kcat_produce(sb, kdc, tmp_path, "alice", keytab, name, ["late"],
+                              faketime=kdc.faketime_env("2d"))
+    assert behind.returncode != 0
+    assert "authentication" in behind.stderr.lower(), behind.stderr
+    good = kcat_produce(sb, kdc, tmp_path, "alice", keytab, name, ["on-time"])
+    assert good.returncode == 0, good.stderr
+    assert read_all(sb, name, 1) == [b"on-time"]
 
 
 def test_tickets_the_broker_cannot_read_are_refused(sb, kdc, tmp_path):

@@ -143,12 +143,14 @@ class Node:
     """One process of the cluster. `port` is its PLAINTEXT port (None on a controller-only
     node), `controller_port` its CONTROLLER port (None on a broker-only node)."""
 
-    def __init__(self, spec: NodeSpec, workdir: Path, port: int | None, controller_port: int | None):
+    def __init__(self, spec: NodeSpec, workdir: Path, port: int | None, controller_port: int | None,
+                 sasl_port: int | None = None):
         self.spec = spec
         self.id = spec.node_id
         self.workdir = workdir
         self.port = port
         self.controller_port = controller_port
+        self.sasl_port = sasl_port  # SASL_PLAINTEXT (SCRAM), when the cluster has SCRAM users
         self.config_file = workdir / "server.properties"
         self.data_dir = workdir / "data"
         self.proc: subprocess.Popen | None = None
@@ -200,12 +202,15 @@ class Cluster:
                   controllers are formatted with --initial-controllers id@host:port:dir-id
                   (a directory id each: `directory_ids`), or with --standalone when there is
                   only one, the broker-only nodes with --no-initial-controllers
+    scram_users   `--add-scram` specs ("SCRAM-SHA-512=[name=alice,password=...]") for the
+                  format step; when given, every broker also has a SASL_PLAINTEXT listener
+                  (SCRAM-SHA-256/512, `Node.sasl_port`) beside PLAINTEXT
     """
 
     def __init__(self, impl: str, workdir: str | Path | None = None,
                  nodes: list[NodeSpec] | int = 3, extra_config=None,
                  binary: str | Path | None = None, cluster_id: str | None = None,
-                 dynamic_quorum: bool = False):
+                 dynamic_quorum: bool = False, scram_users: tuple[str, ...] = ()):
         if impl not in IMPLEMENTATIONS:
             raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, not {impl!r}")
         self.impl = impl
@@ -219,6 +224,7 @@ class Cluster:
         self.extra_config = extra_config or {}
         self.cluster_id = cluster_id or random_cluster_id()
         self.dynamic_quorum = dynamic_quorum
+        self.scram_users = tuple(scram_users)
         self.directory_ids = {s.node_id: random_cluster_id() for s in specs if s.is_controller}
         if impl == "kafka":
             if not kafka_tools.jars_present():
@@ -244,7 +250,8 @@ class Cluster:
             d = self.workdir / f"node-{s.node_id}"
             d.mkdir(parents=True, exist_ok=True)
             self.nodes[s.node_id] = Node(s, d, port() if s.is_broker else None,
-                                         port() if s.is_controller else None)
+                                         port() if s.is_controller else None,
+                                         port() if s.is_broker and self.scram_users else None)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ what is where
@@ -332,6 +339,9 @@ class Cluster:
         if n.is_broker:
             listeners.append(f"PLAINTEXT://127.0.0.1:{n.port}")
             advertised.append(f"PLAINTEXT://127.0.0.1:{n.port}")
+        if n.sasl_port is not None:
+            listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{n.sasl_port}")
+            advertised.append(f"SASL_PLAINTEXT://127.0.0.1:{n.sasl_port}")
         if n.is_controller:
             listeners.append(f"CONTROLLER://127.0.0.1:{n.controller_port}")
         config = {
@@ -344,6 +354,12 @@ class Cluster:
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(n.data_dir),
         }
+        if self.scram_users:
+            config["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            config["sasl.enabled.mechanisms"] = "SCRAM-SHA-256,SCRAM-SHA-512"
+            for mechanism in ("scram-sha-256", "scram-sha-512"):
+                config[f"listener.name.sasl_plaintext.{mechanism}.sasl.jaas.config"] = \
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         if n.is_broker:
             config["advertised.listeners"] = ",".join(advertised)
             config["inter.broker.listener.name"] = "PLAINTEXT"
@@ -385,6 +401,8 @@ class Cluster:
             args.append("--standalone")  # a quorum of one, its directory id chosen by the format step
         elif self.dynamic_quorum:
             args += ["--initial-controllers", self.initial_controllers]
+        for spec in self.scram_users:
+            args += ["--add-scram", spec]
         if self.impl == "kafka":
             return kafka_tools.command_line("kafka-storage", *args)
         return [str(self.binary), *args]

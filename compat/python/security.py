@@ -375,10 +375,13 @@ class RawConnection:
     """One connection speaking the protocol by hand (kafka-python's generated request and
     response classes), plain TCP or TLS, for what no client sends on purpose."""
 
-    def __init__(self, sb: SecureBroker, listener: str, timeout: float = 10.0,
-                 cert: Identity | None = None, tls_version: ssl.TLSVersion | None = None):
-        self.sock = socket.create_connection(("127.0.0.1", sb.broker.ports[listener]),
-                                             timeout=timeout)
+    def __init__(self, sb: SecureBroker | None, listener: str, timeout: float = 10.0,
+                 cert: Identity | None = None, tls_version: ssl.TLSVersion | None = None,
+                 port: int | None = None):
+        """`port`: connect there instead of to `sb`'s listener (plain TCP only)."""
+        if port is None:
+            port = sb.broker.ports[listener]
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if "SSL" in listener:
             context = ssl.create_default_context(cafile=str(sb.certs.ca))
             if tls_version is not None:  # only this TLS version

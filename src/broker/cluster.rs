@@ -75,7 +75,7 @@ pub async fn start_quorum(
 
 /// The records a new cluster starts with (Kafka's bootstrap metadata) and
 /// what the format step added (SCRAM credentials).
-fn initial_records(format: &FormatState) -> Vec<MetadataRecord> {
+pub fn initial_records(format: &FormatState) -> Vec<MetadataRecord> {
     let mut records = vec![MetadataRecord::Config {
         resource: ConfigResource::Broker(None),
         name: "min.insync.replicas".into(),
@@ -85,24 +85,20 @@ fn initial_records(format: &FormatState) -> Vec<MetadataRecord> {
     records
 }
 
-/// Whoever first leads an empty quorum writes the initial records. They
-/// are idempotent, so a second leader that also finds the log empty (the
-/// first died before committing) does no harm.
-pub async fn write_initial_records(controller: Arc<Controller>, quorum: Arc<Quorum>, format: FormatState) {
+/// Whoever first leads an empty quorum writes the initial records, even
+/// when no one asks the controller for anything: the controller's first
+/// write to an empty log writes them (before what was asked).
+pub async fn write_initial_records(controller: Arc<Controller>, quorum: Arc<Quorum>) {
     loop {
         if quorum.image().offset >= 0 {
             return;
         }
         if quorum.is_leader() {
-            let records = initial_records(&format);
             match controller
-                .write(move |_, _| crate::metadata::controller::ControllerResult::of(records, ()))
+                .write(|_, _| crate::metadata::controller::ControllerResult::of(Vec::new(), ()))
                 .await
             {
-                Ok(()) => {
-                    info!("wrote the cluster's initial metadata");
-                    return;
-                }
+                Ok(()) => return,
                 Err(e) => warn!(error = %e, "could not write the initial metadata yet"),
             }
         }

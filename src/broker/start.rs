@@ -204,7 +204,13 @@ impl RunningBroker {
                 if config.cluster.roles.is_some_and(|r| r.controller) {
                     let quorum =
                         super::cluster::start_quorum(&config, format, image.clone(), publications.clone()).await?;
-                    Controller::over_quorum(controller_config, quorum, publications, metadata.subscribe())
+                    Controller::over_quorum(
+                        controller_config,
+                        quorum,
+                        super::cluster::initial_records(format),
+                        publications,
+                        metadata.subscribe(),
+                    )
                 } else {
                     let client = Arc::new(super::cluster::quorum_client(&config));
                     tokio::spawn(super::cluster::follow_metadata(client.clone(), publications.clone()));
@@ -316,11 +322,10 @@ impl RunningBroker {
         let connections = TaskTracker::new();
         let background = TaskTracker::new();
         background.spawn(super::publisher::run(broker.clone(), publications_rx));
-        if let (Some(quorum), Some(format)) = (broker.controller.quorum(), format) {
+        if let Some(quorum) = broker.controller.quorum() {
             background.spawn(super::cluster::write_initial_records(
                 broker.controller.clone(),
                 quorum.clone(),
-                format,
             ));
         }
         let mut addresses = Vec::new();

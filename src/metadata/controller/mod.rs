@@ -12,6 +12,8 @@ pub mod elections;
 mod errors;
 mod features;
 mod fencing;
+#[cfg(test)]
+mod initial_records_tests;
 pub mod isr;
 #[cfg(test)]
 mod lifecycle_tests;
@@ -141,6 +143,8 @@ enum Backend {
     Quorum {
         quorum: Arc<Quorum>,
         turn: tokio::sync::Mutex<()>,
+        /// What a new cluster's log starts with (the format's bootstrap records).
+        initial: Vec<MetadataRecord>,
     },
     /// A broker that is not a controller: everything goes to the active one.
     Remote(Arc<QuorumClient>),
@@ -219,15 +223,19 @@ impl Controller {
     }
 
     /// A controller over the quorum (the quorum publishes what it applies).
+    /// `initial`: the records a new cluster's log starts with; the first
+    /// leader of an empty log writes them before anything else.
     pub fn over_quorum(
         config: ControllerConfig,
         quorum: Arc<Quorum>,
+        initial: Vec<MetadataRecord>,
         publications: mpsc::UnboundedSender<Publication>,
         published: watch::Receiver<i64>,
     ) -> Controller {
         let backend = Backend::Quorum {
             quorum,
             turn: tokio::sync::Mutex::new(()),
+            initial,
         };
         Self::with_backend(config, backend, publications, published)
     }
@@ -303,7 +311,9 @@ impl Controller {
         let state = match &self.backend {
             Backend::Local(state) => state,
             // Boxed: request handlers (and so every connection) would carry its size.
-            Backend::Quorum { quorum, turn } => return Box::pin(self.write_to_quorum(quorum, turn, op)).await,
+            Backend::Quorum { quorum, turn, initial } => {
+                return Box::pin(self.write_to_quorum(quorum, turn, initial, op)).await
+            }
             Backend::Remote(_) => return Err(ControllerError::NotController),
         };
         let mut state = state.lock().await;
@@ -349,11 +359,25 @@ impl Controller {
         &self,
         quorum: &Quorum,
         turn: &tokio::sync::Mutex<()>,
+        initial: &[MetadataRecord],
         op: impl FnOnce(&MetadataImage, &ControllerConfig) -> ControllerResult<T> + Send,
     ) -> Result<T, ControllerError> {
         let turn = turn.lock().await;
         quorum.ensure_leader().await.map_err(quorum_error)?;
-        let image = quorum.image();
+        let mut image = quorum.image();
+        if image.offset < 0 && !initial.is_empty() {
+            // The first write to a new cluster's log: the bootstrap records
+            // (SCRAM credentials from the format step) go first, or a broker's
+            // registration would make the log look started without them.
+            quorum
+                .append(MetadataBatch {
+                    records: initial.to_vec(),
+                })
+                .await
+                .map_err(quorum_error)?;
+            image = quorum.image();
+            tracing::info!(records = initial.len(), "wrote the cluster's initial metadata");
+        }
         let ControllerResult { records, response } = op(&image, &self.config);
         let offset = if records.is_empty() {
             image.offset

@@ -52,6 +52,8 @@ pub struct Broker {
     pub share_states: crate::share::state::ShareStateCoordinator,
     pub endpoints: Vec<Endpoint>,
     pub quotas: crate::quota::QuotaEnforcer,
+    /// Open client connections, counted against `max.connections` and the like.
+    pub connections: Arc<crate::server::connection_limits::ConnectionCounter>,
     pub shutdown: CancellationToken,
     /// This process, as the controller tells a restart from a re-registration.
     pub incarnation_id: uuid::Uuid,
@@ -93,6 +95,32 @@ impl Broker {
             image.configs_of(&ConfigResource::Broker(Some(self.node_id()))).clone(),
             image.configs_of(&ConfigResource::Broker(None)).clone(),
         )
+    }
+
+    /// The connection limits now: the static keys with the dynamic broker
+    /// configs over them (this broker's, then every broker's), as Kafka
+    /// reconfigures its ConnectionQuotas. A dynamic value that does not parse
+    /// leaves the static limits.
+    pub fn connection_limits(&self) -> crate::config::connection_limits::ConnectionLimitSettings {
+        use crate::config::connection_limits::{is_connection_limit_key, ConnectionLimitSettings};
+        let (own, every) = self.dynamic_broker_configs();
+        if !own.keys().chain(every.keys()).any(|k| is_connection_limit_key(k)) {
+            return self.config.connection_limits.clone();
+        }
+        let get = |k: &str| {
+            own.get(k)
+                .or_else(|| every.get(k))
+                .or_else(|| self.config.properties.get(k))
+                .map(|v| v.trim().to_string())
+        };
+        let names: Vec<String> = self.config.listeners.iter().map(|l| l.name.clone()).collect();
+        match ConnectionLimitSettings::parse(&get, &names) {
+            Ok(limits) => limits,
+            Err(e) => {
+                tracing::warn!(error = %e, "dynamic connection limits ignored");
+                self.config.connection_limits.clone()
+            }
+        }
     }
 
     /// Where a transaction's markers are written.

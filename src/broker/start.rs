@@ -315,6 +315,7 @@ impl RunningBroker {
             share_states,
             endpoints,
             quotas: crate::quota::QuotaEnforcer::new(quota_samples, quota_window_ms),
+            connections: Arc::default(),
             shutdown: CancellationToken::new(),
             incarnation_id: uuid::Uuid::new_v4(),
         });

@@ -2,6 +2,7 @@
 //! file and `--override key=value` pairs, checked once at start-up.
 
 pub mod cluster;
+pub mod connection_limits;
 pub mod dynamic_broker;
 pub mod group;
 pub mod listener;
@@ -276,6 +277,8 @@ pub struct BrokerConfig {
     /// The KRaft keys: roles, quorum, controller listeners.
     pub cluster: ClusterConfig,
     pub replication: replication::ReplicationConfig,
+    /// `max.connections` and the other limits on connections (static keys).
+    pub connection_limits: connection_limits::ConnectionLimitSettings,
     /// SCRAM credentials to create or replace at start (`--add-scram`).
     pub initial_scram: Vec<(
         String,
@@ -388,6 +391,10 @@ impl BrokerConfig {
                 None => Ok(default),
             }
         };
+        let connection_limits = connection_limits::ConnectionLimitSettings::parse(
+            &get,
+            &listeners.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
+        )?;
         Ok(BrokerConfig {
             listeners,
             advertised_listeners,
@@ -474,6 +481,7 @@ impl BrokerConfig {
             security,
             cluster,
             replication: replication::ReplicationConfig::from_properties(&props)?,
+            connection_limits,
             initial_scram: Vec::new(),
             metrics_address: get("metrics.prometheus.address").filter(|a| !a.is_empty()),
             log_json: match get("logging.format").as_deref() {
@@ -505,6 +513,7 @@ fn is_known_key(key: &str) -> bool {
     KNOWN_KEYS.contains(&key)
         || cluster::CLUSTER_KEYS.contains(&key)
         || replication::REPLICATION_KEYS.contains(&key)
+        || connection_limits::is_connection_limit_key(key)
         || security::is_security_key(key)
         || group::is_broker_group_key(key)
         || topic::TOPIC_CONFIGS

@@ -4,6 +4,7 @@
 //! answered in order; other connections are never held up. Anything that is
 //! not a well-formed request closes this connection only.
 
+use super::connection_limits::Slot;
 use super::frame::{FrameError, FrameReader};
 use super::listener::ListenerContext;
 use super::sasl_gate::{Decision, SaslGate};
@@ -30,14 +31,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// A client has this long to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerContext>, broker: Arc<Broker>) {
+/// Serves one connection; `slot` (its place under the connection limits) is
+/// given back when it ends.
+pub async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerContext>,
+    broker: Arc<Broker>,
+    slot: Option<Slot>,
+) {
     let span = info_span!("connection", %peer, listener = %listener.name);
     let name = listener.name.clone();
     metrics::counter!("sluice_connections_accepted_total", "listener" => name.clone()).increment(1);
     metrics::gauge!("sluice_connections_open", "listener" => name.clone()).increment(1.0);
     serve_inner(tcp, peer, listener, broker).instrument(span).await;
+    drop(slot);
     metrics::gauge!("sluice_connections_open", "listener" => name.clone()).decrement(1.0);
     metrics::counter!("sluice_connections_closed_total", "listener" => name).increment(1);
+}
+
+/// `next` unless the connection stays silent longer than `max_idle`
+/// (`connections.max.idle.ms`): then None.
+async fn idle_limited<T>(max_idle: Option<Duration>, next: impl std::future::Future<Output = T>) -> Option<T> {
+    match max_idle {
+        Some(limit) => tokio::time::timeout(limit, next).await.ok(),
+        None => Some(next.await),
+    }
 }
 
 fn count_authentication_failure(listener: &str, mechanism: &'static str) {
@@ -91,11 +110,19 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
     let (reader, mut writer) = tokio::io::split(stream);
     let mut frames = FrameReader::new(reader, broker.config.socket_request_max_bytes);
     debug!("accepted");
+    let max_idle = broker.config.connection_limits.max_idle;
     loop {
         let next = tokio::select! {
             biased;
             _ = broker.shutdown.cancelled() => break,
-            next = frames.next_frame() => next,
+            next = idle_limited(max_idle, frames.next_frame()) => next,
+        };
+        let Some(next) = next else {
+            debug!(
+                ?max_idle,
+                "closing connection: idle longer than connections.max.idle.ms"
+            );
+            break;
         };
         let frame = match next {
             Ok(Some(frame)) => {

@@ -2,6 +2,7 @@
 //! until shutdown, each with its listener's security (TLS, SASL).
 
 use super::connection;
+use super::connection_limits::Refused;
 use super::tls;
 use crate::auth::gssapi::{self, Acceptor, Kerberos};
 use crate::auth::kerberos_rules::KerberosShortNamer;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 pub struct BoundListener {
     pub name: String,
@@ -193,6 +194,23 @@ pub async fn bind(spec: &ListenerSpec) -> io::Result<BoundListener> {
     })
 }
 
+/// Kafka's protected listener: the inter-broker one, when there are others,
+/// is not held back by `max.connections`.
+fn is_protected(name: &str, config: &crate::config::BrokerConfig) -> bool {
+    let inter_broker = config
+        .cluster
+        .inter_broker_listener_name
+        .as_deref()
+        .unwrap_or("PLAINTEXT");
+    let controllers = &config.cluster.controller_listener_names;
+    let clients = config
+        .listeners
+        .iter()
+        .filter(|l| !controllers.contains(&l.name))
+        .count();
+    name == inter_broker && clients > 1
+}
+
 /// Accepts connections on one socket until the broker shuts down.
 pub async fn accept_loop(
     socket: TcpListener,
@@ -200,14 +218,44 @@ pub async fn accept_loop(
     broker: Arc<Broker>,
     connections: TaskTracker,
 ) {
+    let protected = is_protected(&listener.name, &broker.config);
     loop {
         let accepted = tokio::select! {
             _ = broker.shutdown.cancelled() => break,
             accepted = socket.accept() => accepted,
         };
         match accepted {
+            Ok((stream, peer)) if listener.is_controller => {
+                connections.spawn(connection::serve(stream, peer, listener.clone(), broker.clone(), None));
+            }
             Ok((stream, peer)) => {
-                connections.spawn(connection::serve(stream, peer, listener.clone(), broker.clone()));
+                // Kafka's acceptor blocks here while the listener or the
+                // broker is full: further clients wait in the backlog.
+                let admitted = tokio::select! {
+                    _ = broker.shutdown.cancelled() => break,
+                    admitted = broker.connections.admit(&listener.name, peer.ip(), protected, || broker.connection_limits()) => admitted,
+                };
+                match admitted {
+                    Ok(slot) => {
+                        connections.spawn(connection::serve(
+                            stream,
+                            peer,
+                            listener.clone(),
+                            broker.clone(),
+                            Some(slot),
+                        ));
+                    }
+                    Err(Refused::TooManyFromAddress { max }) => {
+                        info!(
+                            listener = %listener.name,
+                            "Rejected connection from {}, address already has the configured maximum of {max} connections.",
+                            peer.ip()
+                        );
+                        metrics::counter!("sluice_connections_rejected_total", "listener" => listener.name.clone(), "reason" => "per_ip")
+                            .increment(1);
+                        drop(stream);
+                    }
+                }
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off rather than spin.

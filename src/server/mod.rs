@@ -3,6 +3,7 @@
 
 mod client_cert_v1;
 pub mod connection;
+pub mod connection_limits;
 pub mod frame;
 pub mod listener;
 pub mod sasl_gate;

@@ -169,3 +169,25 @@ def test_zero_per_ip_without_overrides_is_refused_at_start(tmp_path):
     assert done.returncode == 2, done
     assert "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides" \
         in done.stderr, done.stderr
+
+
+def test_a_raised_limit_lets_a_waiting_client_in(broker_with):
+    """max.connections=3 with three open (one of them the admin's): a fourth waits; the
+    cluster-wide dynamic max.connections=5 (IncrementalAlterConfigs on the default broker
+    resource) lets it in without a restart."""
+    from kafka.protocol.admin import IncrementalAlterConfigsRequest
+    from security import RawConnection
+    b = broker_with(**{"max.connections": "3"})
+    with ExitStack() as stack:
+        admin = RawConnection(None, "PLAINTEXT", port=b.port)
+        stack.callback(admin.close)
+        open_answered(stack, b, 2)
+        fourth = Client(b)
+        stack.callback(fourth.close)
+        fourth.ask()
+        assert not fourth.answered(3), "the fourth connection waits"
+        BROKER, SET = 4, 0
+        altered = admin.call(IncrementalAlterConfigsRequest(
+            resources=[(BROKER, "", [("max.connections", SET, "5")])], validate_only=False), 0)
+        assert [r.error_code for r in altered.responses] == [0], altered
+        assert fourth.answered(15), "served once the limit was raised"

@@ -69,13 +69,19 @@ def logs_in_at(c: Cluster, node_ids, made) -> None:
                    f"the token logging in at node {node_id}", TIMEOUT)
 
 
+def made_at(c: Cluster, node_id: int):
+    """A token alice makes through that broker, once every broker takes it."""
+    with alice_on(c, node_id) as conn:
+        made = create(conn)
+    assert made.error_code == 0, made
+    logs_in_at(c, c.broker_ids, made)
+    return made
+
+
 class TestTokensInTheMetadata:
     def test_a_token_made_at_one_broker_logs_in_at_every_broker(self, tokens_cluster):
         c = tokens_cluster
-        with alice_on(c, 1) as conn:
-            made = create(conn)
-        assert made.error_code == 0, made
-        logs_in_at(c, c.broker_ids, made)
+        made = made_at(c, 1)
 
         # Renewed through node 2: node 3 describes the new expiry.
         with alice_on(c, 2) as conn:
@@ -87,10 +93,7 @@ class TestTokensInTheMetadata:
 
     def test_tokens_outlive_the_controller_and_a_restart(self, tokens_cluster):
         c = tokens_cluster
-        with alice_on(c, 1) as conn:
-            made = create(conn)
-        assert made.error_code == 0, made
-        logs_in_at(c, c.broker_ids, made)
+        made = made_at(c, 1)
         leader = c.active_controller()
         c.kill_9(leader)
         others = [i for i in c.broker_ids if i != leader]
@@ -101,10 +104,7 @@ class TestTokensInTheMetadata:
 
     def test_an_expiry_through_one_broker_ends_the_token_everywhere(self, tokens_cluster):
         c = tokens_cluster
-        with alice_on(c, 2) as conn:
-            made = create(conn)
-        assert made.error_code == 0, made
-        logs_in_at(c, c.broker_ids, made)
+        made = made_at(c, 2)
         with alice_on(c, 3) as conn:
             expired = expire(conn, made.hmac, -1)  # a negative period: expire now
         assert expired.error_code == 0, expired

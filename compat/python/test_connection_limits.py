@@ -1,8 +1,10 @@
-"""Limits on connections as Kafka has them, seen from a client's socket: `max.connections`
-(further clients wait: the broker stops accepting until a connection closes),
-`max.connections.per.ip` and `max.connections.per.ip.overrides` (a connection over the
-address's limit is closed at once), `connections.max.idle.ms` (a silent connection is
-closed), and a limit Kafka refuses at start.
+"""Limits on connections and request memory as Kafka has them, seen from a client's
+socket: `max.connections` (further clients wait: the broker stops accepting until a
+connection closes; a dynamic raise lets them in), `max.connections.per.ip` and
+`max.connections.per.ip.overrides` (a connection over the address's limit is closed at
+once), `connections.max.idle.ms` (a silent connection is closed),
+`queued.max.request.bytes` (no request is read while the memory is spent), and the
+values Kafka refuses at start.
 
 A broker per case (the limits are static keys). Every connection comes from 127.0.0.1.
 COMPAT_TARGET=kafka runs the same cases against Apache Kafka 4.4.
@@ -191,3 +193,40 @@ def test_a_raised_limit_lets_a_waiting_client_in(broker_with):
             resources=[(BROKER, "", [("max.connections", SET, "5")])], validate_only=False), 0)
         assert [r.error_code for r in altered.responses] == [0], altered
         assert fourth.answered(15), "served once the limit was raised"
+
+
+def test_queued_max_request_bytes_holds_reads_while_spent(broker_with):
+    """queued.max.request.bytes=1 MiB (= socket.request.max.bytes): a client announces a
+    request of 1 MiB and sends ten bytes of it; the broker has given that memory
+    to it, so another client's ApiVersions is not read until the first goes away."""
+    mib = str(1024 * 1024)
+    b = broker_with(**{"socket.request.max.bytes": mib, "queued.max.request.bytes": mib})
+    with ExitStack() as stack:
+        hog = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+        stack.callback(hog.close)
+        hog.sendall(struct.pack(">i", 1024 * 1024) + b"\x00" * 10)
+        time.sleep(0.5)  # the broker reads the size and takes the memory
+        other = Client(b)
+        stack.callback(other.close)
+        other.ask()
+        assert not other.answered(3), "no request is read while the memory is spent"
+        hog.close()
+        assert other.answered(15), "read once the memory came back"
+
+
+def test_queued_max_request_bytes_below_one_request_is_refused_at_start(tmp_path):
+    """Kafka's own check: queued.max.request.bytes must hold one socket.request.max.bytes."""
+    config = {"queued.max.request.bytes": "1000"}
+    message = "queued.max.request.bytes must be larger or equal to socket.request.max.bytes"
+    if brokers.target() == "kafka":
+        with pytest.raises(Exception):
+            brokers.Kafka(workdir=tmp_path, extra_config=config).start(timeout=60)
+        log = "\n".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.log"))
+        assert message in log
+        return
+    done = subprocess.run([str(brokers.sluice_bin()), "--override", "listeners=PLAINTEXT://127.0.0.1:0",
+                           "--override", f"log.dirs={tmp_path}/data",
+                           "--override", "queued.max.request.bytes=1000"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done
+    assert message in done.stderr, done.stderr

@@ -54,6 +54,8 @@ pub struct Broker {
     pub quotas: crate::quota::QuotaEnforcer,
     /// Open client connections, counted against `max.connections` and the like.
     pub connections: Arc<crate::server::connection_limits::ConnectionCounter>,
+    /// `queued.max.request.bytes`, when set.
+    pub request_memory: Option<Arc<crate::server::request_memory::RequestMemory>>,
     pub shutdown: CancellationToken,
     /// This process, as the controller tells a restart from a re-registration.
     pub incarnation_id: uuid::Uuid,

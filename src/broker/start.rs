@@ -302,6 +302,9 @@ impl RunningBroker {
             })
             .collect();
         let (quota_samples, quota_window_ms) = (config.quota_window_num, config.quota_window_size_seconds * 1000);
+        let request_memory = config
+            .queued_max_request_bytes
+            .map(crate::server::request_memory::RequestMemory::new);
         let broker = Arc::new(Broker {
             config,
             cluster_id,
@@ -316,6 +319,7 @@ impl RunningBroker {
             endpoints,
             quotas: crate::quota::QuotaEnforcer::new(quota_samples, quota_window_ms),
             connections: Arc::default(),
+            request_memory,
             shutdown: CancellationToken::new(),
             incarnation_id: uuid::Uuid::new_v4(),
         });

@@ -60,6 +60,7 @@ const KNOWN_KEYS: &[&str] = &[
     "auto.create.topics.enable",
     "delete.topic.enable",
     "socket.request.max.bytes",
+    "queued.max.request.bytes",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
@@ -233,6 +234,9 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
+    /// `queued.max.request.bytes`: bytes of requests read and not yet
+    /// answered, all connections together; None (Kafka's -1): no limit.
+    pub queued_max_request_bytes: Option<u64>,
     pub group_initial_rebalance_delay_ms: u64,
     pub group_min_session_timeout_ms: i32,
     /// KIP-848 consumer groups: `group.consumer.session.timeout.ms`.
@@ -391,6 +395,19 @@ impl BrokerConfig {
                 None => Ok(default),
             }
         };
+        let socket_request_max_bytes = num("socket.request.max.bytes", 104_857_600, 1, i32::MAX as i64)? as usize;
+        let queued_max_request_bytes = match num("queued.max.request.bytes", -1, i64::MIN, i64::MAX)? {
+            n if n <= 0 => None,
+            // Kafka's own check: one request must fit.
+            n if (n as u64) < socket_request_max_bytes as u64 => {
+                return Err(ConfigError::InvalidValue {
+                    key: "queued.max.request.bytes".into(),
+                    value: n.to_string(),
+                    reason: "queued.max.request.bytes must be larger or equal to socket.request.max.bytes".into(),
+                })
+            }
+            n => Some(n as u64),
+        };
         let connection_limits = connection_limits::ConnectionLimitSettings::parse(
             &get,
             &listeners.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
@@ -406,7 +423,8 @@ impl BrokerConfig {
             default_replication_factor: num("default.replication.factor", 1, 1, i16::MAX as i64)? as i16,
             auto_create_topics: parse_bool(&props, "auto.create.topics.enable", true)?,
             delete_topic_enable: parse_bool(&props, "delete.topic.enable", true)?,
-            socket_request_max_bytes: num("socket.request.max.bytes", 104_857_600, 1, i32::MAX as i64)? as usize,
+            socket_request_max_bytes,
+            queued_max_request_bytes,
             group_initial_rebalance_delay_ms: num("group.initial.rebalance.delay.ms", 3000, 0, i32::MAX as i64)? as u64,
             group_min_session_timeout_ms: num("group.min.session.timeout.ms", 6000, 0, i32::MAX as i64)? as i32,
             group_consumer_session_timeout_ms: num("group.consumer.session.timeout.ms", 45_000, 1, i32::MAX as i64)?

@@ -108,7 +108,8 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
         .as_ref()
         .map(|s| SaslGate::new(s, listener.credentials.clone(), broker.config.security.max_reauth_ms));
     let (reader, mut writer) = tokio::io::split(stream);
-    let mut frames = FrameReader::new(reader, broker.config.socket_request_max_bytes);
+    let mut frames =
+        FrameReader::new(reader, broker.config.socket_request_max_bytes).with_memory(broker.request_memory.clone());
     debug!("accepted");
     let max_idle = broker.config.connection_limits.max_idle;
     loop {

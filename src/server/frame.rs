@@ -2,8 +2,10 @@
 //! bytes. The buffer grows with the bytes that actually arrive, so a client
 //! announcing a huge frame and sending nothing costs nothing.
 
+use super::request_memory::{RequestMemory, Reservation};
 use bytes::{Buf, Bytes, BytesMut};
 use std::io;
+use std::sync::Arc;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -23,6 +25,11 @@ pub struct FrameReader<R> {
     inner: R,
     buf: BytesMut,
     max_size: usize,
+    /// `queued.max.request.bytes`: a frame's body is read only with its
+    /// bytes taken from here; they are given back at the next call, when
+    /// the connection has answered the request.
+    memory: Option<Arc<RequestMemory>>,
+    held: Option<Reservation>,
 }
 
 /// Idle connections keep a small buffer; large frames get what they need.
@@ -35,12 +42,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             inner,
             buf: BytesMut::new(),
             max_size,
+            memory: None,
+            held: None,
         }
+    }
+
+    /// Frames read only with memory from `pool`.
+    pub fn with_memory(mut self, pool: Option<Arc<RequestMemory>>) -> Self {
+        self.memory = pool;
+        self
     }
 
     /// The next whole frame (without its size prefix), or None at a clean end
     /// of stream between frames.
     pub async fn next_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        self.held = None; // the previous request is answered
         loop {
             if self.buf.len() >= 4 {
                 let size = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
@@ -53,6 +69,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                         size,
                         max: self.max_size,
                     });
+                }
+                if let (Some(pool), None) = (&self.memory, &self.held) {
+                    self.held = Some(pool.reserve(4 + size).await);
                 }
                 if self.buf.len() >= 4 + size {
                     self.buf.advance(4);

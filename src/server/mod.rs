@@ -6,5 +6,6 @@ pub mod connection;
 pub mod connection_limits;
 pub mod frame;
 pub mod listener;
+pub mod request_memory;
 pub mod sasl_gate;
 pub mod tls;

@@ -75,11 +75,18 @@ pub async fn start_quorum(
 
 /// The records a new cluster starts with (Kafka's bootstrap metadata) and
 /// what the format step added (SCRAM credentials).
-pub fn initial_records(format: &FormatState) -> Vec<MetadataRecord> {
+pub fn initial_records(format: &FormatState, config: &BrokerConfig) -> Vec<MetadataRecord> {
+    // As Kafka's formatter: the cluster-wide min.insync.replicas is the
+    // formatting node's own (its static key, else Kafka's default 1).
+    let min_isr = config
+        .properties
+        .get("min.insync.replicas")
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| "1".into());
     let mut records = vec![MetadataRecord::Config {
         resource: ConfigResource::Broker(None),
         name: "min.insync.replicas".into(),
-        value: Some("1".into()),
+        value: Some(min_isr),
     }];
     records.extend(format.bootstrap_records.iter().cloned());
     records

@@ -207,7 +207,7 @@ impl RunningBroker {
                     Controller::over_quorum(
                         controller_config,
                         quorum,
-                        super::cluster::initial_records(format),
+                        super::cluster::initial_records(format, &config),
                         publications,
                         metadata.subscribe(),
                     )

@@ -109,6 +109,20 @@ impl ConnectionLimitSettings {
     }
 }
 
+/// `queued.max.request.bytes` (Kafka's -1 or 0: no limit), which must hold
+/// one request of `socket.request.max.bytes` (Kafka's own check).
+pub fn queued_max_request_bytes(value: i64, socket_request_max_bytes: usize) -> Result<Option<u64>, ConfigError> {
+    match value {
+        n if n <= 0 => Ok(None),
+        n if (n as u64) < socket_request_max_bytes as u64 => Err(ConfigError::InvalidValue {
+            key: "queued.max.request.bytes".into(),
+            value: n.to_string(),
+            reason: "queued.max.request.bytes must be larger or equal to socket.request.max.bytes".into(),
+        }),
+        n => Ok(Some(n as u64)),
+    }
+}
+
 /// `host:count,host:count`; a host name stands for every address it resolves to.
 fn parse_overrides(text: &str) -> Result<HashMap<IpAddr, u32>, ConfigError> {
     let key = "max.connections.per.ip.overrides";

@@ -396,18 +396,10 @@ impl BrokerConfig {
             }
         };
         let socket_request_max_bytes = num("socket.request.max.bytes", 104_857_600, 1, i32::MAX as i64)? as usize;
-        let queued_max_request_bytes = match num("queued.max.request.bytes", -1, i64::MIN, i64::MAX)? {
-            n if n <= 0 => None,
-            // Kafka's own check: one request must fit.
-            n if (n as u64) < socket_request_max_bytes as u64 => {
-                return Err(ConfigError::InvalidValue {
-                    key: "queued.max.request.bytes".into(),
-                    value: n.to_string(),
-                    reason: "queued.max.request.bytes must be larger or equal to socket.request.max.bytes".into(),
-                })
-            }
-            n => Some(n as u64),
-        };
+        let queued_max_request_bytes = connection_limits::queued_max_request_bytes(
+            num("queued.max.request.bytes", -1, i64::MIN, i64::MAX)?,
+            socket_request_max_bytes,
+        )?;
         let connection_limits = connection_limits::ConnectionLimitSettings::parse(
             &get,
             &listeners.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),

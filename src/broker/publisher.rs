@@ -12,10 +12,21 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
 
+/// How often partition logs that could not be created (a full disk) are tried again.
+const MISSING_LOGS_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub async fn run(broker: Arc<Broker>, mut publications: UnboundedReceiver<Publication>) {
+    let mut retry = tokio::time::interval(MISSING_LOGS_RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let publication = tokio::select! {
             p = publications.recv() => p,
+            _ = retry.tick() => {
+                if broker.replicas.create_missing_logs().await {
+                    follow_coordinators(&broker).await;
+                }
+                continue;
+            }
             _ = broker.shutdown.cancelled() => None,
         };
         let Some(Publication { image, changes }) = publication else {

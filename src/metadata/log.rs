@@ -130,8 +130,13 @@ impl MetadataLog {
     pub fn append(&mut self, records: &[MetadataRecord]) -> io::Result<i64> {
         let base = self.next_offset;
         let frame = encode_frame(base, records);
-        self.file.write_all(&frame)?;
-        self.file.sync_data()?;
+        let written = self.file.write_all(&frame).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // A torn frame left in the file would end the log there at the
+            // next load, hiding every frame appended after it: cut it.
+            let _ = self.file.set_len(self.bytes);
+            return Err(e);
+        }
         self.next_offset += records.len() as i64;
         self.bytes += frame.len() as u64;
         Ok(base)

@@ -73,7 +73,7 @@ impl Topic {
         }
     }
 
-    fn with(
+    pub(super) fn with(
         &self,
         configs: BTreeMap<String, String>,
         log_config: LogConfig,
@@ -116,7 +116,7 @@ pub(super) struct HostedTopics {
 }
 
 impl HostedTopics {
-    fn insert(&mut self, topic: Arc<Topic>) {
+    pub(super) fn insert(&mut self, topic: Arc<Topic>) {
         self.by_id.insert(topic.id, topic.clone());
         self.by_name.insert(topic.name.clone(), topic);
     }
@@ -172,11 +172,14 @@ pub struct ReplicaManager {
     /// that a restarted broker never leads on the stale image it replayed.
     pub(super) may_lead: std::sync::atomic::AtomicBool,
     /// A single node hosts every partition; a cluster's broker its replicas.
-    host_all: bool,
+    pub(super) host_all: bool,
+    /// Some partition log could not be created (a full disk): the
+    /// publisher tries again (`create_missing_logs`).
+    pub(super) logs_missing: std::sync::atomic::AtomicBool,
 }
 
 /// The partitions of `t` whose logs `node_id` keeps.
-fn hosted_indexes(t: &TopicImage, node_id: i32, host_all: bool) -> Vec<i32> {
+pub(super) fn hosted_indexes(t: &TopicImage, node_id: i32, host_all: bool) -> Vec<i32> {
     (0..t.partitions.len() as i32)
         .filter(|i| host_all || t.partitions[*i as usize].replicas.contains(&node_id))
         .collect()
@@ -252,6 +255,7 @@ impl ReplicaManager {
             roles: Mutex::new(None),
             may_lead: std::sync::atomic::AtomicBool::new(!clustered),
             host_all: !clustered,
+            logs_missing: Default::default(),
         };
         Ok((manager, report))
     }
@@ -404,7 +408,7 @@ impl ReplicaManager {
     }
 
     /// Runs `update_roles` off the async threads.
-    async fn update_roles_blocking(self: &Arc<Self>, image: &Arc<MetadataImage>) {
+    pub(super) async fn update_roles_blocking(self: &Arc<Self>, image: &Arc<MetadataImage>) {
         let (manager, image) = (self.clone(), image.clone());
         if let Err(e) = crate::storage::blocking(move || manager.update_roles(&image)).await {
             warn!(error = %e, "partition roles not updated");
@@ -473,8 +477,9 @@ impl ReplicaManager {
 
     /// Creates the logs of a topic's partitions `indexes`, on the blocking
     /// pool, a chunk per thread. One that cannot be created (a full disk) is
-    /// not hosted: it answers UNKNOWN_TOPIC_OR_PARTITION.
-    async fn create_logs(
+    /// not hosted: it answers UNKNOWN_TOPIC_OR_PARTITION until the publisher
+    /// creates it (`create_missing_logs`).
+    pub(super) async fn create_logs(
         &self,
         topic: &Arc<TopicImage>,
         indexes: &[i32],
@@ -498,6 +503,7 @@ impl ReplicaManager {
             let results = match task.await {
                 Ok(results) => results,
                 Err(e) => {
+                    self.logs_missing.store(true, std::sync::atomic::Ordering::Release);
                     warn!(topic = %topic.name, error = %e, "partition creation stopped");
                     continue;
                 }
@@ -505,7 +511,10 @@ impl ReplicaManager {
             for r in results {
                 match r {
                     Ok(p) => out.push(p),
-                    Err(e) => warn!(topic = %topic.name, error = %e, "could not create a partition log"),
+                    Err(e) => {
+                        self.logs_missing.store(true, std::sync::atomic::Ordering::Release);
+                        warn!(topic = %topic.name, error = %e, "could not create a partition log")
+                    }
                 }
             }
         }

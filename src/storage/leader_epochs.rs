@@ -74,10 +74,15 @@ impl LeaderEpochCache {
         if !needed {
             return Ok(false);
         }
+        let before = self.entries.clone();
         self.entries
             .retain(|e| e.epoch < epoch && e.start_offset < start_offset);
         self.entries.push(EpochEntry { epoch, start_offset });
-        self.flush()?;
+        if let Err(e) = self.flush() {
+            // Not on disk (a full disk): the next append tries again.
+            self.entries = before;
+            return Err(e);
+        }
         Ok(true)
     }
 

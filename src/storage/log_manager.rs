@@ -376,6 +376,12 @@ impl LogManager {
                 checkpoint::write(&dir.path.join(HIGH_WATERMARK_FILE), &high_watermarks[i])
             })();
             if let Err(e) = written {
+                if super::is_out_of_space(&e) {
+                    // The old checkpoints stand (they are replaced atomically);
+                    // the next round writes them once space returns.
+                    warn!(dir = %dir.path.display(), error = %e, "log directory full: checkpoints not written");
+                    continue;
+                }
                 warn!(dir = %dir.path.display(), error = %e, "could not write the log directory's checkpoints");
                 if self.mark_offline(i) {
                     failed.push(i);

@@ -50,6 +50,13 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Whether a write failed because the filesystem is full (or the user's quota
+/// is): the log directory is still sound, and writes may succeed again once
+/// space returns, so it is not taken out of service as a failed disk is.
+pub fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
 /// Writes `bytes` to `path` so that readers see the old or the new content,
 /// never a mix: a temporary file, fsync, rename, fsync of the directory.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -60,7 +67,7 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn write_file_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    {
+    let written = (|| {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -68,7 +75,12 @@ pub fn write_file_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> 
             .mode(mode)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        // A half-written temporary file would hold space a full disk needs.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {

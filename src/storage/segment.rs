@@ -152,16 +152,31 @@ impl LogSegment {
     /// writes rather than a copy into one buffer).
     pub fn append_parts(&mut self, head: &[u8], records: &[u8], header: &BatchHeader) -> io::Result<()> {
         let position = self.size;
-        self.file.write_all_at(head, position)?;
-        if !records.is_empty() {
-            self.file.write_all_at(records, position + head.len() as u64)?;
+        let written = (|| {
+            self.file.write_all_at(head, position)?;
+            if !records.is_empty() {
+                self.file.write_all_at(records, position + head.len() as u64)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // A part written before the error (a full disk) is cut, so the
+            // file never holds a torn batch past what the log knows of.
+            if let Err(cut) = self.file.set_len(position) {
+                tracing::warn!(segment = self.base_offset, error = %cut, "could not cut a failed append");
+            }
+            return Err(e);
         }
         self.size += (head.len() + records.len()) as u64;
-        self.track_batch(header, position as u32)
+        self.track_batch(header, position as u32);
+        Ok(())
     }
 
-    /// Updates timestamps and indexes for a batch stored at `position`.
-    fn track_batch(&mut self, header: &BatchHeader, position: u32) -> io::Result<()> {
+    /// Updates timestamps and indexes for a batch stored at `position`. The
+    /// batch is stored whatever happens here: an index entry that cannot be
+    /// written (a full disk) is left out, as the indexes are sparse and are
+    /// rebuilt from the log at recovery.
+    fn track_batch(&mut self, header: &BatchHeader, position: u32) {
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(header.max_timestamp);
         }
@@ -176,14 +191,20 @@ impl LogSegment {
             });
         }
         if self.bytes_since_last_index_entry > self.index_interval_bytes {
-            self.offset_index.append(header.last_offset(), position)?;
-            if let Some(m) = self.max_timestamp {
-                self.time_index.maybe_append(m.timestamp, m.offset)?;
+            let indexed =
+                self.offset_index
+                    .append(header.last_offset(), position)
+                    .and_then(|()| match self.max_timestamp {
+                        Some(m) => self.time_index.maybe_append(m.timestamp, m.offset),
+                        None => Ok(()),
+                    });
+            match indexed {
+                Ok(()) => self.bytes_since_last_index_entry = 0,
+                // Tried again at the next batch.
+                Err(e) => tracing::warn!(segment = self.base_offset, error = %e, "index entry not written"),
             }
-            self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += header.total_size() as u64;
-        Ok(())
     }
 
     /// Reads the batch header at `position`, if a whole header is there.
@@ -294,7 +315,7 @@ impl LogSegment {
                 break;
             }
             if rebuild {
-                self.track_batch(&header, position as u32)?;
+                self.track_batch(&header, position as u32);
             }
             expected_min_offset = header.next_offset();
             outcome.next_offset = Some(header.next_offset());

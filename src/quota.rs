@@ -19,7 +19,8 @@ pub const USER_AND_CLIENT_KEYS: &[&str] = &[
     "request_percentage",
     "controller_mutation_rate",
 ];
-pub const IP_KEYS: &[&str] = &["connection_creation_rate"];
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
+pub const IP_KEYS: &[&str] = &[CONNECTION_CREATION_RATE];
 
 /// (quota key, user or "", client id or ""): whose bytes count together.
 type SensorKey = (&'static str, String, String);
@@ -56,15 +57,12 @@ impl QuotaEnforcer {
         };
         let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
         let rate = rates.entry(sensor).or_default();
-        rate.record(amount as f64, now_ms, self.window_ms, self.samples);
-        let (observed, elapsed_ms) = rate.measure(now_ms, self.window_ms, self.samples);
-        if observed <= quota || quota <= 0.0 {
-            return 0;
-        }
         // Kafka's ClientQuotaManager.throttleTime: how long until the rate over
         // the window is back at the quota.
-        let throttle = (observed - quota) / quota * elapsed_ms as f64;
-        throttle.min((self.samples as i64 * self.window_ms) as f64) as i32
+        let throttle = rate
+            .record_over(amount as f64, quota, now_ms, self.window_ms, self.samples)
+            .unwrap_or(0);
+        throttle.min(self.samples as i64 * self.window_ms) as i32
     }
 
     /// Takes back bytes counted by `record` that were not sent after all (a
@@ -127,13 +125,33 @@ fn entity_is(quota: &ClientQuota, user: Part, client: Part) -> bool {
     parts.next().is_none()
 }
 
-/// Bytes per sample window, oldest first: (window start ms, amount).
+/// Amounts per sample window, oldest first: (window start ms, amount).
 #[derive(Default)]
-struct Rate {
+pub(crate) struct Rate {
     windows: VecDeque<(i64, f64)>,
 }
 
 impl Rate {
+    /// When the newest window began, if any was recorded.
+    pub(crate) fn last_window_start(&self) -> Option<i64> {
+        self.windows.back().map(|(start, _)| *start)
+    }
+
+    /// Takes back an amount recorded last (a connection refused after all).
+    pub(crate) fn unrecord(&mut self, amount: f64) {
+        if let Some(last) = self.windows.back_mut() {
+            last.1 = (last.1 - amount).max(0.0);
+        }
+    }
+
+    /// Records `amount`, then how long (ms) until the rate is back at
+    /// `quota`, if it is over: Kafka's QuotaUtils.throttleTime.
+    pub(crate) fn record_over(&mut self, amount: f64, quota: f64, now_ms: i64, window_ms: i64, samples: usize) -> Option<i64> {
+        self.record(amount, now_ms, window_ms, samples);
+        let (observed, elapsed_ms) = self.measure(now_ms, window_ms, samples);
+        (observed > quota && quota > 0.0).then(|| ((observed - quota) / quota * elapsed_ms as f64).round() as i64)
+    }
+
     fn record(&mut self, amount: f64, now_ms: i64, window_ms: i64, samples: usize) {
         let start = now_ms - now_ms.rem_euclid(window_ms);
         match self.windows.back_mut() {

@@ -49,8 +49,10 @@ API_VERSIONS_V0 = struct.pack(">hhih", 18, 0, 1, 4) + b"test"
 class Client:
     """One TCP connection that asks ApiVersions v0 (the first thing every client sends)."""
 
-    def __init__(self, broker):
-        self.sock = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+    def __init__(self, broker, source: str | None = None):
+        """`source`: the local address to connect from (another 127.x address)."""
+        self.sock = socket.create_connection(("127.0.0.1", broker.port), timeout=10,
+                                             source_address=(source, 0) if source else None)
 
     def ask(self) -> None:
         self.sock.sendall(struct.pack(">i", len(API_VERSIONS_V0)) + API_VERSIONS_V0)

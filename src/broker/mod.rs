@@ -106,8 +106,9 @@ impl Broker {
     pub fn connection_limits(&self) -> crate::config::connection_limits::ConnectionLimitSettings {
         use crate::config::connection_limits::{is_connection_limit_key, ConnectionLimitSettings};
         let (own, every) = self.dynamic_broker_configs();
+        let ip_quotas = self.image().client_quotas.clone();
         if !own.keys().chain(every.keys()).any(|k| is_connection_limit_key(k)) {
-            return self.config.connection_limits.clone();
+            return self.config.connection_limits.clone().with_ip_quotas(&ip_quotas);
         }
         let get = |k: &str| {
             own.get(k)
@@ -117,10 +118,10 @@ impl Broker {
         };
         let names: Vec<String> = self.config.listeners.iter().map(|l| l.name.clone()).collect();
         match ConnectionLimitSettings::parse(&get, &names) {
-            Ok(limits) => limits,
+            Ok(limits) => limits.with_ip_quotas(&ip_quotas),
             Err(e) => {
                 tracing::warn!(error = %e, "dynamic connection limits ignored");
-                self.config.connection_limits.clone()
+                self.config.connection_limits.clone().with_ip_quotas(&ip_quotas)
             }
         }
     }

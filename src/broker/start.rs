@@ -318,7 +318,9 @@ impl RunningBroker {
             share_states,
             endpoints,
             quotas: crate::quota::QuotaEnforcer::new(quota_samples, quota_window_ms),
-            connections: Arc::default(),
+            connections: Arc::new(crate::server::connection_limits::ConnectionCounter::new(
+                crate::server::connection_rate::ConnectionRates::new(quota_samples, quota_window_ms),
+            )),
             request_memory,
             shutdown: CancellationToken::new(),
             incarnation_id: uuid::Uuid::new_v4(),

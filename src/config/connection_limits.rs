@@ -1,7 +1,9 @@
 //! How many connections the broker takes, by Kafka's keys (its
 //! ConnectionQuotas): `max.connections` (every client listener together),
 //! `listener.name.<l>.max.connections`, `max.connections.per.ip` and its
-//! `max.connections.per.ip.overrides`, and `connections.max.idle.ms`.
+//! `max.connections.per.ip.overrides`, `connections.max.idle.ms`, and the
+//! connection creation rates `max.connection.creation.rate` and
+//! `listener.name.<l>.max.connection.creation.rate`.
 //!
 //! The same parser reads the static file and, at each new connection, the
 //! dynamic broker configs laid over it, as Kafka reconfigures these live.
@@ -16,12 +18,13 @@ pub const CONNECTION_LIMIT_KEYS: &[&str] = &[
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
     "connections.max.idle.ms",
+    "max.connection.creation.rate",
 ];
 
 /// Kafka's default for each count: Int.MaxValue, that is no limit.
 const UNLIMITED: u32 = i32::MAX as u32;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionLimitSettings {
     /// `max.connections`: all client listeners together (not the controller's).
     pub max_connections: u32,
@@ -33,6 +36,15 @@ pub struct ConnectionLimitSettings {
     pub per_ip_overrides: HashMap<IpAddr, u32>,
     /// `connections.max.idle.ms`; None (a negative value): never.
     pub max_idle: Option<Duration>,
+    /// `max.connection.creation.rate`: new connections per second on the
+    /// client listeners together.
+    pub max_creation_rate: u32,
+    /// `listener.name.<l>.max.connection.creation.rate`, by listener name.
+    pub listener_creation_rate: HashMap<String, u32>,
+    /// The `connection_creation_rate` client quotas on `ip` entities (from
+    /// the cluster metadata, not the config): by address, and the default.
+    pub ip_creation_rate: HashMap<IpAddr, f64>,
+    pub default_ip_creation_rate: Option<f64>,
 }
 
 impl Default for ConnectionLimitSettings {
@@ -43,6 +55,10 @@ impl Default for ConnectionLimitSettings {
             max_per_ip: UNLIMITED,
             per_ip_overrides: HashMap::new(),
             max_idle: Some(Duration::from_millis(600_000)),
+            max_creation_rate: UNLIMITED,
+            listener_creation_rate: HashMap::new(),
+            ip_creation_rate: HashMap::new(),
+            default_ip_creation_rate: None,
         }
     }
 }
@@ -52,7 +68,7 @@ pub fn is_connection_limit_key(key: &str) -> bool {
         || key
             .strip_prefix("listener.name.")
             .and_then(|rest| rest.split_once('.'))
-            .is_some_and(|(_, k)| k == "max.connections")
+            .is_some_and(|(_, k)| k == "max.connections" || k == "max.connection.creation.rate")
 }
 
 impl ConnectionLimitSettings {
@@ -77,10 +93,15 @@ impl ConnectionLimitSettings {
             });
         }
         let mut per_listener = HashMap::new();
+        let mut listener_creation_rate = HashMap::new();
         for name in listeners {
             let key = format!("listener.name.{}.max.connections", name.to_ascii_lowercase());
             if let Some(n) = count(&key)? {
                 per_listener.insert(name.to_ascii_uppercase(), n);
+            }
+            let key = format!("listener.name.{}.max.connection.creation.rate", name.to_ascii_lowercase());
+            if let Some(n) = count(&key)? {
+                listener_creation_rate.insert(name.to_ascii_uppercase(), n);
             }
         }
         let max_idle = match get("connections.max.idle.ms") {
@@ -96,6 +117,10 @@ impl ConnectionLimitSettings {
             max_per_ip,
             per_ip_overrides,
             max_idle,
+            max_creation_rate: count("max.connection.creation.rate")?.unwrap_or(UNLIMITED),
+            listener_creation_rate,
+            ip_creation_rate: HashMap::new(),
+            default_ip_creation_rate: None,
         })
     }
 
@@ -106,6 +131,42 @@ impl ConnectionLimitSettings {
 
     pub fn max_for_listener(&self, listener: &str) -> u32 {
         self.per_listener.get(listener).copied().unwrap_or(UNLIMITED)
+    }
+
+    /// The listener's creation rate, if one is set.
+    pub fn listener_rate(&self, listener: &str) -> Option<u32> {
+        self.listener_creation_rate.get(listener).copied().filter(|r| *r < UNLIMITED)
+    }
+
+    /// The broker-wide creation rate, if one is set.
+    pub fn broker_rate(&self) -> Option<u32> {
+        (self.max_creation_rate < UNLIMITED).then_some(self.max_creation_rate)
+    }
+
+    /// The address's creation rate quota, if one applies.
+    pub fn ip_rate(&self, ip: IpAddr) -> Option<f64> {
+        self.ip_creation_rate
+            .get(&ip)
+            .copied()
+            .or(self.default_ip_creation_rate)
+            .filter(|r| *r < UNLIMITED as f64)
+    }
+
+    /// Takes the `connection_creation_rate` quotas on `ip` entities.
+    pub fn with_ip_quotas(mut self, quotas: &[crate::metadata::image::ClientQuota]) -> Self {
+        for q in quotas {
+            let Some(rate) = q.values.get(crate::quota::CONNECTION_CREATION_RATE) else { continue };
+            match q.entity.as_slice() {
+                [(kind, None)] if kind == "ip" => self.default_ip_creation_rate = Some(*rate),
+                [(kind, Some(addr))] if kind == "ip" => {
+                    if let Ok(ip) = addr.parse::<IpAddr>() {
+                        self.ip_creation_rate.insert(ip, *rate);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self
     }
 }
 

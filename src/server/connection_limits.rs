@@ -5,8 +5,10 @@
 //! an address already at `max.connections.per.ip` (or its override) has
 //! the new connection closed at once. The inter-broker listener is not held
 //! back by `max.connections` when there are other listeners, so brokers can
-//! always reach each other.
+//! always reach each other. Creation rates are metered on the way in
+//! (`connection_rate`).
 
+use super::connection_rate::ConnectionRates;
 use crate::config::connection_limits::ConnectionLimitSettings;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,10 +20,18 @@ use tokio::sync::Notify;
 /// connection closed: they may have been raised at run time.
 const RECHECK: Duration = Duration::from_secs(1);
 
-#[derive(Default)]
 pub struct ConnectionCounter {
     counts: Mutex<Counts>,
     freed: Notify,
+    rates: ConnectionRates,
+    /// The rates' clock (tokio's, so tests may pause it).
+    started: tokio::time::Instant,
+}
+
+impl Default for ConnectionCounter {
+    fn default() -> Self {
+        ConnectionCounter::new(ConnectionRates::default())
+    }
 }
 
 #[derive(Default)]
@@ -42,9 +52,25 @@ pub struct Slot {
 pub enum Refused {
     /// The address already has `max` connections.
     TooManyFromAddress { max: u32 },
+    /// The address is over its connection creation rate: the connection is
+    /// closed after `ms` (Kafka's delayed close of a throttled socket).
+    Throttled { ms: u64 },
 }
 
 impl ConnectionCounter {
+    pub fn new(rates: ConnectionRates) -> ConnectionCounter {
+        ConnectionCounter {
+            counts: Mutex::default(),
+            freed: Notify::new(),
+            rates,
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
     fn lock(&self) -> MutexGuard<'_, Counts> {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -59,6 +85,14 @@ impl ConnectionCounter {
         protected: bool,
         settings: impl Fn() -> ConnectionLimitSettings,
     ) -> Result<Slot, Refused> {
+        // Kafka's acceptor records the connection in the broker's and the
+        // listener's rates, and waits out any excess before looking for room.
+        let wait = self
+            .rates
+            .record_on_listener(listener, protected, &settings(), self.now_ms());
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
@@ -68,6 +102,10 @@ impl ConnectionCounter {
             {
                 let mut counts = self.lock();
                 if counts.has_room(listener, protected, &limits) {
+                    let now = self.now_ms();
+                    if let Some(ms) = self.rates.record_from_address(listener, protected, ip, &limits, now) {
+                        return Err(Refused::Throttled { ms: ms as u64 });
+                    }
                     let from_ip = counts.by_ip.get(&ip).copied().unwrap_or(0);
                     let max = limits.max_for(ip);
                     if from_ip >= max {

@@ -255,6 +255,17 @@ pub async fn accept_loop(
                             .increment(1);
                         drop(stream);
                     }
+                    Err(Refused::Throttled { ms }) => {
+                        debug!(listener = %listener.name, "Throttling {} for {ms} ms", peer.ip());
+                        metrics::counter!("sluice_connections_rejected_total", "listener" => listener.name.clone(), "reason" => "ip_rate")
+                            .increment(1);
+                        // Closed once the wait is over, as Kafka does, so the
+                        // client does not reconnect at once; the acceptor goes on.
+                        tokio::spawn(async move {
+                            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                            drop(stream);
+                        });
+                    }
                 }
             }
             Err(e) => {

@@ -4,6 +4,7 @@
 mod client_cert_v1;
 pub mod connection;
 pub mod connection_limits;
+pub mod connection_rate;
 pub mod frame;
 pub mod listener;
 pub mod request_memory;

@@ -146,7 +146,14 @@ impl Rate {
 
     /// Records `amount`, then how long (ms) until the rate is back at
     /// `quota`, if it is over: Kafka's QuotaUtils.throttleTime.
-    pub(crate) fn record_over(&mut self, amount: f64, quota: f64, now_ms: i64, window_ms: i64, samples: usize) -> Option<i64> {
+    pub(crate) fn record_over(
+        &mut self,
+        amount: f64,
+        quota: f64,
+        now_ms: i64,
+        window_ms: i64,
+        samples: usize,
+    ) -> Option<i64> {
         self.record(amount, now_ms, window_ms, samples);
         let (observed, elapsed_ms) = self.measure(now_ms, window_ms, samples);
         (observed > quota && quota > 0.0).then(|| ((observed - quota) / quota * elapsed_ms as f64).round() as i64)

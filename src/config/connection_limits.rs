@@ -99,7 +99,10 @@ impl ConnectionLimitSettings {
             if let Some(n) = count(&key)? {
                 per_listener.insert(name.to_ascii_uppercase(), n);
             }
-            let key = format!("listener.name.{}.max.connection.creation.rate", name.to_ascii_lowercase());
+            let key = format!(
+                "listener.name.{}.max.connection.creation.rate",
+                name.to_ascii_lowercase()
+            );
             if let Some(n) = count(&key)? {
                 listener_creation_rate.insert(name.to_ascii_uppercase(), n);
             }
@@ -135,7 +138,10 @@ impl ConnectionLimitSettings {
 
     /// The listener's creation rate, if one is set.
     pub fn listener_rate(&self, listener: &str) -> Option<u32> {
-        self.listener_creation_rate.get(listener).copied().filter(|r| *r < UNLIMITED)
+        self.listener_creation_rate
+            .get(listener)
+            .copied()
+            .filter(|r| *r < UNLIMITED)
     }
 
     /// The broker-wide creation rate, if one is set.
@@ -155,7 +161,9 @@ impl ConnectionLimitSettings {
     /// Takes the `connection_creation_rate` quotas on `ip` entities.
     pub fn with_ip_quotas(mut self, quotas: &[crate::metadata::image::ClientQuota]) -> Self {
         for q in quotas {
-            let Some(rate) = q.values.get(crate::quota::CONNECTION_CREATION_RATE) else { continue };
+            let Some(rate) = q.values.get(crate::quota::CONNECTION_CREATION_RATE) else {
+                continue;
+            };
             match q.entity.as_slice() {
                 [(kind, None)] if kind == "ip" => self.default_ip_creation_rate = Some(*rate),
                 [(kind, Some(addr))] if kind == "ip" => {

@@ -49,7 +49,13 @@ impl ConnectionRates {
 
     /// Records a new connection on `listener` (and the broker's rate, unless
     /// `protected`): how long the acceptor waits before taking it, in ms.
-    pub fn record_on_listener(&self, listener: &str, protected: bool, limits: &ConnectionLimitSettings, now_ms: i64) -> i64 {
+    pub fn record_on_listener(
+        &self,
+        listener: &str,
+        protected: bool,
+        limits: &ConnectionLimitSettings,
+        now_ms: i64,
+    ) -> i64 {
         let mut meters = self.meters.lock().unwrap_or_else(|e| e.into_inner());
         let mut wait = 0;
         if !protected {
@@ -115,7 +121,9 @@ impl ConnectionRates {
 
     fn forget_idle_in(&self, meters: &mut HashMap<Meter, Rate>, now_ms: i64) {
         let horizon = now_ms - self.samples as i64 * self.window_ms;
-        meters.retain(|meter, rate| !matches!(meter, Meter::Address(_)) || rate.last_window_start().is_some_and(|s| s > horizon));
+        meters.retain(|meter, rate| {
+            !matches!(meter, Meter::Address(_)) || rate.last_window_start().is_some_and(|s| s > horizon)
+        });
     }
 }
 
@@ -184,6 +192,11 @@ mod tests {
         // Eleven seconds on, the old windows are gone.
         assert_eq!(rates.record_from_address("PLAINTEXT", false, A, &l, 11_000), None);
         rates.forget_idle(30_000);
-        assert!(rates.meters.lock().unwrap().keys().all(|m| !matches!(m, Meter::Address(_))));
+        assert!(rates
+            .meters
+            .lock()
+            .unwrap()
+            .keys()
+            .all(|m| !matches!(m, Meter::Address(_))));
     }
 }

@@ -118,6 +118,28 @@ macro_rules! registry {
             }
         }
 
+        /// Decodes a request's body as its handler would, without serving it:
+        /// the entry point of the request fuzz target (fuzz/), so that it
+        /// decodes exactly the APIs and versions the broker serves.
+        #[doc(hidden)]
+        pub fn decode_body(req: &ParsedRequest) -> Result<(), RequestError> {
+            match req.api_key {
+                $(ApiKey::$key => {
+                    if !super::versions::is_served(ApiKey::$key, req.version()) {
+                        return Err(RequestError::UnsupportedVersion {
+                            api: ApiKey::$key,
+                            version: req.version(),
+                        });
+                    }
+                    decode::<$req>(req).map(drop)
+                })*
+                other => Err(RequestError::UnsupportedVersion {
+                    api: other,
+                    version: req.version(),
+                }),
+            }
+        }
+
         /// The versions the codec knows for each registered API's request.
         #[cfg(test)]
         pub fn codec_versions() -> Vec<(ApiKey, i16, i16)> {

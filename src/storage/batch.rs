@@ -148,13 +148,15 @@ impl BatchHeader {
         LOG_OVERHEAD + self.batch_length as usize
     }
 
+    /// Saturating: a damaged segment's base offset can be anything (the CRC
+    /// does not cover it), and reading it must not overflow (fuzz: log_recovery).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset.saturating_add(self.last_offset_delta as i64)
     }
 
     /// The offset after this batch.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     pub fn compression(&self) -> i16 {
@@ -449,6 +451,17 @@ pub(crate) mod tests {
             assert_eq!(control_type(&batch), Some(kind));
         }
         assert_eq!(control_type(&encode_batch(1, 0, Compression::None)), None);
+    }
+
+    #[test]
+    fn offsets_of_a_batch_at_the_end_of_the_offset_range_do_not_overflow() {
+        // The batch header of fuzz/artifacts/log_recovery/crash-f66be038…: a
+        // stored batch whose base offset a damaged file set to i64::MAX - 3.
+        let mut batch = encode_batch(6, 1_700_000_000_000, Compression::None).to_vec();
+        batch[..8].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfc]);
+        let header = BatchHeader::parse(&batch).unwrap();
+        assert_eq!(header.last_offset(), i64::MAX);
+        assert_eq!(header.next_offset(), i64::MAX);
     }
 
     #[test]

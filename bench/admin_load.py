@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 import common
@@ -45,68 +43,12 @@ SLOW_MS = 100  # a record slower than this counts as stalled
 def raise_open_file_limit(partitions: int) -> tuple[int, int]:
     """Every partition holds a few files open (Sluice: the active segment's log
     and its two indexes; Kafka: the log), so the children inherit a limit with
-    room for them: soft and hard raised together when we may (root), else the
-    soft limit up to the hard one. Returns the limit now in force."""
-    want = max(65_536, 4 * partitions + 4_096)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= want:
-        return soft, hard
-    try:
-        new_hard = hard if hard == resource.RLIM_INFINITY or hard >= want else want
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, new_hard))
-    except (ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
+    room for them."""
+    return common.raise_open_file_limit(max(65_536, 4 * partitions + 4_096))
 
 
-class SteadyProducer(threading.Thread):
-    """One record in flight at a time; (sent, delivered, ok) per record, on the
-    perf_counter clock."""
-
-    def __init__(self, bootstrap: str, size: int, message_timeout_ms: int):
-        super().__init__(daemon=True, name="steady-producer")
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "acks": 1,
-            "linger.ms": 0,
-            "max.in.flight.requests.per.connection": 1,
-            "enable.idempotence": False,
-            "message.timeout.ms": message_timeout_ms,
-        })
-        self.value = b"v" * size
-        self.wait_limit = message_timeout_ms / 1000 + 30
-        self.records: list[tuple[float, float, bool]] = []
-        self.errors: list[str] = []
-        self.stop_event = threading.Event()
-        self.failure: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            while not self.stop_event.is_set():
-                done: list[tuple[float, bool]] = []
-
-                def on_delivery(err, _msg, done=done):
-                    done.append((time.perf_counter(), err is None))
-                    if err is not None:
-                        self.errors.append(str(err))
-
-                sent = time.perf_counter()
-                self.producer.produce(STEADY, value=self.value, on_delivery=on_delivery)
-                deadline = sent + self.wait_limit
-                while not done and time.perf_counter() < deadline:
-                    self.producer.poll(0.1)
-                if not done:  # message.timeout.ms should have fired before this
-                    raise TimeoutError(f"no delivery report within {self.wait_limit:.0f} s")
-                self.records.append((sent, done[0][0], done[0][1]))
-        except BaseException as e:  # reported by the main thread
-            self.failure = e
-
-    def finish(self) -> None:
-        self.stop_event.set()
-        self.join(self.wait_limit + 10)
-        self.producer.flush(10)
-        if self.failure is not None:
-            raise RuntimeError(f"the steady producer failed: {self.failure}") from self.failure
+def SteadyProducer(bootstrap: str, size: int, message_timeout_ms: int) -> common.SteadyProducer:
+    return common.SteadyProducer(bootstrap, STEADY, size, message_timeout_ms)
 
 
 class WideCreator(threading.Thread):
@@ -178,13 +120,6 @@ def on_disk(log_dir: Path) -> int:
         return sum(1 for e in it if e.name.startswith(WIDE + "-"))
 
 
-def open_fds(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
-
-
 def measure(bootstrap: str, pid: int, log_dir: Path, args) -> dict:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(STEADY, num_partitions=1, replication_factor=1)])[STEADY].result(60)
@@ -207,7 +142,7 @@ def measure(bootstrap: str, pid: int, log_dir: Path, args) -> dict:
         window_end = max(v for k, v in marks.items() if k != "failed after") + args.after
         requests_end = max(v for k, v in marks.items() if k not in ("failed after", "on disk")) + args.after
         time.sleep(args.after)
-        fds = open_fds(pid)
+        fds = common.open_fds(pid)
     finally:
         producer.finish()
     failure = creator.failure

@@ -4,9 +4,11 @@ classes), reading a process's memory, and timing the first answered request."""
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +62,94 @@ def wait_first_answer(port: int, since: float, limit: float = 120.0) -> float:
             return time.perf_counter() - since
         time.sleep(0.001)
     raise TimeoutError(f"no answer on port {port} within {limit}s")
+
+
+def open_fds(pid: int) -> int:
+    """Open file descriptors of a process, -1 if it is gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+def open_file_limit(pid: int) -> str:
+    """The soft/hard "Max open files" of a running process (what a broker inherited)."""
+    try:
+        with open(f"/proc/{pid}/limits") as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    soft, hard = line.split()[3:5]
+                    return f"{soft}/{hard}"
+    except OSError:
+        pass
+    return "?"
+
+
+def raise_open_file_limit(want: int) -> tuple[int, int]:
+    """RLIMIT_NOFILE of this process (and so of the brokers it starts) to at
+    least `want`: soft and hard raised together when we may (root), else the
+    soft limit up to the hard one. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft, hard
+    try:
+        new_hard = hard if hard == resource.RLIM_INFINITY or hard >= want else want
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, new_hard))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+class SteadyProducer(threading.Thread):
+    """confluent-kafka, acks=1, linger.ms=0, one record in flight at a time to
+    `topic`; (sent, delivered, ok) per record, on the perf_counter clock."""
+
+    def __init__(self, bootstrap: str, topic: str, size: int, message_timeout_ms: int):
+        from confluent_kafka import Producer
+        super().__init__(daemon=True, name="steady-producer")
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap,
+            "acks": 1,
+            "linger.ms": 0,
+            "max.in.flight.requests.per.connection": 1,
+            "enable.idempotence": False,
+            "message.timeout.ms": message_timeout_ms,
+        })
+        self.topic = topic
+        self.value = b"v" * size
+        self.wait_limit = message_timeout_ms / 1000 + 30
+        self.records: list[tuple[float, float, bool]] = []
+        self.errors: list[str] = []
+        self.stop_event = threading.Event()
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                done: list[tuple[float, bool]] = []
+
+                def on_delivery(err, _msg, done=done):
+                    done.append((time.perf_counter(), err is None))
+                    if err is not None:
+                        self.errors.append(str(err))
+
+                sent = time.perf_counter()
+                self.producer.produce(self.topic, value=self.value, on_delivery=on_delivery)
+                deadline = sent + self.wait_limit
+                while not done and time.perf_counter() < deadline:
+                    self.producer.poll(0.1)
+                if not done:  # message.timeout.ms should have fired before this
+                    raise TimeoutError(f"no delivery report within {self.wait_limit:.0f} s")
+                self.records.append((sent, done[0][0], done[0][1]))
+        except BaseException as e:  # reported by the main thread
+            self.failure = e
+
+    def finish(self) -> None:
+        self.stop_event.set()
+        self.join(self.wait_limit + 10)
+        self.producer.flush(10)
+        if self.failure is not None:
+            raise RuntimeError(f"the steady producer failed: {self.failure}") from self.failure
 
 
 def human(n: float) -> str:

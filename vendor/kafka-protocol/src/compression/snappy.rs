@@ -18,6 +18,24 @@ const DEFAULT_BLOCK_SIZE: usize = 32 * 1024;
 
 const LENGTH_FIELD_LENGTH: usize = std::mem::size_of::<u32>();
 
+/// Sluice patch: the most one byte of a snappy stream can expand to, with room
+/// to spare (a 3-byte copy element yields at most 64 bytes, about 21 times).
+const MAX_EXPANSION: usize = 32;
+
+/// Sluice patch: the length a snappy header claims, taken only if the stream
+/// could hold that much. Upstream allocates it as claimed, so a few bytes from
+/// the wire could ask for 4 GiB before a byte is decompressed.
+fn claimed_len(block: &[u8]) -> Result<usize> {
+    let len = decompress_len(block).context("failed to read snappy header")?;
+    if len > block.len().saturating_mul(MAX_EXPANSION).saturating_add(64) {
+        anyhow::bail!(
+            "snappy header claims {len} bytes, more than {} bytes of stream can hold",
+            block.len()
+        );
+    }
+    Ok(len)
+}
+
 impl<B: ByteBufMut> Compressor<B> for Snappy {
     type BufMut = BytesMut;
     fn compress<R, F>(compressed: &mut B, f: F) -> Result<R>
@@ -80,7 +98,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
             .is_none_or(|magic| *magic != MAGIC_HEADER[..])
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
-            let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            let actual_len = claimed_len(&compressed)?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -102,8 +120,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
                 .try_get_bytes(compressed_block_size)
                 .context("not enough bytes for block")?;
 
-            let uncompressed_block_length = decompress_len(&compressed_block)
-                .context("failed to get snappy uncompressed length")?;
+            let uncompressed_block_length = claimed_len(&compressed_block)?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),
@@ -133,6 +150,22 @@ mod tests {
 
     use super::super::{Compressor as _, Decompressor as _};
     use super::Snappy;
+
+    #[test]
+    fn a_header_claiming_more_than_the_stream_can_hold_is_refused() {
+        // Sluice patch: a raw snappy stream whose varint header claims 0xCFFFFFFF
+        // bytes, then nothing: refused before anything is allocated.
+        let mut raw = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0c, 0x00]);
+        let err = Snappy::decompress(&mut raw, |_| Ok(())).expect_err("refused");
+        assert!(err.to_string().contains("more than"), "{err}");
+        // The same in a xerial block.
+        let mut framed = BytesMut::new();
+        framed.extend_from_slice(&[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0]);
+        framed.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        framed.extend_from_slice(&[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0x0c, 0x00]);
+        let mut framed = framed.freeze();
+        assert!(Snappy::decompress(&mut framed, |_| Ok(())).is_err());
+    }
 
     #[test]
     fn compression() {

@@ -9,7 +9,7 @@ pub mod divergence;
 pub mod fetcher;
 pub mod leader_partition;
 pub mod leader_state;
-mod missing_logs;
+mod log_creation;
 pub mod read_replica;
 pub mod replica_manager;
 #[cfg(test)]

@@ -23,9 +23,6 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-/// New partitions' logs are created this many at a time on one blocking thread.
-const CREATE_CHUNK: usize = 512;
-
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
@@ -147,7 +144,7 @@ pub struct LedPartition {
 
 pub struct ReplicaManager {
     pub(super) node_id: i32,
-    logs: Arc<LogManager>,
+    pub(super) logs: Arc<LogManager>,
     static_configs: BTreeMap<String, String>,
     pub(super) topics: ArcSwap<HostedTopics>,
     defaults: ArcSwap<TopicDefaults>,
@@ -174,7 +171,7 @@ pub struct ReplicaManager {
     /// A single node hosts every partition; a cluster's broker its replicas.
     pub(super) host_all: bool,
     /// Some partition log could not be created (a full disk): the
-    /// publisher tries again (`create_missing_logs`).
+    /// publisher tries again (`log_creation`).
     pub(super) logs_missing: std::sync::atomic::AtomicBool,
 }
 
@@ -473,56 +470,6 @@ impl ReplicaManager {
     /// The ISR changes to send to the controller (taken once).
     pub fn take_isr_changes(&self) -> Option<mpsc::UnboundedReceiver<IsrChange>> {
         self.isr_changes_rx.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    /// Creates the logs of a topic's partitions `indexes`, on the blocking
-    /// pool, a chunk per thread. One that cannot be created (a full disk) is
-    /// not hosted: it answers UNKNOWN_TOPIC_OR_PARTITION until the publisher
-    /// creates it (`create_missing_logs`).
-    pub(super) async fn create_logs(
-        &self,
-        topic: &Arc<TopicImage>,
-        indexes: &[i32],
-        config: &LogConfig,
-    ) -> Vec<(i32, Arc<Partition>)> {
-        let mut tasks = Vec::new();
-        for chunk in indexes.chunks(CREATE_CHUNK) {
-            let (logs, chunk, topic, config) = (self.logs.clone(), chunk.to_vec(), topic.clone(), config.clone());
-            tasks.push(tokio::task::spawn_blocking(move || {
-                chunk
-                    .into_iter()
-                    .map(|p| {
-                        logs.open_partition(&topic.name, p, topic.id, config.clone())
-                            .map(|(log, _)| (p, log))
-                    })
-                    .collect::<Vec<_>>()
-            }));
-        }
-        let mut out = Vec::with_capacity(indexes.len());
-        for task in tasks {
-            let results = match task.await {
-                Ok(results) => results,
-                Err(e) => {
-                    self.logs_missing.store(true, std::sync::atomic::Ordering::Release);
-                    warn!(topic = %topic.name, error = %e, "partition creation stopped");
-                    continue;
-                }
-            };
-            for r in results {
-                match r {
-                    Ok(p) => out.push(p),
-                    Err(e) => {
-                        self.logs_missing.store(true, std::sync::atomic::Ordering::Release);
-                        warn!(topic = %topic.name, error = %e, "could not create a partition log")
-                    }
-                }
-            }
-        }
-        if !out.is_empty() {
-            info!(topic = %topic.name, partitions = out.len(), id = %crate::metadata::topic_id_string(topic.id),
-                "created partition logs");
-        }
-        out
     }
 
     async fn delete_logs(&self, topic: Arc<Topic>) {

@@ -14,7 +14,8 @@ use libfuzzer_sys::fuzz_target;
 use sluice::config::topic::LogConfig;
 use sluice::storage::batch::{BatchHeader, BATCH_HEADER_LEN};
 use sluice::storage::log::Log;
-use sluice::storage::records::{control_type, records_section, RecordIter};
+use sluice::storage::record_stream::stream_records;
+use sluice::storage::records::control_type;
 use sluice::storage::validator::LogValidator;
 
 const NOW: i64 = 1_700_000_000_000;
@@ -50,12 +51,11 @@ fuzz_target!(|data: &[u8]| {
     let records = Bytes::from(batch);
     // The records of whatever parses, valid or not (fetch, cleaner, markers).
     if let Ok(header) = BatchHeader::parse(&records) {
-        if let Ok(section) = records_section(&records, &header) {
-            for record in RecordIter::new(&section, header.records_count) {
-                if record.is_err() {
-                    break;
-                }
-            }
+        if let Ok(mut stream) = stream_records(&records, &header) {
+            while let Some(Ok(_)) = stream.next_record(|key, len| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(key, len as u64), &mut bytes).map(|_| bytes)
+            }) {}
         }
         let _ = control_type(&records);
     }

@@ -3,6 +3,7 @@
 //! another with its records' bytes unchanged (topic `compression.type`).
 
 use super::batch::{rebuilt_batch, with_codec, BatchHeader, BATCH_HEADER_LEN};
+use super::codec_stream::{copy_into, plain_reader, CappedEncoder, EncodeError};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 use thiserror::Error;
@@ -27,11 +28,14 @@ pub fn codec_of(compression_type: &str) -> Option<i16> {
     }
 }
 
-/// `batch` with its records compressed by `codec` instead of its own.
-pub fn recompress(batch: &[u8], header: &BatchHeader, codec: i16) -> Result<Vec<u8>, CodecError> {
-    let body = Bytes::copy_from_slice(batch.get(BATCH_HEADER_LEN..).unwrap_or_default());
-    let plain = decompress(header.compression(), body)?;
-    let records = compress(codec, plain.to_vec())?;
+/// `batch` with its records compressed by `codec` instead of its own, if it
+/// fits in `max_size` bytes. The records stream from one codec to the other,
+/// so a batch that expands to gigabytes never needs them in memory.
+pub fn recompress(batch: &[u8], header: &BatchHeader, codec: i16, max_size: usize) -> Result<Vec<u8>, EncodeError> {
+    let body = batch.get(BATCH_HEADER_LEN..).unwrap_or_default();
+    let mut encoder = CappedEncoder::new(codec, max_size.saturating_sub(BATCH_HEADER_LEN))?;
+    copy_into(&mut plain_reader(header.compression(), body)?, &mut encoder)?;
+    let records = encoder.finish()?;
     let head = with_codec(&batch[..BATCH_HEADER_LEN], codec);
     Ok(rebuilt_batch(&head, header.records_count, &records))
 }
@@ -100,7 +104,7 @@ mod tests {
                 .expect("decode")
                 .records;
             for to in 0..=4 {
-                let moved = recompress(&batch, &header, to).expect("recompressed");
+                let moved = recompress(&batch, &header, to, 1 << 20).expect("recompressed");
                 let new_header = BatchHeader::parse_and_verify(&moved).expect("valid CRC");
                 assert_eq!(new_header.compression(), to);
                 assert_eq!(

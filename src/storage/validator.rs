@@ -8,8 +8,9 @@
 //! compacted topic's records) or the topic asks for another codec.
 
 use super::batch::{BatchError, BatchHeader, PendingBatch};
-use super::codec::{recompress, CodecError};
-use super::records::{records_section, RecordIter};
+use super::codec::recompress;
+use super::codec_stream::EncodeError;
+use super::record_stream::stream_records;
 use crate::config::topic::LogConfig;
 use bytes::Bytes;
 use thiserror::Error;
@@ -29,9 +30,10 @@ pub enum ValidationError {
     #[error("zstd batches need Produce v7 or later")]
     ZstdNeedsV7,
     #[error("{0}")]
-    Recompression(CodecError),
-    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
-    MessageTooLarge { size: usize, max: usize },
+    Recompression(EncodeError),
+    /// `size` is None when recompression stopped as the batch passed `max`.
+    #[error("batch of {} bytes exceeds max.message.bytes {max}", size.map_or("more".to_string(), |s| s.to_string()))]
+    MessageTooLarge { size: Option<usize>, max: usize },
     #[error("timestamp {timestamp} is out of the range the topic accepts around {now}")]
     InvalidTimestamp { timestamp: i64, now: i64 },
 }
@@ -70,19 +72,27 @@ impl LogValidator<'_> {
         // A topic with its own compression.type stores every batch in that codec.
         let stored = match self.config.compression {
             Some(codec) if codec != header.compression() => {
-                Bytes::from(recompress(records, &header, codec).map_err(ValidationError::Recompression)?)
+                match recompress(records, &header, codec, self.config.max_message_bytes) {
+                    Ok(batch) => Bytes::from(batch),
+                    Err(EncodeError::TooLarge(_)) => return Err(self.too_large(None)),
+                    Err(e) => return Err(ValidationError::Recompression(e)),
+                }
             }
             _ => records.clone(),
         };
         if stored.len() > self.config.max_message_bytes {
-            return Err(ValidationError::MessageTooLarge {
-                size: stored.len(),
-                max: self.config.max_message_bytes,
-            });
+            return Err(self.too_large(Some(stored.len())));
         }
         self.check_timestamps(&header)?;
         let batch = PendingBatch::new(stored)?;
         Ok(ValidBatch { header, batch })
+    }
+
+    fn too_large(&self, size: Option<usize>) -> ValidationError {
+        ValidationError::MessageTooLarge {
+            size,
+            max: self.config.max_message_bytes,
+        }
     }
 
     /// As Kafka's message.timestamp.after/before.max.ms, judged from the
@@ -130,18 +140,29 @@ fn check_batch(records: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// Indexes of the records without a key. Records that cannot be read stop
-/// the search (the batch is stored as sent, as before this check).
+/// The most keyless records one answer names (Kafka names every one; a
+/// batch can claim billions).
+const MAX_NAMED_RECORDS: usize = 10_000;
+
+/// Indexes of the records without a key, streamed (values skipped). Records
+/// that cannot be read stop the search (the batch is stored as sent, as
+/// before this check).
 fn keyless_records(batch: &[u8], header: &BatchHeader) -> Vec<i32> {
-    let Ok(section) = records_section(batch, header) else {
+    let Ok(mut records) = stream_records(batch, header) else {
         return Vec::new();
     };
-    RecordIter::new(&section, header.records_count)
-        .map_while(Result::ok)
-        .enumerate()
-        .filter(|(_, r)| r.key.is_none())
-        .map(|(i, _)| i as i32)
-        .collect()
+    let mut keyless = Vec::new();
+    let mut index = 0;
+    while let Some(Ok(record)) = records.next_record(|_, _| Ok(())) {
+        if record.key.is_none() {
+            keyless.push(index);
+            if keyless.len() == MAX_NAMED_RECORDS {
+                break;
+            }
+        }
+        index += 1;
+    }
+    keyless
 }
 
 #[cfg(test)]
@@ -281,7 +302,7 @@ mod tests {
         assert_eq!(
             validator(&small).check(&batch).err(),
             Some(ValidationError::MessageTooLarge {
-                size: batch.len(),
+                size: Some(batch.len()),
                 max: valid.batch.len()
             })
         );
@@ -310,5 +331,71 @@ mod tests {
             ..LogConfig::default()
         };
         assert!(validator(&append_time).check(&future).is_ok());
+    }
+
+    /// A zstd batch of one record, key "k", whose value is `value_len` zeros:
+    /// a few KiB that expand a thousandfold.
+    fn zstd_bomb(value_len: usize) -> Vec<u8> {
+        use crate::storage::batch::{rebuilt_batch, with_codec};
+        use std::io::Write;
+        let template = encode_records(&[record(0, Some("k"), Some(""))], Compression::None);
+        let varint = |v: i64| {
+            let mut raw = ((v << 1) ^ (v >> 63)) as u64;
+            let mut out = Vec::new();
+            while raw >= 0x80 {
+                out.push(raw as u8 | 0x80);
+                raw >>= 7;
+            }
+            out.push(raw as u8);
+            out
+        };
+        let head = [&[0u8, 0, 0][..], &varint(1), b"k", &varint(value_len as i64)].concat();
+        let mut zstd = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+        zstd.write_all(&varint((head.len() + value_len + 1) as i64))
+            .expect("zstd");
+        zstd.write_all(&head).expect("zstd");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..value_len >> 20 {
+            zstd.write_all(&zeros).expect("zstd");
+        }
+        zstd.write_all(&[0]).expect("zstd"); // no headers
+        let records = zstd.finish().expect("zstd");
+        rebuilt_batch(&with_codec(&template, ZSTD), 1, &records)
+    }
+
+    #[test]
+    fn a_bomb_is_checked_and_recompressed_a_piece_at_a_time() {
+        let bomb = zstd_bomb(64 << 20);
+        assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+        let compacted = LogConfig {
+            compact: true,
+            ..LogConfig::default()
+        };
+        // The key check streams past the 64 MiB value.
+        assert!(validator(&compacted).check(&bomb).is_ok());
+        // Stored plain it would be 64 MiB: refused once past max.message.bytes.
+        let plain = LogConfig {
+            compression: Some(0),
+            ..LogConfig::default()
+        };
+        assert_eq!(
+            validator(&plain).check(&bomb).err(),
+            Some(ValidationError::MessageTooLarge {
+                size: None,
+                max: plain.max_message_bytes
+            })
+        );
+        // Recompressed with gzip it fits, and holds the same record.
+        let gzip = LogConfig {
+            compression: Some(1),
+            ..LogConfig::default()
+        };
+        let valid = validator(&gzip).check(&bomb).expect("fits");
+        let stored = valid.batch.to_vec();
+        let header = BatchHeader::parse_and_verify(&stored).expect("valid CRC");
+        assert_eq!((header.compression(), header.records_count), (1, 1));
+        let mut records = stream_records(&stored, &header).expect("stream");
+        let first = records.next_record(|_, len| Ok(len)).expect("one").expect("whole");
+        assert_eq!((first.key, first.has_value), (Some(1), true));
     }
 }

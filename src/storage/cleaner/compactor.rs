@@ -10,16 +10,15 @@
 //! the record count, length and CRC change (and the compressed bytes,
 //! recompressed with the batch's own codec).
 
-use super::offset_map::OffsetMap;
+use super::offset_map::{KeyHash, OffsetMap};
 use crate::storage::batch::{rebuilt_batch, BatchHeader, BATCH_HEADER_LEN};
-use crate::storage::codec::{compress, CodecError};
+use crate::storage::codec_stream::{CappedEncoder, EncodeError};
 use crate::storage::log::{LogError, SealedSegment};
-use crate::storage::records::{records_section, RecordIter};
+use crate::storage::record_stream::{stream_records, CopyError, RecordHead};
 use crate::storage::segment::LogSegment;
 use crate::storage::txn_index::{self, AbortedTxn};
 use std::collections::HashMap;
 use std::io;
-use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -63,12 +62,12 @@ pub(super) struct KeepRule<'a> {
 }
 
 impl KeepRule<'_> {
-    fn keeps(&self, offset: i64, key: Option<&[u8]>, tombstone: bool, batch: &BatchHeader) -> bool {
+    fn keeps(&self, offset: i64, key: Option<KeyHash>, tombstone: bool, batch: &BatchHeader) -> bool {
         let Some(key) = key else { return true };
         if offset >= self.end {
             return true;
         }
-        if self.map.get(key).is_some_and(|latest| offset < latest) {
+        if self.map.get_hash(key).is_some_and(|latest| offset < latest) {
             return false;
         }
         // The key's latest record: a delete stays until delete.retention.ms.
@@ -93,15 +92,15 @@ pub(super) fn build_offset_map(
                 return Ok(());
             }
             // A batch whose records cannot be read is kept whole (see `rewrite`).
-            let Ok(section) = records_section(batch, header) else {
+            let Ok(mut records) = stream_records(batch, header) else {
                 return Ok(());
             };
-            for record in RecordIter::new(&section, header.records_count).map_while(Result::ok) {
+            while let Some(Ok(record)) = records.next_record(|key, len| map.hash_key(key, len)) {
                 let offset = header.base_offset.saturating_add(record.offset_delta as i64);
                 let Some(key) = record.key.filter(|_| offset >= from) else {
                     continue;
                 };
-                if !map.put(key, offset) {
+                if !map.put_hash(key, offset) {
                     stopped_at = Some(offset);
                     break;
                 }
@@ -215,37 +214,50 @@ enum FilterError {
     #[error(transparent)]
     Records(#[from] crate::storage::records::RecordError),
     #[error(transparent)]
-    Codec(#[from] CodecError),
+    Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Copy(#[from] CopyError),
 }
 
-/// The batch without the records `rule` drops.
+/// What a rebuilt batch's records may come to, compressed: a cleaned batch
+/// is no larger than it was, but its codec's level may differ from the
+/// producer's. Past this the batch stays as it is.
+fn rebuilt_records_cap(batch: &[u8]) -> usize {
+    batch.len().saturating_mul(2).max(64 * 1024)
+}
+
+/// The batch without the records `rule` drops. Records are streamed twice,
+/// once to decide and once to copy the kept ones into the new batch, so a
+/// batch that decompresses to gigabytes costs no more memory than its keys.
 fn filter_batch(batch: &[u8], header: &BatchHeader, rule: &KeepRule) -> Result<Filtered, FilterError> {
-    let section = records_section(batch, header)?;
-    let mut kept: Vec<Range<usize>> = Vec::with_capacity(header.records_count.max(0) as usize);
-    let mut total = 0u64;
-    for record in RecordIter::new(&section, header.records_count) {
-        let record = record?;
-        total += 1;
+    let keeps = |record: &RecordHead<KeyHash>| {
         let offset = header.base_offset.saturating_add(record.offset_delta as i64);
-        if rule.keeps(offset, record.key, record.value.is_none(), header) {
-            kept.push(record.range);
-        }
+        rule.keeps(offset, record.key, !record.has_value, header)
+    };
+    let hash_key = |key: &mut dyn io::Read, len| rule.map.hash_key(key, len);
+    let (mut total, mut kept) = (0u64, 0u64);
+    let mut records = stream_records(batch, header)?;
+    while let Some(record) = records.next_record(hash_key) {
+        total += 1;
+        kept += u64::from(keeps(&record?));
     }
-    if kept.len() as u64 == total {
+    if kept == total {
         return Ok(Filtered::All);
     }
-    if kept.is_empty() {
+    if kept == 0 {
         return Ok(Filtered::None);
     }
-    let mut plain = Vec::with_capacity(kept.iter().map(|r| r.len()).sum());
-    for range in &kept {
-        plain.extend_from_slice(&section[range.clone()]);
+    let max = rebuilt_records_cap(batch);
+    let mut encoder = CappedEncoder::new(header.compression(), max).map_err(EncodeError::from)?;
+    let mut records = stream_records(batch, header)?;
+    while let Some(copied) = records.copy_record(&mut encoder, hash_key, keeps) {
+        copied?;
     }
-    let records = compress(header.compression(), plain)?;
-    let rebuilt = rebuilt_batch(&batch[..BATCH_HEADER_LEN], kept.len() as i32, &records);
+    let compressed = encoder.finish()?;
+    let rebuilt = rebuilt_batch(&batch[..BATCH_HEADER_LEN], kept as i32, &compressed);
     Ok(Filtered::Some {
         rebuilt,
-        dropped: total - kept.len() as u64,
+        dropped: total - kept,
     })
 }
 

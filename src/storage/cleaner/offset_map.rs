@@ -5,8 +5,9 @@
 //! full, a new key does not go in, and the cleaner cleans what it mapped so
 //! far and maps the rest next round.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read};
 
 /// Bytes of one slot: the key's hash (16) and an offset (8).
 pub const SLOT_BYTES: usize = 24;
@@ -14,6 +15,14 @@ pub const SLOT_BYTES: usize = 24;
 const LOAD_FACTOR: f64 = 0.9;
 /// Marks an empty slot (offsets are never negative).
 const EMPTY: i64 = -1;
+
+/// The bytes hashed at a time: keys read from a stream are hashed in the
+/// same pieces as keys in memory, so both give the same hash.
+const HASH_CHUNK: usize = 4096;
+
+/// A key as the map knows it: its 128-bit hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHash([u64; 2]);
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -49,8 +58,35 @@ impl OffsetMap {
         }
     }
 
-    fn hash(&self, key: &[u8]) -> [u64; 2] {
-        [self.hashers[0].hash_one(key), self.hashers[1].hash_one(key)]
+    fn hashers(&self, len: usize) -> [DefaultHasher; 2] {
+        self.hashers.each_ref().map(|state| {
+            let mut hasher = state.build_hasher();
+            hasher.write_usize(len);
+            hasher
+        })
+    }
+
+    fn hash(&self, key: &[u8]) -> KeyHash {
+        let mut hashers = self.hashers(key.len());
+        for chunk in key.chunks(HASH_CHUNK) {
+            hashers.iter_mut().for_each(|h| h.write(chunk));
+        }
+        KeyHash(hashers.map(|h| h.finish()))
+    }
+
+    /// The hash of the `len` bytes of a key read from `key` (a record
+    /// streamed out of its batch): the key is never held whole.
+    pub fn hash_key(&self, key: &mut dyn Read, len: usize) -> io::Result<KeyHash> {
+        let mut hashers = self.hashers(len);
+        let mut chunk = [0u8; HASH_CHUNK];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(HASH_CHUNK);
+            key.read_exact(&mut chunk[..n])?;
+            hashers.iter_mut().for_each(|h| h.write(&chunk[..n]));
+            left -= n;
+        }
+        Ok(KeyHash(hashers.map(|h| h.finish())))
     }
 
     /// Where `hash` is, or the empty slot where it would go (None: the
@@ -71,7 +107,11 @@ impl OffsetMap {
     /// Records `offset` as the latest of `key`. False, and nothing changed,
     /// when the key is new and the map is full.
     pub fn put(&mut self, key: &[u8], offset: i64) -> bool {
-        let hash = self.hash(key);
+        self.put_hash(self.hash(key), offset)
+    }
+
+    /// As `put`, by the key's hash.
+    pub fn put_hash(&mut self, KeyHash(hash): KeyHash, offset: i64) -> bool {
         let Some(i) = self.position(hash) else {
             return false;
         };
@@ -87,7 +127,12 @@ impl OffsetMap {
 
     /// The latest offset recorded for `key`.
     pub fn get(&self, key: &[u8]) -> Option<i64> {
-        let i = self.position(self.hash(key))?;
+        self.get_hash(self.hash(key))
+    }
+
+    /// As `get`, by the key's hash.
+    pub fn get_hash(&self, KeyHash(hash): KeyHash) -> Option<i64> {
+        let i = self.position(hash)?;
         let offset = self.slots[i].offset;
         (offset != EMPTY).then_some(offset)
     }
@@ -110,6 +155,19 @@ impl OffsetMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_key_hashes_as_the_same_key_in_memory() {
+        let map = OffsetMap::new(1 << 10, 10);
+        for len in [0, 1, HASH_CHUNK - 1, HASH_CHUNK, 3 * HASH_CHUNK + 17] {
+            let key: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            // A reader that hands out a few bytes at a time.
+            let mut trickle = io::BufReader::with_capacity(7, &key[..]);
+            assert_eq!(map.hash_key(&mut trickle, len).expect("reads"), map.hash(&key), "{len}");
+        }
+        assert!(map.hash_key(&mut &b"short"[..], 6).is_err());
+        assert_ne!(map.hash(b"ab"), map.hash(b"ba"));
+    }
 
     #[test]
     fn keeps_the_latest_offset_of_each_key() {

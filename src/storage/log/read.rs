@@ -5,7 +5,7 @@
 
 use super::{Log, LogError};
 use crate::storage::batch::{BatchError, BatchHeader, LOG_OVERHEAD};
-use crate::storage::records::{records_section, RecordIter};
+use crate::storage::record_stream::stream_records;
 use crate::storage::segment::{first_batch_size, whole_batches_len, LogSegment};
 use bytes::Bytes;
 use std::fs::File;
@@ -106,9 +106,7 @@ impl Log {
             return Ok(None);
         };
         let log_start = self.log_start_offset;
-        Ok(records_of(&batch)?
-            .into_iter()
-            .find(|(offset, ts)| *ts >= timestamp && *offset >= log_start))
+        first_record_where(&batch, |offset, ts| ts >= timestamp && offset >= log_start)
     }
 
     /// The record with the greatest timestamp: (offset, timestamp).
@@ -128,28 +126,29 @@ impl Log {
             return Ok(None);
         };
         let batch = plan.read(1, true)?;
-        Ok(records_of(&batch)?
-            .into_iter()
-            .find(|(_, ts)| *ts == timestamp)
-            .or(Some((offset, timestamp))))
+        Ok(first_record_where(&batch, |_, ts| ts == timestamp)?.or(Some((offset, timestamp))))
     }
 }
 
-/// (offset, timestamp) of each record of the stored batch at the start of
-/// `batch`. A LogAppendTime batch's records all carry its max timestamp.
-fn records_of(batch: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
+/// (offset, timestamp) of the first record of the stored batch at the start
+/// of `batch` that `wanted` picks, its records streamed (a compressed batch
+/// is never decompressed whole). A LogAppendTime batch's records all carry
+/// its max timestamp.
+fn first_record_where(batch: &[u8], wanted: impl Fn(i64, i64) -> bool) -> Result<Option<(i64, i64)>, LogError> {
     let unreadable = || LogError::Batch(BatchError::Invalid("stored batch does not decode"));
     let header = BatchHeader::parse(batch)?;
-    let section = records_section(batch, &header).map_err(|_| unreadable())?;
-    RecordIter::new(&section, header.records_count)
-        .map(|r| {
-            let r = r.map_err(|_| unreadable())?;
-            let timestamp = if header.is_log_append_time() {
-                header.max_timestamp
-            } else {
-                header.base_timestamp.saturating_add(r.timestamp_delta)
-            };
-            Ok((header.base_offset.saturating_add(r.offset_delta as i64), timestamp))
-        })
-        .collect()
+    let mut records = stream_records(batch, &header).map_err(|_| unreadable())?;
+    while let Some(record) = records.next_record(|_, _| Ok(())) {
+        let record = record.map_err(|_| unreadable())?;
+        let timestamp = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.saturating_add(record.timestamp_delta)
+        };
+        let offset = header.base_offset.saturating_add(record.offset_delta as i64);
+        if wanted(offset, timestamp) {
+            return Ok(Some((offset, timestamp)));
+        }
+    }
+    Ok(None)
 }

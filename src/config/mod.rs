@@ -3,8 +3,10 @@
 
 pub mod cluster;
 pub mod connection_limits;
+pub mod consumer_groups;
 pub mod dynamic_broker;
 pub mod group;
+mod known_keys;
 pub mod listener;
 pub mod oauthbearer;
 pub mod properties;
@@ -14,7 +16,10 @@ pub mod security;
 pub mod topic;
 
 use cluster::{ClusterConfig, ClusterConfigError};
+pub use consumer_groups::MigrationPolicy;
+use consumer_groups::{consumer_assignors, migration_policy};
 use indexmap::IndexMap;
+use known_keys::{is_known_key, ACCEPTED_WITHOUT_EFFECT};
 use listener::{parse_listeners, ListenerSpec};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -45,149 +50,6 @@ impl ConfigError {
             other => other,
         }
     }
-}
-
-/// Keys that Sluice reads.
-const KNOWN_KEYS: &[&str] = &[
-    "listeners",
-    "advertised.listeners",
-    "log.dirs",
-    "log.dir",
-    "node.id",
-    "broker.id",
-    "num.partitions",
-    "default.replication.factor",
-    "auto.create.topics.enable",
-    "delete.topic.enable",
-    "socket.request.max.bytes",
-    "queued.max.request.bytes",
-    "group.initial.rebalance.delay.ms",
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
-    "group.consumer.session.timeout.ms",
-    "group.consumer.heartbeat.interval.ms",
-    "group.consumer.assignors",
-    "group.consumer.max.size",
-    "group.consumer.migration.policy",
-    "offsets.retention.minutes",
-    "offsets.retention.check.interval.ms",
-    "offset.metadata.max.bytes",
-    "offsets.topic.num.partitions",
-    "offsets.topic.replication.factor",
-    "offsets.topic.segment.bytes",
-    "log.retention.check.interval.ms",
-    "log.flush.offset.checkpoint.interval.ms",
-    "log.flush.scheduler.interval.ms",
-    "log.cleaner.enable",
-    "log.cleaner.backoff.ms",
-    "log.cleaner.dedupe.buffer.size",
-    "quota.window.num",
-    "quota.window.size.seconds",
-    "producer.id.expiration.ms",
-    "transaction.state.log.num.partitions",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
-    "transaction.state.log.segment.bytes",
-    "transaction.max.timeout.ms",
-    "transactional.id.expiration.ms",
-    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-    "transaction.remove.expired.transaction.cleanup.interval.ms",
-    "share.coordinator.state.topic.num.partitions",
-    "share.coordinator.state.topic.replication.factor",
-    "share.coordinator.state.topic.min.isr",
-    "share.coordinator.state.topic.segment.bytes",
-    "cluster.id",
-    "broker.rack",
-    "metrics.prometheus.address",
-    "logging.format",
-    "logging.level",
-];
-
-/// Kafka keys that are accepted and have no effect here (single process, no
-/// ZooKeeper, no thread pools to size). Listed so they are not called unknown.
-const ACCEPTED_WITHOUT_EFFECT: &[&str] = &[
-    "num.network.threads",
-    "num.io.threads",
-    "num.recovery.threads.per.data.dir",
-    "socket.send.buffer.bytes",
-    "socket.receive.buffer.bytes",
-    // Every write is a snapshot here (see share::state): no updates to count.
-    "share.coordinator.snapshot.update.records.per.snapshot",
-    "zookeeper.connect",
-    "zookeeper.connection.timeout.ms",
-    "log.cleaner.threads",
-    "queued.max.requests",
-    // Kafka's KRaft controller does not read it either (ZooKeeper mode did).
-    "leader.imbalance.per.broker.percentage",
-];
-
-/// `group.consumer.migration.policy`: which way a group may move between
-/// the classic and the consumer protocol while it has members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MigrationPolicy {
-    pub upgrade: bool,
-    pub downgrade: bool,
-}
-
-impl Default for MigrationPolicy {
-    /// Kafka's default: bidirectional.
-    fn default() -> Self {
-        MigrationPolicy {
-            upgrade: true,
-            downgrade: true,
-        }
-    }
-}
-
-fn migration_policy(value: Option<String>) -> Result<MigrationPolicy, ConfigError> {
-    let Some(value) = value else {
-        return Ok(MigrationPolicy::default());
-    };
-    let (upgrade, downgrade) = match value.trim().to_ascii_lowercase().as_str() {
-        "bidirectional" => (true, true),
-        "upgrade" => (true, false),
-        "downgrade" => (false, true),
-        "disabled" => (false, false),
-        _ => {
-            return Err(ConfigError::InvalidValue {
-                key: "group.consumer.migration.policy".to_string(),
-                value,
-                reason: "expected one of disabled, downgrade, upgrade, bidirectional".to_string(),
-            })
-        }
-    };
-    Ok(MigrationPolicy { upgrade, downgrade })
-}
-
-/// `group.consumer.assignors`: short names (`uniform`, `range`) or Kafka's
-/// class names for them.
-fn consumer_assignors(value: Option<String>) -> Result<Vec<String>, ConfigError> {
-    let Some(value) = value else {
-        return Ok(vec!["uniform".to_string(), "range".to_string()]);
-    };
-    let mut out = Vec::new();
-    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let short = match name {
-            "uniform" | "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => "uniform",
-            "range" | "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
-            _ => {
-                return Err(ConfigError::InvalidValue {
-                    key: "group.consumer.assignors".to_string(),
-                    value: value.clone(),
-                    reason: format!("unknown assignor {name} (known: uniform, range)"),
-                })
-            }
-        };
-        out.push(short.to_string());
-    }
-    if out.is_empty() {
-        return Err(ConfigError::InvalidValue {
-            key: "group.consumer.assignors".to_string(),
-            value,
-            reason: "at least one assignor is needed".to_string(),
-        });
-    }
-    Ok(out)
 }
 
 /// The transaction coordinator's settings (Kafka's `transaction.*` keys).
@@ -517,18 +379,6 @@ impl BrokerConfig {
             .find(|l| l.name == listener)
             .or_else(|| self.advertised_listeners.first())
     }
-}
-
-fn is_known_key(key: &str) -> bool {
-    KNOWN_KEYS.contains(&key)
-        || cluster::CLUSTER_KEYS.contains(&key)
-        || replication::REPLICATION_KEYS.contains(&key)
-        || connection_limits::is_connection_limit_key(key)
-        || security::is_security_key(key)
-        || group::is_broker_group_key(key)
-        || topic::TOPIC_CONFIGS
-            .iter()
-            .any(|d| d.broker_keys.iter().any(|(k, _)| *k == key))
 }
 
 fn parse_num(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {

@@ -333,15 +333,9 @@ class StoredBatch(NamedTuple):
     codec: str
 
 
-def stored_batches(broker, topic: str, partition: int) -> list[StoredBatch]:
-    """The record batches in the partition's segment files, read from the v2 headers.
-
-    Both Kafka and Sluice keep Kafka's on-disk layout (`<log.dirs>/<topic>-<p>/*.log`,
-    batches as on the wire), and neither re-compresses with compression.type=producer,
-    so this shows the codec the client really used: clients that cannot compress
-    silently send uncompressed batches, and a read-back would not notice.
-    """
-    out = []
+def stored_headers(broker, topic: str, partition: int):
+    """(base offset, attributes, last offset delta, records count) of each record batch in
+    the partition's segment files, read from the v2 headers."""
     for segment in sorted((Path(broker.log_dir) / f"{topic}-{partition}").glob("*.log")):
         data = segment.read_bytes()
         pos = 0
@@ -351,10 +345,21 @@ def stored_batches(broker, topic: str, partition: int) -> list[StoredBatch]:
                 break
             (attributes,) = struct.unpack_from(">h", data, pos + 21)
             (last_delta,) = struct.unpack_from(">i", data, pos + 23)
-            out.append(StoredBatch(base_offset, base_offset + last_delta,
-                                   CODECS.get(attributes & 0x07, f"codec-{attributes & 0x07}")))
+            (count,) = struct.unpack_from(">i", data, pos + 57)
+            yield base_offset, attributes, last_delta, count
             pos += 12 + length
-    return out
+
+
+def stored_batches(broker, topic: str, partition: int) -> list[StoredBatch]:
+    """The record batches in the partition's segment files, read from the v2 headers.
+
+    Both Kafka and Sluice keep Kafka's on-disk layout (`<log.dirs>/<topic>-<p>/*.log`,
+    batches as on the wire), and neither re-compresses with compression.type=producer,
+    so this shows the codec the client really used: clients that cannot compress
+    silently send uncompressed batches, and a read-back would not notice.
+    """
+    return [StoredBatch(base, base + last_delta, CODECS.get(attributes & 0x07, f"codec-{attributes & 0x07}"))
+            for base, attributes, last_delta, _ in stored_headers(broker, topic, partition)]
 
 
 # ---------------------------------------------------------------- consumer groups

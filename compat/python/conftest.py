@@ -43,11 +43,7 @@ def _crash_tests_allowed() -> bool:
     return brokers.target() == "sluice" or os.environ.get("COMPAT_KAFKA_CRASH_TESTS") == "1"
 
 
-@pytest.fixture
-def own_broker(tmp_path):
-    """A broker for one test alone, free to be killed and restarted."""
-    if not _crash_tests_allowed():
-        pytest.skip("kill -9 / restart cases run against Sluice only")
+def _broker_of_its_own(tmp_path):
     b = brokers.make_broker(tmp_path / brokers.target())
     try:
         yield b
@@ -55,6 +51,20 @@ def own_broker(tmp_path):
         # A test may leave it killed; stop() of a dead process just reports its code.
         if b.proc is not None and b.proc.poll() is None:
             _stop(b)
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker for one test alone, free to be killed and restarted."""
+    if not _crash_tests_allowed():
+        pytest.skip("kill -9 / restart cases run against Sluice only")
+    yield from _broker_of_its_own(tmp_path)
+
+
+@pytest.fixture
+def fresh_broker(tmp_path):
+    """A broker for one test alone, on either target (its peak memory is the test's)."""
+    yield from _broker_of_its_own(tmp_path)
 
 
 @pytest.fixture

@@ -36,7 +36,6 @@ import pytest
 
 import brokers
 import clients
-from conftest import _stop
 
 MIB = 1 << 20
 BIG = 384 * MIB  # each big value; two of them in a batch
@@ -156,29 +155,8 @@ def create_topic(broker, name: str, **config) -> None:
 
 def batch_counts(broker, topic: str) -> list[tuple[int, int, int]]:
     """(base offset, records count, codec) of each stored batch, from the segment files."""
-    out = []
-    for segment in sorted((Path(broker.log_dir) / f"{topic}-0").glob("*.log")):
-        data = segment.read_bytes()
-        pos = 0
-        while pos + 61 <= len(data):
-            base, length = struct.unpack_from(">qi", data, pos)
-            if length <= 0 or pos + 12 + length > len(data):
-                break
-            (attributes,) = struct.unpack_from(">h", data, pos + 21)
-            (count,) = struct.unpack_from(">i", data, pos + 57)
-            out.append((base, count, attributes & 7))
-            pos += 12 + length
-    return out
-
-
-@pytest.fixture
-def fresh_broker(tmp_path):
-    b = brokers.make_broker(tmp_path / brokers.target())
-    try:
-        yield b
-    finally:
-        if b.proc is not None and b.proc.poll() is None:
-            _stop(b)
+    return [(base, count, attributes & 7)
+            for base, attributes, _, count in clients.stored_headers(broker, topic, 0)]
 
 
 LATEST = 5000  # the timestamp delta of the second record, the greatest

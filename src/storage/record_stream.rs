@@ -154,7 +154,11 @@ fn read_fields<K>(
         Ok(length) => {
             let mut key_bytes = (&mut *body).take(length as u64);
             let key = read_key(&mut key_bytes, length)?;
-            copy_exactly(&mut key_bytes, &mut io::sink()).map_err(|_| malformed())?;
+            // What the caller left of the key: skipped, but it must be there.
+            io::copy(&mut key_bytes, &mut io::sink())?;
+            if key_bytes.limit() != 0 {
+                return Err(malformed());
+            }
             Some(key)
         }
     };

@@ -7,10 +7,11 @@
 //! Records are looked at only where a check needs them (the keys of a
 //! compacted topic's records) or the topic asks for another codec.
 
-use super::batch::{BatchError, BatchHeader, PendingBatch};
+use super::batch::{BatchError, BatchHeader, PendingBatch, BATCH_HEADER_LEN};
 use super::codec::recompress;
 use super::codec_stream::EncodeError;
 use super::record_stream::stream_records;
+use super::records::RecordIter;
 use crate::config::topic::LogConfig;
 use bytes::Bytes;
 use thiserror::Error;
@@ -148,6 +149,17 @@ const MAX_NAMED_RECORDS: usize = 10_000;
 /// that cannot be read stop the search (the batch is stored as sent, as
 /// before this check).
 fn keyless_records(batch: &[u8], header: &BatchHeader) -> Vec<i32> {
+    // A plain batch is walked in place (the produce path of compacted topics).
+    if header.compression() == 0 {
+        let section = batch.get(BATCH_HEADER_LEN..).unwrap_or_default();
+        return RecordIter::new(section, header.records_count)
+            .map_while(Result::ok)
+            .enumerate()
+            .filter(|(_, r)| r.key.is_none())
+            .map(|(i, _)| i as i32)
+            .take(MAX_NAMED_RECORDS)
+            .collect();
+    }
     let Ok(mut records) = stream_records(batch, header) else {
         return Vec::new();
     };

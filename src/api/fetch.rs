@@ -1,17 +1,24 @@
 //! Fetch: returns stored batches as they are, whole, from the batch holding
-//! the fetch offset, read off the async threads in one `storage::blocking`
-//! call per attempt. Long-polls until `min_bytes` are there or `max_wait_ms`
-//! passes, woken by appends. Fetch sessions are declined (session id 0), so
-//! every request is answered in full, as Kafka answers sessionless fetches.
+//! the fetch offset. Where they are is found from batch headers, off the
+//! async threads in one `storage::blocking` call per attempt; record sets of
+//! 16 KiB or more are not read then but sent from their files as the socket
+//! takes them (a stand-in in the response, see `protocol::stand_in`), so a
+//! client slow to read holds a file handle, not its response. Long-polls
+//! until `min_bytes` are there or `max_wait_ms` passes, woken by appends.
+//! Fetch sessions are declined (session id 0), so every request is answered
+//! in full, as Kafka answers sessionless fetches.
 
 use super::{leader_epoch_error, log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource, CLUSTER_NAME};
 use crate::broker::Broker;
 use crate::metadata::MetadataImage;
+use crate::protocol::dispatch::WithFiles;
+use crate::protocol::response::{FileChunk, Splice, SPLICE_MIN};
+use crate::protocol::stand_in::stand_in;
 use crate::quota::CONSUMER_BYTE_RATE;
 use crate::replication::read_replica::{preferred_read_replica, ReplicaView};
 use crate::replication::{LeaderPartition, Topic, TopicStats};
-use crate::storage::batch::{count_records, BatchHeader};
+use crate::storage::log::RecordRegion;
 use crate::storage::{blocking, now_ms, Log, LogError, Partition};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
@@ -49,14 +56,26 @@ struct Wanted {
     throttled: bool,
 }
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> WithFiles<FetchResponse> {
+    let answer = answer(broker, ctx, req).await;
+    let files = answer.1.into_iter().flatten().collect();
+    WithFiles {
+        response: answer.0,
+        files,
+    }
+}
+
+/// The response, and the record sets it sends from files (none when it
+/// carries no records).
+async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (FetchResponse, Vec<Option<Splice>>) {
     let by_id = ctx.api_version >= 13;
     // Sessions are declined; an incremental fetch for a session we never
     // created must be told so rather than answered as if it were full.
     if req.session_id != 0 && req.session_epoch != -1 {
-        return FetchResponse::default()
+        let response = FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
             .with_session_id(0);
+        return (response, Vec::new());
     }
 
     // A follower's fetch (KIP-903's ReplicaState from v15, the replica id before).
@@ -67,9 +86,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     };
     let from_replica = replica_id >= 0;
     if from_replica && !broker.authorize(ctx, operation::CLUSTER_ACTION, resource::CLUSTER, CLUSTER_NAME) {
-        return FetchResponse::default()
+        let response = FetchResponse::default()
             .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
             .with_session_id(0);
+        return (response, Vec::new());
     }
 
     let image = broker.image();
@@ -198,15 +218,19 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 .iter()
                 .zip(&results)
                 .filter(|(w, _)| w.throttled)
-                .map(|(_, d)| d.records.as_ref().map_or(0, Bytes::len))
+                .map(|(_, f)| f.record_bytes())
                 .sum();
             broker.replicas.quotas.leader.record(sent as u64);
         }
+        let (results, files): (Vec<_>, Vec<_>) = results.into_iter().map(|f| (f.data, f.file)).unzip();
         let responses = into_topics(topics, &wanted, results);
-        return FetchResponse::default().with_session_id(0).with_responses(responses);
+        return (
+            FetchResponse::default().with_session_id(0).with_responses(responses),
+            files,
+        );
     }
     // Over its consumer_byte_rate: Kafka answers with no records and the throttle time.
-    let fetched: usize = results.iter().map(|d| d.records.as_ref().map_or(0, Bytes::len)).sum();
+    let fetched: usize = results.iter().map(Fetched::record_bytes).sum();
     let quotas = broker.image().client_quotas.clone();
     let client_id = ctx.client_id.as_deref().unwrap_or("");
     let throttle_ms = broker.quotas.record(
@@ -222,26 +246,28 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             .quotas
             .unrecord(&quotas, CONSUMER_BYTE_RATE, ctx.user(), client_id, fetched as u64);
         ctx.throttle(throttle_ms);
-        return FetchResponse::default()
+        let response = FetchResponse::default()
             .with_session_id(0)
             .with_throttle_time_ms(throttle_ms);
+        return (response, Vec::new());
     }
     let mut responses: Vec<FetchableTopicResponse> = topics
         .into_iter()
         .map(|(name, id)| FetchableTopicResponse::default().with_topic(name).with_topic_id(id))
         .collect();
-    for (w, data) in wanted.iter().zip(results) {
-        if let (Some(stats), Some(records)) = (&w.stats, &data.records) {
-            if !records.is_empty() {
-                TopicStats::add(&stats.bytes_out, records.len() as u64);
-                TopicStats::add(&stats.records_out, count_records(records));
-            }
+    let mut files = Vec::with_capacity(results.len());
+    for (w, fetched) in wanted.iter().zip(results) {
+        let bytes = fetched.record_bytes();
+        if let Some(stats) = w.stats.as_ref().filter(|_| bytes > 0) {
+            TopicStats::add(&stats.bytes_out, bytes as u64);
+            TopicStats::add(&stats.records_out, fetched.records);
         }
-        responses[w.topic_index].partitions.push(data);
+        responses[w.topic_index].partitions.push(fetched.data);
+        files.push(fetched.file);
     }
     let mut response = FetchResponse::default().with_session_id(0).with_responses(responses);
     super::leadership::fill_fetch(&image, &ctx.listener, &mut response);
-    response
+    (response, files)
 }
 
 /// The partition answers grouped by topic, in the request's order.
@@ -334,15 +360,40 @@ async fn read_all_blocking(
     max_bytes: usize,
     read_committed: bool,
     hold_throttled: bool,
-) -> (Vec<PartitionData>, usize, bool) {
+) -> (Vec<Fetched>, usize, bool) {
     let work = wanted.clone();
     match blocking(move || read_all(&work, max_bytes, read_committed, hold_throttled)).await {
         Ok(read) => read,
         Err(_) => {
             let code = ResponseError::KafkaStorageError.code();
-            let failed = wanted.iter().map(|w| empty(w.partition_index, code, -1, -1, -1));
+            let failed = wanted.iter().map(|w| empty(w.partition_index, code, -1, -1, -1).into());
             (failed.collect(), 0, true)
         }
+    }
+}
+
+/// One partition's answer, and how its records go out.
+struct Fetched {
+    data: PartitionData,
+    /// Its record set's stand-in and file, when it is sent from the file.
+    file: Option<Splice>,
+    /// The records of its record set, from the batch headers.
+    records: u64,
+}
+
+impl From<PartitionData> for Fetched {
+    fn from(data: PartitionData) -> Fetched {
+        Fetched {
+            data,
+            file: None,
+            records: 0,
+        }
+    }
+}
+
+impl Fetched {
+    fn record_bytes(&self) -> usize {
+        self.data.records.as_ref().map_or(0, Bytes::len)
     }
 }
 
@@ -353,15 +404,15 @@ fn read_all(
     max_bytes: usize,
     read_committed: bool,
     hold_throttled: bool,
-) -> (Vec<PartitionData>, usize, bool) {
+) -> (Vec<Fetched>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
-        let data = match &w.target {
+        let fetched = match &w.target {
             Err(code) => {
                 any_error = true;
-                empty(w.partition_index, *code, -1, -1, -1)
+                empty(w.partition_index, *code, -1, -1, -1).into()
             }
             Ok(partition) => {
                 // The first partition with data may exceed the limits by one
@@ -373,16 +424,17 @@ fn read_all(
                 } else {
                     w.max_bytes.min(max_bytes.saturating_sub(total))
                 };
-                let data = read_partition(partition, w, limit, min_one, read_committed);
+                // `total` places the stand-ins of one response apart.
+                let fetched = read_partition(partition, w, limit, min_one, read_committed, total);
                 // Errors, and consumers sent elsewhere, are answered at once.
-                if data.error_code != 0 || data.preferred_read_replica.0 >= 0 {
+                if fetched.data.error_code != 0 || fetched.data.preferred_read_replica.0 >= 0 {
                     any_error = true;
                 }
-                total += data.records.as_ref().map_or(0, Bytes::len);
-                data
+                total += fetched.record_bytes();
+                fetched
             }
         };
-        out.push(data);
+        out.push(fetched);
     }
     (out, total, any_error)
 }
@@ -404,7 +456,8 @@ fn read_partition(
     limit: usize,
     min_one: bool,
     read_committed: bool,
-) -> PartitionData {
+    stand_in_at: usize,
+) -> Fetched {
     let (plan, offsets) = {
         let mut log = partition.log();
         let offsets = (
@@ -415,17 +468,19 @@ fn read_partition(
         );
         let current_epoch = w.followed_epoch.unwrap_or(offsets.3);
         if let Some(code) = leader_epoch_error(w.leader_epoch, current_epoch) {
-            return empty(w.partition_index, code, offsets.0, offsets.1, offsets.2);
+            return empty(w.partition_index, code, offsets.0, offsets.1, offsets.2).into();
         }
         if let Some(id) = w.preferred_read_replica {
             return empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2)
-                .with_preferred_read_replica(BrokerId(id));
+                .with_preferred_read_replica(BrokerId(id))
+                .into();
         }
         // Followers and consumers alike (KIP-320): a fetcher whose last
         // fetched epoch ends here before its offset was truncated elsewhere.
         if let Some((epoch, end_offset)) = diverging(&log, w) {
             return empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2)
-                .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset));
+                .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
+                .into();
         }
         // A follower reads to the log end; a consumer to what is committed.
         let max_offset = if w.replica.is_some() {
@@ -439,22 +494,49 @@ fn read_partition(
     };
     let (hw, lso, log_start, _) = offsets;
     let data = empty(w.partition_index, 0, hw, lso, log_start);
-    let records = match plan {
-        Ok(None) => return committed_view(data, read_committed, Vec::new()),
-        Ok(Some(_)) if limit == 0 && !min_one => return committed_view(data, read_committed, Vec::new()),
-        Ok(Some(plan)) => match plan.read(limit, min_one) {
-            Ok(records) => records,
-            Err(e) => return data.with_error_code(log_error_code(&LogError::Io(e))),
+    let region = match plan {
+        Ok(None) => return committed_view(data, read_committed, Vec::new()).into(),
+        Ok(Some(_)) if limit == 0 && !min_one => return committed_view(data, read_committed, Vec::new()).into(),
+        Ok(Some(plan)) => match plan.region(limit, min_one) {
+            Ok(Some(region)) => region,
+            Ok(None) => return committed_view(data, read_committed, Vec::new()).into(),
+            Err(e) => return data.with_error_code(log_error_code(&LogError::Io(e))).into(),
         },
-        Err(e) => return data.with_error_code(log_error_code(&e)),
+        Err(e) => return data.with_error_code(log_error_code(&e)).into(),
     };
     // read_committed: the aborted transactions among the returned batches,
     // which the client skips.
-    let aborted = match (read_committed, next_offset_after(&records)) {
-        (true, Some(upper)) => partition.log().aborted_transactions(w.fetch_offset, upper),
-        _ => Vec::new(),
+    let aborted = match read_committed {
+        true => partition.log().aborted_transactions(w.fetch_offset, region.next_offset),
+        false => Vec::new(),
     };
-    committed_view(data.with_records(Some(records)), read_committed, aborted)
+    let (records, file) = match lazily(&region, stand_in_at) {
+        Some((stand_in, splice)) => (stand_in, Some(splice)),
+        None => match region.read() {
+            Ok(bytes) => (bytes, None),
+            Err(e) => return data.with_error_code(log_error_code(&LogError::Io(e))).into(),
+        },
+    };
+    Fetched {
+        data: committed_view(data.with_records(Some(records)), read_committed, aborted),
+        file,
+        records: region.records,
+    }
+}
+
+/// A record set large enough to be sent from its file as the socket takes
+/// it: its stand-in in the response, and the file bytes it stands for.
+fn lazily(region: &RecordRegion, stand_in_at: usize) -> Option<(Bytes, Splice)> {
+    if region.len < SPLICE_MIN {
+        return None;
+    }
+    let stand_in = stand_in(stand_in_at, region.len)?;
+    let chunk = FileChunk {
+        file: region.file.clone(),
+        position: region.position,
+        len: region.len,
+    };
+    Some((stand_in.clone(), Splice::File { stand_in, chunk }))
 }
 
 fn committed_view(data: PartitionData, read_committed: bool, aborted: Vec<(i64, i64)>) -> PartitionData {
@@ -470,16 +552,6 @@ fn committed_view(data: PartitionData, read_committed: bool, aborted: Vec<(i64, 
         })
         .collect();
     data.with_aborted_transactions(Some(aborted))
-}
-
-/// The offset after the last whole batch of a record set, from headers only.
-fn next_offset_after(mut records: &[u8]) -> Option<i64> {
-    let mut next = None;
-    while let Ok(h) = BatchHeader::parse(records) {
-        next = Some(h.next_offset());
-        records = records.get(h.total_size()..)?;
-    }
-    next
 }
 
 /// The record sets of a response, for the encoder to send without copying.

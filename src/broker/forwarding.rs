@@ -7,7 +7,7 @@
 use super::Broker;
 use crate::api::RequestContext;
 use crate::protocol::request::{parse_request, ParsedRequest, RequestError};
-use crate::protocol::response::ResponseFrame;
+use crate::protocol::response::{Chunk, ResponseFrame};
 use crate::quorum::rpc::{ForwardedRequest, ForwardedResponse, QuorumRequest, QuorumResponse};
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -73,7 +73,7 @@ pub async fn forward(
         match broker.controller.call_leader(&request, left).await {
             Ok((_, QuorumResponse::Forward(ForwardedResponse::Answered { frame, offset }))) => {
                 let _ = tokio::time::timeout(left, broker.controller.wait_published(offset)).await;
-                return Ok(Some(ResponseFrame(vec![Bytes::from(frame)])));
+                return Ok(Some(ResponseFrame(vec![Chunk::Bytes(Bytes::from(frame))])));
             }
             Ok((_, QuorumResponse::Forward(ForwardedResponse::NoResponse { .. }))) => return Ok(None),
             Ok((leader, answer)) => debug!(leader, ?answer, "forwarded request not run; retrying"),
@@ -115,11 +115,15 @@ pub async fn run_forwarded(broker: &Broker, forwarded: ForwardedRequest) -> Forw
     };
     let answer = crate::protocol::dispatch::dispatch(broker, &ctx, req).await;
     let offset = broker.controller.published_offset();
-    match answer {
-        Ok(Some(frame)) => ForwardedResponse::Answered {
-            frame: frame.to_bytes().to_vec(),
+    match answer.map(|frame| frame.map(|f| f.to_bytes())) {
+        Ok(Some(Ok(frame))) => ForwardedResponse::Answered {
+            frame: frame.to_vec(),
             offset,
         },
+        Ok(Some(Err(e))) => {
+            warn!(error = %e, "a forwarded request's answer could not be read");
+            ForwardedResponse::NoResponse { offset }
+        }
         Ok(None) => ForwardedResponse::NoResponse { offset },
         Err(e) => {
             warn!(error = %e, "a forwarded request was not served");

@@ -4,7 +4,7 @@
 //! socket; this module never sees storage.
 
 use super::request::{ParsedRequest, RequestError};
-use super::response::ResponseFrame;
+use super::response::{ResponseFrame, Splice};
 use crate::api::RequestContext;
 use crate::broker::Broker;
 use kafka_protocol::protocol::Decodable;
@@ -39,19 +39,32 @@ pub async fn dispatch(
     result
 }
 
-/// What a handler returns: a response, or (Produce with acks=0) maybe none.
+/// A response whose record sets (stand-ins) are sent from files.
+pub struct WithFiles<R> {
+    pub response: R,
+    pub files: Vec<Splice>,
+}
+
+/// What a handler returns: a response, or (Produce with acks=0) maybe none,
+/// with the record sets to send from files.
 pub(super) trait Reply<R> {
-    fn into_reply(self) -> Option<R>;
+    fn into_reply(self) -> Option<(R, Vec<Splice>)>;
 }
 
 impl<R> Reply<R> for R {
-    fn into_reply(self) -> Option<R> {
-        Some(self)
+    fn into_reply(self) -> Option<(R, Vec<Splice>)> {
+        Some((self, Vec::new()))
     }
 }
 
 impl<R> Reply<R> for Option<R> {
-    fn into_reply(self) -> Option<R> {
-        self
+    fn into_reply(self) -> Option<(R, Vec<Splice>)> {
+        self.map(|r| (r, Vec::new()))
+    }
+}
+
+impl<R> Reply<R> for WithFiles<R> {
+    fn into_reply(self) -> Option<(R, Vec<Splice>)> {
+        Some((self.response, self.files))
     }
 }

@@ -7,6 +7,7 @@ pub mod error_response;
 pub mod registry;
 pub mod request;
 pub mod response;
+pub mod stand_in;
 pub mod versions;
 
 pub use dispatch::dispatch;

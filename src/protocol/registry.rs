@@ -5,7 +5,7 @@
 
 use super::dispatch::{decode, Reply};
 use super::request::{ParsedRequest, RequestError};
-use super::response::{encode_response_spliced, ResponseFrame};
+use super::response::{encode_response_spliced, ResponseFrame, Splice};
 use super::versions::ApiRange;
 use crate::api::{self, RequestContext};
 use crate::broker::Broker;
@@ -52,11 +52,14 @@ macro_rules! serve_entry {
             });
         }
         let request = decode(&$req)?;
-        let response: Option<$resp> = Reply::into_reply($handler($broker, $ctx, request).await);
-        match response {
-            Some(response) => {
+        let reply: Option<($resp, Vec<Splice>)> = Reply::into_reply($handler($broker, $ctx, request).await);
+        match reply {
+            Some((response, files)) => {
                 crate::metrics::record_errors($api, &response);
-                let splices = ($splice)(&response);
+                // Files first: a stand-in is also among the response's record
+                // sets, and the first splice that matches is the one used.
+                let mut splices = files;
+                splices.extend(($splice)(&response).into_iter().map(Splice::Bytes));
                 encode_response_spliced(
                     ApiKey::$key,
                     $req.version(),
@@ -154,7 +157,7 @@ registry! {
     // 2.10 stops compressing when they are absent from the list.
     Produce: ProduceRequest => ProduceResponse, versions 0..=13 served from 3, handler api::produce::handle,
         errors |r| r.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code));
-    // Fetched batches go to the socket as read, not copied into the frame.
+    // Fetched batches go to the socket from their files, not copied into the frame.
     Fetch: FetchRequest => FetchResponse, versions 4..=18, handler api::fetch::handle, splice api::fetch::record_sets,
         errors |r| std::iter::once(r.error_code)
             .chain(r.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));

@@ -1,6 +1,7 @@
 //! Response framing: length prefix, response header, body. A frame is a list
-//! of chunks so that large record sets (fetched batches) go to the socket
-//! as they were read, without being copied into the encoded response.
+//! of chunks so that large record sets go to the socket without being copied
+//! into the encoded response: as they were read, or (fetched batches) from
+//! their files, read as the socket takes them.
 
 use super::RequestError;
 use bytes::buf::UninitSlice;
@@ -8,46 +9,122 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
+use std::fs::File;
+use std::io;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 /// An encoded response, ready for the socket in chunk order.
 #[derive(Debug, Clone)]
-pub struct ResponseFrame(pub Vec<Bytes>);
+pub struct ResponseFrame(pub Vec<Chunk>);
+
+/// Part of a frame: bytes in memory, or bytes of a file read as the socket
+/// takes them (fetched record sets).
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    Bytes(Bytes),
+    File(FileChunk),
+}
+
+/// `len` bytes of `file` from `position`.
+#[derive(Debug, Clone)]
+pub struct FileChunk {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileChunk {
+    /// `len` bytes from `from` (within the chunk), read now.
+    pub fn read(&self, from: usize, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, self.position + from as u64)?;
+        Ok(buf)
+    }
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::File(f) => f.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 impl ResponseFrame {
     pub fn len(&self) -> usize {
-        self.0.iter().map(Bytes::len).sum()
+        self.0.iter().map(Chunk::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The frame as one buffer (tests and small responses).
-    pub fn to_bytes(&self) -> Bytes {
-        match self.0.as_slice() {
-            [one] => one.clone(),
-            chunks => chunks.concat().into(),
+    /// The frame as one buffer, file chunks read (tests, forwarded answers).
+    pub fn to_bytes(&self) -> io::Result<Bytes> {
+        if let [Chunk::Bytes(one)] = self.0.as_slice() {
+            return Ok(one.clone());
+        }
+        let mut out = BytesMut::with_capacity(self.len());
+        for chunk in &self.0 {
+            match chunk {
+                Chunk::Bytes(b) => out.extend_from_slice(b),
+                Chunk::File(f) => out.extend_from_slice(&f.read(0, f.len)?),
+            }
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// A record set the encoder keeps out of the frame's buffer: its bytes, as a
+/// chunk of their own, or a stand-in (see `stand_in`) for bytes of a file,
+/// which become a file chunk.
+#[derive(Debug, Clone)]
+pub enum Splice {
+    Bytes(Bytes),
+    File { stand_in: Bytes, chunk: FileChunk },
+}
+
+impl Splice {
+    /// Whether `src` (what the encoder writes) is this record set itself.
+    fn is(&self, src: &[u8]) -> bool {
+        let b = match self {
+            Splice::Bytes(b) => b,
+            Splice::File { stand_in, .. } => stand_in,
+        };
+        b.as_ptr() == src.as_ptr() && b.len() == src.len()
+    }
+
+    fn chunk(&self) -> Chunk {
+        match self {
+            Splice::Bytes(b) => Chunk::Bytes(b.clone()),
+            Splice::File { chunk, .. } => Chunk::File(chunk.clone()),
         }
     }
 }
 
 /// Below this size copying is cheaper than a separate chunk.
-const SPLICE_MIN: usize = 16 * 1024;
+pub const SPLICE_MIN: usize = 16 * 1024;
 
 /// A `BufMut` that encodes into a growing tail buffer, except that slices
 /// which are exactly one of the `splices` are kept as their own chunk.
 struct FrameBuilder {
-    chunks: Vec<Bytes>,
+    chunks: Vec<Chunk>,
     tail: BytesMut,
     flushed: usize,
-    splices: Vec<Bytes>,
+    splices: Vec<Splice>,
 }
 
 impl FrameBuilder {
     fn finish(mut self) -> ResponseFrame {
         if !self.tail.is_empty() {
-            self.chunks.push(self.tail.freeze());
+            self.chunks.push(Chunk::Bytes(self.tail.freeze()));
         }
         ResponseFrame(self.chunks)
     }
@@ -71,18 +148,14 @@ unsafe impl BufMut for FrameBuilder {
 
     fn put_slice(&mut self, src: &[u8]) {
         if src.len() >= SPLICE_MIN {
-            if let Some(b) = self
-                .splices
-                .iter()
-                .find(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len())
-            {
+            if let Some(splice) = self.splices.iter().find(|s| s.is(src)) {
                 let done = std::mem::take(&mut self.tail);
                 self.flushed += done.len();
                 if !done.is_empty() {
-                    self.chunks.push(done.freeze());
+                    self.chunks.push(Chunk::Bytes(done.freeze()));
                 }
-                self.flushed += b.len();
-                self.chunks.push(b.clone());
+                self.flushed += src.len();
+                self.chunks.push(splice.chunk());
                 return;
             }
         }
@@ -113,7 +186,7 @@ pub fn encode_response_spliced<R: Encodable>(
     version: i16,
     correlation_id: i32,
     body: &R,
-    splices: Vec<Bytes>,
+    splices: Vec<Splice>,
 ) -> Result<ResponseFrame, RequestError> {
     let fail = |reason: String| RequestError::Encode {
         api: api_key,
@@ -121,7 +194,8 @@ pub fn encode_response_spliced<R: Encodable>(
         reason,
     };
     let (header, header_version, size) = frame_header(api_key, version, correlation_id, body)?;
-    let inline = size - splices.iter().map(Bytes::len).sum::<usize>().min(size);
+    let spliced: usize = splices.iter().map(|s| s.chunk().len()).sum();
+    let inline = size - spliced.min(size);
     let mut buf = FrameBuilder {
         chunks: Vec::with_capacity(1 + 2 * splices.len()),
         tail: BytesMut::with_capacity(4 + inline),
@@ -204,12 +278,49 @@ mod tests {
                     .with_records(Some(small.clone())),
             ])]);
         for version in [4, 12, 16] {
-            let spliced =
-                encode_response_spliced(ApiKey::Fetch, version, 5, &body, vec![big.clone(), small.clone()]).unwrap();
+            let splices = vec![Splice::Bytes(big.clone()), Splice::Bytes(small.clone())];
+            let spliced = encode_response_spliced(ApiKey::Fetch, version, 5, &body, splices).unwrap();
             assert!(spliced.0.len() >= 3, "the large record set is its own chunk");
-            assert!(spliced.0.iter().any(|c| c.as_ptr() == big.as_ptr()));
+            assert!(spliced
+                .0
+                .iter()
+                .any(|c| matches!(c, Chunk::Bytes(b) if b.as_ptr() == big.as_ptr())));
             let copied = encode_response_copied(ApiKey::Fetch, version, 5, &body).unwrap();
-            assert_eq!(spliced.to_bytes(), copied);
+            assert_eq!(spliced.to_bytes().unwrap(), copied);
+        }
+    }
+
+    #[test]
+    fn a_stand_in_is_sent_as_the_file_bytes_it_stands_for() {
+        use std::io::Write;
+        let records: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&[1, 2, 3]).unwrap();
+        file.write_all(&records).unwrap();
+        let chunk = FileChunk {
+            file: Arc::new(file),
+            position: 3,
+            len: records.len(),
+        };
+        let stand_in = crate::protocol::stand_in::stand_in(0, records.len()).unwrap();
+        let with = |records: Bytes| {
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_partitions(vec![PartitionData::default().with_records(Some(records))])])
+        };
+        for version in [4, 12, 16] {
+            let splices = vec![Splice::File {
+                stand_in: stand_in.clone(),
+                chunk: chunk.clone(),
+            }];
+            let frame = encode_response_spliced(ApiKey::Fetch, version, 5, &with(stand_in.clone()), splices).unwrap();
+            assert!(frame
+                .0
+                .iter()
+                .any(|c| matches!(c, Chunk::File(f) if f.len == records.len())));
+            let copied =
+                encode_response_copied(ApiKey::Fetch, version, 5, &with(Bytes::from(records.clone()))).unwrap();
+            assert_eq!(frame.len(), copied.len());
+            assert_eq!(frame.to_bytes().unwrap(), copied);
         }
     }
 }

@@ -14,8 +14,10 @@ use crate::auth::ANONYMOUS;
 use crate::broker::Broker;
 use crate::config::security::SecurityProtocol;
 use crate::protocol::error_response::error_response;
+use crate::protocol::response::{Chunk, FileChunk};
 use crate::protocol::ResponseFrame;
 use crate::protocol::{dispatch, parse_request};
+use bytes::Bytes;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -254,9 +256,43 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
     }
 }
 
-/// Writes a frame's chunks with vectored writes, resuming after partial ones.
+/// Bytes of a file chunk read and written at a time: what a client slow to
+/// read holds of a fetched record set.
+const FILE_PIECE: usize = 256 * 1024;
+
+/// Writes a frame: chunks in memory with vectored writes, file chunks a
+/// piece at a time as the socket takes them.
 async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &ResponseFrame) -> std::io::Result<()> {
-    let chunks = &frame.0;
+    let mut in_memory: Vec<&Bytes> = Vec::new();
+    for chunk in &frame.0 {
+        match chunk {
+            Chunk::Bytes(bytes) => in_memory.push(bytes),
+            Chunk::File(file) => {
+                write_chunks(writer, &in_memory).await?;
+                in_memory.clear();
+                write_file_chunk(writer, file).await?;
+            }
+        }
+    }
+    write_chunks(writer, &in_memory).await
+}
+
+/// A file chunk's bytes; a file cut shorter meanwhile (a truncated log) is an
+/// error, and the connection closes, as Kafka closes it.
+async fn write_file_chunk<W: AsyncWrite + Unpin>(writer: &mut W, chunk: &FileChunk) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < chunk.len {
+        let len = (chunk.len - done).min(FILE_PIECE);
+        let source = chunk.clone();
+        let piece = crate::storage::blocking(move || source.read(done, len)).await??;
+        writer.write_all(&piece).await?;
+        done += len;
+    }
+    Ok(())
+}
+
+/// Writes chunks with vectored writes, resuming after partial ones.
+async fn write_chunks<W: AsyncWrite + Unpin>(writer: &mut W, chunks: &[&Bytes]) -> std::io::Result<()> {
     let (mut index, mut offset) = (0usize, 0usize);
     while index < chunks.len() {
         let mut slices = Vec::with_capacity((chunks.len() - index).min(64));

@@ -1,7 +1,7 @@
 //! `LogSegment`: one `.log` file of record batches plus its `.index` and
 //! `.timeindex`, named by the segment's base offset as Kafka names them.
 
-use super::batch::{BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
+use super::batch::{BatchHeader, BATCH_HEADER_LEN};
 use super::index_file::{read_last_entry, IndexFile};
 use super::offset_index::OffsetIndex;
 use super::time_index::{TimeIndex, TimestampOffset};
@@ -492,28 +492,4 @@ pub fn remove_if_present(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
-}
-
-/// Cuts a read chunk of whole batches down to at most `max_bytes`, keeping at
-/// least the first batch whole. Returns the length to keep.
-pub fn whole_batches_len(chunk: &[u8], max_bytes: usize) -> usize {
-    let mut end = 0usize;
-    while let Some((_, size)) = BatchHeader::peek_offset_and_size(&chunk[end..]) {
-        if end + size > chunk.len() || (end > 0 && end + size > max_bytes) {
-            break;
-        }
-        end += size;
-        if end >= max_bytes {
-            break;
-        }
-    }
-    end
-}
-
-/// Size of the batch at the start of `chunk`, from its length field.
-pub fn first_batch_size(chunk: &[u8]) -> Option<usize> {
-    if chunk.len() < LOG_OVERHEAD {
-        return None;
-    }
-    BatchHeader::peek_offset_and_size(chunk).map(|(_, size)| size)
 }

@@ -22,7 +22,7 @@ mod truncation;
 pub use cleaning::SealedSegment;
 pub use flush::{FlushPlan, Rolled};
 pub use follower::FollowerAppend;
-pub use read::ReadPlan;
+pub use read::{ReadPlan, RecordRegion};
 
 use super::batch::{assign_offsets_split, BatchError, BatchHeader, PendingBatch, BATCH_HEADER_LEN};
 use super::leader_epochs::LeaderEpochCache;

@@ -4,9 +4,9 @@
 //! answer).
 
 use super::{Log, LogError};
-use crate::storage::batch::{BatchError, BatchHeader, LOG_OVERHEAD};
+use crate::storage::batch::{BatchError, BatchHeader, BATCH_HEADER_LEN};
 use crate::storage::record_stream::stream_records;
-use crate::storage::segment::{first_batch_size, whole_batches_len, LogSegment};
+use crate::storage::segment::LogSegment;
 use bytes::Bytes;
 use std::fs::File;
 use std::io;
@@ -21,23 +21,84 @@ pub struct ReadPlan {
     end: u64,
 }
 
+/// Whole batches of a plan as a place in its file, not read: a fetch
+/// response sends them from the file as the socket takes them, so a client
+/// slow to read holds a file handle, not the bytes.
+#[derive(Debug, Clone)]
+pub struct RecordRegion {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+    /// The records of its batches, from their headers.
+    pub records: u64,
+    /// The offset after its last batch.
+    pub next_offset: i64,
+}
+
+impl RecordRegion {
+    /// The region's bytes, read now.
+    pub fn read(&self) -> io::Result<Bytes> {
+        let bytes = LogSegment::read_at(&self.file, self.position, self.len)?;
+        if bytes.len() != self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the log was truncated under a read",
+            ));
+        }
+        Ok(Bytes::from(bytes))
+    }
+}
+
+/// Bytes of batch headers read at a time while finding a region's batches.
+const HEADER_WINDOW: usize = 16 * 1024;
+
 impl ReadPlan {
     /// Reads whole batches, at most `max_bytes` of them, or the first batch
     /// whole when `min_one` is set even if it is larger. File I/O: run it on
     /// threads that may block (see `storage::blocking`).
     pub fn read(&self, max_bytes: usize, min_one: bool) -> io::Result<Bytes> {
-        let available = (self.end - self.position) as usize;
-        let want = available.min(max_bytes.max(LOG_OVERHEAD));
-        let mut chunk = LogSegment::read_at(&self.file, self.position, want)?;
-        let mut keep = whole_batches_len(&chunk, max_bytes);
-        if keep == 0 && min_one {
-            if let Some(size) = first_batch_size(&chunk) {
-                chunk = LogSegment::read_at(&self.file, self.position, size.min(available))?;
-                keep = whole_batches_len(&chunk, size);
+        match self.region(max_bytes, min_one)? {
+            Some(region) => region.read(),
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// Where the batches `read` would return are, found from their headers
+    /// alone (a window of headers at a time). None when there are none.
+    pub fn region(&self, max_bytes: usize, min_one: bool) -> io::Result<Option<RecordRegion>> {
+        let available = self.end - self.position;
+        let (mut at, mut records, mut next_offset) = (0u64, 0u64, None);
+        let mut window: Vec<u8> = Vec::new();
+        let mut window_at = 0u64;
+        while at + (BATCH_HEADER_LEN as u64) <= available {
+            let in_window = at >= window_at && at + BATCH_HEADER_LEN as u64 <= window_at + window.len() as u64;
+            if !in_window {
+                let want = (available - at).min(HEADER_WINDOW as u64) as usize;
+                window = LogSegment::read_at(&self.file, self.position + at, want)?;
+                window_at = at;
+            }
+            let Ok(header) = BatchHeader::parse(&window[(at - window_at) as usize..]) else {
+                break;
+            };
+            let size = header.total_size() as u64;
+            let fits = at + size <= max_bytes as u64;
+            if at + size > available || !(fits || (at == 0 && min_one)) {
+                break;
+            }
+            records += header.records_count.max(0) as u64;
+            next_offset = Some(header.next_offset());
+            at += size;
+            if !fits {
+                break;
             }
         }
-        chunk.truncate(keep);
-        Ok(Bytes::from(chunk))
+        Ok(next_offset.map(|next_offset| RecordRegion {
+            file: self.file.clone(),
+            position: self.position,
+            len: at as usize,
+            records,
+            next_offset,
+        }))
     }
 }
 

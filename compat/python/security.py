@@ -360,13 +360,13 @@ def read_until_closed(sock: socket.socket, timeout: float = 10.0) -> bytes:
 
 def recv_frame(sock: socket.socket) -> bytes:
     def exact(n):
-        buf = b""
+        buf = bytearray()
         while len(buf) < n:
             chunk = sock.recv(n - len(buf))
             if not chunk:
                 raise ConnectionError(f"closed after {len(buf)} of {n} bytes")
             buf += chunk
-        return buf
+        return bytes(buf)
     (size,) = struct.unpack(">i", exact(4))
     return exact(size)
 

@@ -962,6 +962,50 @@ def test_session_lifetime_raw(restarts):
         assert conn.read_until_closed(15) == b""
 
 
+def test_a_large_fetch_reaches_a_tls_client_that_reads_late(secure, alice):
+    """A consumer on SASL_SSL that reads its Fetch response late (the socket's buffers
+    full meanwhile) still gets all of it: the last bytes must not wait in the broker's
+    TLS buffer for a request the client sends only once it has them."""
+    login = sasl("SASL_SSL", "alice")
+    topic = name("alice-late-reader")
+    create_topics(secure, topic)
+    value = b"v" * 1024
+    security.ck_produce(secure, login, topic, [(None, value)] * 8192,
+                        **{"linger.ms": 20, "batch.size": 1_000_000})
+    import socket
+    import struct
+    with RawConnection(secure, "SASL_SSL", timeout=20) as conn:
+        assert sasl_handshake(conn, "PLAIN").error_code == 0
+        # PLAIN is admin's here (alice has SCRAM credentials only); admin reads any topic.
+        token = b"\0admin\0" + security.ADMIN_PASSWORD.encode()
+        assert sasl_authenticate(conn, token).error_code == 0
+        # Fetch v4 of partition 0 from offset 0, up to 8 MiB, by hand.
+        body = struct.pack(">iiiib", -1, 0, 1, 64 << 20, 0) + struct.pack(">ih", 1, len(topic))
+        body += topic.encode() + struct.pack(">iiqi", 1, 0, 0, 8 << 20)
+        header = struct.pack(">hhih", 1, 4, 99, 4) + b"late"
+        conn.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        # Read slowly, so that the socket's buffers stay full to the last bytes.
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 10)
+        time.sleep(1)
+        response = bytearray()
+        while len(response) < 4 or len(response) < 4 + struct.unpack_from(">i", response)[0]:
+            chunk = conn.sock.recv(32 << 10)
+            assert chunk, f"closed after {len(response)} bytes"
+            response += chunk
+            time.sleep(0.002)
+        response = bytes(response[4:])
+    correlation, _throttle, topics = struct.unpack_from(">iii", response, 0)
+    (name_len,) = struct.unpack_from(">h", response, 12)
+    at = 14 + name_len
+    _partitions, partition, error = struct.unpack_from(">iih", response, at)
+    at += 4 + 4 + 2 + 8 + 8  # ... high watermark, last stable offset
+    (aborted,) = struct.unpack_from(">i", response, at)
+    at += 4 + max(aborted, 0) * 16
+    (records,) = struct.unpack_from(">i", response, at)
+    assert (correlation, topics, partition, error) == (99, 1, 0, 0)
+    assert records > 4 << 20 and at + 4 + records == len(response), (records, len(response))
+
+
 class Lines(logging.Handler):
     """Collects log messages (librdkafka's `logger`, kafka-python's loggers)."""
 

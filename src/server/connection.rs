@@ -154,7 +154,7 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
             }
             // Boxed: client connections should not carry the size of this future.
             let response = Box::pin(crate::broker::quorum_service::serve(&broker, &frame)).await;
-            if writer.write_all(&response).await.is_err() {
+            if writer.write_all(&response).await.is_err() || writer.flush().await.is_err() {
                 break;
             }
             continue;
@@ -261,7 +261,10 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
 const FILE_PIECE: usize = 256 * 1024;
 
 /// Writes a frame: chunks in memory with vectored writes, file chunks a
-/// piece at a time as the socket takes them.
+/// piece at a time as the socket takes them. Flushed: a TLS stream takes the
+/// last bytes into its own buffer when the socket is full, and they would
+/// wait there while the connection waits for a request the client sends only
+/// once it has them (a consumer stalled until its request timed out).
 async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &ResponseFrame) -> std::io::Result<()> {
     let mut in_memory: Vec<&Bytes> = Vec::new();
     for chunk in &frame.0 {
@@ -274,7 +277,8 @@ async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &ResponseFram
             }
         }
     }
-    write_chunks(writer, &in_memory).await
+    write_chunks(writer, &in_memory).await?;
+    writer.flush().await
 }
 
 /// A file chunk's bytes; a file cut shorter meanwhile (a truncated log) is an

@@ -101,6 +101,13 @@ impl Splice {
         b.as_ptr() == src.as_ptr() && b.len() == src.len()
     }
 
+    fn len(&self) -> usize {
+        match self {
+            Splice::Bytes(b) => b.len(),
+            Splice::File { chunk, .. } => chunk.len,
+        }
+    }
+
     fn chunk(&self) -> Chunk {
         match self {
             Splice::Bytes(b) => Chunk::Bytes(b.clone()),
@@ -194,7 +201,7 @@ pub fn encode_response_spliced<R: Encodable>(
         reason,
     };
     let (header, header_version, size) = frame_header(api_key, version, correlation_id, body)?;
-    let spliced: usize = splices.iter().map(|s| s.chunk().len()).sum();
+    let spliced: usize = splices.iter().map(Splice::len).sum();
     let inline = size - spliced.min(size);
     let mut buf = FrameBuilder {
         chunks: Vec::with_capacity(1 + 2 * splices.len()),

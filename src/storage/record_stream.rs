@@ -6,7 +6,7 @@
 //! streaming record iterators.
 
 use super::batch::{BatchHeader, BATCH_HEADER_LEN};
-use super::codec_stream::{plain_reader, EncodeError};
+use super::codec_stream::plain_reader;
 use super::records::RecordError;
 use std::io::{self, BufRead, Read, Write};
 
@@ -187,15 +187,6 @@ impl CopyError {
         match self {
             CopyError::Read(_) => CopyError::Malformed { index },
             other => other,
-        }
-    }
-
-    /// The write's error as the encoder's (its size cap, or its codec).
-    pub fn into_encode_error(self, max: usize) -> Result<RecordError, EncodeError> {
-        match self {
-            CopyError::Malformed { index } => Ok(RecordError::Malformed(index)),
-            CopyError::Read(_) => Ok(RecordError::Malformed(0)),
-            CopyError::Write(e) => Err(super::codec_stream::encode_error(e, max)),
         }
     }
 }

@@ -7,6 +7,7 @@
 use super::connection_limits::Slot;
 use super::frame::{FrameError, FrameReader};
 use super::listener::ListenerContext;
+use super::outgoing::{write_frame, Outgoing};
 use super::sasl_gate::{Decision, SaslGate};
 use super::tls::certificate_principal;
 use crate::api::RequestContext;
@@ -14,21 +15,16 @@ use crate::auth::ANONYMOUS;
 use crate::broker::Broker;
 use crate::config::security::SecurityProtocol;
 use crate::protocol::error_response::error_response;
-use crate::protocol::response::{Chunk, FileChunk};
-use crate::protocol::ResponseFrame;
 use crate::protocol::{dispatch, parse_request};
-use bytes::Bytes;
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info_span, warn, Instrument};
 
-/// Anything a connection can run over: plain TCP or TLS.
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+/// What requests are read from: the socket's read half, plain or TLS.
+type Incoming = Box<dyn AsyncRead + Unpin + Send>;
 
 /// A client has this long to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,14 +78,15 @@ fn token_requests_allowed(protocol: SecurityProtocol, principal: &str, token_aut
 
 async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerContext>, broker: Arc<Broker>) {
     let _ = tcp.set_nodelay(true);
-    let (stream, certificate_principal): (Box<dyn Stream>, Option<String>) = match &listener.tls {
+    let (reader, mut writer, certificate_principal): (Incoming, Outgoing, Option<String>) = match &listener.tls {
         Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => {
                 let principal = listener
                     .principal_mapper
                     .as_ref()
                     .and_then(|m| certificate_principal(tls.get_ref().1.peer_certificates(), m));
-                (Box::new(tls), principal)
+                let (reader, writer) = tokio::io::split(tls);
+                (Box::new(reader), Outgoing::Tls(writer), principal)
             }
             Ok(Err(e)) => {
                 warn!(error = %e, "closing connection: TLS handshake failed");
@@ -101,7 +98,10 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
                 return;
             }
         },
-        None => (Box::new(tcp), None),
+        None => {
+            let (reader, writer) = tcp.into_split();
+            (Box::new(reader), Outgoing::Plain(writer), None)
+        }
     };
     let mut principal: Arc<str> = Arc::from(certificate_principal.as_deref().unwrap_or(ANONYMOUS));
     let mut gate = listener
@@ -109,7 +109,6 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
         .sasl
         .as_ref()
         .map(|s| SaslGate::new(s, listener.credentials.clone(), broker.config.security.max_reauth_ms));
-    let (reader, mut writer) = tokio::io::split(stream);
     let mut frames =
         FrameReader::new(reader, broker.config.socket_request_max_bytes).with_memory(broker.request_memory.clone());
     debug!("accepted");
@@ -254,64 +253,4 @@ async fn serve_inner(tcp: TcpStream, peer: SocketAddr, listener: Arc<ListenerCon
             }
         }
     }
-}
-
-/// Bytes of a file chunk read and written at a time: what a client slow to
-/// read holds of a fetched record set.
-const FILE_PIECE: usize = 256 * 1024;
-
-/// Writes a frame: chunks in memory with vectored writes, file chunks a
-/// piece at a time as the socket takes them. Flushed: a TLS stream takes the
-/// last bytes into its own buffer when the socket is full, and they would
-/// wait there while the connection waits for a request the client sends only
-/// once it has them (a consumer stalled until its request timed out).
-async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &ResponseFrame) -> std::io::Result<()> {
-    let mut in_memory: Vec<&Bytes> = Vec::new();
-    for chunk in &frame.0 {
-        match chunk {
-            Chunk::Bytes(bytes) => in_memory.push(bytes),
-            Chunk::File(file) => {
-                write_chunks(writer, &in_memory).await?;
-                in_memory.clear();
-                write_file_chunk(writer, file).await?;
-            }
-        }
-    }
-    write_chunks(writer, &in_memory).await?;
-    writer.flush().await
-}
-
-/// A file chunk's bytes; a file cut shorter meanwhile (a truncated log) is an
-/// error, and the connection closes, as Kafka closes it.
-async fn write_file_chunk<W: AsyncWrite + Unpin>(writer: &mut W, chunk: &FileChunk) -> std::io::Result<()> {
-    let mut done = 0;
-    while done < chunk.len {
-        let len = (chunk.len - done).min(FILE_PIECE);
-        let source = chunk.clone();
-        let piece = crate::storage::blocking(move || source.read(done, len)).await??;
-        writer.write_all(&piece).await?;
-        done += len;
-    }
-    Ok(())
-}
-
-/// Writes chunks with vectored writes, resuming after partial ones.
-async fn write_chunks<W: AsyncWrite + Unpin>(writer: &mut W, chunks: &[&Bytes]) -> std::io::Result<()> {
-    let (mut index, mut offset) = (0usize, 0usize);
-    while index < chunks.len() {
-        let mut slices = Vec::with_capacity((chunks.len() - index).min(64));
-        slices.push(IoSlice::new(&chunks[index][offset..]));
-        slices.extend(chunks[index + 1..].iter().take(63).map(|c| IoSlice::new(c)));
-        let mut written = writer.write_vectored(&slices).await?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while index < chunks.len() && written >= chunks[index].len() - offset {
-            written -= chunks[index].len() - offset;
-            index += 1;
-            offset = 0;
-        }
-        offset += written;
-    }
-    Ok(())
 }

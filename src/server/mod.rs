@@ -7,6 +7,7 @@ pub mod connection_limits;
 pub mod connection_rate;
 pub mod frame;
 pub mod listener;
+mod outgoing;
 pub mod request_memory;
 pub mod sasl_gate;
 pub mod tls;

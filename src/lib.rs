@@ -15,6 +15,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod coordinator;
+pub mod fetch_session;
 pub mod group;
 pub mod metadata;
 pub mod metrics;

@@ -5,12 +5,13 @@
 //! takes them (a stand-in in the response, see `protocol::stand_in`), so a
 //! client slow to read holds a file handle, not its response. Long-polls
 //! until `min_bytes` are there or `max_wait_ms` passes, woken by appends.
-//! Fetch sessions are declined (session id 0), so every request is answered
-//! in full, as Kafka answers sessionless fetches.
+//! A fetch may open an incremental fetch session (KIP-227, `fetch_session`):
+//! later fetches then name only what changed and are answered with news only.
 
 use super::{leader_epoch_error, log_error_code, RequestContext};
 use crate::auth::acl::{operation, resource, CLUSTER_NAME};
 use crate::broker::Broker;
+use crate::fetch_session::{Answer, FetchContext, PartitionKey, PartitionRequest, Told};
 use crate::metadata::MetadataImage;
 use crate::protocol::dispatch::WithFiles;
 use crate::protocol::response::{FileChunk, Splice, SPLICE_MIN};
@@ -69,15 +70,6 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
 /// carries no records).
 async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (FetchResponse, Vec<Option<Splice>>) {
     let by_id = ctx.api_version >= 13;
-    // Sessions are declined; an incremental fetch for a session we never
-    // created must be told so rather than answered as if it were full.
-    if req.session_id != 0 && req.session_epoch != -1 {
-        let response = FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
-            .with_session_id(0);
-        return (response, Vec::new());
-    }
-
     // A follower's fetch (KIP-903's ReplicaState from v15, the replica id before).
     let replica_id = if ctx.api_version >= 15 {
         req.replica_state.replica_id.0
@@ -92,90 +84,113 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
         return (response, Vec::new());
     }
 
+    let requested = requested_partitions(&req, ctx.api_version, by_id);
+    let context = match ctx.api_version >= 7 {
+        true => broker.fetch_sessions.context(
+            req.session_id,
+            req.session_epoch,
+            by_id,
+            &requested,
+            &forgotten_partitions(&req, by_id),
+            now_ms(),
+        ),
+        false => FetchContext::Sessionless,
+    };
+    let partitions = match context {
+        FetchContext::Error(code) => {
+            let response = FetchResponse::default().with_error_code(code).with_session_id(0);
+            return (response, Vec::new());
+        }
+        FetchContext::Incremental { ref partitions, .. } => partitions.clone(),
+        _ => requested,
+    };
+
     let image = broker.image();
-    let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(req.topics.len());
-    let mut wanted = Vec::new();
-    for t in &req.topics {
-        let topic: Option<Arc<Topic>> = if by_id {
-            broker.replicas.topic_by_id(t.topic_id)
-        } else {
-            broker.replicas.topic(&t.topic)
-        };
-        topics.push((t.topic.clone(), t.topic_id));
-        if let Some(t) = topic.as_ref().filter(|_| !from_replica) {
-            TopicStats::add(&t.stats.fetch_requests, 1);
-        }
-        let allowed = from_replica
-            || topic
-                .as_ref()
-                .is_none_or(|t| broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name));
-        for p in &t.partitions {
-            let (mut replica, mut followed_epoch, mut preferred_read_replica) = (None, None, None);
-            let mut throttled = false;
-            let target = match &topic {
-                _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
-                None if by_id => Err(ResponseError::UnknownTopicId.code()),
-                None => Err(ResponseError::UnknownTopicOrPartition.code()),
-                Some(topic) if from_replica => match broker.replicas.led(topic.id, p.partition) {
-                    Some(led) => {
-                        throttled = broker.replicas.quotas.leader_throttles(topic.id, p.partition)
-                            && !led.leader.isr().contains(&replica_id);
-                        replica = Some(led.leader);
-                        Ok(led.partition)
-                    }
-                    None => Err(super::leadership::NOT_LEADER),
-                },
-                // From v11 a consumer may read from a follower (Kafka's
-                // clientMetadata is set for every v11+ fetch).
-                Some(topic) if super::leadership::led_elsewhere(broker, &image, topic.id, p.partition) => {
-                    match broker.replicas.followed_epoch(topic.id, p.partition) {
-                        Some(epoch) if ctx.api_version >= 11 => {
-                            followed_epoch = Some(epoch);
-                            topic
-                                .partition(p.partition)
-                                .cloned()
-                                .ok_or(ResponseError::UnknownTopicOrPartition.code())
-                        }
-                        _ => Err(super::leadership::NOT_LEADER),
-                    }
-                }
-                Some(topic) => {
-                    if ctx.api_version >= 11 {
-                        preferred_read_replica = preferred_read_replica_of(
-                            broker,
-                            &image,
-                            ctx,
-                            topic.id,
-                            p.partition,
-                            p.fetch_offset,
-                            &req.rack_id,
-                        );
-                    }
-                    topic
-                        .partition(p.partition)
-                        .cloned()
-                        .ok_or(ResponseError::UnknownTopicOrPartition.code())
-                }
+    let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
+    let mut wanted = Vec::with_capacity(partitions.len());
+    let (mut topic, mut allowed): (Option<Arc<Topic>>, bool) = (None, false);
+    for p in &partitions {
+        // Partitions of one topic come together: the topic is resolved once for them.
+        let key = &p.key;
+        if topics
+            .last()
+            .is_none_or(|(name, id)| *name != key.topic || *id != key.topic_id)
+        {
+            topic = if by_id {
+                broker.replicas.topic_by_id(key.topic_id)
+            } else {
+                broker.replicas.topic(&key.topic)
             };
-            wanted.push(Wanted {
-                topic_index: topics.len() - 1,
-                partition_index: p.partition,
-                target,
-                stats: topic.as_ref().map(|t| t.stats.clone()),
-                fetch_offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes.max(0) as usize,
-                leader_epoch: p.current_leader_epoch,
-                last_fetched_epoch: if ctx.api_version >= 12 {
-                    p.last_fetched_epoch
-                } else {
-                    -1
-                },
-                replica,
-                followed_epoch,
-                preferred_read_replica,
-                throttled,
-            });
+            topics.push((key.topic.clone(), key.topic_id));
+            if let Some(t) = topic.as_ref().filter(|_| !from_replica) {
+                TopicStats::add(&t.stats.fetch_requests, 1);
+            }
+            allowed = from_replica
+                || topic
+                    .as_ref()
+                    .is_none_or(|t| broker.authorize(ctx, operation::READ, resource::TOPIC, &t.name));
         }
+        let (mut replica, mut followed_epoch, mut preferred_read_replica) = (None, None, None);
+        let mut throttled = false;
+        let target = match &topic {
+            _ if !allowed => Err(ResponseError::TopicAuthorizationFailed.code()),
+            None if by_id => Err(ResponseError::UnknownTopicId.code()),
+            None => Err(ResponseError::UnknownTopicOrPartition.code()),
+            Some(topic) if from_replica => match broker.replicas.led(topic.id, key.partition) {
+                Some(led) => {
+                    throttled = broker.replicas.quotas.leader_throttles(topic.id, key.partition)
+                        && !led.leader.isr().contains(&replica_id);
+                    replica = Some(led.leader);
+                    Ok(led.partition)
+                }
+                None => Err(super::leadership::NOT_LEADER),
+            },
+            // From v11 a consumer may read from a follower (Kafka's
+            // clientMetadata is set for every v11+ fetch).
+            Some(topic) if super::leadership::led_elsewhere(broker, &image, topic.id, key.partition) => {
+                match broker.replicas.followed_epoch(topic.id, key.partition) {
+                    Some(epoch) if ctx.api_version >= 11 => {
+                        followed_epoch = Some(epoch);
+                        topic
+                            .partition(key.partition)
+                            .cloned()
+                            .ok_or(ResponseError::UnknownTopicOrPartition.code())
+                    }
+                    _ => Err(super::leadership::NOT_LEADER),
+                }
+            }
+            Some(topic) => {
+                if ctx.api_version >= 11 {
+                    preferred_read_replica = preferred_read_replica_of(
+                        broker,
+                        &image,
+                        ctx,
+                        topic.id,
+                        key.partition,
+                        p.fetch_offset,
+                        &req.rack_id,
+                    );
+                }
+                topic
+                    .partition(key.partition)
+                    .cloned()
+                    .ok_or(ResponseError::UnknownTopicOrPartition.code())
+            }
+        };
+        wanted.push(Wanted {
+            topic_index: topics.len() - 1,
+            partition_index: key.partition,
+            target,
+            stats: topic.as_ref().map(|t| t.stats.clone()),
+            fetch_offset: p.fetch_offset,
+            max_bytes: p.max_bytes.max(0) as usize,
+            leader_epoch: p.current_leader_epoch,
+            last_fetched_epoch: p.last_fetched_epoch,
+            replica,
+            followed_epoch,
+            preferred_read_replica,
+            throttled,
+        });
     }
 
     if from_replica {
@@ -212,78 +227,151 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
         }
     };
 
-    if from_replica {
-        if any_throttled {
-            let sent: usize = wanted
-                .iter()
-                .zip(&results)
-                .filter(|(w, _)| w.throttled)
-                .map(|(_, f)| f.record_bytes())
-                .sum();
-            broker.replicas.quotas.leader.record(sent as u64);
-        }
-        let (results, files): (Vec<_>, Vec<_>) = results.into_iter().map(|f| (f.data, f.file)).unzip();
-        let responses = into_topics(topics, &wanted, results);
-        return (
-            FetchResponse::default().with_session_id(0).with_responses(responses),
-            files,
+    if from_replica && any_throttled {
+        let sent: usize = wanted
+            .iter()
+            .zip(&results)
+            .filter(|(w, _)| w.throttled)
+            .map(|(_, f)| f.record_bytes())
+            .sum();
+        broker.replicas.quotas.leader.record(sent as u64);
+    }
+    if !from_replica {
+        // Over its consumer_byte_rate: Kafka answers with no records and the throttle time.
+        let fetched: usize = results.iter().map(Fetched::record_bytes).sum();
+        let quotas = broker.image().client_quotas.clone();
+        let client_id = ctx.client_id.as_deref().unwrap_or("");
+        let throttle_ms = broker.quotas.record(
+            &quotas,
+            CONSUMER_BYTE_RATE,
+            ctx.user(),
+            client_id,
+            fetched as u64,
+            now_ms(),
         );
+        if throttle_ms > 0 {
+            broker
+                .quotas
+                .unrecord(&quotas, CONSUMER_BYTE_RATE, ctx.user(), client_id, fetched as u64);
+            ctx.throttle(throttle_ms);
+            let session_id = match context {
+                FetchContext::Incremental { id, .. } => id,
+                _ => 0,
+            };
+            let response = FetchResponse::default()
+                .with_session_id(session_id)
+                .with_throttle_time_ms(throttle_ms);
+            return (response, Vec::new());
+        }
     }
-    // Over its consumer_byte_rate: Kafka answers with no records and the throttle time.
-    let fetched: usize = results.iter().map(Fetched::record_bytes).sum();
-    let quotas = broker.image().client_quotas.clone();
-    let client_id = ctx.client_id.as_deref().unwrap_or("");
-    let throttle_ms = broker.quotas.record(
-        &quotas,
-        CONSUMER_BYTE_RATE,
-        ctx.user(),
-        client_id,
-        fetched as u64,
-        now_ms(),
-    );
-    if throttle_ms > 0 {
-        broker
-            .quotas
-            .unrecord(&quotas, CONSUMER_BYTE_RATE, ctx.user(), client_id, fetched as u64);
-        ctx.throttle(throttle_ms);
-        let response = FetchResponse::default()
-            .with_session_id(0)
-            .with_throttle_time_ms(throttle_ms);
-        return (response, Vec::new());
-    }
+
+    // The session: opened after a full fetch; an incremental one sends only news.
+    let answers = results.iter().map(|f| session_answer(&f.data));
+    let (session_id, send) = match context {
+        FetchContext::Full => {
+            let answered = partitions.into_iter().zip(answers).collect();
+            let id = broker.fetch_sessions.open(from_replica, by_id, answered, now_ms());
+            (id, None)
+        }
+        FetchContext::Incremental { id, epoch, .. } => {
+            let answers: Vec<_> = partitions.into_iter().map(|p| p.key).zip(answers).collect();
+            match broker.fetch_sessions.news(id, epoch, &answers) {
+                Ok(send) => (id, Some(send)),
+                Err(code) => {
+                    let response = FetchResponse::default().with_error_code(code).with_session_id(id);
+                    return (response, Vec::new());
+                }
+            }
+        }
+        _ => (0, None),
+    };
+
     let mut responses: Vec<FetchableTopicResponse> = topics
         .into_iter()
         .map(|(name, id)| FetchableTopicResponse::default().with_topic(name).with_topic_id(id))
         .collect();
     let mut files = Vec::with_capacity(results.len());
-    for (w, fetched) in wanted.iter().zip(results) {
+    for (i, (w, fetched)) in wanted.iter().zip(results).enumerate() {
+        if send.as_ref().is_some_and(|send| !send[i]) {
+            continue;
+        }
         let bytes = fetched.record_bytes();
-        if let Some(stats) = w.stats.as_ref().filter(|_| bytes > 0) {
+        if let Some(stats) = w.stats.as_ref().filter(|_| bytes > 0 && !from_replica) {
             TopicStats::add(&stats.bytes_out, bytes as u64);
             TopicStats::add(&stats.records_out, fetched.records);
         }
         responses[w.topic_index].partitions.push(fetched.data);
         files.push(fetched.file);
     }
-    let mut response = FetchResponse::default().with_session_id(0).with_responses(responses);
-    super::leadership::fill_fetch(&image, &ctx.listener, &mut response);
+    if send.is_some() {
+        responses.retain(|t| !t.partitions.is_empty());
+    }
+    let mut response = FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(responses);
+    if !from_replica {
+        super::leadership::fill_fetch(&image, &ctx.listener, &mut response);
+    }
     (response, files)
 }
 
-/// The partition answers grouped by topic, in the request's order.
-fn into_topics(
-    topics: Vec<(TopicName, Uuid)>,
-    wanted: &[Wanted],
-    results: Vec<PartitionData>,
-) -> Vec<FetchableTopicResponse> {
-    let mut responses: Vec<FetchableTopicResponse> = topics
-        .into_iter()
-        .map(|(name, id)| FetchableTopicResponse::default().with_topic(name).with_topic_id(id))
-        .collect();
-    for (w, data) in wanted.iter().zip(results) {
-        responses[w.topic_index].partitions.push(data);
+/// What a partition's answer tells its session.
+fn session_answer(data: &PartitionData) -> Answer {
+    Answer {
+        told: Told {
+            high_watermark: data.high_watermark,
+            log_start_offset: data.log_start_offset,
+        },
+        has_records: data.records.as_ref().is_some_and(|r| !r.is_empty()),
+        error: data.error_code != 0,
+        redirect: data.diverging_epoch.epoch >= 0 || data.preferred_read_replica.0 >= 0,
     }
-    responses
+}
+
+/// The partitions a Fetch names, in its order.
+fn requested_partitions(req: &FetchRequest, version: i16, by_id: bool) -> Vec<PartitionRequest> {
+    let mut out = Vec::with_capacity(req.topics.iter().map(|t| t.partitions.len()).sum());
+    for t in &req.topics {
+        for p in &t.partitions {
+            out.push(PartitionRequest {
+                key: partition_key(by_id, &t.topic, t.topic_id, p.partition),
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: if version >= 12 { p.last_fetched_epoch } else { -1 },
+                log_start_offset: p.log_start_offset,
+            });
+        }
+    }
+    out
+}
+
+/// The partitions an incremental Fetch takes out of its session.
+fn forgotten_partitions(req: &FetchRequest, by_id: bool) -> Vec<PartitionKey> {
+    let topics = req.forgotten_topics_data.iter();
+    topics
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|&p| partition_key(by_id, &t.topic, t.topic_id, p))
+        })
+        .collect()
+}
+
+/// A partition by topic id (Fetch v13 and later) or by name, the other left out.
+fn partition_key(by_id: bool, topic: &TopicName, topic_id: Uuid, partition: i32) -> PartitionKey {
+    match by_id {
+        true => PartitionKey {
+            topic_id,
+            topic: TopicName::default(),
+            partition,
+        },
+        false => PartitionKey {
+            topic_id: Uuid::nil(),
+            topic: topic.clone(),
+            partition,
+        },
+    }
 }
 
 /// A follower fetching from an offset has everything before it: the

@@ -52,6 +52,8 @@ pub struct Broker {
     pub share_states: crate::share::state::ShareStateCoordinator,
     pub endpoints: Vec<Endpoint>,
     pub quotas: crate::quota::QuotaEnforcer,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: crate::fetch_session::FetchSessions,
     /// Open client connections, counted against `max.connections` and the like.
     pub connections: Arc<crate::server::connection_limits::ConnectionCounter>,
     /// `queued.max.request.bytes`, when set.

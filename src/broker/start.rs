@@ -301,6 +301,7 @@ impl RunningBroker {
                     .map_or_else(|| l.name.clone(), |s| s.protocol.name().to_string()),
             })
             .collect();
+        let fetch_sessions = crate::fetch_session::FetchSessions::new(config.fetch_session_cache_slots);
         let (quota_samples, quota_window_ms) = (config.quota_window_num, config.quota_window_size_seconds * 1000);
         let request_memory = config
             .queued_max_request_bytes
@@ -315,6 +316,7 @@ impl RunningBroker {
             groups,
             txns,
             shares: Arc::new(crate::share::ShareManager::new()),
+            fetch_sessions,
             share_states,
             endpoints,
             quotas: crate::quota::QuotaEnforcer::new(quota_samples, quota_window_ms),

@@ -18,6 +18,7 @@ const KNOWN_KEYS: &[&str] = &[
     "delete.topic.enable",
     "socket.request.max.bytes",
     "queued.max.request.bytes",
+    "max.incremental.fetch.session.cache.slots",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",

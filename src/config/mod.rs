@@ -145,6 +145,8 @@ pub struct BrokerConfig {
     pub replication: replication::ReplicationConfig,
     /// `max.connections` and the other limits on connections (static keys).
     pub connection_limits: connection_limits::ConnectionLimitSettings,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions (KIP-227) held at once.
+    pub fetch_session_cache_slots: usize,
     /// SCRAM credentials to create or replace at start (`--add-scram`).
     pub initial_scram: Vec<(
         String,
@@ -354,6 +356,8 @@ impl BrokerConfig {
             cluster,
             replication: replication::ReplicationConfig::from_properties(&props)?,
             connection_limits,
+            fetch_session_cache_slots: num("max.incremental.fetch.session.cache.slots", 1000, 0, i32::MAX as i64)?
+                as usize,
             initial_scram: Vec::new(),
             metrics_address: get("metrics.prometheus.address").filter(|a| !a.is_empty()),
             log_json: match get("logging.format").as_deref() {

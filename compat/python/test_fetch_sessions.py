@@ -1,0 +1,220 @@
+"""Incremental fetch sessions (KIP-227), seen on the wire: a full fetch with
+epoch 0 opens a session; later fetches name nothing and are answered with the
+partitions that have news only; forgotten partitions leave the session; a
+wrong epoch or an unknown session is refused with Kafka's error codes. Raw
+Fetch v11 (the last version by topic name, before flexible encoding), so
+that what is and is not in a response is what the broker sent. Then the
+clients that use sessions (the Java consumer, kafka-python) read a topic of
+many partitions whole."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import clients
+import security
+from apache_kafka import DEFAULT_JARS_DIR
+
+JARS_DIR = Path(os.environ.get("KAFKA_JARS_DIR") or DEFAULT_JARS_DIR)
+
+FETCH_SESSION_ID_NOT_FOUND = 70
+INVALID_FETCH_SESSION_EPOCH = 71
+PARTITIONS = 8
+
+
+def kstring(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+class Reader:
+    """Reads a response body field by field."""
+
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def take(self, fmt: str):
+        values = struct.unpack_from(fmt, self.data, self.at)
+        self.at += struct.calcsize(fmt)
+        return values if len(values) > 1 else values[0]
+
+    def string(self) -> str:
+        n = self.take(">h")
+        s = self.data[self.at:self.at + n].decode()
+        self.at += n
+        return s
+
+    def nullable_bytes(self) -> bytes:
+        n = self.take(">i")
+        if n < 0:
+            return b""
+        b = self.data[self.at:self.at + n]
+        self.at += n
+        return b
+
+
+class FetchConnection:
+    """One connection sending Fetch v11."""
+
+    def __init__(self, bootstrap: str):
+        host, port = bootstrap.split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.correlation = 0
+
+    def close(self):
+        self.sock.close()
+
+    def fetch(self, session_id: int, epoch: int, partitions: dict[tuple[str, int], int],
+              forgotten: dict[str, list[int]] | None = None, max_wait_ms: int = 0) -> dict:
+        """Sends a Fetch; returns {error, session_id, partitions: {(topic, p): (error, hw, record bytes)}}."""
+        by_topic: dict[str, list[tuple[int, int]]] = {}
+        for (topic, p), offset in partitions.items():
+            by_topic.setdefault(topic, []).append((p, offset))
+        body = struct.pack(">iiiibii", -1, max_wait_ms, 1, 50 * 1024 * 1024, 0, session_id, epoch)
+        body += struct.pack(">i", len(by_topic))
+        for topic, parts in by_topic.items():
+            body += kstring(topic) + struct.pack(">i", len(parts))
+            for p, offset in parts:
+                body += struct.pack(">iiqqi", p, -1, offset, -1, 1024 * 1024)
+        forgotten = forgotten or {}
+        body += struct.pack(">i", len(forgotten))
+        for topic, parts in forgotten.items():
+            body += kstring(topic) + struct.pack(">i", len(parts)) + b"".join(struct.pack(">i", p) for p in parts)
+        body += kstring("")
+        self.correlation += 1
+        frame = struct.pack(">hhi", 1, 11, self.correlation) + kstring("fetch-session-test") + body
+        self.sock.sendall(struct.pack(">i", len(frame)) + frame)
+        size = struct.unpack(">i", recv_exactly(self.sock, 4))[0]
+        r = Reader(recv_exactly(self.sock, size))
+        assert r.take(">i") == self.correlation
+        _throttle, error, sid = r.take(">ihi")
+        out = {"error": error, "session_id": sid, "partitions": {}}
+        for _ in range(r.take(">i")):
+            topic = r.string()
+            for _ in range(r.take(">i")):
+                p, perr, hw, _lso, _start = r.take(">ihqqq")
+                aborted = r.take(">i")
+                for _ in range(max(aborted, 0)):
+                    r.take(">qq")
+                r.take(">i")  # preferred read replica
+                records = r.nullable_bytes()
+                out["partitions"][(topic, p)] = (perr, hw, len(records))
+        return out
+
+
+def recv_exactly(s: socket.socket, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        out += chunk
+    return bytes(out)
+
+
+def produce(broker, topic: str, counts: dict[int, int]) -> None:
+    clients.produce_counts(broker, topic, counts, "v")
+
+
+def test_a_session_answers_only_partitions_with_news(broker, topic):
+    clients.create_topic(broker, topic, PARTITIONS)
+    produce(broker, topic, {p: 2 for p in range(PARTITIONS)})
+    c = FetchConnection(broker.bootstrap)
+    try:
+        everything = {(topic, p): 0 for p in range(PARTITIONS)}
+        full = c.fetch(0, 0, everything)
+        assert full["error"] == 0
+        assert full["session_id"] != 0, "a full fetch with epoch 0 opened no session"
+        assert set(full["partitions"]) == set(everything)
+        assert all(e == 0 and hw == 2 and n > 0 for e, hw, n in full["partitions"].values())
+        sid = full["session_id"]
+
+        # Nothing new: an incremental fetch naming the new offsets gets nothing back.
+        caught_up = {(topic, p): 2 for p in range(PARTITIONS)}
+        quiet = c.fetch(sid, 1, caught_up)
+        assert (quiet["error"], quiet["session_id"]) == (0, sid)
+        assert quiet["partitions"] == {}
+
+        # Records on two partitions: only those come back, naming nothing.
+        produce(broker, topic, {3: 1, 5: 4})
+        news = c.fetch(sid, 2, {})
+        assert set(news["partitions"]) == {(topic, 3), (topic, 5)}
+        assert news["partitions"][(topic, 3)][1] == 3 and news["partitions"][(topic, 5)][1] == 6
+        assert all(n > 0 for _, _, n in news["partitions"].values())
+
+        # The session keeps the last offsets it was given: the same records
+        # again until the fetcher moves them on.
+        again = c.fetch(sid, 3, {})
+        assert set(again["partitions"]) == {(topic, 3), (topic, 5)}
+        moved_on = c.fetch(sid, 4, {(topic, 3): 3, (topic, 5): 6})
+        assert moved_on["partitions"] == {}
+
+        # A forgotten partition is not answered, whatever arrives there.
+        c.fetch(sid, 5, {}, forgotten={topic: [0]})
+        produce(broker, topic, {0: 1, 1: 1})
+        after = c.fetch(sid, 6, {})
+        assert set(after["partitions"]) == {(topic, 1)}
+    finally:
+        c.close()
+
+
+def test_session_errors_are_kafkas(broker, topic):
+    clients.create_topic(broker, topic, 2)
+    produce(broker, topic, {0: 1, 1: 1})
+    c = FetchConnection(broker.bootstrap)
+    try:
+        full = c.fetch(0, 0, {(topic, 0): 0, (topic, 1): 0})
+        sid = full["session_id"]
+        assert sid != 0
+        wrong_epoch = c.fetch(sid, 7, {})
+        assert (wrong_epoch["error"], wrong_epoch["partitions"]) == (INVALID_FETCH_SESSION_EPOCH, {})
+        unknown = c.fetch(sid ^ 0x5A5A5A, 1, {})
+        assert (unknown["error"], unknown["partitions"]) == (FETCH_SESSION_ID_NOT_FOUND, {})
+        # The session is still there after the refused ones.
+        ok = c.fetch(sid, 1, {(topic, 0): 1, (topic, 1): 1})
+        assert (ok["error"], ok["session_id"], ok["partitions"]) == (0, sid, {})
+        # A full fetch with the final epoch closes it and opens none.
+        final = c.fetch(sid, -1, {(topic, 0): 0})
+        assert (final["error"], final["session_id"]) == (0, 0)
+        assert set(final["partitions"]) == {(topic, 0)}
+        closed = c.fetch(sid, 2, {})
+        assert closed["error"] == FETCH_SESSION_ID_NOT_FOUND
+    finally:
+        c.close()
+
+
+def test_a_quiet_session_waits_for_news_and_wakes_on_it(broker, topic):
+    clients.create_topic(broker, topic, 2)
+    produce(broker, topic, {0: 1, 1: 1})
+    c = FetchConnection(broker.bootstrap)
+    try:
+        sid = c.fetch(0, 0, {(topic, 0): 1, (topic, 1): 1})["session_id"]
+        assert sid != 0
+        threading.Timer(0.5, produce, (broker, topic, {1: 1})).start()
+        start = time.monotonic()
+        woke = c.fetch(sid, 1, {}, max_wait_ms=10_000)
+        assert time.monotonic() - start < 8, "the long poll was not woken by the append"
+        assert set(woke["partitions"]) == {(topic, 1)}
+    finally:
+        c.close()
+
+
+def test_clients_with_sessions_read_many_partitions_whole(broker, topic, tmp_path_factory):
+    """kafka-python and the Java console consumer fetch with sessions."""
+    partitions = 24
+    clients.create_topic(broker, topic, partitions)
+    counts = {p: 20 + p for p in range(partitions)}
+    values = clients.produce_counts(broker, topic, counts, "v")
+    read = clients.read_kp(broker, topic, partitions)
+    assert sorted(r.value.decode() for r in read) == sorted(values)
+    consumed = security.java_tool(
+        JARS_DIR, security.tools_log4j(tmp_path_factory), "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        "--bootstrap-server", broker.bootstrap, "--topic", topic, "--from-beginning",
+        "--max-messages", str(len(values)), "--timeout-ms", "30000", timeout=120)
+    assert consumed.returncode == 0, consumed.stderr[-2000:]
+    assert sorted(consumed.stdout.splitlines()) == sorted(values)

@@ -551,6 +551,23 @@ class GroupMembers:
                 pass
 
 
+def kstring(s: str) -> bytes:
+    """A protocol string (int16 length, then the bytes), for hand-made requests."""
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def recv_exactly(s: socket.socket, n: int) -> bytes:
+    """n bytes from a socket, or ConnectionError when the broker closes it first."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        out += chunk
+    return bytes(out)
+
+
 def wait_until(predicate, what: str, timeout: float = READ_TIMEOUT, interval: float = 0.2):
     """predicate() until it is truthy (returned), or fail after timeout naming `what`."""
     deadline = time.monotonic() + timeout

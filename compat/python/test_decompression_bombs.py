@@ -97,38 +97,25 @@ def gzip_batch(records: list[tuple[int, bytes, int]]) -> bytes:
 
 # ---------------------------------------------------------------- a raw Produce v7
 
-def kstring(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack(">h", len(b)) + b
-
 
 def produce_raw(bootstrap: str, topic: str, batch: bytes) -> tuple[int, int]:
     """(error code, base offset) of a Produce v7, acks=-1, of `batch` to partition 0."""
     body = (struct.pack(">h", -1) + struct.pack(">hi", -1, 30_000)
-            + struct.pack(">i", 1) + kstring(topic)
+            + struct.pack(">i", 1) + clients.kstring(topic)
             + struct.pack(">i", 1) + struct.pack(">i", 0) + struct.pack(">i", len(batch)) + batch)
-    header = struct.pack(">hhi", 0, 7, 1) + kstring("bomb-test")
+    header = struct.pack(">hhi", 0, 7, 1) + clients.kstring("bomb-test")
     frame = header + body
     host, port = bootstrap.split(":")
     with socket.create_connection((host, int(port)), timeout=60) as s:
         s.sendall(struct.pack(">i", len(frame)) + frame)
-        size = struct.unpack(">i", recv_exactly(s, 4))[0]
-        response = recv_exactly(s, size)
+        size = struct.unpack(">i", clients.recv_exactly(s, 4))[0]
+        response = clients.recv_exactly(s, size)
     at = 4 + 4  # correlation id, topics count
     (name_len,) = struct.unpack_from(">h", response, at)
     at += 2 + name_len + 4  # name, partitions count
     _, error, base_offset = struct.unpack_from(">ihq", response, at)
     return error, base_offset
 
-
-def recv_exactly(s: socket.socket, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise ConnectionError("broker closed the connection")
-        out += chunk
-    return bytes(out)
 
 
 # ---------------------------------------------------------------- what the user sees

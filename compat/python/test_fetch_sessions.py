@@ -27,10 +27,6 @@ INVALID_FETCH_SESSION_EPOCH = 71
 PARTITIONS = 8
 
 
-def kstring(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack(">h", len(b)) + b
-
 
 class Reader:
     """Reads a response body field by field."""
@@ -78,19 +74,19 @@ class FetchConnection:
         body = struct.pack(">iiiibii", -1, max_wait_ms, 1, 50 * 1024 * 1024, 0, session_id, epoch)
         body += struct.pack(">i", len(by_topic))
         for topic, parts in by_topic.items():
-            body += kstring(topic) + struct.pack(">i", len(parts))
+            body += clients.kstring(topic) + struct.pack(">i", len(parts))
             for p, offset in parts:
                 body += struct.pack(">iiqqi", p, -1, offset, -1, 1024 * 1024)
         forgotten = forgotten or {}
         body += struct.pack(">i", len(forgotten))
         for topic, parts in forgotten.items():
-            body += kstring(topic) + struct.pack(">i", len(parts)) + b"".join(struct.pack(">i", p) for p in parts)
-        body += kstring("")
+            body += clients.kstring(topic) + struct.pack(">i", len(parts)) + b"".join(struct.pack(">i", p) for p in parts)
+        body += clients.kstring("")
         self.correlation += 1
-        frame = struct.pack(">hhi", 1, 11, self.correlation) + kstring("fetch-session-test") + body
+        frame = struct.pack(">hhi", 1, 11, self.correlation) + clients.kstring("fetch-session-test") + body
         self.sock.sendall(struct.pack(">i", len(frame)) + frame)
-        size = struct.unpack(">i", recv_exactly(self.sock, 4))[0]
-        r = Reader(recv_exactly(self.sock, size))
+        size = struct.unpack(">i", clients.recv_exactly(self.sock, 4))[0]
+        r = Reader(clients.recv_exactly(self.sock, size))
         assert r.take(">i") == self.correlation
         _throttle, error, sid = r.take(">ihi")
         out = {"error": error, "session_id": sid, "partitions": {}}
@@ -106,15 +102,6 @@ class FetchConnection:
                 out["partitions"][(topic, p)] = (perr, hw, len(records))
         return out
 
-
-def recv_exactly(s: socket.socket, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise ConnectionError("broker closed the connection")
-        out += chunk
-    return bytes(out)
 
 
 def produce(broker, topic: str, counts: dict[int, int]) -> None:

@@ -199,11 +199,12 @@ class Kafka(ApacheKafka):
     kind = "kafka"
 
 
-def make_broker(workdir: Path):
-    """A started broker of the selected target, data and logs under workdir."""
+def make_broker(workdir: Path, **config: str):
+    """A started broker of the selected target, data and logs under workdir, with
+    broker configs (keys with dots: pass them as **{"a.b": "1"})."""
     if target() == "kafka":
-        return Kafka(workdir=workdir).start()
-    return Sluice(workdir=workdir).start()
+        return Kafka(workdir=workdir, extra_config=config).start()
+    return Sluice(workdir, overrides=tuple(f"{k}={v}" for k, v in config.items())).start()
 
 
 # What each target returns on SIGTERM: Sluice must exit cleanly; the JVM reports 143

@@ -25,9 +25,7 @@ from security import recv_frame
 
 
 def start(tmp_path, **config: str):
-    if brokers.target() == "kafka":
-        return brokers.Kafka(workdir=tmp_path, extra_config=config).start()
-    return brokers.Sluice(tmp_path, overrides=tuple(f"{k}={v}" for k, v in config.items())).start()
+    return brokers.make_broker(tmp_path, **config)
 
 
 @pytest.fixture

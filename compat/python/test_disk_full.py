@@ -65,9 +65,7 @@ def small_fs(tmp_path):
 
 
 def start(workdir: Path, **config: str):
-    if brokers.target() == "kafka":
-        return brokers.Kafka(workdir=workdir, extra_config=config).start()
-    return brokers.Sluice(workdir, overrides=tuple(f"{k}={v}" for k, v in config.items())).start()
+    return brokers.make_broker(workdir, **config)
 
 
 def produce(broker, topic: str, partition: int, count: int, tag: str):

@@ -16,6 +16,9 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+import brokers
 import clients
 import security
 from apache_kafka import DEFAULT_JARS_DIR
@@ -205,3 +208,38 @@ def test_clients_with_sessions_read_many_partitions_whole(broker, topic, tmp_pat
         "--max-messages", str(len(values)), "--timeout-ms", "30000", timeout=120)
     assert consumed.returncode == 0, consumed.stderr[-2000:]
     assert sorted(consumed.stdout.splitlines()) == sorted(values)
+
+
+def one_partition_fetch(broker, sessions: int) -> list[dict]:
+    """Full fetches with epoch 0 of a new topic from `sessions` connections, one after another."""
+    topic = clients.unique_name("slots")
+    clients.create_topic(broker, topic, 1)
+    connections = [FetchConnection(broker.bootstrap) for _ in range(sessions)]
+    try:
+        return [c.fetch(0, 0, {(topic, 0): 0}) for c in connections]
+    finally:
+        for c in connections:
+            c.close()
+
+
+@pytest.mark.skipif(brokers.target() == "kafka", reason=(
+    "Kafka 4.4 splits its cache into shards of slots/8 each (seen: with 1 slot it opens "
+    "no session at all); Sluice holds exactly the slots configured"))
+def test_one_slot_holds_one_session(tmp_path):
+    """The second fetcher gets no session (the first is too young to evict) and is answered in full."""
+    b = brokers.make_broker(tmp_path, **{"max.incremental.fetch.session.cache.slots": "1"})
+    try:
+        first, second = one_partition_fetch(b, 2)
+        assert first["session_id"] != 0
+        assert (second["error"], second["session_id"], len(second["partitions"])) == (0, 0, 1)
+    finally:
+        b.stop()
+
+
+def test_no_slots_means_no_sessions(tmp_path):
+    b = brokers.make_broker(tmp_path, **{"max.incremental.fetch.session.cache.slots": "0"})
+    try:
+        (only,) = one_partition_fetch(b, 1)
+        assert (only["error"], only["session_id"], len(only["partitions"])) == (0, 0, 1)
+    finally:
+        b.stop()

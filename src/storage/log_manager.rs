@@ -65,6 +65,40 @@ fn lock_dir(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Threads closing logs at shutdown: a close is a few fsyncs, which the
+/// filesystem groups into one journal commit when they run side by side, so
+/// 10,000 partitions stop in a fraction of the time one thread would take.
+const CLOSING_THREADS: usize = 8;
+
+/// Closes every log (sealed indexes, fsyncs, a producer snapshot); false if
+/// any could not be closed.
+fn close_logs(partitions: &[Arc<Partition>]) -> bool {
+    let close = |chunk: &[Arc<Partition>]| {
+        let mut ok = true;
+        for p in chunk {
+            if let Err(e) = p.log().close() {
+                ok = false;
+                warn!(topic = p.topic(), partition = p.index(), error = %e, "could not close log");
+            }
+        }
+        ok
+    };
+    if partitions.len() < 2 * CLOSING_THREADS {
+        return close(partitions);
+    }
+    let chunk = partitions.len().div_ceil(CLOSING_THREADS);
+    std::thread::scope(|scope| {
+        let closing: Vec<_> = partitions
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || close(c)))
+            .collect();
+        // Every thread is joined, whatever the others found (one that
+        // panicked and was left unjoined would panic the scope).
+        let closed: Vec<bool> = closing.into_iter().map(|t| t.join().unwrap_or(false)).collect();
+        closed.into_iter().all(|ok| ok)
+    })
+}
+
 impl LogManager {
     /// Opens (creating if needed) and locks every log directory.
     pub fn open(paths: &[PathBuf]) -> io::Result<LogManager> {
@@ -393,13 +427,7 @@ impl LogManager {
 
     /// Closes every log and leaves the marker that makes the next start fast.
     pub fn shutdown(&self, partitions: &[Arc<Partition>]) -> io::Result<()> {
-        let mut ok = true;
-        for p in partitions {
-            if let Err(e) = p.log().close() {
-                ok = false;
-                warn!(topic = p.topic(), partition = p.index(), error = %e, "could not close log");
-            }
-        }
+        let mut ok = close_logs(partitions);
         if !self.checkpoint(partitions).is_empty() {
             ok = false;
         }
@@ -478,6 +506,42 @@ mod tests {
         let logs = LogManager::open(&dirs).unwrap();
         let (p, _) = logs.open_partition("c", 0, id, LogConfig::default()).unwrap();
         assert_eq!(p.log().first_dirty_offset(), 7);
+    }
+
+    #[test]
+    fn every_log_is_closed_when_many_close_side_by_side() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = [root.path().to_path_buf()];
+        let id = uuid::Uuid::new_v4();
+        let count = 5 * CLOSING_THREADS + 3;
+        {
+            let logs = LogManager::open(&dirs).unwrap();
+            let partitions: Vec<_> = (0..count)
+                .map(|i| {
+                    let (p, _) = logs.open_partition("wide", i as i32, id, LogConfig::default()).unwrap();
+                    let mut batch = crate::storage::batch::tests::encode_batch(
+                        i + 1,
+                        0,
+                        kafka_protocol::records::Compression::None,
+                    )
+                    .to_vec();
+                    p.append_now(&mut batch).unwrap();
+                    p
+                })
+                .collect();
+            logs.shutdown(&partitions).unwrap();
+        }
+        assert!(root.path().join(CLEAN_SHUTDOWN_FILE).exists());
+        for i in 0..count {
+            let dir = root.path().join(format!("wide-{i}"));
+            let snapshot = crate::storage::segment::file_name(i as i64 + 1, ".snapshot");
+            assert!(dir.join(&snapshot).exists(), "partition {i} has no snapshot at its end");
+        }
+        let logs = LogManager::open(&dirs).unwrap();
+        for i in 0..count {
+            let (p, _) = logs.open_partition("wide", i as i32, id, LogConfig::default()).unwrap();
+            assert_eq!(p.log().log_end_offset(), i as i64 + 1);
+        }
     }
 
     #[test]

@@ -32,6 +32,20 @@ def memory_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        # Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of this process's finished (waited-for) children."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def api_versions(host: str, port: int, timeout: float = 1.0) -> bool:
     """One ApiVersions v0 round trip on a fresh connection."""
     try:

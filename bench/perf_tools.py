@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Kafka's own perf tools (ProducerPerformance, ConsumerPerformance from the
 4.4 jars) against Sluice and against Apache Kafka, same settings, in one run:
-MB/s, records/s, average and p99 produce latency, each broker's peak RSS,
-and the ratios. Numbers only: nothing here asserts a time."""
+MB/s, records/s, average and p99 produce latency, the CPU seconds the broker
+and the tool used in each step, each broker's peak RSS, and the ratios. Numbers only: nothing here asserts a time."""
 
 from __future__ import annotations
 
@@ -53,14 +53,27 @@ def consume(bootstrap: str, topic: str, records: int) -> dict:
             "fetch MB/s": float(row["fetch.MB.sec"])}
 
 
+def with_cpu(broker, step) -> dict:
+    """The step's numbers, and the CPU seconds the broker and the client (the
+    perf tool's JVM) used during it: on a machine the two share, a broker's CPU
+    is taken from the client."""
+    broker_before, client_before = common.cpu_seconds(broker.proc.pid), common.children_cpu_seconds()
+    result = step()
+    result["broker CPU s"] = common.cpu_seconds(broker.proc.pid) - broker_before
+    result["client CPU s"] = common.children_cpu_seconds() - client_before
+    return result
+
+
 def run(broker, label: str, args) -> dict:
     results = {"label": label}
     for acks in ("1", "all"):
         topic = f"perf-acks-{acks}"
         java(TOPICS, "--bootstrap-server", broker.bootstrap, "--create", "--topic", topic,
              "--partitions", str(args.partitions), "--replication-factor", "1")
-        results[f"produce acks={acks}"] = produce(broker.bootstrap, topic, args.records, args.size, acks)
-        results[f"consume (acks={acks} data)"] = consume(broker.bootstrap, topic, args.records)
+        results[f"produce acks={acks}"] = with_cpu(
+            broker, lambda: produce(broker.bootstrap, topic, args.records, args.size, acks))
+        results[f"consume (acks={acks} data)"] = with_cpu(
+            broker, lambda: consume(broker.bootstrap, topic, args.records))
     results["peak RSS MiB"] = common.memory_kib(broker.proc.pid)["VmHWM"] / 1024
     return results
 

@@ -61,6 +61,12 @@ struct Cli {
     /// and exit 0 if it does, 1 if not. For container health checks.
     #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "localhost:9092")]
     healthcheck: Option<String>,
+
+    /// Keep the data (logs and metadata) in a new temporary directory,
+    /// removed when the broker stops: a fresh broker for a test suite, with
+    /// nothing to format or clean up. Overrides log.dirs and metadata.log.dir.
+    #[arg(long)]
+    ephemeral: bool,
 }
 
 /// The storage commands, as Kafka's `kafka-storage` has them.
@@ -147,6 +153,17 @@ fn main() -> ExitCode {
     let file = cli.config.or(cli.config_file);
     let mut overrides = environment_overrides();
     overrides.extend(cli.overrides.iter().cloned());
+    // Dropped when main returns, after the broker has stopped: the directory goes with it.
+    let _ephemeral_dir = match cli.ephemeral {
+        true => match ephemeral_dir(&mut overrides) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                eprintln!("sluice: --ephemeral: cannot create a temporary directory: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        false => None,
+    };
     let mut loaded = match BrokerConfig::load(file.as_deref(), &overrides) {
         Ok(l) => l,
         Err(e) => {
@@ -205,6 +222,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Logs go to stderr: stdout carries this line only. A closed stdout
+        // is no reason to stop serving.
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "{}", broker.ready_line()).and_then(|()| stdout.flush());
         signals.wait().await;
         match broker.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -214,6 +235,16 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// A new temporary directory for the data of an `--ephemeral` broker, put
+/// last in the overrides so that it wins over the file and the environment.
+fn ephemeral_dir(overrides: &mut Vec<String>) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new().prefix("sluice-ephemeral-").tempdir()?;
+    overrides.push(format!("log.dirs={}", dir.path().display()));
+    // Empty: the metadata log goes to the first of log.dirs.
+    overrides.push("metadata.log.dir=".to_string());
+    Ok(dir)
 }
 
 /// `sluice format`: the same configuration as the broker would read (file,

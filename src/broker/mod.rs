@@ -9,6 +9,7 @@ pub mod forwarding;
 mod housekeeping;
 mod publisher;
 pub mod quorum_service;
+mod ready_line;
 mod replication;
 mod share_departures;
 mod start;

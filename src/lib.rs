@@ -1,14 +1,29 @@
 //! Sluice: a Kafka wire-protocol compatible broker.
 //!
-//! Embed a broker (tests do):
-//! ```no_run
-//! # async fn run() -> std::io::Result<()> {
-//! let config = sluice::BrokerConfig::for_embedding(std::path::Path::new("/tmp/data"));
+//! Embed a broker in a Rust test: it listens on 127.0.0.1, port 0, keeps its
+//! data where you say, and is ready when `start` returns (milliseconds).
+//! Point any Kafka client at `local_addr()`:
+//! ```
+//! # fn main() -> std::io::Result<()> {
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! // In a #[tokio::test] (multi-threaded runtime) of your own:
+//! let data = tempfile::tempdir()?;
+//! let config = sluice::BrokerConfig::for_embedding(data.path());
 //! let broker = sluice::RunningBroker::start(config).await?;
-//! println!("bootstrap.servers={}", broker.local_addr());
-//! broker.shutdown().await
+//! let bootstrap = broker.local_addr().to_string(); // e.g. "127.0.0.1:40987"
+//!
+//! // ... your client (rdkafka, kafka-protocol, ...) connects to `bootstrap` here;
+//! // this example checks that something answers there.
+//! tokio::net::TcpStream::connect(&bootstrap).await?;
+//!
+//! broker.shutdown().await // logs flushed and closed; `data` is removed on drop
+//! # })
 //! # }
 //! ```
+//!
+//! From any other language, run the binary: `sluice --ephemeral --override
+//! listeners=PLAINTEXT://127.0.0.1:0` prints one JSON line on stdout once it
+//! answers, naming the bootstrap address (see README.md, "Run it").
 
 pub mod api;
 pub mod auth;

@@ -1,9 +1,12 @@
-# Sluice broker image: built with cargo, run from a slim base as a non-root user.
+# Sluice broker image, with the apache/kafka image's conventions: a compose file
+# written for apache/kafka runs with only the image name changed.
 #   docker build -t sluice .
-#   docker run -p 9092:9092 -v sluice-data:/var/lib/sluice sluice
-# Configure with a mounted file (-v ./my.properties:/etc/sluice/server.properties)
-# and/or SLUICE_-prefixed variables: SLUICE_NUM_PARTITIONS=3 sets num.partitions,
-# SLUICE_ADVERTISED_LISTENERS=PLAINTEXT://my-host:9092 sets advertised.listeners.
+#   docker run -p 9092:9092 sluice                    # one combined node on 9092
+#   docker run -p 9092:9092 -e KAFKA_NODE_ID=1 -e KAFKA_PROCESS_ROLES=broker,controller ...
+# KAFKA_<NAME> variables are config keys (KAFKA_NUM_PARTITIONS=3 sets num.partitions),
+# CLUSTER_ID formats the log directories, a server.properties mounted in
+# /mnt/shared/config is used with the variables appended; see docker/run.
+# SLUICE_-prefixed variables set keys too, as outside a container.
 # compat/python/test_dockerfile.py runs these same commands outside a container.
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -11,18 +14,15 @@ COPY . .
 RUN cargo build --release --locked --bin sluice
 
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 --home-dir /var/lib/sluice sluice \
-    && mkdir -p /var/lib/sluice /etc/sluice \
-    && chown sluice /var/lib/sluice
+RUN useradd --system --uid 1000 --create-home --home-dir /home/appuser appuser \
+    && mkdir -p /var/lib/kafka/data /etc/kafka/secrets /mnt/shared/config /opt/kafka/config /etc/sluice/docker \
+    && chown -R appuser /var/lib/kafka /etc/kafka/secrets /mnt/shared/config /opt/kafka/config
 COPY --from=build /src/target/release/sluice /usr/local/bin/sluice
-COPY config/server.properties /etc/sluice/server.properties
-USER sluice
-WORKDIR /var/lib/sluice
-VOLUME ["/var/lib/sluice"]
+COPY docker/run /etc/sluice/docker/run
+COPY docker/server.properties /etc/sluice/docker/server.properties
+USER appuser
+VOLUME ["/etc/kafka/secrets", "/var/lib/kafka/data", "/mnt/shared/config"]
 EXPOSE 9092
-ENV SLUICE_LISTENERS=PLAINTEXT://0.0.0.0:9092 \
-    SLUICE_ADVERTISED_LISTENERS=PLAINTEXT://localhost:9092 \
-    SLUICE_LOG_DIRS=/var/lib/sluice/data
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["/usr/local/bin/sluice", "--healthcheck", "localhost:9092"]
-ENTRYPOINT ["/usr/local/bin/sluice", "--config", "/etc/sluice/server.properties"]
+ENTRYPOINT ["/etc/sluice/docker/run"]

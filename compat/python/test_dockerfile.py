@@ -1,7 +1,10 @@
 """The Dockerfile's commands, run in order outside a container (no Docker
 engine here), so that the image recipe cannot rot: the build command builds,
-the copied config loads, the entrypoint starts a broker configured by the
-image's SLUICE_ environment, and the HEALTHCHECK command sees it healthy."""
+the entrypoint (docker/run, the apache/kafka image's conventions) starts a
+broker from the environment of apache/kafka's single-node compose example,
+and the HEALTHCHECK command sees it healthy. Then the entrypoint's rules on
+their own: how KAFKA_ variables become keys, a mounted server.properties,
+and what it refuses."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import brokers
 
@@ -46,15 +50,62 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(brokers.target() != "sluice", reason="the Dockerfile builds Sluice")
+pytestmark = pytest.mark.skipif(brokers.target() != "sluice", reason="the Dockerfile builds Sluice")
+
+ENTRYPOINT = REPO / "docker" / "run"
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without Kafka's or Sluice's variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLUICE_", "CLUSTER_ID"))}
+
+
+def single_node_compose(tmp_path: Path, port: int, controller_port: int) -> dict[str, str]:
+    """The environment of apache/kafka's single-node PLAINTEXT compose example,
+    with ports of this test's and the data in tmp_path."""
+    return {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://localhost:{port}",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@127.0.0.1:{controller_port}",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_NUM_PARTITIONS": "3",
+        "KAFKA_LOG_DIRS": str(tmp_path / "data"),
+        # The JVM's variables mean nothing to Sluice and are not config keys.
+        "KAFKA_HEAP_OPTS": "-Xmx1G -Xms1G",
+    }
+
+
+def outside_a_container(tmp_path: Path, binary: Path, env: dict[str, str]) -> dict[str, str]:
+    """The image's paths mapped into tmp_path."""
+    return {**clean_environment(), **env, "SLUICE_BIN": str(binary),
+            "SLUICE_DOCKER_CONFIG_DIR": str(tmp_path / "opt-kafka-config"),
+            "SLUICE_DOCKER_SHARED_CONFIG": str(tmp_path / "mnt-shared-config")}
+
+
+def render(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    full = outside_a_container(tmp_path, brokers.sluice_bin(), {**env, "SLUICE_DOCKER_RENDER_ONLY": "1"})
+    return subprocess.run([str(ENTRYPOINT), *args], env=full, capture_output=True, text=True, timeout=30)
+
+
+def properties(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
 def test_dockerfile_commands_run_in_order(tmp_path):
     steps = instructions()
     kinds = [k for k, _ in steps]
-    # The recipe's shape: two stages, a non-root user, a data volume, the Kafka port.
+    # The recipe's shape, as apache/kafka's: two stages, a non-root user, its volumes, the Kafka port.
     assert kinds.count("FROM") == 2
-    assert ("USER", "sluice") in steps
+    assert ("USER", "appuser") in steps
     assert ("EXPOSE", "9092") in steps
-    assert any(k == "VOLUME" and "/var/lib/sluice" in a for k, a in steps)
+    assert any(k == "VOLUME" and "/var/lib/kafka/data" in a and "/mnt/shared/config" in a for k, a in steps)
 
     # 1. The build stage's cargo command (a no-op when the release build is fresh).
     build = [a for k, a in steps if k == "RUN" and a.startswith("cargo ")]
@@ -71,28 +122,21 @@ def test_dockerfile_commands_run_in_order(tmp_path):
             copies[dest] = REPO / src
     assert all(p.is_file() for p in copies.values()), copies
 
-    # 3. The image's environment, with a free port instead of 9092 and a scratch data dir.
-    env = dict(os.environ)
-    port = free_port()
-    for k, a in steps:
-        if k == "ENV":
-            for key, value in re.findall(r"(\w+)=(\S+)", a):
-                env[key] = value
-    env["SLUICE_LISTENERS"] = env["SLUICE_LISTENERS"].replace("0.0.0.0:9092", f"127.0.0.1:{port}")
-    env["SLUICE_ADVERTISED_LISTENERS"] = env["SLUICE_ADVERTISED_LISTENERS"].replace("9092", str(port))
-    env["SLUICE_LOG_DIRS"] = str(tmp_path / "data")
-    env.pop("SLUICE_BIN", None)
-
-    # 4. The entrypoint, with the image's paths mapped to this checkout.
+    # 3. The entrypoint, with the environment of a compose file written for apache/kafka.
     entrypoint = [a for k, a in steps if k == "ENTRYPOINT"]
     assert len(entrypoint) == 1
     command = [str(copies.get(arg, arg)) for arg in exec_form(entrypoint[0])]
-    assert command[0] == "/usr/local/bin/sluice"
-    command[0] = str(binary)
-    log = open(tmp_path / "sluice.log", "wb")
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
+    assert command == [str(ENTRYPOINT)]
+    port, controller_port = free_port(), free_port()
+    env = outside_a_container(tmp_path, binary, single_node_compose(tmp_path, port, controller_port))
+
+    def start() -> subprocess.Popen:
+        log = open(tmp_path / "sluice.log", "ab")
+        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
+
+    proc = start()
     try:
-        # 5. The HEALTHCHECK command, pointed at the same broker.
+        # 4. The HEALTHCHECK command, pointed at the same broker.
         health = [a for k, a in steps if k == "HEALTHCHECK"]
         assert len(health) == 1
         check = exec_form(health[0][health[0].index("CMD") + 3:].strip())
@@ -108,8 +152,81 @@ def test_dockerfile_commands_run_in_order(tmp_path):
         text = (tmp_path / "sluice.log").read_text()
         assert f"listening on PLAINTEXT://127.0.0.1:{port}" in text, text
         assert "unknown config key" not in text, text
+        # Formatted with the image's default cluster id.
+        meta = properties((tmp_path / "data" / "meta.properties").read_text())
+        assert meta["cluster.id"] == "5L6g3nShT-eMCtK--X86sw"
+        # What a client of the compose file sees: localhost, and the image's partitions.
+        producer = KafkaProducer(bootstrap_servers=f"localhost:{port}")
+        sent = producer.send("compose", b"kept").get(timeout=30)
+        producer.close()
+        consumer = KafkaConsumer(bootstrap_servers=f"localhost:{port}")
+        assert len(consumer.partitions_for_topic("compose")) == 3
+        consumer.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     # A stopped broker is not healthy.
     assert subprocess.run(check, capture_output=True, timeout=10).returncode == 1
+
+    # 5. A container restarted on its volume: formatted already, the record still there.
+    proc = start()
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=f"localhost:{port}", auto_offset_reset="earliest",
+                                 consumer_timeout_ms=15_000)
+        tp = TopicPartition("compose", sent.partition)
+        consumer.assign([tp])
+        assert next(consumer).value == b"kept"
+        consumer.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+
+
+def test_kafka_variables_become_keys_as_the_kafka_image_maps_them(tmp_path):
+    done = render(tmp_path, {"KAFKA_NODE_ID": "7", "KAFKA_LOG_RETENTION_MS": "1000",
+                             "KAFKA_SOME___DASHED__UNDERSCORED_DOTTED": "x",
+                             "KAFKA_OPTS": "-Dignored", "KAFKA_HEAP_OPTS": "-Xmx1g",
+                             "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://kafka:9092,SSL://kafka:9093"},
+                  "KAFKA_NUM_PARTITIONS=5")
+    assert done.returncode == 0, done.stderr
+    rendered = properties(done.stdout)
+    assert rendered == {
+        "node.id": "7",
+        "log.retention.ms": "1000",
+        "some-dashed_underscored.dotted": "x",
+        "num.partitions": "5",  # an argument KEY=VALUE is a variable
+        "advertised.listeners": "PLAINTEXT://kafka:9092,SSL://kafka:9093",
+        # Listeners unset: the advertised ones on every interface.
+        "listeners": "PLAINTEXT://0.0.0.0:9092,SSL://0.0.0.0:9093",
+    }
+
+
+def test_a_mounted_server_properties_gets_the_variables_appended(tmp_path):
+    shared = tmp_path / "mnt-shared-config"
+    shared.mkdir()
+    (shared / "server.properties").write_text("num.partitions=2\nlog.retention.hours=1\n")
+    done = render(tmp_path, {"KAFKA_NUM_PARTITIONS": "4"})
+    assert done.returncode == 0, done.stderr
+    lines = [l for l in done.stdout.splitlines() if "=" in l]
+    # The file first, the variable after it: the later one wins.
+    assert lines == ["num.partitions=2", "log.retention.hours=1", "num.partitions=4"]
+
+
+def test_no_configuration_at_all_is_one_combined_node_on_9092(tmp_path):
+    done = render(tmp_path, {})
+    assert done.returncode == 0, done.stderr
+    rendered = properties(done.stdout)
+    assert rendered["process.roles"] == "broker,controller"
+    assert rendered["listeners"] == "PLAINTEXT://:9092,CONTROLLER://:9093"
+    assert rendered["advertised.listeners"] == "PLAINTEXT://localhost:9092"
+    # The default file is one the broker takes without complaint.
+    loaded = subprocess.run([str(brokers.sluice_bin()), "--config", str(REPO / "docker" / "server.properties"),
+                             "--healthcheck", "127.0.0.1:1"], capture_output=True, text=True, timeout=30)
+    assert loaded.returncode == 1 and "unknown config key" not in loaded.stderr
+
+
+def test_a_controller_may_not_advertise(tmp_path):
+    done = render(tmp_path, {"KAFKA_PROCESS_ROLES": "controller",
+                             "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://localhost:9092"})
+    assert done.returncode == 1
+    assert "KAFKA_ADVERTISED_LISTENERS is not supported on a KRaft controller." in done.stderr

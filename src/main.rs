@@ -153,8 +153,8 @@ fn main() -> ExitCode {
     let file = cli.config.or(cli.config_file);
     let mut overrides = environment_overrides();
     overrides.extend(cli.overrides.iter().cloned());
-    // Dropped when main returns, after the broker has stopped: the directory goes with it.
-    let _ephemeral_dir = match cli.ephemeral {
+    // Removed at the end of main, after the broker has stopped.
+    let ephemeral_data = match cli.ephemeral {
         true => match ephemeral_dir(&mut overrides) {
             Ok(dir) => Some(dir),
             Err(e) => {
@@ -211,7 +211,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let ephemeral = ephemeral_data.is_some();
+    let code = runtime.block_on(async move {
         // Signal handlers go in before the listeners answer, so a SIGTERM sent
         // as soon as the broker is reachable still shuts it down cleanly.
         let signals = ShutdownSignals::install();
@@ -227,6 +228,12 @@ fn main() -> ExitCode {
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "{}", broker.ready_line()).and_then(|()| stdout.flush());
         signals.wait().await;
+        if ephemeral {
+            // Its data is about to be removed: nothing to flush, close or
+            // checkpoint for a next start, so a test suite's broker stops at once.
+            info!("stopped (ephemeral: data discarded)");
+            return ExitCode::SUCCESS;
+        }
         match broker.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -234,7 +241,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    if ephemeral {
+        // The broker's tasks were not stopped one by one: a blocking one still
+        // running must not hold the exit (and the removal of its data) up.
+        runtime.shutdown_timeout(Duration::from_millis(500));
+    }
+    // The temporary directory goes here, after the runtime.
+    drop(ephemeral_data);
+    code
 }
 
 /// A new temporary directory for the data of an `--ephemeral` broker, put

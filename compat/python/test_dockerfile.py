@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 
 import brokers
 
@@ -230,3 +231,75 @@ def test_a_controller_may_not_advertise(tmp_path):
                              "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://localhost:9092"})
     assert done.returncode == 1
     assert "KAFKA_ADVERTISED_LISTENERS is not supported on a KRaft controller." in done.stderr
+
+
+def cluster_compose_node(tmp_path: Path, node: int, ports: dict[int, dict[str, int]]) -> dict[str, str]:
+    """A node of apache/kafka's three-node combined PLAINTEXT compose example, its
+    host names (kafka-1, ...) replaced by 127.0.0.1 with ports of this test's."""
+    mine = ports[node]
+    voters = ",".join(f"{n}@127.0.0.1:{p['CONTROLLER']}" for n, p in ports.items())
+    return {
+        "KAFKA_NODE_ID": str(node),
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT_HOST://localhost:{mine['PLAINTEXT_HOST']},"
+                                      f"PLAINTEXT://127.0.0.1:{mine['PLAINTEXT']}",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": voters,
+        "KAFKA_LISTENERS": f"CONTROLLER://127.0.0.1:{mine['CONTROLLER']},"
+                           f"PLAINTEXT_HOST://127.0.0.1:{mine['PLAINTEXT_HOST']},"
+                           f"PLAINTEXT://127.0.0.1:{mine['PLAINTEXT']}",
+        "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "CLUSTER_ID": "4L6g3nShT-eMCtK--X86sw",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
+        "KAFKA_LOG_DIRS": str(tmp_path / f"kafka-{node}" / "kraft-combined-logs"),
+    }
+
+
+def test_a_three_node_cluster_from_its_compose_environments(tmp_path):
+    ports = {n: {name: free_port() for name in ("CONTROLLER", "PLAINTEXT", "PLAINTEXT_HOST")} for n in (1, 2, 3)}
+    procs = {}
+    try:
+        for node in ports:
+            home = tmp_path / f"kafka-{node}"
+            home.mkdir()
+            env = outside_a_container(home, brokers.sluice_bin(), cluster_compose_node(tmp_path, node, ports))
+            procs[node] = subprocess.Popen([str(ENTRYPOINT)], cwd=home, env=env, stdout=subprocess.PIPE,
+                                           stderr=open(home / "sluice.log", "wb"), text=True)
+        for node, proc in procs.items():
+            # The entrypoint's own lines, then the broker's ready line.
+            for line in proc.stdout:
+                if line.startswith("{"):
+                    assert json.loads(line)["node_id"] == node
+                    break
+            else:
+                pytest.fail(f"node {node} exited ({proc.wait()}): "
+                            + (tmp_path / f"kafka-{node}" / "sluice.log").read_text()[-3000:])
+        # A client of the compose file reaches the cluster on localhost, any node.
+        bootstrap = [f"localhost:{p['PLAINTEXT_HOST']}" for p in ports.values()]
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        deadline = time.monotonic() + 60
+        while len(admin.describe_cluster()["brokers"]) < 3:
+            assert time.monotonic() < deadline, admin.describe_cluster()
+            time.sleep(0.2)
+        admin.create_topics([NewTopic("replicated", num_partitions=2, replication_factor=3)])
+        admin.close()
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=10)
+        producer.send("replicated", b"three copies").get(timeout=60)
+        producer.close()
+        consumer = KafkaConsumer("replicated", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                 consumer_timeout_ms=30_000)
+        assert next(consumer).value == b"three copies"
+        consumer.close()
+        for node in ports:
+            meta = properties((tmp_path / f"kafka-{node}" / "kraft-combined-logs" / "meta.properties").read_text())
+            assert meta["cluster.id"] == "4L6g3nShT-eMCtK--X86sw" and meta["node.id"] == str(node)
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            assert proc.wait(60) == 0

@@ -15,6 +15,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -123,10 +124,12 @@ def test_dockerfile_commands_run_in_order(tmp_path):
             copies[dest] = REPO / src
     assert all(p.is_file() for p in copies.values()), copies
 
-    # 3. The entrypoint, with the environment of a compose file written for apache/kafka.
-    entrypoint = [a for k, a in steps if k == "ENTRYPOINT"]
-    assert len(entrypoint) == 1
-    command = [str(copies.get(arg, arg)) for arg in exec_form(entrypoint[0])]
+    # 3. The command, with the environment of a compose file written for apache/kafka.
+    assert "ENTRYPOINT" not in kinds, "a command, as apache/kafka's, that Testcontainers can replace"
+    cmd = [a for k, a in steps if k == "CMD"]
+    assert len(cmd) == 1
+    assert exec_form(cmd[0]) == ["/etc/kafka/docker/run"], "apache/kafka's path"
+    command = [str(copies.get(arg, arg)) for arg in exec_form(cmd[0])]
     assert command == [str(ENTRYPOINT)]
     port, controller_port = free_port(), free_port()
     env = outside_a_container(tmp_path, binary, single_node_compose(tmp_path, port, controller_port))
@@ -303,3 +306,60 @@ def test_a_three_node_cluster_from_its_compose_environments(tmp_path):
             proc.send_signal(signal.SIGTERM)
         for proc in procs.values():
             assert proc.wait(60) == 0
+
+
+def test_testcontainers_kafka_container_starts_it(tmp_path):
+    """What Testcontainers' KafkaContainer (org.testcontainers.kafka, for apache/kafka)
+    does: its environment, its command (wait for a starter script, run it), a starter
+    script that exports the advertised listeners and runs /etc/kafka/docker/run, and
+    its wait strategy, a log line matching .*Transitioning from RECOVERY to RUNNING.*"""
+    port, broker_port, controller_port = free_port(), free_port(), free_port()
+    env = {
+        "CLUSTER_ID": "4L6g3nShT-eMCtK--X86sw",
+        "KAFKA_LISTENERS": f"PLAINTEXT://127.0.0.1:{port},BROKER://127.0.0.1:{broker_port},"
+                           f"CONTROLLER://127.0.0.1:{controller_port}",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "BROKER:PLAINTEXT,PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "KAFKA_INTER_BROKER_LISTENER_NAME": "BROKER",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": f"1@127.0.0.1:{controller_port}",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_LOG_FLUSH_INTERVAL_MESSAGES": str(2**63 - 1),
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        # Not Testcontainers': the image's data path, mapped out of the container.
+        "KAFKA_LOG_DIRS": str(tmp_path / "data"),
+    }
+    starter = tmp_path / "testcontainers_start.sh"
+    command = ["sh", "-c", f"while [ ! -f {starter} ]; do sleep 0.1; done; {starter}"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=outside_a_container(tmp_path, brokers.sluice_bin(), env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        # Written once the container runs, with the mapped port it now knows.
+        starter.write_text("#!/bin/bash\n"
+                           f"export KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://localhost:{port},"
+                           f"BROKER://localhost:{broker_port}\n"
+                           f"{ENTRYPOINT} \n")
+        starter.chmod(0o777)
+        waited = re.compile(r".*Transitioning from RECOVERY to RUNNING.*")
+        for line in proc.stdout:
+            if waited.match(line):
+                break
+        else:
+            pytest.fail(f"exited ({proc.wait()}) without the line Testcontainers waits for")
+        # Its log goes on into the pipe: keep reading it, as docker does.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        producer = KafkaProducer(bootstrap_servers=f"localhost:{port}")
+        producer.send("containers", b"tested").get(timeout=30)
+        producer.close()
+        consumer = KafkaConsumer("containers", bootstrap_servers=f"localhost:{port}",
+                                 auto_offset_reset="earliest", consumer_timeout_ms=15_000)
+        assert next(consumer).value == b"tested"
+        consumer.close()
+    finally:
+        # docker stop: SIGTERM to the container's processes.
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)

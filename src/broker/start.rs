@@ -442,6 +442,14 @@ impl RunningBroker {
                     .to_string()
             })
             .collect();
+        if is_broker {
+            // Kafka's words for a broker that serves: harnesses written for
+            // Kafka (Testcontainers' KafkaContainer) wait for this line.
+            info!(
+                "[BrokerLifecycleManager id={}] The broker has been unfenced. Transitioning from RECOVERY to RUNNING.",
+                broker.node_id()
+            );
+        }
         info!(
             topics = report.topics,
             partitions = report.partitions,

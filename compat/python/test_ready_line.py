@@ -11,11 +11,13 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 
 import brokers
+import clients
 
 pytestmark = pytest.mark.skipif(brokers.target() != "sluice", reason="Sluice's command line")
 
@@ -39,15 +41,10 @@ class Started:
 
 
 def round_trip(bootstrap: str, topic: str) -> list[bytes]:
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    producer.send(topic, b"hello").get(timeout=30)
-    producer.close()
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=5000)
-    try:
-        return [m.value for m in consumer]
-    finally:
-        consumer.close()
+    """Produce one record with kafka-python and read the topic back."""
+    broker = SimpleNamespace(bootstrap=bootstrap)
+    clients.send_kp(broker, topic, [clients.Msg(None, b"hello")])
+    return [r.value for r in clients.read_kp(broker, topic)]
 
 
 def test_port_zero_is_bound_and_named_in_the_ready_line(tmp_path):

@@ -74,9 +74,10 @@ fn fetch_partition(
 ) -> Outcome {
     let now = now_ms();
     if !shares.is_initialized(key) {
-        // Its state could not be loaded (see `load`): nothing to hand out.
+        // Its state is not loaded yet (see `load`): nothing to hand out now,
+        // and no error either, as Kafka answers a partition still starting
+        // (the Java share consumer throws on any error it does not expect).
         return Outcome {
-            error: E::CoordinatorNotAvailable.code(),
             records: Some(Bytes::new()),
             ..Outcome::default()
         };
@@ -285,6 +286,24 @@ pub async fn handle_share_fetch(broker: &Broker, ctx: &RequestContext, req: Shar
         .with_responses(responses)
 }
 
+/// How soon a share-partition whose coordinator was still starting is
+/// loaded again.
+const LOAD_RETRY: Duration = Duration::from_millis(100);
+
+/// The share coordinator's answers that mean "not yet": its partition of
+/// `__share_group_state` has no leader yet, is loading, or moved.
+fn coordinator_starting(code: i16) -> bool {
+    [
+        E::CoordinatorNotAvailable.code(),
+        E::CoordinatorLoadInProgress.code(),
+        E::NotCoordinator.code(),
+        E::UnknownTopicOrPartition.code(),
+        E::NotLeaderOrFollower.code(),
+        E::RequestTimedOut.code(),
+    ]
+    .contains(&code)
+}
+
 /// A ShareFetch's bounds.
 struct FetchLimits {
     max_wait_ms: i64,
@@ -326,12 +345,21 @@ async fn fetch(
     let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.max_wait_ms as u64);
     let waiter = Arc::new(Notify::new());
     loop {
+        // A state not loaded yet because its share coordinator is still
+        // starting is asked again shortly, within the request's wait.
+        let mut loading = false;
+        let mut refused: HashMap<TopicPartition, i16> = HashMap::new();
         for (tp, t) in &targets {
             if let Ok(p) = t {
                 p.register_waiter(&waiter);
                 let key = ShareKey::new(group, tp.0, tp.1);
-                // Not loaded: the read below answers the partition with an error.
-                let _ = load(broker, &key, p, settings).await;
+                match load(broker, &key, p, settings).await {
+                    Ok(()) => {}
+                    Err(code) if coordinator_starting(code) => loading = true,
+                    Err(code) => {
+                        refused.insert(*tp, code);
+                    }
+                }
             }
         }
         let released = broker.shares.released.notified();
@@ -346,6 +374,10 @@ async fn fetch(
             let mut left_bytes = max_bytes;
             let mut out = Vec::with_capacity(work.len());
             for (tp, target) in work {
+                let target = match refused.get(&tp) {
+                    Some(code) => Err(*code),
+                    None => target,
+                };
                 let outcome = match target {
                     Err(code) => Outcome {
                         error: code,
@@ -411,7 +443,10 @@ async fn fetch(
             })
             .min()
             .map(|at| tokio::time::Instant::now() + Duration::from_millis((at - now_ms()).max(1) as u64));
-        let wake = lock_end.map_or(deadline, |l| l.min(deadline));
+        let mut wake = lock_end.map_or(deadline, |l| l.min(deadline));
+        if loading {
+            wake = wake.min(tokio::time::Instant::now() + LOAD_RETRY);
+        }
         tokio::select! {
             _ = waiter.notified() => {}
             _ = &mut released => {}

@@ -20,6 +20,7 @@ import collections
 import contextlib
 import gc
 import json
+import re
 import subprocess
 import threading
 import time
@@ -1206,6 +1207,10 @@ class TestReplication:
                 args += ["--max-messages", str(max_messages)]
             r = kafka_tools.run("kafka-console-share-consumer", *args, timeout=120)
             assert r.code == 0, str(r)
+            # The tool ends with status 0 when poll throws; its log says why (a
+            # TimeoutException is its idle timeout, which the second read expects).
+            ended = re.search(r"terminating consumer process:.*\n\s*(\S+)", r.stderr)
+            assert ended is None or ended.group(1).endswith(".TimeoutException"), r.stderr
             return [line for line in r.stdout.splitlines() if line]
 
         first = produce(repl.bootstrap, "s", 10)

@@ -12,6 +12,7 @@ use kafka_protocol::messages::ApiKey;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 pub use error_codes::{error_name, ErrorCodes};
 
@@ -32,9 +33,30 @@ pub fn install() -> Option<PrometheusHandle> {
                     ],
                 )
                 .ok()?;
-            builder.install_recorder().ok()
+            let handle = builder.install_recorder().ok()?;
+            spawn_upkeep(handle.clone());
+            Some(handle)
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The recorder keeps every histogram sample until upkeep (or a scrape)
+/// folds it into its buckets: without it, a broker nobody scrapes grows by
+/// every request's duration sample. One thread for the process, as long as
+/// the recorder lives (the process).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("sluice-metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms are folded at each scrape only");
+    }
 }
 
 /// The API's name as a static label value (e.g. "Produce").

@@ -383,6 +383,8 @@ pub struct LogConfig {
     pub delete_retention_ms: i64,
     /// The codec batches are stored in (None: as the producer sent them).
     pub compression: Option<i16>,
+    /// Deleted segments' and partitions' files are removed this long after.
+    pub file_delete_delay_ms: i64,
 }
 
 impl LogConfig {
@@ -427,6 +429,7 @@ impl LogConfig {
             min_compaction_lag_ms: num("min.compaction.lag.ms"),
             delete_retention_ms: num("delete.retention.ms"),
             compression: crate::storage::codec::codec_of(get("compression.type").trim()),
+            file_delete_delay_ms: num("file.delete.delay.ms"),
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::checkpoint::{
     self, Checkpoint, CLEANER_OFFSET_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE,
 };
+use super::delayed_removal::{remove_after, Removal};
 use super::loader::{LoadReport, LogLoader};
 use super::log::{Log, LogError};
 use super::now_ms;
@@ -346,9 +347,13 @@ impl LogManager {
     }
 
     /// Deletes a partition: it stops serving at once; its directory is renamed
-    /// aside and removed in the background.
+    /// aside and removed `file.delete.delay.ms` later, as Kafka removes it.
     pub fn delete_partition(&self, partition: &Partition) {
-        partition.log().mark_deleted();
+        let delay_ms = {
+            let mut log = partition.log();
+            log.mark_deleted();
+            log.config().file_delete_delay_ms
+        };
         let key = (partition.topic().to_string(), partition.index());
         let removed = self.placement.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         let Some(dir_index) = removed else { return };
@@ -360,13 +365,9 @@ impl LogManager {
             uuid::Uuid::new_v4().simple()
         ));
         match std::fs::rename(&path, &aside) {
-            Ok(()) => {
-                std::thread::spawn(move || {
-                    if let Err(e) = std::fs::remove_dir_all(&aside) {
-                        warn!(path = %aside.display(), error = %e, "could not remove deleted partition");
-                    }
-                });
-            }
+            // Removed at once, still off the caller's thread.
+            Ok(()) if delay_ms <= 0 => drop(std::thread::spawn(move || remove_after(0, Removal::Dir(aside)))),
+            Ok(()) => remove_after(delay_ms, Removal::Dir(aside)),
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "could not delete partition directory")
             }

@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod codec;
 pub mod codec_stream;
+pub mod delayed_removal;
 pub mod index_file;
 pub mod leader_epochs;
 pub mod loader;

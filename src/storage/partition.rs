@@ -6,8 +6,10 @@
 //! woken by appends.
 
 use super::batch::PendingBatch;
+use super::delayed_removal::{remove_after, Removal};
 use super::log::{AppendInfo, FlushPlan, Log, LogError, ReadPlan, Rolled};
 use super::now_ms;
+use super::segment::DeletedSegment;
 use bytes::Bytes;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -263,23 +265,25 @@ impl Partition {
     /// Applies retention; the deleted files are unlinked after the lock is
     /// released. Returns how many segments went. File I/O: off the async threads.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
-        let (result, deleted) = {
+        let (result, deleted, delay_ms) = {
             let mut log = self.log();
-            (log.apply_retention(now_ms), log.take_deleted())
+            let result = log.apply_retention(now_ms);
+            (result, log.take_deleted(), log.config().file_delete_delay_ms)
         };
-        deleted.into_iter().try_for_each(|d| d.remove())?;
+        remove_deleted(deleted, delay_ms)?;
         result
     }
 
     /// DeleteRecords: moves the log start offset to `offset` (-1: the high
     /// watermark). Returns the new log start offset. File I/O: off the async threads.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
-        let (result, deleted) = {
+        let (result, deleted, delay_ms) = {
             let mut log = self.log();
             let offset = if offset == -1 { log.high_watermark() } else { offset };
-            (log.delete_records_before(offset), log.take_deleted())
+            let result = log.delete_records_before(offset);
+            (result, log.take_deleted(), log.config().file_delete_delay_ms)
         };
-        deleted.into_iter().try_for_each(|d| d.remove())?;
+        remove_deleted(deleted, delay_ms)?;
         result
     }
 
@@ -322,6 +326,18 @@ impl Partition {
             }
         }
     }
+}
+
+/// Deleted segments' files: unlinked now with a delay of 0 (the caller is off
+/// the async threads), else `delay_ms` later in the background, as Kafka does.
+fn remove_deleted(deleted: Vec<DeletedSegment>, delay_ms: i64) -> io::Result<()> {
+    if delay_ms <= 0 {
+        return deleted.into_iter().try_for_each(|d| d.remove());
+    }
+    for d in deleted {
+        remove_after(delay_ms, Removal::Segment(d));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ impl Controller {
                 broker_id,
                 epoch: registration.epoch,
             });
-            ControllerResult::of(records, Ok(()))
+            ControllerResult::non_atomic(records, Ok(()))
         })
         .await?
     }
@@ -151,5 +151,7 @@ pub(super) fn registration(
         fenced: restarted || existing.is_some_and(|b| b.fenced),
         directory_id: r.directory_id,
     }));
-    ControllerResult::of(records, Ok(()))
+    // Not atomic: a restarted broker may leave more than 10,000 ISRs; the
+    // registration goes last, so an interrupted one is done again in full.
+    ControllerResult::non_atomic(records, Ok(()))
 }

@@ -136,7 +136,7 @@ impl Controller {
                     });
                 }
             }
-            ControllerResult::of(records, results)
+            ControllerResult::non_atomic(records, results)
         })
         .await
     }

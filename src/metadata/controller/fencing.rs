@@ -33,12 +33,15 @@ fn fence(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&str) -> bool) -> 
     let Some(registration) = image.brokers.get(&broker) else {
         return Vec::new();
     };
-    let mut records = vec![MetadataRecord::RegisterBroker({
+    // The registration last: records past 10,000 go in more than one batch,
+    // and a controller that fails between them leaves the broker unfenced,
+    // so the next controller fences it again and finishes the job.
+    let mut records = leave_isrs(image, broker, unclean);
+    records.push(MetadataRecord::RegisterBroker({
         let mut r = registration.clone();
         r.fenced = true;
         r
-    })];
-    records.extend(leave_isrs(image, broker, unclean));
+    }));
     records
 }
 
@@ -130,11 +133,7 @@ fn unfence(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&str) -> bool) -
     let Some(registration) = image.brokers.get(&broker) else {
         return Vec::new();
     };
-    let mut records = vec![MetadataRecord::RegisterBroker({
-        let mut r = registration.clone();
-        r.fenced = false;
-        r
-    })];
+    let mut records = Vec::new();
     for topic in image.topics.iter() {
         for (index, p) in topic.partitions.iter().enumerate() {
             if p.leader >= 0 || !p.replicas.contains(&broker) {
@@ -157,6 +156,12 @@ fn unfence(image: &MetadataImage, broker: i32, unclean: &dyn Fn(&str) -> bool) -
             records.push(MetadataRecord::Partition(record));
         }
     }
+    // The registration last, as in `fence`: an interrupted unfencing is done again.
+    records.push(MetadataRecord::RegisterBroker({
+        let mut r = registration.clone();
+        r.fenced = false;
+        r
+    }));
     records
 }
 
@@ -191,7 +196,7 @@ impl Controller {
                     "replicas in a failed log directory leave their ISRs"
                 );
             }
-            ControllerResult::of(records, ())
+            ControllerResult::non_atomic(records, ())
         })
         .await
     }
@@ -260,7 +265,7 @@ impl Controller {
                 }
                 _ => Vec::new(),
             };
-            ControllerResult::of(records, Ok(()))
+            ControllerResult::non_atomic(records, Ok(()))
         })
         .await?
     }
@@ -296,7 +301,7 @@ impl Controller {
                 if still_live {
                     info!(broker, "fencing a broker whose session expired");
                 }
-                ControllerResult::of(
+                ControllerResult::non_atomic(
                     if still_live {
                         fence(image, broker, &unclean)
                     } else {

@@ -14,9 +14,12 @@ fn config(value: &str) -> MetadataRecord {
     }
 }
 
-#[tokio::test]
-async fn the_first_write_to_an_empty_log_writes_the_bootstrap_records_before_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A controller over a one-voter quorum in `dir` (it leads without a
+/// network), whose publications count as published at once.
+pub(super) async fn one_voter_controller(
+    dir: &std::path::Path,
+    initial: Vec<MetadataRecord>,
+) -> (Controller, Arc<Quorum>) {
     let (publications, mut received) = mpsc::unbounded_channel::<Publication>();
     let (published, watching) = watch::channel(-1i64);
     tokio::spawn(async move {
@@ -24,7 +27,6 @@ async fn the_first_write_to_an_empty_log_writes_the_bootstrap_records_before_it(
             published.send_replace(p.image.offset);
         }
     });
-    // One voter: it leads without a network.
     let quorum = Quorum::start(
         QuorumConfig {
             node_id: 1,
@@ -34,7 +36,7 @@ async fn the_first_write_to_an_empty_log_writes_the_bootstrap_records_before_it(
             snapshot_after_bytes: u64::MAX,
             snapshot_interval: None,
         },
-        dir.path(),
+        dir,
         Arc::new(MetadataImage::default()),
         publications.clone(),
     )
@@ -49,14 +51,14 @@ async fn the_first_write_to_an_empty_log_writes_the_bootstrap_records_before_it(
         default_replication_factor: 1,
         static_configs: BTreeMap::new(),
     };
-    let controller = Controller::over_quorum(
-        controller_config,
-        quorum.clone(),
-        vec![config("bootstrap")],
-        publications,
-        watching,
-    );
+    let controller = Controller::over_quorum(controller_config, quorum.clone(), initial, publications, watching);
+    (controller, quorum)
+}
 
+#[tokio::test]
+async fn the_first_write_to_an_empty_log_writes_the_bootstrap_records_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (controller, quorum) = one_voter_controller(dir.path(), vec![config("bootstrap")]).await;
     controller
         .write(|image, _| {
             assert_eq!(image.offset, 0, "the op sees the bootstrap records written");

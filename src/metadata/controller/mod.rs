@@ -16,6 +16,8 @@ mod fencing;
 mod initial_records_tests;
 pub mod isr;
 #[cfg(test)]
+mod large_results_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 mod producer_ids;
 mod quotas;
@@ -59,18 +61,34 @@ pub const MAX_PARTITIONS_PER_BATCH: i64 = 10_000;
 pub struct ControllerResult<T> {
     pub records: Vec<MetadataRecord>,
     pub response: T,
+    /// The records go in as one batch or not at all (a user's request), and
+    /// so at most MAX_RECORDS_PER_USER_OP of them. What the controller does on
+    /// its own (fencing a broker, a controlled shutdown, elections) is not
+    /// atomic, as in Kafka: any number of records, written in batches of at
+    /// most that many — a broker in 25,000 ISRs can still be fenced.
+    pub atomic: bool,
 }
 
 impl<T> ControllerResult<T> {
     pub fn of(records: Vec<MetadataRecord>, response: T) -> Self {
-        ControllerResult { records, response }
+        ControllerResult {
+            records,
+            response,
+            atomic: true,
+        }
+    }
+
+    /// Records that may be split over several batches (Kafka's non-atomic results).
+    pub fn non_atomic(records: Vec<MetadataRecord>, response: T) -> Self {
+        ControllerResult {
+            records,
+            response,
+            atomic: false,
+        }
     }
 
     pub fn none(response: T) -> Self {
-        ControllerResult {
-            records: Vec::new(),
-            response,
-        }
+        ControllerResult::of(Vec::new(), response)
     }
 }
 
@@ -317,7 +335,11 @@ impl Controller {
             Backend::Remote(_) => return Err(ControllerError::NotController),
         };
         let mut state = state.lock().await;
-        let ControllerResult { records, response } = op(&state.image, &self.config);
+        let ControllerResult {
+            records,
+            response,
+            atomic,
+        } = op(&state.image, &self.config);
         if records.is_empty() {
             // What the answer was read from is published here before it is given.
             let offset = state.image.offset;
@@ -325,9 +347,10 @@ impl Controller {
             self.wait_published(offset).await?;
             return Ok(response);
         }
-        if records.len() > MAX_RECORDS_PER_USER_OP {
+        if atomic && records.len() > MAX_RECORDS_PER_USER_OP {
             return Err(ControllerError::ExcessivelyLargeBatch);
         }
+        // The local log writes any number of records as one frame, all or nothing.
         let log = state.log.clone();
         let (base, records, wants_snapshot) = tokio::task::spawn_blocking(move || {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
@@ -378,14 +401,25 @@ impl Controller {
             image = quorum.image();
             tracing::info!(records = initial.len(), "wrote the cluster's initial metadata");
         }
-        let ControllerResult { records, response } = op(&image, &self.config);
-        let offset = if records.is_empty() {
-            image.offset
-        } else if records.len() > MAX_RECORDS_PER_USER_OP {
+        let ControllerResult {
+            records,
+            response,
+            atomic,
+        } = op(&image, &self.config);
+        if atomic && records.len() > MAX_RECORDS_PER_USER_OP {
             return Err(ControllerError::ExcessivelyLargeBatch);
-        } else {
-            quorum.append(MetadataBatch { records }).await.map_err(quorum_error)?
-        };
+        }
+        let mut offset = image.offset;
+        // A non-atomic result goes in Raft entries of at most the cap each;
+        // each one committed is applied by the state machine on its own.
+        for chunk in records.chunks(MAX_RECORDS_PER_USER_OP) {
+            offset = quorum
+                .append(MetadataBatch {
+                    records: chunk.to_vec(),
+                })
+                .await
+                .map_err(quorum_error)?;
+        }
         drop(turn);
         self.wait_published(offset).await?;
         Ok(response)

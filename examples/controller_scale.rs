@@ -21,12 +21,11 @@ use sluice::metadata::controller::{ControllerConfig, NewTopic};
 use sluice::metadata::delta::MetadataDelta;
 use sluice::metadata::log::MetadataLog;
 use sluice::metadata::records::BrokerEndpoint;
-use sluice::metadata::{Controller, MetadataImage, Publication};
+use sluice::metadata::{Controller, MetadataImage};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, watch};
 
 #[derive(Parser)]
 struct Args {
@@ -79,15 +78,8 @@ fn mib(bytes: u64) -> f64 {
 }
 
 fn controller(image: MetadataImage, log: MetadataLog) -> Controller {
-    // Publications are taken as published at once: the brokers' side (roles
+    // Publications count as published at once: the brokers' side (roles
     // applied to partitions) is not what this measures.
-    let (publications, mut received) = mpsc::unbounded_channel::<Publication>();
-    let (published, watching) = watch::channel(image.offset);
-    tokio::spawn(async move {
-        while let Some(p) = received.recv().await {
-            published.send_replace(p.image.offset);
-        }
-    });
     let config = ControllerConfig {
         node_id: 1,
         delete_topic_enable: true,
@@ -95,7 +87,7 @@ fn controller(image: MetadataImage, log: MetadataLog) -> Controller {
         default_replication_factor: 1,
         static_configs: BTreeMap::new(),
     };
-    Controller::new(config, log, Arc::new(image), publications, watching)
+    Controller::published_at_once(config, log, Arc::new(image))
 }
 
 fn endpoint(id: i32) -> Vec<BrokerEndpoint> {

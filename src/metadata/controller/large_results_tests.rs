@@ -5,21 +5,13 @@
 //! entries of at most 10,000 records. A user's request stays capped.
 
 use super::initial_records_tests::one_voter_controller;
+use super::lifecycle_tests::{controller_with, endpoint, fenced};
 use super::*;
-use crate::metadata::records::{BrokerEndpoint, ConfigResource};
+use crate::metadata::records::ConfigResource;
 
 /// More partitions than one batch may hold, in topics a request may create.
 const TOPICS: usize = 2;
 const PER_TOPIC: usize = 6_000;
-
-fn endpoint(id: i32) -> Vec<BrokerEndpoint> {
-    vec![BrokerEndpoint {
-        listener: "PLAINTEXT".into(),
-        host: "127.0.0.1".into(),
-        port: 9000 + id as u16,
-        security_protocol: "PLAINTEXT".into(),
-    }]
-}
 
 /// (leader, isr) of every partition, counted.
 async fn leadership(c: &Controller) -> BTreeMap<(i32, Vec<i32>), usize> {
@@ -30,10 +22,6 @@ async fn leadership(c: &Controller) -> BTreeMap<(i32, Vec<i32>), usize> {
         }
     }
     seen
-}
-
-async fn fenced(c: &Controller, id: i32) -> Option<bool> {
-    c.image().await.brokers.get(&id).map(|b| b.fenced)
 }
 
 /// Brokers 1 and 2 replicate every partition, broker 1 leading; it shuts
@@ -115,7 +103,7 @@ async fn over_the_quorum() {
 #[tokio::test]
 async fn on_the_local_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let c = super::lifecycle_tests::controller_with(dir.path(), BTreeMap::new());
+    let c = controller_with(dir.path(), BTreeMap::new());
     a_broker_in_more_isrs_than_a_batch_holds(&c).await;
     only_atomic_results_are_capped(&c).await;
 }

@@ -16,13 +16,6 @@ fn controller(dir: &std::path::Path) -> Controller {
 /// The same with these static broker configs.
 pub(super) fn controller_with(dir: &std::path::Path, static_configs: BTreeMap<String, String>) -> Controller {
     let (log, _) = MetadataLog::open(dir).expect("metadata log");
-    let (publications, mut received) = mpsc::unbounded_channel::<Publication>();
-    let (published, watching) = watch::channel(-1i64);
-    tokio::spawn(async move {
-        while let Some(p) = received.recv().await {
-            published.send_replace(p.image.offset);
-        }
-    });
     let config = ControllerConfig {
         node_id: 1,
         delete_topic_enable: true,
@@ -30,10 +23,10 @@ pub(super) fn controller_with(dir: &std::path::Path, static_configs: BTreeMap<St
         default_replication_factor: 1,
         static_configs,
     };
-    Controller::new(config, log, Arc::new(MetadataImage::default()), publications, watching)
+    Controller::published_at_once(config, log, Arc::new(MetadataImage::default()))
 }
 
-fn endpoint(id: i32) -> Vec<BrokerEndpoint> {
+pub(super) fn endpoint(id: i32) -> Vec<BrokerEndpoint> {
     vec![BrokerEndpoint {
         listener: "PLAINTEXT".into(),
         host: "127.0.0.1".into(),
@@ -49,7 +42,7 @@ async fn leadership(c: &Controller) -> Vec<(i32, Vec<i32>)> {
     topic.partitions.iter().map(|p| (p.leader, p.isr.clone())).collect()
 }
 
-async fn fenced(c: &Controller, id: i32) -> Option<bool> {
+pub(super) async fn fenced(c: &Controller, id: i32) -> Option<bool> {
     c.image().await.brokers.get(&id).map(|b| b.fenced)
 }
 

@@ -207,6 +207,20 @@ impl Controller {
         )
     }
 
+    /// A controller on a local log whose publications count as published at
+    /// once: where no broker applies them (tests, the controller benchmark).
+    /// Call within a tokio runtime.
+    pub fn published_at_once(config: ControllerConfig, log: MetadataLog, image: Arc<MetadataImage>) -> Controller {
+        let (publications, mut received) = mpsc::unbounded_channel::<Publication>();
+        let (published, watching) = watch::channel(image.offset);
+        tokio::spawn(async move {
+            while let Some(p) = received.recv().await {
+                published.send_replace(p.image.offset);
+            }
+        });
+        Controller::new(config, log, image, publications, watching)
+    }
+
     fn with_backend(
         config: ControllerConfig,
         backend: Backend,

@@ -75,8 +75,8 @@ pub enum ControllerOp {
     },
     /// A controller process registers its endpoints.
     RegisterController(crate::metadata::records::ControllerRegistration),
-    /// A partition leader asks for an ISR change.
-    AlterPartition(crate::metadata::controller::isr::AlterPartition),
+    /// A partition leader asks for ISR changes (all it has pending).
+    AlterPartitions(Vec<crate::metadata::controller::isr::AlterPartition>),
     /// A broker's replicas in a failed log directory (Kafka's heartbeat with
     /// offline log dirs): out of their ISRs, their leadership moved.
     ReplicasOffline {
@@ -92,7 +92,8 @@ pub enum ControllerOpReply {
     RegisterBroker,
     RegisterController,
     Heartbeat,
-    AlterPartition,
+    /// Each change's outcome, in the order asked.
+    AlterPartitions(Vec<Result<(), ControllerError>>),
     ReplicasOffline,
 }
 

@@ -173,3 +173,77 @@ async fn a_controller_registration_lasts_until_it_is_unregistered() {
     assert_eq!(again.code(), 136);
     assert_eq!(again.to_string(), "Controller ID 2 is not currently registered.");
 }
+
+#[tokio::test]
+async fn a_leaders_isr_changes_sent_together_are_answered_one_by_one() {
+    use super::isr::AlterPartition;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = controller(dir.path());
+    for id in 1..=3 {
+        c.register_broker(id, endpoint(id), None, None, uuid::Uuid::new_v4())
+            .await
+            .expect("register");
+        c.heartbeat(id, false).await.expect("heartbeat");
+    }
+    let topic = NewTopic {
+        name: "t".into(),
+        partitions: 3,
+        replication_factor: 3,
+        configs: BTreeMap::new(),
+        assignments: Some(vec![vec![1, 2, 3], vec![2, 3, 1], vec![1, 3, 2]]),
+    };
+    let created = c.create_topics(vec![topic], false).await.expect("create");
+    assert!(created[0].is_ok(), "{created:?}");
+    // Broker 3 leaves the ISRs and comes back: broker 1 asks for it back.
+    c.heartbeat(3, true).await.expect("controlled shutdown");
+    c.register_broker(3, endpoint(3), None, None, uuid::Uuid::new_v4())
+        .await
+        .expect("register again");
+    c.heartbeat(3, false).await.expect("heartbeat");
+    assert_eq!(
+        leadership(&c).await,
+        vec![(1, vec![1, 2]), (2, vec![2, 1]), (1, vec![1, 2])]
+    );
+    let image = c.image().await;
+    let t = image.topics.get("t").expect("topic t");
+    let ask = |partition: i32, partition_epoch: i32| AlterPartition {
+        broker_id: 1,
+        topic_id: t.id,
+        partition,
+        leader_epoch: t.partitions[partition as usize].leader_epoch,
+        partition_epoch,
+        new_isr: vec![1, 2, 3],
+    };
+    let epoch = |partition: usize| t.partitions[partition].partition_epoch;
+    let outcomes = c
+        .alter_partitions(vec![
+            ask(0, epoch(0)),
+            ask(2, epoch(2) - 1),
+            ask(1, epoch(1)),
+            ask(0, epoch(0)),
+            ask(2, epoch(2)),
+        ])
+        .await
+        .expect("answered");
+    let codes: Vec<i16> = outcomes
+        .iter()
+        .map(|o| o.as_ref().map_or_else(|e| e.code(), |_| 0))
+        .collect();
+    let (stale, not_leader) = (
+        kafka_protocol::ResponseError::InvalidUpdateVersion.code(),
+        kafka_protocol::ResponseError::NotLeaderOrFollower.code(),
+    );
+    assert_eq!(
+        codes,
+        vec![0, stale, not_leader, stale, 0],
+        "the change on an old epoch, from a follower, or twice for one partition is refused: {outcomes:?}"
+    );
+    assert_eq!(
+        leadership(&c).await,
+        vec![(1, vec![1, 2, 3]), (2, vec![2, 1]), (1, vec![1, 2, 3])]
+    );
+    let after = c.image().await;
+    let t_after = after.topics.get("t").expect("topic t");
+    assert_eq!(t_after.partitions[0].partition_epoch, epoch(0) + 1);
+    assert_eq!(t_after.partitions[1].partition_epoch, epoch(1));
+}

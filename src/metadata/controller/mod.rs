@@ -522,7 +522,7 @@ impl Controller {
                 .await
                 .map(|_| ControllerOpReply::Heartbeat),
             ControllerOp::RegisterController(registration) => self.register_controller_here(registration).await,
-            ControllerOp::AlterPartition(request) => self.alter_partition_here(request).await,
+            ControllerOp::AlterPartitions(requests) => self.alter_partitions_here(requests).await,
             ControllerOp::ReplicasOffline { broker_id, partitions } => self
                 .replicas_offline_here(broker_id, partitions)
                 .await

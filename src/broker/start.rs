@@ -380,9 +380,11 @@ impl RunningBroker {
                         Ok(()) => {
                             // Heartbeats only once registered: a restarted
                             // process must not keep its old session alive.
-                            let heartbeats = super::cluster::heartbeat(registering.clone());
+                            let ready = Arc::new(tokio::sync::Notify::new());
+                            let heartbeats = super::cluster::heartbeat(registering.clone(), ready.clone());
                             let coordinators = async {
                                 registering.replicas.caught_up().await;
+                                ready.notify_one();
                                 super::publisher::follow_coordinators(&registering).await
                             };
                             tokio::join!(heartbeats, coordinators);

@@ -221,7 +221,14 @@ impl ReplicaManager {
             hosted.insert(Arc::new(Topic::new(t, configs, log_config, partitions)));
         }
         report.topics = hosted.by_name.len();
-        for (topic, p) in logs.partitions_on_disk() {
+        // In a cluster the image is empty until the quorum publishes it, and
+        // every directory would look unknown here: they open as it arrives.
+        let on_disk = if clustered {
+            Vec::new()
+        } else {
+            logs.partitions_on_disk()
+        };
+        for (topic, p) in on_disk {
             match hosted.by_name.get(&topic) {
                 Some(t) if t.partition(p).is_some() => {}
                 Some(_) => {

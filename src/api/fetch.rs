@@ -379,6 +379,8 @@ fn partition_key(by_id: bool, topic: &TopicName, topic_id: Uuid, partition: i32)
 /// a follower that caught up asks to join the ISR. Only fetches in the
 /// current leader epoch whose history agrees with ours count.
 fn record_follower_fetches(broker: &Broker, replica_id: i32, wanted: &[Wanted]) {
+    let image = broker.image();
+    let unfenced = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
     for w in wanted {
         let (Some(leader), Ok(partition)) = (&w.replica, &w.target) else {
             continue;
@@ -389,7 +391,7 @@ fn record_follower_fetches(broker: &Broker, replica_id: i32, wanted: &[Wanted]) 
         if diverging(&partition.log(), w).is_some() {
             continue;
         }
-        if let Some(change) = leader.follower_fetched(partition, replica_id, w.fetch_offset) {
+        if let Some(change) = leader.follower_fetched(partition, replica_id, w.fetch_offset, unfenced) {
             broker.replicas.request_isr_change(change);
         }
     }

@@ -114,14 +114,23 @@ impl LeaderPartition {
 
     /// A follower fetched from `fetch_offset`. Moves the high watermark if
     /// it can, and returns the ISR change to ask for when the follower has
-    /// caught up and is outside the ISR.
-    pub fn follower_fetched(&self, partition: &Partition, follower: i32, fetch_offset: i64) -> Option<IsrChange> {
+    /// caught up and is outside the ISR. Only replicas `eligible` says may
+    /// join are asked for (KIP-841: the controller refuses fenced ones, and
+    /// a leader that asked anyway would ask again at every fetch).
+    pub fn follower_fetched(
+        &self,
+        partition: &Partition,
+        follower: i32,
+        fetch_offset: i64,
+        eligible: impl Fn(i32) -> bool,
+    ) -> Option<IsrChange> {
         let end = partition.log().log_end_offset();
         let now = now_ms();
         let (advanced, change) = {
             let mut inner = self.inner();
             let advanced = inner.state.on_follower_fetch(follower, fetch_offset, end, now);
-            let joining = inner.state.ready_to_join();
+            let mut joining = inner.state.ready_to_join();
+            joining.retain(|id| eligible(*id));
             let change = if joining.is_empty() || inner.change_pending {
                 None
             } else {

@@ -70,7 +70,7 @@ fn fetch(
         data.diverging_epoch = EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset);
     } else {
         if let Some(state) = state {
-            state.follower_fetched(leader, id, fetch_offset);
+            state.follower_fetched(leader, id, fetch_offset, |_| true);
         }
         let mut log = leader.log();
         data.high_watermark = log.high_watermark();
@@ -203,4 +203,41 @@ fn a_follower_behind_the_leaders_log_start_starts_over_there() {
     assert_eq!(fetch(&a.partition, None, &c.partition, 3), None);
     assert_eq!(c.partition.log().log_end_offset(), 10);
     assert_eq!(contents(&c.partition), contents(&a.partition));
+}
+
+#[test]
+fn a_caught_up_follower_is_asked_into_the_isr_only_while_unfenced() {
+    let a = replica(true);
+    let registration = PartitionRegistration {
+        replicas: vec![1, 2],
+        isr: vec![1],
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch: 4,
+        ..Default::default()
+    };
+    let state = Arc::new(LeaderPartition::new(
+        Uuid::nil(),
+        &a.partition,
+        1,
+        &registration,
+        30_000,
+    ));
+    a.partition.set_observer(Some(state.clone()));
+    produce(&a.partition, 0, 1);
+    let end = a.partition.log().log_end_offset();
+    assert_eq!(
+        state.follower_fetched(&a.partition, 2, end, |id| id != 2),
+        None,
+        "a fenced follower is not asked for"
+    );
+    let change = state
+        .follower_fetched(&a.partition, 2, end, |_| true)
+        .expect("unfenced and caught up: asked for");
+    assert_eq!((change.new_isr, change.partition_epoch), (vec![1, 2], 4));
+    assert_eq!(
+        state.follower_fetched(&a.partition, 2, end, |_| true),
+        None,
+        "one change at a time"
+    );
 }

@@ -35,10 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (puts compat/python and compat/kafka on the path)
+import common  # puts compat/python and compat/kafka on the path; run_each
 
 sys.path.insert(0, str(common.REPO_DIR / "compat" / "cluster"))
-from brokers import sluice_bin  # noqa: E402  (compat/python)
 from cluster import Cluster, combined, wait_until  # noqa: E402
 
 from kafka.protocol.admin import CreateTopicsRequest  # noqa: E402
@@ -208,10 +207,7 @@ def report(label: str, r: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kafka", action="store_true", help="also run against Apache Kafka")
-    ap.add_argument("--kafka-only", action="store_true", help="Apache Kafka only (no Sluice)")
-    ap.add_argument("--sluice-bin", action="append", type=Path, metavar="PATH",
-                    help="a Sluice binary; repeat to compare builds (default $SLUICE_BIN or target/release/sluice)")
+    common.add_implementation_args(ap)
     ap.add_argument("--rounds", type=int, default=5, help="controller kills (default 5)")
     ap.add_argument("--propagation", type=int, default=20, help="topics timed for propagation (default 20)")
     ap.add_argument("--idle", type=float, default=5.0, help="seconds idle before RSS is read (default 5)")
@@ -221,33 +217,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.rounds < 1 or args.propagation < 1:
         ap.error("--rounds and --propagation must be at least 1")
-    binaries = [] if args.kafka_only else [b.absolute() for b in (args.sluice_bin or [sluice_bin()])]
-    for b in binaries:
-        if not b.is_file():
-            ap.error(f"no Sluice binary at {b} (or run with --kafka-only)")
+    todo = common.implementations(ap, args)
     print(f"3 combined nodes on 127.0.0.1; {args.rounds} failovers, {args.propagation} topics for propagation; "
           f"{os.cpu_count()} CPUs", flush=True)
 
-    runs: list[tuple[str, dict]] = []
-    broken: list[str] = []
-    todo = [(f"Sluice {b}", "sluice", b) for b in binaries]
-    if args.kafka or args.kafka_only:
-        todo.append(("Apache Kafka 4.4", "kafka", None))
-    for label, impl, binary in todo:
-        print(f"... {label}", flush=True)
-        result: dict = {}
-        runs.append((label, result))
-        try:
-            measure(impl, args, result, binary)
-            result["complete"] = True
-        except Exception as e:  # one implementation's failure must not lose the others' numbers
-            print(f"  FAILED {label}: {type(e).__name__}: {e}", flush=True)
-            broken.append(label)
-    for label, r in runs:
-        report(label, r)
-    if broken:
-        print(f"\nFAILED: {', '.join(broken)}")
-        raise SystemExit(1)
+    common.run_each(todo, lambda impl, result, binary: measure(impl, args, result, binary), report)
 
 
 if __name__ == "__main__":

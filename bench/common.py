@@ -168,3 +168,49 @@ class SteadyProducer(threading.Thread):
 
 def human(n: float) -> str:
     return f"{n:,.0f}"
+
+
+def run_each(todo, measure, report) -> None:
+    """Runs `measure(impl, result, binary)` for each (label, impl, binary) in `todo`, where
+    `result` is a dict it fills as it goes, then `report(label, result)` for every one.
+    One implementation's failure does not lose the others' numbers (nor its own so far);
+    exits 1 after the reports if any failed."""
+    runs: list[tuple[str, dict]] = []
+    broken: list[str] = []
+    for label, impl, binary in todo:
+        print(f"... {label}", flush=True)
+        result: dict = {}
+        runs.append((label, result))
+        try:
+            measure(impl, result, binary)
+            result["complete"] = True
+        except Exception as e:  # noqa: BLE001  (reported, and the run goes on)
+            print(f"  FAILED {label}: {type(e).__name__}: {e}", flush=True)
+            broken.append(label)
+    for label, result in runs:
+        report(label, result)
+    if broken:
+        print(f"\nFAILED: {', '.join(broken)}")
+        raise SystemExit(1)
+
+
+def add_implementation_args(ap) -> None:
+    """--kafka, --kafka-only and --sluice-bin, as the benches that compare builds take them."""
+    ap.add_argument("--kafka", action="store_true", help="also run against Apache Kafka")
+    ap.add_argument("--kafka-only", action="store_true", help="Apache Kafka only (no Sluice)")
+    ap.add_argument("--sluice-bin", action="append", type=Path, metavar="PATH",
+                    help="a Sluice binary; repeat to compare builds (default $SLUICE_BIN or target/release/sluice)")
+
+
+def implementations(ap, args) -> list[tuple[str, str, Path | None]]:
+    """(label, implementation, binary) for each Sluice binary asked for, then Kafka if asked:
+    `run_each`'s list. A missing binary is a usage error."""
+    from brokers import sluice_bin
+    binaries = [] if args.kafka_only else [b.absolute() for b in (args.sluice_bin or [sluice_bin()])]
+    for b in binaries:
+        if not b.is_file():
+            ap.error(f"no Sluice binary at {b} (or run with --kafka-only)")
+    todo: list[tuple[str, str, Path | None]] = [(f"Sluice {b}", "sluice", b) for b in binaries]
+    if args.kafka or args.kafka_only:
+        todo.append(("Apache Kafka 4.4", "kafka", None))
+    return todo

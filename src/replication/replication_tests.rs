@@ -38,6 +38,22 @@ fn replica(replicated: bool) -> Replica {
     }
 }
 
+/// Broker 1 leads `partition` in epoch 0 with these replicas and ISR; its
+/// leader state observes the partition's appends.
+fn leading(partition: &Arc<Partition>, replicas: &[i32], isr: &[i32], partition_epoch: i32) -> Arc<LeaderPartition> {
+    let registration = PartitionRegistration {
+        replicas: replicas.to_vec(),
+        isr: isr.to_vec(),
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch,
+        ..Default::default()
+    };
+    let state = Arc::new(LeaderPartition::new(Uuid::nil(), partition, 1, &registration, 30_000));
+    partition.set_observer(Some(state.clone()));
+    state
+}
+
 /// Appends `batches` batches of two records as the leader in `epoch`.
 fn produce(leader: &Arc<Partition>, epoch: i32, batches: usize) {
     {
@@ -152,22 +168,7 @@ fn a_diverged_follower_truncates_to_the_new_leaders_history() {
 #[test]
 fn the_high_watermark_follows_the_slowest_in_sync_follower_and_reaches_the_followers() {
     let (a, b, c) = (replica(true), replica(true), replica(true));
-    let registration = PartitionRegistration {
-        replicas: vec![1, 2, 3],
-        isr: vec![1, 2, 3],
-        leader: 1,
-        leader_epoch: 0,
-        partition_epoch: 0,
-        ..Default::default()
-    };
-    let state = Arc::new(LeaderPartition::new(
-        Uuid::nil(),
-        &a.partition,
-        1,
-        &registration,
-        30_000,
-    ));
-    a.partition.set_observer(Some(state.clone()));
+    let state = leading(&a.partition, &[1, 2, 3], &[1, 2, 3], 0);
     produce(&a.partition, 0, 2);
     assert_eq!(a.partition.log().high_watermark(), 0, "no follower has it yet");
     assert_eq!(state.acks_all(3, 2), AcksAll::Waiting);
@@ -208,22 +209,7 @@ fn a_follower_behind_the_leaders_log_start_starts_over_there() {
 #[test]
 fn a_caught_up_follower_is_asked_into_the_isr_only_while_unfenced() {
     let a = replica(true);
-    let registration = PartitionRegistration {
-        replicas: vec![1, 2],
-        isr: vec![1],
-        leader: 1,
-        leader_epoch: 0,
-        partition_epoch: 4,
-        ..Default::default()
-    };
-    let state = Arc::new(LeaderPartition::new(
-        Uuid::nil(),
-        &a.partition,
-        1,
-        &registration,
-        30_000,
-    ));
-    a.partition.set_observer(Some(state.clone()));
+    let state = leading(&a.partition, &[1, 2], &[1], 4);
     produce(&a.partition, 0, 1);
     let end = a.partition.log().log_end_offset();
     assert_eq!(

@@ -46,10 +46,10 @@ pub(super) async fn fenced(c: &Controller, id: i32) -> Option<bool> {
     c.image().await.brokers.get(&id).map(|b| b.fenced)
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_brokers_life_fenced_when_silent_unfenced_when_back_gone_when_unregistered() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let c = controller(dir.path());
+/// Brokers 1 to 3 registered and unfenced, and topic "t" of three partitions
+/// on [1, 2, 3], [2, 3, 1] and `third`.
+async fn three_brokers_and_topic_t(dir: &std::path::Path, third: [i32; 3]) -> Controller {
+    let c = controller(dir);
     for id in 1..=3 {
         c.register_broker(id, endpoint(id), None, None, uuid::Uuid::new_v4())
             .await
@@ -61,10 +61,17 @@ async fn a_brokers_life_fenced_when_silent_unfenced_when_back_gone_when_unregist
         partitions: 3,
         replication_factor: 3,
         configs: BTreeMap::new(),
-        assignments: Some(vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]]),
+        assignments: Some(vec![vec![1, 2, 3], vec![2, 3, 1], third.to_vec()]),
     };
     let created = c.create_topics(vec![topic], false).await.expect("create");
     assert!(created[0].is_ok(), "{created:?}");
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_brokers_life_fenced_when_silent_unfenced_when_back_gone_when_unregistered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = three_brokers_and_topic_t(dir.path(), [3, 1, 2]).await;
     assert_eq!(
         leadership(&c).await,
         vec![(1, vec![1, 2, 3]), (2, vec![2, 3, 1]), (3, vec![3, 1, 2])]
@@ -178,22 +185,7 @@ async fn a_controller_registration_lasts_until_it_is_unregistered() {
 async fn a_leaders_isr_changes_sent_together_are_answered_one_by_one() {
     use super::isr::AlterPartition;
     let dir = tempfile::tempdir().expect("temp dir");
-    let c = controller(dir.path());
-    for id in 1..=3 {
-        c.register_broker(id, endpoint(id), None, None, uuid::Uuid::new_v4())
-            .await
-            .expect("register");
-        c.heartbeat(id, false).await.expect("heartbeat");
-    }
-    let topic = NewTopic {
-        name: "t".into(),
-        partitions: 3,
-        replication_factor: 3,
-        configs: BTreeMap::new(),
-        assignments: Some(vec![vec![1, 2, 3], vec![2, 3, 1], vec![1, 3, 2]]),
-    };
-    let created = c.create_topics(vec![topic], false).await.expect("create");
-    assert!(created[0].is_ok(), "{created:?}");
+    let c = three_brokers_and_topic_t(dir.path(), [1, 3, 2]).await;
     // Broker 3 leaves the ISRs and comes back: broker 1 asks for it back.
     c.heartbeat(3, true).await.expect("controlled shutdown");
     c.register_broker(3, endpoint(3), None, None, uuid::Uuid::new_v4())

@@ -40,12 +40,6 @@ impl AlterPartition {
 }
 
 impl Controller {
-    /// Asks the active controller for one ISR change.
-    pub async fn alter_partition(&self, request: AlterPartition) -> Result<(), ControllerError> {
-        let mut outcomes = self.alter_partitions(vec![request]).await?;
-        outcomes.pop().unwrap_or(Err(ControllerError::UnknownTopicOrPartition))
-    }
-
     /// Asks the active controller for several ISR changes at once: each
     /// one's outcome, in order.
     pub async fn alter_partitions(

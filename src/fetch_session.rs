@@ -14,7 +14,7 @@
 use indexmap::IndexMap;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::ResponseError;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use uuid::Uuid;
 
@@ -232,36 +232,34 @@ impl FetchSessions {
         id
     }
 
-    /// For an incremental fetch's answers (in the order of its partitions):
-    /// which to send. Records what each sent one told, and moves those to the
-    /// back of the session. Err when the session changed meanwhile (a
-    /// duplicate request): the code to answer with.
-    pub fn news(&self, id: i32, epoch: i32, answers: &[(PartitionKey, Answer)]) -> Result<Vec<bool>, i16> {
+    /// For an incremental fetch's answers (in the order of its partitions,
+    /// which no other fetch can change while the epoch holds): which to
+    /// send. Records what each sent one told, and moves those to the back of
+    /// the session. Err when the session changed meanwhile (a duplicate
+    /// request): the code to answer with.
+    pub fn news(&self, id: i32, epoch: i32, answers: &[Answer]) -> Result<Vec<bool>, i16> {
         let mut sessions = self.lock();
-        let Some(session) = sessions.get_mut(&id).filter(|s| s.epoch == epoch) else {
+        let Some(session) = sessions
+            .get_mut(&id)
+            .filter(|s| s.epoch == epoch && s.partitions.len() == answers.len())
+        else {
             return Err(ResponseError::InvalidFetchSessionEpoch.code());
         };
         let mut send = Vec::with_capacity(answers.len());
-        let mut moved = Vec::new();
-        for (key, answer) in answers {
-            let Some(cached) = session.partitions.get_mut(key) else {
-                send.push(true);
-                continue;
-            };
+        let mut moved = 0;
+        for (cached, answer) in session.partitions.values_mut().zip(answers) {
             let news = answer.has_records || answer.error || answer.redirect || cached.told != Some(answer.told);
             cached.told = (!answer.error).then_some(answer.told);
-            if news {
-                moved.push(key);
-            }
+            moved += usize::from(news);
             send.push(news);
         }
-        if !moved.is_empty() {
+        if moved > 0 {
             // Rebuilt rather than moved one by one: O(n) for any number sent.
-            let moved: HashSet<&PartitionKey> = moved.into_iter().collect();
             let (back, front): (Vec<_>, Vec<_>) = std::mem::take(&mut session.partitions)
                 .into_iter()
-                .partition(|(k, _)| moved.contains(k));
-            session.partitions = front.into_iter().chain(back).collect();
+                .zip(&send)
+                .partition(|(_, sent)| **sent);
+            session.partitions = front.into_iter().chain(back).map(|(entry, _)| entry).collect();
         }
         Ok(send)
     }
@@ -347,11 +345,7 @@ mod tests {
         let context = sessions.context(id, 1, false, &[], &[], 1);
         assert_eq!(order(&context), vec![0, 1, 2]);
         // Partition 1 has records, 2 a moved high watermark, 0 nothing new.
-        let answers = vec![
-            (key(0), answer(5, false)),
-            (key(1), answer(5, true)),
-            (key(2), answer(6, false)),
-        ];
+        let answers = vec![answer(5, false), answer(5, true), answer(6, false)];
         assert_eq!(sessions.news(id, 2, &answers), Ok(vec![false, true, true]));
         let context = sessions.context(id, 2, false, &[request(0, 7)], &[], 2);
         assert_eq!(order(&context), vec![0, 1, 2]);
@@ -360,11 +354,7 @@ mod tests {
         };
         assert_eq!(partitions[0].fetch_offset, 7);
         // The high watermark told last time is not news again.
-        let answers = vec![
-            (key(0), answer(5, true)),
-            (key(1), answer(5, false)),
-            (key(2), answer(6, false)),
-        ];
+        let answers = vec![answer(5, true), answer(5, false), answer(6, false)];
         assert_eq!(sessions.news(id, 3, &answers), Ok(vec![true, false, false]));
         assert_eq!(order(&sessions.context(id, 3, false, &[], &[key(1)], 3)), vec![2, 0]);
     }
@@ -376,9 +366,9 @@ mod tests {
         sessions.context(id, 1, false, &[], &[], 1);
         let mut failed = answer(5, false);
         failed.error = true;
-        assert_eq!(sessions.news(id, 2, &[(key(0), failed)]), Ok(vec![true]));
+        assert_eq!(sessions.news(id, 2, &[failed]), Ok(vec![true]));
         sessions.context(id, 2, false, &[], &[], 1);
-        assert_eq!(sessions.news(id, 3, &[(key(0), answer(5, false))]), Ok(vec![true]));
+        assert_eq!(sessions.news(id, 3, &[answer(5, false)]), Ok(vec![true]));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use super::{leader_epoch_error, RequestContext};
 use crate::auth::acl::{operation, resource, CLUSTER_NAME};
 use crate::broker::Broker;
-use crate::fetch_session::{Answer, FetchContext, PartitionKey, PartitionRequest, Told};
+use crate::fetch_session::{FetchContext, PartitionKey, PartitionRequest};
 use crate::metadata::MetadataImage;
 use crate::protocol::dispatch::WithFiles;
 use crate::protocol::response::Splice;
@@ -21,7 +21,7 @@ use crate::replication::{LeaderPartition, Topic, TopicStats};
 use crate::storage::{now_ms, Log, Partition};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse};
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
     }
 
     let requested = requested_partitions(&req, ctx.api_version, by_id);
-    let context = match ctx.api_version >= 7 {
+    let mut context = match ctx.api_version >= 7 {
         true => broker.fetch_sessions.context(
             req.session_id,
             req.session_epoch,
@@ -101,7 +101,7 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
             let response = FetchResponse::default().with_error_code(code).with_session_id(0);
             return (response, Vec::new());
         }
-        FetchContext::Incremental { ref partitions, .. } => partitions.clone(),
+        FetchContext::Incremental { ref mut partitions, .. } => std::mem::take(partitions),
         _ => requested,
     };
 
@@ -207,10 +207,13 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
     let hold = || any_throttled && broker.replicas.quotas.leader.is_exceeded();
     let results = loop {
         // Register before reading, so that an append between the read and the
-        // wait still wakes us.
-        for w in wanted.iter() {
-            if let Ok(p) = &w.target {
-                p.register_waiter(&waiter);
+        // wait still wakes us; a fetch that will not wait (max_wait_ms 0)
+        // registers nowhere.
+        if tokio::time::Instant::now() < deadline {
+            for w in wanted.iter() {
+                if let Ok(p) = &w.target {
+                    p.register_waiter(&waiter);
+                }
             }
         }
         let (results, bytes, any_error) = read_all_blocking(&wanted, max_bytes, read_committed, hold()).await;
@@ -266,7 +269,7 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
     }
 
     // The session: opened after a full fetch; an incremental one sends only news.
-    let answers = results.iter().map(|f| session_answer(&f.data));
+    let answers = results.iter().map(Fetched::session_answer);
     let (session_id, send) = match context {
         FetchContext::Full => {
             let answered = partitions.into_iter().zip(answers).collect();
@@ -274,7 +277,7 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
             (id, None)
         }
         FetchContext::Incremental { id, epoch, .. } => {
-            let answers: Vec<_> = partitions.into_iter().map(|p| p.key).zip(answers).collect();
+            let answers: Vec<_> = answers.collect();
             match broker.fetch_sessions.news(id, epoch, &answers) {
                 Ok(send) => (id, Some(send)),
                 Err(code) => {
@@ -298,10 +301,11 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
         let bytes = fetched.record_bytes();
         if let Some(stats) = w.stats.as_ref().filter(|_| bytes > 0 && !from_replica) {
             TopicStats::add(&stats.bytes_out, bytes as u64);
-            TopicStats::add(&stats.records_out, fetched.records);
+            TopicStats::add(&stats.records_out, fetched.record_count);
         }
-        responses[w.topic_index].partitions.push(fetched.data);
-        files.push(fetched.file);
+        let (data, file) = fetched.into_data(read_committed);
+        responses[w.topic_index].partitions.push(data);
+        files.push(file);
     }
     if send.is_some() {
         responses.retain(|t| !t.partitions.is_empty());
@@ -313,19 +317,6 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
         super::leadership::fill_fetch(&image, &ctx.listener, &mut response);
     }
     (response, files)
-}
-
-/// What a partition's answer tells its session.
-fn session_answer(data: &PartitionData) -> Answer {
-    Answer {
-        told: Told {
-            high_watermark: data.high_watermark,
-            log_start_offset: data.log_start_offset,
-        },
-        has_records: data.records.as_ref().is_some_and(|r| !r.is_empty()),
-        error: data.error_code != 0,
-        redirect: data.diverging_epoch.epoch >= 0 || data.preferred_read_replica.0 >= 0,
-    }
 }
 
 /// The partitions a Fetch names, in its order.

@@ -5,6 +5,7 @@
 
 use super::super::{leader_epoch_error, log_error_code};
 use super::{diverging, Wanted};
+use crate::fetch_session::{Answer, Told};
 use crate::protocol::response::{FileChunk, Splice, SPLICE_MIN};
 use crate::protocol::stand_in::stand_in;
 use crate::storage::log::RecordRegion;
@@ -27,34 +28,86 @@ pub(super) async fn read_all_blocking(
         Ok(read) => read,
         Err(_) => {
             let code = ResponseError::KafkaStorageError.code();
-            let failed = wanted.iter().map(|w| empty(w.partition_index, code, -1, -1, -1).into());
+            let failed = wanted.iter().map(|w| empty(w.partition_index, code, -1, -1, -1));
             (failed.collect(), 0, true)
         }
     }
 }
 
-/// One partition's answer, and how its records go out.
+/// One partition's answer, kept small until it is known to be sent: an
+/// incremental fetch of thousands of quiet partitions answers few of them.
 pub(super) struct Fetched {
-    pub(super) data: PartitionData,
-    /// Its record set's stand-in and file, when it is sent from the file.
-    pub(super) file: Option<Splice>,
+    index: i32,
+    error: i16,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+    /// The record set (or its stand-in); empty for none.
+    records: Bytes,
     /// The records of its record set, from the batch headers.
-    pub(super) records: u64,
+    pub(super) record_count: u64,
+    /// What few answers carry, boxed so that the common answer stays small.
+    rare: Option<Box<Rare>>,
 }
 
-impl From<PartitionData> for Fetched {
-    fn from(data: PartitionData) -> Fetched {
-        Fetched {
-            data,
-            file: None,
-            records: 0,
-        }
-    }
+#[derive(Default)]
+struct Rare {
+    /// The record set's stand-in and file, when it is sent from the file.
+    file: Option<Splice>,
+    diverging: Option<(i32, i64)>,
+    preferred_read_replica: Option<i32>,
+    /// read_committed: the aborted transactions among the returned batches.
+    aborted: Vec<(i64, i64)>,
 }
 
 impl Fetched {
     pub(super) fn record_bytes(&self) -> usize {
-        self.data.records.as_ref().map_or(0, Bytes::len)
+        self.records.len()
+    }
+
+    /// What this answer tells an incremental session.
+    pub(super) fn session_answer(&self) -> Answer {
+        let rare = self.rare.as_deref();
+        Answer {
+            told: Told {
+                high_watermark: self.high_watermark,
+                log_start_offset: self.log_start_offset,
+            },
+            has_records: !self.records.is_empty(),
+            error: self.error != 0,
+            redirect: rare.is_some_and(|r| r.diverging.is_some() || r.preferred_read_replica.is_some()),
+        }
+    }
+
+    /// The answer as sent, and the file its records go from (if any).
+    /// read_committed answers carry their aborted transactions (maybe none).
+    pub(super) fn into_data(self, read_committed: bool) -> (PartitionData, Option<Splice>) {
+        let rare = self.rare.map(|r| *r).unwrap_or_default();
+        let mut data = PartitionData::default()
+            .with_partition_index(self.index)
+            .with_error_code(self.error)
+            .with_high_watermark(self.high_watermark)
+            .with_last_stable_offset(self.last_stable_offset)
+            .with_log_start_offset(self.log_start_offset)
+            .with_preferred_read_replica(BrokerId(rare.preferred_read_replica.unwrap_or(-1)))
+            .with_records(Some(self.records));
+        if let Some((epoch, end_offset)) = rare.diverging {
+            data.diverging_epoch = EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset);
+        }
+        let redirected = rare.diverging.is_some() || rare.preferred_read_replica.is_some();
+        if read_committed && self.error == 0 && !redirected {
+            let aborted = rare.aborted.into_iter().map(|(pid, first)| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(pid))
+                    .with_first_offset(first)
+            });
+            data.aborted_transactions = Some(aborted.collect());
+        }
+        (data, rare.file)
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 }
 
@@ -73,7 +126,7 @@ fn read_all(
         let fetched = match &w.target {
             Err(code) => {
                 any_error = true;
-                empty(w.partition_index, *code, -1, -1, -1).into()
+                empty(w.partition_index, *code, -1, -1, -1)
             }
             Ok(partition) => {
                 // The first partition with data may exceed the limits by one
@@ -88,7 +141,11 @@ fn read_all(
                 // `total` places the stand-ins of one response apart.
                 let fetched = read_partition(partition, w, limit, min_one, read_committed, total);
                 // Errors, and consumers sent elsewhere, are answered at once.
-                if fetched.data.error_code != 0 || fetched.data.preferred_read_replica.0 >= 0 {
+                let sent_elsewhere = fetched
+                    .rare
+                    .as_ref()
+                    .is_some_and(|r| r.preferred_read_replica.is_some());
+                if fetched.error != 0 || sent_elsewhere {
                     any_error = true;
                 }
                 total += fetched.record_bytes();
@@ -100,15 +157,17 @@ fn read_all(
     (out, total, any_error)
 }
 
-fn empty(index: i32, code: i16, hw: i64, lso: i64, log_start: i64) -> PartitionData {
-    PartitionData::default()
-        .with_partition_index(index)
-        .with_error_code(code)
-        .with_high_watermark(hw)
-        .with_last_stable_offset(lso)
-        .with_log_start_offset(log_start)
-        .with_preferred_read_replica((-1).into())
-        .with_records(Some(Bytes::new()))
+fn empty(index: i32, code: i16, hw: i64, lso: i64, log_start: i64) -> Fetched {
+    Fetched {
+        index,
+        error: code,
+        high_watermark: hw,
+        last_stable_offset: lso,
+        log_start_offset: log_start,
+        records: Bytes::new(),
+        record_count: 0,
+        rare: None,
+    }
 }
 
 fn read_partition(
@@ -129,19 +188,19 @@ fn read_partition(
         );
         let current_epoch = w.followed_epoch.unwrap_or(offsets.3);
         if let Some(code) = leader_epoch_error(w.leader_epoch, current_epoch) {
-            return empty(w.partition_index, code, offsets.0, offsets.1, offsets.2).into();
+            return empty(w.partition_index, code, offsets.0, offsets.1, offsets.2);
         }
         if let Some(id) = w.preferred_read_replica {
-            return empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2)
-                .with_preferred_read_replica(BrokerId(id))
-                .into();
+            let mut answer = empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2);
+            answer.rare().preferred_read_replica = Some(id);
+            return answer;
         }
         // Followers and consumers alike (KIP-320): a fetcher whose last
         // fetched epoch ends here before its offset was truncated elsewhere.
-        if let Some((epoch, end_offset)) = diverging(&log, w) {
-            return empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2)
-                .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
-                .into();
+        if let Some(diverging) = diverging(&log, w) {
+            let mut answer = empty(w.partition_index, 0, offsets.0, offsets.1, offsets.2);
+            answer.rare().diverging = Some(diverging);
+            return answer;
         }
         // A follower reads to the log end; a consumer to what is committed.
         let max_offset = if w.replica.is_some() {
@@ -154,35 +213,38 @@ fn read_partition(
         (log.plan_read(w.fetch_offset, max_offset), offsets)
     };
     let (hw, lso, log_start, _) = offsets;
-    let data = empty(w.partition_index, 0, hw, lso, log_start);
+    let mut answer = empty(w.partition_index, 0, hw, lso, log_start);
+    let io_error = |e| log_error_code(&LogError::Io(e));
     let region = match plan {
-        Ok(None) => return committed_view(data, read_committed, Vec::new()).into(),
-        Ok(Some(_)) if limit == 0 && !min_one => return committed_view(data, read_committed, Vec::new()).into(),
+        Ok(None) => return answer,
+        Ok(Some(_)) if limit == 0 && !min_one => return answer,
         Ok(Some(plan)) => match plan.region(limit, min_one) {
             Ok(Some(region)) => region,
-            Ok(None) => return committed_view(data, read_committed, Vec::new()).into(),
-            Err(e) => return data.with_error_code(log_error_code(&LogError::Io(e))).into(),
+            Ok(None) => return answer,
+            Err(e) => return empty(w.partition_index, io_error(e), hw, lso, log_start),
         },
-        Err(e) => return data.with_error_code(log_error_code(&e)).into(),
+        Err(e) => return empty(w.partition_index, log_error_code(&e), hw, lso, log_start),
     };
     // read_committed: the aborted transactions among the returned batches,
     // which the client skips.
-    let aborted = match read_committed {
-        true => partition.log().aborted_transactions(w.fetch_offset, region.next_offset),
-        false => Vec::new(),
-    };
-    let (records, file) = match lazily(&region, stand_in_at) {
-        Some((stand_in, splice)) => (stand_in, Some(splice)),
-        None => match region.read() {
-            Ok(bytes) => (bytes, None),
-            Err(e) => return data.with_error_code(log_error_code(&LogError::Io(e))).into(),
-        },
-    };
-    Fetched {
-        data: committed_view(data.with_records(Some(records)), read_committed, aborted),
-        file,
-        records: region.records,
+    if read_committed {
+        let aborted = partition.log().aborted_transactions(w.fetch_offset, region.next_offset);
+        if !aborted.is_empty() {
+            answer.rare().aborted = aborted;
+        }
     }
+    match lazily(&region, stand_in_at) {
+        Some((stand_in, splice)) => {
+            answer.records = stand_in;
+            answer.rare().file = Some(splice);
+        }
+        None => match region.read() {
+            Ok(bytes) => answer.records = bytes,
+            Err(e) => return empty(w.partition_index, io_error(e), hw, lso, log_start),
+        },
+    }
+    answer.record_count = region.records;
+    answer
 }
 
 /// A record set large enough to be sent from its file as the socket takes
@@ -198,19 +260,4 @@ fn lazily(region: &RecordRegion, stand_in_at: usize) -> Option<(Bytes, Splice)> 
         len: region.len,
     };
     Some((stand_in.clone(), Splice::File { stand_in, chunk }))
-}
-
-fn committed_view(data: PartitionData, read_committed: bool, aborted: Vec<(i64, i64)>) -> PartitionData {
-    if !read_committed {
-        return data;
-    }
-    let aborted = aborted
-        .into_iter()
-        .map(|(pid, first)| {
-            AbortedTransaction::default()
-                .with_producer_id(ProducerId(pid))
-                .with_first_offset(first)
-        })
-        .collect();
-    data.with_aborted_transactions(Some(aborted))
 }

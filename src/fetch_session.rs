@@ -65,10 +65,46 @@ pub struct Answer {
     pub redirect: bool,
 }
 
+/// A partition in a session: what was asked of it (its key is the map's)
+/// and what it was told.
 struct Cached {
-    request: PartitionRequest,
+    asked: Asked,
     /// None until answered, and after an error: the next answer is sent.
     told: Option<Told>,
+}
+
+/// A `PartitionRequest` without its key: sessions of thousands of
+/// partitions stay small.
+#[derive(Clone, Copy)]
+struct Asked {
+    fetch_offset: i64,
+    max_bytes: i32,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
+    log_start_offset: i64,
+}
+
+impl Asked {
+    fn of(r: &PartitionRequest) -> Asked {
+        Asked {
+            fetch_offset: r.fetch_offset,
+            max_bytes: r.max_bytes,
+            current_leader_epoch: r.current_leader_epoch,
+            last_fetched_epoch: r.last_fetched_epoch,
+            log_start_offset: r.log_start_offset,
+        }
+    }
+
+    fn request(&self, key: &PartitionKey) -> PartitionRequest {
+        PartitionRequest {
+            key: key.clone(),
+            fetch_offset: self.fetch_offset,
+            max_bytes: self.max_bytes,
+            current_leader_epoch: self.current_leader_epoch,
+            last_fetched_epoch: self.last_fetched_epoch,
+            log_start_offset: self.log_start_offset,
+        }
+    }
 }
 
 struct Session {
@@ -166,15 +202,10 @@ impl FetchSessions {
         }
         for r in requested {
             match session.partitions.get_mut(&r.key) {
-                Some(cached) => cached.request = r.clone(),
+                Some(cached) => cached.asked = Asked::of(r),
                 None => {
-                    session.partitions.insert(
-                        r.key.clone(),
-                        Cached {
-                            request: r.clone(),
-                            told: None,
-                        },
-                    );
+                    let asked = Asked::of(r);
+                    session.partitions.insert(r.key.clone(), Cached { asked, told: None });
                 }
             }
         }
@@ -190,19 +221,33 @@ impl FetchSessions {
         FetchContext::Incremental {
             id: session_id,
             epoch: session.epoch,
-            partitions: session.partitions.values().map(|c| c.request.clone()).collect(),
+            partitions: session.partitions.iter().map(|(k, c)| c.asked.request(k)).collect(),
         }
     }
 
     /// After a full fetch: opens a session of its partitions and what they
     /// were told, if there is room or a session can be evicted for it.
     /// Returns its id, or 0 (no session: the fetcher goes on with full fetches).
-    pub fn open(&self, privileged: bool, by_id: bool, answered: Vec<(PartitionRequest, Answer)>, now_ms: i64) -> i32 {
-        if self.slots == 0 || answered.is_empty() {
+    pub fn open(
+        &self,
+        privileged: bool,
+        by_id: bool,
+        answered: impl ExactSizeIterator<Item = (PartitionRequest, Answer)>,
+        now_ms: i64,
+    ) -> i32 {
+        if self.slots == 0 || answered.len() == 0 {
             return 0;
         }
+        // Built before the lock: thousands of partitions take a while.
+        let partitions: IndexMap<PartitionKey, Cached> = answered
+            .map(|(request, answer)| {
+                let told = (!answer.error).then_some(answer.told);
+                let asked = Asked::of(&request);
+                (request.key, Cached { asked, told })
+            })
+            .collect();
         let mut sessions = self.lock();
-        if sessions.len() >= self.slots && !evict_for(&mut sessions, privileged, answered.len(), now_ms) {
+        if sessions.len() >= self.slots && !evict_for(&mut sessions, privileged, partitions.len(), now_ms) {
             return 0;
         }
         let id = loop {
@@ -211,13 +256,6 @@ impl FetchSessions {
                 break id;
             }
         };
-        let partitions = answered
-            .into_iter()
-            .map(|(request, answer)| {
-                let told = (!answer.error).then_some(answer.told);
-                (request.key.clone(), Cached { request, told })
-            })
-            .collect();
         sessions.insert(
             id,
             Session {
@@ -326,7 +364,7 @@ mod tests {
     }
 
     fn open(sessions: &FetchSessions, partitions: i32, privileged: bool, now: i64) -> i32 {
-        let answered = (0..partitions).map(|p| (request(p, 0), answer(5, true))).collect();
+        let answered = (0..partitions).map(|p| (request(p, 0), answer(5, true)));
         sessions.open(privileged, false, answered, now)
     }
 

@@ -40,7 +40,6 @@ struct Wanted {
     topic_index: usize,
     partition_index: i32,
     target: Result<Arc<Partition>, i16>,
-    stats: Option<Arc<TopicStats>>,
     fetch_offset: i64,
     max_bytes: usize,
     leader_epoch: i32,
@@ -107,6 +106,7 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
 
     let image = broker.image();
     let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
+    let mut topic_stats: Vec<Option<Arc<TopicStats>>> = Vec::new();
     let mut wanted = Vec::with_capacity(partitions.len());
     let (mut topic, mut allowed): (Option<Arc<Topic>>, bool) = (None, false);
     for p in &partitions {
@@ -122,6 +122,7 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
                 broker.replicas.topic(&key.topic)
             };
             topics.push((key.topic.clone(), key.topic_id));
+            topic_stats.push(topic.as_ref().map(|t| t.stats.clone()));
             if let Some(t) = topic.as_ref().filter(|_| !from_replica) {
                 TopicStats::add(&t.stats.fetch_requests, 1);
             }
@@ -181,7 +182,6 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
             topic_index: topics.len() - 1,
             partition_index: key.partition,
             target,
-            stats: topic.as_ref().map(|t| t.stats.clone()),
             fetch_offset: p.fetch_offset,
             max_bytes: p.max_bytes.max(0) as usize,
             leader_epoch: p.current_leader_epoch,
@@ -272,7 +272,7 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
     let answers = results.iter().map(Fetched::session_answer);
     let (session_id, send) = match context {
         FetchContext::Full => {
-            let answered = partitions.into_iter().zip(answers).collect();
+            let answered = partitions.into_iter().zip(answers);
             let id = broker.fetch_sessions.open(from_replica, by_id, answered, now_ms());
             (id, None)
         }
@@ -293,19 +293,24 @@ async fn answer(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> (Fe
         .into_iter()
         .map(|(name, id)| FetchableTopicResponse::default().with_topic(name).with_topic_id(id))
         .collect();
-    let mut files = Vec::with_capacity(results.len());
+    let mut files = Vec::new();
     for (i, (w, fetched)) in wanted.iter().zip(results).enumerate() {
         if send.as_ref().is_some_and(|send| !send[i]) {
             continue;
         }
         let bytes = fetched.record_bytes();
-        if let Some(stats) = w.stats.as_ref().filter(|_| bytes > 0 && !from_replica) {
+        if let Some(stats) = topic_stats[w.topic_index]
+            .as_ref()
+            .filter(|_| bytes > 0 && !from_replica)
+        {
             TopicStats::add(&stats.bytes_out, bytes as u64);
             TopicStats::add(&stats.records_out, fetched.record_count);
         }
         let (data, file) = fetched.into_data(read_committed);
         responses[w.topic_index].partitions.push(data);
-        files.push(file);
+        if file.is_some() {
+            files.push(file);
+        }
     }
     if send.is_some() {
         responses.retain(|t| !t.partitions.is_empty());

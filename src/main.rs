@@ -347,10 +347,15 @@ fn healthcheck(address: &str) -> ExitCode {
 /// Request and fetch buffers of up to tens of MiB come and go; glibc would
 /// otherwise keep them in its heap after a burst, and the broker's resident
 /// memory would stay at its peak. A fixed mmap threshold hands them back.
+/// It is 4 MiB, not lower: the working vectors of a fetch or produce across
+/// 10,000 partitions are 1-3 MiB each, and mapping, faulting in and unmapping
+/// them on every request cost a 10,000-partition session-opening fetch a
+/// third of its time. The heap's top is trimmed past 8 MiB free.
 fn return_large_buffers_to_the_os() {
     // SAFETY: mallopt only adjusts allocator parameters.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 * 1024 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }

@@ -60,6 +60,14 @@ struct Rare {
     aborted: Vec<(i64, i64)>,
 }
 
+impl Rare {
+    /// A diverging epoch or a preferred read replica: the fetcher is sent
+    /// elsewhere, with no records.
+    fn redirects(&self) -> bool {
+        self.diverging.is_some() || self.preferred_read_replica.is_some()
+    }
+}
+
 impl Fetched {
     pub(super) fn record_bytes(&self) -> usize {
         self.records.len()
@@ -75,7 +83,7 @@ impl Fetched {
             },
             has_records: !self.records.is_empty(),
             error: self.error != 0,
-            redirect: rare.is_some_and(|r| r.diverging.is_some() || r.preferred_read_replica.is_some()),
+            redirect: rare.is_some_and(Rare::redirects),
         }
     }
 
@@ -94,8 +102,7 @@ impl Fetched {
         if let Some((epoch, end_offset)) = rare.diverging {
             data.diverging_epoch = EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset);
         }
-        let redirected = rare.diverging.is_some() || rare.preferred_read_replica.is_some();
-        if read_committed && self.error == 0 && !redirected {
+        if read_committed && self.error == 0 && !rare.redirects() {
             let aborted = rare.aborted.into_iter().map(|(pid, first)| {
                 AbortedTransaction::default()
                     .with_producer_id(ProducerId(pid))

@@ -103,14 +103,26 @@ def run_client(broker, client: str, args) -> dict:
     return {"MB/s": r["bytes"] / 1e6 / secs, "rec/s": r["records"] / secs, "seconds": r["seconds"],
             "first record s": r["connect_seconds"], "records": r["records"], "errors": r["errors"],
             "broker CPU s": broker_cpu, "client CPU s": client_cpu,
-            "broker CPU s/GB": broker_cpu / (r["bytes"] / 1e9)}
+            "broker CPU s/GB": broker_cpu / (r["bytes"] / 1e9),
+            # franz-go's own counts of what arrived and what its runtime did with it
+            "wire": {k: r[k] for k in ("fetch_responses", "fetch_bytes", "batches", "batch_bytes",
+                                       "gc_cycles", "allocated_bytes") if k in r}}
+
+
+def wire_summary(w: dict) -> str:
+    """franz-go's view of the Fetch responses (empty for librdkafka, which reports none)."""
+    if not w:
+        return ""
+    return (f"; {w['fetch_responses']:,} Fetch responses of {w['fetch_bytes'] / max(w['fetch_responses'], 1) / 1024:,.0f} KiB, "
+            f"{w['batches']:,} batches of {w['batch_bytes'] / max(w['batches'], 1) / 1024:,.0f} KiB, "
+            f"client GC cycles {w['gc_cycles']}, allocated {w['allocated_bytes'] / 2**20:,.0f} MiB")
 
 
 def run(broker, label: str, args) -> dict:
     perf_tools.java(perf_tools.TOPICS, "--bootstrap-server", broker.bootstrap, "--create", "--topic", TOPIC,
                     "--partitions", str(args.partitions), "--replication-factor", "1")
     fill = perf_tools.with_cpu(broker, lambda: perf_tools.produce(
-        broker.bootstrap, TOPIC, args.records, args.size, "1"))
+        broker.bootstrap, TOPIC, args.records, args.size, "1", args.fill_linger_ms))
     print(f"{label}: filled {args.records:,} records at {fill['MB/s']:,.1f} MB/s "
           f"(broker CPU {fill['broker CPU s']:.1f} s)", flush=True)
     results = {"label": label, "fill": fill, "runs": {c: [] for c in CLIENTS}}
@@ -120,7 +132,7 @@ def run(broker, label: str, args) -> dict:
             results["runs"][client].append(r)
             print(f"{label}: {client} run {i + 1}: {r['MB/s']:,.1f} MB/s, {r['rec/s']:,.0f} records/s, "
                   f"{r['seconds']:.2f} s, broker CPU {r['broker CPU s']:.2f} s, "
-                  f"client CPU {r['client CPU s']:.2f} s", flush=True)
+                  f"client CPU {r['client CPU s']:.2f} s{wire_summary(r['wire'])}", flush=True)
     results["peak RSS MiB"] = common.memory_kib(broker.proc.pid)["VmHWM"] / 1024
     return results
 
@@ -163,6 +175,10 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each consumer (default 2)")
     ap.add_argument("--timeout", type=int, default=180, help="seconds a consumer may take (default 180)")
+    ap.add_argument("--fill-linger-ms", type=int, default=5,
+                    help="ProducerPerformance's linger.ms for the fill (default 5; the faster broker "
+                         "acks sooner, so its batches come out smaller: a long linger fills every "
+                         "batch to batch.size on both, for the same layout on disk)")
     ap.add_argument("--no-kafka", action="store_true", help="Sluice only")
     ap.add_argument("--rdkafka-config", action="append", default=[], metavar="KEY=VALUE",
                     help="a librdkafka consumer setting over the defaults (repeatable)")

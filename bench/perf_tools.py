@@ -29,10 +29,10 @@ def java(main: str, *args: str, timeout: float = 600) -> str:
     return out.stdout
 
 
-def produce(bootstrap: str, topic: str, records: int, size: int, acks: str) -> dict:
+def produce(bootstrap: str, topic: str, records: int, size: int, acks: str, linger_ms: int = 5) -> dict:
     out = java(PRODUCER, "--topic", topic, "--num-records", str(records), "--record-size", str(size),
                "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}", f"acks={acks}",
-               "linger.ms=5", "batch.size=262144")
+               f"linger.ms={linger_ms}", "batch.size=262144")
     # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, p50 ms 50th, p95 ms 95th, p99 ms 99th, ..."
     last = [line for line in out.splitlines() if "records sent" in line][-1]
     m = re.search(r"([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency.*?(\d+) ms 99th", last)

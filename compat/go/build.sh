@@ -14,7 +14,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 compat="$(dirname "$here")"
 cache="$compat/.cache"
 out="$cache/go-bin"
-programs=(groupmember saslclient clientload consumebench)
+programs=(groupmember saslclient clientload consumebench wirebench)
 
 say() { echo "compat/go/build.sh: $*" >&2; }
 

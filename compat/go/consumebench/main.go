@@ -9,11 +9,13 @@
 // (FetchMaxBytes 50 MiB, FetchMaxPartitionBytes 1 MiB, FetchMaxWait 5 s). It polls
 // until `records` records have arrived, then prints one JSON line on stdout:
 //
-//	{"records": N, "bytes": B, "seconds": S, "connect_seconds": C, "errors": E}
+//	{"records": N, "bytes": B, "seconds": S, "connect_seconds": C, "errors": E, ...}
 //
 // bytes are key + value bytes; seconds run from the first record returned by a poll
 // to the last one counted; connect_seconds from the client's creation to the first
-// record. Exits 1 (with what there is) if `timeout` passes first.
+// record. Then what arrived, by franz-go's hooks: fetch_responses and fetch_bytes (as
+// read off the socket), batches and batch_bytes; and what the Go runtime did with it:
+// gc_cycles and allocated_bytes (runtime.MemStats NumGC, TotalAlloc). Exits 1 (with what there is) if `timeout` passes first.
 package main
 
 import (
@@ -22,7 +24,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -39,11 +43,13 @@ func main() {
 		os.Exit(2)
 	}
 
+	var seen wireStats
 	created := time.Now()
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(strings.Split(*brokers, ",")...),
 		kgo.ConsumeTopics(*topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.WithHooks(&seen),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "consumebench:", err)
@@ -81,12 +87,20 @@ func main() {
 		}
 	}
 
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
 	out := map[string]any{
 		"records":         n,
 		"bytes":           bytes,
 		"seconds":         last.Sub(first).Seconds(),
 		"connect_seconds": first.Sub(created).Seconds(),
 		"errors":          errs,
+		"fetch_responses": seen.responses.Load(),
+		"fetch_bytes":     seen.responseBytes.Load(),
+		"batches":         seen.batches.Load(),
+		"batch_bytes":     seen.batchBytes.Load(),
+		"gc_cycles":       mem.NumGC,
+		"allocated_bytes": mem.TotalAlloc,
 	}
 	if first.IsZero() {
 		out["seconds"], out["connect_seconds"] = 0.0, 0.0
@@ -97,4 +111,23 @@ func main() {
 		fmt.Fprintf(os.Stderr, "consumebench: timed out after %v with %d of %d records\n", *timeout, n, *records)
 		os.Exit(1)
 	}
+}
+
+// wireStats counts what the broker sent: Fetch responses and their bytes (as read off
+// the socket), record batches and their bytes, so two brokers' responses can be
+// compared for the same consume.
+type wireStats struct {
+	responses, responseBytes, batches, batchBytes atomic.Int64
+}
+
+func (w *wireStats) OnBrokerRead(_ kgo.BrokerMetadata, key int16, bytesRead int, _, _ time.Duration, _ error) {
+	if key == 1 { // Fetch
+		w.responses.Add(1)
+		w.responseBytes.Add(int64(bytesRead))
+	}
+}
+
+func (w *wireStats) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	w.batches.Add(1)
+	w.batchBytes.Add(int64(m.CompressedBytes))
 }

@@ -311,11 +311,19 @@ impl Partition {
     }
 
     /// Asks to be woken by the next append. Dead registrations are pruned here
-    /// so that an idle partition polled by many fetches does not accumulate them.
+    /// so that an idle partition polled by many fetches does not accumulate them;
+    /// the same pass sees whether this waiter is already listed (a long poll
+    /// woken by another partition registers again everywhere).
     pub fn register_waiter(&self, waiter: &Arc<Notify>) {
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        waiters.retain(|w| w.strong_count() > 0);
-        waiters.push(Arc::downgrade(waiter));
+        let mut listed = false;
+        waiters.retain(|w| {
+            listed |= std::ptr::eq(w.as_ptr(), Arc::as_ptr(waiter));
+            w.strong_count() > 0
+        });
+        if !listed {
+            waiters.push(Arc::downgrade(waiter));
+        }
     }
 
     pub fn wake_waiters(&self) {
@@ -450,5 +458,19 @@ mod tests {
         let segments = p.log().segment_count();
         assert!(segments > 1);
         assert!(descriptors_in(&dir) <= segments + 2);
+    }
+
+    #[test]
+    fn a_waiter_registered_again_is_listed_once_and_dead_ones_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path(), 1 << 20);
+        let (a, b) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        p.register_waiter(&a);
+        p.register_waiter(&b);
+        p.register_waiter(&a);
+        assert_eq!(p.waiters.lock().unwrap().len(), 2);
+        drop(b);
+        p.register_waiter(&a);
+        assert_eq!(p.waiters.lock().unwrap().len(), 1);
     }
 }

@@ -114,23 +114,11 @@ def run_all(brokers: list[tuple[str, object]], args) -> list[dict]:
 def print_table(runs: list[dict], args) -> None:
     print(f"\nBroker-bound throughput (wirebench): {args.mb:,} MB a step of 1 KiB records in "
           f"batches of 250, {args.partitions} partitions")
-    labels = [r["label"] for r in runs]
-    head = f"  {'step':18} {'run':>4}" + "".join(f"{l + ' MB/s':>18}" for l in labels)
-    if len(runs) == 2:
-        head += f"{'ratio':>8}"
-    head += "".join(f"{l + ' p99 ms':>18}" for l in labels)
-    head += "".join(f"{l + ' CPU s/GB':>20}" for l in labels)
-    print(head)
-    for step in STEPS:
-        for i in range(args.repeat):
-            rs = [r["steps"][step][i] for r in runs]
-            name = step.replace("N conns", f"{args.partitions} conns")
-            line = f"  {name:18} {i + 1:>4}" + "".join(f"{x['MB/s']:18,.1f}" for x in rs)
-            if len(rs) == 2:
-                line += f"{rs[0]['MB/s'] / rs[1]['MB/s']:8.2f}"
-            line += "".join(f"{x['p99 ms']:18,.2f}" for x in rs)
-            line += "".join(f"{x['broker CPU s/GB']:20,.2f}" for x in rs)
-            print(line)
+    rows = [(step.replace("N conns", f"{args.partitions} conns"), i + 1, [r["steps"][step][i] for r in runs])
+            for step in STEPS for i in range(args.repeat)]
+    common.print_side_by_side([r["label"] for r in runs], "step", rows, [
+        ("MB/s", "MB/s", 18, ",.1f"), ("p99 ms", "p99 ms", 18, ",.2f"),
+        ("broker CPU s/GB", "CPU s/GB", 20, ",.2f")])
     print("  peak RSS MiB" + "".join(f"   {r['label']}: {r['peak RSS MiB']:,.1f}" for r in runs))
 
 

@@ -170,6 +170,26 @@ def human(n: float) -> str:
     return f"{n:,.0f}"
 
 
+def print_side_by_side(labels: list[str], what: str, rows, columns) -> None:
+    """A table of the brokers' runs side by side. rows: (name, run number, one result dict
+    per broker); columns: (key, title, width, format spec), each one column per broker;
+    the first is the throughput, followed by the ratio of the first broker's to the
+    second's when there are two."""
+    head = f"  {what:18} {'run':>4}"
+    for i, (_, title, width, _) in enumerate(columns):
+        head += "".join(f"{label + ' ' + title:>{width}}" for label in labels)
+        if i == 0 and len(labels) == 2:
+            head += f"{'ratio':>8}"
+    print(head)
+    for name, run, results in rows:
+        line = f"  {name:18} {run:>4}"
+        for i, (key, _, width, spec) in enumerate(columns):
+            line += "".join(f"{r[key]:{width}{spec}}" for r in results)
+            if i == 0 and len(results) == 2:
+                line += f"{results[0][key] / results[1][key]:8.2f}"
+        print(line)
+
+
 def run_each(todo, measure, report) -> None:
     """Runs `measure(impl, result, binary)` for each (label, impl, binary) in `todo`, where
     `result` is a dict it fills as it goes, then `report(label, result)` for every one.

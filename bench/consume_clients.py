@@ -143,22 +143,11 @@ def print_table(runs: list[dict], args) -> None:
           f"{args.partitions} partitions, filled by ProducerPerformance (acks=1); "
           f"default fetch settings, no group"
           + (f"; librdkafka {', '.join(args.rdkafka_config)}" if args.rdkafka_config else ""))
-    labels = [r["label"] for r in runs]
-    head = f"  {'client':12} {'run':>4}" + "".join(f"{l + ' MB/s':>20}" for l in labels)
-    if len(runs) == 2:
-        head += f"{'ratio':>8}"
-    head += "".join(f"{l + ' CPU s/GB':>24}" for l in labels)
-    head += "".join(f"{l + ' client CPU s':>28}" for l in labels)
-    print(head)
-    for client in CLIENTS:
-        for i in range(args.repeat):
-            rs = [r["runs"][client][i] for r in runs]
-            line = f"  {client:12} {i + 1:>4}" + "".join(f"{x['MB/s']:20,.1f}" for x in rs)
-            if len(rs) == 2:
-                line += f"{rs[0]['MB/s'] / rs[1]['MB/s']:8.2f}"
-            line += "".join(f"{x['broker CPU s/GB']:24,.2f}" for x in rs)
-            line += "".join(f"{x['client CPU s']:28,.2f}" for x in rs)
-            print(line)
+    rows = [(client, i + 1, [r["runs"][client][i] for r in runs])
+            for client in CLIENTS for i in range(args.repeat)]
+    common.print_side_by_side([r["label"] for r in runs], "client", rows, [
+        ("MB/s", "MB/s", 20, ",.1f"), ("broker CPU s/GB", "CPU s/GB", 24, ",.2f"),
+        ("client CPU s", "client CPU s", 28, ",.2f")])
     print("\n  records/s" + "".join(
         f"\n  {client:12} " + "   ".join(
             f"{r['label']}: " + " / ".join(f"{x['rec/s']:,.0f}" for x in r["runs"][client]) for r in runs)

@@ -19,7 +19,7 @@
 // no record is decoded, no checksum computed.
 //
 // Prints one JSON line: {"bytes": B, "requests": N, "seconds": S, "p50_ms": .., "p99_ms":
-// .., "max_ms": .., "errors": E} where bytes are record value bytes (produce) or record
+// .., "max_ms": .., "errors": false} where bytes are record value bytes (produce) or record
 // batch bytes (fetch) and the latencies are per request, write to response. Exits 1 on a
 // broker error code or a broken connection, 2 on bad flags.
 package main
